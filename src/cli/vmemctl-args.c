@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* PLACEHOLDER: being written */
+typedef int vmem_placeholder_vmemctl_args;

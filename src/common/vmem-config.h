@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  VMEM_ADMISSION_ENFORCE,
+  VMEM_ADMISSION_WARN,
+  VMEM_ADMISSION_OFF,
+} VmemAdmission;
+
+typedef enum {
+  VMEM_STORE_SQLITE,
+  VMEM_STORE_POSTGRES,
+} VmemStoreBackend;
+
+/* /etc/vmemd/vmemd.conf (GKeyFile).  Every key is optional; see
+ * data/vmemd.conf and vmemd.conf(5). */
+typedef struct {
+  char            *path;            /* the file it came from; NULL = defaults only */
+
+  /* [daemon] */
+  char            *uri;             /* libvirt URI, default qemu:///system */
+  char            *socket_path;     /* default /run/vmemd/io.vmemd */
+  char            *admin_group;     /* group allowed admin methods besides root, default vmemd */
+  guint            stats_interval;  /* seconds, default 10 */
+  char            *log_level;       /* error|warning|message|info|debug, default info */
+  char            *host_name;       /* default: gethostname() */
+  guint            max_clients;     /* default 64 */
+  guint            request_timeout; /* seconds a client may take to send one request, default 10 */
+
+  /* [store] */
+  VmemStoreBackend backend;         /* sqlite (default) | postgres */
+  char            *database;        /* sqlite path, default /var/lib/vmemd/vmemd.db */
+  char            *postgres;        /* libpq conninfo for the postgres backend */
+  guint            raw_retention_hours;  /* default 48 */
+  guint            peak_retention_days;  /* default 90 */
+
+  /* [hook] */
+  guint            hook_timeout_ms; /* default 2000 */
+  gboolean         fail_closed;     /* default FALSE */
+
+  /* [admission] */
+  VmemAdmission    admission;       /* default enforce */
+  guint64          reserve_mib;     /* host memory kept back, default 1024 */
+  guint64          capacity_mib;    /* 0 = MemTotal from /proc/meminfo */
+
+  /* [estimator] */
+  double           half_life_hours;   /* default 24 */
+  double           quantile;          /* default 0.95 (a profile may override) */
+  double           margin_pct;        /* default 15 (a profile may override) */
+  guint            min_peers;         /* default 1 */
+  double           min_history_hours; /* default 6 */
+  double           hysteresis_pct;    /* default 5 */
+  guint64          hysteresis_mib;    /* default 64 */
+} VmemConfig;
+
+#define VMEM_CONFIG_DEFAULT_PATH SYSCONFDIR "/vmemd/vmemd.conf"
+
+VmemConfig *vmem_config_new_default (void);
+void        vmem_config_free (VmemConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemConfig, vmem_config_free)
+
+/* Loads @path over the defaults.  A missing file is an error only when
+ * @must_exist.  Every error names the file, and the line or group/key. */
+VmemConfig *vmem_config_load (const char *path, gboolean must_exist, GError **error);
+
+/* The config path to use: $VMEMD_CONFIG if set, else the default. */
+const char *vmem_config_default_path (void);
+
+const char *vmem_admission_to_string (VmemAdmission mode);
+
+G_END_DECLS

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Varlink wire format shared by the daemon, vmemctl and the hook:
+ * NUL-terminated JSON objects over a Unix stream socket.
+ *   call:  {"method":"io.vmemd.ProfileGet","parameters":{...}}
+ *   reply: {"parameters":{...}}  or  {"error":"io.vmemd.NotFound","parameters":{"message":"..."}}
+ * Every vmemd error reply carries parameters.message, one human line. */
+
+#include <glib.h>
+#include <json-c/json.h>
+
+G_BEGIN_DECLS
+
+#define VMEM_VARLINK_INTERFACE   "io.vmemd"
+#define VMEM_VARLINK_MAX_MESSAGE (1024 * 1024) /* bytes, NUL excluded */
+
+/* Incremental framing: feed bytes as they arrive, pop complete messages. */
+typedef struct _VmemVarlinkFramer VmemVarlinkFramer;
+
+VmemVarlinkFramer *vmem_varlink_framer_new (gsize max_message);
+void               vmem_varlink_framer_free (VmemVarlinkFramer *framer);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemVarlinkFramer, vmem_varlink_framer_free)
+
+/* Appends bytes.  Fails (VMEM_ERROR_PROTOCOL) once the pending, unterminated
+ * message exceeds the limit; the framer is then unusable. */
+gboolean vmem_varlink_framer_feed (VmemVarlinkFramer *framer,
+                                   const char        *data,
+                                   gsize              len,
+                                   GError           **error);
+
+/* Pops the next complete message as a parsed JSON object.  Returns NULL with
+ * no error when no complete message is pending; NULL with
+ * VMEM_ERROR_PROTOCOL when the message is not a JSON object. */
+json_object *vmem_varlink_framer_pop (VmemVarlinkFramer *framer, GError **error);
+
+/* Serialises @msg (not consumed) plus the terminating NUL. */
+GBytes *vmem_varlink_encode (json_object *msg);
+
+/* Builders (return new references). */
+json_object *vmem_varlink_new_call (const char *method, json_object *parameters /* transfer full, may be NULL */);
+json_object *vmem_varlink_new_reply (json_object *parameters /* transfer full, may be NULL */);
+json_object *vmem_varlink_new_error (const char *error_name, const char *message);
+json_object *vmem_varlink_new_error_from_gerror (const GError *error);
+
+/* Client: connect to @socket_path, send one call, wait for its reply.  The
+ * whole exchange (connect, send, receive) is bounded by @timeout_ms
+ * (VMEM_ERROR_TIMEOUT).  A varlink error reply becomes a GError whose code is
+ * vmem_error_from_varlink(name) and whose message is parameters.message (or
+ * the error name).  Returns the reply's parameters (a new reference; an
+ * empty object when the reply had none).  Plain POSIX: no main loop, usable
+ * from the hook. */
+json_object *vmem_varlink_call (const char  *socket_path,
+                                const char  *method,
+                                json_object *parameters /* transfer none, may be NULL */,
+                                int          timeout_ms,
+                                GError     **error);
+
+G_END_DECLS
