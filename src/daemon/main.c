@@ -1,3 +1,166 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* PLACEHOLDER: being written */
-int main (void) { return 1; }
+#include "config.h"
+
+#include "vmem-config.h"
+#include "vmem-daemon.h"
+#include "vmem-log.h"
+
+#include <glib-unix.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#if HAVE_LIBSYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
+
+typedef struct {
+  GMainLoop  *loop;
+  VmemDaemon *daemon;
+  char       *config_path;
+  gboolean    config_explicit;
+} App;
+
+static gboolean
+on_term (gpointer user_data)
+{
+  App *app = user_data;
+  g_message ("stopping");
+#if HAVE_LIBSYSTEMD
+  sd_notify (0, "STOPPING=1");
+#endif
+  g_main_loop_quit (app->loop);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_hup (gpointer user_data)
+{
+  App *app = user_data;
+  g_autoptr(GError) error = NULL;
+
+#if HAVE_LIBSYSTEMD
+  sd_notify (0, "RELOADING=1");
+#endif
+  g_autoptr(VmemConfig) config = vmem_config_load (app->config_path, app->config_explicit, &error);
+  if (config == NULL)
+    g_warning ("reload refused, keeping the running configuration: %s", error->message);
+  else if (!vmem_daemon_reload (app->daemon, g_steal_pointer (&config), &error))
+    g_warning ("reload refused, keeping the running configuration: %s", error->message);
+  else
+    g_message ("configuration reloaded from %s", app->config_path);
+#if HAVE_LIBSYSTEMD
+  sd_notify (0, "READY=1");
+#endif
+  return G_SOURCE_CONTINUE;
+}
+
+#if HAVE_LIBSYSTEMD
+static gboolean
+on_watchdog (gpointer user_data)
+{
+  sd_notify (0, "WATCHDOG=1");
+  return G_SOURCE_CONTINUE;
+}
+#endif
+
+int
+main (int argc, char **argv)
+{
+  g_autofree char *config_path = NULL;
+  gboolean version = FALSE, check = FALSE, foreground = FALSE;
+  g_autoptr(GError) error = NULL;
+  const GOptionEntry entries[] = {
+    { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
+      "Configuration file (default: $VMEMD_CONFIG or " VMEM_CONFIG_DEFAULT_PATH ")", "FILE" },
+    { "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
+      "Run in the foreground (always the case; accepted for scripts)", NULL },
+    { "check-config", 0, 0, G_OPTION_ARG_NONE, &check,
+      "Check the configuration file and exit", NULL },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+
+  setlocale (LC_ALL, "");
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("- workload-aware memory for libvirt guests");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  if (!g_option_context_parse (ctx, &argc, &argv, &error))
+    {
+      fprintf (stderr, "vmemd: %s\n", error->message);
+      return 2;
+    }
+  if (argc > 1)
+    {
+      fprintf (stderr, "vmemd: unexpected argument '%s'\n", argv[1]);
+      return 2;
+    }
+  if (version)
+    {
+      printf ("vmemd %s\n", VMEM_VERSION);
+      return 0;
+    }
+
+  App app = { 0 };
+  app.config_explicit = config_path != NULL;
+  app.config_path = config_path ? config_path : g_strdup (vmem_config_default_path ());
+  config_path = NULL;
+
+  g_autoptr(VmemConfig) config = vmem_config_load (app.config_path, app.config_explicit, &error);
+  if (config == NULL)
+    {
+      fprintf (stderr, "vmemd: %s\n", error->message);
+      g_free (app.config_path);
+      return 1;
+    }
+  if (check)
+    {
+      printf ("%s: OK\n", config->path ? config->path : "defaults (no file)");
+      g_free (app.config_path);
+      return 0;
+    }
+
+  vmem_log_setup (config->log_level);
+
+  int listen_fd = -1;
+#if HAVE_LIBSYSTEMD
+  int n = sd_listen_fds (1);
+  if (n > 1)
+    {
+      g_critical ("socket activation passed %d sockets, expected 1", n);
+      return 1;
+    }
+  if (n == 1)
+    listen_fd = SD_LISTEN_FDS_START;
+#endif
+
+  app.loop = g_main_loop_new (NULL, FALSE);
+  app.daemon = vmem_daemon_new (g_steal_pointer (&config), &error);
+  if (app.daemon == NULL || !vmem_daemon_start (app.daemon, listen_fd, &error))
+    {
+      g_critical ("%s", error->message);
+      g_clear_pointer (&app.daemon, vmem_daemon_free);
+      g_main_loop_unref (app.loop);
+      g_free (app.config_path);
+      return 1;
+    }
+
+  g_unix_signal_add (SIGTERM, on_term, &app);
+  g_unix_signal_add (SIGINT, on_term, &app);
+  g_unix_signal_add (SIGHUP, on_hup, &app);
+  signal (SIGPIPE, SIG_IGN);
+
+#if HAVE_LIBSYSTEMD
+  guint64 watchdog_usec = 0;
+  if (sd_watchdog_enabled (0, &watchdog_usec) > 0 && watchdog_usec > 0)
+    g_timeout_add ((guint) (watchdog_usec / 2000), on_watchdog, NULL);
+  sd_notify (0, "READY=1\nSTATUS=Serving");
+#endif
+  g_message ("vmemd %s ready", VMEM_VERSION);
+
+  g_main_loop_run (app.loop);
+
+  vmem_daemon_free (app.daemon);
+  g_main_loop_unref (app.loop);
+  g_free (app.config_path);
+  g_message ("stopped");
+  return 0;
+}

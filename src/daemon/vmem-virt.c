@@ -1,3 +1,487 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* PLACEHOLDER: being written */
-typedef int vmem_placeholder_vmem_virt;
+#include "vmem-virt.h"
+#include "vmem-error.h"
+
+#include <libvirt-glib/libvirt-glib.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <string.h>
+
+#define RECONNECT_MIN_S 1
+#define RECONNECT_MAX_S 30
+
+typedef struct {
+  char            *what;
+  VmemVirtWorkFunc work;
+  VmemVirtDoneFunc done;
+  gpointer         data;
+  GDestroyNotify   data_free;
+  GDestroyNotify   result_free;
+  gpointer         result;
+  GError          *error;
+  VmemVirt        *virt;
+} Job;
+
+struct _VmemVirt {
+  char             *uri;
+  VmemVirtCallbacks callbacks;
+  gpointer          user_data;
+
+  /* Worker-thread state. */
+  GThread          *thread;
+  GAsyncQueue      *queue;
+  virConnectPtr     conn;
+  int               cb_lifecycle;
+  int               cb_metadata;
+
+  /* Main-context state. */
+  GMainContext     *context;
+  gboolean          connected;
+  gboolean          connecting;
+  guint             reconnect_id;
+  guint             backoff;
+  gboolean          stopping;
+};
+
+/* A job that only marks the end of the queue. */
+static Job stop_job;
+
+void
+vmem_virt_domain_free (VmemVirtDomain *d)
+{
+  if (d == NULL)
+    return;
+  g_free (d->uuid);
+  g_free (d->name);
+  g_free (d->workload);
+  g_free (d);
+}
+
+VmemVirtDomain *
+vmem_virt_domain_copy (const VmemVirtDomain *d)
+{
+  VmemVirtDomain *c = g_memdup2 (d, sizeof *d);
+  c->uuid = g_strdup (d->uuid);
+  c->name = g_strdup (d->name);
+  c->workload = g_strdup (d->workload);
+  return c;
+}
+
+void
+vmem_virt_set_error (GError **error, int code, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *ctx = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  const char *msg = virGetLastErrorMessage ();
+  g_set_error (error, VMEM_ERROR, code, "%s: %s", ctx, msg ? msg : "unknown libvirt error");
+  virResetLastError ();
+}
+
+static void
+job_free (Job *job)
+{
+  if (job->data_free != NULL && job->data != NULL)
+    job->data_free (job->data);
+  if (job->result_free != NULL && job->result != NULL)
+    job->result_free (job->result);
+  g_clear_error (&job->error);
+  g_free (job->what);
+  g_free (job);
+}
+
+static gboolean
+job_complete_cb (gpointer user_data)
+{
+  Job *job = user_data;
+  if (job->done != NULL)
+    job->done (g_steal_pointer (&job->result), job->error, job->data);
+  return G_SOURCE_REMOVE;
+}
+
+static void connect_done (gpointer result, const GError *error, gpointer data);
+static void close_cb (virConnectPtr conn, int reason, void *opaque);
+
+/* ---- worker thread ---------------------------------------------------- */
+
+static void
+worker_close_conn (VmemVirt *virt)
+{
+  if (virt->conn == NULL)
+    return;
+  if (virt->cb_lifecycle >= 0)
+    virConnectDomainEventDeregisterAny (virt->conn, virt->cb_lifecycle);
+  if (virt->cb_metadata >= 0)
+    virConnectDomainEventDeregisterAny (virt->conn, virt->cb_metadata);
+  virt->cb_lifecycle = virt->cb_metadata = -1;
+  virConnectUnregisterCloseCallback (virt->conn, close_cb);
+  virResetLastError ();
+  virConnectClose (virt->conn);
+  virt->conn = NULL;
+}
+
+static gpointer
+worker_main (gpointer user_data)
+{
+  VmemVirt *virt = user_data;
+
+  for (;;)
+    {
+      Job *job = g_async_queue_pop (virt->queue);
+      if (job == &stop_job)
+        break;
+
+      if (virt->conn == NULL && job->done != connect_done)
+        g_set_error (&job->error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE,
+                     "not connected to libvirt (%s)", virt->uri);
+      else
+        job->result = job->work (virt->conn, job->data, &job->error);
+
+      g_main_context_invoke_full (virt->context, G_PRIORITY_DEFAULT, job_complete_cb, job,
+                                  (GDestroyNotify) job_free);
+    }
+
+  worker_close_conn (virt);
+  return NULL;
+}
+
+/* ---- events (main context) -------------------------------------------- */
+
+static int
+lifecycle_cb (virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque)
+{
+  VmemVirt *virt = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  if (virDomainGetUUIDString (dom, uuid) < 0)
+    return 0;
+  if (virt->callbacks.domain_event != NULL)
+    virt->callbacks.domain_event (uuid, virDomainGetName (dom), event, detail, virt->user_data);
+  return 0;
+}
+
+static void
+metadata_cb (virConnectPtr conn, virDomainPtr dom, int type, const char *nsuri, void *opaque)
+{
+  VmemVirt *virt = opaque;
+  char uuid[VIR_UUID_STRING_BUFLEN];
+
+  if (type != VIR_DOMAIN_METADATA_ELEMENT || g_strcmp0 (nsuri, VMEM_METADATA_URI) != 0)
+    return;
+  if (virDomainGetUUIDString (dom, uuid) < 0)
+    return;
+  if (virt->callbacks.domain_event != NULL)
+    virt->callbacks.domain_event (uuid, virDomainGetName (dom), -1, 0, virt->user_data);
+}
+
+static void schedule_reconnect (VmemVirt *virt);
+
+static gboolean
+closed_idle (gpointer user_data)
+{
+  VmemVirt *virt = user_data;
+
+  if (!virt->connected || virt->stopping)
+    return G_SOURCE_REMOVE;
+  virt->connected = FALSE;
+  g_warning ("libvirt connection to %s lost; reconnecting", virt->uri);
+  if (virt->callbacks.disconnected != NULL)
+    virt->callbacks.disconnected (virt->user_data);
+  schedule_reconnect (virt);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+close_cb (virConnectPtr conn, int reason, void *opaque)
+{
+  VmemVirt *virt = opaque;
+  /* Called from libvirt's event dispatch; defer so no libvirt lock is held
+   * while the owner reacts. */
+  g_idle_add (closed_idle, virt);
+}
+
+/* ---- connecting --------------------------------------------------------- */
+
+static gpointer
+connect_work (virConnectPtr unused, gpointer data, GError **error)
+{
+  VmemVirt *virt = data;
+
+  worker_close_conn (virt);
+  virConnectPtr conn = virConnectOpen (virt->uri);
+  if (conn == NULL)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot connect to %s", virt->uri);
+      return NULL;
+    }
+  /* The test driver has no keepalive: not an error. */
+  if (virConnectSetKeepAlive (conn, 5, 3) < 0)
+    virResetLastError ();
+  if (virConnectRegisterCloseCallback (conn, close_cb, virt, NULL) < 0)
+    virResetLastError ();
+
+  virt->cb_lifecycle = virConnectDomainEventRegisterAny (conn, NULL,
+                                                         VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                                         VIR_DOMAIN_EVENT_CALLBACK (lifecycle_cb),
+                                                         virt, NULL);
+  if (virt->cb_lifecycle < 0)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE,
+                           "cannot register for lifecycle events on %s", virt->uri);
+      virConnectClose (conn);
+      return NULL;
+    }
+  virt->cb_metadata = virConnectDomainEventRegisterAny (conn, NULL,
+                                                        VIR_DOMAIN_EVENT_ID_METADATA_CHANGE,
+                                                        VIR_DOMAIN_EVENT_CALLBACK (metadata_cb),
+                                                        virt, NULL);
+  if (virt->cb_metadata < 0)
+    virResetLastError ();
+  virt->conn = conn;
+  return GINT_TO_POINTER (1);
+}
+
+static gboolean
+reconnect_timeout (gpointer user_data)
+{
+  VmemVirt *virt = user_data;
+  virt->reconnect_id = 0;
+  vmem_virt_start (virt);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_reconnect (VmemVirt *virt)
+{
+  if (virt->reconnect_id != 0 || virt->stopping)
+    return;
+  virt->backoff = CLAMP (virt->backoff * 2, RECONNECT_MIN_S, RECONNECT_MAX_S);
+  virt->reconnect_id = g_timeout_add_seconds (virt->backoff, reconnect_timeout, virt);
+}
+
+static void
+connect_done (gpointer result, const GError *error, gpointer data)
+{
+  VmemVirt *virt = data;
+
+  virt->connecting = FALSE;
+  if (error != NULL)
+    {
+      if (virt->backoff <= RECONNECT_MIN_S)
+        g_warning ("%s", error->message);
+      else
+        g_debug ("%s", error->message);
+      schedule_reconnect (virt);
+      return;
+    }
+  virt->connected = TRUE;
+  virt->backoff = 0;
+  g_message ("connected to libvirt at %s", virt->uri);
+  if (virt->callbacks.connected != NULL)
+    virt->callbacks.connected (virt->user_data);
+}
+
+void
+vmem_virt_start (VmemVirt *virt)
+{
+  if (virt->connected || virt->connecting || virt->stopping)
+    return;
+  virt->connecting = TRUE;
+  vmem_virt_submit (virt, "connect", connect_work, connect_done, virt, NULL, NULL);
+}
+
+/* ---- public ----------------------------------------------------------- */
+
+static void
+silent_error_func (void *data, virErrorPtr err)
+{
+  /* Errors are reported where they happen, as GErrors, not on stderr. */
+}
+
+VmemVirt *
+vmem_virt_new (const char *uri, const VmemVirtCallbacks *callbacks, gpointer user_data)
+{
+  static gsize once = 0;
+  VmemVirt *virt = g_new0 (VmemVirt, 1);
+
+  if (g_once_init_enter (&once))
+    {
+      virSetErrorFunc (NULL, silent_error_func);
+      gvir_init (NULL, NULL);
+      gvir_event_register ();
+      g_once_init_leave (&once, 1);
+    }
+
+  virt->uri = g_strdup (uri);
+  if (callbacks != NULL)
+    virt->callbacks = *callbacks;
+  virt->user_data = user_data;
+  virt->cb_lifecycle = virt->cb_metadata = -1;
+  virt->context = g_main_context_ref_thread_default ();
+  virt->queue = g_async_queue_new ();
+  virt->thread = g_thread_new ("vmemd-virt", worker_main, virt);
+  return virt;
+}
+
+void
+vmem_virt_free (VmemVirt *virt)
+{
+  if (virt == NULL)
+    return;
+  virt->stopping = TRUE;
+  g_clear_handle_id (&virt->reconnect_id, g_source_remove);
+  g_async_queue_push (virt->queue, &stop_job);
+  g_thread_join (virt->thread);
+  /* Completed jobs still queued on the main context hold no reference to us
+   * beyond their data; drain them now so their callbacks run before the
+   * owner goes away. */
+  while (g_main_context_iteration (virt->context, FALSE))
+    ;
+  g_async_queue_unref (virt->queue);
+  g_main_context_unref (virt->context);
+  g_free (virt->uri);
+  g_free (virt);
+}
+
+gboolean
+vmem_virt_is_connected (VmemVirt *virt)
+{
+  return virt->connected;
+}
+
+const char *
+vmem_virt_get_uri (VmemVirt *virt)
+{
+  return virt->uri;
+}
+
+void
+vmem_virt_submit (VmemVirt *virt, const char *what, VmemVirtWorkFunc work, VmemVirtDoneFunc done,
+                  gpointer data, GDestroyNotify data_free, GDestroyNotify result_free)
+{
+  Job *job = g_new0 (Job, 1);
+  job->what = g_strdup (what);
+  job->work = work;
+  job->done = done;
+  job->data = data;
+  job->data_free = data_free;
+  job->result_free = result_free;
+  job->virt = virt;
+  g_async_queue_push (virt->queue, job);
+}
+
+/* ---- worker helpers --------------------------------------------------- */
+
+virDomainPtr
+vmem_virt_lookup (virConnectPtr conn, const char *name_or_uuid, GError **error)
+{
+  virDomainPtr dom = NULL;
+
+  if (strlen (name_or_uuid) == VIR_UUID_STRING_BUFLEN - 1)
+    dom = virDomainLookupByUUIDString (conn, name_or_uuid);
+  if (dom == NULL)
+    {
+      virResetLastError ();
+      dom = virDomainLookupByName (conn, name_or_uuid);
+    }
+  if (dom == NULL)
+    {
+      virErrorPtr err = virGetLastError ();
+      gboolean missing = err != NULL && err->code == VIR_ERR_NO_DOMAIN;
+      virResetLastError ();
+      if (missing)
+        g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no domain named '%s'",
+                     name_or_uuid);
+      else
+        vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot look up domain '%s'",
+                             name_or_uuid);
+    }
+  return dom;
+}
+
+/* The metadata element is ours: <workload name="erp"/> in urn:vmemd:1. */
+static char *
+parse_workload (const char *xml)
+{
+  if (xml == NULL)
+    return NULL;
+  xmlDocPtr doc = xmlReadMemory (xml, (int) strlen (xml), "metadata.xml", NULL,
+                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  if (doc == NULL)
+    return NULL;
+  char *result = NULL;
+  xmlNodePtr root = xmlDocGetRootElement (doc);
+  if (root != NULL && xmlStrcmp (root->name, BAD_CAST "workload") == 0)
+    {
+      xmlChar *name = xmlGetProp (root, BAD_CAST "name");
+      if (name != NULL && *name != '\0')
+        result = g_strdup ((const char *) name);
+      xmlFree (name);
+    }
+  xmlFreeDoc (doc);
+  return result;
+}
+
+VmemVirtDomain *
+vmem_virt_read_domain (virDomainPtr dom, GError **error)
+{
+  g_autoptr(VmemVirtDomain) d = g_new0 (VmemVirtDomain, 1);
+  char uuid[VIR_UUID_STRING_BUFLEN];
+  virDomainInfo info;
+
+  if (virDomainGetUUIDString (dom, uuid) < 0)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read a domain's UUID");
+      return NULL;
+    }
+  d->uuid = g_strdup (uuid);
+  d->name = g_strdup (virDomainGetName (dom));
+  if (virDomainGetInfo (dom, &info) < 0)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", d->name);
+      return NULL;
+    }
+  d->state = info.state;
+  d->active = virDomainIsActive (dom) == 1;
+  d->persistent = virDomainIsPersistent (dom) == 1;
+  d->memory_mib = info.maxMem / 1024;
+  d->current_mib = info.memory / 1024;
+  d->vcpus = info.nrVirtCpu;
+
+  unsigned int flags = d->persistent ? VIR_DOMAIN_AFFECT_CONFIG : VIR_DOMAIN_AFFECT_LIVE;
+  g_autofree char *meta = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
+                                                VMEM_METADATA_URI, flags);
+  if (meta == NULL)
+    virResetLastError ();
+  else
+    d->workload = parse_workload (meta);
+  return g_steal_pointer (&d);
+}
+
+GPtrArray *
+vmem_virt_read_all (virConnectPtr conn, GError **error)
+{
+  virDomainPtr *doms = NULL;
+  int n = virConnectListAllDomains (conn, &doms, 0);
+  if (n < 0)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot list domains");
+      return NULL;
+    }
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_virt_domain_free);
+  for (int i = 0; i < n; i++)
+    {
+      g_autoptr(GError) local = NULL;
+      VmemVirtDomain *d = vmem_virt_read_domain (doms[i], &local);
+      /* A domain that vanished between list and read is simply gone. */
+      if (d != NULL)
+        g_ptr_array_add (out, d);
+      else
+        g_debug ("%s", local->message);
+      virDomainFree (doms[i]);
+    }
+  free (doms);
+  return g_steal_pointer (&out);
+}

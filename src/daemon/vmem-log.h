@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* Installs the log writer: the journal when stderr is connected to it,
+ * otherwise one timestamped line per message on stderr.  Messages below
+ * @level ("error", "warning", "message", "info", "debug") are dropped. */
+void vmem_log_setup (const char *level);
+void vmem_log_set_level (const char *level);
+
+/* One structured line per decision: MESSAGE plus VMEMD_DOMAIN,
+ * VMEMD_WORKLOAD and VMEMD_EVENT fields in the journal. */
+void vmem_log_decision (const char *domain,
+                        const char *workload,
+                        const char *event,
+                        const char *fmt,
+                        ...) G_GNUC_PRINTF (4, 5);
+
+G_END_DECLS
