@@ -1,0 +1,46 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Shared by install.sh and test.sh.
+
+die () { echo "error: $*" >&2; exit 1; }
+step () { echo "==> $*"; }
+
+need_root () {
+  [ "$(id -u)" = 0 ] || die "run this as root"
+}
+
+install_packages () {
+  local top=$1; shift
+  local pkgs
+  pkgs=$(grep -v '^#' "$top/tools/debian-packages.txt" | grep -v '^$')
+  if [ -f "$top/tests/e2e/host-deps.sh" ]; then
+    pkgs="$pkgs $(bash "$top/tests/e2e/host-deps.sh")"
+  fi
+  step "installing Debian packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null || die "apt-get update failed"
+  # shellcheck disable=SC2086
+  apt-get install -y -q --no-install-recommends $pkgs >/dev/null || die "apt-get install failed"
+}
+
+have_systemd () {
+  [ -d /run/systemd/system ]
+}
+
+# Starts virtlogd and libvirtd if they are not running; without systemd
+# they are started directly.
+start_libvirtd () {
+  if have_systemd; then
+    systemctl enable --now virtlogd.socket libvirtd.service >/dev/null 2>&1 || systemctl start libvirtd
+    return
+  fi
+  mkdir -p /run/libvirt /var/log/libvirt /var/lib/libvirt
+  pgrep -x virtlogd >/dev/null || virtlogd -d || die "cannot start virtlogd"
+  if ! pgrep -x libvirtd >/dev/null; then
+    libvirtd -d || die "cannot start libvirtd"
+  fi
+  for _ in $(seq 50); do
+    virsh -c qemu:///system version >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  die "libvirtd does not answer on qemu:///system"
+}

@@ -1,0 +1,49 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# Installs what the tests need, builds with -Werror, and runs every test:
+# the unit suite (also under AddressSanitizer/UBSan) and the end-to-end
+# suite against a private libvirtd with QEMU guests.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/tools/lib.sh"
+need_root
+
+install_packages "$top"
+
+build="$top/build-test"
+step "building ($build)"
+rm -rf "$build"
+meson setup "$build" "$top" -Dwerror=true --buildtype=debugoptimized >/dev/null
+ninja -C "$build"
+
+step "unit and end-to-end tests"
+rc=0
+meson test -C "$build" --no-rebuild --print-errorlogs --suite unit --suite e2e || rc=$?
+
+asan="$top/build-asan"
+step "unit tests under AddressSanitizer and UBSan ($asan)"
+rm -rf "$asan"
+meson setup "$asan" "$top" -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+ninja -C "$asan" >/dev/null
+ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C "$asan" --no-rebuild --print-errorlogs --suite unit || rc=$?
+
+# One closing line over both builds: meson tests passed and failed.
+python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
+import json, sys
+ok = bad = 0
+for path in sys.argv[1:]:
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        bad += 1
+        continue
+    for line in lines:
+        r = json.loads(line)
+        if r.get("result") in ("OK", "EXPECTEDFAIL"):
+            ok += 1
+        else:
+            bad += 1
+print(f"tests: {ok} passed, {bad} failed")
+PY
+exit "$rc"
