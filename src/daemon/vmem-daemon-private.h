@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* State shared by the daemon's modules.  Only the main thread touches it. */
+
+#include "vmem-config.h"
+#include "vmem-daemon.h"
+#include "vmem-profile.h"
+#include "vmem-server.h"
+#include "vmem-store.h"
+#include "vmem-virt.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  VmemVirtDomain *info;          /* latest read from libvirt */
+  gboolean        starting;      /* between the prepare hook and STARTED/STOPPED */
+  gint64          starting_since; /* monotonic µs */
+  guint64         boot_mib;      /* charged while starting */
+  gboolean        stage_pending; /* a staging waits for the start to end */
+} VmemDomainEntry;
+
+struct _VmemDaemon {
+  VmemConfig *config;
+  VmemStore  *store;
+  VmemServer *server;
+  VmemVirt   *virt;
+  GHashTable *domains;   /* uuid -> VmemDomainEntry */
+  GHashTable *profiles;  /* name -> VmemProfile, mirror of the store */
+  guint       heartbeat_id;
+  gint64      started_at;
+};
+
+/* vmem-daemon.c */
+VmemDomainEntry   *vmem_daemon_find_domain (VmemDaemon *daemon, const char *name_or_uuid);
+const VmemProfile *vmem_daemon_profile_for (VmemDaemon *daemon, const VmemVirtDomain *d);
+gboolean           vmem_daemon_reload_profiles (VmemDaemon *daemon, GError **error);
+void               vmem_daemon_refresh_domain (VmemDaemon *daemon, const char *uuid);
+guint64            vmem_daemon_host_capacity (VmemDaemon *daemon);
+guint64            vmem_daemon_committed (VmemDaemon *daemon, const char *except_uuid);
+void               vmem_daemon_profiles_changed (VmemDaemon *daemon, const char *workload);
+
+/* vmem-daemon-methods.c */
+void               vmem_daemon_register_methods (VmemDaemon *daemon);
+
+G_END_DECLS
