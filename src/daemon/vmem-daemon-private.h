@@ -18,6 +18,7 @@ typedef struct {
   gint64          starting_since; /* monotonic µs */
   guint64         boot_mib;      /* charged while starting */
   gboolean        stage_pending; /* a staging waits for the start to end */
+  gboolean        period_set;    /* the collector gave it a stats period */
 } VmemDomainEntry;
 
 struct _VmemDaemon {
@@ -25,6 +26,7 @@ struct _VmemDaemon {
   VmemStore  *store;
   VmemServer *server;
   VmemVirt   *virt;
+  struct _VmemCollector *collector;
   GHashTable *domains;   /* uuid -> VmemDomainEntry */
   GHashTable *profiles;  /* name -> VmemProfile, mirror of the store */
   guint       heartbeat_id;

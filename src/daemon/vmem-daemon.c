@@ -2,6 +2,7 @@
 #include "vmem-daemon-private.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
+#include "vmem-collector.h"
 #include "vmem-stager.h"
 
 #include <stdio.h>
@@ -140,6 +141,8 @@ update_entry (VmemDaemon *daemon, VmemVirtDomain *info /* transfer full */)
   e->info = info;
   if (info->active)
     e->starting = FALSE;
+  else
+    e->period_set = FALSE;
   record_domain (daemon, info);
 }
 
@@ -425,6 +428,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   daemon->virt = vmem_virt_new (c->uri, &callbacks, daemon);
   vmem_virt_start (daemon->virt);
 
+  daemon->collector = vmem_collector_new (daemon);
   heartbeat (daemon);
   daemon->heartbeat_id = g_timeout_add_seconds (HEARTBEAT_S, heartbeat, daemon);
   return TRUE;
@@ -446,6 +450,8 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, GError **error)
       return FALSE;
     }
   vmem_log_set_level (next->log_level);
+  if (daemon->collector != NULL)
+    vmem_collector_set_interval (daemon->collector, next->stats_interval);
   vmem_config_free (daemon->config);
   daemon->config = g_steal_pointer (&next);
   return TRUE;
@@ -458,7 +464,9 @@ vmem_daemon_free (VmemDaemon *daemon)
     return;
   g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
   g_clear_pointer (&daemon->server, vmem_server_free);
+  /* The worker's last results still reach the collector: free it after. */
   g_clear_pointer (&daemon->virt, vmem_virt_free);
+  g_clear_pointer (&daemon->collector, vmem_collector_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
   g_clear_pointer (&daemon->domains, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
