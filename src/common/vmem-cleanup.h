@@ -12,3 +12,15 @@ vmem_json_put (json_object *obj)
     json_object_put (obj);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_object, vmem_json_put)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (json_tokener, json_tokener_free)
+
+#include <unistd.h>
+
+/* GLib 2.74 has no g_autofd. */
+static inline void
+vmem_close_fdp (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+}
+#define vmem_autofd __attribute__ ((cleanup (vmem_close_fdp)))
