@@ -206,6 +206,19 @@ vmem_scale_from_string (const char *s, VmemScale *out, GError **error)
   return FALSE;
 }
 
+/* "0.95", not "0.94999999999999996". */
+static json_object *
+new_double (double v)
+{
+  g_autofree char *s = g_strdup_printf ("%.6g", v);
+  if (strpbrk (s, ".e") == NULL)
+    {
+      g_autofree char *t = s;
+      s = g_strdup_printf ("%s.0", t);
+    }
+  return json_object_new_double_s (v, s);
+}
+
 json_object *
 vmem_profile_to_json (const VmemProfile *p)
 {
@@ -214,9 +227,9 @@ vmem_profile_to_json (const VmemProfile *p)
   json_object_object_add (o, "demand_mib", json_object_new_int64 ((gint64) p->demand_mib));
   json_object_object_add (o, "floor_mib", json_object_new_int64 ((gint64) p->floor_mib));
   json_object_object_add (o, "ceiling_mib", json_object_new_int64 ((gint64) p->ceiling_mib));
-  json_object_object_add (o, "margin_pct", json_object_new_double (p->margin_pct));
-  json_object_object_add (o, "quantile", json_object_new_double (p->quantile));
-  json_object_object_add (o, "buffer_pct", json_object_new_double (p->buffer_pct));
+  json_object_object_add (o, "margin_pct", new_double (p->margin_pct));
+  json_object_object_add (o, "quantile", new_double (p->quantile));
+  json_object_object_add (o, "buffer_pct", new_double (p->buffer_pct));
   json_object_object_add (o, "mode", json_object_new_string (vmem_mode_to_string (p->mode)));
   json_object_object_add (o, "prealloc", json_object_new_boolean (p->prealloc));
   json_object_object_add (o, "scale", json_object_new_string (vmem_scale_to_string (p->scale)));

@@ -562,7 +562,12 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
   json_object_object_add (s, "committed_mib", json_object_new_int64 ((gint64) vmem_daemon_committed (daemon, NULL)));
   json_object_object_add (s, "profiles", json_object_new_int (g_hash_table_size (daemon->profiles)));
 
-  g_autoptr(GPtrArray) entries = g_hash_table_get_values_as_ptr_array (daemon->domains);
+  g_autoptr(GPtrArray) entries = g_ptr_array_new ();
+  GHashTableIter hit;
+  gpointer value;
+  g_hash_table_iter_init (&hit, daemon->domains);
+  while (g_hash_table_iter_next (&hit, NULL, &value))
+    g_ptr_array_add (entries, value);
   g_ptr_array_sort (entries, compare_entries);
   json_object *arr = json_object_new_array ();
   for (guint i = 0; i < entries->len; i++)

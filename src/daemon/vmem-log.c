@@ -45,20 +45,26 @@ writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer 
   /* GLib's levels are bits that grow as severity falls. */
   if (lvl > max_level)
     return G_LOG_WRITER_HANDLED;
-  if (to_journal && g_log_writer_journald (level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
+  if (to_journal && (lvl != G_LOG_LEVEL_DEBUG || max_level == G_LOG_LEVEL_DEBUG) &&
+      g_log_writer_journald (level, fields, n_fields, user_data) == G_LOG_WRITER_HANDLED)
     return G_LOG_WRITER_HANDLED;
 
-  const char *message = NULL;
+  const char *message = NULL, *domain = NULL;
   for (gsize i = 0; i < n_fields; i++)
     if (g_str_equal (fields[i].key, "MESSAGE"))
       message = fields[i].value;
+    else if (g_str_equal (fields[i].key, "GLIB_DOMAIN"))
+      domain = fields[i].value;
+  /* Libraries' own debug chatter (libvirt-glib's event loop) is not ours. */
+  if (lvl == G_LOG_LEVEL_DEBUG && g_strcmp0 (domain, G_LOG_DOMAIN) != 0)
+    return G_LOG_WRITER_HANDLED;
   g_autoptr(GDateTime) now = g_date_time_new_now_local ();
   g_autofree char *ts = g_date_time_format (now, "%Y-%m-%d %H:%M:%S.%f");
   /* %f gives microseconds; milliseconds are enough. */
   if (ts != NULL && strlen (ts) > 23)
     ts[23] = '\0';
-  fprintf (stderr, "%s vmemd[%d] %s: %s\n", ts ? ts : "", (int) getpid (), level_name (lvl),
-           message ? message : "");
+  g_autofree char *line = g_strchomp (g_strdup (message ? message : ""));
+  fprintf (stderr, "%s vmemd[%d] %s: %s\n", ts ? ts : "", (int) getpid (), level_name (lvl), line);
   fflush (stderr);
   return G_LOG_WRITER_HANDLED;
 }

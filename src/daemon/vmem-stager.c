@@ -135,11 +135,14 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
       g_strcmp0 (info->plan_source, j->sp->plan.source) == 0)
     j->sp->plan.time = info->plan_time;
 
-  g_autofree char *next = vmem_xml_apply_plan (xml, &j->sp->plan, 0, error);
+  gboolean changed = FALSE;
+  g_autofree char *next = vmem_xml_apply_plan (xml, &j->sp->plan, &changed, error);
   if (next == NULL)
     return NULL;
-  if (g_str_equal (next, xml))
+  if (!changed)
     return g_strdup ("unchanged");
+  if (j->sp->plan.mode == VMEM_MODE_OBSERVE)
+    return g_strdup ("observed");
 
   virDomainPtr defined = virDomainDefineXMLFlags (conn, next, VIR_DOMAIN_DEFINE_VALIDATE);
   if (defined == NULL)
@@ -165,6 +168,14 @@ stage_done (gpointer result, const GError *error, gpointer data)
         return;
       vmem_log_decision (name, j->sp->workload, "not-staged", "cannot stage %s (%s): %s", name,
                          j->why, error->message);
+      return;
+    }
+  if (g_strcmp0 (outcome, "observed") == 0)
+    {
+      g_autofree char *d = vmem_size_format (j->sp->plan.demand_mib);
+      vmem_log_decision (name, j->sp->workload, "observed",
+                         "would stage %s (%s): demand %s from %s (mode observe: nothing changed)",
+                         name, j->why, d, j->sp->source);
       return;
     }
   if (!j->changed)

@@ -12,6 +12,7 @@
 
 #include <glib.h>
 #include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 
 G_BEGIN_DECLS
 
