@@ -804,7 +804,8 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
    * cache may not have seen the domain yet (transient, just defined). */
   VmemVirtDomain probe = { 0 };
   probe.name = (char *) domain;
-  probe.workload = x ? x->workload : (e ? e->info->workload : NULL);
+  /* A saved image predates a later assign; the domain is the same one. */
+  probe.workload = x && x->workload ? x->workload : (e ? e->info->workload : NULL);
   const VmemProfile *p = vmem_daemon_profile_for (daemon, &probe);
 
   g_info ("hook %s %s%s%s for %s%s%s", op, subop, extra ? " " : "", extra ? extra : "", domain,
@@ -837,7 +838,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
         .name = x->name,
         .memory_mib = x->memory_mib,
         .vcpus = x->vcpus,
-        .workload = x->workload,
+        .workload = probe.workload,
       };
       g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, &d);
       g_autofree char *out = sp ? vmem_xml_migrate_variant (xml, &sp->plan, &error) : NULL;

@@ -542,6 +542,11 @@ vmem_xml_restore (const char *xml, GError **error)
         }
     }
   remove_node (plan_el);
+  /* Restoring ends management: the workload tag goes too, and a <metadata>
+   * that only held vmemd's elements. */
+  xmlNodePtr tag = child_ns (meta, "workload", VMEM_XML_NS_WORKLOAD);
+  if (tag != NULL)
+    remove_node (tag);
   if (xmlFirstElementChild (meta) == NULL)
     remove_node (meta);
   return serialize (doc);
