@@ -1,77 +1,59 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vmemctl: the administrator's command line for vmemd. */
 #include "vmemctl.h"
 #include "vmem-cleanup.h"
 #include "vmem-config.h"
 #include "vmem-error.h"
+#include "vmem-units.h"
 #include "vmem-varlink.h"
 
+#if __has_include("vmemctl-replay.h")
+#include "vmemctl-replay.h"
+#define HAVE_REPLAY 1
+#else
+#define HAVE_REPLAY 0
+#endif
+
+#include <errno.h>
 #include <locale.h>
-#include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-static const VmemctlCommand commands[] = {
-  { "profile", "add|set|show|list|remove|import|export ...", "manage workload profiles", vmemctl_cmd_profile },
-  { "assign", "DOMAIN WORKLOAD", "tag a domain with a workload", vmemctl_cmd_assign },
-  { "unassign", "[--restore] DOMAIN", "remove a domain's workload tag", vmemctl_cmd_unassign },
-  { "status", "", "show the daemon, the host and the domains", vmemctl_cmd_status },
-  { "explain", "DOMAIN | --workload WORKLOAD", "show what a domain gets and why", vmemctl_cmd_explain },
-};
-
-static void
-usage (FILE *f)
+const char *
+vmemctl_get_str (json_object *o, const char *key)
 {
-  fprintf (f,
-           "Usage: vmemctl [--socket PATH] [--json] [--timeout SECONDS] COMMAND [ARGS...]\n"
-           "\n"
-           "Commands:\n");
-  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-    fprintf (f, "  %-9s %-36s %s\n", commands[i].name, commands[i].args, commands[i].summary);
-  fprintf (f,
-           "  %-9s %-36s %s\n"
-           "\n"
-           "Profile commands:\n"
-           "  profile add NAME [OPTIONS]     create a profile\n"
-           "  profile set NAME [OPTIONS]     change the given fields of a profile\n"
-           "  profile show NAME              show one profile\n"
-           "  profile list                   list profiles\n"
-           "  profile remove NAME [--force]  delete a profile (--force even if domains use it)\n"
-           "  profile import FILE|- [--replace]  load profiles from JSON, all or nothing\n"
-           "  profile export [FILE|-]        write all profiles as JSON\n"
-           "\n"
-           "Profile options:\n"
-           "  --demand SIZE     memory the workload needs from the start (512M, 4G)\n"
-           "  --floor SIZE      never give less\n"
-           "  --ceiling SIZE    never give more\n"
-           "  --margin PCT      added on top of the observed quantile (default 15)\n"
-           "  --quantile Q      quantile of peer usage, 0.5..1 or 50..100 (default 0.95)\n"
-           "  --buffer PCT      free memory kept in the guest, %% of used (default 20)\n"
-           "  --mode MODE       balloon (default), virtio-mem or observe\n"
-           "  --prealloc on|off preallocate the boot memory (default on)\n"
-           "  --scale SCALE     absolute (default) or per-vcpu\n"
-           "  --priority N      0..100, higher wins when memory is short (default 50)\n"
-           "  --match GLOB      also manage domains whose name matches; --no-match clears it\n"
-           "\n"
-           "Options:\n"
-           "  --socket PATH     vmemd's socket (default: $VMEMD_SOCKET, else the config's)\n"
-           "  --json            print the daemon's JSON reply\n"
-           "  --timeout SEC     give up waiting for vmemd after SEC seconds (default 30)\n"
-           "\n"
-           "Exit status: 0 success, 1 failure reported by vmemd, 2 usage error,\n"
-           "3 not found, 4 vmemd unreachable or timed out, 5 permission denied.\n"
-           "See vmemctl(8).\n",
-           "version", "", "print vmemctl's and vmemd's versions");
+  json_object *v = NULL;
+  if (o == NULL || !json_object_object_get_ex (o, key, &v) || v == NULL)
+    return "-";
+  return json_object_get_string (v);
 }
 
-int
-vmemctl_usage_error (const char *fmt, ...)
+gint64
+vmemctl_get_i64 (json_object *o, const char *key)
 {
-  va_list ap;
-  va_start (ap, fmt);
-  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
-  va_end (ap);
-  fprintf (stderr, "vmemctl: %s (see vmemctl --help)\n", msg);
-  return VMEMCTL_EXIT_USAGE;
+  json_object *v = NULL;
+  if (o == NULL || !json_object_object_get_ex (o, key, &v) || v == NULL)
+    return 0;
+  return json_object_get_int64 (v);
+}
+
+gboolean
+vmemctl_get_bool (json_object *o, const char *key)
+{
+  json_object *v = NULL;
+  if (o == NULL || !json_object_object_get_ex (o, key, &v) || v == NULL)
+    return FALSE;
+  return json_object_get_boolean (v);
+}
+
+char *
+vmemctl_size (gint64 mib, gboolean dash_for_zero)
+{
+  if (mib <= 0 && dash_for_zero)
+    return g_strdup ("-");
+  return vmem_size_format ((guint64) MAX (mib, 0));
 }
 
 void
@@ -83,100 +65,152 @@ vmemctl_print_json (json_object *obj)
 }
 
 json_object *
-vmemctl_call (VmemctlGlobal *g, const char *method, json_object *params, int *code)
+vmemctl_call (const VmemctlRequest *req, const char *method, json_object *params, int *code)
 {
   g_autoptr(GError) error = NULL;
-  json_object *reply = vmem_varlink_call (g->socket, method, params, g->timeout_ms, &error);
-  if (reply == NULL)
+  json_object *reply = vmem_varlink_call (req->socket, method, params, req->timeout_ms, &error);
+  if (reply != NULL)
+    return reply;
+
+  *code = vmemctl_exit_code (error);
+  switch (*code)
     {
-      *code = vmemctl_exit_code (error);
-      if (*code == VMEMCTL_EXIT_UNAVAILABLE)
-        fprintf (stderr, "vmemctl: vmemd at %s: %s\n", g->socket, error->message);
+    case VMEMCTL_EXIT_UNAVAILABLE:
+      /* connect() says EACCES when the socket's mode keeps us out: that is
+       * a permission problem, not a daemon that is down. */
+      if (error->code == VMEM_ERROR_UNAVAILABLE && access (req->socket, W_OK) < 0 &&
+          errno == EACCES)
+        {
+          fprintf (stderr, "vmemctl: permission denied on %s (run as root or as a member of "
+                           "vmemd's admin group)\n", req->socket);
+          *code = VMEMCTL_EXIT_DENIED;
+        }
+      else if (strstr (error->message, req->socket) != NULL)
+        fprintf (stderr, "vmemctl: cannot reach vmemd: %s\n", error->message);
       else
-        fprintf (stderr, "vmemctl: %s\n", error->message);
-      /* A usage-like error from the daemon is still the daemon's failure. */
-      if (*code == VMEMCTL_EXIT_USAGE)
-        *code = VMEMCTL_EXIT_FAILED;
+        fprintf (stderr, "vmemctl: cannot reach vmemd at %s: %s\n", req->socket, error->message);
+      break;
+    case VMEMCTL_EXIT_USAGE:
+      /* The daemon refused the arguments: still the daemon's failure. */
+      fprintf (stderr, "vmemctl: %s\n", error->message);
+      *code = VMEMCTL_EXIT_FAILED;
+      break;
+    default:
+      fprintf (stderr, "vmemctl: %s\n", error->message);
+      break;
     }
-  return reply;
+  return NULL;
 }
 
 static int
-cmd_version (VmemctlGlobal *g)
+run_help (VmemctlRequest *req)
 {
-  int code = 0;
-  g_autoptr(json_object) r = vmemctl_call (g, "io.vmemd.Ping", NULL, &code);
-  if (g->json && r != NULL)
+  g_autofree char *text = vmemctl_help_text (req->topic);
+  fputs (text, stdout);
+  return VMEMCTL_EXIT_OK;
+}
+
+static int
+run_version (VmemctlRequest *req)
+{
+  int code = VMEMCTL_EXIT_OK;
+  g_autoptr(json_object) r = vmemctl_call (req, req->method, NULL, &code);
+  if (req->json && r != NULL)
     {
       json_object_object_add (r, "vmemctl", json_object_new_string (VMEM_VERSION));
       vmemctl_print_json (r);
-      return 0;
+      return VMEMCTL_EXIT_OK;
     }
+  /* vmemctl's own version is worth printing even when vmemd is down. */
   printf ("vmemctl %s\n", VMEM_VERSION);
   if (r != NULL)
-    {
-      json_object *v = NULL;
-      json_object_object_get_ex (r, "version", &v);
-      printf ("vmemd %s\n", v ? json_object_get_string (v) : "?");
-    }
+    printf ("vmemd %s on %s\n", vmemctl_get_str (r, "version"), vmemctl_get_str (r, "host"));
   return code;
+}
+
+static int
+run_replay (VmemctlRequest *req)
+{
+#if HAVE_REPLAY
+  return vmemctl_replay_main (req->rest_argc, req->rest_argv);
+#else
+  fprintf (stderr, "vmemctl: replay is not available in this build\n");
+  return VMEMCTL_EXIT_FAILED;
+#endif
+}
+
+static const struct {
+  VmemctlCommandId id;
+  gboolean         needs_daemon;
+  int (*run) (VmemctlRequest *req);
+} commands[] = {
+  { VMEMCTL_CMD_HELP, FALSE, run_help },
+  { VMEMCTL_CMD_VERSION, TRUE, run_version },
+  { VMEMCTL_CMD_PROFILE_ADD, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_SET, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_SHOW, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_LIST, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_REMOVE, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_IMPORT, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_PROFILE_EXPORT, TRUE, vmemctl_profile_run },
+  { VMEMCTL_CMD_ASSIGN, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_UNASSIGN, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_STATUS, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_EXPLAIN, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_REPLAY, FALSE, run_replay },
+};
+
+/* --socket, else $VMEMD_SOCKET, else the config file's. */
+static gboolean
+resolve_socket (VmemctlRequest *req, GError **error)
+{
+  if (req->socket != NULL)
+    return TRUE;
+  const char *env = g_getenv ("VMEMD_SOCKET");
+  if (env != NULL && *env != '\0')
+    {
+      req->socket = g_strdup (env);
+      return TRUE;
+    }
+  g_autoptr(VmemConfig) config = vmem_config_load (vmem_config_default_path (), FALSE, error);
+  if (config == NULL)
+    return FALSE;
+  req->socket = g_strdup (config->socket_path);
+  return TRUE;
 }
 
 int
 main (int argc, char **argv)
 {
   setlocale (LC_ALL, "");
-  VmemctlGlobal g = { .timeout_ms = 30000 };
+  /* A closed pipe (vmemctl ... | head) must not kill us mid-write with a
+   * signal; the write simply fails. */
+  signal (SIGPIPE, SIG_IGN);
+
   g_autoptr(GError) error = NULL;
-
-  if (!vmemctl_parse_global (&argc, &argv, &g, &error))
-    return vmemctl_usage_error ("%s", error->message);
-  if (argc < 2 || g_str_equal (argv[1], "--help") || g_str_equal (argv[1], "-h") ||
-      g_str_equal (argv[1], "help"))
+  g_autoptr(VmemctlRequest) req = vmemctl_request_parse (argc, argv, &error);
+  if (req == NULL)
     {
-      usage (argc < 2 ? stderr : stdout);
-      return argc < 2 ? VMEMCTL_EXIT_USAGE : VMEMCTL_EXIT_OK;
+      fprintf (stderr, "vmemctl: %s (see vmemctl --help)\n", error->message);
+      return VMEMCTL_EXIT_USAGE;
     }
 
-  if (g.socket == NULL)
+  for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
     {
-      const char *env = g_getenv ("VMEMD_SOCKET");
-      if (env != NULL && *env != '\0')
-        g.socket = g_strdup (env);
-      else
+      if (commands[i].id != req->command)
+        continue;
+      if (commands[i].needs_daemon && !resolve_socket (req, &error))
         {
-          g_autoptr(GError) cerr = NULL;
-          g_autoptr(VmemConfig) config = vmem_config_load (vmem_config_default_path (), FALSE, &cerr);
-          if (config == NULL)
-            {
-              fprintf (stderr, "vmemctl: %s\n", cerr->message);
-              return VMEMCTL_EXIT_USAGE;
-            }
-          g.socket = g_strdup (config->socket_path);
+          fprintf (stderr, "vmemctl: %s\n", error->message);
+          return VMEMCTL_EXIT_USAGE;
         }
-    }
-
-  const char *name = argv[1];
-  int code;
-  if (g_str_equal (name, "version") || g_str_equal (name, "--version"))
-    code = cmd_version (&g);
-  else
-    {
-      const VmemctlCommand *cmd = NULL;
-      for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
-        if (g_str_equal (commands[i].name, name))
-          cmd = &commands[i];
-      if (cmd == NULL)
-        code = vmemctl_usage_error ("unknown command '%s'", name);
-      else
+      int code = commands[i].run (req);
+      if (fflush (stdout) != 0 && code == VMEMCTL_EXIT_OK)
         {
-          /* --json may also follow the command. */
-          for (int i = 2; i < argc; i++)
-            if (g_str_equal (argv[i], "--json"))
-              g.json = TRUE;
-          code = cmd->run (&g, argc - 1, argv + 1);
+          fprintf (stderr, "vmemctl: cannot write the output: %s\n", g_strerror (errno));
+          return VMEMCTL_EXIT_FAILED;
         }
+      return code;
     }
-  g_free (g.socket);
-  return code;
+  g_assert_not_reached ();
 }
