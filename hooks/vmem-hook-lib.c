@@ -8,11 +8,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <syslog.h>
 #include <unistd.h>
 
-#define MAX_XML (16 * 1024 * 1024)
+gboolean
+vmem_hook_may_refuse (const char *op, const char *subop)
+{
+  return (g_str_equal (op, "prepare") || g_str_equal (op, "start")) && g_str_equal (subop, "begin");
+}
+
+gboolean
+vmem_hook_prints_xml (const char *op, const char *subop)
+{
+  return (g_str_equal (op, "migrate") || g_str_equal (op, "restore")) && g_str_equal (subop, "begin");
+}
 
 char *
 vmem_hook_find_uuid (const char *xml)
@@ -24,16 +37,74 @@ vmem_hook_find_uuid (const char *xml)
   const char *e = strstr (s, "</uuid>");
   if (e == NULL || e - s > 64)
     return NULL;
-  return g_strstrip (g_strndup (s, (gsize) (e - s)));
+  g_autofree char *uuid = g_strstrip (g_strndup (s, (gsize) (e - s)));
+  if (!g_uuid_string_is_valid (uuid))
+    return NULL;
+  return g_steal_pointer (&uuid);
 }
 
-/* Reads stdin until EOF or the deadline; libvirt writes the XML and closes. */
-static char *
-read_input (int fd, gint64 deadline)
+/* --- the backstop ---------------------------------------------------------- */
+
+/* Whatever blocks (a config file on a stuck mount, a full syslog socket, a
+ * daemon that accepted and went silent), libvirt must get an answer in time:
+ * the timer's handler ends the process with the answer decided up front. */
+static volatile sig_atomic_t backstop_status;
+static char backstop_line[256];
+static volatile sig_atomic_t backstop_line_len;
+
+static void
+backstop_fire (int sig)
 {
-  GString *s = g_string_new (NULL);
+  if (backstop_line_len > 0)
+    {
+      ssize_t r = write (STDERR_FILENO, backstop_line, (size_t) backstop_line_len);
+      (void) r;
+    }
+  _exit (backstop_status);
+}
+
+static void
+backstop_arm (int ms, int status, const char *line)
+{
+  struct itimerval it = { 0 };
+  struct sigaction sa = { 0 };
+
+  backstop_line_len = 0;
+  g_strlcpy (backstop_line, line, sizeof backstop_line);
+  backstop_line_len = (sig_atomic_t) strlen (backstop_line);
+  backstop_status = status;
+  sa.sa_handler = backstop_fire;
+  sigemptyset (&sa.sa_mask);
+  sigaction (SIGALRM, &sa, NULL);
+  it.it_value.tv_sec = ms / 1000;
+  it.it_value.tv_usec = (ms % 1000) * 1000;
+  setitimer (ITIMER_REAL, &it, NULL);
+}
+
+static void
+backstop_disarm (void)
+{
+  struct itimerval it = { 0 };
+  setitimer (ITIMER_REAL, &it, NULL);
+  signal (SIGALRM, SIG_DFL);
+}
+
+/* --- I/O -------------------------------------------------------------------- */
+
+/* Reads @fd until EOF or the deadline; libvirt writes the XML and closes.
+ * Sets *too_big (and returns NULL) past VMEM_HOOK_MAX_XML: a cut XML is
+ * worse than none. */
+static char *
+read_input (int fd, gint64 deadline, gboolean *too_big, gboolean *timed_out)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
   int flags = fcntl (fd, F_GETFL);
-  if (flags >= 0)
+
+  *too_big = FALSE;
+  *timed_out = FALSE;
+  if (flags < 0)
+    return NULL;
+  if (!(flags & O_NONBLOCK))
     fcntl (fd, F_SETFL, flags | O_NONBLOCK);
   for (;;)
     {
@@ -41,8 +112,11 @@ read_input (int fd, gint64 deadline)
       ssize_t n = read (fd, buf, sizeof buf);
       if (n > 0)
         {
-          if (s->len + (gsize) n > MAX_XML)
-            break;
+          if (s->len + (gsize) n > VMEM_HOOK_MAX_XML)
+            {
+              *too_big = TRUE;
+              return NULL;
+            }
           g_string_append_len (s, buf, n);
           continue;
         }
@@ -50,26 +124,26 @@ read_input (int fd, gint64 deadline)
         break;
       if (errno == EINTR)
         continue;
-      if (errno != EAGAIN)
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
         break;
       gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
-      if (left <= 0)
-        break;
       struct pollfd p = { .fd = fd, .events = POLLIN };
-      if (poll (&p, 1, (int) left) <= 0)
-        break;
+      if (left <= 0 || poll (&p, 1, (int) left) == 0)
+        {
+          *timed_out = TRUE;
+          break;
+        }
     }
-  return g_string_free (s, FALSE);
+  return g_string_free (g_steal_pointer (&s), FALSE);
 }
 
 static void
-say (int fd, const char *line)
+write_all (int fd, const char *data, gsize len)
 {
-  g_autofree char *l = g_strdup_printf ("%s\n", line);
-  gsize len = strlen (l), off = 0;
+  gsize off = 0;
   while (off < len)
     {
-      ssize_t n = write (fd, l + off, len - off);
+      ssize_t n = write (fd, data + off, len - off);
       if (n < 0 && errno == EINTR)
         continue;
       if (n <= 0)
@@ -78,38 +152,85 @@ say (int fd, const char *line)
     }
 }
 
-int
-vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd)
+/* One line on @fd, whatever the message holds: libvirt shows it verbatim. */
+static void
+say (int fd, const char *text)
+{
+  g_autofree char *line = g_strdup_printf ("%s\n", text);
+  for (char *c = line; *c; c++)
+    if (*c == '\n' && c[1] != '\0')
+      *c = ' ';
+  write_all (fd, line, strlen (line));
+}
+
+/* --- the hook --------------------------------------------------------------- */
+
+/* vmemd could not be asked.  Only a start may be refused for that, and only
+ * when the administrator asked for it. */
+static int
+without_daemon (const VmemConfig *config, const char *domain, const char *op,
+                const char *subop, const char *why, int err_fd)
+{
+  if (vmem_hook_may_refuse (op, subop) && config->fail_closed)
+    {
+      g_autofree char *line = g_strdup_printf (
+        "vmem-hook: refusing to start %s: vmemd did not answer (%s) and fail_closed is set",
+        domain, why);
+      syslog (LOG_ERR, "%s", line);
+      say (err_fd, line);
+      return 1;
+    }
+  g_autofree char *line = g_strdup_printf (
+    "vmem-hook: %s %s of %s goes ahead without vmemd: %s", op, subop, domain, why);
+  syslog (LOG_WARNING, "%s", line);
+  say (err_fd, line);
+  return 0;
+}
+
+static int
+hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start)
 {
   if (argc < 3)
     {
-      say (err_fd, "usage: vmem-hook DOMAIN OP SUBOP [EXTRA] < domain.xml (run by libvirtd)");
+      say (err_fd, "usage: vmem-hook DOMAIN OP SUBOP [EXTRA] < domain.xml (run by libvirt)");
       return 2;
     }
   const char *domain = argv[1], *op = argv[2];
   const char *subop = argc > 3 ? argv[3] : "-";
   const char *extra = argc > 4 ? argv[4] : NULL;
+  gboolean may_refuse = vmem_hook_may_refuse (op, subop);
 
-  openlog ("vmem-hook", LOG_PID, LOG_DAEMON);
+  /* Until the config says otherwise: the default timeout, fail open. */
+  backstop_arm (2000 + VMEM_HOOK_GRACE_MS, 0, "vmem-hook: out of time; going ahead without vmemd\n");
+
   g_autoptr(GError) error = NULL;
   g_autoptr(VmemConfig) config = vmem_config_load (vmem_config_default_path (), FALSE, &error);
   if (config == NULL)
     {
       /* A broken config must not stop VMs: use the defaults, and say so. */
-      syslog (LOG_WARNING, "%s; using defaults", error->message);
+      syslog (LOG_WARNING, "%s; using the defaults", error->message);
       g_clear_error (&error);
       config = vmem_config_new_default ();
     }
-  gint64 deadline = g_get_monotonic_time () + (gint64) config->hook_timeout_ms * 1000;
 
-  /* Only the start can be refused: a failing reconnect hook kills a running
-   * domain, and nothing is gained by failing the others. */
-  gboolean may_refuse = (g_str_equal (op, "prepare") || g_str_equal (op, "start")) &&
-                        g_str_equal (subop, "begin");
-  gboolean prints_xml = (g_str_equal (op, "migrate") || g_str_equal (op, "restore")) &&
-                        g_str_equal (subop, "begin");
+  gint64 deadline = start + (gint64) config->hook_timeout_ms * 1000;
+  int refuse = may_refuse && config->fail_closed;
+  g_autofree char *last_word = refuse
+    ? g_strdup_printf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
+                       "fail_closed is set\n", domain, config->hook_timeout_ms)
+    : g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
+                       op, subop, domain, config->hook_timeout_ms);
+  int backstop_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 0) + VMEM_HOOK_GRACE_MS;
+  backstop_arm (backstop_ms, refuse ? 1 : 0, last_word);
 
-  g_autofree char *xml = read_input (in_fd, deadline);
+  gboolean too_big = FALSE, timed_out = FALSE;
+  g_autofree char *xml = read_input (in_fd, deadline, &too_big, &timed_out);
+  if (too_big)
+    syslog (LOG_WARNING, "%s %s of %s: the domain XML is larger than %d MiB; not sent", op, subop,
+            domain, VMEM_HOOK_MAX_XML / (1024 * 1024));
+  if (timed_out)
+    return without_daemon (config, domain, op, subop,
+                           "libvirt did not finish writing the domain XML in time", err_fd);
   g_autofree char *uuid = vmem_hook_find_uuid (xml);
 
   g_autoptr(json_object) params = json_object_new_object ();
@@ -127,45 +248,47 @@ vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd)
   g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
                                                     params, left_ms, &error);
   if (reply == NULL)
-    {
-      if (may_refuse && config->fail_closed)
-        {
-          g_autofree char *line = g_strdup_printf (
-            "vmemd is not answering (%s) and fail_closed is set: refusing to start %s",
-            error->message, domain);
-          syslog (LOG_ERR, "%s", line);
-          say (err_fd, line);
-          return 1;
-        }
-      syslog (LOG_WARNING, "%s %s for %s: vmemd is not answering (%s); going ahead without it",
-              op, subop, domain, error->message);
-      return 0;
-    }
+    return without_daemon (config, domain, op, subop, error->message, err_fd);
 
   json_object *allow = NULL, *message = NULL, *out = NULL;
   json_object_object_get_ex (reply, "allow", &allow);
   json_object_object_get_ex (reply, "message", &message);
   json_object_object_get_ex (reply, "xml", &out);
-  if (may_refuse && allow != NULL && !json_object_get_boolean (allow))
+  if (allow == NULL || !json_object_is_type (allow, json_type_boolean))
+    return without_daemon (config, domain, op, subop, "its reply has no allow field", err_fd);
+
+  const char *m = message && json_object_is_type (message, json_type_string)
+                    ? json_object_get_string (message) : NULL;
+  if (!json_object_get_boolean (allow))
     {
-      const char *m = message ? json_object_get_string (message) : "vmemd refused the start";
-      syslog (LOG_NOTICE, "%s", m);
-      say (err_fd, m);
+      if (!may_refuse)
+        {
+          syslog (LOG_WARNING, "%s %s of %s: vmemd objected (%s); libvirt cannot be stopped here",
+                  op, subop, domain, m ? m : "no reason given");
+          return 0;
+        }
+      g_autofree char *line = g_strdup_printf ("%s", m && *m ? m : "vmemd refused to start the domain");
+      syslog (LOG_NOTICE, "%s: %s", domain, line);
+      say (err_fd, line);
       return 1;
     }
-  if (prints_xml && out != NULL && json_object_is_type (out, json_type_string))
+
+  if (vmem_hook_prints_xml (op, subop) && out != NULL && json_object_is_type (out, json_type_string))
     {
       const char *x = json_object_get_string (out);
-      gsize len = strlen (x), off = 0;
-      while (off < len)
-        {
-          ssize_t n = write (out_fd, x + off, len - off);
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n <= 0)
-            break;
-          off += (gsize) n;
-        }
+      write_all (out_fd, x, strlen (x));
     }
   return 0;
+}
+
+int
+vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd)
+{
+  gint64 start = g_get_monotonic_time ();
+
+  openlog ("vmem-hook", LOG_PID, LOG_DAEMON);
+  int status = hook_run (argc, argv, in_fd, out_fd, err_fd, start);
+  backstop_disarm ();
+  closelog ();
+  return status;
 }
