@@ -300,6 +300,14 @@ scan (VmemctlRequest *req, const char *cmd, int argc, char **argv, int first,
   /* Options before the command belong to no command. */
   g_autofree char *pfx = cmd ? g_strdup_printf ("%s: ", cmd) : g_strdup ("");
 
+  /* Asking for help wins over any mistake made on the way. */
+  for (int i = first; i < argc && !g_str_equal (argv[i], "--"); i++)
+    if (g_str_equal (argv[i], "--help") || g_str_equal (argv[i], "-h"))
+      {
+        *help = TRUE;
+        return TRUE;
+      }
+
   for (int i = first; i < argc; i++)
     {
       const char *a = argv[i];
