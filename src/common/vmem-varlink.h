@@ -31,8 +31,15 @@ gboolean vmem_varlink_framer_feed (VmemVarlinkFramer *framer,
 
 /* Pops the next complete message as a parsed JSON object.  Returns NULL with
  * no error when no complete message is pending; NULL with
- * VMEM_ERROR_PROTOCOL when the message is not a JSON object. */
+ * VMEM_ERROR_PROTOCOL when the message is not a JSON object (empty, not
+ * UTF-8, not JSON, or another JSON value).  A bad message is consumed: the
+ * framer stays usable, but the caller should drop the connection. */
 json_object *vmem_varlink_framer_pop (VmemVarlinkFramer *framer, GError **error);
+
+/* Complete messages waiting to be popped. */
+gsize vmem_varlink_framer_get_n_complete (VmemVarlinkFramer *framer);
+/* Bytes of a message begun but not yet terminated (0 between messages). */
+gsize vmem_varlink_framer_get_partial (VmemVarlinkFramer *framer);
 
 /* Serialises @msg (not consumed) plus the terminating NUL. */
 GBytes *vmem_varlink_encode (json_object *msg);
