@@ -1,15 +1,22 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The SQLite backend: WAL, foreign keys, a busy timeout, numbered
- * migrations each in one transaction, a backup before migrating. */
+/* The SQLite backend: WAL (readers never block the collector's writes, and
+ * a crash at any point leaves the last committed state), foreign keys, a
+ * busy timeout; numbered migrations, each in one transaction, after a
+ * backup of the old database. */
 #include "vmem-store-private.h"
 #include "vmem-error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3_stmt, sqlite3_finalize)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3, sqlite3_close)
+
+void (*vmem_store_sqlite_sample_hook) (guint index) = NULL;
 
 typedef struct {
   VmemStore parent;
@@ -18,6 +25,9 @@ typedef struct {
   int       version;
 } Sqlite;
 
+/* Never edit a migration once it has shipped: databases in the field were
+ * made by it.  Add a new one; tests/data/db/ keeps a database of every
+ * earlier version to prove it applies. */
 static const char *const migrations[] = {
   /* 1: the first schema. */
   "CREATE TABLE profiles ("
@@ -63,28 +73,40 @@ static const char *const migrations[] = {
   "ALTER TABLE runs ADD COLUMN peak_mib INTEGER NOT NULL DEFAULT 0;"
   "CREATE INDEX runs_open ON runs(uuid, stopped);"
   "CREATE INDEX peaks_workload ON peaks(workload, interval_s, start_t);",
+
+  /* 3: retention deletes by age; without these it scans every peak and
+   * plan once an hour.  Domains are listed per workload. */
+  "CREATE INDEX peaks_start ON peaks(start_t);"
+  "CREATE INDEX plans_t ON plans(t);"
+  "CREATE INDEX domains_workload ON domains(workload, name);",
 };
 
-static gboolean
-sq_error (Sqlite *s, GError **error, const char *what)
+/* The one place where sqlite errors become GErrors: the path, what was
+ * being done, and sqlite's own message. */
+G_GNUC_PRINTF (3, 4) static gboolean
+sq_error (Sqlite *s, GError **error, const char *format, ...)
 {
+  va_list ap;
+  va_start (ap, format);
+  g_autofree char *what = g_strdup_vprintf (format, ap);
+  va_end (ap);
   g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s: %s", s->path, what,
-               sqlite3_errmsg (s->db));
+               s->db ? sqlite3_errmsg (s->db) : "out of memory");
   return FALSE;
 }
 
 static gboolean
-sq_exec (Sqlite *s, const char *sql, GError **error)
+sq_exec (Sqlite *s, const char *sql, const char *what, GError **error)
 {
-  char *msg = NULL;
-  if (sqlite3_exec (s->db, sql, NULL, NULL, &msg) != SQLITE_OK)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s", s->path,
-                   msg ? msg : sqlite3_errmsg (s->db));
-      sqlite3_free (msg);
-      return FALSE;
-    }
-  return TRUE;
+  g_autofree char *msg = NULL;
+  char *m = NULL;
+  if (sqlite3_exec (s->db, sql, NULL, NULL, &m) == SQLITE_OK)
+    return TRUE;
+  msg = g_strdup (m);
+  sqlite3_free (m);
+  g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s: %s", s->path, what,
+               msg ? msg : sqlite3_errmsg (s->db));
+  return FALSE;
 }
 
 static sqlite3_stmt *
@@ -99,30 +121,34 @@ sq_prepare (Sqlite *s, const char *sql, GError **error)
   return st;
 }
 
+/* Runs a statement that returns no rows (or whose rows do not matter). */
 static gboolean
-sq_step_done (Sqlite *s, sqlite3_stmt *st, GError **error)
+sq_run (Sqlite *s, sqlite3_stmt *st, const char *what, GError **error)
 {
   int rc = sqlite3_step (st);
+  sqlite3_reset (st);
   if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-    return sq_error (s, error, "write failed");
+    return sq_error (s, error, "%s", what);
   return TRUE;
 }
 
 static gboolean
 tx_begin (Sqlite *s, GError **error)
 {
-  return sq_exec (s, "BEGIN IMMEDIATE", error);
+  /* IMMEDIATE takes the write lock now, so a busy database fails (after
+   * the busy timeout) before anything is done rather than at COMMIT. */
+  return sq_exec (s, "BEGIN IMMEDIATE", "cannot start a transaction", error);
 }
 
+/* Commits when @ok, else rolls back; returns @ok && committed. */
 static gboolean
 tx_end (Sqlite *s, gboolean ok, GError **error)
 {
-  if (!ok)
-    {
-      sqlite3_exec (s->db, "ROLLBACK", NULL, NULL, NULL);
-      return FALSE;
-    }
-  return sq_exec (s, "COMMIT", error);
+  if (ok && sq_exec (s, "COMMIT", "cannot commit", error))
+    return TRUE;
+  if (!sqlite3_get_autocommit (s->db))
+    sqlite3_exec (s->db, "ROLLBACK", NULL, NULL, NULL);
+  return FALSE;
 }
 
 static void
@@ -141,127 +167,202 @@ col_text (sqlite3_stmt *st, int i)
   return t ? g_strdup ((const char *) t) : NULL;
 }
 
+static gint64
+floor_to (gint64 t, guint len)
+{
+  gint64 r = t % (gint64) len;
+  return r < 0 ? t - r - (gint64) len : t - r;
+}
+
 /* ---- opening and migrations -------------------------------------------- */
 
+/* Creates @path as an empty file (an empty file is an empty database) with
+ * mode 0640, so the database is never readable by everyone, not even for
+ * a moment. */
+static gboolean
+create_private_file (const char *path, GError **error)
+{
+  int fd = open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+  if (fd < 0 && errno == EEXIST)
+    return TRUE;
+  if (fd < 0 || fchmod (fd, 0640) < 0)
+    {
+      int saved = errno;
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot create %s: %s", path,
+                   g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+static gboolean
+query_int (Sqlite *s, const char *sql, gint64 *out, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s, sql, error);
+  if (st == NULL)
+    return FALSE;
+  if (sqlite3_step (st) != SQLITE_ROW)
+    return sq_error (s, error, "cannot read the schema");
+  *out = sqlite3_column_int64 (st, 0);
+  return TRUE;
+}
+
+/* The schema version, 0 for an empty database; -1 with @error set for a
+ * database that is not vmemd's.  Only reads. */
 static int
 read_version (Sqlite *s, GError **error)
 {
-  if (!sq_exec (s, "CREATE TABLE IF NOT EXISTS schema_version ("
-                   " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)", error))
+  gint64 tables = 0, has_version = 0, version = 0;
+
+  if (!query_int (s, "SELECT count(*) FROM sqlite_master", &tables, error) ||
+      !query_int (s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                     " AND name = 'schema_version'", &has_version, error))
     return -1;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", error);
-  if (st == NULL)
-    return -1;
-  if (sqlite3_step (st) != SQLITE_ROW)
+  if (has_version == 0 && tables > 0)
     {
-      sq_error (s, error, "cannot read the schema version");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
+                   "%s: holds tables but no schema_version: not a vmemd database", s->path);
       return -1;
     }
-  return sqlite3_column_int (st, 0);
+  if (has_version > 0 &&
+      !query_int (s, "SELECT COALESCE(MAX(version), 0) FROM schema_version", &version, error))
+    return -1;
+  return (int) version;
 }
 
 static gboolean
 backup (Sqlite *s, int version, GError **error)
 {
   g_autofree char *dest = g_strdup_printf ("%s.bak-v%d", s->path, version);
-  sqlite3 *bdb = NULL;
-  if (sqlite3_open (dest, &bdb) != SQLITE_OK)
+  g_autoptr(sqlite3) bdb = NULL;
+
+  /* A backup of an earlier attempt at the same version is replaced: the
+   * database is still at that version, and may have more data now. */
+  if (unlink (dest) < 0 && errno != ENOENT)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot create backup %s", dest);
-      sqlite3_close (bdb);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot replace backup %s: %s", dest,
+                   g_strerror (errno));
       return FALSE;
     }
-  sqlite3_backup *b = sqlite3_backup_init (bdb, "main", s->db, "main");
-  int rc = b ? sqlite3_backup_step (b, -1) : SQLITE_ERROR;
-  sqlite3_backup_finish (b);
-  sqlite3_close (bdb);
-  if (rc != SQLITE_DONE)
+  if (!create_private_file (dest, error))
+    return FALSE;
+  int rc = sqlite3_open_v2 (dest, &bdb, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot back up %s to %s", s->path, dest);
+      sqlite3_backup *b = sqlite3_backup_init (bdb, "main", s->db, "main");
+      rc = b ? sqlite3_backup_step (b, -1) : sqlite3_errcode (bdb);
+      int rc2 = sqlite3_backup_finish (b);
+      if (rc == SQLITE_DONE)
+        rc = rc2;
+    }
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
+                   "%s: cannot back up to %s before migrating: %s", s->path, dest,
+                   bdb ? sqlite3_errmsg (bdb) : sqlite3_errstr (rc));
       return FALSE;
     }
-  chmod (dest, 0640);
   g_message ("backed up %s (schema %d) to %s before migrating", s->path, version, dest);
   return TRUE;
 }
 
 static gboolean
-migrate (Sqlite *s, int target, GError **error)
+apply_migration (Sqlite *s, int v, GError **error)
 {
-  int current = read_version (s, error);
-  if (current < 0)
+  if (!tx_begin (s, error))
     return FALSE;
-  int latest = (int) G_N_ELEMENTS (migrations);
-  if (current > latest)
+  /* Another process may have migrated while this one waited for the lock. */
+  int current = read_version (s, error);
+  gboolean ok = current >= 0;
+  if (ok && current < v)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
-                   "%s has schema version %d, newer than this vmemd knows (%d): refusing to touch it",
-                   s->path, current, latest);
+      g_autofree char *record = g_strdup_printf (
+        "INSERT INTO schema_version (version, applied) VALUES (%d, strftime('%%s', 'now'))", v);
+      ok = (v > 1 || sq_exec (s, "CREATE TABLE schema_version ("
+                                 " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+                              "cannot create schema_version", error)) &&
+           sq_exec (s, migrations[v - 1], "cannot apply the migration", error) &&
+           sq_exec (s, record, "cannot record the migration", error);
+    }
+  if (!tx_end (s, ok, error))
+    {
+      g_prefix_error (error, "migration to schema %d failed, the database is unchanged: ", v);
       return FALSE;
     }
-  if (current > 0 && current < target && !backup (s, current, error))
-    return FALSE;
-  for (int v = current + 1; v <= target; v++)
-    {
-      g_autoptr(GError) local = NULL;
-      if (!tx_begin (s, error))
-        return FALSE;
-      g_autofree char *record = g_strdup_printf (
-        "INSERT INTO schema_version(version, applied) VALUES (%d, strftime('%%s','now'))", v);
-      gboolean ok = sq_exec (s, migrations[v - 1], &local) && sq_exec (s, record, &local);
-      if (!tx_end (s, ok, &local))
-        {
-          g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
-                       "migration to schema %d failed, database left at %d: %s", v, v - 1,
-                       local ? local->message : "unknown error");
-          return FALSE;
-        }
-    }
-  s->version = target;
   return TRUE;
 }
 
 static const VmemStoreOps sqlite_ops;
 
 VmemStore *
-vmem_store_sqlite_open_at_version (const char *path, int version, GError **error)
+vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
 {
+  const int latest = (int) G_N_ELEMENTS (migrations);
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (target >= 1 && target <= latest, NULL);
+
   g_autofree char *dir = g_path_get_dirname (path);
   if (g_mkdir_with_parents (dir, 0750) < 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot create %s: %s", dir,
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "cannot create directory %s: %s", dir,
                    g_strerror (errno));
       return NULL;
     }
-  gboolean existed = g_file_test (path, G_FILE_TEST_EXISTS);
+  if (!create_private_file (path, error))
+    return NULL;
 
   Sqlite *s = g_new0 (Sqlite, 1);
   s->parent.ops = &sqlite_ops;
+  s->parent.startup_window_s = VMEM_STORE_STARTUP_WINDOW_S;
   s->path = g_strdup (path);
   g_autoptr(VmemStore) store = &s->parent;
-  if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                       NULL) != SQLITE_OK)
-    {
-      sq_error (s, error, "cannot open");
-      return NULL;
-    }
-  if (!existed)
-    chmod (path, 0640);
-  sqlite3_busy_timeout (s->db, 5000);
-  sqlite3_extended_result_codes (s->db, 1);
 
-  /* The first statement reads the header: a file that is not a database
-   * fails here, before anything is written to it. */
-  g_autoptr(GError) local = NULL;
-  if (!sq_exec (s, "PRAGMA journal_mode=WAL", &local) ||
-      !sq_exec (s, "PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL", &local))
+  if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s is not a usable vmemd database: %s",
-                   path, local->message);
+      sq_error (s, error, "cannot open the database");
       return NULL;
     }
-  if (!migrate (s, version, error))
+  sqlite3_extended_result_codes (s->db, 1);
+  sqlite3_busy_timeout (s->db, 5000);
+
+  /* Everything up to here only read: a file that is not a database, not
+   * vmemd's, or of a newer schema is refused as it was found. */
+  int current = read_version (s, error);
+  if (current < 0)
+    {
+      g_prefix_error (error, "%s is not a usable vmemd database: ", path);
+      return NULL;
+    }
+  if (current > latest)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
+                   "%s has schema version %d, newer than this vmemd knows (%d): "
+                   "refusing to use it; run a newer vmemd", path, current, latest);
+      return NULL;
+    }
+
+  g_autoptr(sqlite3_stmt) wal = sq_prepare (s, "PRAGMA journal_mode = WAL", error);
+  if (wal == NULL)
     return NULL;
+  if (sqlite3_step (wal) != SQLITE_ROW ||
+      g_ascii_strcasecmp ((const char *) sqlite3_column_text (wal, 0), "wal") != 0)
+    {
+      sq_error (s, error, "cannot switch to WAL journal mode");
+      return NULL;
+    }
+  if (!sq_exec (s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                "cannot set the connection's options", error))
+    return NULL;
+
+  if (current > 0 && current < target && !backup (s, current, error))
+    return NULL;
+  for (int v = current + 1; v <= target; v++)
+    if (!apply_migration (s, v, error))
+      return NULL;
+  s->version = MAX (current, target);
   return g_steal_pointer (&store);
 }
 
@@ -299,36 +400,49 @@ sq_schema_version (VmemStore *store)
                      "mode, prealloc, scale, priority, match, created, updated"
 
 static VmemProfile *
-profile_from_row (sqlite3_stmt *st)
+profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
 {
-  VmemProfile *p = vmem_profile_new ((const char *) sqlite3_column_text (st, 0));
+  g_autoptr(VmemProfile) p = vmem_profile_new ((const char *) sqlite3_column_text (st, 0));
   p->demand_mib = (guint64) sqlite3_column_int64 (st, 1);
   p->floor_mib = (guint64) sqlite3_column_int64 (st, 2);
   p->ceiling_mib = (guint64) sqlite3_column_int64 (st, 3);
   p->margin_pct = sqlite3_column_double (st, 4);
   p->quantile = sqlite3_column_double (st, 5);
   p->buffer_pct = sqlite3_column_double (st, 6);
-  vmem_mode_from_string ((const char *) sqlite3_column_text (st, 7), &p->mode, NULL);
   p->prealloc = sqlite3_column_int (st, 8) != 0;
-  vmem_scale_from_string ((const char *) sqlite3_column_text (st, 9), &p->scale, NULL);
   p->priority = sqlite3_column_int (st, 10);
   p->match = col_text (st, 11);
   p->created = sqlite3_column_int64 (st, 12);
   p->updated = sqlite3_column_int64 (st, 13);
-  return p;
+  /* The store is input too: a row changed behind vmemd's back is reported,
+   * not used. */
+  if (!vmem_mode_from_string ((const char *) sqlite3_column_text (st, 7), &p->mode, error) ||
+      !vmem_scale_from_string ((const char *) sqlite3_column_text (st, 9), &p->scale, error) ||
+      !vmem_profile_validate (p, error))
+    {
+      g_prefix_error (error, "%s: profile '%s' in the database: ", s->path, p->name);
+      return NULL;
+    }
+  return g_steal_pointer (&p);
 }
 
 static GPtrArray *
 sq_profile_list (VmemStore *store, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles ORDER BY name", error);
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles ORDER BY name",
+                                           error);
   if (st == NULL)
     return NULL;
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
   int rc;
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-    g_ptr_array_add (out, profile_from_row (st));
+    {
+      VmemProfile *p = profile_from_row (s, st, error);
+      if (p == NULL)
+        return NULL;
+      g_ptr_array_add (out, p);
+    }
   if (rc != SQLITE_DONE)
     {
       sq_error (s, error, "cannot list profiles");
@@ -341,17 +455,18 @@ static VmemProfile *
 sq_profile_get (VmemStore *store, const char *name, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles WHERE name = ?", error);
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles WHERE name = ?",
+                                           error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, name);
   int rc = sqlite3_step (st);
   if (rc == SQLITE_ROW)
-    return profile_from_row (st);
+    return profile_from_row (s, st, error);
   if (rc == SQLITE_DONE)
     g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name);
   else
-    sq_error (s, error, "cannot read a profile");
+    sq_error (s, error, "cannot read profile '%s'", name);
   return NULL;
 }
 
@@ -366,15 +481,14 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
   bind_text (q, 1, p->name);
   int rc = sqlite3_step (q);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-    return sq_error (s, error, "cannot read a profile");
+    return sq_error (s, error, "cannot read profile '%s'", p->name);
   gboolean exists = rc == SQLITE_ROW;
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   gint64 created = exists ? sqlite3_column_int64 (q, 0) : now;
 
   if (exists && mode == VMEM_STORE_PUT_CREATE)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_EXISTS,
-                   "profile '%s' already exists (use profile set to change it)", p->name);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_EXISTS, "profile '%s' already exists", p->name);
       return FALSE;
     }
   if (!exists && mode == VMEM_STORE_PUT_UPDATE)
@@ -383,7 +497,12 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
       return FALSE;
     }
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "INSERT OR REPLACE INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", error);
+    "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(name) DO UPDATE SET demand_mib=excluded.demand_mib,"
+    " floor_mib=excluded.floor_mib, ceiling_mib=excluded.ceiling_mib,"
+    " margin_pct=excluded.margin_pct, quantile=excluded.quantile, buffer_pct=excluded.buffer_pct,"
+    " mode=excluded.mode, prealloc=excluded.prealloc, scale=excluded.scale,"
+    " priority=excluded.priority, match=excluded.match, updated=excluded.updated", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, p->name);
@@ -400,9 +519,9 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
   bind_text (st, 12, p->match);
   sqlite3_bind_int64 (st, 13, created);
   sqlite3_bind_int64 (st, 14, now);
-  if (was_created)
+  if (was_created != NULL)
     *was_created = !exists;
-  return sq_step_done (s, st, error);
+  return sq_run (s, st, "cannot write a profile", error);
 }
 
 static gboolean
@@ -422,7 +541,7 @@ sq_profile_delete (VmemStore *store, const char *name, GError **error)
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, name);
-  if (!sq_step_done (s, st, error))
+  if (!sq_run (s, st, "cannot delete a profile", error))
     return FALSE;
   if (sqlite3_changes (s->db) == 0)
     {
@@ -432,11 +551,42 @@ sq_profile_delete (VmemStore *store, const char *name, GError **error)
   return TRUE;
 }
 
+/* Inside a transaction: deletes the profiles not named in @keep. */
+static gboolean
+profiles_delete_others (Sqlite *s, GHashTable *keep, guint *deleted, GError **error)
+{
+  g_autoptr(sqlite3_stmt) names = sq_prepare (s, "SELECT name FROM profiles", error);
+  g_autoptr(sqlite3_stmt) del = names ? sq_prepare (s, "DELETE FROM profiles WHERE name = ?", error)
+                                      : NULL;
+  g_autoptr(GPtrArray) doomed = g_ptr_array_new_with_free_func (g_free);
+  int rc;
+
+  if (del == NULL)
+    return FALSE;
+  while ((rc = sqlite3_step (names)) == SQLITE_ROW)
+    {
+      const char *name = (const char *) sqlite3_column_text (names, 0);
+      if (!g_hash_table_contains (keep, name))
+        g_ptr_array_add (doomed, g_strdup (name));
+    }
+  if (rc != SQLITE_DONE)
+    return sq_error (s, error, "cannot list profiles");
+  for (guint i = 0; i < doomed->len; i++)
+    {
+      bind_text (del, 1, g_ptr_array_index (doomed, i));
+      if (!sq_run (s, del, "cannot delete a profile", error))
+        return FALSE;
+    }
+  *deleted = doomed->len;
+  return TRUE;
+}
+
 static gboolean
 sq_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace, guint *created,
                    guint *updated, guint *deleted, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
+  g_autoptr(GHashTable) names = g_hash_table_new (g_str_hash, g_str_equal);
   guint c = 0, u = 0, d = 0;
   gboolean ok = TRUE;
 
@@ -444,48 +594,58 @@ sq_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace, guin
     return FALSE;
   for (guint i = 0; ok && i < profiles->len; i++)
     {
+      const VmemProfile *p = g_ptr_array_index (profiles, i);
       gboolean was_created = FALSE;
-      ok = profile_write (s, g_ptr_array_index (profiles, i), VMEM_STORE_PUT_UPSERT, &was_created, error);
-      if (was_created)
+      ok = profile_write (s, p, VMEM_STORE_PUT_UPSERT, &was_created, error);
+      if (!ok)
+        g_prefix_error (error, "profiles[%u]: ", i);
+      else if (was_created)
         c++;
       else
         u++;
+      g_hash_table_add (names, p->name);
     }
   if (ok && replace)
-    {
-      g_autoptr(GString) sql = g_string_new ("DELETE FROM profiles WHERE name NOT IN (");
-      for (guint i = 0; i < profiles->len; i++)
-        g_string_append (sql, i ? ",?" : "?");
-      g_string_append (sql, ")");
-      g_autoptr(sqlite3_stmt) st = sq_prepare (s, sql->str, error);
-      ok = st != NULL;
-      for (guint i = 0; ok && i < profiles->len; i++)
-        bind_text (st, (int) i + 1, ((VmemProfile *) g_ptr_array_index (profiles, i))->name);
-      ok = ok && sq_step_done (s, st, error);
-      if (ok)
-        d = (guint) sqlite3_changes (s->db);
-    }
+    ok = profiles_delete_others (s, names, &d, error);
   if (!tx_end (s, ok, error))
     return FALSE;
-  if (created)
+  if (created != NULL)
     *created = c;
-  if (updated)
+  if (updated != NULL)
     *updated = u;
-  if (deleted)
+  if (deleted != NULL)
     *deleted = d;
   return TRUE;
 }
 
-/* ---- domains, samples, peaks -------------------------------------------- */
+/* ---- domains ------------------------------------------------------------ */
+
+#define DOMAIN_COLS "uuid, name, host, workload, memory_mib, vcpus, last_seen, first_seen"
+
+static VmemDomainRow *
+domain_from_row (sqlite3_stmt *st)
+{
+  VmemDomainRow *r = g_new0 (VmemDomainRow, 1);
+  r->uuid = col_text (st, 0);
+  r->name = col_text (st, 1);
+  r->host = col_text (st, 2);
+  r->workload = col_text (st, 3);
+  r->memory_mib = (guint64) sqlite3_column_int64 (st, 4);
+  r->vcpus = (guint) sqlite3_column_int (st, 5);
+  r->last_seen = sqlite3_column_int64 (st, 6);
+  r->first_seen = sqlite3_column_int64 (st, 7);
+  return r;
+}
 
 static gboolean
-domain_write (Sqlite *s, const VmemDomainRow *r, GError **error)
+sq_domain_upsert (VmemStore *store, const VmemDomainRow *r, GError **error)
 {
+  Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "INSERT INTO domains (uuid, name, host, workload, memory_mib, vcpus, first_seen, last_seen)"
-    " VALUES (?1,?2,?3,?4,?5,?6,?7,?7) ON CONFLICT(uuid) DO UPDATE SET name=excluded.name,"
-    " host=excluded.host, workload=excluded.workload, memory_mib=excluded.memory_mib,"
-    " vcpus=excluded.vcpus, last_seen=excluded.last_seen", error);
+    "INSERT INTO domains (" DOMAIN_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?7)"
+    " ON CONFLICT(uuid) DO UPDATE SET name=excluded.name, host=excluded.host,"
+    " workload=excluded.workload, memory_mib=excluded.memory_mib, vcpus=excluded.vcpus,"
+    " last_seen=max(last_seen, excluded.last_seen)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, r->uuid);
@@ -495,92 +655,170 @@ domain_write (Sqlite *s, const VmemDomainRow *r, GError **error)
   sqlite3_bind_int64 (st, 5, (gint64) r->memory_mib);
   sqlite3_bind_int (st, 6, (int) r->vcpus);
   sqlite3_bind_int64 (st, 7, r->last_seen);
-  return sq_step_done (s, st, error);
+  return sq_run (s, st, "cannot record a domain", error);
+}
+
+static VmemDomainRow *
+sq_domain_get (VmemStore *store, const char *uuid, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " DOMAIN_COLS " FROM domains WHERE uuid = ?",
+                                           error);
+  if (st == NULL)
+    return NULL;
+  bind_text (st, 1, uuid);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return domain_from_row (st);
+  if (rc == SQLITE_DONE)
+    g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no domain with uuid %s", uuid);
+  else
+    sq_error (s, error, "cannot read domain %s", uuid);
+  return NULL;
+}
+
+static GPtrArray *
+sq_domain_list (VmemStore *store, const char *workload, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+    workload ? "SELECT " DOMAIN_COLS " FROM domains WHERE workload = ? ORDER BY name, uuid"
+             : "SELECT " DOMAIN_COLS " FROM domains ORDER BY name, uuid", error);
+  if (st == NULL)
+    return NULL;
+  if (workload != NULL)
+    bind_text (st, 1, workload);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_domain_row_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    g_ptr_array_add (out, domain_from_row (st));
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot list domains");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+/* ---- samples and peaks -------------------------------------------------- */
+
+typedef struct {
+  sqlite3_stmt *domain, *sample, *peak, *run;
+} SampleStatements;
+
+static void
+sample_statements_clear (SampleStatements *ss)
+{
+  sqlite3_finalize (ss->domain);
+  sqlite3_finalize (ss->sample);
+  sqlite3_finalize (ss->peak);
+  sqlite3_finalize (ss->run);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SampleStatements, sample_statements_clear)
+
+static gboolean
+sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
+{
+  /* Samples reference their domain; one not seen yet gets a row named by
+   * its uuid until vmem_store_domain_upsert() tells its name. */
+  ss->domain = sq_prepare (s,
+    "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
+    " VALUES (?1,?1,?2,?3,?4,?5,?5) ON CONFLICT(uuid) DO UPDATE SET host=excluded.host,"
+    " workload=excluded.workload, last_seen=max(last_seen, excluded.last_seen)", error);
+  if (ss->domain == NULL)
+    return FALSE;
+  ss->sample = sq_prepare (s,
+    "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
+    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", error);
+  if (ss->sample == NULL)
+    return FALSE;
+  /* vcpus is the count at the peak, which is what per-vCPU scaling divides
+   * by. */
+  ss->peak = sq_prepare (s,
+    "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+    " guest_samples, vcpus) VALUES (?1,?2,?3,?4,?5,?6,1,?7,?8)"
+    " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
+    " vcpus=CASE WHEN excluded.peak_mib >= peak_mib THEN excluded.vcpus ELSE vcpus END,"
+    " peak_mib=max(peak_mib, excluded.peak_mib), samples=samples+1,"
+    " guest_samples=guest_samples+excluded.guest_samples,"
+    " workload=excluded.workload, host=excluded.host", error);
+  if (ss->peak == NULL)
+    return FALSE;
+  ss->run = sq_prepare (s,
+    "UPDATE runs SET peak_mib=max(peak_mib, ?1),"
+    " startup_peak_mib=CASE WHEN ?2 - started <= ?3 THEN max(startup_peak_mib, ?1)"
+    " ELSE startup_peak_mib END"
+    " WHERE uuid=?4 AND stopped IS NULL AND started <= ?2", error);
+  return ss->run != NULL;
 }
 
 static gboolean
-sq_domain_upsert (VmemStore *store, const VmemDomainRow *row, GError **error)
+sample_write (Sqlite *s, SampleStatements *ss, const VmemSample *x, GError **error)
 {
-  return domain_write ((Sqlite *) store, row, error);
+  static const guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
+
+  bind_text (ss->domain, 1, x->uuid);
+  bind_text (ss->domain, 2, x->host);
+  bind_text (ss->domain, 3, x->workload);
+  sqlite3_bind_int (ss->domain, 4, (int) x->vcpus);
+  sqlite3_bind_int64 (ss->domain, 5, x->t);
+  if (!sq_run (s, ss->domain, "cannot record a domain", error))
+    return FALSE;
+
+  bind_text (ss->sample, 1, x->uuid);
+  bind_text (ss->sample, 2, x->host);
+  bind_text (ss->sample, 3, x->workload);
+  sqlite3_bind_int64 (ss->sample, 4, x->t);
+  sqlite3_bind_int64 (ss->sample, 5, (gint64) x->used_mib);
+  sqlite3_bind_int64 (ss->sample, 6, (gint64) x->rss_mib);
+  sqlite3_bind_int64 (ss->sample, 7, (gint64) x->current_mib);
+  sqlite3_bind_int64 (ss->sample, 8, (gint64) x->available_mib);
+  sqlite3_bind_int64 (ss->sample, 9, (gint64) x->usable_mib);
+  bind_text (ss->sample, 10, x->guest_quality ? "guest" : "rss");
+  sqlite3_bind_int64 (ss->sample, 11, (gint64) x->swap_in);
+  sqlite3_bind_int64 (ss->sample, 12, (gint64) x->major_fault);
+  sqlite3_bind_int (ss->sample, 13, (int) x->vcpus);
+  if (!sq_run (s, ss->sample, "cannot record a sample", error))
+    return FALSE;
+
+  for (guint k = 0; k < G_N_ELEMENTS (intervals); k++)
+    {
+      bind_text (ss->peak, 1, x->uuid);
+      bind_text (ss->peak, 2, x->workload);
+      bind_text (ss->peak, 3, x->host);
+      sqlite3_bind_int (ss->peak, 4, (int) intervals[k]);
+      sqlite3_bind_int64 (ss->peak, 5, floor_to (x->t, intervals[k]));
+      sqlite3_bind_int64 (ss->peak, 6, (gint64) x->used_mib);
+      sqlite3_bind_int (ss->peak, 7, x->guest_quality ? 1 : 0);
+      sqlite3_bind_int (ss->peak, 8, (int) x->vcpus);
+      if (!sq_run (s, ss->peak, "cannot update a peak", error))
+        return FALSE;
+    }
+
+  sqlite3_bind_int64 (ss->run, 1, (gint64) x->used_mib);
+  sqlite3_bind_int64 (ss->run, 2, x->t);
+  sqlite3_bind_int64 (ss->run, 3, s->parent.startup_window_s);
+  bind_text (ss->run, 4, x->uuid);
+  return sq_run (s, ss->run, "cannot update a run's peaks", error);
 }
 
 static gboolean
 sq_samples_add (VmemStore *store, const VmemSample *v, guint n, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  if (!tx_begin (s, error))
-    return FALSE;
-  g_autoptr(sqlite3_stmt) ins = sq_prepare (s,
-    "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
-    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", error);
-  g_autoptr(sqlite3_stmt) peak = ins ? sq_prepare (s,
-    "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples, guest_samples, vcpus)"
-    " VALUES (?1,?2,?3,?4,?5,?6,1,?7,?8) ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
-    " peak_mib=max(peak_mib, excluded.peak_mib), samples=samples+1,"
-    " guest_samples=guest_samples+excluded.guest_samples, vcpus=excluded.vcpus,"
-    " workload=excluded.workload", error) : NULL;
-  g_autoptr(sqlite3_stmt) run = peak ? sq_prepare (s,
-    "UPDATE runs SET peak_mib=max(peak_mib, ?1), startup_peak_mib=CASE WHEN ?2 - started <= ?3"
-    " THEN max(startup_peak_mib, ?1) ELSE startup_peak_mib END WHERE uuid=?4 AND stopped IS NULL",
-    error) : NULL;
-  gboolean ok = run != NULL;
-  static const guint intervals[] = { 3600, 86400 };
+  g_auto(SampleStatements) ss = { NULL, };
+  gboolean ok;
 
+  if (!sample_statements_prepare (s, &ss, error) || !tx_begin (s, error))
+    return FALSE;
+  ok = TRUE;
   for (guint i = 0; ok && i < n; i++)
     {
-      const VmemSample *x = &v[i];
-      VmemDomainRow dr = { .uuid = x->uuid, .name = x->uuid, .host = x->host, .workload = x->workload,
-                           .vcpus = x->vcpus, .last_seen = x->t };
-      /* Samples reference their domain; make sure it is known. */
-      g_autoptr(sqlite3_stmt) known = sq_prepare (s, "SELECT 1 FROM domains WHERE uuid = ?", error);
-      ok = known != NULL;
-      if (ok)
-        {
-          bind_text (known, 1, x->uuid);
-          if (sqlite3_step (known) != SQLITE_ROW)
-            ok = domain_write (s, &dr, error);
-        }
+      ok = sample_write (s, &ss, &v[i], error);
       if (!ok)
-        break;
-
-      sqlite3_reset (ins);
-      bind_text (ins, 1, x->uuid);
-      bind_text (ins, 2, x->host);
-      bind_text (ins, 3, x->workload);
-      sqlite3_bind_int64 (ins, 4, x->t);
-      sqlite3_bind_int64 (ins, 5, (gint64) x->used_mib);
-      sqlite3_bind_int64 (ins, 6, (gint64) x->rss_mib);
-      sqlite3_bind_int64 (ins, 7, (gint64) x->current_mib);
-      sqlite3_bind_int64 (ins, 8, (gint64) x->available_mib);
-      sqlite3_bind_int64 (ins, 9, (gint64) x->usable_mib);
-      bind_text (ins, 10, x->guest_quality ? "guest" : "rss");
-      sqlite3_bind_int64 (ins, 11, (gint64) x->swap_in);
-      sqlite3_bind_int64 (ins, 12, (gint64) x->major_fault);
-      sqlite3_bind_int (ins, 13, (int) x->vcpus);
-      ok = sq_step_done (s, ins, error);
-
-      for (guint k = 0; ok && k < G_N_ELEMENTS (intervals); k++)
-        {
-          sqlite3_reset (peak);
-          bind_text (peak, 1, x->uuid);
-          bind_text (peak, 2, x->workload);
-          bind_text (peak, 3, x->host);
-          sqlite3_bind_int (peak, 4, (int) intervals[k]);
-          sqlite3_bind_int64 (peak, 5, x->t - x->t % intervals[k]);
-          sqlite3_bind_int64 (peak, 6, (gint64) x->used_mib);
-          sqlite3_bind_int (peak, 7, x->guest_quality ? 1 : 0);
-          sqlite3_bind_int (peak, 8, (int) x->vcpus);
-          ok = sq_step_done (s, peak, error);
-        }
-      if (ok)
-        {
-          sqlite3_reset (run);
-          sqlite3_bind_int64 (run, 1, (gint64) x->used_mib);
-          sqlite3_bind_int64 (run, 2, x->t);
-          sqlite3_bind_int (run, 3, VMEM_STORE_STARTUP_WINDOW_S);
-          bind_text (run, 4, x->uuid);
-          ok = sq_step_done (s, run, error);
-        }
+        g_prefix_error (error, "samples[%u] (%s): ", i, v[i].uuid);
+      else if (vmem_store_sqlite_sample_hook != NULL)
+        vmem_store_sqlite_sample_hook (i);
     }
   return tx_end (s, ok, error);
 }
@@ -593,7 +831,8 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
     "SELECT p.uuid, d.name, p.host, p.start_t, p.peak_mib, p.samples, p.guest_samples, p.vcpus"
     " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
-    " WHERE p.workload = ? AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, p.uuid", error);
+    " WHERE p.workload = ? AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, p.uuid",
+    error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, workload);
@@ -616,26 +855,84 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
     }
   if (rc != SQLITE_DONE)
     {
-      sq_error (s, error, "cannot read peaks");
+      sq_error (s, error, "cannot read the peaks of workload '%s'", workload);
       return NULL;
     }
   return g_steal_pointer (&out);
 }
 
 static gboolean
-sq_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days, GError **error)
+sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autofree char *sql = g_strdup_printf (
-    "DELETE FROM samples WHERE t < %" G_GINT64_FORMAT ";"
-    "DELETE FROM peaks WHERE start_t < %" G_GINT64_FORMAT ";",
-    now - (gint64) raw_hours * 3600, now - (gint64) peak_days * 86400);
+  static const struct {
+    const char *sql;
+    gboolean    raw;
+  } steps[] = {
+    { "DELETE FROM samples WHERE t < ?", TRUE },
+    { "DELETE FROM peaks WHERE start_t < ?", FALSE },
+    /* A domain's latest plan is what explain shows, however old. */
+    { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)", FALSE },
+  };
+  gboolean ok = TRUE;
+
   if (!tx_begin (s, error))
     return FALSE;
-  return tx_end (s, sq_exec (s, sql, error), error);
+  for (guint i = 0; ok && i < G_N_ELEMENTS (steps); i++)
+    {
+      g_autoptr(sqlite3_stmt) st = sq_prepare (s, steps[i].sql, error);
+      ok = st != NULL;
+      if (ok)
+        {
+          sqlite3_bind_int64 (st, 1, steps[i].raw ? raw_before : peak_before);
+          ok = sq_run (s, st, "cannot delete old rows", error);
+        }
+    }
+  return tx_end (s, ok, error);
 }
 
-/* ---- runs, plans, hosts ------------------------------------------------ */
+/* ---- runs ---------------------------------------------------------------- */
+
+static gint64
+run_insert (Sqlite *s, const char *uuid, const char *host, const char *workload, gint64 started,
+            guint64 demand_mib, GError **error)
+{
+  g_autoptr(sqlite3_stmt) dom = sq_prepare (s,
+    "INSERT INTO domains (uuid, name, host, workload, first_seen, last_seen)"
+    " VALUES (?1,?1,?2,?3,?4,?4) ON CONFLICT(uuid) DO NOTHING", error);
+  if (dom == NULL)
+    return -1;
+  bind_text (dom, 1, uuid);
+  bind_text (dom, 2, host);
+  bind_text (dom, 3, workload);
+  sqlite3_bind_int64 (dom, 4, started);
+  if (!sq_run (s, dom, "cannot record a domain", error))
+    return -1;
+
+  /* A run still open was never closed: vmemd was down when it stopped. */
+  g_autoptr(sqlite3_stmt) lost = sq_prepare (s,
+    "UPDATE runs SET stopped = max(started, ?2), stop_reason = 'lost'"
+    " WHERE uuid = ?1 AND stopped IS NULL", error);
+  if (lost == NULL)
+    return -1;
+  bind_text (lost, 1, uuid);
+  sqlite3_bind_int64 (lost, 2, started);
+  if (!sq_run (s, lost, "cannot close a lost run", error))
+    return -1;
+
+  g_autoptr(sqlite3_stmt) ins = sq_prepare (s,
+    "INSERT INTO runs (uuid, host, workload, started, demand_mib) VALUES (?,?,?,?,?)", error);
+  if (ins == NULL)
+    return -1;
+  bind_text (ins, 1, uuid);
+  bind_text (ins, 2, host);
+  bind_text (ins, 3, workload);
+  sqlite3_bind_int64 (ins, 4, started);
+  sqlite3_bind_int64 (ins, 5, (gint64) demand_mib);
+  if (!sq_run (s, ins, "cannot record a run", error))
+    return -1;
+  return sqlite3_last_insert_rowid (s->db);
+}
 
 static gint64
 sq_run_open (VmemStore *store, const char *uuid, const char *host, const char *workload,
@@ -644,38 +941,8 @@ sq_run_open (VmemStore *store, const char *uuid, const char *host, const char *w
   Sqlite *s = (Sqlite *) store;
   if (!tx_begin (s, error))
     return -1;
-  VmemDomainRow dr = { .uuid = uuid, .name = uuid, .host = host, .workload = workload, .last_seen = started };
-  g_autoptr(sqlite3_stmt) known = sq_prepare (s, "SELECT 1 FROM domains WHERE uuid = ?", error);
-  gboolean ok = known != NULL;
-  if (ok)
-    {
-      bind_text (known, 1, uuid);
-      if (sqlite3_step (known) != SQLITE_ROW)
-        ok = domain_write (s, &dr, error);
-    }
-  g_autoptr(sqlite3_stmt) lost = ok ? sq_prepare (s,
-    "UPDATE runs SET stopped = ?2, stop_reason = 'lost' WHERE uuid = ?1 AND stopped IS NULL", error) : NULL;
-  ok = lost != NULL;
-  if (ok)
-    {
-      bind_text (lost, 1, uuid);
-      sqlite3_bind_int64 (lost, 2, started);
-      ok = sq_step_done (s, lost, error);
-    }
-  g_autoptr(sqlite3_stmt) ins = ok ? sq_prepare (s,
-    "INSERT INTO runs (uuid, host, workload, started, demand_mib) VALUES (?,?,?,?,?)", error) : NULL;
-  ok = ins != NULL;
-  if (ok)
-    {
-      bind_text (ins, 1, uuid);
-      bind_text (ins, 2, host);
-      bind_text (ins, 3, workload);
-      sqlite3_bind_int64 (ins, 4, started);
-      sqlite3_bind_int64 (ins, 5, (gint64) demand_mib);
-      ok = sq_step_done (s, ins, error);
-    }
-  gint64 id = ok ? sqlite3_last_insert_rowid (s->db) : -1;
-  return tx_end (s, ok, error) ? id : -1;
+  gint64 id = run_insert (s, uuid, host, workload, started, demand_mib, error);
+  return tx_end (s, id > 0, error) ? id : -1;
 }
 
 static gboolean
@@ -684,13 +951,14 @@ sq_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *re
 {
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "UPDATE runs SET stopped = ?2, stop_reason = ?3 WHERE uuid = ?1 AND stopped IS NULL", error);
+    "UPDATE runs SET stopped = max(started, ?2), stop_reason = ?3"
+    " WHERE uuid = ?1 AND stopped IS NULL", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, uuid);
   sqlite3_bind_int64 (st, 2, stopped);
   bind_text (st, 3, reason);
-  if (!sq_step_done (s, st, error))
+  if (!sq_run (s, st, "cannot close a run", error))
     return FALSE;
   if (sqlite3_changes (s->db) == 0)
     {
@@ -710,7 +978,7 @@ sq_run_list (VmemStore *store, const char *uuid, guint limit, GError **error)
   if (st == NULL)
     return NULL;
   bind_text (st, 1, uuid);
-  sqlite3_bind_int (st, 2, (int) MAX (limit, 1u));
+  sqlite3_bind_int64 (st, 2, limit > 0 ? (gint64) limit : -1);
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_run_free);
   int rc;
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
@@ -730,18 +998,21 @@ sq_run_list (VmemStore *store, const char *uuid, guint limit, GError **error)
     }
   if (rc != SQLITE_DONE)
     {
-      sq_error (s, error, "cannot read runs");
+      sq_error (s, error, "cannot read the runs of %s", uuid);
       return NULL;
     }
   return g_steal_pointer (&out);
 }
+
+/* ---- plans ---------------------------------------------------------------- */
 
 static gboolean
 sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES (?,?,?,?,?,?)", error);
+    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES (?,?,?,?,?,?)",
+    error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->uuid);
@@ -750,21 +1021,22 @@ sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
   sqlite3_bind_int64 (st, 4, (gint64) row->demand_mib);
   bind_text (st, 5, row->source);
   bind_text (st, 6, row->reasons_json);
-  return sq_step_done (s, st, error);
+  return sq_run (s, st, "cannot record a plan", error);
 }
 
-static VmemPlanRow *
-sq_plan_latest (VmemStore *store, const char *uuid, GError **error)
+static GPtrArray *
+plans_read (Sqlite *s, const char *uuid, guint limit, GError **error)
 {
-  Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (s,
     "SELECT uuid, workload, t, demand_mib, source, reasons FROM plans WHERE uuid = ?"
-    " ORDER BY id DESC LIMIT 1", error);
+    " ORDER BY id DESC LIMIT ?", error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, uuid);
-  int rc = sqlite3_step (st);
-  if (rc == SQLITE_ROW)
+  sqlite3_bind_int64 (st, 2, limit > 0 ? (gint64) limit : -1);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_plan_row_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       VmemPlanRow *p = g_new0 (VmemPlanRow, 1);
       p->uuid = col_text (st, 0);
@@ -773,14 +1045,37 @@ sq_plan_latest (VmemStore *store, const char *uuid, GError **error)
       p->demand_mib = (guint64) sqlite3_column_int64 (st, 3);
       p->source = col_text (st, 4);
       p->reasons_json = col_text (st, 5);
-      return p;
+      g_ptr_array_add (out, p);
     }
-  if (rc == SQLITE_DONE)
-    g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no plan staged for %s", uuid);
-  else
-    sq_error (s, error, "cannot read plans");
-  return NULL;
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read the plans of %s", uuid);
+      return NULL;
+    }
+  return g_steal_pointer (&out);
 }
+
+static VmemPlanRow *
+sq_plan_latest (VmemStore *store, const char *uuid, GError **error)
+{
+  g_autoptr(GPtrArray) list = plans_read ((Sqlite *) store, uuid, 1, error);
+  if (list == NULL)
+    return NULL;
+  if (list->len == 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no plan staged for %s", uuid);
+      return NULL;
+    }
+  return g_ptr_array_steal_index (list, 0);
+}
+
+static GPtrArray *
+sq_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error)
+{
+  return plans_read ((Sqlite *) store, uuid, limit, error);
+}
+
+/* ---- hosts ---------------------------------------------------------------- */
 
 static gboolean
 sq_host_heartbeat (VmemStore *store, const VmemHostRow *r, GError **error)
@@ -799,7 +1094,37 @@ sq_host_heartbeat (VmemStore *store, const VmemHostRow *r, GError **error)
   sqlite3_bind_double (st, 4, r->overcommit);
   sqlite3_bind_int64 (st, 5, (gint64) r->committed_mib);
   sqlite3_bind_int64 (st, 6, r->heartbeat);
-  return sq_step_done (s, st, error);
+  return sq_run (s, st, "cannot record the host heartbeat", error);
+}
+
+static GPtrArray *
+sq_host_list (VmemStore *store, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+    "SELECT name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat"
+    " FROM hosts ORDER BY name", error);
+  if (st == NULL)
+    return NULL;
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_host_row_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      VmemHostRow *h = g_new0 (VmemHostRow, 1);
+      h->name = col_text (st, 0);
+      h->capacity_mib = (guint64) sqlite3_column_int64 (st, 1);
+      h->reserved_mib = (guint64) sqlite3_column_int64 (st, 2);
+      h->overcommit = sqlite3_column_double (st, 3);
+      h->committed_mib = (guint64) sqlite3_column_int64 (st, 4);
+      h->heartbeat = sqlite3_column_int64 (st, 5);
+      g_ptr_array_add (out, h);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot list hosts");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
 }
 
 static const VmemStoreOps sqlite_ops = {
@@ -812,6 +1137,8 @@ static const VmemStoreOps sqlite_ops = {
   .profile_delete = sq_profile_delete,
   .profile_import = sq_profile_import,
   .domain_upsert = sq_domain_upsert,
+  .domain_get = sq_domain_get,
+  .domain_list = sq_domain_list,
   .samples_add = sq_samples_add,
   .peaks_for_workload = sq_peaks_for_workload,
   .prune = sq_prune,
@@ -820,5 +1147,7 @@ static const VmemStoreOps sqlite_ops = {
   .run_list = sq_run_list,
   .plan_add = sq_plan_add,
   .plan_latest = sq_plan_latest,
+  .plan_list = sq_plan_list,
   .host_heartbeat = sq_host_heartbeat,
+  .host_list = sq_host_list,
 };

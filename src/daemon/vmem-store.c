@@ -1,174 +1,314 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The backend-independent half of the store: argument checks, so that bad
+ * input is refused the same way by every backend before anything is
+ * written, then dispatch through the backend's operations. */
 #include "vmem-store-private.h"
 #include "vmem-error.h"
 
+#include <math.h>
+
 void
-vmem_peak_free (VmemPeak *p)
+vmem_domain_row_free (VmemDomainRow *row)
 {
-  if (p == NULL)
+  if (row == NULL)
     return;
-  g_free (p->uuid);
-  g_free (p->domain);
-  g_free (p->host);
-  g_free (p);
+  g_free (row->uuid);
+  g_free (row->name);
+  g_free (row->host);
+  g_free (row->workload);
+  g_free (row);
 }
 
 void
-vmem_plan_row_free (VmemPlanRow *p)
+vmem_peak_free (VmemPeak *peak)
 {
-  if (p == NULL)
+  if (peak == NULL)
     return;
-  g_free (p->uuid);
-  g_free (p->workload);
-  g_free (p->source);
-  g_free (p->reasons_json);
-  g_free (p);
+  g_free (peak->uuid);
+  g_free (peak->domain);
+  g_free (peak->host);
+  g_free (peak);
 }
 
 void
-vmem_run_free (VmemRun *r)
+vmem_plan_row_free (VmemPlanRow *row)
 {
-  if (r == NULL)
+  if (row == NULL)
     return;
-  g_free (r->uuid);
-  g_free (r->host);
-  g_free (r->workload);
-  g_free (r->stop_reason);
-  g_free (r);
+  g_free (row->uuid);
+  g_free (row->workload);
+  g_free (row->source);
+  g_free (row->reasons_json);
+  g_free (row);
+}
+
+void
+vmem_host_row_free (VmemHostRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row);
+}
+
+void
+vmem_run_free (VmemRun *run)
+{
+  if (run == NULL)
+    return;
+  g_free (run->uuid);
+  g_free (run->host);
+  g_free (run->workload);
+  g_free (run->stop_reason);
+  g_free (run);
+}
+
+static gboolean
+require (const char *what, const char *value, GError **error)
+{
+  if (value == NULL || *value == '\0')
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "%s: must not be empty", what);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 VmemStore *
 vmem_store_open (const VmemConfig *config, GError **error)
 {
+  g_return_val_if_fail (config != NULL, NULL);
+
   switch (config->backend)
     {
     case VMEM_STORE_SQLITE:
+      if (!require ("[store] database", config->database, error))
+        return NULL;
       return vmem_store_open_sqlite (config->database, error);
     case VMEM_STORE_POSTGRES:
     default:
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
-                   "[store] backend=postgres: this build of vmemd has no PostgreSQL backend");
+                   "[store] backend=postgres: PostgreSQL backend not built into this vmemd");
       return NULL;
     }
 }
 
 void
-vmem_store_free (VmemStore *s)
+vmem_store_free (VmemStore *store)
 {
-  if (s != NULL)
-    s->ops->free (s);
+  if (store != NULL)
+    store->ops->free (store);
 }
 
 int
-vmem_store_schema_version (VmemStore *s)
+vmem_store_schema_version (VmemStore *store)
 {
-  return s->ops->schema_version (s);
+  return store->ops->schema_version (store);
 }
 
 const char *
-vmem_store_backend_name (VmemStore *s)
+vmem_store_backend_name (VmemStore *store)
 {
-  return s->ops->name;
+  return store->ops->name;
+}
+
+void
+vmem_store_set_startup_window (VmemStore *store, guint seconds)
+{
+  store->startup_window_s = seconds;
 }
 
 GPtrArray *
-vmem_store_profile_list (VmemStore *s, GError **error)
+vmem_store_profile_list (VmemStore *store, GError **error)
 {
-  return s->ops->profile_list (s, error);
+  return store->ops->profile_list (store, error);
 }
 
 VmemProfile *
-vmem_store_profile_get (VmemStore *s, const char *name, GError **error)
+vmem_store_profile_get (VmemStore *store, const char *name, GError **error)
 {
-  return s->ops->profile_get (s, name, error);
+  if (name == NULL || *name == '\0')
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name ? name : "");
+      return NULL;
+    }
+  return store->ops->profile_get (store, name, error);
 }
 
 gboolean
-vmem_store_profile_put (VmemStore *s, const VmemProfile *p, VmemStorePut mode, GError **error)
+vmem_store_profile_put (VmemStore *store, const VmemProfile *profile, VmemStorePut mode,
+                        GError **error)
 {
-  if (!vmem_profile_validate (p, error))
+  if (!vmem_profile_validate (profile, error))
     return FALSE;
-  return s->ops->profile_put (s, p, mode, error);
+  return store->ops->profile_put (store, profile, mode, error);
 }
 
 gboolean
-vmem_store_profile_delete (VmemStore *s, const char *name, GError **error)
+vmem_store_profile_delete (VmemStore *store, const char *name, GError **error)
 {
-  return s->ops->profile_delete (s, name, error);
+  if (name == NULL || *name == '\0')
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name ? name : "");
+      return FALSE;
+    }
+  return store->ops->profile_delete (store, name, error);
 }
 
 gboolean
-vmem_store_profile_import (VmemStore *s, GPtrArray *profiles, gboolean replace, guint *created,
-                           guint *updated, guint *deleted, GError **error)
+vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace,
+                           guint *created, guint *updated, guint *deleted, GError **error)
 {
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+
   for (guint i = 0; i < profiles->len; i++)
-    if (!vmem_profile_validate (g_ptr_array_index (profiles, i), error))
-      {
-        g_prefix_error (error, "profiles[%u]: ", i);
-        return FALSE;
-      }
-  return s->ops->profile_import (s, profiles, replace, created, updated, deleted, error);
+    {
+      const VmemProfile *p = g_ptr_array_index (profiles, i);
+      if (!vmem_profile_validate (p, error))
+        {
+          g_prefix_error (error, "profiles[%u]: ", i);
+          return FALSE;
+        }
+      if (!g_hash_table_add (seen, p->name))
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                       "profiles[%u]: profile '%s' is given twice", i, p->name);
+          return FALSE;
+        }
+    }
+  return store->ops->profile_import (store, profiles, replace, created, updated, deleted, error);
 }
 
 gboolean
-vmem_store_domain_upsert (VmemStore *s, const VmemDomainRow *row, GError **error)
+vmem_store_domain_upsert (VmemStore *store, const VmemDomainRow *row, GError **error)
 {
-  return s->ops->domain_upsert (s, row, error);
+  if (!require ("domain uuid", row->uuid, error) || !require ("domain name", row->name, error) ||
+      !require ("domain host", row->host, error))
+    return FALSE;
+  return store->ops->domain_upsert (store, row, error);
 }
 
-gboolean
-vmem_store_samples_add (VmemStore *s, const VmemSample *samples, guint n, GError **error)
+VmemDomainRow *
+vmem_store_domain_get (VmemStore *store, const char *uuid, GError **error)
 {
-  return n == 0 || s->ops->samples_add (s, samples, n, error);
+  if (!require ("domain uuid", uuid, error))
+    return NULL;
+  return store->ops->domain_get (store, uuid, error);
 }
 
 GPtrArray *
-vmem_store_peaks_for_workload (VmemStore *s, const char *workload, guint interval_s, gint64 since,
-                               GError **error)
+vmem_store_domain_list (VmemStore *store, const char *workload, GError **error)
 {
-  return s->ops->peaks_for_workload (s, workload, interval_s, since, error);
+  return store->ops->domain_list (store, workload, error);
 }
 
 gboolean
-vmem_store_prune (VmemStore *s, gint64 now, guint raw_hours, guint peak_days, GError **error)
+vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n, GError **error)
 {
-  return s->ops->prune (s, now, raw_hours, peak_days, error);
+  for (guint i = 0; i < n; i++)
+    {
+      const VmemSample *s = &samples[i];
+      if (!require ("uuid", s->uuid, error) || !require ("host", s->host, error) ||
+          !require ("workload", s->workload, error))
+        {
+          g_prefix_error (error, "samples[%u]: ", i);
+          return FALSE;
+        }
+    }
+  return n == 0 || store->ops->samples_add (store, samples, n, error);
+}
+
+GPtrArray *
+vmem_store_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
+                               gint64 since, GError **error)
+{
+  if (!require ("workload", workload, error))
+    return NULL;
+  if (interval_s != VMEM_STORE_HOUR && interval_s != VMEM_STORE_DAY)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "peak interval %u s: only %u (hour) and %u (day) are kept", interval_s,
+                   VMEM_STORE_HOUR, VMEM_STORE_DAY);
+      return NULL;
+    }
+  return store->ops->peaks_for_workload (store, workload, interval_s, since, error);
+}
+
+gboolean
+vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days, GError **error)
+{
+  return store->ops->prune (store, now - (gint64) raw_hours * 3600,
+                            now - (gint64) peak_days * 86400, error);
 }
 
 gint64
-vmem_store_run_open (VmemStore *s, const char *uuid, const char *host, const char *workload,
+vmem_store_run_open (VmemStore *store, const char *uuid, const char *host, const char *workload,
                      gint64 started, guint64 demand_mib, GError **error)
 {
-  return s->ops->run_open (s, uuid, host, workload, started, demand_mib, error);
+  if (!require ("run uuid", uuid, error) || !require ("run host", host, error) ||
+      !require ("run workload", workload, error))
+    return -1;
+  return store->ops->run_open (store, uuid, host, workload, started, demand_mib, error);
 }
 
 gboolean
-vmem_store_run_close (VmemStore *s, const char *uuid, gint64 stopped, const char *reason,
+vmem_store_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
                       GError **error)
 {
-  return s->ops->run_close (s, uuid, stopped, reason, error);
+  if (!require ("run uuid", uuid, error) || !require ("stop reason", reason, error))
+    return FALSE;
+  return store->ops->run_close (store, uuid, stopped, reason, error);
 }
 
 GPtrArray *
-vmem_store_run_list (VmemStore *s, const char *uuid, guint limit, GError **error)
+vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **error)
 {
-  return s->ops->run_list (s, uuid, limit, error);
+  if (!require ("run uuid", uuid, error))
+    return NULL;
+  return store->ops->run_list (store, uuid, limit, error);
 }
 
 gboolean
-vmem_store_plan_add (VmemStore *s, const VmemPlanRow *row, GError **error)
+vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
-  return s->ops->plan_add (s, row, error);
+  if (!require ("plan uuid", row->uuid, error) || !require ("plan workload", row->workload, error) ||
+      !require ("plan source", row->source, error))
+    return FALSE;
+  return store->ops->plan_add (store, row, error);
 }
 
 VmemPlanRow *
-vmem_store_plan_latest (VmemStore *s, const char *uuid, GError **error)
+vmem_store_plan_latest (VmemStore *store, const char *uuid, GError **error)
 {
-  return s->ops->plan_latest (s, uuid, error);
+  if (!require ("plan uuid", uuid, error))
+    return NULL;
+  return store->ops->plan_latest (store, uuid, error);
+}
+
+GPtrArray *
+vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error)
+{
+  if (!require ("plan uuid", uuid, error))
+    return NULL;
+  return store->ops->plan_list (store, uuid, limit, error);
 }
 
 gboolean
-vmem_store_host_heartbeat (VmemStore *s, const VmemHostRow *row, GError **error)
+vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error)
 {
-  return s->ops->host_heartbeat (s, row, error);
+  if (!require ("host name", row->name, error))
+    return FALSE;
+  if (!isfinite (row->overcommit) || row->overcommit <= 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "host %s: overcommit %g must be a positive number", row->name, row->overcommit);
+      return FALSE;
+    }
+  return store->ops->host_heartbeat (store, row, error);
+}
+
+GPtrArray *
+vmem_store_host_list (VmemStore *store, GError **error)
+{
+  return store->ops->host_list (store, error);
 }

@@ -5,7 +5,9 @@
  * Callers see only this interface; the backend (SQLite, the single-host
  * default) sits behind a table of operations so another (PostgreSQL, for a
  * cluster of hosts) can be added without touching them.  Every call is
- * atomic: it commits whole or changes nothing. */
+ * atomic: it commits whole or changes nothing.  Every failure of the
+ * database itself is VMEM_ERROR_STORE; bad arguments are
+ * VMEM_ERROR_INVALID_ARGUMENT and change nothing. */
 
 #include <glib.h>
 
@@ -22,16 +24,29 @@ typedef enum {
   VMEM_STORE_PUT_UPSERT,
 } VmemStorePut;
 
+/* Interval lengths of the per-domain peaks. */
+#define VMEM_STORE_HOUR 3600u
+#define VMEM_STORE_DAY  86400u
+
+/* Default length of a run's start-up phase: samples taken within this many
+ * seconds after the run started also raise its startup_peak_mib.  Change it
+ * per store with vmem_store_set_startup_window(). */
+#define VMEM_STORE_STARTUP_WINDOW_S 600
+
+/* A domain as last seen.  On upsert first_seen is ignored (the store keeps
+ * the first time it saw the uuid); on read every field is filled. */
 typedef struct {
-  const char *uuid;
-  const char *name;
-  const char *host;
-  const char *workload;
-  guint64     memory_mib;
-  guint       vcpus;
-  gint64      last_seen;
+  char   *uuid;
+  char   *name;
+  char   *host;
+  char   *workload;
+  guint64 memory_mib;
+  guint   vcpus;
+  gint64  last_seen;
+  gint64  first_seen;
 } VmemDomainRow;
 
+/* One raw sample, as the collector takes it.  Only read by the store. */
 typedef struct {
   const char *uuid;
   const char *host;
@@ -48,15 +63,16 @@ typedef struct {
   guint       vcpus;
 } VmemSample;
 
+/* The largest used_mib of one domain over one interval. */
 typedef struct {
   char   *uuid;
-  char   *domain;       /* name, when known */
+  char   *domain;        /* name, when known */
   char   *host;
-  gint64  start_t;
+  gint64  start_t;       /* start of the interval, a multiple of its length */
   guint64 peak_mib;
-  guint   samples;
-  guint   guest_samples;
-  guint   vcpus;
+  guint   samples;       /* samples that went into it */
+  guint   guest_samples; /* of which the guest reported itself */
+  guint   vcpus;         /* at the last sample */
 } VmemPeak;
 
 typedef struct {
@@ -69,12 +85,12 @@ typedef struct {
 } VmemPlanRow;
 
 typedef struct {
-  const char *name;
-  guint64     capacity_mib;
-  guint64     reserved_mib;
-  double      overcommit;
-  guint64     committed_mib;
-  gint64      heartbeat;
+  char   *name;
+  guint64 capacity_mib;
+  guint64 reserved_mib;
+  double  overcommit;
+  guint64 committed_mib;
+  gint64  heartbeat;
 } VmemHostRow;
 
 typedef struct {
@@ -84,53 +100,74 @@ typedef struct {
   char   *workload;
   gint64  started;
   gint64  stopped;      /* 0 = still running */
-  char   *stop_reason;
+  char   *stop_reason;  /* NULL while running; "lost" when a later start found it open */
   guint64 demand_mib;
   guint64 startup_peak_mib;
   guint64 peak_mib;
 } VmemRun;
 
-void vmem_peak_free (VmemPeak *p);
-void vmem_plan_row_free (VmemPlanRow *p);
-void vmem_run_free (VmemRun *r);
+void vmem_domain_row_free (VmemDomainRow *row);
+void vmem_peak_free (VmemPeak *peak);
+void vmem_plan_row_free (VmemPlanRow *row);
+void vmem_host_row_free (VmemHostRow *row);
+void vmem_run_free (VmemRun *run);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDomainRow, vmem_domain_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemPeak, vmem_peak_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemPlanRow, vmem_plan_row_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemHostRow, vmem_host_row_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
 
-/* Seconds after a start that count as its start-up phase. */
-#define VMEM_STORE_STARTUP_WINDOW_S 600
-
+/* Opens the backend the configuration names.  The SQLite database is
+ * created (with its directory) when missing and migrated to the current
+ * schema, after a backup to PATH.bak-vN; a database of a newer schema, or a
+ * file that is not a vmemd database, is refused and left as it is. */
 VmemStore  *vmem_store_open (const VmemConfig *config, GError **error);
 VmemStore  *vmem_store_open_sqlite (const char *path, GError **error);
 void        vmem_store_free (VmemStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemStore, vmem_store_free)
 int         vmem_store_schema_version (VmemStore *store);
 const char *vmem_store_backend_name (VmemStore *store);
+void        vmem_store_set_startup_window (VmemStore *store, guint seconds);
 
-/* Profiles. Lists are sorted by name; elements are VmemProfile. */
+/* Profiles.  Lists are sorted by name; elements are VmemProfile.  put and
+ * import validate first and set created/updated. */
 GPtrArray   *vmem_store_profile_list (VmemStore *store, GError **error);
 VmemProfile *vmem_store_profile_get (VmemStore *store, const char *name, GError **error);
 gboolean     vmem_store_profile_put (VmemStore *store, const VmemProfile *profile,
                                      VmemStorePut mode, GError **error);
 gboolean     vmem_store_profile_delete (VmemStore *store, const char *name, GError **error);
-/* All validated, then written in one transaction; replace also deletes the
- * profiles missing from @profiles. */
+/* All validated (a name twice is an error), then written in one
+ * transaction; replace also deletes the profiles missing from @profiles. */
 gboolean     vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace,
                                         guint *created, guint *updated, guint *deleted,
                                         GError **error);
 
-gboolean     vmem_store_domain_upsert (VmemStore *store, const VmemDomainRow *row, GError **error);
+/* Domains.  Lists are sorted by name; elements are VmemDomainRow. */
+gboolean       vmem_store_domain_upsert (VmemStore *store, const VmemDomainRow *row,
+                                         GError **error);
+VmemDomainRow *vmem_store_domain_get (VmemStore *store, const char *uuid, GError **error);
+GPtrArray     *vmem_store_domain_list (VmemStore *store, const char *workload /* NULL = all */,
+                                       GError **error);
 
-/* One transaction: raw samples, hourly and daily peaks, run peaks. */
+/* One transaction: raw samples, their domains when not yet known, hourly
+ * and daily peaks (kept incrementally, so estimates never scan raw rows) and
+ * the peaks of each domain's open run. */
 gboolean     vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n,
                                      GError **error);
-/* Per-domain peaks of a workload over @interval_s (3600 or 86400) since
- * @since, across every host sharing the store; elements are VmemPeak. */
+/* Per-domain peaks of a workload over @interval_s (VMEM_STORE_HOUR or
+ * VMEM_STORE_DAY) starting at or after @since, across every host sharing
+ * the store, oldest first; elements are VmemPeak. */
 GPtrArray   *vmem_store_peaks_for_workload (VmemStore *store, const char *workload,
                                             guint interval_s, gint64 since, GError **error);
+/* Deletes raw samples older than @raw_hours and peaks (and plans other
+ * than each domain's latest) older than @peak_days. */
 gboolean     vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days,
                                GError **error);
 
-/* Runs: one row per start..stop.  Opening closes a dangling run as 'lost'. */
+/* Runs: one row per start..stop.  Opening closes a dangling run of the same
+ * domain as 'lost' and returns the new run's id, or -1.  Closing without an
+ * open run is NOT_FOUND.  Lists are newest first, at most @limit (0 = all),
+ * elements VmemRun. */
 gint64       vmem_store_run_open (VmemStore *store, const char *uuid, const char *host,
                                   const char *workload, gint64 started, guint64 demand_mib,
                                   GError **error);
@@ -138,9 +175,15 @@ gboolean     vmem_store_run_close (VmemStore *store, const char *uuid, gint64 st
                                    const char *reason, GError **error);
 GPtrArray   *vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **error);
 
+/* Plans as staged.  latest is NOT_FOUND when none; lists are newest first,
+ * at most @limit (0 = all), elements VmemPlanRow. */
 gboolean     vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error);
 VmemPlanRow *vmem_store_plan_latest (VmemStore *store, const char *uuid, GError **error);
+GPtrArray   *vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit,
+                                   GError **error);
 
+/* Hosts sharing the store; the list is sorted by name, elements VmemHostRow. */
 gboolean     vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);
+GPtrArray   *vmem_store_host_list (VmemStore *store, GError **error);
 
 G_END_DECLS
