@@ -201,7 +201,8 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
   if (raw == NULL)
     return fail (error, path, contents, def->group, def->key, "%s", local->message);
   g_autofree char *value = g_key_file_get_string (kf, def->group, def->key, &local);
-  if (value == NULL)
+  /* On a bad escape GKeyFile sets the error but still returns a string. */
+  if (local != NULL)
     return fail (error, path, contents, def->group, def->key, "%s", local->message);
   g_strstrip (value);
   void *field = G_STRUCT_MEMBER_P (c, def->offset);
