@@ -1,3 +1,756 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* PLACEHOLDER: being written */
-int main (void) { return 1; }
+/* The real vmem-hook binary ($VMEM_HOOK) against fake vmemd sockets made
+ * here with plain POSIX sockets, and vmemctl ($VMEMCTL) on its error paths. */
+#include "vmem-hook-lib.h"
+#include "vmem-cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define TIMEOUT_MS 600
+
+static const char domain_xml[] =
+  "<domain type='kvm'>\n"
+  "  <name>vm1</name>\n"
+  "  <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\n"
+  "  <memory unit='KiB'>1048576</memory>\n"
+  "  <metadata><uuid>not-this-one</uuid></metadata>\n"
+  "</domain>\n";
+
+/* --- a fake vmemd -------------------------------------------------------------- */
+
+typedef struct {
+  char         *path;
+  int           fd;
+  GThread      *thread;
+  const char   *reply;     /* full varlink message; NULL = accept and never answer */
+  GMutex        lock;
+  char         *received;  /* the last request */
+  int           calls;
+  volatile gint stop;
+} FakeDaemon;
+
+static char *
+read_message (int fd)
+{
+  g_autoptr(GString) s = g_string_new (NULL);
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      struct pollfd p = { .fd = fd, .events = POLLIN };
+      int left = (int) ((deadline - g_get_monotonic_time ()) / 1000);
+      if (left <= 0 || poll (&p, 1, left) <= 0)
+        return NULL;
+      char buf[65536];
+      ssize_t n = read (fd, buf, sizeof buf);
+      if (n <= 0)
+        return NULL;
+      g_string_append_len (s, buf, n);
+      if (memchr (buf, '\0', (size_t) n) != NULL)
+        return g_strdup (s->str);
+    }
+}
+
+static gpointer
+fake_daemon_thread (gpointer data)
+{
+  FakeDaemon *d = data;
+  g_autoptr(GPtrArray) held = g_ptr_array_new ();
+
+  while (!g_atomic_int_get (&d->stop))
+    {
+      struct pollfd p = { .fd = d->fd, .events = POLLIN };
+      if (poll (&p, 1, 50) <= 0)
+        continue;
+      int c = accept4 (d->fd, NULL, NULL, SOCK_CLOEXEC);
+      if (c < 0)
+        continue;
+      if (d->reply == NULL)
+        {
+          /* Silent: keep the connection open and never answer. */
+          g_ptr_array_add (held, GINT_TO_POINTER (c));
+          continue;
+        }
+      g_autofree char *msg = read_message (c);
+      g_mutex_lock (&d->lock);
+      g_free (d->received);
+      d->received = g_steal_pointer (&msg);
+      d->calls++;
+      g_mutex_unlock (&d->lock);
+      ssize_t w = write (c, d->reply, strlen (d->reply) + 1);
+      (void) w;
+      close (c);
+    }
+  for (guint i = 0; i < held->len; i++)
+    close (GPOINTER_TO_INT (g_ptr_array_index (held, i)));
+  return NULL;
+}
+
+static FakeDaemon *
+fake_daemon_new (const char *dir, const char *reply)
+{
+  FakeDaemon *d = g_new0 (FakeDaemon, 1);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+
+  d->path = g_build_filename (dir, "vmemd.sock", NULL);
+  d->reply = reply;
+  g_mutex_init (&d->lock);
+  d->fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (d->fd >= 0);
+  g_strlcpy (addr.sun_path, d->path, sizeof addr.sun_path);
+  assert_int_equal (bind (d->fd, (struct sockaddr *) &addr, sizeof addr), 0);
+  assert_int_equal (listen (d->fd, 16), 0);
+  d->thread = g_thread_new ("fake-vmemd", fake_daemon_thread, d);
+  return d;
+}
+
+static void
+fake_daemon_free (FakeDaemon *d)
+{
+  if (d == NULL)
+    return;
+  g_atomic_int_set (&d->stop, 1);
+  g_thread_join (d->thread);
+  close (d->fd);
+  g_unlink (d->path);
+  g_free (d->path);
+  g_free (d->received);
+  g_mutex_clear (&d->lock);
+  g_free (d);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FakeDaemon, fake_daemon_free)
+
+static json_object *
+fake_daemon_request (FakeDaemon *d)
+{
+  g_mutex_lock (&d->lock);
+  json_object *o = d->received ? json_tokener_parse (d->received) : NULL;
+  g_mutex_unlock (&d->lock);
+  return o;
+}
+
+/* --- running a binary ---------------------------------------------------------- */
+
+typedef struct {
+  int     status;   /* exit status, or 128 + signal */
+  char   *out;
+  char   *err;
+  gint64  elapsed_ms;
+} Run;
+
+static void
+run_clear (Run *r)
+{
+  g_free (r->out);
+  g_free (r->err);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (Run, run_clear)
+
+static void
+close_fd (int *fd)
+{
+  if (*fd >= 0)
+    close (*fd);
+  *fd = -1;
+}
+
+/* Runs @argv with only the environment libvirt leaves to hooks plus @config.
+ * @input NULL = a standard input that stays open and silent. */
+static void
+run_binary (char **argv, const char *config, const char *input, gsize input_len, Run *r)
+{
+  g_autofree char *env_config = g_strdup_printf ("VMEMD_CONFIG=%s", config);
+  char *envp[] = { env_config, (char *) "LC_ALL=C", (char *) "PATH=/usr/bin:/bin", NULL };
+  int in = -1, out = -1, err = -1;
+  GPid pid;
+  g_autoptr(GError) error = NULL;
+
+  gint64 start = g_get_monotonic_time ();
+  if (!g_spawn_async_with_pipes (NULL, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
+                                 &in, &out, &err, &error))
+    fail_msg ("cannot run %s: %s", argv[0], error->message);
+
+  g_autoptr(GString) o = g_string_new (NULL);
+  g_autoptr(GString) e = g_string_new (NULL);
+  gsize written = 0;
+  fcntl (in, F_SETFL, O_NONBLOCK);
+  if (input != NULL && input_len == 0)
+    close_fd (&in);
+
+  while (out >= 0 || err >= 0)
+    {
+      struct pollfd p[3] = {
+        { .fd = out, .events = POLLIN },
+        { .fd = err, .events = POLLIN },
+        { .fd = input ? in : -1, .events = POLLOUT },
+      };
+      if (g_get_monotonic_time () - start > 20 * G_USEC_PER_SEC)
+        {
+          kill (pid, SIGKILL);
+          fail_msg ("%s did not finish within 20 s", argv[0]);
+        }
+      if (poll (p, 3, 100) < 0 && errno != EINTR)
+        fail_msg ("poll: %s", g_strerror (errno));
+      for (int k = 0; k < 2; k++)
+        if (p[k].revents)
+          {
+            char buf[65536];
+            ssize_t n = read (p[k].fd, buf, sizeof buf);
+            if (n > 0)
+              g_string_append_len (k == 0 ? o : e, buf, n);
+            else
+              close_fd (k == 0 ? &out : &err);
+          }
+      if (input && in >= 0 && p[2].revents)
+        {
+          ssize_t n = write (in, input + written, MIN (input_len - written, 65536));
+          if (n > 0)
+            written += (gsize) n;
+          if (n < 0 && errno != EAGAIN)
+            close_fd (&in); /* the hook stopped reading */
+          else if (written == input_len)
+            close_fd (&in);
+        }
+    }
+  int wstatus = 0;
+  while (waitpid (pid, &wstatus, 0) < 0 && errno == EINTR)
+    ;
+  r->elapsed_ms = (g_get_monotonic_time () - start) / 1000;
+  if (in >= 0)
+    close (in);
+  g_spawn_close_pid (pid);
+  r->status = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128 + WTERMSIG (wstatus);
+  r->out = g_string_free (g_steal_pointer (&o), FALSE);
+  r->err = g_string_free (g_steal_pointer (&e), FALSE);
+}
+
+static const char *
+hook_path (void)
+{
+  const char *p = g_getenv ("VMEM_HOOK");
+  if (p == NULL)
+    fail_msg ("VMEM_HOOK is not set (run through meson test)");
+  return p;
+}
+
+static void
+run_hook (const char *config, const char *op, const char *subop, const char *input, Run *r)
+{
+  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) op, (char *) subop,
+                   (char *) "-", NULL };
+  run_binary (argv, config, input, input ? strlen (input) : 0, r);
+}
+
+static void
+assert_one_line (const char *text, const char *needle)
+{
+  const char *nl = strchr (text, '\n');
+  if (nl == NULL || nl[1] != '\0')
+    fail_msg ("expected exactly one line, got '%s'", text);
+  if (needle != NULL && strstr (text, needle) == NULL)
+    fail_msg ("'%s' lacks '%s'", text, needle);
+}
+
+/* --- fixture -------------------------------------------------------------------- */
+
+typedef struct {
+  char *dir;
+  char *sock;
+  char *config;
+} Fixture;
+
+static void
+write_config (Fixture *f, const char *socket, int timeout_ms, gboolean fail_closed)
+{
+  g_autofree char *text = g_strdup_printf ("[daemon]\nsocket=%s\n\n[hook]\ntimeout_ms=%d\n"
+                                           "fail_closed=%s\n",
+                                           socket, timeout_ms, fail_closed ? "true" : "false");
+  assert_true (g_file_set_contents (f->config, text, -1, NULL));
+}
+
+static int
+setup (void **state)
+{
+  Fixture *f = g_new0 (Fixture, 1);
+  f->dir = g_dir_make_tmp ("vmem-hook-XXXXXX", NULL);
+  assert_non_null (f->dir);
+  f->sock = g_build_filename (f->dir, "vmemd.sock", NULL);
+  f->config = g_build_filename (f->dir, "vmemd.conf", NULL);
+  write_config (f, f->sock, TIMEOUT_MS, FALSE);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fixture *f = *state;
+  g_unlink (f->config);
+  g_unlink (f->sock);
+  g_rmdir (f->dir);
+  g_free (f->dir);
+  g_free (f->sock);
+  g_free (f->config);
+  g_free (f);
+  return 0;
+}
+
+static void
+assert_in_time (const Run *r, int timeout_ms)
+{
+  if (r->elapsed_ms > timeout_ms + 1000)
+    fail_msg ("took %" G_GINT64_FORMAT " ms with a %d ms timeout", r->elapsed_ms, timeout_ms);
+}
+
+/* --- no daemon at all ------------------------------------------------------------- */
+
+static void
+test_no_daemon_fails_open (void **state)
+{
+  Fixture *f = *state;
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "goes ahead without vmemd");
+  assert_in_time (&r, TIMEOUT_MS);
+}
+
+static void
+test_no_daemon_fail_closed_refuses_only_the_start (void **state)
+{
+  Fixture *f = *state;
+  write_config (f, f->sock, TIMEOUT_MS, TRUE);
+
+  g_auto(Run) prepare = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
+  assert_int_equal (prepare.status, 1);
+  assert_string_equal (prepare.out, "");
+  assert_one_line (prepare.err, "fail_closed");
+
+  g_auto(Run) start = { 0 };
+  run_hook (f->config, "start", "begin", domain_xml, &start);
+  assert_int_equal (start.status, 1);
+
+  /* Failing these would kill a running domain or gain nothing. */
+  static const char *const never[][2] = {
+    { "reconnect", "begin" }, { "stopped", "end" }, { "release", "end" },
+    { "started", "begin" }, { "migrate", "begin" }, { "restore", "begin" },
+    { "attach", "begin" }, { "prepare", "end" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (never); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, never[i][0], never[i][1], domain_xml, &r);
+      if (r.status != 0)
+        fail_msg ("%s %s exited %d: %s", never[i][0], never[i][1], r.status, r.err);
+      assert_string_equal (r.out, "");
+    }
+}
+
+static void
+test_broken_config_uses_defaults (void **state)
+{
+  Fixture *f = *state;
+  assert_true (g_file_set_contents (f->config, "[hook]\ntimeout_ms=soon\nfail_closed=true\n", -1,
+                                    NULL));
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  /* The defaults: fail open, at most the default 2 s. */
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_in_time (&r, 2000);
+
+  g_autofree char *missing = g_build_filename (f->dir, "missing.conf", NULL);
+  g_auto(Run) r2 = { 0 };
+  run_hook (missing, "prepare", "begin", domain_xml, &r2);
+  assert_int_equal (r2.status, 0);
+  assert_in_time (&r2, 2000);
+}
+
+static void
+test_stuck_config_is_cut_short (void **state)
+{
+  Fixture *f = *state;
+  /* Opening a FIFO with no writer blocks: only the backstop timer can end
+   * this, with the default timeout and the default answer (go ahead). */
+  g_autofree char *fifo = g_build_filename (f->dir, "stuck.conf", NULL);
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  g_auto(Run) r = { 0 };
+  run_hook (fifo, "prepare", "begin", domain_xml, &r);
+  g_unlink (fifo);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "out of time");
+  assert_in_time (&r, 2000);
+}
+
+/* --- a daemon that never answers ------------------------------------------------- */
+
+static void
+test_silent_daemon_times_out_open (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "goes ahead without vmemd");
+  assert_true (r.elapsed_ms >= TIMEOUT_MS - 50);
+  assert_in_time (&r, TIMEOUT_MS);
+}
+
+static void
+test_silent_daemon_fail_closed (void **state)
+{
+  Fixture *f = *state;
+  write_config (f, f->sock, TIMEOUT_MS, TRUE);
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
+
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 1);
+  assert_one_line (r.err, "fail_closed");
+  assert_in_time (&r, TIMEOUT_MS);
+
+  g_auto(Run) rc = { 0 };
+  run_hook (f->config, "reconnect", "begin", domain_xml, &rc);
+  assert_int_equal (rc.status, 0);
+  assert_in_time (&rc, TIMEOUT_MS);
+}
+
+static void
+test_hung_stdin_does_not_hang (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", NULL, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_in_time (&r, TIMEOUT_MS);
+
+  write_config (f, f->sock, TIMEOUT_MS, TRUE);
+  g_auto(Run) closed = { 0 };
+  run_hook (f->config, "prepare", "begin", NULL, &closed);
+  assert_int_equal (closed.status, 1);
+  assert_one_line (closed.err, "fail_closed");
+  assert_in_time (&closed, TIMEOUT_MS);
+}
+
+/* --- a daemon that answers -------------------------------------------------------- */
+
+static void
+test_refusal_exits_1_with_the_message (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"allow\":false,\"message\":\"vmemd: vm1 needs 4G, the host has 1G "
+            "free\"}}");
+
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 1);
+  assert_string_equal (r.out, "");
+  assert_string_equal (r.err, "vmemd: vm1 needs 4G, the host has 1G free\n");
+
+  /* What the daemon was told. */
+  g_autoptr(json_object) req = fake_daemon_request (d);
+  assert_non_null (req);
+  json_object *m = NULL, *p = NULL, *v = NULL;
+  assert_true (json_object_object_get_ex (req, "method", &m));
+  assert_string_equal (json_object_get_string (m), "io.vmemd.HookEvent");
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  static const char *const want[][2] = {
+    { "op", "prepare" }, { "subop", "begin" }, { "extra", "-" }, { "domain", "vm1" },
+    { "uuid", "c7a5fdbd-edaf-9455-926a-d65c16db1809" }, { "xml", domain_xml },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (want); i++)
+    {
+      if (!json_object_object_get_ex (p, want[i][0], &v))
+        fail_msg ("no %s in the request", want[i][0]);
+      assert_string_equal (json_object_get_string (v), want[i][1]);
+    }
+
+  /* An event that cannot be refused goes ahead anyway. */
+  g_auto(Run) started = { 0 };
+  run_hook (f->config, "started", "begin", domain_xml, &started);
+  assert_int_equal (started.status, 0);
+  assert_string_equal (started.out, "");
+}
+
+static void
+test_refusal_is_one_line (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"allow\":false,\"message\":\"first\\nsecond\"}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "start", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 1);
+  assert_string_equal (r.err, "first second\n");
+}
+
+static void
+test_restore_prints_the_xml (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"allow\":true,\"xml\":\"<domain><name>vm1</name></domain>\\n\"}}");
+
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "restore", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "<domain><name>vm1</name></domain>\n");
+  assert_string_equal (r.err, "");
+
+  g_auto(Run) m = { 0 };
+  run_hook (f->config, "migrate", "begin", domain_xml, &m);
+  assert_int_equal (m.status, 0);
+  assert_string_equal (m.out, "<domain><name>vm1</name></domain>\n");
+
+  /* libvirt ignores the output of every other event: print nothing. */
+  static const char *const quiet[][2] = {
+    { "prepare", "begin" }, { "start", "begin" }, { "started", "begin" }, { "release", "end" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (quiet); i++)
+    {
+      g_auto(Run) q = { 0 };
+      run_hook (f->config, quiet[i][0], quiet[i][1], domain_xml, &q);
+      assert_int_equal (q.status, 0);
+      if (*q.out != '\0')
+        fail_msg ("%s %s printed '%s'", quiet[i][0], quiet[i][1], q.out);
+      assert_string_equal (q.err, "");
+    }
+}
+
+static void
+test_daemon_error_reply_fails_open (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"error\":\"io.vmemd.PermissionDenied\",\"parameters\":{\"message\":\"root only\"}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_one_line (r.err, "root only");
+
+  write_config (f, f->sock, TIMEOUT_MS, TRUE);
+  g_auto(Run) c = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &c);
+  assert_int_equal (c.status, 1);
+  assert_one_line (c.err, "root only");
+}
+
+static void
+test_oversized_xml_is_not_sent (void **state)
+{
+  Fixture *f = *state;
+  write_config (f, f->sock, 5000, FALSE);
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  gsize len = VMEM_HOOK_MAX_XML + 4096;
+  g_autofree char *big = g_malloc (len);
+  memset (big, ' ', len);
+  memcpy (big, domain_xml, strlen (domain_xml));
+
+  g_auto(Run) r = { 0 };
+  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) "prepare", (char *) "begin",
+                   (char *) "-", NULL };
+  run_binary (argv, f->config, big, len, &r);
+  assert_int_equal (r.status, 0);
+  g_autoptr(json_object) req = fake_daemon_request (d);
+  assert_non_null (req);
+  json_object *p = NULL, *v = NULL;
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "domain", &v));
+}
+
+/* --- pure helpers ------------------------------------------------------------------ */
+
+static void
+test_find_uuid (void **state)
+{
+  g_autofree char *u = vmem_hook_find_uuid (domain_xml);
+  assert_string_equal (u, "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  g_autofree char *spaced = vmem_hook_find_uuid ("<uuid>\n  c7a5fdbd-edaf-9455-926a-d65c16db1809 </uuid>");
+  assert_string_equal (spaced, "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  assert_null (vmem_hook_find_uuid (NULL));
+  assert_null (vmem_hook_find_uuid (""));
+  assert_null (vmem_hook_find_uuid ("<domain><name>x</name></domain>"));
+  assert_null (vmem_hook_find_uuid ("<uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809"));
+  assert_null (vmem_hook_find_uuid ("<uuid>garbage</uuid>"));
+}
+
+static void
+test_which_events (void **state)
+{
+  assert_true (vmem_hook_may_refuse ("prepare", "begin"));
+  assert_true (vmem_hook_may_refuse ("start", "begin"));
+  assert_false (vmem_hook_may_refuse ("prepare", "end"));
+  assert_false (vmem_hook_may_refuse ("reconnect", "begin"));
+  assert_false (vmem_hook_may_refuse ("started", "begin"));
+  assert_false (vmem_hook_may_refuse ("release", "end"));
+  assert_true (vmem_hook_prints_xml ("restore", "begin"));
+  assert_true (vmem_hook_prints_xml ("migrate", "begin"));
+  assert_false (vmem_hook_prints_xml ("prepare", "begin"));
+  assert_false (vmem_hook_prints_xml ("restore", "end"));
+}
+
+/* --- vmemctl's error paths ---------------------------------------------------------- */
+
+static const char *
+vmemctl_path (void)
+{
+  const char *p = g_getenv ("VMEMCTL");
+  if (p == NULL)
+    fail_msg ("VMEMCTL is not set (run through meson test)");
+  return p;
+}
+
+static void
+run_vmemctl (Fixture *f, const char *a1, const char *a2, const char *a3, Run *r)
+{
+  char *argv[] = { (char *) vmemctl_path (), (char *) "--timeout", (char *) "1", (char *) a1,
+                   (char *) a2, (char *) a3, NULL };
+  run_binary (argv, f->config, "", 0, r);
+}
+
+static void
+test_vmemctl_unreachable (void **state)
+{
+  Fixture *f = *state;
+  /* The socket comes from the config, as for the hook. */
+  g_auto(Run) r = { 0 };
+  run_vmemctl (f, "status", NULL, NULL, &r);
+  assert_int_equal (r.status, 4);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "vmemctl: cannot reach vmemd");
+  assert_non_null (strstr (r.err, f->sock));
+
+  /* A daemon that never answers is unreachable too, after --timeout. */
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
+  g_auto(Run) t = { 0 };
+  run_vmemctl (f, "profile", "list", NULL, &t);
+  assert_int_equal (t.status, 4);
+  assert_one_line (t.err, "vmemctl: ");
+  assert_in_time (&t, 1000);
+}
+
+static void
+test_vmemctl_usage_errors (void **state)
+{
+  Fixture *f = *state;
+  g_auto(Run) r = { 0 };
+  run_vmemctl (f, "profile", "add", "--demand=lots", &r);
+  assert_int_equal (r.status, 2);
+  assert_one_line (r.err, "vmemctl: profile add: ");
+
+  g_auto(Run) u = { 0 };
+  run_vmemctl (f, "frobnicate", NULL, NULL, &u);
+  assert_int_equal (u.status, 2);
+  assert_one_line (u.err, "unknown command 'frobnicate'");
+
+  g_auto(Run) h = { 0 };
+  run_vmemctl (f, "--help", NULL, NULL, &h);
+  assert_int_equal (h.status, 0);
+  assert_non_null (strstr (h.out, "Exit status:"));
+  assert_string_equal (h.err, "");
+}
+
+static void
+test_vmemctl_daemon_errors (void **state)
+{
+  Fixture *f = *state;
+  static const struct { const char *reply; int status; const char *message; } cases[] = {
+    { "{\"error\":\"io.vmemd.NotFound\",\"parameters\":{\"message\":\"no profile named 'erp'\"}}",
+      3, "vmemctl: no profile named 'erp'\n" },
+    { "{\"error\":\"io.vmemd.PermissionDenied\",\"parameters\":{\"message\":\"admin only\"}}",
+      5, "vmemctl: admin only\n" },
+    { "{\"error\":\"io.vmemd.Busy\",\"parameters\":{\"message\":\"2 domains use it\"}}",
+      1, "vmemctl: 2 domains use it\n" },
+    { "{\"error\":\"io.vmemd.InvalidArgument\",\"parameters\":{\"message\":\"floor: above\"}}",
+      1, "vmemctl: floor: above\n" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, cases[i].reply);
+      g_auto(Run) r = { 0 };
+      run_vmemctl (f, "profile", "show", "erp", &r);
+      assert_int_equal (r.status, cases[i].status);
+      assert_string_equal (r.err, cases[i].message);
+      assert_string_equal (r.out, "");
+    }
+
+  /* And a success, printed as a table and as JSON. */
+  g_autoptr(FakeDaemon) ok = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"profile\":{\"name\":\"erp\",\"demand_mib\":2048,"
+            "\"ceiling_mib\":4096,\"prealloc\":true}}}");
+  g_auto(Run) t = { 0 };
+  run_vmemctl (f, "profile", "show", "erp", &t);
+  assert_int_equal (t.status, 0);
+  assert_non_null (strstr (t.out, "Demand:    2G\n"));
+  assert_non_null (strstr (t.out, "Ceiling:   4G\n"));
+  g_autoptr(json_object) req = fake_daemon_request (ok);
+  json_object *p = NULL, *n = NULL;
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_true (json_object_object_get_ex (p, "name", &n));
+  assert_string_equal (json_object_get_string (n), "erp");
+
+  g_auto(Run) j = { 0 };
+  run_vmemctl (f, "--json", "profile", "show", &j);
+  assert_int_equal (j.status, 2); /* no NAME: refused before any call */
+  g_auto(Run) j2 = { 0 };
+  char *argv[] = { (char *) vmemctl_path (), (char *) "profile", (char *) "show", (char *) "erp",
+                   (char *) "--json", NULL };
+  run_binary (argv, f->config, "", 0, &j2);
+  assert_int_equal (j2.status, 0);
+  g_autoptr(json_object) shown = json_tokener_parse (j2.out);
+  assert_non_null (shown);
+  json_object *dm = NULL;
+  assert_true (json_object_object_get_ex (shown, "demand_mib", &dm));
+  assert_int_equal (json_object_get_int64 (dm), 2048);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_find_uuid),
+    cmocka_unit_test (test_which_events),
+    cmocka_unit_test_setup_teardown (test_no_daemon_fails_open, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_broken_config_uses_defaults, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stuck_config_is_cut_short, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_daemon_fail_closed, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_hung_stdin_does_not_hang, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_refusal_exits_1_with_the_message, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_refusal_is_one_line, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_restore_prints_the_xml, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_daemon_error_reply_fails_open, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_oversized_xml_is_not_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_vmemctl_unreachable, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_vmemctl_usage_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_vmemctl_daemon_errors, setup, teardown),
+  };
+  signal (SIGPIPE, SIG_IGN);
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
