@@ -519,6 +519,88 @@ test_env_path_loads (void **state)
   assert_string_equal (c->path, f->path);
 }
 
+/* Every key of the table, as "group.key". */
+static const char *const all_keys[] = {
+  "daemon.uri", "daemon.socket", "daemon.admin_group", "daemon.stats_interval",
+  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.request_timeout",
+  "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
+  "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
+  "admission.reserve", "admission.capacity", "estimator.half_life_hours", "estimator.quantile",
+  "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
+  "estimator.hysteresis_pct", "estimator.hysteresis_mib",
+};
+
+/* The shipped data/vmemd.conf loads as it is, names every key once, and
+ * its commented-out values, once uncommented, load and are the defaults. */
+static void
+test_shipped_file (void **state)
+{
+  Fixture *f = *state;
+  const char *srcdir = g_getenv ("VMEM_TEST_SRCDIR");
+  g_autoptr(GError) error = NULL;
+  g_autofree char *contents = NULL;
+
+  if (srcdir == NULL)
+    fail_msg ("VMEM_TEST_SRCDIR is not set");
+  g_autofree char *shipped = g_build_filename (srcdir, "..", "data", "vmemd.conf", NULL);
+  if (!g_file_get_contents (shipped, &contents, NULL, &error))
+    fail_msg ("%s", error->message);
+
+  g_autoptr(VmemConfig) as_is = vmem_config_load (shipped, TRUE, &error);
+  if (as_is == NULL)
+    fail_msg ("%s", error->message);
+  assert_defaults (as_is);
+
+  g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GString) uncommented = g_string_new (NULL);
+  g_autoptr(GRegex) re = g_regex_new ("^#([a-z_]+) =\\s*(.*)$", 0, 0, NULL);
+  g_auto(GStrv) lines = g_strsplit (contents, "\n", -1);
+  g_autofree char *group = NULL;
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      g_autoptr(GMatchInfo) m = NULL;
+      if (lines[i][0] == '[')
+        {
+          g_free (group);
+          group = g_strndup (lines[i] + 1, strcspn (lines[i] + 1, "]"));
+        }
+      if (!g_regex_match (re, lines[i], 0, &m))
+        {
+          g_string_append_printf (uncommented, "%s\n", lines[i]);
+          continue;
+        }
+      g_autofree char *key = g_match_info_fetch (m, 1);
+      g_autofree char *value = g_match_info_fetch (m, 2);
+      g_autofree char *name = g_strdup_printf ("%s.%s", group, key);
+      if (!g_hash_table_add (seen, g_steal_pointer (&name)))
+        fail_msg ("%s.%s appears twice", group, key);
+      /* An empty value stands for a computed default (host_name). */
+      if (*value == '\0')
+        g_string_append_printf (uncommented, "%s\n", lines[i]);
+      else
+        g_string_append_printf (uncommented, "%s = %s\n", key, value);
+    }
+
+  for (gsize k = 0; k < G_N_ELEMENTS (all_keys); k++)
+    if (!g_hash_table_contains (seen, all_keys[k]))
+      fail_msg ("%s is not in the shipped file", all_keys[k]);
+  assert_int_equal (g_hash_table_size (seen), G_N_ELEMENTS (all_keys));
+
+  g_autoptr(VmemConfig) c = load_ok (f, uncommented->str);
+  /* Paths depend on how this tree was configured, and the connection
+   * string is an example. */
+  assert_string_equal (c->socket_path, "/run/vmemd/io.vmemd");
+  assert_string_equal (c->database, "/var/lib/vmemd/vmemd.db");
+  assert_non_null (c->postgres);
+  g_free (c->socket_path);
+  c->socket_path = g_strdup (as_is->socket_path);
+  g_free (c->database);
+  c->database = g_strdup (as_is->database);
+  g_clear_pointer (&c->postgres, g_free);
+  assert_defaults (c);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
 int
@@ -542,6 +624,7 @@ main (void)
     T (test_postgres_needs_conninfo),
     cmocka_unit_test (test_default_path_env),
     T (test_env_path_loads),
+    T (test_shipped_file),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
