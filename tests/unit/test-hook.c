@@ -172,10 +172,12 @@ close_fd (int *fd)
 /* Runs @argv with only the environment libvirt leaves to hooks plus @config.
  * @input NULL = a standard input that stays open and silent. */
 static void
-run_binary (char **argv, const char *config, const char *input, gsize input_len, Run *r)
+run_binary_env (char **argv, const char *config, const char *extra_env, const char *input,
+                gsize input_len, Run *r)
 {
   g_autofree char *env_config = g_strdup_printf ("VMEMD_CONFIG=%s", config);
-  char *envp[] = { env_config, (char *) "LC_ALL=C", (char *) "PATH=/usr/bin:/bin", NULL };
+  char *envp[] = { env_config, (char *) "LC_ALL=C", (char *) "PATH=/usr/bin:/bin",
+                   (char *) extra_env, NULL };
   int in = -1, out = -1, err = -1;
   GPid pid;
   g_autoptr(GError) error = NULL;
@@ -237,6 +239,12 @@ run_binary (char **argv, const char *config, const char *input, gsize input_len,
   r->status = WIFEXITED (wstatus) ? WEXITSTATUS (wstatus) : 128 + WTERMSIG (wstatus);
   r->out = g_string_free (g_steal_pointer (&o), FALSE);
   r->err = g_string_free (g_steal_pointer (&e), FALSE);
+}
+
+static void
+run_binary (char **argv, const char *config, const char *input, gsize input_len, Run *r)
+{
+  run_binary_env (argv, config, NULL, input, input_len, r);
 }
 
 static const char *
@@ -644,6 +652,21 @@ test_vmemctl_unreachable (void **state)
   assert_string_equal (r.out, "");
   assert_one_line (r.err, "vmemctl: cannot reach vmemd");
   assert_non_null (strstr (r.err, f->sock));
+
+  /* $VMEMD_SOCKET wins over the config, --socket over both. */
+  g_autofree char *env_sock = g_build_filename (f->dir, "from-env.sock", NULL);
+  g_autofree char *env = g_strdup_printf ("VMEMD_SOCKET=%s", env_sock);
+  char *argv[] = { (char *) vmemctl_path (), (char *) "status", NULL };
+  g_auto(Run) e = { 0 };
+  run_binary_env (argv, f->config, env, "", 0, &e);
+  assert_int_equal (e.status, 4);
+  assert_one_line (e.err, "from-env.sock");
+  char *argv2[] = { (char *) vmemctl_path (), (char *) "status", (char *) "--socket",
+                    (char *) "/nonexistent/opt.sock", NULL };
+  g_auto(Run) o = { 0 };
+  run_binary_env (argv2, f->config, env, "", 0, &o);
+  assert_int_equal (o.status, 4);
+  assert_one_line (o.err, "/nonexistent/opt.sock");
 
   /* A daemon that never answers is unreachable too, after --timeout. */
   g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
