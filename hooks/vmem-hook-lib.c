@@ -242,7 +242,18 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   if (uuid != NULL)
     json_object_object_add (params, "uuid", json_object_new_string (uuid));
   if (xml != NULL && *xml != '\0')
-    json_object_object_add (params, "xml", json_object_new_string (xml));
+    {
+      json_object_object_add (params, "xml", json_object_new_string (xml));
+      /* vmemd drops a message over its limit, and the event with it: send
+       * the event without the XML rather than lose it. */
+      if (strlen (json_object_to_json_string_ext (params, JSON_C_TO_STRING_PLAIN)) + 256 >
+          VMEM_VARLINK_MAX_MESSAGE)
+        {
+          syslog (LOG_WARNING, "%s %s of %s: the domain XML is too large for one message; not sent",
+                  op, subop, domain);
+          json_object_object_del (params, "xml");
+        }
+    }
 
   int left_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 1);
   g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
