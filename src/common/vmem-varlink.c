@@ -422,8 +422,16 @@ vmem_varlink_call (const char *socket_path, const char *method, json_object *par
                    VMEM_VARLINK_MAX_MESSAGE);
       return NULL;
     }
-  if (!client_send_all (sock, data, len, deadline, timeout_ms, error))
-    return NULL;
+  /* A server that turns a client away (too many clients, bad message) says
+   * why and hangs up, maybe before the call is out: read its reason rather
+   * than report a broken pipe. */
+  g_autoptr(GError) send_error = NULL;
+  if (!client_send_all (sock, data, len, deadline, timeout_ms, &send_error) &&
+      !g_error_matches (send_error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE))
+    {
+      g_propagate_error (error, g_steal_pointer (&send_error));
+      return NULL;
+    }
 
   g_autoptr(VmemVarlinkFramer) framer = vmem_varlink_framer_new (VMEM_VARLINK_MAX_MESSAGE);
   for (;;)
@@ -446,6 +454,11 @@ vmem_varlink_call (const char *socket_path, const char *method, json_object *par
       ssize_t n = recv (sock, buf, sizeof buf, 0);
       if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         continue;
+      if (n <= 0 && send_error != NULL)
+        {
+          g_propagate_error (error, g_steal_pointer (&send_error));
+          return NULL;
+        }
       if (n < 0)
         {
           g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE, "cannot read from vmemd: %s",

@@ -14,6 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#define READ_CHUNK       65536
+#define ACCEPT_BACKOFF_MS 200
+
 typedef struct {
   VmemMethodFlags flags;
   VmemMethodFunc  func;
@@ -25,40 +28,83 @@ typedef struct _Client Client;
 struct _VmemServer {
   VmemServerLimits limits;
   int              listen_fd;
-  guint            listen_id;
-  char            *path;       /* unlinked on free when we created it */
+  GMainContext    *context;    /* where every source of the server runs */
+  GSource         *listen_src;
+  GSource         *backoff_src;
+  char            *path;       /* the socket file we created, removed on free */
+  dev_t            path_dev;
+  ino_t            path_ino;
   GHashTable      *methods;    /* name -> Method */
-  GHashTable      *interfaces; /* name -> description */
+  GHashTable      *interfaces; /* name -> IDL text */
   GList           *clients;
+  guint            n_clients;
   char            *admin_group;
+  gid_t            admin_gid;  /* (gid_t) -1: no such group */
 };
 
 struct _Client {
+  gint               ref;
   VmemServer        *server;
-  int                fd;
-  guint              in_id;
-  guint              out_id;
-  guint              timeout_id;
+  int                fd;        /* -1 once closed */
+  GSource           *in_src;
+  GSource           *out_src;
+  GSource           *timer_src;
+  gint64             timer_at;
   VmemVarlinkFramer *framer;
   GByteArray        *out;
+  gint64             partial_since; /* a begun message waits for its end since */
+  gint64             out_since;     /* a reply waits for the client to take it since */
+  gint64             active_at;     /* last read or reply */
   uid_t              uid;
   gid_t              gid;
   pid_t              pid;
-  VmemCall          *current;   /* the call being answered; one at a time */
-  gboolean           closing;   /* flush the output, then close */
-  guint              dispatch_id;
+  GArray            *groups;        /* gid_t; NULL when the kernel would not say */
+  VmemCall          *current;       /* the call being answered; one at a time */
+  gboolean           pumping;
+  gboolean           closing;       /* flush the output, then close */
+  gboolean           eof;           /* the peer will send no more */
 };
 
 struct _VmemCall {
-  gint        ref;
-  Client     *client;           /* NULL once the client has gone */
-  char       *method;
-  gboolean    oneway;
-  gboolean    answered;
+  gint     ref;
+  Client  *client; /* NULL once answered or the client has gone */
+  char    *method;
+  uid_t    uid;
+  gid_t    gid;
+  pid_t    pid;
+  gboolean oneway;
+  gboolean answered;
 };
 
-static void client_close (Client *c);
-static void client_dispatch (Client *c);
+static void client_pump (Client *c);
+
+static GSource *
+attach_fd (VmemServer *s, int fd, GIOCondition cond, GUnixFDSourceFunc func, gpointer data)
+{
+  GSource *src = g_unix_fd_source_new (fd, cond);
+  g_source_set_callback (src, (GSourceFunc) (void (*) (void)) func, data, NULL);
+  g_source_attach (src, s->context);
+  return src;
+}
+
+static GSource *
+attach_timeout (VmemServer *s, guint ms, GSourceFunc func, gpointer data)
+{
+  GSource *src = g_timeout_source_new (ms);
+  g_source_set_callback (src, func, data, NULL);
+  g_source_attach (src, s->context);
+  return src;
+}
+
+/* Safe on the source being dispatched. */
+static void
+drop_source (GSource **src)
+{
+  if (*src == NULL)
+    return;
+  g_source_destroy (*src);
+  g_clear_pointer (src, g_source_unref);
+}
 
 /* ---- calls ------------------------------------------------------------ */
 
@@ -87,102 +133,65 @@ vmem_call_get_method (VmemCall *call)
 uid_t
 vmem_call_get_peer_uid (VmemCall *call)
 {
-  return call->client ? call->client->uid : (uid_t) -1;
+  return call->uid;
+}
+
+gid_t
+vmem_call_get_peer_gid (VmemCall *call)
+{
+  return call->gid;
 }
 
 pid_t
 vmem_call_get_peer_pid (VmemCall *call)
 {
-  return call->client ? call->client->pid : 0;
+  return call->pid;
 }
 
-static gboolean
-client_flush (Client *c);
-
-static gboolean
-on_writable (gint fd, GIOCondition cond, gpointer user_data)
+gboolean
+vmem_call_is_connected (VmemCall *call)
 {
-  Client *c = user_data;
-  if (!client_flush (c))
-    return G_SOURCE_REMOVE; /* closed */
-  if (c->out->len > 0)
-    return G_SOURCE_CONTINUE;
-  c->out_id = 0;
-  if (c->closing)
-    client_close (c);
-  return G_SOURCE_REMOVE;
-}
-
-/* Writes what the socket takes; FALSE when the client was closed. */
-static gboolean
-client_flush (Client *c)
-{
-  while (c->out->len > 0)
-    {
-      ssize_t n = send (c->fd, c->out->data, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (n > 0)
-        {
-          g_byte_array_remove_range (c->out, 0, (guint) n);
-          continue;
-        }
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-        {
-          if (c->out_id == 0)
-            c->out_id = g_unix_fd_add (c->fd, G_IO_OUT, on_writable, c);
-          return TRUE;
-        }
-      c->out_id = 0;
-      client_close (c);
-      return FALSE;
-    }
-  return TRUE;
+  return call->client != NULL && call->client->fd >= 0 && !call->client->eof;
 }
 
 static void
-client_send (Client *c, json_object *msg)
+client_queue (Client *c, json_object *msg)
 {
   g_autoptr(GBytes) bytes = vmem_varlink_encode (msg);
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
-  g_byte_array_append (c->out, data, (guint) len);
-  if (c->out_id == 0)
-    {
-      if (client_flush (c) && c->closing && c->out->len == 0)
-        client_close (c);
-    }
-}
 
-static gboolean
-dispatch_idle (gpointer user_data)
-{
-  Client *c = user_data;
-  c->dispatch_id = 0;
-  client_dispatch (c);
-  return G_SOURCE_REMOVE;
+  if (len - 1 > c->server->limits.max_message)
+    {
+      g_warning ("reply to pid %d is %" G_GSIZE_FORMAT " bytes, over the message limit",
+                 (int) c->pid, len - 1);
+      g_autofree char *text = g_strdup_printf ("the reply is larger than %" G_GSIZE_FORMAT
+                                               " bytes", c->server->limits.max_message);
+      g_autoptr(json_object) err = vmem_varlink_new_error ("io.vmemd.Failed", text);
+      client_queue (c, err);
+      return;
+    }
+  if (c->out->len == 0)
+    c->out_since = g_get_monotonic_time ();
+  c->active_at = g_get_monotonic_time ();
+  g_byte_array_append (c->out, data, (guint) len);
 }
 
 static void
 call_finish (VmemCall *call, json_object *msg /* transfer full */)
 {
   g_autoptr(json_object) owned = msg;
-  Client *c = call->client;
 
   g_return_if_fail (!call->answered);
   call->answered = TRUE;
+  Client *c = g_steal_pointer (&call->client);
   if (c == NULL)
     return;
   if (!call->oneway)
-    client_send (c, msg);
-  /* client_send may have closed the client. */
-  if (call->client == NULL)
-    return;
-  call->client = NULL;
+    client_queue (c, msg);
   c->current = NULL;
-  vmem_call_unref (call);
-  if (c->dispatch_id == 0 && !c->closing)
-    c->dispatch_id = g_idle_add (dispatch_idle, c);
+  vmem_call_unref (call); /* the client's reference */
+  client_pump (c);
 }
 
 void
@@ -194,8 +203,7 @@ vmem_call_reply (VmemCall *call, json_object *parameters)
 void
 vmem_call_return_error (VmemCall *call, const GError *error)
 {
-  /* vmemd's own error names; the message names the parameter at fault. */
-  call_finish (call, vmem_varlink_new_error (vmem_error_to_varlink (error), error->message));
+  call_finish (call, vmem_varlink_new_error_from_gerror (error));
 }
 
 void
@@ -209,62 +217,104 @@ vmem_call_return_varlink_error (VmemCall *call, const char *name, json_object *p
 
 /* ---- clients ---------------------------------------------------------- */
 
+static Client *
+client_ref (Client *c)
+{
+  c->ref++;
+  return c;
+}
+
+static void
+client_unref (Client *c)
+{
+  if (c == NULL || --c->ref > 0)
+    return;
+  vmem_varlink_framer_free (c->framer);
+  g_byte_array_unref (c->out);
+  if (c->groups != NULL)
+    g_array_unref (c->groups);
+  g_free (c);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Client, client_unref)
+
 static void
 client_close (Client *c)
 {
   VmemServer *s = c->server;
-  s->clients = g_list_remove (s->clients, c);
-  g_clear_handle_id (&c->in_id, g_source_remove);
-  g_clear_handle_id (&c->out_id, g_source_remove);
-  g_clear_handle_id (&c->timeout_id, g_source_remove);
-  g_clear_handle_id (&c->dispatch_id, g_source_remove);
+
+  if (c->fd < 0)
+    return;
+  drop_source (&c->in_src);
+  drop_source (&c->out_src);
+  drop_source (&c->timer_src);
   if (c->current != NULL)
     {
+      /* The handler still holds the call; its reply will go nowhere. */
       c->current->client = NULL;
-      vmem_call_unref (c->current);
+      g_clear_pointer (&c->current, vmem_call_unref);
     }
   close (c->fd);
-  vmem_varlink_framer_free (c->framer);
-  g_byte_array_unref (c->out);
-  g_free (c);
+  c->fd = -1;
+  s->clients = g_list_remove (s->clients, c);
+  s->n_clients--;
+  client_unref (c); /* the server's reference */
 }
 
-/* Replies with an error and closes once the reply is out. */
+/* Replies with an error, then closes once the reply is out. */
 static void
 client_fail (Client *c, const char *name, const char *message)
 {
   g_autoptr(json_object) msg = vmem_varlink_new_error (name, message);
-  g_debug ("client pid %d: %s", (int) c->pid, message);
-  g_clear_handle_id (&c->in_id, g_source_remove);
+  g_debug ("client pid %d uid %u: %s", (int) c->pid, (unsigned) c->uid, message);
+  client_queue (c, msg);
   c->closing = TRUE;
-  client_send (c, msg);
+  client_pump (c);
+}
+
+/* Writes what the socket takes; FALSE when the connection broke. */
+static gboolean
+client_flush (Client *c)
+{
+  while (c->out->len > 0)
+    {
+      ssize_t n = send (c->fd, c->out->data, c->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0)
+        {
+          g_byte_array_remove_range (c->out, 0, (guint) n);
+          c->out_since = g_get_monotonic_time ();
+          continue;
+        }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return TRUE;
+      client_close (c);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static gboolean
-in_group (Client *c, const char *group)
+in_admin_group (Client *c)
 {
-  if (group == NULL)
+  VmemServer *s = c->server;
+
+  if (s->admin_gid == (gid_t) -1)
     return FALSE;
-  struct group *gr = getgrnam (group);
-  if (gr == NULL)
-    return FALSE;
-  if (c->gid == gr->gr_gid)
+  if (c->gid == s->admin_gid)
     return TRUE;
-  /* Supplementary groups are not in SO_PEERCRED; read them from /proc. */
-  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) c->pid);
-  g_autofree char *status = NULL;
-  if (!g_file_get_contents (path, &status, NULL, NULL))
-    return FALSE;
-  const char *line = strstr (status, "\nGroups:");
-  if (line == NULL)
-    return FALSE;
-  line += strlen ("\nGroups:");
-  g_autofree char *rest = g_strndup (line, strcspn (line, "\n"));
-  g_auto(GStrv) ids = g_strsplit_set (g_strstrip (rest), " \t", -1);
-  for (guint i = 0; ids[i]; i++)
-    if (*ids[i] && (gid_t) g_ascii_strtoull (ids[i], NULL, 10) == gr->gr_gid)
+  for (guint i = 0; c->groups != NULL && i < c->groups->len; i++)
+    if (g_array_index (c->groups, gid_t, i) == s->admin_gid)
       return TRUE;
   return FALSE;
+}
+
+static json_object *
+param_obj (const char *key, const char *value)
+{
+  json_object *p = json_object_new_object ();
+  json_object_object_add (p, key, json_object_new_string (value));
+  return p;
 }
 
 static json_object *
@@ -287,8 +337,10 @@ get_info (VmemServer *s)
 
 static const char service_description[] =
   "interface org.varlink.service\n"
+  "\n"
   "method GetInfo() -> (vendor: string, product: string, version: string, url: string, interfaces: []string)\n"
   "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+  "\n"
   "error InterfaceNotFound (interface: string)\n"
   "error MethodNotFound (method: string)\n"
   "error MethodNotImplemented (method: string)\n"
@@ -296,49 +348,87 @@ static const char service_description[] =
   "error PermissionDenied ()\n"
   "error ExpectedMore ()\n";
 
-static json_object *
-param_obj (const char *key, const char *value)
+static void
+get_interface_description (VmemCall *call, VmemServer *s, json_object *params)
 {
-  json_object *p = json_object_new_object ();
-  json_object_object_add (p, key, json_object_new_string (value));
-  return p;
+  json_object *jif = NULL;
+
+  if (!json_object_object_get_ex (params, "interface", &jif) ||
+      !json_object_is_type (jif, json_type_string))
+    {
+      vmem_call_return_varlink_error (call, "org.varlink.service.InvalidParameter",
+                                      param_obj ("parameter", "interface"));
+      return;
+    }
+  const char *name = json_object_get_string (jif);
+  const char *desc = g_str_equal (name, "org.varlink.service")
+                       ? service_description
+                       : g_hash_table_lookup (s->interfaces, name);
+  if (desc == NULL)
+    {
+      vmem_call_return_varlink_error (call, "org.varlink.service.InterfaceNotFound",
+                                      param_obj ("interface", name));
+      return;
+    }
+  vmem_call_reply (call, param_obj ("description", desc));
+}
+
+/* A flag is absent, or a boolean. */
+static gboolean
+get_flag (json_object *msg, const char *key, gboolean *value)
+{
+  json_object *j = NULL;
+  *value = FALSE;
+  if (!json_object_object_get_ex (msg, key, &j) || j == NULL)
+    return TRUE;
+  if (!json_object_is_type (j, json_type_boolean))
+    return FALSE;
+  *value = json_object_get_boolean (j);
+  return TRUE;
 }
 
 static void
 handle_message (Client *c, json_object *msg)
 {
   VmemServer *s = c->server;
-  json_object *jmethod = NULL, *params = NULL, *jflag = NULL;
+  json_object *jmethod = NULL, *jparams = NULL;
+  gboolean more, upgrade;
 
   VmemCall *call = g_new0 (VmemCall, 1);
-  call->ref = 1;
+  call->ref = 1; /* the client's, dropped on reply or close */
   call->client = c;
+  call->uid = c->uid;
+  call->gid = c->gid;
+  call->pid = c->pid;
   c->current = call;
-  if (json_object_object_get_ex (msg, "oneway", &jflag) && json_object_get_boolean (jflag))
-    call->oneway = TRUE;
+  /* Keep the call alive across a handler that replies before returning. */
+  g_autoptr(VmemCall) hold = vmem_call_ref (call);
 
-  if (!json_object_object_get_ex (msg, "method", &jmethod) ||
-      !json_object_is_type (jmethod, json_type_string))
+  if (json_object_object_get_ex (msg, "method", &jmethod) &&
+      json_object_is_type (jmethod, json_type_string))
+    call->method = g_strdup (json_object_get_string (jmethod));
+  else
+    call->method = g_strdup ("");
+
+  const char *bad = NULL;
+  if (!get_flag (msg, "oneway", &call->oneway))
+    bad = "oneway";
+  else if (*call->method == '\0')
+    bad = "method";
+  else if (!get_flag (msg, "more", &more) || more)
+    bad = "more";
+  else if (!get_flag (msg, "upgrade", &upgrade) || upgrade)
+    bad = "upgrade";
+  else if (json_object_object_get_ex (msg, "parameters", &jparams) &&
+           !json_object_is_type (jparams, json_type_object))
+    bad = "parameters";
+  if (bad != NULL)
     {
-      call->method = g_strdup ("");
       vmem_call_return_varlink_error (call, "org.varlink.service.InvalidParameter",
-                                      param_obj ("parameter", "method"));
+                                      param_obj ("parameter", bad));
       return;
     }
-  call->method = g_strdup (json_object_get_string (jmethod));
-  if (json_object_object_get_ex (msg, "parameters", &params) &&
-      !json_object_is_type (params, json_type_object) && !json_object_is_type (params, json_type_null))
-    {
-      vmem_call_return_varlink_error (call, "org.varlink.service.InvalidParameter",
-                                      param_obj ("parameter", "parameters"));
-      return;
-    }
-  if (json_object_object_get_ex (msg, "more", &jflag) && json_object_get_boolean (jflag))
-    {
-      vmem_call_return_varlink_error (call, "org.varlink.service.InvalidParameter",
-                                      param_obj ("parameter", "more"));
-      return;
-    }
+  g_autoptr(json_object) params = jparams ? json_object_get (jparams) : json_object_new_object ();
 
   if (g_str_equal (call->method, "org.varlink.service.GetInfo"))
     {
@@ -347,27 +437,7 @@ handle_message (Client *c, json_object *msg)
     }
   if (g_str_equal (call->method, "org.varlink.service.GetInterfaceDescription"))
     {
-      json_object *jif = NULL;
-      const char *name = NULL;
-      if (params && json_object_object_get_ex (params, "interface", &jif) &&
-          json_object_is_type (jif, json_type_string))
-        name = json_object_get_string (jif);
-      if (name == NULL)
-        {
-          vmem_call_return_varlink_error (call, "org.varlink.service.InvalidParameter",
-                                          param_obj ("parameter", "interface"));
-          return;
-        }
-      const char *desc = g_str_equal (name, "org.varlink.service")
-                           ? service_description
-                           : g_hash_table_lookup (s->interfaces, name);
-      if (desc == NULL)
-        {
-          vmem_call_return_varlink_error (call, "org.varlink.service.InterfaceNotFound",
-                                          param_obj ("interface", name));
-          return;
-        }
-      vmem_call_reply (call, param_obj ("description", desc));
+      get_interface_description (call, s, params);
       return;
     }
 
@@ -382,79 +452,284 @@ handle_message (Client *c, json_object *msg)
   if (m->flags & VMEM_METHOD_ROOT)
     allowed = c->uid == 0;
   else if (m->flags & VMEM_METHOD_ADMIN)
-    allowed = c->uid == 0 || in_group (c, s->admin_group);
+    allowed = c->uid == 0 || in_admin_group (c);
   if (!allowed)
     {
-      g_autofree char *text = g_strdup_printf ("%s needs root%s%s", call->method,
-                                               (m->flags & VMEM_METHOD_ROOT) ? "" : " or membership of group ",
-                                               (m->flags & VMEM_METHOD_ROOT) ? "" : (s->admin_group ? s->admin_group : "vmemd"));
+      g_autofree char *text = NULL;
+      if (m->flags & VMEM_METHOD_ROOT)
+        text = g_strdup_printf ("%s is for root only (caller uid %u)", call->method,
+                                (unsigned) c->uid);
+      else
+        text = g_strdup_printf ("%s is for root and members of group %s (caller uid %u is neither)",
+                                call->method, s->admin_group, (unsigned) c->uid);
+      g_info ("refused %s to pid %d uid %u", call->method, (int) c->pid, (unsigned) c->uid);
       g_autoptr(GError) error = g_error_new_literal (VMEM_ERROR, VMEM_ERROR_PERMISSION_DENIED, text);
       vmem_call_return_error (call, error);
       return;
     }
 
-  /* The handler may reply before it returns; hold the call until then. */
-  g_autoptr(VmemCall) hold = vmem_call_ref (call);
   m->func (call, params, m->user_data);
 }
 
-static void
-client_dispatch (Client *c)
+static gboolean on_readable (gint fd, GIOCondition cond, gpointer user_data);
+static gboolean on_writable (gint fd, GIOCondition cond, gpointer user_data);
+static gboolean on_timer (gpointer user_data);
+
+static gint64
+seconds (guint s)
 {
-  while (c->current == NULL && !c->closing)
+  return (gint64) s * G_USEC_PER_SEC;
+}
+
+/* When the connection must have made progress, or G_MAXINT64. */
+static gint64
+client_deadline (Client *c)
+{
+  const VmemServerLimits *l = &c->server->limits;
+
+  if (c->out->len > 0)
+    return c->out_since + seconds (l->request_timeout_s);
+  if (c->current != NULL)
+    return G_MAXINT64; /* our turn: the handler is working */
+  if (c->partial_since != 0)
+    return c->partial_since + seconds (l->request_timeout_s);
+  return c->active_at + seconds (l->idle_timeout_s);
+}
+
+/* Reads only between calls, with nothing queued either way. */
+static gboolean
+client_wants_input (Client *c)
+{
+  return !c->closing && !c->eof && c->current == NULL && c->out->len == 0 &&
+         vmem_varlink_framer_get_n_complete (c->framer) == 0;
+}
+
+static void
+client_update_sources (Client *c)
+{
+  if (client_wants_input (c))
     {
-      g_autoptr(GError) error = NULL;
-      g_autoptr(json_object) msg = vmem_varlink_framer_pop (c->framer, &error);
-      if (error != NULL)
+      if (c->in_src == NULL)
         {
-          client_fail (c, "io.vmemd.ProtocolError", error->message);
-          return;
+          c->in_src = attach_fd (c->server, c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+          /* The time to finish a message runs only while we listen. */
+          if (vmem_varlink_framer_get_partial (c->framer) > 0)
+            c->partial_since = g_get_monotonic_time ();
         }
-      if (msg == NULL)
-        return;
-      handle_message (c, msg);
     }
+  else
+    drop_source (&c->in_src);
+
+  if (c->out->len > 0 && c->out_src == NULL)
+    c->out_src = attach_fd (c->server, c->fd, G_IO_OUT | G_IO_ERR | G_IO_HUP, on_writable, c);
+  else if (c->out->len == 0)
+    drop_source (&c->out_src);
+
+  /* A timer that fires early re-arms itself; only an earlier deadline
+   * needs a new one, so steady traffic does not churn sources. */
+  gint64 at = client_deadline (c);
+  if (c->timer_src != NULL && c->timer_at <= at)
+    return;
+  drop_source (&c->timer_src);
+  if (at == G_MAXINT64)
+    return;
+  gint64 ms = MAX ((at - g_get_monotonic_time () + 999) / 1000, 0);
+  c->timer_at = at;
+  c->timer_src = attach_timeout (c->server, (guint) MIN (ms, G_MAXUINT), on_timer, c);
+}
+
+/* Moves the connection forward as far as it can go without waiting: flush
+ * replies, then take the next message.  Re-entered from a handler that
+ * replies at once, it leaves the work to the outer loop, so pipelined
+ * calls do not grow the stack. */
+static void
+client_pump (Client *c)
+{
+  if (c->pumping || c->fd < 0)
+    return;
+  g_autoptr(Client) hold = client_ref (c);
+  c->pumping = TRUE;
+  for (;;)
+    {
+      if (c->out->len > 0 && !client_flush (c))
+        break;
+      if (c->closing)
+        {
+          if (c->out->len == 0)
+            client_close (c);
+          break;
+        }
+      if (c->current != NULL || c->out->len > 0)
+        break;
+      if (vmem_varlink_framer_get_n_complete (c->framer) > 0)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autoptr(json_object) msg = vmem_varlink_framer_pop (c->framer, &error);
+          if (msg == NULL)
+            {
+              g_autoptr(json_object) reply = vmem_varlink_new_error ("io.vmemd.ProtocolError",
+                                                                     error->message);
+              client_queue (c, reply);
+              c->closing = TRUE;
+              continue;
+            }
+          c->active_at = g_get_monotonic_time ();
+          handle_message (c, msg);
+          if (c->fd < 0)
+            break;
+          continue;
+        }
+      if (c->eof)
+        client_close (c);
+      break;
+    }
+  c->pumping = FALSE;
+  if (c->fd >= 0)
+    client_update_sources (c);
 }
 
 static gboolean
-on_request_timeout (gpointer user_data)
+on_timer (gpointer user_data)
 {
   Client *c = user_data;
-  c->timeout_id = 0;
-  client_fail (c, "io.vmemd.Timeout", "request not completed in time");
+  gint64 now = g_get_monotonic_time ();
+
+  drop_source (&c->timer_src);
+  if (client_deadline (c) > now)
+    {
+      client_update_sources (c);
+      return G_SOURCE_REMOVE;
+    }
+  if (c->out->len > 0)
+    {
+      g_debug ("client pid %d does not take its reply: closing", (int) c->pid);
+      client_close (c);
+    }
+  else if (c->partial_since != 0)
+    client_fail (c, "io.vmemd.Timeout", "the message was not completed in time");
+  else
+    {
+      g_debug ("client pid %d idle: closing", (int) c->pid);
+      client_close (c);
+    }
   return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_writable (gint fd, GIOCondition cond, gpointer user_data)
+{
+  Client *c = user_data;
+  g_autoptr(Client) hold = client_ref (c);
+  client_pump (c);
+  return c->out_src != NULL ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static gboolean
 on_readable (gint fd, GIOCondition cond, gpointer user_data)
 {
   Client *c = user_data;
-  char buf[65536];
+  g_autoptr(Client) hold = client_ref (c);
+  g_autofree char *buf = g_malloc (READ_CHUNK);
 
-  ssize_t n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
-  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+  ssize_t n = recv (fd, buf, READ_CHUNK, MSG_DONTWAIT);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
     return G_SOURCE_CONTINUE;
-  if (n <= 0)
+  if (n < 0)
+    client_close (c);
+  else if (n == 0)
     {
-      c->in_id = 0;
-      client_close (c);
-      return G_SOURCE_REMOVE;
+      c->eof = TRUE;
+      client_pump (c);
     }
-  g_autoptr(GError) error = NULL;
-  if (!vmem_varlink_framer_feed (c->framer, buf, (gsize) n, &error))
+  else
     {
-      c->in_id = 0;
-      client_fail (c, "io.vmemd.ProtocolError", error->message);
-      return G_SOURCE_REMOVE;
+      c->active_at = g_get_monotonic_time ();
+      g_autoptr(GError) error = NULL;
+      if (!vmem_varlink_framer_feed (c->framer, buf, (gsize) n, &error))
+        client_fail (c, "io.vmemd.ProtocolError", error->message);
+      else
+        {
+          /* A message that has begun must end within the request time,
+           * counted from its first byte, however slowly the rest comes. */
+          if (vmem_varlink_framer_get_partial (c->framer) == 0)
+            c->partial_since = 0;
+          else if (c->partial_since == 0 || memchr (buf, '\0', (gsize) n) != NULL)
+            c->partial_since = c->active_at;
+          client_pump (c);
+        }
     }
-  /* A message that has started must complete within the request time. */
-  gboolean partial = buf[n - 1] != '\0';
-  g_clear_handle_id (&c->timeout_id, g_source_remove);
-  if (partial)
-    c->timeout_id = g_timeout_add_seconds (c->server->limits.request_timeout_s,
-                                           on_request_timeout, c);
-  client_dispatch (c);
-  return G_SOURCE_CONTINUE;
+  /* client_pump keeps this source while it wants input, or drops it. */
+  return c->in_src != NULL ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+/* Supplementary groups of the peer.  SO_PEERGROUPS gives them as they
+ * were at connect time; /proc is the fallback for old kernels and can only
+ * tell about the process as it is now. */
+static GArray *
+peer_groups (int fd, pid_t pid)
+{
+  g_autoptr(GArray) groups = g_array_new (FALSE, TRUE, sizeof (gid_t));
+  socklen_t len = 64 * sizeof (gid_t);
+
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      g_array_set_size (groups, len / sizeof (gid_t));
+      if (getsockopt (fd, SOL_SOCKET, SO_PEERGROUPS, groups->data, &len) == 0)
+        {
+          g_array_set_size (groups, len / sizeof (gid_t));
+          return g_steal_pointer (&groups);
+        }
+      if (errno != ERANGE)
+        break;
+    }
+
+  g_autofree char *path = g_strdup_printf ("/proc/%d/status", (int) pid);
+  g_autofree char *status = NULL;
+  if (pid <= 0 || !g_file_get_contents (path, &status, NULL, NULL))
+    return NULL;
+  const char *line = strstr (status, "\nGroups:");
+  if (line == NULL)
+    return NULL;
+  line += strlen ("\nGroups:");
+  g_autofree char *rest = g_strndup (line, strcspn (line, "\n"));
+  g_auto(GStrv) ids = g_strsplit_set (rest, " \t", -1);
+  g_array_set_size (groups, 0);
+  for (guint i = 0; ids[i] != NULL; i++)
+    {
+      guint64 id;
+      if (*ids[i] != '\0' && g_ascii_string_to_unsigned (ids[i], 10, 0, G_MAXUINT32 - 1, &id, NULL))
+        {
+          gid_t gid = (gid_t) id;
+          g_array_append_val (groups, gid);
+        }
+    }
+  return g_steal_pointer (&groups);
+}
+
+static gboolean
+on_accept (gint fd, GIOCondition cond, gpointer user_data);
+
+static gboolean
+on_backoff (gpointer user_data)
+{
+  VmemServer *s = user_data;
+  drop_source (&s->backoff_src);
+  s->listen_src = attach_fd (s, s->listen_fd, G_IO_IN, on_accept, s);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+refuse_busy (int fd)
+{
+  g_autoptr(json_object) msg = vmem_varlink_new_error ("io.vmemd.Busy",
+                                                       "too many clients, try again later");
+  g_autoptr(GBytes) bytes = vmem_varlink_encode (msg);
+  gsize len;
+  const char *data = g_bytes_get_data (bytes, &len);
+  /* Best effort: a fresh socket buffer takes this whole. */
+  if (send (fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+    g_debug ("cannot tell a client it is refused: %s", g_strerror (errno));
+  close (fd);
 }
 
 static gboolean
@@ -463,31 +738,48 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
   VmemServer *s = user_data;
   int cfd = accept4 (fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
   if (cfd < 0)
-    return G_SOURCE_CONTINUE;
+    {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+        {
+          /* The pending connection keeps the socket readable: pause rather
+           * than spin until descriptors are free again. */
+          g_warning ("cannot accept a client: %s", g_strerror (errno));
+          drop_source (&s->listen_src);
+          s->backoff_src = attach_timeout (s, ACCEPT_BACKOFF_MS, on_backoff, s);
+          return G_SOURCE_REMOVE;
+        }
+      return G_SOURCE_CONTINUE;
+    }
+
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  if (getsockopt (cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+    {
+      g_warning ("no credentials for a client: %s", g_strerror (errno));
+      close (cfd);
+      return G_SOURCE_CONTINUE;
+    }
+  if (s->n_clients >= s->limits.max_clients)
+    {
+      g_info ("refusing pid %d: %u clients already", (int) cred.pid, s->n_clients);
+      refuse_busy (cfd);
+      return G_SOURCE_CONTINUE;
+    }
 
   Client *c = g_new0 (Client, 1);
+  c->ref = 1; /* the server's */
   c->server = s;
   c->fd = cfd;
   c->framer = vmem_varlink_framer_new (s->limits.max_message);
   c->out = g_byte_array_new ();
-  struct ucred cred;
-  socklen_t len = sizeof cred;
-  if (getsockopt (cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
-    {
-      c->uid = cred.uid;
-      c->gid = cred.gid;
-      c->pid = cred.pid;
-    }
-  else
-    c->uid = (uid_t) -1;
+  c->uid = cred.uid;
+  c->gid = cred.gid;
+  c->pid = cred.pid;
+  c->groups = peer_groups (cfd, cred.pid);
+  c->active_at = g_get_monotonic_time ();
   s->clients = g_list_prepend (s->clients, c);
-
-  if (g_list_length (s->clients) > s->limits.max_clients)
-    {
-      client_fail (c, "io.vmemd.Busy", "too many clients, try again later");
-      return G_SOURCE_CONTINUE;
-    }
-  c->in_id = g_unix_fd_add (cfd, G_IO_IN | G_IO_HUP | G_IO_ERR, on_readable, c);
+  s->n_clients++;
+  client_update_sources (c);
   return G_SOURCE_CONTINUE;
 }
 
@@ -497,13 +789,21 @@ VmemServer *
 vmem_server_new (const VmemServerLimits *limits)
 {
   VmemServer *s = g_new0 (VmemServer, 1);
-  s->limits.max_message = limits && limits->max_message ? limits->max_message : VMEM_VARLINK_MAX_MESSAGE;
-  s->limits.max_clients = limits && limits->max_clients ? limits->max_clients : 64;
-  s->limits.request_timeout_s = limits && limits->request_timeout_s ? limits->request_timeout_s : 10;
+  if (limits != NULL)
+    s->limits = *limits;
+  if (s->limits.max_message == 0)
+    s->limits.max_message = VMEM_VARLINK_MAX_MESSAGE;
+  if (s->limits.max_clients == 0)
+    s->limits.max_clients = 64;
+  if (s->limits.request_timeout_s == 0)
+    s->limits.request_timeout_s = 10;
+  if (s->limits.idle_timeout_s == 0)
+    s->limits.idle_timeout_s = 300;
   s->listen_fd = -1;
+  s->context = g_main_context_ref_thread_default ();
   s->methods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   s->interfaces = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
-  s->admin_group = g_strdup ("vmemd");
+  vmem_server_set_admin_group (s, "vmemd");
   return s;
 }
 
@@ -514,15 +814,20 @@ vmem_server_free (VmemServer *s)
     return;
   while (s->clients != NULL)
     client_close (s->clients->data);
-  g_clear_handle_id (&s->listen_id, g_source_remove);
+  drop_source (&s->listen_src);
+  drop_source (&s->backoff_src);
   if (s->listen_fd >= 0)
     close (s->listen_fd);
-  if (s->path != NULL)
+  /* Only our own socket: a newer daemon may have replaced it since. */
+  struct stat st;
+  if (s->path != NULL && lstat (s->path, &st) == 0 && st.st_dev == s->path_dev &&
+      st.st_ino == s->path_ino)
     unlink (s->path);
   g_free (s->path);
   g_free (s->admin_group);
   g_hash_table_unref (s->methods);
   g_hash_table_unref (s->interfaces);
+  g_main_context_unref (s->context);
   g_free (s);
 }
 
@@ -531,6 +836,15 @@ vmem_server_set_admin_group (VmemServer *s, const char *group)
 {
   g_free (s->admin_group);
   s->admin_group = g_strdup (group);
+  s->admin_gid = (gid_t) -1;
+  if (group == NULL)
+    return;
+  /* Resolved once: a lookup per call could block the main loop on NSS. */
+  struct group *gr = getgrnam (group);
+  if (gr != NULL)
+    s->admin_gid = gr->gr_gid;
+  else
+    g_info ("group %s does not exist: admin methods are for root only", group);
 }
 
 void
@@ -553,7 +867,7 @@ vmem_server_add_method (VmemServer *s, const char *method, VmemMethodFlags flags
 guint
 vmem_server_n_clients (VmemServer *s)
 {
-  return g_list_length (s->clients);
+  return s->n_clients;
 }
 
 gboolean
@@ -561,19 +875,38 @@ vmem_server_adopt_fd (VmemServer *s, int fd, GError **error)
 {
   if (s->listen_fd >= 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "already listening");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the server is already listening");
+      return FALSE;
+    }
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt (fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "fd %d is not a stream socket", fd);
       return FALSE;
     }
   int flags = fcntl (fd, F_GETFL);
   if (flags < 0 || fcntl (fd, F_SETFL, flags | O_NONBLOCK) < 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "bad listening socket: %s",
-                   g_strerror (errno));
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "fd %d: %s", fd, g_strerror (errno));
       return FALSE;
     }
   s->listen_fd = fd;
-  s->listen_id = g_unix_fd_add (fd, G_IO_IN, on_accept, s);
+  s->listen_src = attach_fd (s, fd, G_IO_IN, on_accept, s);
   return TRUE;
+}
+
+/* TRUE when a server answers on @addr.  Non-blocking, so a live but busy
+ * daemon (full backlog) counts as alive instead of hanging us. */
+static gboolean
+socket_is_live (const struct sockaddr_un *addr)
+{
+  vmem_autofd int probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (probe < 0)
+    return FALSE;
+  if (connect (probe, (const struct sockaddr *) addr, sizeof *addr) == 0)
+    return TRUE;
+  return errno == EAGAIN || errno == EINPROGRESS;
 }
 
 gboolean
@@ -581,12 +914,29 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
                     GError **error)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  if (strlen (path) >= sizeof addr.sun_path)
+
+  if (s->listen_fd >= 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG, "socket path too long: %s", path);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the server is already listening");
+      return FALSE;
+    }
+  if (*path == '\0' || strlen (path) >= sizeof addr.sun_path)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
+                   "socket path is empty or longer than %zu bytes: '%s'",
+                   sizeof addr.sun_path - 1, path);
       return FALSE;
     }
   strcpy (addr.sun_path, path);
+
+  struct group *gr = NULL;
+  if (group != NULL)
+    {
+      gr = getgrnam (group);
+      if (gr == NULL)
+        g_info ("group %s does not exist: only root can use %s", group, path);
+      vmem_server_set_admin_group (s, group);
+    }
 
   g_autofree char *dir = g_path_get_dirname (path);
   if (g_mkdir_with_parents (dir, 0755) < 0)
@@ -597,7 +947,7 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
     }
 
   /* A socket file left by a daemon that died is replaced; one that still
-   * answers belongs to a running vmemd. */
+   * answers belongs to a running server. */
   struct stat st;
   if (lstat (path, &st) == 0)
     {
@@ -606,17 +956,21 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
           g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "%s exists and is not a socket", path);
           return FALSE;
         }
-      vmem_autofd int probe = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (probe >= 0 && connect (probe, (struct sockaddr *) &addr, sizeof addr) == 0)
+      if (socket_is_live (&addr))
         {
-          g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED,
-                       "another vmemd is already listening on %s", path);
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_EXISTS,
+                       "another server is already listening on %s", path);
           return FALSE;
         }
-      unlink (path);
+      if (unlink (path) < 0 && errno != ENOENT)
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot remove stale %s: %s", path,
+                       g_strerror (errno));
+          return FALSE;
+        }
     }
 
-  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  vmem_autofd int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "socket: %s", g_strerror (errno));
@@ -626,25 +980,31 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
   mode_t old = umask (0777 & ~mode);
   int r = bind (fd, (struct sockaddr *) &addr, sizeof addr);
   umask (old);
-  if (r < 0 || listen (fd, 128) < 0)
+  if (r < 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot bind %s: %s", path,
+                   g_strerror (errno));
+      return FALSE;
+    }
+  if (lstat (path, &st) == 0)
+    {
+      s->path_dev = st.st_dev;
+      s->path_ino = st.st_ino;
+    }
+  s->path = g_strdup (path);
+  if (gr != NULL && chown (path, (uid_t) -1, gr->gr_gid) < 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot give %s to group %s: %s", path,
+                   group, g_strerror (errno));
+      return FALSE;
+    }
+  if (chmod (path, mode) < 0 || listen (fd, 128) < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot listen on %s: %s", path,
                    g_strerror (errno));
-      close (fd);
       return FALSE;
     }
-  chmod (path, mode);
-  if (group != NULL)
-    {
-      vmem_server_set_admin_group (s, group);
-      struct group *gr = getgrnam (group);
-      if (gr != NULL && chown (path, (uid_t) -1, gr->gr_gid) < 0)
-        g_warning ("cannot give %s to group %s: %s", path, group, g_strerror (errno));
-      else if (gr == NULL)
-        g_info ("group %s does not exist: only root can use %s", group, path);
-    }
-  s->path = g_strdup (path);
-  s->listen_fd = fd;
-  s->listen_id = g_unix_fd_add (fd, G_IO_IN, on_accept, s);
+  s->listen_fd = g_steal_fd (&fd);
+  s->listen_src = attach_fd (s, s->listen_fd, G_IO_IN, on_accept, s);
   return TRUE;
 }

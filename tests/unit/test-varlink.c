@@ -608,6 +608,36 @@ test_client_closed_mid_reply (void **state)
   assert_non_null (strstr (error->message, "middle of its reply"));
 }
 
+static gpointer
+refuse_thread (gpointer data)
+{
+  Fake *fk = data;
+  block_signals ();
+  int fd = accept4 (fk->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+  const char busy[] = "{\"error\":\"io.vmemd.Busy\",\"parameters\":{\"message\":\"too many clients\"}}";
+  g_assert (send (fd, busy, sizeof busy, MSG_NOSIGNAL) == sizeof busy);
+  close (fd);
+  return NULL;
+}
+
+static void
+test_client_turned_away (void **state)
+{
+  /* The server answers and hangs up without reading a large call: the
+   * client reports the server's reason, not the broken pipe. */
+  g_autoptr(Fake) fk = fake_new (NULL, 0);
+  fk->thread = g_thread_new ("refuse", refuse_thread, fk);
+  g_autoptr(json_object) params = json_object_new_object ();
+  g_autofree char *big = g_strnfill (900000, 'x');
+  json_object_object_add (params, "big", json_object_new_string (big));
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) r = vmem_varlink_call (fk->path, "io.vmemd.Ping", params, 5000, &error);
+  assert_null (r);
+  if (!g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY))
+    fail_msg ("got '%s'", error->message);
+  assert_string_equal (error->message, "too many clients");
+}
+
 static volatile sig_atomic_t n_alarms;
 
 static void
@@ -673,6 +703,7 @@ main (void)
     cmocka_unit_test (test_client_timeout_backlog),
     cmocka_unit_test (test_client_closed_early),
     cmocka_unit_test (test_client_closed_mid_reply),
+    cmocka_unit_test (test_client_turned_away),
     cmocka_unit_test (test_client_eintr),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
