@@ -295,6 +295,23 @@ apply_migration (Sqlite *s, int v, GError **error)
   return TRUE;
 }
 
+/* The journal mode is the database's; the rest are the connection's. */
+static gboolean
+set_options (Sqlite *s, GError **error)
+{
+  g_autoptr(sqlite3_stmt) wal = sq_prepare (s, "PRAGMA journal_mode = WAL", error);
+  if (wal == NULL)
+    return FALSE;
+  /* Some file systems cannot share the WAL index; sqlite then keeps the
+   * old mode and says so in the result, not as an error. */
+  if (sqlite3_step (wal) != SQLITE_ROW ||
+      g_ascii_strcasecmp ((const char *) sqlite3_column_text (wal, 0), "wal") != 0)
+    return sq_error (s, error, "cannot switch to WAL journal mode");
+  g_clear_pointer (&wal, sqlite3_finalize);
+  return sq_exec (s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
+                  "cannot set the connection's options", error);
+}
+
 static const VmemStoreOps sqlite_ops;
 
 VmemStore *
@@ -344,17 +361,7 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
       return NULL;
     }
 
-  g_autoptr(sqlite3_stmt) wal = sq_prepare (s, "PRAGMA journal_mode = WAL", error);
-  if (wal == NULL)
-    return NULL;
-  if (sqlite3_step (wal) != SQLITE_ROW ||
-      g_ascii_strcasecmp ((const char *) sqlite3_column_text (wal, 0), "wal") != 0)
-    {
-      sq_error (s, error, "cannot switch to WAL journal mode");
-      return NULL;
-    }
-  if (!sq_exec (s, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL",
-                "cannot set the connection's options", error))
+  if (!set_options (s, error))
     return NULL;
 
   if (current > 0 && current < target && !backup (s, current, error))

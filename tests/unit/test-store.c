@@ -1,3 +1,1263 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* PLACEHOLDER: being written */
-int main (void) { return 1; }
+/* The SQLite store against real database files.  Checks that look behind
+ * the API (integrity, journal mode, raw row counts) use a second sqlite
+ * connection, as an administrator with the sqlite3 shell would. */
+#include "vmem-store-private.h"
+#include "vmem-error.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define UUID_A "11111111-1111-1111-1111-111111111111"
+#define UUID_B "22222222-2222-2222-2222-222222222222"
+#define UUID_C "33333333-3333-3333-3333-333333333333"
+
+/* 2023-11-15 00:00:00 UTC, a whole day: hourly and daily interval starts
+ * fall on it. */
+#define DAY0 G_GINT64_CONSTANT (1700006400)
+
+typedef struct {
+  char      *dir;
+  char      *path;
+  VmemStore *store;
+} Fixture;
+
+#define assert_error(err, want)                                                    \
+  do {                                                                             \
+    if ((err) == NULL)                                                             \
+      fail_msg ("expected error %d, got success", (int) (want));                   \
+    if (!g_error_matches ((err), VMEM_ERROR, (want)))                              \
+      fail_msg ("expected error %d, got %d: %s", (int) (want), (int) (err)->code,  \
+                (err)->message);                                                   \
+  } while (0)
+
+#define assert_no_error(err)                                                       \
+  do {                                                                             \
+    if ((err) != NULL)                                                             \
+      fail_msg ("unexpected error: %s", (err)->message);                           \
+  } while (0)
+
+#define assert_contains(haystack, needle)                                          \
+  do {                                                                             \
+    if (strstr ((haystack), (needle)) == NULL)                                     \
+      fail_msg ("'%s' does not contain '%s'", (haystack), (needle));               \
+  } while (0)
+
+static void
+rm_rf (const char *path)
+{
+  GDir *d = g_dir_open (path, 0, NULL);
+  if (d != NULL)
+    {
+      const char *name;
+      while ((name = g_dir_read_name (d)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          rm_rf (child);
+        }
+      g_dir_close (d);
+      g_rmdir (path);
+    }
+  else
+    g_unlink (path);
+}
+
+static int
+setup (void **state)
+{
+  g_autoptr(GError) error = NULL;
+  Fixture *f = g_new0 (Fixture, 1);
+
+  f->dir = g_dir_make_tmp ("vmemd-store-XXXXXX", &error);
+  if (f->dir == NULL)
+    fail_msg ("temporary directory: %s", error->message);
+  /* A subdirectory that does not exist yet: opening makes it. */
+  f->path = g_build_filename (f->dir, "state", "vmemd.db", NULL);
+  f->store = vmem_store_open_sqlite (f->path, &error);
+  assert_no_error (error);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fixture *f = *state;
+
+  vmem_store_sqlite_sample_hook = NULL;
+  vmem_store_free (f->store);
+  rm_rf (f->dir);
+  g_free (f->path);
+  g_free (f->dir);
+  g_free (f);
+  return 0;
+}
+
+static void
+reopen (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&f->store, vmem_store_free);
+  f->store = vmem_store_open_sqlite (f->path, &error);
+  assert_no_error (error);
+}
+
+/* ---- raw access, from outside the store ---------------------------------- */
+
+static sqlite3 *
+raw_open (const char *path)
+{
+  sqlite3 *db = NULL;
+  if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
+    fail_msg ("raw open %s: %s", path, sqlite3_errmsg (db));
+  sqlite3_busy_timeout (db, 5000);
+  return db;
+}
+
+static void
+raw_exec (const char *path, const char *sql)
+{
+  sqlite3 *db = raw_open (path);
+  char *msg = NULL;
+  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg ("raw exec on %s: %s", path, msg);
+  sqlite3_close (db);
+}
+
+static char *
+raw_text (const char *path, const char *sql)
+{
+  sqlite3 *db = raw_open (path);
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg ("raw prepare %s: %s", sql, sqlite3_errmsg (db));
+  if (sqlite3_step (st) != SQLITE_ROW)
+    fail_msg ("raw query %s returned no row: %s", sql, sqlite3_errmsg (db));
+  char *out = g_strdup ((const char *) sqlite3_column_text (st, 0));
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  return out;
+}
+
+static gint64
+raw_int (const char *path, const char *sql)
+{
+  g_autofree char *t = raw_text (path, sql);
+  return t ? g_ascii_strtoll (t, NULL, 10) : 0;
+}
+
+/* The query plan's steps, joined by " | ". */
+static char *
+raw_plan (const char *path, const char *query)
+{
+  sqlite3 *db = raw_open (path);
+  sqlite3_stmt *st = NULL;
+  g_autofree char *sql = g_strconcat ("EXPLAIN QUERY PLAN ", query, NULL);
+  GString *out = g_string_new (NULL);
+  if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK)
+    fail_msg ("raw prepare %s: %s", sql, sqlite3_errmsg (db));
+  while (sqlite3_step (st) == SQLITE_ROW)
+    g_string_append_printf (out, "%s%s", out->len ? " | " : "",
+                            (const char *) sqlite3_column_text (st, 3));
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  return g_string_free (out, FALSE);
+}
+
+static char *
+file_checksum (const char *path)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents (path, &data, &len, NULL))
+    fail_msg ("cannot read %s", path);
+  return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+}
+
+/* ---- builders ------------------------------------------------------------ */
+
+static VmemProfile *
+profile (const char *name, guint64 demand)
+{
+  VmemProfile *p = vmem_profile_new (name);
+  p->demand_mib = demand;
+  return p;
+}
+
+static VmemSample
+sample (const char *uuid, const char *workload, gint64 t, guint64 used, gboolean guest,
+        guint vcpus)
+{
+  VmemSample s = {
+    .uuid = uuid,
+    .host = "hostA",
+    .workload = workload,
+    .t = t,
+    .used_mib = used,
+    .rss_mib = used + 100,
+    .current_mib = 4096,
+    .available_mib = 4096 - used,
+    .usable_mib = 4096 - used,
+    .guest_quality = guest,
+    .vcpus = vcpus,
+  };
+  return s;
+}
+
+static void
+add_samples (Fixture *f, const VmemSample *v, guint n)
+{
+  g_autoptr(GError) error = NULL;
+  assert_true (vmem_store_samples_add (f->store, v, n, &error));
+  assert_no_error (error);
+}
+
+static const VmemPeak *
+find_peak (GPtrArray *peaks, const char *uuid, gint64 start_t)
+{
+  for (guint i = 0; i < peaks->len; i++)
+    {
+      const VmemPeak *p = g_ptr_array_index (peaks, i);
+      if (g_str_equal (p->uuid, uuid) && p->start_t == start_t)
+        return p;
+    }
+  fail_msg ("no peak for %s at %" G_GINT64_FORMAT, uuid, start_t);
+  return NULL;
+}
+
+/* ---- opening ------------------------------------------------------------- */
+
+static void
+test_open_fresh (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *dir = g_path_get_dirname (f->path);
+  struct stat st;
+
+  assert_int_equal (vmem_store_schema_version (f->store), vmem_store_sqlite_latest_version ());
+  assert_string_equal (vmem_store_backend_name (f->store), "sqlite");
+  assert_int_equal (stat (dir, &st), 0);
+  assert_int_equal (st.st_mode & 0777, 0750);
+  assert_int_equal (stat (f->path, &st), 0);
+  assert_int_equal (st.st_mode & 0777, 0640);
+
+  g_autofree char *mode = raw_text (f->path, "PRAGMA journal_mode");
+  assert_string_equal (mode, "wal");
+  g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
+  assert_string_equal (check, "ok");
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM schema_version"),
+                    vmem_store_sqlite_latest_version ());
+  /* No backup for a database that was just made. */
+  g_autofree char *bak = g_strdup_printf ("%s.bak-v0", f->path);
+  assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+
+  /* Reopening an up-to-date database changes nothing and backs up nothing. */
+  reopen (f);
+  assert_int_equal (vmem_store_schema_version (f->store), vmem_store_sqlite_latest_version ());
+  g_autofree char *bak_latest = g_strdup_printf ("%s.bak-v%d", f->path,
+                                                 vmem_store_sqlite_latest_version ());
+  assert_false (g_file_test (bak_latest, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_open_from_config (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemConfig) config = vmem_config_new_default ();
+
+  g_free (config->database);
+  config->database = g_build_filename (f->dir, "other", "v.db", NULL);
+  g_autoptr(VmemStore) store = vmem_store_open (config, &error);
+  assert_no_error (error);
+  assert_non_null (store);
+  assert_true (g_file_test (config->database, G_FILE_TEST_IS_REGULAR));
+
+  config->backend = VMEM_STORE_POSTGRES;
+  g_autoptr(VmemStore) pg = vmem_store_open (config, &error);
+  assert_null (pg);
+  assert_error (error, VMEM_ERROR_CONFIG);
+  assert_contains (error->message, "PostgreSQL backend not built");
+}
+
+static void
+test_not_a_database (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "garbage.db", NULL);
+  char junk[8192];
+
+  for (guint i = 0; i < sizeof junk; i++)
+    junk[i] = (char) (i * 7 + 3);
+  assert_true (g_file_set_contents (path, junk, sizeof junk, NULL));
+  g_autofree char *before = file_checksum (path);
+
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  assert_null (store);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, path);
+  assert_contains (error->message, "not a usable vmemd database");
+  g_autofree char *after = file_checksum (path);
+  assert_string_equal (before, after);
+  g_autofree char *wal = g_strdup_printf ("%s-wal", path);
+  assert_false (g_file_test (wal, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_foreign_database (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "foreign.db", NULL);
+
+  raw_exec (path, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT);"
+                  "INSERT INTO accounts (owner) VALUES ('alice');");
+  g_autofree char *before = file_checksum (path);
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  assert_null (store);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "not a vmemd database");
+  g_autofree char *after = file_checksum (path);
+  assert_string_equal (before, after);
+  g_autofree char *journal = raw_text (path, "PRAGMA journal_mode");
+  assert_string_equal (journal, "delete");
+}
+
+static void
+test_newer_schema_refused (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  int newer = vmem_store_sqlite_latest_version () + 1;
+  g_autofree char *sql = g_strdup_printf (
+    "INSERT INTO schema_version (version, applied) VALUES (%d, 0)", newer);
+
+  g_clear_pointer (&f->store, vmem_store_free);
+  raw_exec (f->path, sql);
+  g_autofree char *before = file_checksum (f->path);
+
+  f->store = vmem_store_open_sqlite (f->path, &error);
+  assert_null (f->store);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "newer than this vmemd knows");
+  g_autofree char *want = g_strdup_printf ("schema version %d", newer);
+  assert_contains (error->message, want);
+
+  g_autofree char *after = file_checksum (f->path);
+  assert_string_equal (before, after);
+  g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", f->path, newer);
+  assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+}
+
+/* ---- migrations ---------------------------------------------------------- */
+
+/* Rows every schema since version 1 can hold, written with plain SQL as an
+ * old vmemd would have left them. */
+static const char old_rows[] =
+  "INSERT INTO profiles (name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile,"
+  "  buffer_pct, mode, prealloc, scale, priority, match, created, updated) VALUES"
+  "  ('erp', 2048, 1024, 8192, 15, 0.95, 20, 'balloon', 1, 'absolute', 50, 'erp-*',"
+  "   1700000000, 1700000100),"
+  "  ('pg', 0, 0, 0, 10, 0.99, 25, 'observe', 0, 'per-vcpu', 80, NULL, 1700000000, 1700000000);"
+  "INSERT INTO domains VALUES ('" UUID_A "', 'erp-1', 'hostA', 'erp', 4096, 2,"
+  "  1700000000, 1700003600);"
+  "INSERT INTO domains VALUES ('" UUID_B "', 'pg-1', 'hostB', 'pg', 8192, 4,"
+  "  1700000000, 1700003600);"
+  "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
+  "  usable_mib, quality, swap_in, major_fault, vcpus) VALUES"
+  "  ('" UUID_A "', 'hostA', 'erp', 1700000010, 1500, 1600, 4096, 2500, 2596, 'guest', 0, 0, 2);"
+  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 3600, 1699999200, 1500, 1, 1, 2);"
+  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 86400, 1699920000, 1500, 1, 1, 2);"
+  "INSERT INTO runs (uuid, host, workload, started, stopped, stop_reason, demand_mib) VALUES"
+  "  ('" UUID_A "', 'hostA', 'erp', 1700000000, 1700003000, 'stopped', 2048),"
+  "  ('" UUID_A "', 'hostA', 'erp', 1700003600, NULL, NULL, 2048);"
+  "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES"
+  "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}');"
+  "INSERT INTO hosts VALUES ('hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+
+/* What a current store must read from old_rows, and that it can go on
+ * writing to them. */
+static void
+check_old_rows (VmemStore *store)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_autoptr(GPtrArray) profiles = vmem_store_profile_list (store, &error);
+  assert_no_error (error);
+  assert_int_equal (profiles->len, 2);
+  const VmemProfile *erp = g_ptr_array_index (profiles, 0);
+  const VmemProfile *pg = g_ptr_array_index (profiles, 1);
+  assert_string_equal (erp->name, "erp");
+  assert_int_equal (erp->demand_mib, 2048);
+  assert_int_equal (erp->floor_mib, 1024);
+  assert_int_equal (erp->ceiling_mib, 8192);
+  assert_string_equal (erp->match, "erp-*");
+  assert_int_equal (erp->created, 1700000000);
+  assert_int_equal (erp->updated, 1700000100);
+  assert_string_equal (pg->name, "pg");
+  assert_int_equal (pg->mode, VMEM_MODE_OBSERVE);
+  assert_int_equal (pg->scale, VMEM_SCALE_PER_VCPU);
+  assert_false (pg->prealloc);
+  assert_int_equal (pg->priority, 80);
+  assert_null (pg->match);
+
+  g_autoptr(VmemDomainRow) dom = vmem_store_domain_get (store, UUID_B, &error);
+  assert_no_error (error);
+  assert_string_equal (dom->name, "pg-1");
+  assert_int_equal (dom->memory_mib, 8192);
+
+  g_autoptr(GPtrArray) peaks = vmem_store_peaks_for_workload (store, "erp", VMEM_STORE_HOUR, 0,
+                                                              &error);
+  assert_no_error (error);
+  assert_int_equal (peaks->len, 1);
+  const VmemPeak *pk = g_ptr_array_index (peaks, 0);
+  assert_string_equal (pk->domain, "erp-1");
+  assert_int_equal (pk->peak_mib, 1500);
+  assert_int_equal (pk->start_t, 1699999200);
+
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (store, UUID_A, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (runs->len, 2);
+  const VmemRun *open = g_ptr_array_index (runs, 0);
+  const VmemRun *closed = g_ptr_array_index (runs, 1);
+  assert_int_equal (open->stopped, 0);
+  assert_int_equal (open->startup_peak_mib, 0);
+  assert_string_equal (closed->stop_reason, "stopped");
+  assert_int_equal (closed->demand_mib, 2048);
+
+  g_autoptr(VmemPlanRow) plan = vmem_store_plan_latest (store, UUID_A, &error);
+  assert_no_error (error);
+  assert_string_equal (plan->source, "manual");
+  assert_string_equal (plan->reasons_json, "{\"source\":\"manual\"}");
+
+  g_autoptr(GPtrArray) hosts = vmem_store_host_list (store, &error);
+  assert_no_error (error);
+  assert_int_equal (hosts->len, 1);
+  assert_int_equal (((VmemHostRow *) g_ptr_array_index (hosts, 0))->committed_mib, 6144);
+
+  /* The columns later migrations added work on the old rows. */
+  VmemSample s = sample (UUID_A, "erp", 1700003700, 3000, TRUE, 2);
+  assert_true (vmem_store_samples_add (store, &s, 1, &error));
+  assert_no_error (error);
+  g_autoptr(GPtrArray) runs2 = vmem_store_run_list (store, UUID_A, 1, &error);
+  assert_no_error (error);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 3000);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->startup_peak_mib, 3000);
+}
+
+static void
+migrate_and_check (const char *path, int from)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  assert_no_error (error);
+  assert_int_equal (vmem_store_schema_version (store), vmem_store_sqlite_latest_version ());
+  assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"),
+                    vmem_store_sqlite_latest_version ());
+
+  /* The backup is the database as it was, at its old version. */
+  g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", path, from);
+  struct stat st;
+  assert_int_equal (stat (bak, &st), 0);
+  assert_int_equal (st.st_mode & 0777, 0640);
+  assert_int_equal (raw_int (bak, "SELECT max(version) FROM schema_version"), from);
+  assert_int_equal (raw_int (bak, "SELECT count(*) FROM runs"), 2);
+  g_autofree char *check = raw_text (bak, "PRAGMA integrity_check");
+  assert_string_equal (check, "ok");
+
+  check_old_rows (store);
+}
+
+/* Every earlier version made by this code's own migrations. */
+static void
+test_migrate_every_version (void **state)
+{
+  Fixture *f = *state;
+
+  for (int v = 1; v < vmem_store_sqlite_latest_version (); v++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *name = g_strdup_printf ("v%d.db", v);
+      g_autofree char *path = g_build_filename (f->dir, name, NULL);
+
+      VmemStore *old = vmem_store_sqlite_open_at_version (path, v, &error);
+      assert_no_error (error);
+      assert_int_equal (vmem_store_schema_version (old), v);
+      vmem_store_free (old);
+      raw_exec (path, old_rows);
+      migrate_and_check (path, v);
+    }
+}
+
+/* Databases as earlier releases made them, kept as SQL dumps: they catch a
+ * migration edited after it shipped, which the test above cannot. */
+static void
+test_migrate_fixtures (void **state)
+{
+  Fixture *f = *state;
+  const char *srcdir = g_getenv ("VMEM_TEST_SRCDIR");
+  if (srcdir == NULL)
+    fail_msg ("VMEM_TEST_SRCDIR is not set (run the tests with meson test)");
+
+  for (int v = 1; v < vmem_store_sqlite_latest_version (); v++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *name = g_strdup_printf ("v%d.sql", v);
+      g_autofree char *fixture = g_build_filename (srcdir, "data", "db", name, NULL);
+      g_autofree char *sql = NULL;
+      if (!g_file_get_contents (fixture, &sql, NULL, &error))
+        fail_msg ("every earlier schema needs a fixture: %s", error->message);
+
+      g_autofree char *dbname = g_strdup_printf ("fixture-v%d.db", v);
+      g_autofree char *path = g_build_filename (f->dir, dbname, NULL);
+      raw_exec (path, sql);
+      assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"), v);
+      migrate_and_check (path, v);
+    }
+}
+
+static void
+test_failed_migration_rolls_back (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "clash.db", NULL);
+
+  VmemStore *old = vmem_store_sqlite_open_at_version (path, 1, &error);
+  assert_no_error (error);
+  vmem_store_free (old);
+  raw_exec (path, old_rows);
+  /* An object migration 2 wants to create is already there: its second
+   * half fails after its first half (the new run columns) ran. */
+  raw_exec (path, "CREATE INDEX runs_open ON runs(started)");
+
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  assert_null (store);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "migration to schema 2 failed");
+  assert_contains (error->message, "runs_open");
+
+  assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"), 1);
+  assert_int_equal (raw_int (path, "SELECT count(*) FROM pragma_table_info('runs')"
+                                   " WHERE name = 'peak_mib'"), 0);
+  assert_int_equal (raw_int (path, "SELECT count(*) FROM runs"), 2);
+  g_autofree char *bak = g_strdup_printf ("%s.bak-v1", path);
+  assert_int_equal (raw_int (bak, "SELECT count(*) FROM profiles"), 2);
+
+  /* Once the clash is removed the same database migrates. */
+  g_clear_error (&error);
+  raw_exec (path, "DROP INDEX runs_open");
+  migrate_and_check (path, 1);
+}
+
+/* ---- profiles ------------------------------------------------------------ */
+
+static void
+test_profile_crud (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemProfile) erp = profile ("erp", 2048);
+  gint64 before = g_get_real_time () / G_USEC_PER_SEC;
+
+  erp->match = g_strdup ("erp-*");
+  erp->scale = VMEM_SCALE_PER_VCPU;
+  erp->quantile = 0.9;
+  assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
+  assert_no_error (error);
+
+  g_autoptr(VmemProfile) got = vmem_store_profile_get (f->store, "erp", &error);
+  assert_no_error (error);
+  assert_int_equal (got->demand_mib, 2048);
+  assert_string_equal (got->match, "erp-*");
+  assert_int_equal (got->scale, VMEM_SCALE_PER_VCPU);
+  assert_true (got->quantile == 0.9);
+  assert_true (got->created >= before);
+  assert_int_equal (got->created, got->updated);
+
+  assert_false (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
+  assert_error (error, VMEM_ERROR_EXISTS);
+  assert_contains (error->message, "'erp'");
+  g_clear_error (&error);
+
+  g_autoptr(VmemProfile) ghost = profile ("ghost", 0);
+  assert_false (vmem_store_profile_put (f->store, ghost, VMEM_STORE_PUT_UPDATE, &error));
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* An update keeps the creation time. */
+  raw_exec (f->path, "UPDATE profiles SET created = 1000, updated = 1000");
+  erp->demand_mib = 4096;
+  assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_UPDATE, &error));
+  assert_no_error (error);
+  g_autoptr(VmemProfile) got2 = vmem_store_profile_get (f->store, "erp", &error);
+  assert_int_equal (got2->demand_mib, 4096);
+  assert_int_equal (got2->created, 1000);
+  assert_true (got2->updated >= before);
+
+  assert_true (vmem_store_profile_put (f->store, ghost, VMEM_STORE_PUT_UPSERT, &error));
+  g_autoptr(VmemProfile) alpha = profile ("alpha", 1);
+  assert_true (vmem_store_profile_put (f->store, alpha, VMEM_STORE_PUT_UPSERT, &error));
+  assert_no_error (error);
+  g_autoptr(GPtrArray) list = vmem_store_profile_list (f->store, &error);
+  assert_no_error (error);
+  assert_int_equal (list->len, 3);
+  assert_string_equal (((VmemProfile *) g_ptr_array_index (list, 0))->name, "alpha");
+  assert_string_equal (((VmemProfile *) g_ptr_array_index (list, 1))->name, "erp");
+  assert_string_equal (((VmemProfile *) g_ptr_array_index (list, 2))->name, "ghost");
+
+  assert_true (vmem_store_profile_delete (f->store, "ghost", &error));
+  assert_no_error (error);
+  assert_false (vmem_store_profile_delete (f->store, "ghost", &error));
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  g_autoptr(VmemProfile) none = vmem_store_profile_get (f->store, "ghost", &error);
+  assert_null (none);
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  assert_string_equal (error->message, "no profile named 'ghost'");
+}
+
+static void
+test_profile_invalid (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemProfile) bad = profile ("erp", 2048);
+
+  bad->quantile = 1.5;
+  assert_false (vmem_store_profile_put (f->store, bad, VMEM_STORE_PUT_UPSERT, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "quantile");
+  g_clear_error (&error);
+
+  g_autoptr(VmemProfile) badname = profile ("a b", 0);
+  assert_false (vmem_store_profile_put (f->store, badname, VMEM_STORE_PUT_UPSERT, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM profiles"), 0);
+
+  /* A row changed behind vmemd's back is reported, not used. */
+  g_clear_error (&error);
+  g_autoptr(VmemProfile) good = profile ("erp", 2048);
+  assert_true (vmem_store_profile_put (f->store, good, VMEM_STORE_PUT_CREATE, &error));
+  raw_exec (f->path, "UPDATE profiles SET mode = 'turbo'");
+  g_autoptr(VmemProfile) got = vmem_store_profile_get (f->store, "erp", &error);
+  assert_null (got);
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "profile 'erp' in the database");
+}
+
+static void
+test_profile_import (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  guint c = 99, u = 99, d = 99;
+
+  g_autoptr(GPtrArray) first = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_ptr_array_add (first, profile ("a", 1));
+  g_ptr_array_add (first, profile ("b", 2));
+  assert_true (vmem_store_profile_import (f->store, first, FALSE, &c, &u, &d, &error));
+  assert_no_error (error);
+  assert_int_equal (c, 2);
+  assert_int_equal (u, 0);
+  assert_int_equal (d, 0);
+
+  g_autoptr(GPtrArray) second = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_ptr_array_add (second, profile ("b", 20));
+  g_ptr_array_add (second, profile ("c", 3));
+  assert_true (vmem_store_profile_import (f->store, second, FALSE, &c, &u, &d, &error));
+  assert_int_equal (c, 1);
+  assert_int_equal (u, 1);
+  assert_int_equal (d, 0);
+  g_autoptr(VmemProfile) b = vmem_store_profile_get (f->store, "b", &error);
+  assert_int_equal (b->demand_mib, 20);
+
+  /* Replace deletes what the import does not name. */
+  g_autoptr(GPtrArray) third = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_ptr_array_add (third, profile ("c", 30));
+  g_ptr_array_add (third, profile ("d", 4));
+  assert_true (vmem_store_profile_import (f->store, third, TRUE, &c, &u, &d, &error));
+  assert_no_error (error);
+  assert_int_equal (c, 1);
+  assert_int_equal (u, 1);
+  assert_int_equal (d, 2);
+  g_autoptr(GPtrArray) list = vmem_store_profile_list (f->store, &error);
+  assert_int_equal (list->len, 2);
+  assert_string_equal (((VmemProfile *) g_ptr_array_index (list, 0))->name, "c");
+  assert_string_equal (((VmemProfile *) g_ptr_array_index (list, 1))->name, "d");
+
+  /* Replace with nothing empties the table. */
+  g_autoptr(GPtrArray) empty = g_ptr_array_new ();
+  assert_true (vmem_store_profile_import (f->store, empty, TRUE, &c, &u, &d, &error));
+  assert_int_equal (d, 2);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM profiles"), 0);
+}
+
+static void
+test_profile_import_all_or_nothing (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  guint c = 0, u = 0, d = 0;
+
+  g_autoptr(VmemProfile) keep = profile ("keep", 512);
+  assert_true (vmem_store_profile_put (f->store, keep, VMEM_STORE_PUT_CREATE, &error));
+  g_autofree char *before = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+
+  g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_ptr_array_add (batch, profile ("new1", 1));
+  g_ptr_array_add (batch, profile ("keep", 1024));
+  VmemProfile *bad = profile ("bad", 0);
+  bad->floor_mib = 4096;
+  bad->ceiling_mib = 1024;
+  g_ptr_array_add (batch, bad);
+  g_ptr_array_add (batch, profile ("new2", 2));
+  assert_false (vmem_store_profile_import (f->store, batch, TRUE, &c, &u, &d, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "profiles[2]");
+  g_autofree char *after = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  assert_string_equal (before, after);
+  g_clear_error (&error);
+
+  /* A name given twice is refused too, before anything is written. */
+  g_autoptr(GPtrArray) twice = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_ptr_array_add (twice, profile ("x", 1));
+  g_ptr_array_add (twice, profile ("x", 2));
+  assert_false (vmem_store_profile_import (f->store, twice, FALSE, &c, &u, &d, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "profiles[1]");
+  g_autofree char *after2 = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  assert_string_equal (before, after2);
+}
+
+/* ---- domains ------------------------------------------------------------- */
+
+static void
+test_domains (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemDomainRow a = { .uuid = UUID_A, .name = "erp-1", .host = "hostA", .workload = "erp",
+                      .memory_mib = 4096, .vcpus = 2, .last_seen = 100 };
+  VmemDomainRow b = { .uuid = UUID_B, .name = "db-1", .host = "hostA", .workload = "pg",
+                      .memory_mib = 8192, .vcpus = 4, .last_seen = 100 };
+  VmemDomainRow c = { .uuid = UUID_C, .name = "alpha", .host = "hostB", .workload = "erp",
+                      .memory_mib = 2048, .vcpus = 1, .last_seen = 100 };
+
+  assert_true (vmem_store_domain_upsert (f->store, &a, &error));
+  assert_true (vmem_store_domain_upsert (f->store, &b, &error));
+  assert_true (vmem_store_domain_upsert (f->store, &c, &error));
+  assert_no_error (error);
+  a.name = "erp-renamed";
+  a.memory_mib = 6144;
+  a.last_seen = 200;
+  assert_true (vmem_store_domain_upsert (f->store, &a, &error));
+
+  g_autoptr(VmemDomainRow) got = vmem_store_domain_get (f->store, UUID_A, &error);
+  assert_no_error (error);
+  assert_string_equal (got->name, "erp-renamed");
+  assert_string_equal (got->workload, "erp");
+  assert_int_equal (got->memory_mib, 6144);
+  assert_int_equal (got->first_seen, 100);
+  assert_int_equal (got->last_seen, 200);
+
+  g_autoptr(GPtrArray) erp = vmem_store_domain_list (f->store, "erp", &error);
+  assert_int_equal (erp->len, 2);
+  assert_string_equal (((VmemDomainRow *) g_ptr_array_index (erp, 0))->name, "alpha");
+  assert_string_equal (((VmemDomainRow *) g_ptr_array_index (erp, 1))->name, "erp-renamed");
+  g_autoptr(GPtrArray) all = vmem_store_domain_list (f->store, NULL, &error);
+  assert_int_equal (all->len, 3);
+
+  g_autoptr(VmemDomainRow) none = vmem_store_domain_get (f->store, "nope", &error);
+  assert_null (none);
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  VmemDomainRow bad = { .uuid = UUID_A, .name = NULL, .host = "hostA" };
+  assert_false (vmem_store_domain_upsert (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "domain name");
+}
+
+/* ---- samples and peaks --------------------------------------------------- */
+
+static void
+test_samples_peaks (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemDomainRow a = { .uuid = UUID_A, .name = "erp-1", .host = "hostA", .workload = "erp",
+                      .memory_mib = 4096, .vcpus = 2, .last_seen = DAY0 };
+  assert_true (vmem_store_domain_upsert (f->store, &a, &error));
+
+  /* Hour 0: three samples, max 1800 (with 4 vCPUs at the time).  Hour 1:
+   * two, max 2500, one host-side.  Next day: one.  B is another domain of
+   * the same workload that the store has not been told about; C another
+   * workload. */
+  VmemSample cycle1[] = {
+    sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
+    sample (UUID_B, "erp", DAY0 + 10, 700, TRUE, 2),
+    sample (UUID_C, "other", DAY0 + 10, 9000, TRUE, 8),
+  };
+  VmemSample cycle2[] = {
+    sample (UUID_A, "erp", DAY0 + 1800, 1800, TRUE, 4),
+    sample (UUID_A, "erp", DAY0 + 3599, 1200, FALSE, 4),
+    sample (UUID_A, "erp", DAY0 + 3600, 2500, FALSE, 4),
+    sample (UUID_A, "erp", DAY0 + 7000, 2000, TRUE, 4),
+    sample (UUID_A, "erp", DAY0 + 86400 + 5, 900, TRUE, 4),
+  };
+  add_samples (f, cycle1, G_N_ELEMENTS (cycle1));
+  add_samples (f, cycle2, G_N_ELEMENTS (cycle2));
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 8);
+
+  g_autoptr(GPtrArray) hourly = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
+                                                               0, &error);
+  assert_no_error (error);
+  assert_int_equal (hourly->len, 4);
+  const VmemPeak *h0 = find_peak (hourly, UUID_A, DAY0);
+  assert_int_equal (h0->peak_mib, 1800);
+  assert_int_equal (h0->samples, 3);
+  assert_int_equal (h0->guest_samples, 2);
+  assert_int_equal (h0->vcpus, 4);
+  assert_string_equal (h0->domain, "erp-1");
+  assert_string_equal (h0->host, "hostA");
+  const VmemPeak *h1 = find_peak (hourly, UUID_A, DAY0 + 3600);
+  assert_int_equal (h1->peak_mib, 2500);
+  assert_int_equal (h1->samples, 2);
+  assert_int_equal (h1->guest_samples, 1);
+  const VmemPeak *hb = find_peak (hourly, UUID_B, DAY0);
+  assert_int_equal (hb->peak_mib, 700);
+  /* A domain first seen in a sample is named by its uuid until told. */
+  assert_string_equal (hb->domain, UUID_B);
+  find_peak (hourly, UUID_A, DAY0 + 86400);
+  /* Oldest first. */
+  for (guint i = 1; i < hourly->len; i++)
+    assert_true (((VmemPeak *) g_ptr_array_index (hourly, i - 1))->start_t <=
+                 ((VmemPeak *) g_ptr_array_index (hourly, i))->start_t);
+
+  g_autoptr(GPtrArray) daily = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_DAY, 0,
+                                                              &error);
+  assert_int_equal (daily->len, 3);
+  const VmemPeak *d0 = find_peak (daily, UUID_A, DAY0);
+  assert_int_equal (d0->peak_mib, 2500);
+  assert_int_equal (d0->samples, 5);
+  assert_int_equal (d0->guest_samples, 3);
+  assert_int_equal (find_peak (daily, UUID_A, DAY0 + 86400)->peak_mib, 900);
+
+  g_autoptr(GPtrArray) recent = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
+                                                               DAY0 + 3600, &error);
+  assert_int_equal (recent->len, 2);
+  g_autoptr(GPtrArray) other = vmem_store_peaks_for_workload (f->store, "other", VMEM_STORE_DAY,
+                                                              0, &error);
+  assert_int_equal (other->len, 1);
+  assert_int_equal (((VmemPeak *) g_ptr_array_index (other, 0))->peak_mib, 9000);
+
+  g_autoptr(GPtrArray) bad = vmem_store_peaks_for_workload (f->store, "erp", 600, 0, &error);
+  assert_null (bad);
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  /* The estimator's read uses the index, not a scan of raw samples. */
+  g_autofree char *plan = raw_plan (f->path,
+    "SELECT p.uuid, d.name FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+    " WHERE p.workload = 'erp' AND p.interval_s = 3600 AND p.start_t >= 0");
+  assert_contains (plan, "peaks_workload");
+  if (strstr (plan, "samples") != NULL)
+    fail_msg ("the peaks query reads raw samples: %s", plan);
+
+  /* One bad sample in a batch: nothing of the batch is written. */
+  VmemSample mixed[] = {
+    sample (UUID_A, "erp", DAY0 + 20, 3999, TRUE, 2),
+    sample (UUID_A, NULL, DAY0 + 20, 1, TRUE, 2),
+  };
+  assert_false (vmem_store_samples_add (f->store, mixed, 2, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "samples[1]");
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 8);
+  assert_int_equal (raw_int (f->path, "SELECT max(peak_mib) FROM peaks WHERE workload = 'erp'"),
+                    2500);
+}
+
+static void
+test_prune (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 now = DAY0 + 100 * 86400;
+
+  VmemSample v[] = {
+    sample (UUID_A, "erp", now - 100 * 3600, 1000, TRUE, 2), /* raw gone, peaks kept */
+    sample (UUID_A, "erp", now - 10 * 3600, 1100, TRUE, 2),  /* all kept */
+    sample (UUID_A, "erp", now - 95 * 86400, 1200, TRUE, 2), /* everything gone */
+  };
+  add_samples (f, v, G_N_ELEMENTS (v));
+  for (gint64 t = 1; t <= 3; t++)
+    {
+      VmemPlanRow p = { .uuid = UUID_A, .workload = "erp", .t = now - 95 * 86400 + t,
+                        .demand_mib = 1000 + t, .source = "manual" };
+      assert_true (vmem_store_plan_add (f->store, &p, &error));
+    }
+  VmemPlanRow other = { .uuid = UUID_B, .workload = "erp", .t = now - 95 * 86400,
+                        .demand_mib = 7, .source = "peers" };
+  assert_true (vmem_store_plan_add (f->store, &other, &error));
+  VmemPlanRow fresh = { .uuid = UUID_B, .workload = "erp", .t = now, .demand_mib = 8,
+                        .source = "peers" };
+  assert_true (vmem_store_plan_add (f->store, &fresh, &error));
+
+  assert_true (vmem_store_prune (f->store, now, 48, 90, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 1);
+  assert_int_equal (raw_int (f->path, "SELECT min(t) FROM samples"), now - 10 * 3600);
+  g_autofree char *old_peaks = g_strdup_printf (
+    "SELECT count(*) FROM peaks WHERE start_t < %" G_GINT64_FORMAT, now - 90 * 86400);
+  assert_int_equal (raw_int (f->path, old_peaks), 0);
+  g_autoptr(GPtrArray) hourly = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
+                                                               0, &error);
+  assert_int_equal (hourly->len, 2);
+
+  /* Old plans go, except each domain's latest. */
+  g_autoptr(GPtrArray) plans = vmem_store_plan_list (f->store, UUID_A, 0, &error);
+  assert_int_equal (plans->len, 1);
+  assert_int_equal (((VmemPlanRow *) g_ptr_array_index (plans, 0))->demand_mib, 1003);
+  g_autoptr(GPtrArray) plans_b = vmem_store_plan_list (f->store, UUID_B, 0, &error);
+  assert_int_equal (plans_b->len, 1);
+  assert_int_equal (((VmemPlanRow *) g_ptr_array_index (plans_b, 0))->demand_mib, 8);
+}
+
+/* ---- runs, plans, hosts -------------------------------------------------- */
+
+static void
+test_runs (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = DAY0;
+
+  gint64 id1 = vmem_store_run_open (f->store, UUID_A, "hostA", "erp", t0, 2048, &error);
+  assert_no_error (error);
+  assert_true (id1 > 0);
+
+  /* A sample from before the start (a late cycle) does not count. */
+  VmemSample v[] = {
+    sample (UUID_A, "erp", t0 - 5, 3900, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 30, 3000, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 600, 3100, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 601, 3500, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 2000, 1000, TRUE, 2),
+  };
+  add_samples (f, v, G_N_ELEMENTS (v));
+
+  assert_true (vmem_store_run_close (f->store, UUID_A, t0 + 3000, "stopped", &error));
+  assert_no_error (error);
+  assert_false (vmem_store_run_close (f->store, UUID_A, t0 + 3001, "stopped", &error));
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Samples after the stop touch no run. */
+  VmemSample after = sample (UUID_A, "erp", t0 + 3100, 3999, TRUE, 2);
+  add_samples (f, &after, 1);
+
+  /* A run left open (vmemd was down at the stop) is closed as lost by the
+   * next start, which has its own start-up window, set shorter here. */
+  vmem_store_set_startup_window (f->store, 60);
+  gint64 id2 = vmem_store_run_open (f->store, UUID_A, "hostA", "erp", t0 + 5000, 1024, &error);
+  assert_true (id2 > id1);
+  VmemSample v2[] = {
+    sample (UUID_A, "erp", t0 + 5060, 1500, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 5061, 1700, TRUE, 2),
+  };
+  add_samples (f, v2, G_N_ELEMENTS (v2));
+  gint64 id3 = vmem_store_run_open (f->store, UUID_A, "hostB", "erp", t0 + 9000, 512, &error);
+  assert_true (id3 > id2);
+  assert_no_error (error);
+
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_A, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (runs->len, 3);
+  const VmemRun *r3 = g_ptr_array_index (runs, 0);
+  const VmemRun *r2 = g_ptr_array_index (runs, 1);
+  const VmemRun *r1 = g_ptr_array_index (runs, 2);
+
+  assert_int_equal (r1->id, id1);
+  assert_int_equal (r1->started, t0);
+  assert_int_equal (r1->stopped, t0 + 3000);
+  assert_string_equal (r1->stop_reason, "stopped");
+  assert_int_equal (r1->demand_mib, 2048);
+  assert_int_equal (r1->startup_peak_mib, 3100);
+  assert_int_equal (r1->peak_mib, 3500);
+
+  assert_int_equal (r2->id, id2);
+  assert_int_equal (r2->stopped, t0 + 9000);
+  assert_string_equal (r2->stop_reason, "lost");
+  assert_int_equal (r2->startup_peak_mib, 1500);
+  assert_int_equal (r2->peak_mib, 1700);
+
+  assert_int_equal (r3->id, id3);
+  assert_int_equal (r3->stopped, 0);
+  assert_null (r3->stop_reason);
+  assert_string_equal (r3->host, "hostB");
+  assert_int_equal (r3->peak_mib, 0);
+
+  g_autoptr(GPtrArray) last = vmem_store_run_list (f->store, UUID_A, 1, &error);
+  assert_int_equal (last->len, 1);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (last, 0))->id, id3);
+  g_autoptr(GPtrArray) none = vmem_store_run_list (f->store, UUID_B, 0, &error);
+  assert_int_equal (none->len, 0);
+
+  assert_false (vmem_store_run_close (f->store, UUID_A, t0 + 9999, "", &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  assert_int_equal (vmem_store_run_open (f->store, UUID_A, "hostA", NULL, t0, 0, &error), -1);
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM runs"), 3);
+}
+
+static void
+test_plans (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+
+  g_autoptr(VmemPlanRow) none = vmem_store_plan_latest (f->store, UUID_A, &error);
+  assert_null (none);
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Recorded order decides "latest", not the clock (it may step back). */
+  const gint64 times[] = { 300, 100, 200 };
+  for (guint i = 0; i < G_N_ELEMENTS (times); i++)
+    {
+      g_autofree char *reasons = g_strdup_printf ("{\"i\":%u}", i);
+      VmemPlanRow p = { .uuid = UUID_A, .workload = "erp", .t = times[i],
+                        .demand_mib = 1000 + i, .source = i ? "peers" : "manual",
+                        .reasons_json = reasons };
+      assert_true (vmem_store_plan_add (f->store, &p, &error));
+      assert_no_error (error);
+    }
+  VmemPlanRow nojson = { .uuid = UUID_B, .workload = "pg", .t = 5, .demand_mib = 1,
+                         .source = "floor" };
+  assert_true (vmem_store_plan_add (f->store, &nojson, &error));
+
+  g_autoptr(VmemPlanRow) latest = vmem_store_plan_latest (f->store, UUID_A, &error);
+  assert_no_error (error);
+  assert_int_equal (latest->demand_mib, 1002);
+  assert_int_equal (latest->t, 200);
+  assert_string_equal (latest->source, "peers");
+  assert_string_equal (latest->reasons_json, "{\"i\":2}");
+  assert_string_equal (latest->workload, "erp");
+
+  g_autoptr(GPtrArray) two = vmem_store_plan_list (f->store, UUID_A, 2, &error);
+  assert_int_equal (two->len, 2);
+  assert_int_equal (((VmemPlanRow *) g_ptr_array_index (two, 1))->demand_mib, 1001);
+  g_autoptr(VmemPlanRow) b = vmem_store_plan_latest (f->store, UUID_B, &error);
+  assert_null (b->reasons_json);
+
+  VmemPlanRow bad = { .uuid = UUID_A, .workload = "erp", .t = 1, .source = NULL };
+  assert_false (vmem_store_plan_add (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+}
+
+static void
+test_hosts (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemHostRow b = { .name = "hostB", .capacity_mib = 32768, .reserved_mib = 1024,
+                    .overcommit = 1.0, .committed_mib = 100, .heartbeat = 10 };
+  VmemHostRow a = { .name = "hostA", .capacity_mib = 65536, .reserved_mib = 2048,
+                    .overcommit = 1.5, .committed_mib = 200, .heartbeat = 10 };
+
+  assert_true (vmem_store_host_heartbeat (f->store, &b, &error));
+  assert_true (vmem_store_host_heartbeat (f->store, &a, &error));
+  b.committed_mib = 4096;
+  b.heartbeat = 20;
+  assert_true (vmem_store_host_heartbeat (f->store, &b, &error));
+  assert_no_error (error);
+
+  g_autoptr(GPtrArray) hosts = vmem_store_host_list (f->store, &error);
+  assert_no_error (error);
+  assert_int_equal (hosts->len, 2);
+  const VmemHostRow *ha = g_ptr_array_index (hosts, 0);
+  const VmemHostRow *hb = g_ptr_array_index (hosts, 1);
+  assert_string_equal (ha->name, "hostA");
+  assert_true (ha->overcommit == 1.5);
+  assert_int_equal (ha->reserved_mib, 2048);
+  assert_string_equal (hb->name, "hostB");
+  assert_int_equal (hb->committed_mib, 4096);
+  assert_int_equal (hb->heartbeat, 20);
+  assert_int_equal (hb->capacity_mib, 32768);
+
+  VmemHostRow bad = { .name = "hostC", .overcommit = 0 };
+  assert_false (vmem_store_host_heartbeat (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "overcommit");
+}
+
+/* ---- crash safety -------------------------------------------------------- */
+
+#define CRASH_BATCH 80000
+#define CRASH_AT    (CRASH_BATCH / 2)
+
+static void
+kill_self (guint index)
+{
+  if (index == CRASH_AT)
+    raise (SIGKILL);
+}
+
+static void
+test_crash_mid_transaction (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) first = g_array_new (FALSE, TRUE, sizeof (VmemSample));
+  g_autoptr(GArray) second = g_array_new (FALSE, TRUE, sizeof (VmemSample));
+  g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func (g_free);
+
+  for (guint i = 0; i < 50; i++)
+    {
+      VmemSample s = sample (UUID_A, "erp", DAY0 + i * 10, 1000 + i, TRUE, 2);
+      g_array_append_val (first, s);
+    }
+  add_samples (f, (VmemSample *) first->data, first->len);
+  gint64 run = vmem_store_run_open (f->store, UUID_B, "hostA", "erp", DAY0, 0, &error);
+  assert_true (run > 0);
+
+  /* The half batch is large enough to spill out of sqlite's page cache
+   * into the WAL before the kill: recovery must ignore those frames. */
+  for (guint i = 0; i < CRASH_BATCH; i++)
+    {
+      g_ptr_array_add (uuids, g_strdup_printf ("00000000-0000-0000-0000-%012u", i % 500));
+      VmemSample s = sample (g_ptr_array_index (uuids, i), "erp", DAY0 + 7200 + i, 3000 + i % 97,
+                             TRUE, 2);
+      g_array_append_val (second, s);
+    }
+  VmemSample run_sample = sample (UUID_B, "erp", DAY0 + 7200, 4000, TRUE, 2);
+  g_array_prepend_val (second, run_sample);
+
+  g_clear_pointer (&f->store, vmem_store_free);
+  g_autofree char *before = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
+                                               " || sum(samples) FROM peaks");
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      g_autoptr(GError) child_error = NULL;
+      VmemStore *store = vmem_store_open_sqlite (f->path, &child_error);
+      if (store == NULL)
+        _exit (2);
+      vmem_store_sqlite_sample_hook = kill_self;
+      vmem_store_samples_add (store, (VmemSample *) second->data, second->len, &child_error);
+      _exit (3); /* not reached: killed inside the transaction */
+    }
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  if (!WIFSIGNALED (status) || WTERMSIG (status) != SIGKILL)
+    fail_msg ("child was not killed mid-transaction (status 0x%x)", status);
+  g_autofree char *wal = g_strdup_printf ("%s-wal", f->path);
+  struct stat st;
+  assert_int_equal (stat (wal, &st), 0);
+  assert_true (st.st_size > 0);
+
+  reopen (f);
+  g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
+  assert_string_equal (check, "ok");
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50);
+  g_autofree char *half = g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %"
+                                           G_GINT64_FORMAT, DAY0 + 7200);
+  assert_int_equal (raw_int (f->path, half), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 2);
+  g_autofree char *after = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
+                                              " || sum(samples) FROM peaks");
+  assert_string_equal (before, after);
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_B, 0, &error);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs, 0))->peak_mib, 0);
+
+  /* And the store goes on working: the same batch, uninterrupted. */
+  add_samples (f, (VmemSample *) second->data, second->len);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50 + CRASH_BATCH + 1);
+  g_autoptr(GPtrArray) runs2 = vmem_store_run_list (f->store, UUID_B, 0, &error);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 4000);
+}
+
+/* Makes a database at schema @version holding old_rows, for a new fixture
+ * in tests/data/db/ when a migration is added (see the README there). */
+static int
+make_fixture (const char *version, const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  int v = atoi (version);
+
+  if (v < 1 || v > vmem_store_sqlite_latest_version ())
+    {
+      g_printerr ("version must be 1..%d\n", vmem_store_sqlite_latest_version ());
+      return 1;
+    }
+  VmemStore *store = vmem_store_sqlite_open_at_version (path, v, &error);
+  if (store == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+  vmem_store_free (store);
+  sqlite3 *db = NULL;
+  char *msg = NULL;
+  sqlite3_open (path, &db);
+  if (sqlite3_exec (db, old_rows, NULL, NULL, &msg) != SQLITE_OK)
+    {
+      g_printerr ("%s: %s\n", path, msg);
+      return 1;
+    }
+  sqlite3_exec (db, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+  sqlite3_close (db);
+  return 0;
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
+
+int
+main (int argc, char **argv)
+{
+  if (argc == 4 && g_str_equal (argv[1], "--make-fixture"))
+    return make_fixture (argv[2], argv[3]);
+
+  const struct CMUnitTest tests[] = {
+    T (test_open_fresh),
+    T (test_open_from_config),
+    T (test_not_a_database),
+    T (test_foreign_database),
+    T (test_newer_schema_refused),
+    T (test_migrate_every_version),
+    T (test_migrate_fixtures),
+    T (test_failed_migration_rolls_back),
+    T (test_profile_crud),
+    T (test_profile_invalid),
+    T (test_profile_import),
+    T (test_profile_import_all_or_nothing),
+    T (test_domains),
+    T (test_samples_peaks),
+    T (test_prune),
+    T (test_runs),
+    T (test_plans),
+    T (test_hosts),
+    T (test_crash_mid_transaction),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
