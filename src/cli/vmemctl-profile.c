@@ -7,20 +7,34 @@
 #include <stdio.h>
 #include <string.h>
 
+/* 15, not 15.0: the wire form of a double keeps its decimal point. */
+static char *
+number (json_object *p, const char *key)
+{
+  json_object *v = NULL;
+  if (!json_object_object_get_ex (p, key, &v) || v == NULL)
+    return g_strdup ("-");
+  char buf[G_ASCII_DTOSTR_BUF_SIZE];
+  return g_strdup (g_ascii_formatd (buf, sizeof buf, "%g", json_object_get_double (v)));
+}
+
 static void
 print_profile (json_object *p)
 {
   g_autofree char *demand = vmemctl_size (vmemctl_get_i64 (p, "demand_mib"), TRUE);
   g_autofree char *floor_s = vmemctl_size (vmemctl_get_i64 (p, "floor_mib"), TRUE);
   g_autofree char *ceiling = vmemctl_size (vmemctl_get_i64 (p, "ceiling_mib"), TRUE);
+  g_autofree char *margin = number (p, "margin_pct");
+  g_autofree char *quantile = number (p, "quantile");
+  g_autofree char *buffer = number (p, "buffer_pct");
 
   printf ("Profile:   %s\n", vmemctl_get_str (p, "name"));
   printf ("Demand:    %s\n", demand);
   printf ("Floor:     %s\n", floor_s);
   printf ("Ceiling:   %s\n", ceiling);
-  printf ("Margin:    %s%%\n", vmemctl_get_str (p, "margin_pct"));
-  printf ("Quantile:  %s\n", vmemctl_get_str (p, "quantile"));
-  printf ("Buffer:    %s%%\n", vmemctl_get_str (p, "buffer_pct"));
+  printf ("Margin:    %s%%\n", margin);
+  printf ("Quantile:  %s\n", quantile);
+  printf ("Buffer:    %s%%\n", buffer);
   printf ("Mode:      %s\n", vmemctl_get_str (p, "mode"));
   printf ("Prealloc:  %s\n", vmemctl_get_bool (p, "prealloc") ? "on" : "off");
   printf ("Scale:     %s\n", vmemctl_get_str (p, "scale"));
@@ -131,11 +145,13 @@ vmemctl_profile_run (VmemctlRequest *req)
       if (req->json)
         vmemctl_print_json (r);
       else
-        printf ("Imported %zu profiles: %" G_GINT64_FORMAT " created, %" G_GINT64_FORMAT
-                " updated, %" G_GINT64_FORMAT " deleted\n",
-                json_object_array_length (json_object_object_get (req->params, "profiles")),
-                vmemctl_get_i64 (r, "created"), vmemctl_get_i64 (r, "updated"),
-                vmemctl_get_i64 (r, "deleted"));
+        {
+          size_t n = json_object_array_length (json_object_object_get (req->params, "profiles"));
+          printf ("Imported %zu profile%s: %" G_GINT64_FORMAT " created, %" G_GINT64_FORMAT
+                  " updated, %" G_GINT64_FORMAT " deleted\n", n, n == 1 ? "" : "s",
+                  vmemctl_get_i64 (r, "created"), vmemctl_get_i64 (r, "updated"),
+                  vmemctl_get_i64 (r, "deleted"));
+        }
       break;
     default:
       g_assert_not_reached ();

@@ -205,9 +205,11 @@ main (int argc, char **argv)
           return VMEMCTL_EXIT_USAGE;
         }
       int code = commands[i].run (req);
-      if (fflush (stdout) != 0 && code == VMEMCTL_EXIT_OK)
+      if ((fflush (stdout) != 0 || ferror (stdout)) && code == VMEMCTL_EXIT_OK)
         {
-          fprintf (stderr, "vmemctl: cannot write the output: %s\n", g_strerror (errno));
+          /* A reader that went away (| head) needs no message. */
+          if (errno != EPIPE)
+            fprintf (stderr, "vmemctl: cannot write the output: %s\n", g_strerror (errno));
           return VMEMCTL_EXIT_FAILED;
         }
       return code;
