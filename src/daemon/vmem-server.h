@@ -53,7 +53,8 @@ typedef struct {
 /* Called for an authorised call.  @parameters is never NULL (an empty
  * object when the call had none) and belongs to the caller of the handler:
  * take a reference to keep it.  The handler replies exactly once, before it
- * returns or later while holding a reference on @call. */
+ * returns or later while holding a reference on @call, always from the
+ * thread that runs the server's main context. */
 typedef void (*VmemMethodFunc) (VmemCall *call, json_object *parameters, gpointer user_data);
 
 VmemServer *vmem_server_new (const VmemServerLimits *limits /* may be NULL */);
