@@ -24,7 +24,8 @@ vmem_hook_may_refuse (const char *op, const char *subop)
 gboolean
 vmem_hook_prints_xml (const char *op, const char *subop)
 {
-  return (g_str_equal (op, "migrate") || g_str_equal (op, "restore")) && g_str_equal (subop, "begin");
+  return (g_str_equal (op, "migrate") || g_str_equal (op, "restore")) &&
+         g_str_equal (subop, "begin");
 }
 
 char *
@@ -168,20 +169,20 @@ say (int fd, const char *text)
 /* vmemd could not be asked.  Only a start may be refused for that, and only
  * when the administrator asked for it. */
 static int
-without_daemon (const VmemConfig *config, const char *domain, const char *op,
-                const char *subop, const char *why, int err_fd)
+without_daemon (const VmemConfig *config, const char *domain, const char *op, const char *subop,
+                const char *why, int err_fd)
 {
   if (vmem_hook_may_refuse (op, subop) && config->fail_closed)
     {
       g_autofree char *line = g_strdup_printf (
-        "vmem-hook: refusing to start %s: vmemd did not answer (%s) and fail_closed is set",
-        domain, why);
+        "vmem-hook: refusing to start %s: vmemd did not answer (%s) and fail_closed is set", domain,
+        why);
       syslog (LOG_ERR, "%s", line);
       say (err_fd, line);
       return 1;
     }
-  g_autofree char *line = g_strdup_printf (
-    "vmem-hook: %s %s of %s goes ahead without vmemd: %s", op, subop, domain, why);
+  g_autofree char *line =
+    g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: %s", op, subop, domain, why);
   syslog (LOG_WARNING, "%s", line);
   say (err_fd, line);
   return 0;
@@ -201,7 +202,8 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   gboolean may_refuse = vmem_hook_may_refuse (op, subop);
 
   /* Until the config says otherwise: the default timeout, fail open. */
-  backstop_arm (2000 + VMEM_HOOK_GRACE_MS, 0, "vmem-hook: out of time; going ahead without vmemd\n");
+  backstop_arm (2000 + VMEM_HOOK_GRACE_MS, 0,
+                "vmem-hook: out of time; going ahead without vmemd\n");
 
   g_autoptr(GError) error = NULL;
   g_autoptr(VmemConfig) config = vmem_config_load (vmem_config_default_path (), FALSE, &error);
@@ -215,11 +217,13 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
 
   gint64 deadline = start + (gint64) config->hook_timeout_ms * 1000;
   int refuse = may_refuse && config->fail_closed;
-  g_autofree char *last_word = refuse
-    ? g_strdup_printf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
-                       "fail_closed is set\n", domain, config->hook_timeout_ms)
-    : g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
-                       op, subop, domain, config->hook_timeout_ms);
+  g_autofree char *last_word =
+    refuse
+      ? g_strdup_printf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
+                         "fail_closed is set\n",
+                         domain, config->hook_timeout_ms)
+      : g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
+                         op, subop, domain, config->hook_timeout_ms);
   int backstop_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 0) + VMEM_HOOK_GRACE_MS;
   backstop_arm (backstop_ms, refuse ? 1 : 0, last_word);
 
@@ -257,7 +261,7 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
 
   int left_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 1);
   g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
-                                                    params, left_ms, &error);
+                                                     params, left_ms, &error);
   if (reply == NULL)
     return without_daemon (config, domain, op, subop, error->message, err_fd);
 
@@ -269,7 +273,8 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
     return without_daemon (config, domain, op, subop, "its reply has no allow field", err_fd);
 
   const char *m = message && json_object_is_type (message, json_type_string)
-                    ? json_object_get_string (message) : NULL;
+                    ? json_object_get_string (message)
+                    : NULL;
   if (!json_object_get_boolean (allow))
     {
       if (!may_refuse)
@@ -278,13 +283,15 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
                   op, subop, domain, m ? m : "no reason given");
           return 0;
         }
-      g_autofree char *line = g_strdup_printf ("%s", m && *m ? m : "vmemd refused to start the domain");
+      g_autofree char *line =
+        g_strdup_printf ("%s", m && *m ? m : "vmemd refused to start the domain");
       syslog (LOG_NOTICE, "%s: %s", domain, line);
       say (err_fd, line);
       return 1;
     }
 
-  if (vmem_hook_prints_xml (op, subop) && out != NULL && json_object_is_type (out, json_type_string))
+  if (vmem_hook_prints_xml (op, subop) && out != NULL &&
+      json_object_is_type (out, json_type_string))
     {
       const char *x = json_object_get_string (out);
       write_all (out_fd, x, strlen (x));

@@ -12,14 +12,14 @@
 #include <unistd.h>
 
 typedef struct {
-  const char *name;     /* "--demand" */
-  gboolean    value;    /* takes a value */
-  const char *field;    /* profile JSON key, NULL when not a profile field */
+  const char *name;  /* "--demand" */
+  gboolean value;    /* takes a value */
+  const char *field; /* profile JSON key, NULL when not a profile field */
 } OptSpec;
 
 typedef struct {
   const OptSpec *spec;
-  const char    *value; /* borrowed from argv */
+  const char *value; /* borrowed from argv */
 } OptHit;
 
 static const OptSpec global_opts[] = {
@@ -94,28 +94,26 @@ static const HelpEntry help_entries[] = {
     "           all or nothing; every entry is checked before anything is sent;\n"
     "           --replace also deletes the profiles that are not in the file\n"
     "  export   write every profile as JSON that import accepts (default: standard output)\n" },
-  { "assign", "vmemctl assign DOMAIN WORKLOAD\n",
-    "tag a domain with a workload",
+  { "assign", "vmemctl assign DOMAIN WORKLOAD\n", "tag a domain with a workload",
     "  Writes <vmemd:workload name=\"WORKLOAD\"/> into the domain's persistent\n"
     "  definition.  DOMAIN is a name or a UUID.\n" },
-  { "unassign", "vmemctl unassign DOMAIN [--restore]\n",
-    "remove a domain's workload tag",
+  { "unassign", "vmemctl unassign DOMAIN [--restore]\n", "remove a domain's workload tag",
     "  --restore also puts back the memory settings that vmemd replaced.\n" },
-  { "status", "vmemctl status\n",
-    "show the daemon, the host's memory and the domains", NULL },
+  { "status", "vmemctl status\n", "show the daemon, the host's memory and the domains", NULL },
   { "explain", "vmemctl explain DOMAIN\nvmemctl explain --workload WORKLOAD\n",
     "show what a domain (or a workload) gets, and why",
     "  Prints the demand, where it comes from (peers or the profile), the quantile,\n"
     "  margin and clamps, and what is staged for the domain's next start.\n" },
-  { "replay", "vmemctl replay TRACE.csv [OPTIONS]\n",
-    "run the estimator offline on a usage trace",
+  { "replay", "vmemctl replay TRACE.csv [OPTIONS]\n", "run the estimator offline on a usage trace",
     "  Needs no daemon.  See vmemctl replay --help for its options.\n" },
   { "version", "vmemctl version\n", "print the versions of vmemctl and vmemd", NULL },
   { "help", "vmemctl help [COMMAND]\n", "print this help, or a command's", NULL },
 };
 
 /* The one-line-per-command list at the top of vmemctl --help. */
-static const struct { const char *usage, *summary; } overview[] = {
+static const struct {
+  const char *usage, *summary;
+} overview[] = {
   { "profile add NAME [OPTIONS]", "create a workload profile" },
   { "profile set NAME [OPTIONS]", "change the given options of a profile" },
   { "profile show NAME", "print one profile" },
@@ -168,8 +166,9 @@ vmemctl_help_text (const char *topic)
 
   if (topic == NULL)
     {
-      g_string_append (s, "Usage: vmemctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n"
-                          "\nCommands:\n");
+      g_string_append (s,
+                       "Usage: vmemctl [--socket PATH] [--json] [--timeout SEC] COMMAND [ARGS...]\n"
+                       "\nCommands:\n");
       for (gsize i = 0; i < G_N_ELEMENTS (overview); i++)
         g_string_append_printf (s, "  %-38s %s\n", overview[i].usage, overview[i].summary);
       g_string_append_c (s, '\n');
@@ -219,7 +218,9 @@ vmemctl_exit_code (const GError *error)
     }
 }
 
-static gboolean G_GNUC_PRINTF (2, 3)
+static gboolean usage (GError **error, const char *fmt, ...) G_GNUC_PRINTF (2, 3);
+
+static gboolean
 usage (GError **error, const char *fmt, ...)
 {
   va_list ap;
@@ -235,16 +236,26 @@ usage (GError **error, const char *fmt, ...)
 static const char *
 option_for_field (const char *field)
 {
-  static const struct { const char *field, *option; } map[] = {
+  static const struct {
+    const char *field, *option;
+  } map[] = {
     { "name", "NAME" },
-    { "demand", "--demand" }, { "demand_mib", "--demand" },
-    { "floor", "--floor" }, { "floor_mib", "--floor" },
-    { "ceiling", "--ceiling" }, { "ceiling_mib", "--ceiling" },
-    { "margin", "--margin" }, { "margin_pct", "--margin" },
+    { "demand", "--demand" },
+    { "demand_mib", "--demand" },
+    { "floor", "--floor" },
+    { "floor_mib", "--floor" },
+    { "ceiling", "--ceiling" },
+    { "ceiling_mib", "--ceiling" },
+    { "margin", "--margin" },
+    { "margin_pct", "--margin" },
     { "quantile", "--quantile" },
-    { "buffer", "--buffer" }, { "buffer_pct", "--buffer" },
-    { "mode", "--mode" }, { "prealloc", "--prealloc" }, { "scale", "--scale" },
-    { "priority", "--priority" }, { "match", "--match" },
+    { "buffer", "--buffer" },
+    { "buffer_pct", "--buffer" },
+    { "mode", "--mode" },
+    { "prealloc", "--prealloc" },
+    { "scale", "--scale" },
+    { "priority", "--priority" },
+    { "match", "--match" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (map); i++)
     if (g_str_equal (map[i].field, field))
@@ -293,8 +304,8 @@ set_timeout (VmemctlRequest *req, const char *value, GError **error)
  * options are collected in @hits (in order), the rest in @positional.  Stops
  * at --help with *help = TRUE. */
 static gboolean
-scan (VmemctlRequest *req, const char *cmd, int argc, char **argv, int first,
-      const OptSpec *opts, GPtrArray *positional, GArray *hits, gboolean *help, GError **error)
+scan (VmemctlRequest *req, const char *cmd, int argc, char **argv, int first, const OptSpec *opts,
+      GPtrArray *positional, GArray *hits, gboolean *help, GError **error)
 {
   gboolean only_positional = FALSE;
   /* Options before the command belong to no command. */
@@ -540,8 +551,7 @@ add_profile_field (json_object *o, const OptHit *hit, GError **error)
 }
 
 static gboolean
-build_profile (VmemctlRequest *req, const char *cmd, const char *name, GArray *hits,
-               GError **error)
+build_profile (VmemctlRequest *req, const char *cmd, const char *name, GArray *hits, GError **error)
 {
   g_autoptr(GError) local = NULL;
   gboolean create = req->command == VMEMCTL_CMD_PROFILE_ADD;
@@ -590,10 +600,10 @@ static gboolean
 parse_profile (VmemctlRequest *req, int argc, char **argv, int first, GError **error)
 {
   static const struct {
-    const char      *name;
+    const char *name;
     VmemctlCommandId id;
-    const OptSpec   *opts;
-    const char      *method;
+    const OptSpec *opts;
+    const char *method;
   } subs[] = {
     { "add", VMEMCTL_CMD_PROFILE_ADD, profile_opts, "io.vmemd.ProfileSet" },
     { "set", VMEMCTL_CMD_PROFILE_SET, profile_opts, "io.vmemd.ProfileSet" },
@@ -616,7 +626,8 @@ parse_profile (VmemctlRequest *req, int argc, char **argv, int first, GError **e
       return TRUE;
     }
   if (i >= argc)
-    return usage (error, "profile: missing subcommand (add, set, show, list, remove, import or export)");
+    return usage (error,
+                  "profile: missing subcommand (add, set, show, list, remove, import or export)");
 
   const char *sub = argv[i];
   guint k;
@@ -624,8 +635,10 @@ parse_profile (VmemctlRequest *req, int argc, char **argv, int first, GError **e
     if (g_str_equal (subs[k].name, sub))
       break;
   if (k == G_N_ELEMENTS (subs))
-    return usage (error, "profile: unknown subcommand '%s' (use add, set, show, list, remove, "
-                         "import or export)", sub);
+    return usage (error,
+                  "profile: unknown subcommand '%s' (use add, set, show, list, remove, "
+                  "import or export)",
+                  sub);
 
   g_autofree char *cmd = g_strdup_printf ("profile %s", sub);
   g_autoptr(GPtrArray) pos = g_ptr_array_new ();
@@ -659,14 +672,16 @@ parse_profile (VmemctlRequest *req, int argc, char **argv, int first, GError **e
       if (!want_positional (cmd, pos, 1, 1, "profile NAME", error))
         return FALSE;
       req->params = params_with_string ("name", g_ptr_array_index (pos, 0));
-      json_object_object_add (req->params, "force", json_object_new_boolean (has_flag (hits, "--force")));
+      json_object_object_add (req->params, "force",
+                              json_object_new_boolean (has_flag (hits, "--force")));
       return TRUE;
     case VMEMCTL_CMD_PROFILE_IMPORT:
       if (!want_positional (cmd, pos, 1, 1, "FILE (or - for standard input)", error))
         return FALSE;
       req->file = g_strdup (g_ptr_array_index (pos, 0));
       req->params = json_object_new_object ();
-      json_object_object_add (req->params, "replace", json_object_new_boolean (has_flag (hits, "--replace")));
+      json_object_object_add (req->params, "replace",
+                              json_object_new_boolean (has_flag (hits, "--replace")));
       return TRUE;
     case VMEMCTL_CMD_PROFILE_EXPORT:
       if (!want_positional (cmd, pos, 0, 1, "", error))
@@ -718,10 +733,10 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
     }
 
   static const struct {
-    const char      *name;
+    const char *name;
     VmemctlCommandId id;
-    const OptSpec   *opts;
-    const char      *method;
+    const OptSpec *opts;
+    const char *method;
   } cmds[] = {
     { "help", VMEMCTL_CMD_HELP, no_opts, NULL },
     { "version", VMEMCTL_CMD_VERSION, no_opts, "io.vmemd.Ping" },
@@ -887,7 +902,8 @@ vmemctl_check_profiles (json_object *arr, const char *what, GError **error)
       json_object *jn = NULL;
       const char *name = NULL;
       if (json_object_is_type (item, json_type_object) &&
-          json_object_object_get_ex (item, "name", &jn) && json_object_is_type (jn, json_type_string))
+          json_object_object_get_ex (item, "name", &jn) &&
+          json_object_is_type (jn, json_type_string))
         name = json_object_get_string (jn);
       g_autofree char *entry = name ? g_strdup_printf ("profile %zu ('%s')", i + 1, name)
                                     : g_strdup_printf ("profile %zu", i + 1);

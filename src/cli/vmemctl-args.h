@@ -43,20 +43,20 @@ typedef enum {
 
 typedef struct {
   /* Global options; socket NULL = $VMEMD_SOCKET, else the config's. */
-  char            *socket;
-  gboolean         json;
-  int              timeout_ms;
+  char *socket;
+  gboolean json;
+  int timeout_ms;
 
   VmemctlCommandId command;
-  const char      *method;    /* "io.vmemd.ProfileGet"; NULL for help and replay */
-  json_object     *params;    /* the method's parameters; NULL when it takes none */
-  char            *file;      /* profile import/export: FILE, "-" = standard input/output */
-  char            *topic;     /* help: the command asked about, NULL = all */
-  int              rest_argc; /* replay: its own argv, argv[0] = "replay" (borrowed) */
-  char           **rest_argv;
+  const char *method;  /* "io.vmemd.ProfileGet"; NULL for help and replay */
+  json_object *params; /* the method's parameters; NULL when it takes none */
+  char *file;          /* profile import/export: FILE, "-" = standard input/output */
+  char *topic;         /* help: the command asked about, NULL = all */
+  int rest_argc;       /* replay: its own argv, argv[0] = "replay" (borrowed) */
+  char **rest_argv;
 } VmemctlRequest;
 
-void            vmemctl_request_free (VmemctlRequest *request);
+void vmemctl_request_free (VmemctlRequest *request);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemctlRequest, vmemctl_request_free)
 
 /* Parses vmemctl's whole argv.  Global options (--socket, --json, --timeout)
@@ -66,18 +66,18 @@ VmemctlRequest *vmemctl_request_parse (int argc, char **argv, GError **error);
 
 /* Help text: every command when @topic is NULL, else the one command
  * ("profile", "assign", ...).  NULL for an unknown topic. */
-char           *vmemctl_help_text (const char *topic);
+char *vmemctl_help_text (const char *topic);
 
 /* Reads and validates an import file ("-" = standard input): an array of
  * profiles or {"profiles": [...]}.  Returns the array.  Errors name the entry
  * (its position and, when it has one, its name) and the field. */
-json_object    *vmemctl_load_profiles (const char *path, GError **error);
+json_object *vmemctl_load_profiles (const char *path, GError **error);
 
 /* Validates a JSON array of profiles (as read by vmemctl_load_profiles);
  * @what prefixes the messages (the file name). */
-gboolean        vmemctl_check_profiles (json_object *array, const char *what, GError **error);
+gboolean vmemctl_check_profiles (json_object *array, const char *what, GError **error);
 
 /* Exit code for an error from vmem_varlink_call() or from parsing. */
-int             vmemctl_exit_code (const GError *error);
+int vmemctl_exit_code (const GError *error);
 
 G_END_DECLS

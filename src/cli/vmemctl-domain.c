@@ -22,8 +22,8 @@ print_status (json_object *s)
   printf ("vmemd %s on %s\n", vmemctl_get_str (s, "version"), vmemctl_get_str (s, "host"));
   printf ("libvirt:   %s (%s)\n", vmemctl_get_str (s, "uri"),
           vmemctl_get_bool (s, "libvirt_connected") ? "connected" : "NOT connected");
-  printf ("store:     %s %s, schema %s\n", vmemctl_get_str (s, "store"), vmemctl_get_str (s, "database"),
-          vmemctl_get_str (s, "schema_version"));
+  printf ("store:     %s %s, schema %s\n", vmemctl_get_str (s, "store"),
+          vmemctl_get_str (s, "database"), vmemctl_get_str (s, "schema_version"));
   printf ("memory:    %s usable (reserve %s), %s committed; admission %s\n", cap, res, com,
           vmemctl_get_str (s, "admission"));
   printf ("profiles:  %s\n\n", vmemctl_get_str (s, "profiles"));
@@ -42,8 +42,8 @@ print_status (json_object *s)
       g_autofree char *wl = g_str_equal (w, "-") || vmemctl_get_bool (d, "managed")
                               ? g_strdup (w)
                               : g_strdup_printf ("%s (no profile)", w);
-      printf ("%-24s %-10s %-20s %8s %8s %5s\n", vmemctl_get_str (d, "name"), vmemctl_get_str (d, "state"), wl,
-              mem, cur, vmemctl_get_str (d, "vcpus"));
+      printf ("%-24s %-10s %-20s %8s %8s %5s\n", vmemctl_get_str (d, "name"),
+              vmemctl_get_str (d, "state"), wl, mem, cur, vmemctl_get_str (d, "vcpus"));
     }
 }
 
@@ -60,7 +60,8 @@ print_explanation (json_object *x, gboolean domain)
           printf ("Managed:   no: %s\n", vmemctl_get_str (x, "why"));
           return;
         }
-      printf ("Workload:  %s (by %s)\n", vmemctl_get_str (x, "workload"), vmemctl_get_str (x, "matched_by"));
+      printf ("Workload:  %s (by %s)\n", vmemctl_get_str (x, "workload"),
+              vmemctl_get_str (x, "matched_by"));
     }
   else
     printf ("Workload:  %s\n", vmemctl_get_str (x, "workload"));
@@ -69,9 +70,11 @@ print_explanation (json_object *x, gboolean domain)
   json_object_object_get_ex (x, "plan", &plan);
   g_autofree char *demand = fmt_size (vmemctl_get_i64 (plan, "demand_mib"));
   g_autofree char *raw = fmt_size (vmemctl_get_i64 (plan, "unclamped_mib"));
-  printf ("Demand:    %s from %s: %s\n", demand, vmemctl_get_str (plan, "source"), vmemctl_get_str (plan, "why"));
+  printf ("Demand:    %s from %s: %s\n", demand, vmemctl_get_str (plan, "source"),
+          vmemctl_get_str (plan, "why"));
   json_object *est = NULL;
-  if (json_object_object_get_ex (plan, "estimate", &est) && json_object_is_type (est, json_type_object))
+  if (json_object_object_get_ex (plan, "estimate", &est) &&
+      json_object_is_type (est, json_type_object))
     {
       /* The estimator's inputs, as it reports them: peers, samples, quantile... */
       printf ("Estimate: ");

@@ -71,10 +71,9 @@ export_profiles (const char *path, json_object *list)
       json_object_object_del (p, "updated");
     }
   g_autoptr(json_object) empty = list ? NULL : json_object_new_array ();
-  const char *out = json_object_to_json_string_ext (list ? list : empty,
-                                                    JSON_C_TO_STRING_PRETTY |
-                                                    JSON_C_TO_STRING_SPACED |
-                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
+  const char *out = json_object_to_json_string_ext (
+    list ? list : empty,
+    JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE);
   if (g_str_equal (path, "-"))
     {
       printf ("%s\n", out);
@@ -148,9 +147,9 @@ vmemctl_profile_run (VmemctlRequest *req)
         {
           size_t n = json_object_array_length (json_object_object_get (req->params, "profiles"));
           printf ("Imported %zu profile%s: %" G_GINT64_FORMAT " created, %" G_GINT64_FORMAT
-                  " updated, %" G_GINT64_FORMAT " deleted\n", n, n == 1 ? "" : "s",
-                  vmemctl_get_i64 (r, "created"), vmemctl_get_i64 (r, "updated"),
-                  vmemctl_get_i64 (r, "deleted"));
+                  " updated, %" G_GINT64_FORMAT " deleted\n",
+                  n, n == 1 ? "" : "s", vmemctl_get_i64 (r, "created"),
+                  vmemctl_get_i64 (r, "updated"), vmemctl_get_i64 (r, "deleted"));
         }
       break;
     default:

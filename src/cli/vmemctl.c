@@ -59,9 +59,9 @@ vmemctl_size (gint64 mib, gboolean dash_for_zero)
 void
 vmemctl_print_json (json_object *obj)
 {
-  printf ("%s\n", json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PRETTY |
-                                                       JSON_C_TO_STRING_SPACED |
-                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+  printf ("%s\n",
+          json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 json_object *
@@ -81,8 +81,10 @@ vmemctl_call (const VmemctlRequest *req, const char *method, json_object *params
       if (error->code == VMEM_ERROR_UNAVAILABLE && access (req->socket, W_OK) < 0 &&
           errno == EACCES)
         {
-          fprintf (stderr, "vmemctl: permission denied on %s (run as root or as a member of "
-                           "vmemd's admin group)\n", req->socket);
+          fprintf (stderr,
+                   "vmemctl: permission denied on %s (run as root or as a member of "
+                   "vmemd's admin group)\n",
+                   req->socket);
           *code = VMEMCTL_EXIT_DENIED;
         }
       else if (strstr (error->message, req->socket) != NULL)
@@ -141,7 +143,7 @@ run_replay (VmemctlRequest *req)
 
 static const struct {
   VmemctlCommandId id;
-  gboolean         needs_daemon;
+  gboolean needs_daemon;
   int (*run) (VmemctlRequest *req);
 } commands[] = {
   { VMEMCTL_CMD_HELP, FALSE, run_help },

@@ -24,24 +24,23 @@
 
 #define TIMEOUT_MS 600
 
-static const char domain_xml[] =
-  "<domain type='kvm'>\n"
-  "  <name>vm1</name>\n"
-  "  <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\n"
-  "  <memory unit='KiB'>1048576</memory>\n"
-  "  <metadata><uuid>not-this-one</uuid></metadata>\n"
-  "</domain>\n";
+static const char domain_xml[] = "<domain type='kvm'>\n"
+                                 "  <name>vm1</name>\n"
+                                 "  <uuid>c7a5fdbd-edaf-9455-926a-d65c16db1809</uuid>\n"
+                                 "  <memory unit='KiB'>1048576</memory>\n"
+                                 "  <metadata><uuid>not-this-one</uuid></metadata>\n"
+                                 "</domain>\n";
 
 /* --- a fake vmemd -------------------------------------------------------------- */
 
 typedef struct {
-  char         *path;
-  int           fd;
-  GThread      *thread;
-  const char   *reply;     /* full varlink message; NULL = accept and never answer */
-  GMutex        lock;
-  char         *received;  /* the last request */
-  int           calls;
+  char *path;
+  int fd;
+  GThread *thread;
+  const char *reply; /* full varlink message; NULL = accept and never answer */
+  GMutex lock;
+  char *received; /* the last request */
+  int calls;
   volatile gint stop;
 } FakeDaemon;
 
@@ -147,10 +146,10 @@ fake_daemon_request (FakeDaemon *d)
 /* --- running a binary ---------------------------------------------------------- */
 
 typedef struct {
-  int     status;   /* exit status, or 128 + signal */
-  char   *out;
-  char   *err;
-  gint64  elapsed_ms;
+  int status; /* exit status, or 128 + signal */
+  char *out;
+  char *err;
+  gint64 elapsed_ms;
 } Run;
 
 static void
@@ -183,8 +182,8 @@ run_binary_env (char **argv, const char *config, const char *extra_env, const ch
   g_autoptr(GError) error = NULL;
 
   gint64 start = g_get_monotonic_time ();
-  if (!g_spawn_async_with_pipes (NULL, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid,
-                                 &in, &out, &err, &error))
+  if (!g_spawn_async_with_pipes (NULL, argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL, &pid, &in,
+                                 &out, &err, &error))
     fail_msg ("cannot run %s: %s", argv[0], error->message);
 
   g_autoptr(GString) o = g_string_new (NULL);
@@ -259,8 +258,8 @@ hook_path (void)
 static void
 run_hook (const char *config, const char *op, const char *subop, const char *input, Run *r)
 {
-  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) op, (char *) subop,
-                   (char *) "-", NULL };
+  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) op,
+                   (char *) subop,        (char *) "-",   NULL };
   run_binary (argv, config, input, input ? strlen (input) : 0, r);
 }
 
@@ -357,9 +356,8 @@ test_no_daemon_fail_closed_refuses_only_the_start (void **state)
 
   /* Failing these would kill a running domain or gain nothing. */
   static const char *const never[][2] = {
-    { "reconnect", "begin" }, { "stopped", "end" }, { "release", "end" },
-    { "started", "begin" }, { "migrate", "begin" }, { "restore", "begin" },
-    { "attach", "begin" }, { "prepare", "end" },
+    { "reconnect", "begin" }, { "stopped", "end" },   { "release", "end" },  { "started", "begin" },
+    { "migrate", "begin" },   { "restore", "begin" }, { "attach", "begin" }, { "prepare", "end" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (never); i++)
     {
@@ -375,8 +373,8 @@ static void
 test_broken_config_uses_defaults (void **state)
 {
   Fixture *f = *state;
-  assert_true (g_file_set_contents (f->config, "[hook]\ntimeout_ms=soon\nfail_closed=true\n", -1,
-                                    NULL));
+  assert_true (
+    g_file_set_contents (f->config, "[hook]\ntimeout_ms=soon\nfail_closed=true\n", -1, NULL));
   g_auto(Run) r = { 0 };
   run_hook (f->config, "prepare", "begin", domain_xml, &r);
   /* The defaults: fail open, at most the default 2 s. */
@@ -487,8 +485,12 @@ test_refusal_exits_1_with_the_message (void **state)
   assert_string_equal (json_object_get_string (m), "io.vmemd.HookEvent");
   assert_true (json_object_object_get_ex (req, "parameters", &p));
   static const char *const want[][2] = {
-    { "op", "prepare" }, { "subop", "begin" }, { "extra", "-" }, { "domain", "vm1" },
-    { "uuid", "c7a5fdbd-edaf-9455-926a-d65c16db1809" }, { "xml", domain_xml },
+    { "op", "prepare" },
+    { "subop", "begin" },
+    { "extra", "-" },
+    { "domain", "vm1" },
+    { "uuid", "c7a5fdbd-edaf-9455-926a-d65c16db1809" },
+    { "xml", domain_xml },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (want); i++)
     {
@@ -536,7 +538,10 @@ test_restore_prints_the_xml (void **state)
 
   /* libvirt ignores the output of every other event: print nothing. */
   static const char *const quiet[][2] = {
-    { "prepare", "begin" }, { "start", "begin" }, { "started", "begin" }, { "release", "end" },
+    { "prepare", "begin" },
+    { "start", "begin" },
+    { "started", "begin" },
+    { "release", "end" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (quiet); i++)
     {
@@ -579,8 +584,8 @@ assert_xml_not_sent (Fixture *f, gsize len)
   memcpy (big, domain_xml, strlen (domain_xml));
 
   g_auto(Run) r = { 0 };
-  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) "prepare", (char *) "begin",
-                   (char *) "-", NULL };
+  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) "prepare",
+                   (char *) "begin",      (char *) "-",   NULL };
   run_binary (argv, f->config, big, len, &r);
   assert_int_equal (r.status, 0);
   assert_string_equal (r.err, "");
@@ -610,7 +615,8 @@ test_find_uuid (void **state)
 {
   g_autofree char *u = vmem_hook_find_uuid (domain_xml);
   assert_string_equal (u, "c7a5fdbd-edaf-9455-926a-d65c16db1809");
-  g_autofree char *spaced = vmem_hook_find_uuid ("<uuid>\n  c7a5fdbd-edaf-9455-926a-d65c16db1809 </uuid>");
+  g_autofree char *spaced =
+    vmem_hook_find_uuid ("<uuid>\n  c7a5fdbd-edaf-9455-926a-d65c16db1809 </uuid>");
   assert_string_equal (spaced, "c7a5fdbd-edaf-9455-926a-d65c16db1809");
   assert_null (vmem_hook_find_uuid (NULL));
   assert_null (vmem_hook_find_uuid (""));
@@ -648,8 +654,13 @@ vmemctl_path (void)
 static void
 run_vmemctl (Fixture *f, const char *a1, const char *a2, const char *a3, Run *r)
 {
-  char *argv[] = { (char *) vmemctl_path (), (char *) "--timeout", (char *) "1", (char *) a1,
-                   (char *) a2, (char *) a3, NULL };
+  char *argv[] = { (char *) vmemctl_path (),
+                   (char *) "--timeout",
+                   (char *) "1",
+                   (char *) a1,
+                   (char *) a2,
+                   (char *) a3,
+                   NULL };
   run_binary (argv, f->config, "", 0, r);
 }
 
@@ -714,15 +725,19 @@ static void
 test_vmemctl_daemon_errors (void **state)
 {
   Fixture *f = *state;
-  static const struct { const char *reply; int status; const char *message; } cases[] = {
+  static const struct {
+    const char *reply;
+    int status;
+    const char *message;
+  } cases[] = {
     { "{\"error\":\"io.vmemd.NotFound\",\"parameters\":{\"message\":\"no profile named 'erp'\"}}",
       3, "vmemctl: no profile named 'erp'\n" },
-    { "{\"error\":\"io.vmemd.PermissionDenied\",\"parameters\":{\"message\":\"admin only\"}}",
-      5, "vmemctl: admin only\n" },
-    { "{\"error\":\"io.vmemd.Busy\",\"parameters\":{\"message\":\"2 domains use it\"}}",
-      1, "vmemctl: 2 domains use it\n" },
-    { "{\"error\":\"io.vmemd.InvalidArgument\",\"parameters\":{\"message\":\"floor: above\"}}",
-      1, "vmemctl: floor: above\n" },
+    { "{\"error\":\"io.vmemd.PermissionDenied\",\"parameters\":{\"message\":\"admin only\"}}", 5,
+      "vmemctl: admin only\n" },
+    { "{\"error\":\"io.vmemd.Busy\",\"parameters\":{\"message\":\"2 domains use it\"}}", 1,
+      "vmemctl: 2 domains use it\n" },
+    { "{\"error\":\"io.vmemd.InvalidArgument\",\"parameters\":{\"message\":\"floor: above\"}}", 1,
+      "vmemctl: floor: above\n" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
     {
@@ -753,8 +768,8 @@ test_vmemctl_daemon_errors (void **state)
   run_vmemctl (f, "--json", "profile", "show", &j);
   assert_int_equal (j.status, 2); /* no NAME: refused before any call */
   g_auto(Run) j2 = { 0 };
-  char *argv[] = { (char *) vmemctl_path (), (char *) "profile", (char *) "show", (char *) "erp",
-                   (char *) "--json", NULL };
+  char *argv[] = { (char *) vmemctl_path (), (char *) "profile", (char *) "show",
+                   (char *) "erp",           (char *) "--json",  NULL };
   run_binary (argv, f->config, "", 0, &j2);
   assert_int_equal (j2.status, 0);
   g_autoptr(json_object) shown = json_tokener_parse (j2.out);
@@ -771,7 +786,8 @@ main (void)
     cmocka_unit_test (test_find_uuid),
     cmocka_unit_test (test_which_events),
     cmocka_unit_test_setup_teardown (test_no_daemon_fails_open, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup,
+                                     teardown),
     cmocka_unit_test_setup_teardown (test_broken_config_uses_defaults, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stuck_config_is_cut_short, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),

@@ -62,8 +62,8 @@ parse_fails (const char *needle, ...)
   g_ptr_array_add (args, NULL);
 
   g_autoptr(GError) error = NULL;
-  g_autoptr(VmemctlRequest) req = vmemctl_request_parse ((int) args->len - 1,
-                                                         (char **) args->pdata, &error);
+  g_autoptr(VmemctlRequest) req =
+               vmemctl_request_parse ((int) args->len - 1, (char **) args->pdata, &error);
   g_autofree char *joined = g_strjoinv (" ", (char **) args->pdata);
   if (req != NULL)
     fail_msg ("'%s' was accepted", joined);
@@ -110,11 +110,10 @@ field_bool (json_object *o, const char *key)
 static void
 test_profile_add_every_option (void **state)
 {
-  g_autoptr(VmemctlRequest) r = parse_ok ("profile", "add", "erp", "--demand", "2G", "--floor",
-                                          "512M", "--ceiling", "4GiB", "--margin", "20%",
-                                          "--quantile", "p99", "--buffer", "25", "--mode",
-                                          "virtio-mem", "--prealloc", "off", "--scale", "per-vcpu",
-                                          "--priority", "70", "--match", "erp-*", NULL);
+  g_autoptr(VmemctlRequest) r = parse_ok (
+    "profile", "add", "erp", "--demand", "2G", "--floor", "512M", "--ceiling", "4GiB", "--margin",
+    "20%", "--quantile", "p99", "--buffer", "25", "--mode", "virtio-mem", "--prealloc", "off",
+    "--scale", "per-vcpu", "--priority", "70", "--match", "erp-*", NULL);
   assert_int_equal (r->command, VMEMCTL_CMD_PROFILE_ADD);
   assert_string_equal (r->method, "io.vmemd.ProfileSet");
   assert_true (field_bool (r->params, "create"));
@@ -138,7 +137,7 @@ static void
 test_profile_add_equals_form_and_units (void **state)
 {
   g_autoptr(VmemctlRequest) r = parse_ok ("profile", "add", "db", "--demand=1536", "--ceiling=1T",
-                                          "--floor=1.5G", "--quantile=95", "--prealloc=on", NULL);
+                                           "--floor=1.5G", "--quantile=95", "--prealloc=on", NULL);
   json_object *p = field (r->params, "profile");
   assert_int_equal (field_i64 (p, "demand_mib"), 1536);
   assert_int_equal (field_i64 (p, "ceiling_mib"), 1024 * 1024);
@@ -162,7 +161,7 @@ static void
 test_profile_set_is_partial (void **state)
 {
   g_autoptr(VmemctlRequest) r = parse_ok ("profile", "set", "erp", "--ceiling", "none",
-                                          "--no-match", "--priority", "0", NULL);
+                                           "--no-match", "--priority", "0", NULL);
   assert_int_equal (r->command, VMEMCTL_CMD_PROFILE_SET);
   assert_string_equal (r->method, "io.vmemd.ProfileSet");
   assert_false (field_bool (r->params, "create"));
@@ -185,7 +184,8 @@ test_profile_option_errors_name_the_option (void **state)
   parse_fails ("--margin: 'abc' is not a number", "profile", "add", "erp", "--margin", "abc", NULL);
   parse_fails ("--margin: 1000 is out of range", "profile", "add", "erp", "--margin", "1000", NULL);
   parse_fails ("--buffer", "profile", "add", "erp", "--buffer", "-5", NULL);
-  parse_fails ("--quantile: 0.3 is out of range", "profile", "add", "erp", "--quantile", "0.3", NULL);
+  parse_fails ("--quantile: 0.3 is out of range", "profile", "add", "erp", "--quantile", "0.3",
+               NULL);
   parse_fails ("--quantile", "profile", "add", "erp", "--quantile", "nan", NULL);
   parse_fails ("--priority: '101'", "profile", "add", "erp", "--priority", "101", NULL);
   parse_fails ("--priority: '-1'", "profile", "add", "erp", "--priority", "-1", NULL);
@@ -199,7 +199,8 @@ test_profile_option_errors_name_the_option (void **state)
                "--ceiling", "4G", NULL);
   parse_fails ("--demand needs a value", "profile", "add", "erp", "--demand", NULL);
   parse_fails ("--no-match takes no value", "profile", "set", "erp", "--no-match=x", NULL);
-  parse_fails ("profile add: unknown option --demnad", "profile", "add", "erp", "--demnad", "2G", NULL);
+  parse_fails ("profile add: unknown option --demnad", "profile", "add", "erp", "--demnad", "2G",
+               NULL);
   parse_fails ("profile add: unknown option --force", "profile", "add", "erp", "--force", NULL);
 }
 
@@ -242,7 +243,8 @@ test_profile_show_list_remove (void **state)
   parse_fails ("profile show: missing profile NAME", "profile", "show", NULL);
   parse_fails ("profile show: unexpected argument 'b'", "profile", "show", "a", "b", NULL);
   parse_fails ("profile list: unexpected argument 'x'", "profile", "list", "x", NULL);
-  parse_fails ("profile remove: unknown option --forec", "profile", "remove", "erp", "--forec", NULL);
+  parse_fails ("profile remove: unknown option --forec", "profile", "remove", "erp", "--forec",
+               NULL);
   parse_fails ("profile remove: missing profile NAME", "profile", "remove", "--force", NULL);
 }
 
@@ -339,8 +341,8 @@ test_help (void **state)
   assert_int_equal (h4->command, VMEMCTL_CMD_HELP);
   assert_string_equal (h4->topic, "profile");
   /* --help wins over what would be an error. */
-  g_autoptr(VmemctlRequest) h5 = parse_ok ("profile", "add", "erp", "--demand", "2Q", "--bogus",
-                                           "-h", NULL);
+  g_autoptr(VmemctlRequest) h5 =
+               parse_ok ("profile", "add", "erp", "--demand", "2Q", "--bogus", "-h", NULL);
   assert_int_equal (h5->command, VMEMCTL_CMD_HELP);
   assert_string_equal (h5->topic, "profile");
   g_autoptr(VmemctlRequest) h6 = parse_ok ("status", "-h", NULL);
@@ -352,22 +354,46 @@ test_help (void **state)
   /* The overview lists every command and every exit code. */
   g_autofree char *all = vmemctl_help_text (NULL);
   static const char *const must[] = {
-    "profile add NAME", "profile set NAME", "profile show NAME", "profile list",
-    "profile remove NAME [--force]", "profile import FILE|- [--replace]",
-    "profile export [FILE|-]", "assign DOMAIN WORKLOAD", "unassign DOMAIN [--restore]",
-    "status", "explain DOMAIN | --workload WORKLOAD", "replay", "version", "help [COMMAND]",
-    "--demand SIZE", "--floor SIZE", "--ceiling SIZE", "--margin PCT", "--quantile Q",
-    "--buffer PCT", "--mode MODE", "--prealloc on|off", "--scale SCALE", "--priority N",
-    "--match GLOB", "--socket PATH", "--json", "--timeout SEC",
-    "0  success", "1  vmemd reported a failure", "2  usage error", "3  no such",
-    "4  vmemd is unreachable", "5  permission denied",
+    "profile add NAME",
+    "profile set NAME",
+    "profile show NAME",
+    "profile list",
+    "profile remove NAME [--force]",
+    "profile import FILE|- [--replace]",
+    "profile export [FILE|-]",
+    "assign DOMAIN WORKLOAD",
+    "unassign DOMAIN [--restore]",
+    "status",
+    "explain DOMAIN | --workload WORKLOAD",
+    "replay",
+    "version",
+    "help [COMMAND]",
+    "--demand SIZE",
+    "--floor SIZE",
+    "--ceiling SIZE",
+    "--margin PCT",
+    "--quantile Q",
+    "--buffer PCT",
+    "--mode MODE",
+    "--prealloc on|off",
+    "--scale SCALE",
+    "--priority N",
+    "--match GLOB",
+    "--socket PATH",
+    "--json",
+    "--timeout SEC",
+    "0  success",
+    "1  vmemd reported a failure",
+    "2  usage error",
+    "3  no such",
+    "4  vmemd is unreachable",
+    "5  permission denied",
   };
   for (gsize i = 0; i < G_N_ELEMENTS (must); i++)
     if (strstr (all, must[i]) == NULL)
       fail_msg ("vmemctl --help lacks '%s'", must[i]);
-  for (const char *const *t = (const char *const[]) { "profile", "assign", "unassign", "status",
-                                                      "explain", "replay", "version", "help",
-                                                      NULL };
+  for (const char *const *t = (const char *const[]){ "profile", "assign", "unassign", "status",
+                                                     "explain", "replay", "version", "help", NULL };
        *t; t++)
     {
       g_autofree char *one = vmemctl_help_text (*t);
@@ -380,8 +406,8 @@ test_help (void **state)
 static void
 test_replay_gets_its_own_argv (void **state)
 {
-  g_autoptr(VmemctlRequest) r = parse_ok ("--json", "replay", "trace.csv", "--json", "--frob",
-                                          NULL);
+  g_autoptr(VmemctlRequest) r =
+               parse_ok ("--json", "replay", "trace.csv", "--json", "--frob", NULL);
   assert_int_equal (r->command, VMEMCTL_CMD_REPLAY);
   assert_null (r->method);
   assert_int_equal (r->rest_argc, 4);
@@ -395,14 +421,14 @@ test_replay_gets_its_own_argv (void **state)
 static void
 test_global_options_anywhere (void **state)
 {
-  g_autoptr(VmemctlRequest) a = parse_ok ("--socket", "/run/x.sock", "--json", "--timeout", "2.5",
-                                          "status", NULL);
+  g_autoptr(VmemctlRequest) a =
+               parse_ok ("--socket", "/run/x.sock", "--json", "--timeout", "2.5", "status", NULL);
   assert_string_equal (a->socket, "/run/x.sock");
   assert_true (a->json);
   assert_int_equal (a->timeout_ms, 2500);
 
-  g_autoptr(VmemctlRequest) b = parse_ok ("profile", "show", "erp", "--json", "--socket=/s",
-                                          "--timeout=1", NULL);
+  g_autoptr(VmemctlRequest) b =
+               parse_ok ("profile", "show", "erp", "--json", "--socket=/s", "--timeout=1", NULL);
   assert_string_equal (b->socket, "/s");
   assert_true (b->json);
   assert_int_equal (b->timeout_ms, 1000);
@@ -440,7 +466,10 @@ test_global_option_errors (void **state)
 static void
 test_exit_codes (void **state)
 {
-  static const struct { VmemErrorCode code; int exit; } map[] = {
+  static const struct {
+    VmemErrorCode code;
+    int exit;
+  } map[] = {
     { VMEM_ERROR_FAILED, VMEMCTL_EXIT_FAILED },
     { VMEM_ERROR_INVALID_ARGUMENT, VMEMCTL_EXIT_USAGE },
     { VMEM_ERROR_NOT_FOUND, VMEMCTL_EXIT_NOT_FOUND },
@@ -521,10 +550,11 @@ static void
 test_import_accepts_both_forms (void **state)
 {
   Fixture *f = *state;
-  g_autofree char *a = write_file (f, "a.json",
-                                   "[{\"name\":\"erp\",\"demand_mib\":2048},"
-                                   " {\"name\":\"web\",\"demand_mib\":\"512M\",\"mode\":\"observe\","
-                                   "  \"created\": 1700000000}]\n");
+  g_autofree char *a =
+    write_file (f, "a.json",
+                "[{\"name\":\"erp\",\"demand_mib\":2048},"
+                " {\"name\":\"web\",\"demand_mib\":\"512M\",\"mode\":\"observe\","
+                "  \"created\": 1700000000}]\n");
   g_autoptr(GError) error = NULL;
   g_autoptr(json_object) arr = vmemctl_load_profiles (a, &error);
   assert_null (error);
