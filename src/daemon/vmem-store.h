@@ -5,7 +5,8 @@
  * Callers see only this interface; the backend (SQLite, the single-host
  * default) sits behind a table of operations so another (PostgreSQL, for a
  * cluster of hosts) can be added without touching them.  Every call is
- * atomic: it commits whole or changes nothing.  Every failure of the
+ * atomic: it commits whole or changes nothing.  A store belongs to one
+ * thread (the main loop's).  Every failure of the
  * database itself is VMEM_ERROR_STORE; bad arguments are
  * VMEM_ERROR_INVALID_ARGUMENT and change nothing. */
 
