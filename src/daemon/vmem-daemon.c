@@ -403,6 +403,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
 
   daemon->started_at = g_get_real_time () / G_USEC_PER_SEC;
   daemon->server = vmem_server_new (&limits);
+  vmem_server_set_admin_group (daemon->server, c->admin_group);
   vmem_daemon_register_methods (daemon);
   if (listen_fd >= 0)
     {
