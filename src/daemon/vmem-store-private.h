@@ -9,48 +9,44 @@
 
 typedef struct {
   const char *name;
-  void           (*free) (VmemStore *store);
-  int            (*schema_version) (VmemStore *store);
-  GPtrArray     *(*profile_list) (VmemStore *store, GError **error);
-  VmemProfile   *(*profile_get) (VmemStore *store, const char *name, GError **error);
-  gboolean       (*profile_put) (VmemStore *store, const VmemProfile *p, VmemStorePut mode,
-                                 GError **error);
-  gboolean       (*profile_delete) (VmemStore *store, const char *name, GError **error);
-  gboolean       (*profile_import) (VmemStore *store, GPtrArray *profiles, gboolean replace,
-                                    guint *created, guint *updated, guint *deleted,
-                                    GError **error);
-  gboolean       (*domain_upsert) (VmemStore *store, const VmemDomainRow *row, GError **error);
-  VmemDomainRow *(*domain_get) (VmemStore *store, const char *uuid, GError **error);
-  GPtrArray     *(*domain_list) (VmemStore *store, const char *workload, GError **error);
-  gboolean       (*samples_add) (VmemStore *store, const VmemSample *samples, guint n,
-                                 GError **error);
-  GPtrArray     *(*peaks_for_workload) (VmemStore *store, const char *workload,
-                                        guint interval_s, gint64 since, GError **error);
-  gboolean       (*prune) (VmemStore *store, gint64 raw_before, gint64 peak_before,
+  void (*free) (VmemStore *store);
+  int (*schema_version) (VmemStore *store);
+  GPtrArray *(*profile_list) (VmemStore *store, GError **error);
+  VmemProfile *(*profile_get) (VmemStore *store, const char *name, GError **error);
+  gboolean (*profile_put) (VmemStore *store, const VmemProfile *p, VmemStorePut mode,
                            GError **error);
-  gint64         (*run_open) (VmemStore *store, const char *uuid, const char *host,
-                              const char *workload, gint64 started, guint64 demand_mib,
-                              GError **error);
-  gboolean       (*run_close) (VmemStore *store, const char *uuid, gint64 stopped,
-                               const char *reason, GError **error);
-  GPtrArray     *(*run_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
-  gboolean       (*plan_add) (VmemStore *store, const VmemPlanRow *row, GError **error);
-  VmemPlanRow   *(*plan_latest) (VmemStore *store, const char *uuid, GError **error);
-  GPtrArray     *(*plan_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
-  gboolean       (*host_heartbeat) (VmemStore *store, const VmemHostRow *row, GError **error);
-  GPtrArray     *(*host_list) (VmemStore *store, GError **error);
+  gboolean (*profile_delete) (VmemStore *store, const char *name, GError **error);
+  gboolean (*profile_import) (VmemStore *store, GPtrArray *profiles, gboolean replace,
+                              guint *created, guint *updated, guint *deleted, GError **error);
+  gboolean (*domain_upsert) (VmemStore *store, const VmemDomainRow *row, GError **error);
+  VmemDomainRow *(*domain_get) (VmemStore *store, const char *uuid, GError **error);
+  GPtrArray *(*domain_list) (VmemStore *store, const char *workload, GError **error);
+  gboolean (*samples_add) (VmemStore *store, const VmemSample *samples, guint n, GError **error);
+  GPtrArray *(*peaks_for_workload) (VmemStore *store, const char *workload, guint interval_s,
+                                    gint64 since, GError **error);
+  gboolean (*prune) (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error);
+  gint64 (*run_open) (VmemStore *store, const char *uuid, const char *host, const char *workload,
+                      gint64 started, guint64 demand_mib, GError **error);
+  gboolean (*run_close) (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
+                         GError **error);
+  GPtrArray *(*run_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
+  gboolean (*plan_add) (VmemStore *store, const VmemPlanRow *row, GError **error);
+  VmemPlanRow *(*plan_latest) (VmemStore *store, const char *uuid, GError **error);
+  GPtrArray *(*plan_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
+  gboolean (*host_heartbeat) (VmemStore *store, const VmemHostRow *row, GError **error);
+  GPtrArray *(*host_list) (VmemStore *store, GError **error);
 } VmemStoreOps;
 
 struct _VmemStore {
   const VmemStoreOps *ops;
-  guint               startup_window_s;
+  guint startup_window_s;
 };
 
 /* For the tests: open (creating or migrating) a SQLite database at exactly
  * @version, so that a database of every earlier schema can be made and then
  * migrated by vmem_store_open_sqlite(). */
 VmemStore *vmem_store_sqlite_open_at_version (const char *path, int version, GError **error);
-int        vmem_store_sqlite_latest_version (void);
+int vmem_store_sqlite_latest_version (void);
 
 /* For the crash-safety test: when set, vmem_store_samples_add() calls it
  * after writing each sample, inside the open transaction. */

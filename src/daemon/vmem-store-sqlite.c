@@ -20,9 +20,9 @@ void (*vmem_store_sqlite_sample_hook) (guint index) = NULL;
 
 typedef struct {
   VmemStore parent;
-  sqlite3  *db;
-  char     *path;
-  int       version;
+  sqlite3 *db;
+  char *path;
+  int version;
 } Sqlite;
 
 /* Never edit a migration once it has shipped: databases in the field were
@@ -83,7 +83,9 @@ static const char *const migrations[] = {
 
 /* The one place where sqlite errors become GErrors: the path, what was
  * being done, and sqlite's own message. */
-G_GNUC_PRINTF (3, 4) static gboolean
+static gboolean sq_error (Sqlite *s, GError **error, const char *format, ...) G_GNUC_PRINTF (3, 4);
+
+static gboolean
 sq_error (Sqlite *s, GError **error, const char *format, ...)
 {
   va_list ap;
@@ -218,8 +220,10 @@ read_version (Sqlite *s, GError **error)
   gint64 tables = 0, has_version = 0, version = 0;
 
   if (!query_int (s, "SELECT count(*) FROM sqlite_master", &tables, error) ||
-      !query_int (s, "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
-                     " AND name = 'schema_version'", &has_version, error))
+      !query_int (s,
+                  "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                  " AND name = 'schema_version'",
+                  &has_version, error))
     return -1;
   if (has_version == 0 && tables > 0)
     {
@@ -281,8 +285,9 @@ apply_migration (Sqlite *s, int v, GError **error)
     {
       g_autofree char *record = g_strdup_printf (
         "INSERT INTO schema_version (version, applied) VALUES (%d, strftime('%%s', 'now'))", v);
-      ok = (v > 1 || sq_exec (s, "CREATE TABLE schema_version ("
-                                 " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
+      ok = (v > 1 || sq_exec (s,
+                              "CREATE TABLE schema_version ("
+                              " version INTEGER PRIMARY KEY, applied INTEGER NOT NULL)",
                               "cannot create schema_version", error)) &&
            sq_exec (s, migrations[v - 1], "cannot apply the migration", error) &&
            sq_exec (s, record, "cannot record the migration", error);
@@ -337,7 +342,8 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
   s->path = g_strdup (path);
   g_autoptr(VmemStore) store = &s->parent;
 
-  if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+  if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+      SQLITE_OK)
     {
       sq_error (s, error, "cannot open the database");
       return NULL;
@@ -357,7 +363,8 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
                    "%s has schema version %d, newer than this vmemd knows (%d): "
-                   "refusing to use it; run a newer vmemd", path, current, latest);
+                   "refusing to use it; run a newer vmemd",
+                   path, current, latest);
       return NULL;
     }
 
@@ -403,8 +410,9 @@ sq_schema_version (VmemStore *store)
 
 /* ---- profiles ----------------------------------------------------------- */
 
-#define PROFILE_COLS "name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile, buffer_pct, " \
-                     "mode, prealloc, scale, priority, match, created, updated"
+#define PROFILE_COLS                                                             \
+  "name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile, buffer_pct, " \
+  "mode, prealloc, scale, priority, match, created, updated"
 
 static VmemProfile *
 profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
@@ -437,8 +445,8 @@ static GPtrArray *
 sq_profile_list (VmemStore *store, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles ORDER BY name",
-                                           error);
+  g_autoptr(sqlite3_stmt) st =
+               sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles ORDER BY name", error);
   if (st == NULL)
     return NULL;
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
@@ -462,8 +470,8 @@ static VmemProfile *
 sq_profile_get (VmemStore *store, const char *name, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles WHERE name = ?",
-                                           error);
+  g_autoptr(sqlite3_stmt) st =
+               sq_prepare (s, "SELECT " PROFILE_COLS " FROM profiles WHERE name = ?", error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, name);
@@ -503,13 +511,15 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", p->name);
       return FALSE;
     }
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(name) DO UPDATE SET demand_mib=excluded.demand_mib,"
     " floor_mib=excluded.floor_mib, ceiling_mib=excluded.ceiling_mib,"
     " margin_pct=excluded.margin_pct, quantile=excluded.quantile, buffer_pct=excluded.buffer_pct,"
     " mode=excluded.mode, prealloc=excluded.prealloc, scale=excluded.scale,"
-    " priority=excluded.priority, match=excluded.match, updated=excluded.updated", error);
+    " priority=excluded.priority, match=excluded.match, updated=excluded.updated",
+    error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, p->name);
@@ -563,8 +573,8 @@ static gboolean
 profiles_delete_others (Sqlite *s, GHashTable *keep, guint *deleted, GError **error)
 {
   g_autoptr(sqlite3_stmt) names = sq_prepare (s, "SELECT name FROM profiles", error);
-  g_autoptr(sqlite3_stmt) del = names ? sq_prepare (s, "DELETE FROM profiles WHERE name = ?", error)
-                                      : NULL;
+  g_autoptr(sqlite3_stmt) del =
+               names ? sq_prepare (s, "DELETE FROM profiles WHERE name = ?", error) : NULL;
   g_autoptr(GPtrArray) doomed = g_ptr_array_new_with_free_func (g_free);
   int rc;
 
@@ -648,11 +658,13 @@ static gboolean
 sq_domain_upsert (VmemStore *store, const VmemDomainRow *r, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "INSERT INTO domains (" DOMAIN_COLS ") VALUES (?1,?2,?3,?4,?5,?6,?7,?7)"
     " ON CONFLICT(uuid) DO UPDATE SET name=excluded.name, host=excluded.host,"
     " workload=excluded.workload, memory_mib=excluded.memory_mib, vcpus=excluded.vcpus,"
-    " last_seen=max(last_seen, excluded.last_seen)", error);
+    " last_seen=max(last_seen, excluded.last_seen)",
+    error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, r->uuid);
@@ -669,8 +681,8 @@ static VmemDomainRow *
 sq_domain_get (VmemStore *store, const char *uuid, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s, "SELECT " DOMAIN_COLS " FROM domains WHERE uuid = ?",
-                                           error);
+  g_autoptr(sqlite3_stmt) st =
+               sq_prepare (s, "SELECT " DOMAIN_COLS " FROM domains WHERE uuid = ?", error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, uuid);
@@ -688,14 +700,17 @@ static GPtrArray *
 sq_domain_list (VmemStore *store, const char *workload, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     workload ? "SELECT " DOMAIN_COLS " FROM domains WHERE workload = ? ORDER BY name, uuid"
-             : "SELECT " DOMAIN_COLS " FROM domains ORDER BY name, uuid", error);
+             : "SELECT " DOMAIN_COLS " FROM domains ORDER BY name, uuid",
+    error);
   if (st == NULL)
     return NULL;
   if (workload != NULL)
     bind_text (st, 1, workload);
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_domain_row_free);
+  g_autoptr(GPtrArray) out =
+               g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_domain_row_free);
   int rc;
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     g_ptr_array_add (out, domain_from_row (st));
@@ -728,34 +743,42 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
 {
   /* Samples reference their domain; one not seen yet gets a row named by
    * its uuid until vmem_store_domain_upsert() tells its name. */
-  ss->domain = sq_prepare (s,
-    "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
-    " VALUES (?1,?1,?2,?3,?4,?5,?5) ON CONFLICT(uuid) DO UPDATE SET host=excluded.host,"
-    " workload=excluded.workload, last_seen=max(last_seen, excluded.last_seen)", error);
+  ss->domain =
+    sq_prepare (s,
+                "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
+                " VALUES (?1,?1,?2,?3,?4,?5,?5) ON CONFLICT(uuid) DO UPDATE SET host=excluded.host,"
+                " workload=excluded.workload, last_seen=max(last_seen, excluded.last_seen)",
+                error);
   if (ss->domain == NULL)
     return FALSE;
-  ss->sample = sq_prepare (s,
+  ss->sample = sq_prepare (
+    s,
     "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
-    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", error);
+    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    error);
   if (ss->sample == NULL)
     return FALSE;
   /* vcpus is the count at the peak, which is what per-vCPU scaling divides
    * by. */
-  ss->peak = sq_prepare (s,
-    "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
-    " guest_samples, vcpus) VALUES (?1,?2,?3,?4,?5,?6,1,?7,?8)"
-    " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
-    " vcpus=CASE WHEN excluded.peak_mib >= peak_mib THEN excluded.vcpus ELSE vcpus END,"
-    " peak_mib=max(peak_mib, excluded.peak_mib), samples=samples+1,"
-    " guest_samples=guest_samples+excluded.guest_samples,"
-    " workload=excluded.workload, host=excluded.host", error);
+  ss->peak =
+    sq_prepare (s,
+                "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+                " guest_samples, vcpus) VALUES (?1,?2,?3,?4,?5,?6,1,?7,?8)"
+                " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
+                " vcpus=CASE WHEN excluded.peak_mib >= peak_mib THEN excluded.vcpus ELSE vcpus END,"
+                " peak_mib=max(peak_mib, excluded.peak_mib), samples=samples+1,"
+                " guest_samples=guest_samples+excluded.guest_samples,"
+                " workload=excluded.workload, host=excluded.host",
+                error);
   if (ss->peak == NULL)
     return FALSE;
-  ss->run = sq_prepare (s,
-    "UPDATE runs SET peak_mib=max(peak_mib, ?1),"
-    " startup_peak_mib=CASE WHEN ?2 - started <= ?3 THEN max(startup_peak_mib, ?1)"
-    " ELSE startup_peak_mib END"
-    " WHERE uuid=?4 AND stopped IS NULL AND started <= ?2", error);
+  ss->run =
+    sq_prepare (s,
+                "UPDATE runs SET peak_mib=max(peak_mib, ?1),"
+                " startup_peak_mib=CASE WHEN ?2 - started <= ?3 THEN max(startup_peak_mib, ?1)"
+                " ELSE startup_peak_mib END"
+                " WHERE uuid=?4 AND stopped IS NULL AND started <= ?2",
+                error);
   return ss->run != NULL;
 }
 
@@ -813,7 +836,9 @@ static gboolean
 sq_samples_add (VmemStore *store, const VmemSample *v, guint n, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_auto(SampleStatements) ss = { NULL, };
+  g_auto(SampleStatements) ss = {
+    NULL,
+  };
   gboolean ok;
 
   if (!sample_statements_prepare (s, &ss, error) || !tx_begin (s, error))
@@ -835,7 +860,8 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
                        GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "SELECT p.uuid, d.name, p.host, p.start_t, p.peak_mib, p.samples, p.guest_samples, p.vcpus"
     " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
     " WHERE p.workload = ? AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, p.uuid",
@@ -874,12 +900,13 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **erro
   Sqlite *s = (Sqlite *) store;
   static const struct {
     const char *sql;
-    gboolean    raw;
+    gboolean raw;
   } steps[] = {
     { "DELETE FROM samples WHERE t < ?", TRUE },
     { "DELETE FROM peaks WHERE start_t < ?", FALSE },
     /* A domain's latest plan is what explain shows, however old. */
-    { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)", FALSE },
+    { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
+      FALSE },
   };
   gboolean ok = TRUE;
 
@@ -904,9 +931,11 @@ static gint64
 run_insert (Sqlite *s, const char *uuid, const char *host, const char *workload, gint64 started,
             guint64 demand_mib, GError **error)
 {
-  g_autoptr(sqlite3_stmt) dom = sq_prepare (s,
-    "INSERT INTO domains (uuid, name, host, workload, first_seen, last_seen)"
-    " VALUES (?1,?1,?2,?3,?4,?4) ON CONFLICT(uuid) DO NOTHING", error);
+  g_autoptr(sqlite3_stmt) dom =
+               sq_prepare (s,
+                           "INSERT INTO domains (uuid, name, host, workload, first_seen, last_seen)"
+                           " VALUES (?1,?1,?2,?3,?4,?4) ON CONFLICT(uuid) DO NOTHING",
+                           error);
   if (dom == NULL)
     return -1;
   bind_text (dom, 1, uuid);
@@ -917,9 +946,11 @@ run_insert (Sqlite *s, const char *uuid, const char *host, const char *workload,
     return -1;
 
   /* A run still open was never closed: vmemd was down when it stopped. */
-  g_autoptr(sqlite3_stmt) lost = sq_prepare (s,
-    "UPDATE runs SET stopped = max(started, ?2), stop_reason = 'lost'"
-    " WHERE uuid = ?1 AND stopped IS NULL", error);
+  g_autoptr(sqlite3_stmt) lost =
+               sq_prepare (s,
+                           "UPDATE runs SET stopped = max(started, ?2), stop_reason = 'lost'"
+                           " WHERE uuid = ?1 AND stopped IS NULL",
+                           error);
   if (lost == NULL)
     return -1;
   bind_text (lost, 1, uuid);
@@ -927,8 +958,8 @@ run_insert (Sqlite *s, const char *uuid, const char *host, const char *workload,
   if (!sq_run (s, lost, "cannot close a lost run", error))
     return -1;
 
-  g_autoptr(sqlite3_stmt) ins = sq_prepare (s,
-    "INSERT INTO runs (uuid, host, workload, started, demand_mib) VALUES (?,?,?,?,?)", error);
+  g_autoptr(sqlite3_stmt) ins = sq_prepare (
+    s, "INSERT INTO runs (uuid, host, workload, started, demand_mib) VALUES (?,?,?,?,?)", error);
   if (ins == NULL)
     return -1;
   bind_text (ins, 1, uuid);
@@ -957,9 +988,11 @@ sq_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *re
               GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "UPDATE runs SET stopped = max(started, ?2), stop_reason = ?3"
-    " WHERE uuid = ?1 AND stopped IS NULL", error);
+  g_autoptr(sqlite3_stmt) st =
+               sq_prepare (s,
+                           "UPDATE runs SET stopped = max(started, ?2), stop_reason = ?3"
+                           " WHERE uuid = ?1 AND stopped IS NULL",
+                           error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, uuid);
@@ -979,9 +1012,11 @@ static GPtrArray *
 sq_run_list (VmemStore *store, const char *uuid, guint limit, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "SELECT id, uuid, host, workload, started, COALESCE(stopped, 0), stop_reason, demand_mib,"
-    " startup_peak_mib, peak_mib FROM runs WHERE uuid = ? ORDER BY id DESC LIMIT ?", error);
+    " startup_peak_mib, peak_mib FROM runs WHERE uuid = ? ORDER BY id DESC LIMIT ?",
+    error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, uuid);
@@ -1017,8 +1052,8 @@ static gboolean
 sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
-    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES (?,?,?,?,?,?)",
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s, "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES (?,?,?,?,?,?)",
     error);
   if (st == NULL)
     return FALSE;
@@ -1034,9 +1069,11 @@ sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 static GPtrArray *
 plans_read (Sqlite *s, const char *uuid, guint limit, GError **error)
 {
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "SELECT uuid, workload, t, demand_mib, source, reasons FROM plans WHERE uuid = ?"
-    " ORDER BY id DESC LIMIT ?", error);
+    " ORDER BY id DESC LIMIT ?",
+    error);
   if (st == NULL)
     return NULL;
   bind_text (st, 1, uuid);
@@ -1088,11 +1125,13 @@ static gboolean
 sq_host_heartbeat (VmemStore *store, const VmemHostRow *r, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "INSERT INTO hosts (name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)"
     " VALUES (?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET capacity_mib=excluded.capacity_mib,"
     " reserved_mib=excluded.reserved_mib, overcommit=excluded.overcommit,"
-    " committed_mib=excluded.committed_mib, heartbeat=excluded.heartbeat", error);
+    " committed_mib=excluded.committed_mib, heartbeat=excluded.heartbeat",
+    error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, r->name);
@@ -1108,9 +1147,11 @@ static GPtrArray *
 sq_host_list (VmemStore *store, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (s,
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
     "SELECT name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat"
-    " FROM hosts ORDER BY name", error);
+    " FROM hosts ORDER BY name",
+    error);
   if (st == NULL)
     return NULL;
   g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_host_row_free);

@@ -129,7 +129,8 @@ vmem_store_profile_get (VmemStore *store, const char *name, GError **error)
 {
   if (name == NULL || *name == '\0')
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name ? name : "");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'",
+                   name ? name : "");
       return NULL;
     }
   return store->ops->profile_get (store, name, error);
@@ -149,15 +150,16 @@ vmem_store_profile_delete (VmemStore *store, const char *name, GError **error)
 {
   if (name == NULL || *name == '\0')
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name ? name : "");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'",
+                   name ? name : "");
       return FALSE;
     }
   return store->ops->profile_delete (store, name, error);
 }
 
 gboolean
-vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace,
-                           guint *created, guint *updated, guint *deleted, GError **error)
+vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace, guint *created,
+                           guint *updated, guint *deleted, GError **error)
 {
   g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
 
@@ -271,7 +273,8 @@ vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **e
 gboolean
 vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
-  if (!require ("plan uuid", row->uuid, error) || !require ("plan workload", row->workload, error) ||
+  if (!require ("plan uuid", row->uuid, error) ||
+      !require ("plan workload", row->workload, error) ||
       !require ("plan source", row->source, error))
     return FALSE;
   return store->ops->plan_add (store, row, error);

@@ -37,14 +37,14 @@ typedef enum {
 /* A domain as last seen.  On upsert first_seen is ignored (the store keeps
  * the first time it saw the uuid); on read every field is filled. */
 typedef struct {
-  char   *uuid;
-  char   *name;
-  char   *host;
-  char   *workload;
+  char *uuid;
+  char *name;
+  char *host;
+  char *workload;
   guint64 memory_mib;
-  guint   vcpus;
-  gint64  last_seen;
-  gint64  first_seen;
+  guint vcpus;
+  gint64 last_seen;
+  gint64 first_seen;
 } VmemDomainRow;
 
 /* One raw sample, as the collector takes it.  Only read by the store. */
@@ -52,56 +52,56 @@ typedef struct {
   const char *uuid;
   const char *host;
   const char *workload;
-  gint64      t;
-  guint64     used_mib;
-  guint64     rss_mib;
-  guint64     current_mib;
-  guint64     available_mib;
-  guint64     usable_mib;
-  gboolean    guest_quality; /* the guest's own figure, not the host's RSS */
-  guint64     swap_in;
-  guint64     major_fault;
-  guint       vcpus;
+  gint64 t;
+  guint64 used_mib;
+  guint64 rss_mib;
+  guint64 current_mib;
+  guint64 available_mib;
+  guint64 usable_mib;
+  gboolean guest_quality; /* the guest's own figure, not the host's RSS */
+  guint64 swap_in;
+  guint64 major_fault;
+  guint vcpus;
 } VmemSample;
 
 /* The largest used_mib of one domain over one interval. */
 typedef struct {
-  char   *uuid;
-  char   *domain;        /* name, when known */
-  char   *host;
-  gint64  start_t;       /* start of the interval, a multiple of its length */
+  char *uuid;
+  char *domain; /* name, when known */
+  char *host;
+  gint64 start_t; /* start of the interval, a multiple of its length */
   guint64 peak_mib;
-  guint   samples;       /* samples that went into it */
-  guint   guest_samples; /* of which the guest reported itself */
-  guint   vcpus;         /* at the last sample */
+  guint samples;       /* samples that went into it */
+  guint guest_samples; /* of which the guest reported itself */
+  guint vcpus;         /* at the last sample */
 } VmemPeak;
 
 typedef struct {
-  char   *uuid;
-  char   *workload;
-  gint64  t;
+  char *uuid;
+  char *workload;
+  gint64 t;
   guint64 demand_mib;
-  char   *source;
-  char   *reasons_json;
+  char *source;
+  char *reasons_json;
 } VmemPlanRow;
 
 typedef struct {
-  char   *name;
+  char *name;
   guint64 capacity_mib;
   guint64 reserved_mib;
-  double  overcommit;
+  double overcommit;
   guint64 committed_mib;
-  gint64  heartbeat;
+  gint64 heartbeat;
 } VmemHostRow;
 
 typedef struct {
-  gint64  id;
-  char   *uuid;
-  char   *host;
-  char   *workload;
-  gint64  started;
-  gint64  stopped;      /* 0 = still running */
-  char   *stop_reason;  /* NULL while running; "lost" when a later start found it open */
+  gint64 id;
+  char *uuid;
+  char *host;
+  char *workload;
+  gint64 started;
+  gint64 stopped;    /* 0 = still running */
+  char *stop_reason; /* NULL while running; "lost" when a later start found it open */
   guint64 demand_mib;
   guint64 startup_peak_mib;
   guint64 peak_mib;
@@ -122,69 +122,66 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
  * created (with its directory) when missing and migrated to the current
  * schema, after a backup to PATH.bak-vN; a database of a newer schema, or a
  * file that is not a vmemd database, is refused and left as it is. */
-VmemStore  *vmem_store_open (const VmemConfig *config, GError **error);
-VmemStore  *vmem_store_open_sqlite (const char *path, GError **error);
-void        vmem_store_free (VmemStore *store);
+VmemStore *vmem_store_open (const VmemConfig *config, GError **error);
+VmemStore *vmem_store_open_sqlite (const char *path, GError **error);
+void vmem_store_free (VmemStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemStore, vmem_store_free)
-int         vmem_store_schema_version (VmemStore *store);
+int vmem_store_schema_version (VmemStore *store);
 const char *vmem_store_backend_name (VmemStore *store);
-void        vmem_store_set_startup_window (VmemStore *store, guint seconds);
+void vmem_store_set_startup_window (VmemStore *store, guint seconds);
 
 /* Profiles.  Lists are sorted by name; elements are VmemProfile.  put and
  * import validate first and set created/updated. */
-GPtrArray   *vmem_store_profile_list (VmemStore *store, GError **error);
+GPtrArray *vmem_store_profile_list (VmemStore *store, GError **error);
 VmemProfile *vmem_store_profile_get (VmemStore *store, const char *name, GError **error);
-gboolean     vmem_store_profile_put (VmemStore *store, const VmemProfile *profile,
-                                     VmemStorePut mode, GError **error);
-gboolean     vmem_store_profile_delete (VmemStore *store, const char *name, GError **error);
+gboolean vmem_store_profile_put (VmemStore *store, const VmemProfile *profile, VmemStorePut mode,
+                                 GError **error);
+gboolean vmem_store_profile_delete (VmemStore *store, const char *name, GError **error);
 /* All validated (a name twice is an error), then written in one
  * transaction; replace also deletes the profiles missing from @profiles. */
-gboolean     vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace,
-                                        guint *created, guint *updated, guint *deleted,
-                                        GError **error);
+gboolean vmem_store_profile_import (VmemStore *store, GPtrArray *profiles, gboolean replace,
+                                    guint *created, guint *updated, guint *deleted, GError **error);
 
 /* Domains.  Lists are sorted by name; elements are VmemDomainRow. */
-gboolean       vmem_store_domain_upsert (VmemStore *store, const VmemDomainRow *row,
-                                         GError **error);
+gboolean vmem_store_domain_upsert (VmemStore *store, const VmemDomainRow *row, GError **error);
 VmemDomainRow *vmem_store_domain_get (VmemStore *store, const char *uuid, GError **error);
-GPtrArray     *vmem_store_domain_list (VmemStore *store, const char *workload /* NULL = all */,
-                                       GError **error);
+GPtrArray *vmem_store_domain_list (VmemStore *store, const char *workload /* NULL = all */,
+                                   GError **error);
 
 /* One transaction: raw samples, their domains when not yet known, hourly
  * and daily peaks (kept incrementally, so estimates never scan raw rows) and
  * the peaks of each domain's open run. */
-gboolean     vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n,
-                                     GError **error);
+gboolean vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n,
+                                 GError **error);
 /* Per-domain peaks of a workload over @interval_s (VMEM_STORE_HOUR or
  * VMEM_STORE_DAY) starting at or after @since, across every host sharing
  * the store, oldest first; elements are VmemPeak. */
-GPtrArray   *vmem_store_peaks_for_workload (VmemStore *store, const char *workload,
-                                            guint interval_s, gint64 since, GError **error);
+GPtrArray *vmem_store_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
+                                          gint64 since, GError **error);
 /* Deletes raw samples older than @raw_hours and peaks (and plans other
  * than each domain's latest) older than @peak_days. */
-gboolean     vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days,
-                               GError **error);
+gboolean vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days,
+                           GError **error);
 
 /* Runs: one row per start..stop.  Opening closes a dangling run of the same
  * domain as 'lost' and returns the new run's id, or -1.  Closing without an
  * open run is NOT_FOUND.  Lists are newest first, at most @limit (0 = all),
  * elements VmemRun. */
-gint64       vmem_store_run_open (VmemStore *store, const char *uuid, const char *host,
-                                  const char *workload, gint64 started, guint64 demand_mib,
-                                  GError **error);
-gboolean     vmem_store_run_close (VmemStore *store, const char *uuid, gint64 stopped,
-                                   const char *reason, GError **error);
-GPtrArray   *vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **error);
+gint64 vmem_store_run_open (VmemStore *store, const char *uuid, const char *host,
+                            const char *workload, gint64 started, guint64 demand_mib,
+                            GError **error);
+gboolean vmem_store_run_close (VmemStore *store, const char *uuid, gint64 stopped,
+                               const char *reason, GError **error);
+GPtrArray *vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **error);
 
 /* Plans as staged.  latest is NOT_FOUND when none; lists are newest first,
  * at most @limit (0 = all), elements VmemPlanRow. */
-gboolean     vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error);
+gboolean vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error);
 VmemPlanRow *vmem_store_plan_latest (VmemStore *store, const char *uuid, GError **error);
-GPtrArray   *vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit,
-                                   GError **error);
+GPtrArray *vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error);
 
 /* Hosts sharing the store; the list is sorted by name, elements VmemHostRow. */
-gboolean     vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);
-GPtrArray   *vmem_store_host_list (VmemStore *store, GError **error);
+gboolean vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);
+GPtrArray *vmem_store_host_list (VmemStore *store, GError **error);
 
 G_END_DECLS

@@ -29,31 +29,37 @@
 #define DAY0 G_GINT64_CONSTANT (1700006400)
 
 typedef struct {
-  char      *dir;
-  char      *path;
+  char *dir;
+  char *path;
   VmemStore *store;
 } Fixture;
 
-#define assert_error(err, want)                                                    \
-  do {                                                                             \
-    if ((err) == NULL)                                                             \
-      fail_msg ("expected error %d, got success", (int) (want));                   \
-    if (!g_error_matches ((err), VMEM_ERROR, (want)))                              \
-      fail_msg ("expected error %d, got %d: %s", (int) (want), (int) (err)->code,  \
-                (err)->message);                                                   \
-  } while (0)
+#define assert_error(err, want)                                                     \
+  do                                                                                \
+    {                                                                               \
+      if ((err) == NULL)                                                            \
+        fail_msg ("expected error %d, got success", (int) (want));                  \
+      if (!g_error_matches ((err), VMEM_ERROR, (want)))                             \
+        fail_msg ("expected error %d, got %d: %s", (int) (want), (int) (err)->code, \
+                  (err)->message);                                                  \
+    }                                                                               \
+  while (0)
 
-#define assert_no_error(err)                                                       \
-  do {                                                                             \
-    if ((err) != NULL)                                                             \
-      fail_msg ("unexpected error: %s", (err)->message);                           \
-  } while (0)
+#define assert_no_error(err)                               \
+  do                                                       \
+    {                                                      \
+      if ((err) != NULL)                                   \
+        fail_msg ("unexpected error: %s", (err)->message); \
+    }                                                      \
+  while (0)
 
-#define assert_contains(haystack, needle)                                          \
-  do {                                                                             \
-    if (strstr ((haystack), (needle)) == NULL)                                     \
-      fail_msg ("'%s' does not contain '%s'", (haystack), (needle));               \
-  } while (0)
+#define assert_contains(haystack, needle)                              \
+  do                                                                   \
+    {                                                                  \
+      if (strstr ((haystack), (needle)) == NULL)                       \
+        fail_msg ("'%s' does not contain '%s'", (haystack), (needle)); \
+    }                                                                  \
+  while (0)
 
 static void
 rm_rf (const char *path)
@@ -198,8 +204,7 @@ profile (const char *name, guint64 demand)
 }
 
 static VmemSample
-sample (const char *uuid, const char *workload, gint64 t, guint64 used, gboolean guest,
-        guint vcpus)
+sample (const char *uuid, const char *workload, gint64 t, guint64 used, gboolean guest, guint vcpus)
 {
   VmemSample s = {
     .uuid = uuid,
@@ -267,8 +272,8 @@ test_open_fresh (void **state)
   /* Reopening an up-to-date database changes nothing and backs up nothing. */
   reopen (f);
   assert_int_equal (vmem_store_schema_version (f->store), vmem_store_sqlite_latest_version ());
-  g_autofree char *bak_latest = g_strdup_printf ("%s.bak-v%d", f->path,
-                                                 vmem_store_sqlite_latest_version ());
+  g_autofree char *bak_latest =
+    g_strdup_printf ("%s.bak-v%d", f->path, vmem_store_sqlite_latest_version ());
   assert_false (g_file_test (bak_latest, G_FILE_TEST_EXISTS));
 }
 
@@ -343,8 +348,8 @@ test_newer_schema_refused (void **state)
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
   int newer = vmem_store_sqlite_latest_version () + 1;
-  g_autofree char *sql = g_strdup_printf (
-    "INSERT INTO schema_version (version, applied) VALUES (%d, 0)", newer);
+  g_autofree char *sql =
+    g_strdup_printf ("INSERT INTO schema_version (version, applied) VALUES (%d, 0)", newer);
 
   g_clear_pointer (&f->store, vmem_store_free);
   raw_exec (f->path, sql);
@@ -420,8 +425,8 @@ check_old_rows (VmemStore *store)
   assert_string_equal (dom->name, "pg-1");
   assert_int_equal (dom->memory_mib, 8192);
 
-  g_autoptr(GPtrArray) peaks = vmem_store_peaks_for_workload (store, "erp", VMEM_STORE_HOUR, 0,
-                                                              &error);
+  g_autoptr(GPtrArray) peaks =
+               vmem_store_peaks_for_workload (store, "erp", VMEM_STORE_HOUR, 0, &error);
   assert_no_error (error);
   assert_int_equal (peaks->len, 1);
   const VmemPeak *pk = g_ptr_array_index (peaks, 0);
@@ -554,7 +559,8 @@ test_failed_migration_rolls_back (void **state)
 
   assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"), 1);
   assert_int_equal (raw_int (path, "SELECT count(*) FROM pragma_table_info('runs')"
-                                   " WHERE name = 'peak_mib'"), 0);
+                                   " WHERE name = 'peak_mib'"),
+                    0);
   assert_int_equal (raw_int (path, "SELECT count(*) FROM runs"), 2);
   g_autofree char *bak = g_strdup_printf ("%s.bak-v1", path);
   assert_int_equal (raw_int (bak, "SELECT count(*) FROM profiles"), 2);
@@ -678,7 +684,8 @@ test_profile_import (void **state)
   assert_int_equal (u, 0);
   assert_int_equal (d, 0);
 
-  g_autoptr(GPtrArray) second = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
+  g_autoptr(GPtrArray) second =
+               g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
   g_ptr_array_add (second, profile ("b", 20));
   g_ptr_array_add (second, profile ("c", 3));
   assert_true (vmem_store_profile_import (f->store, second, FALSE, &c, &u, &d, &error));
@@ -718,7 +725,8 @@ test_profile_import_all_or_nothing (void **state)
 
   g_autoptr(VmemProfile) keep = profile ("keep", 512);
   assert_true (vmem_store_profile_put (f->store, keep, VMEM_STORE_PUT_CREATE, &error));
-  g_autofree char *before = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *before =
+    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
 
   g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
   g_ptr_array_add (batch, profile ("new1", 1));
@@ -731,7 +739,8 @@ test_profile_import_all_or_nothing (void **state)
   assert_false (vmem_store_profile_import (f->store, batch, TRUE, &c, &u, &d, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "profiles[2]");
-  g_autofree char *after = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *after =
+    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
   assert_string_equal (before, after);
   g_clear_error (&error);
 
@@ -742,7 +751,8 @@ test_profile_import_all_or_nothing (void **state)
   assert_false (vmem_store_profile_import (f->store, twice, FALSE, &c, &u, &d, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "profiles[1]");
-  g_autofree char *after2 = raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *after2 =
+    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
   assert_string_equal (before, after2);
 }
 
@@ -753,12 +763,27 @@ test_domains (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VmemDomainRow a = { .uuid = UUID_A, .name = "erp-1", .host = "hostA", .workload = "erp",
-                      .memory_mib = 4096, .vcpus = 2, .last_seen = 100 };
-  VmemDomainRow b = { .uuid = UUID_B, .name = "db-1", .host = "hostA", .workload = "pg",
-                      .memory_mib = 8192, .vcpus = 4, .last_seen = 100 };
-  VmemDomainRow c = { .uuid = UUID_C, .name = "alpha", .host = "hostB", .workload = "erp",
-                      .memory_mib = 2048, .vcpus = 1, .last_seen = 100 };
+  VmemDomainRow a = { .uuid = UUID_A,
+                      .name = "erp-1",
+                      .host = "hostA",
+                      .workload = "erp",
+                      .memory_mib = 4096,
+                      .vcpus = 2,
+                      .last_seen = 100 };
+  VmemDomainRow b = { .uuid = UUID_B,
+                      .name = "db-1",
+                      .host = "hostA",
+                      .workload = "pg",
+                      .memory_mib = 8192,
+                      .vcpus = 4,
+                      .last_seen = 100 };
+  VmemDomainRow c = { .uuid = UUID_C,
+                      .name = "alpha",
+                      .host = "hostB",
+                      .workload = "erp",
+                      .memory_mib = 2048,
+                      .vcpus = 1,
+                      .last_seen = 100 };
 
   assert_true (vmem_store_domain_upsert (f->store, &a, &error));
   assert_true (vmem_store_domain_upsert (f->store, &b, &error));
@@ -802,8 +827,13 @@ test_samples_peaks (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VmemDomainRow a = { .uuid = UUID_A, .name = "erp-1", .host = "hostA", .workload = "erp",
-                      .memory_mib = 4096, .vcpus = 2, .last_seen = DAY0 };
+  VmemDomainRow a = { .uuid = UUID_A,
+                      .name = "erp-1",
+                      .host = "hostA",
+                      .workload = "erp",
+                      .memory_mib = 4096,
+                      .vcpus = 2,
+                      .last_seen = DAY0 };
   assert_true (vmem_store_domain_upsert (f->store, &a, &error));
 
   /* Hour 0: three samples, max 1800 (with 4 vCPUs at the time).  Hour 1:
@@ -826,8 +856,8 @@ test_samples_peaks (void **state)
   add_samples (f, cycle2, G_N_ELEMENTS (cycle2));
   assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 8);
 
-  g_autoptr(GPtrArray) hourly = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
-                                                               0, &error);
+  g_autoptr(GPtrArray) hourly =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
   assert_no_error (error);
   assert_int_equal (hourly->len, 4);
   const VmemPeak *h0 = find_peak (hourly, UUID_A, DAY0);
@@ -851,8 +881,8 @@ test_samples_peaks (void **state)
     assert_true (((VmemPeak *) g_ptr_array_index (hourly, i - 1))->start_t <=
                  ((VmemPeak *) g_ptr_array_index (hourly, i))->start_t);
 
-  g_autoptr(GPtrArray) daily = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_DAY, 0,
-                                                              &error);
+  g_autoptr(GPtrArray) daily =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_DAY, 0, &error);
   assert_int_equal (daily->len, 3);
   const VmemPeak *d0 = find_peak (daily, UUID_A, DAY0);
   assert_int_equal (d0->peak_mib, 2500);
@@ -861,10 +891,10 @@ test_samples_peaks (void **state)
   assert_int_equal (find_peak (daily, UUID_A, DAY0 + 86400)->peak_mib, 900);
 
   g_autoptr(GPtrArray) recent = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
-                                                               DAY0 + 3600, &error);
+                                                                DAY0 + 3600, &error);
   assert_int_equal (recent->len, 2);
-  g_autoptr(GPtrArray) other = vmem_store_peaks_for_workload (f->store, "other", VMEM_STORE_DAY,
-                                                              0, &error);
+  g_autoptr(GPtrArray) other =
+               vmem_store_peaks_for_workload (f->store, "other", VMEM_STORE_DAY, 0, &error);
   assert_int_equal (other->len, 1);
   assert_int_equal (((VmemPeak *) g_ptr_array_index (other, 0))->peak_mib, 9000);
 
@@ -874,9 +904,9 @@ test_samples_peaks (void **state)
   g_clear_error (&error);
 
   /* The estimator's read uses the index, not a scan of raw samples. */
-  g_autofree char *plan = raw_plan (f->path,
-    "SELECT p.uuid, d.name FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
-    " WHERE p.workload = 'erp' AND p.interval_s = 3600 AND p.start_t >= 0");
+  g_autofree char *plan =
+    raw_plan (f->path, "SELECT p.uuid, d.name FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+                       " WHERE p.workload = 'erp' AND p.interval_s = 3600 AND p.start_t >= 0");
   assert_contains (plan, "peaks_workload");
   if (strstr (plan, "samples") != NULL)
     fail_msg ("the peaks query reads raw samples: %s", plan);
@@ -909,15 +939,20 @@ test_prune (void **state)
   add_samples (f, v, G_N_ELEMENTS (v));
   for (gint64 t = 1; t <= 3; t++)
     {
-      VmemPlanRow p = { .uuid = UUID_A, .workload = "erp", .t = now - 95 * 86400 + t,
-                        .demand_mib = 1000 + t, .source = "manual" };
+      VmemPlanRow p = { .uuid = UUID_A,
+                        .workload = "erp",
+                        .t = now - 95 * 86400 + t,
+                        .demand_mib = 1000 + t,
+                        .source = "manual" };
       assert_true (vmem_store_plan_add (f->store, &p, &error));
     }
-  VmemPlanRow other = { .uuid = UUID_B, .workload = "erp", .t = now - 95 * 86400,
-                        .demand_mib = 7, .source = "peers" };
+  VmemPlanRow other = {
+    .uuid = UUID_B, .workload = "erp", .t = now - 95 * 86400, .demand_mib = 7, .source = "peers"
+  };
   assert_true (vmem_store_plan_add (f->store, &other, &error));
-  VmemPlanRow fresh = { .uuid = UUID_B, .workload = "erp", .t = now, .demand_mib = 8,
-                        .source = "peers" };
+  VmemPlanRow fresh = {
+    .uuid = UUID_B, .workload = "erp", .t = now, .demand_mib = 8, .source = "peers"
+  };
   assert_true (vmem_store_plan_add (f->store, &fresh, &error));
 
   assert_true (vmem_store_prune (f->store, now, 48, 90, &error));
@@ -927,8 +962,8 @@ test_prune (void **state)
   g_autofree char *old_peaks = g_strdup_printf (
     "SELECT count(*) FROM peaks WHERE start_t < %" G_GINT64_FORMAT, now - 90 * 86400);
   assert_int_equal (raw_int (f->path, old_peaks), 0);
-  g_autoptr(GPtrArray) hourly = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
-                                                               0, &error);
+  g_autoptr(GPtrArray) hourly =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
   assert_int_equal (hourly->len, 2);
 
   /* Old plans go, except each domain's latest. */
@@ -1044,14 +1079,18 @@ test_plans (void **state)
   for (guint i = 0; i < G_N_ELEMENTS (times); i++)
     {
       g_autofree char *reasons = g_strdup_printf ("{\"i\":%u}", i);
-      VmemPlanRow p = { .uuid = UUID_A, .workload = "erp", .t = times[i],
-                        .demand_mib = 1000 + i, .source = i ? "peers" : "manual",
+      VmemPlanRow p = { .uuid = UUID_A,
+                        .workload = "erp",
+                        .t = times[i],
+                        .demand_mib = 1000 + i,
+                        .source = i ? "peers" : "manual",
                         .reasons_json = reasons };
       assert_true (vmem_store_plan_add (f->store, &p, &error));
       assert_no_error (error);
     }
-  VmemPlanRow nojson = { .uuid = UUID_B, .workload = "pg", .t = 5, .demand_mib = 1,
-                         .source = "floor" };
+  VmemPlanRow nojson = {
+    .uuid = UUID_B, .workload = "pg", .t = 5, .demand_mib = 1, .source = "floor"
+  };
   assert_true (vmem_store_plan_add (f->store, &nojson, &error));
 
   g_autoptr(VmemPlanRow) latest = vmem_store_plan_latest (f->store, UUID_A, &error);
@@ -1078,10 +1117,18 @@ test_hosts (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VmemHostRow b = { .name = "hostB", .capacity_mib = 32768, .reserved_mib = 1024,
-                    .overcommit = 1.0, .committed_mib = 100, .heartbeat = 10 };
-  VmemHostRow a = { .name = "hostA", .capacity_mib = 65536, .reserved_mib = 2048,
-                    .overcommit = 1.5, .committed_mib = 200, .heartbeat = 10 };
+  VmemHostRow b = { .name = "hostB",
+                    .capacity_mib = 32768,
+                    .reserved_mib = 1024,
+                    .overcommit = 1.0,
+                    .committed_mib = 100,
+                    .heartbeat = 10 };
+  VmemHostRow a = { .name = "hostA",
+                    .capacity_mib = 65536,
+                    .reserved_mib = 2048,
+                    .overcommit = 1.5,
+                    .committed_mib = 200,
+                    .heartbeat = 10 };
 
   assert_true (vmem_store_host_heartbeat (f->store, &b, &error));
   assert_true (vmem_store_host_heartbeat (f->store, &a, &error));
@@ -1144,8 +1191,8 @@ test_crash_mid_transaction (void **state)
   for (guint i = 0; i < CRASH_BATCH; i++)
     {
       g_ptr_array_add (uuids, g_strdup_printf ("00000000-0000-0000-0000-%012u", i % 500));
-      VmemSample s = sample (g_ptr_array_index (uuids, i), "erp", DAY0 + 7200 + i, 3000 + i % 97,
-                             TRUE, 2);
+      VmemSample s =
+        sample (g_ptr_array_index (uuids, i), "erp", DAY0 + 7200 + i, 3000 + i % 97, TRUE, 2);
       g_array_append_val (second, s);
     }
   VmemSample run_sample = sample (UUID_B, "erp", DAY0 + 7200, 4000, TRUE, 2);
@@ -1180,8 +1227,8 @@ test_crash_mid_transaction (void **state)
   assert_string_equal (check, "ok");
   assert_int_equal (raw_int (f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
   assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50);
-  g_autofree char *half = g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %"
-                                           G_GINT64_FORMAT, DAY0 + 7200);
+  g_autofree char *half =
+    g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %" G_GINT64_FORMAT, DAY0 + 7200);
   assert_int_equal (raw_int (f->path, half), 0);
   assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 2);
   g_autofree char *after = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
