@@ -184,11 +184,11 @@ fail (GError **error, const char *path, const char *contents, const char *group,
   va_end (ap);
   guint line = find_line (contents, group, key);
   if (line > 0)
-    g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG, "%s:%u: [%s] %s: %s", path, line, group,
-                 key ? key : "", msg);
+    g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG, "%s:%u: [%s]%s%s: %s", path, line, group,
+                 key ? " " : "", key ? key : "", msg);
   else
-    g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG, "%s: [%s] %s: %s", path, group,
-                 key ? key : "", msg);
+    g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG, "%s: [%s]%s%s: %s", path, group,
+                 key ? " " : "", key ? key : "", msg);
   return FALSE;
 }
 

@@ -367,7 +367,13 @@ vmem_profile_from_json (json_object *obj, const VmemProfile *base, GError **erro
               return NULL;
             }
           gint64 n = json_object_get_int64 (v);
-          p->priority = (n < -1 || n > 1000) ? -1 : (int) n;
+          if (n < 0 || n > 100)
+            {
+              g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                           "priority: %" G_GINT64_FORMAT " is out of range (0 to 100)", n);
+              return NULL;
+            }
+          p->priority = (int) n;
         }
       else if (g_str_equal (key, "mode"))
         {

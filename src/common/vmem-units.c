@@ -29,10 +29,13 @@ vmem_size_parse (const char *text, guint64 *out_mib, GError **error)
       return FALSE;
     }
 
+  /* Decimal digits and one point only: strtod would also take hex, exponents,
+   * "inf" and "nan". */
+  gsize numlen = strspn (p, "0123456789.");
   char *end = NULL;
   errno = 0;
   double value = g_ascii_strtod (p, &end);
-  if (end == p || errno != 0 || !isfinite (value) || value < 0)
+  if (end == p || end != p + numlen || errno != 0 || !isfinite (value) || value < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
                    "invalid size '%s': must be a number with an optional unit (K, M, G, T)",

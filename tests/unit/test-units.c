@@ -152,6 +152,17 @@ test_refuse_garbage (void **state)
 }
 
 static void
+test_refuse_non_decimal (void **state)
+{
+  /* Only plain decimals: no hex, exponents or special values. */
+  assert_refused ("0x400", "must be a number");
+  assert_refused ("0x1p10", "must be a number");
+  assert_refused ("1e3", "must be a number");
+  assert_refused ("1e30", "must be a number");
+  assert_refused ("infG", "must be a number");
+}
+
+static void
 test_refuse_unknown_unit (void **state)
 {
   assert_refused ("4X", "unknown unit 'x'");
@@ -168,7 +179,6 @@ test_refuse_overflow (void **state)
   assert_refused ("1025T", "larger than 1 PiB");
   assert_refused ("1048577G", "larger than 1 PiB");
   assert_refused ("1073741825", "larger than 1 PiB");
-  assert_refused ("1e30", "larger than 1 PiB");
   assert_refused ("18446744073709551616", "larger than 1 PiB");
   assert_refused ("99999999999999999999999T", "larger than 1 PiB");
 }
@@ -250,6 +260,7 @@ main (void)
     cmocka_unit_test (test_refuse_empty),
     cmocka_unit_test (test_refuse_negative),
     cmocka_unit_test (test_refuse_garbage),
+    cmocka_unit_test (test_refuse_non_decimal),
     cmocka_unit_test (test_refuse_unknown_unit),
     cmocka_unit_test (test_refuse_overflow),
     cmocka_unit_test (test_refuse_partial_mib),
