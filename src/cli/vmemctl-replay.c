@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* vmemctl replay: the estimator, offline, over a usage trace. */
+#include "vmemctl-replay.h"
+#include "vmemctl-args.h"
+#include "vmem-cleanup.h"
+#include "vmem-error.h"
+#include "vmem-replay.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+
+typedef struct {
+  VmemReplayEstimator estimator;
+  gboolean            summary;
+  gboolean            json;
+  guint64             n_printed;
+  VmemReplaySummary   totals;
+  int                 progress_shown;  /* last percentage drawn; -1 = none */
+} Output;
+
+static void
+print_case (const VmemReplayCase *c, gpointer user_data)
+{
+  Output *o = user_data;
+
+  if (o->summary)
+    {
+      vmem_replay_summary_add (&o->totals, c, o->estimator);
+      return;
+    }
+  if (o->json)
+    {
+      g_autoptr(json_object) obj = json_object_new_object ();
+      json_object_object_add (obj, "time", json_object_new_int64 (c->t));
+      json_object_object_add (obj, "domain", json_object_new_string (c->domain));
+      json_object_object_add (obj, "workload", json_object_new_string (c->workload));
+      json_object_object_add (obj, "estimate_kib",
+                              json_object_new_int64 ((gint64) c->estimate_kib[o->estimator]));
+      json_object_object_add (obj, "source", json_object_new_string (c->source[o->estimator]));
+      json_object_object_add (obj, "peers", json_object_new_int64 (c->peers));
+      json_object_object_add (obj, "peak_kib", json_object_new_int64 ((gint64) c->peak_kib));
+      printf ("%s%s", o->n_printed == 0 ? "[\n  " : ",\n  ",
+              json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PLAIN));
+    }
+  else
+    printf ("%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s\n", c->t, c->domain,
+            c->estimate_kib[o->estimator], c->source[o->estimator]);
+  o->n_printed++;
+}
+
+static void
+draw_progress (double fraction, gpointer user_data)
+{
+  Output *o = user_data;
+  int pct = (int) floor (fraction * 100.0);
+  if (pct == o->progress_shown)
+    return;
+  o->progress_shown = pct;
+  int filled = pct * 40 / 100;
+  fprintf (stderr, "\rreplay [%.*s%*s] %3d%%", filled, "########################################",
+           40 - filled, "", pct);
+  fflush (stderr);
+}
+
+static int
+usage_error (GOptionContext *ctx, const char *message)
+{
+  fprintf (stderr, "vmemctl replay: %s (see vmemctl replay --help)\n", message);
+  return VMEMCTL_EXIT_USAGE;
+}
+
+int
+vmemctl_replay_main (int argc, char **argv)
+{
+  gboolean summary = FALSE, json = FALSE;
+  double half_life = NAN, quantile = NAN, margin = NAN;
+  g_autofree char *estimator_name = NULL;
+  GOptionEntry entries[] = {
+    { "summary", 0, 0, G_OPTION_ARG_NONE, &summary,
+      "Print under-provisioned starts, waste and GiB-days instead of the estimates", NULL },
+    { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "half-life", 0, 0, G_OPTION_ARG_DOUBLE, &half_life,
+      "Half-life of peak weights in hours (default 24)", "H" },
+    { "quantile", 0, 0, G_OPTION_ARG_DOUBLE, &quantile,
+      "Quantile of the peer levels, 0.5 to 1 (default 0.95)", "Q" },
+    { "margin", 0, 0, G_OPTION_ARG_DOUBLE, &margin, "Margin in percent (default 15)", "PCT" },
+    { "estimator", 0, 0, G_OPTION_ARG_STRING, &estimator_name,
+      "vmemd (default), vpa (Kubernetes VPA: p90 of daily peaks +15 %) or static "
+      "(the domain's memory)", "NAME" },
+    { NULL },
+  };
+  g_autoptr(GOptionContext) ctx = g_option_context_new ("TRACE.csv[.gz]");
+  g_autoptr(GError) error = NULL;
+
+  g_option_context_set_summary (ctx,
+    "Replays a usage trace (time,domain,workload,vcpus,ceiling_kib,used_kib) through\n"
+    "the estimator: every domain starts at every 24 h boundary, sized from its\n"
+    "peers' history before that instant, and the estimate is compared with its\n"
+    "peak over the next 24 h.  Prints time,domain,estimate_kib,source.");
+  g_option_context_add_main_entries (ctx, entries, NULL);
+  g_option_context_set_help_enabled (ctx, TRUE);
+
+  g_auto(GStrv) args = g_new0 (char *, argc + 1);
+  for (int i = 0; i < argc; i++)
+    args[i] = g_strdup (argv[i]);
+  char **parse_argv = args;
+  int parse_argc = argc;
+  /* g_option_context_parse() removes what it consumed; keep the array it
+   * reshuffles owned by args. */
+  g_autofree char **view = g_memdup2 (args, sizeof (char *) * (argc + 1));
+  parse_argv = view;
+  if (!g_option_context_parse (ctx, &parse_argc, &parse_argv, &error))
+    return usage_error (ctx, error->message);
+  if (parse_argc != 2)
+    return usage_error (ctx, parse_argc < 2 ? "missing TRACE.csv" : "more than one trace given");
+
+  Output o = { .progress_shown = -1, .summary = summary, .json = json };
+  if (estimator_name != NULL &&
+      !vmem_replay_estimator_from_string (estimator_name, &o.estimator, &error))
+    return usage_error (ctx, error->message);
+
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  if (!isnan (half_life))
+    config.half_life_hours = half_life;
+  if (!isnan (quantile))
+    config.quantile = quantile;
+  if (!isnan (margin))
+    config.margin_pct = margin;
+  if (!vmem_estimator_config_validate (&config, &error))
+    return usage_error (ctx, error->message);
+
+  gboolean tty = isatty (STDERR_FILENO);
+  if (!o.summary && !o.json)
+    printf ("time,domain,estimate_kib,source\n");
+  gboolean ok = vmem_replay_run (parse_argv[1], &config, print_case,
+                                 tty ? draw_progress : NULL, &o, &error);
+  if (o.progress_shown >= 0)
+    fprintf (stderr, "\r%*s\r", 60, "");
+  if (!ok)
+    {
+      fflush (stdout);
+      fprintf (stderr, "vmemctl replay: %s\n", error->message);
+      return VMEMCTL_EXIT_FAILED;
+    }
+
+  if (o.summary && o.json)
+    {
+      g_autoptr(json_object) obj = json_object_new_object ();
+      json_object_object_add (obj, "estimator",
+                              json_object_new_string (vmem_replay_estimator_to_string (o.estimator)));
+      json_object_object_add (obj, "summary", vmem_replay_summary_to_json (&o.totals));
+      printf ("%s\n", json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PRETTY |
+                                                      JSON_C_TO_STRING_SPACED));
+    }
+  else if (o.summary)
+    {
+      g_autofree char *table = vmem_replay_summary_format (&o.totals);
+      printf ("estimator %s: under-provisioned = next-24 h peak above the estimate; "
+              "waste = sum(max(0, estimate - peak)) / sum(estimate)\n%s",
+              vmem_replay_estimator_to_string (o.estimator), table);
+    }
+  else if (o.json)
+    printf ("%s]\n", o.n_printed == 0 ? "[" : "\n");
+
+  if (fflush (stdout) != 0 || ferror (stdout))
+    return VMEMCTL_EXIT_FAILED;
+  return VMEMCTL_EXIT_OK;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Offline replay of a usage trace (vmem-trace.h) through the estimator,
+ * shared by `vmemctl replay` and the benchmark.
+ *
+ * The trace is cut into days (multiples of 86400 s).  Every domain that
+ * runs on a day, from the first day boundary at or after the trace's first
+ * sample, is a simulated start at that boundary: each estimator sizes it
+ * from its peers' daily peaks before the boundary only, leaving the
+ * domain's own history out, and the outcome is the domain's peak over the
+ * 24 h that follow.  Each domain's daily peak joins its workload's
+ * aggregate when the day is over. */
+
+#include <glib.h>
+#include <json-c/json.h>
+
+#include "vmem-estimator.h"
+
+G_BEGIN_DECLS
+
+#define VMEM_REPLAY_DAY 86400
+
+typedef enum {
+  VMEM_REPLAY_VMEMD,   /* vmemd's estimator with the given config */
+  VMEM_REPLAY_VPA,     /* Kubernetes VPA's memory recommender: pooled p90 of
+                        * daily peaks, 24 h half-life, +15 % */
+  VMEM_REPLAY_STATIC,  /* the domain's provisioned memory (ceiling_kib) */
+  VMEM_REPLAY_N_ESTIMATORS,
+} VmemReplayEstimator;
+
+const char *vmem_replay_estimator_to_string (VmemReplayEstimator estimator);
+gboolean    vmem_replay_estimator_from_string (const char          *s,
+                                               VmemReplayEstimator *out,
+                                               GError             **error);
+
+/* One simulated start.  The strings are valid during the callback only. */
+typedef struct {
+  gint64      t;            /* the day boundary */
+  const char *domain;
+  const char *workload;
+  guint       peers;        /* peers with history before t */
+  guint64     ceiling_kib;
+  guint64     peak_kib;     /* highest used over [t, t + 24 h) */
+  guint64     estimate_kib[VMEM_REPLAY_N_ESTIMATORS];
+  const char *source[VMEM_REPLAY_N_ESTIMATORS];
+} VmemReplayCase;
+
+/* Cases come day by day, in domain-name order within a day. */
+typedef void (*VmemReplayCaseFunc) (const VmemReplayCase *c, gpointer user_data);
+/* @fraction of the file read, 0..1. */
+typedef void (*VmemReplayProgressFunc) (double fraction, gpointer user_data);
+
+/* Replays @path.  Bad lines in the trace are errors naming FILE:LINE. */
+gboolean vmem_replay_run (const char                *path,
+                          const VmemEstimatorConfig *config,
+                          VmemReplayCaseFunc         on_case,
+                          VmemReplayProgressFunc     on_progress,
+                          gpointer                   user_data,
+                          GError                   **error);
+
+typedef struct {
+  guint64 cases;
+  guint64 under;         /* peak above the estimate */
+  double  waste_kib;     /* sum of max(0, estimate - peak) */
+  double  estimate_kib;  /* sum of estimates */
+} VmemReplayTally;
+
+double vmem_replay_tally_under_pct (const VmemReplayTally *t);
+double vmem_replay_tally_waste_pct (const VmemReplayTally *t);
+/* Each case holds its estimate for one day. */
+double vmem_replay_tally_gib_days (const VmemReplayTally *t);
+
+/* Peer-count classes: 0, 1, 2, 3-4, 5-9, 10+. */
+#define VMEM_REPLAY_PEER_CLASSES 6
+guint       vmem_replay_peer_class (guint peers);
+const char *vmem_replay_peer_class_label (guint peer_class);
+
+typedef struct {
+  VmemReplayTally all;
+  VmemReplayTally by_peers[VMEM_REPLAY_PEER_CLASSES];
+} VmemReplaySummary;
+
+void         vmem_replay_summary_add (VmemReplaySummary    *summary,
+                                      const VmemReplayCase *c,
+                                      VmemReplayEstimator   estimator);
+/* A small table: one line overall, one per peer-count class with cases. */
+char        *vmem_replay_summary_format (const VmemReplaySummary *summary);
+json_object *vmem_replay_summary_to_json (const VmemReplaySummary *summary);
+
+G_END_DECLS
