@@ -2,13 +2,37 @@
 """End-to-end harness: a private libvirtd in a mount namespace, QEMU (TCG)
 guests, the real vmemd, vmemctl and hook.
 
-Run as root.  The test re-executes itself under `unshare -m` so that its
-own /etc/libvirt (with only vmemd's hook), /run/libvirt, /var/lib/libvirt,
-/var/log/libvirt, /var/cache/libvirt and /etc/vmemd hide the host's.  A
-missing prerequisite is a failure, never a skip."""
+Run as root.  A test module re-executes itself under
+`unshare -m --propagation private` so that its own /etc/libvirt (the host's
+copy without domains, networks or hooks, plus vmemd's hook as
+hooks/qemu.d/50-vmemd), /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
+/var/cache/libvirt and vmemd's configuration directory hide the host's.
+Nothing the tests do is visible outside.  A missing prerequisite is a
+failure naming the Debian package, never a skip.
 
+A test module looks like:
+
+    import vmemtest
+    from vmemtest import wait_for
+
+    class Thing(vmemtest.E2ETestCase):
+        def test_it(self):
+            h = self.host
+            h.start_vmemd(admission__mode="warn")
+            h.define_guest("vm1", memory_mib=256, workload_mib=64)
+            h.vmemctl("profile", "add", "erp", "--demand", "192M")
+            h.vmemctl("assign", "vm1", "erp")
+            h.virsh("start", "vm1")
+            h.wait_booted("vm1")
+
+    if __name__ == "__main__":
+        vmemtest.main()
+"""
+
+import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,216 +42,483 @@ import time
 import unittest
 
 BUILD = os.environ.get("VMEM_BUILDDIR", "")
-SRC = os.environ.get("VMEM_SRCDIR", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+SRC = os.environ.get("VMEM_SRCDIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VMEMD = os.environ.get("VMEMD", os.path.join(BUILD, "src/daemon/vmemd"))
 VMEMCTL = os.environ.get("VMEMCTL", os.path.join(BUILD, "src/cli/vmemctl"))
 HOOK = os.environ.get("VMEM_HOOK", os.path.join(BUILD, "hooks/vmem-hook"))
 
-# Where the hook built with this tree reads its configuration (libvirt
-# clears the hook's environment, so it cannot be pointed elsewhere).
+# Where the hook built with this tree reads its configuration: libvirt
+# clears the hook's environment, so it cannot be pointed elsewhere.
 VMEM_CONFDIR = os.path.join(os.environ.get("VMEM_SYSCONFDIR", "/etc"), "vmemd")
 PRIVATE_DIRS = ["/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt",
                 "/var/cache/libvirt", VMEM_CONFDIR]
+URI = "qemu:///system"
+
+# Linux guests hang early under nested KVM on some machines, so guests run
+# under TCG unless told otherwise.
+KVM_PRESENT = os.access("/dev/kvm", os.R_OK | os.W_OK)
+DOMAIN_TYPE = os.environ.get("VMEM_E2E_DOMAIN_TYPE", "qemu")
+
+# What must be installed, and in which Debian package it comes.
+REQUIRED_TOOLS = {
+    "unshare": "util-linux",
+    "mount": "mount",
+    "libvirtd": "libvirt-daemon",
+    "virtlogd": "libvirt-daemon",
+    "virsh": "libvirt-clients",
+    "qemu-system-x86_64": "qemu-system-x86",
+    "apt-get": "apt",
+    "dpkg": "dpkg",
+    "cpio": "cpio",
+    "gzip": "gzip",
+    "xz": "xz-utils",
+}
+REQUIRED_FILES = {
+    "/etc/libvirt/libvirtd.conf": "libvirt-daemon-system",
+    "/etc/libvirt/qemu.conf": "libvirt-daemon-system",
+}
+
+_NS_ENV = "VMEM_E2E_PARENT_MNTNS"
 
 
 def fail(msg):
     print(f"e2e: {msg}", file=sys.stderr)
+    print("0 passed, 1 failed")
     sys.exit(1)
 
 
-def enter_namespace():
-    """Re-exec this test in a private mount namespace."""
-    if os.environ.get("VMEM_E2E_NS") == "1":
-        return
+def check_prerequisites():
+    """Everything the suite needs, or a failure that says what to install."""
+    problems = []
     if os.geteuid() != 0:
-        fail("the end-to-end tests need root (they run a private libvirtd)")
-    for tool in ("unshare", "libvirtd", "virtlogd", "virsh", "qemu-system-x86_64", "virt-xml-validate"):
-        if shutil.which(tool) is None:
-            fail(f"{tool} not found: install the packages listed in tools/debian-packages.txt")
-    if not os.path.isdir("/etc/libvirt"):
-        fail("/etc/libvirt is missing: install libvirt-daemon-system")
-    env = dict(os.environ, VMEM_E2E_NS="1")
-    os.execvpe("unshare", ["unshare", "-m", "--propagation", "private", sys.executable] + sys.argv, env)
+        problems.append("the end-to-end tests need root (they run a private libvirtd)")
+    for tool, package in REQUIRED_TOOLS.items():
+        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+            problems.append(f"{tool} not found: install the Debian package {package}")
+    for path, package in REQUIRED_FILES.items():
+        if not os.path.exists(path):
+            problems.append(f"{path} is missing: install the Debian package {package}")
+    for what, path in (("vmemd", VMEMD), ("vmemctl", VMEMCTL), ("the hook", HOOK)):
+        if not os.access(path, os.X_OK):
+            problems.append(f"{what} is not built at {path} (set VMEMD, VMEMCTL, VMEM_HOOK or run through meson test)")
+    if problems:
+        fail("missing prerequisites (tests/e2e/host-deps.sh lists the packages):\n  " + "\n  ".join(problems))
+
+
+def enter_namespace():
+    """Re-executes this test in a private mount namespace (once)."""
+    mine = os.readlink("/proc/self/ns/mnt")
+    parent = os.environ.get(_NS_ENV)
+    if parent is not None:
+        # Never bind-mount over the host's directories: being in a new
+        # namespace is checked, not assumed from the variable.
+        if parent == mine:
+            fail(f"{_NS_ENV} is set but this is not a private mount namespace")
+        return
+    check_prerequisites()
+    env = dict(os.environ, **{_NS_ENV: mine})
+    argv = ["unshare", "-m", "--propagation", "private", sys.executable, os.path.abspath(sys.argv[0])] + sys.argv[1:]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe("unshare", argv, env)
+
+
+class Result(subprocess.CompletedProcess):
+    """A finished command: .returncode/.stdout/.stderr, .rc, and it unpacks
+    as (rc, stdout, stderr)."""
+
+    @property
+    def rc(self):
+        return self.returncode
+
+    def __iter__(self):
+        return iter((self.returncode, self.stdout, self.stderr))
 
 
 def run(*args, check=True, timeout=120, input=None, env=None):
-    p = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, input=input, env=env)
-    if check and p.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({p.returncode}): {p.stderr.strip()}")
-    return p
+    """Runs a command; with check, a non-zero exit is an AssertionError that
+    quotes its stderr.  A timeout is always an AssertionError."""
+    try:
+        p = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                           input=input, env=env, stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"{' '.join(map(str, args))} did not finish within {timeout}s") from None
+    r = Result(p.args, p.returncode, p.stdout, p.stderr)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({r.returncode}): "
+                             f"{(r.stderr.strip() or r.stdout.strip())}")
+    return r
 
 
 def wait_for(cond, timeout=30, interval=0.2, what="condition"):
+    """Polls cond() until it returns something true, and returns that.  An
+    exception in cond() counts as not yet; the last one is in the message."""
     end = time.monotonic() + timeout
     last = None
-    while time.monotonic() < end:
+    while True:
         try:
             last = cond()
             if last:
                 return last
-        except Exception as e:  # noqa: BLE001 - keep polling, report the last error
+        except AssertionError as e:
             last = e
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+            last = e
+        if time.monotonic() >= end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def _pid_from(path):
+    try:
+        with open(path) as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is gone for our purposes.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def kill_pid(pid, timeout=10):
+    """SIGTERM, then SIGKILL after timeout seconds.  True if it was running."""
+    if pid is None or not _alive(pid):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    end = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < end:
+        time.sleep(0.05)
+    if _alive(pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_for(lambda: not _alive(pid), timeout=10, interval=0.05, what=f"pid {pid} to die")
+    return True
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    # vmemd must not outlive a test that is killed outright.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 class Host:
-    """The private host: libvirtd, virtlogd, vmemd and their files."""
+    """The private host: libvirtd, virtlogd, vmemd, their files and guests.
+
+    Attributes: tmp (this run's scratch directory), socket (vmemd's socket),
+    database, vmemd_log, config (the last vmemd.conf as a dict of dicts),
+    config_path, guest_dir (vmlinuz and initrd.gz)."""
 
     def __init__(self):
         self.tmp = tempfile.mkdtemp(prefix="vmem-e2e-")
         os.chmod(self.tmp, 0o755)
-        self.libvirtd_pid = os.path.join(self.tmp, "libvirtd.pid")
-        self.virtlogd_pid = os.path.join(self.tmp, "virtlogd.pid")
+        self.libvirtd_pidfile = os.path.join(self.tmp, "libvirtd.pid")
+        self.virtlogd_pidfile = os.path.join(self.tmp, "virtlogd.pid")
         self.socket = os.path.join(self.tmp, "vmemd", "io.vmemd")
         self.database = os.path.join(self.tmp, "vmemd", "vmemd.db")
         self.vmemd_log = os.path.join(self.tmp, "vmemd.log")
+        self.config_path = os.path.join(VMEM_CONFDIR, "vmemd.conf")
+        self.guest_dir = os.path.join(BUILD, "e2e-guest") if BUILD else os.path.join(self.tmp, "guest")
         self.vmemd = None
-        self.guest_dir = os.path.join(BUILD or self.tmp, "e2e-guest")
         self.config = {}
-        self._mount()
-        self.start_libvirtd()
-        self.build_guest()
+        self.keep = bool(os.environ.get("VMEM_E2E_KEEP"))
+        self._mounted = []
+        self._created = []
+        self._closed = False
+        open(self.vmemd_log, "w").close()
+        try:
+            self._mount()
+            self.write_config()
+            self.build_guest()
+            self.start_libvirtd()
+        except BaseException:
+            self.close(failed=True)
+            raise
+        print(f"e2e: private libvirtd in {self.tmp}; guests type='{DOMAIN_TYPE}'"
+              f"{' (/dev/kvm present, not used)' if KVM_PRESENT and DOMAIN_TYPE != 'kvm' else ''}",
+              file=sys.stderr)
 
     # -- files -------------------------------------------------------------
+    @staticmethod
+    def _set_conf_keys(path, values):
+        """Sets KEY = VALUE lines in a libvirt .conf file, dropping any
+        earlier setting of the same keys."""
+        with open(path) as f:
+            lines = f.read().splitlines()
+        keys = set(values)
+        lines = [ln for ln in lines if ln.split("=", 1)[0].strip() not in keys]
+        lines += [f"{k} = {v}" for k, v in values.items()]
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
     def _mount(self):
         etc = os.path.join(self.tmp, "etc-libvirt")
+        # No domain, network or filter definitions, no autostart, no hooks
+        # of the host's: the private libvirtd starts empty.
         shutil.copytree("/etc/libvirt", etc, symlinks=True,
-                        ignore=shutil.ignore_patterns("*.xml", "autostart", "qemu.d"))
+                        ignore=shutil.ignore_patterns("*.xml", "autostart"))
+        shutil.rmtree(os.path.join(etc, "hooks"), ignore_errors=True)
         hooks = os.path.join(etc, "hooks", "qemu.d")
-        os.makedirs(hooks, exist_ok=True)
-        for f in os.listdir(os.path.join(etc, "hooks")):
-            p = os.path.join(etc, "hooks", f)
-            if f != "qemu.d":
-                os.remove(p) if not os.path.isdir(p) else shutil.rmtree(p)
+        os.makedirs(hooks)
         os.symlink(os.path.abspath(HOOK), os.path.join(hooks, "50-vmemd"))
-        with open(os.path.join(etc, "qemu.conf"), "a") as f:
-            # Guests read kernels from the build tree; no confinement needed.
-            f.write('\nuser = "root"\ngroup = "root"\nsecurity_driver = "none"\n')
+        # Guests read their kernel from the build tree: no confinement.
+        self._set_conf_keys(os.path.join(etc, "qemu.conf"),
+                            {"user": '"root"', "group": '"root"', "security_driver": '"none"'})
+        self._set_conf_keys(os.path.join(etc, "libvirtd.conf"),
+                            {"log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"'})
         for d in PRIVATE_DIRS:
             src = etc if d == "/etc/libvirt" else os.path.join(self.tmp, d.strip("/").replace("/", "-"))
-            # Mount points that do not exist yet are created on the host (empty).
             os.makedirs(src, exist_ok=True)
-            os.makedirs(d, exist_ok=True)
-            subprocess.run(["mount", "--bind", src, d], check=True)
-        self.write_config()
+            if not os.path.isdir(d):
+                # The mount point has to exist; it is removed again at close.
+                os.makedirs(d)
+                self._created.append(d)
+            run("mount", "--bind", src, d)
+            self._mounted.append(d)
 
-    def write_config(self, **overrides):
-        """vmemd.conf in the private /etc/vmemd (the hook reads it there)."""
+    def write_config(self, config=None, **overrides):
+        """Writes vmemd.conf into the private configuration directory (where
+        the hook reads it too) and returns its path.  Overrides are
+        group__key=value keywords (hook__fail_closed="true") or a dict
+        {"hook": {"fail_closed": "true"}}; each call starts from the
+        harness defaults."""
         conf = {
-            "daemon": {"uri": "qemu:///system", "socket": self.socket, "log_level": "debug",
+            "daemon": {"uri": URI, "socket": self.socket, "log_level": "debug",
                        "stats_interval": "2", "request_timeout": "5"},
             "store": {"database": self.database},
             "hook": {"timeout_ms": "2000"},
             "admission": {"mode": "enforce", "reserve": "0"},
         }
+        for group, keys in (config or {}).items():
+            for name, value in keys.items():
+                conf.setdefault(group, {})[name] = str(value)
         for key, value in overrides.items():
-            group, name = key.split("__")
+            group, sep, name = key.partition("__")
+            if not sep:
+                raise ValueError(f"config override {key!r} is not GROUP__KEY")
             conf.setdefault(group, {})[name] = str(value)
+        for keys in conf.values():
+            for name in [n for n, v in keys.items() if v == "None"]:
+                del keys[name]
         self.config = conf
-        path = os.path.join(VMEM_CONFDIR, "vmemd.conf")
-        with open(path, "w") as f:
+        with open(self.config_path, "w") as f:
             for group, keys in conf.items():
                 f.write(f"[{group}]\n")
                 for k, v in keys.items():
                     f.write(f"{k}={v}\n")
-        return path
+                f.write("\n")
+        return self.config_path
 
-    # -- daemons -----------------------------------------------------------
+    @property
+    def hook_timeout(self):
+        """The configured hook timeout in seconds."""
+        return int(self.config.get("hook", {}).get("timeout_ms", 2000)) / 1000
+
+    # -- libvirtd ----------------------------------------------------------
     def start_libvirtd(self):
-        if not os.path.exists(self.virtlogd_pid):
-            run("virtlogd", "-d", "-p", self.virtlogd_pid)
-        run("libvirtd", "-d", "-p", self.libvirtd_pid)
-        wait_for(lambda: run("virsh", "-c", "qemu:///system", "version", check=False).returncode == 0,
-                 timeout=30, what="libvirtd to answer")
+        if _pid_from(self.virtlogd_pidfile) is None or not _alive(_pid_from(self.virtlogd_pidfile)):
+            run("virtlogd", "-d", "-p", self.virtlogd_pidfile)
+        run("libvirtd", "-d", "-p", self.libvirtd_pidfile)
+        last = None
+
+        def answers():
+            nonlocal last
+            last = run("virsh", "-c", URI, "version", check=False, timeout=30)
+            return last.returncode == 0
+
+        try:
+            wait_for(answers, timeout=60, interval=0.25, what="libvirtd to answer")
+        except AssertionError:
+            raise AssertionError("the private libvirtd does not answer on qemu:///system: "
+                                 f"{last.stderr.strip() if last else ''} (is libvirt-daemon-driver-qemu "
+                                 f"installed? see {self.tmp}/var-log-libvirt/libvirtd.log)") from None
 
     def stop_libvirtd(self):
-        self._kill_pidfile(self.libvirtd_pid)
-
-    def restart_libvirtd(self):
-        self.stop_libvirtd()
-        self.start_libvirtd()
-
-    def _kill_pidfile(self, path):
+        kill_pid(_pid_from(self.libvirtd_pidfile), timeout=20)
         try:
-            pid = int(open(path).read().strip())
-        except (OSError, ValueError):
-            return
-        try:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                os.kill(pid, 0)
-                time.sleep(0.1)
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.remove(path)
+            os.remove(self.libvirtd_pidfile)
         except OSError:
             pass
 
-    def start_vmemd(self, **overrides):
+    def restart_libvirtd(self):
+        """Stops libvirtd (running guests keep running) and starts it again."""
+        self.stop_libvirtd()
+        self.start_libvirtd()
+
+    # -- vmemd -------------------------------------------------------------
+    def start_vmemd(self, config=None, fresh_store=False, wait_libvirt=True, **overrides):
+        """(Re)starts vmemd in the foreground with a fresh vmemd.conf (see
+        write_config for the overrides), appending its output to vmemd_log,
+        and waits until `vmemctl status` answers and, with wait_libvirt,
+        until it reports libvirt connected.  fresh_store deletes the
+        database first."""
         self.stop_vmemd()
-        conf = self.write_config(**overrides)
-        self.vmemd = subprocess.Popen([VMEMD, "--config", conf], stdout=subprocess.DEVNULL,
-                                      stderr=open(self.vmemd_log, "a"))
-        wait_for(lambda: self.vmemctl("status", check=False).returncode == 0, timeout=20,
-                 what="vmemd to answer")
-        wait_for(lambda: self.status()["libvirt_connected"], timeout=20, what="vmemd to reach libvirtd")
+        conf = self.write_config(config, **overrides)
+        if fresh_store:
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.remove(self.database + suffix)
+                except FileNotFoundError:
+                    pass
+        with open(self.vmemd_log, "a") as log:
+            log.write(f"==== e2e: starting vmemd --config {conf} ====\n")
+            log.flush()
+            self.vmemd = subprocess.Popen([VMEMD, "--config", conf, "--foreground"],
+                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                          preexec_fn=_die_with_parent)
+
+        def answers():
+            if self.vmemd.poll() is not None:
+                raise RuntimeError(f"vmemd exited with status {self.vmemd.returncode}:\n"
+                                   + "\n".join(self.log().splitlines()[-20:]))
+            return self.vmemctl("status", check=False, timeout=10).returncode == 0
+
+        try:
+            wait_for(answers, timeout=20, interval=0.1, what="vmemd to answer `vmemctl status`")
+        except RuntimeError as e:
+            self.vmemd = None
+            raise AssertionError(str(e)) from None
+        if wait_libvirt:
+            wait_for(lambda: self.status().get("libvirt_connected"), timeout=20,
+                     what="vmemd to report libvirt connected")
+        return self.vmemd
 
     def stop_vmemd(self):
-        if self.vmemd is not None:
-            self.vmemd.terminate()
+        """Stops vmemd with SIGTERM (SIGKILL after 10 s); returns its exit
+        status, or None if it was not running."""
+        if self.vmemd is None:
+            return None
+        p, self.vmemd = self.vmemd, None
+        if p.poll() is None:
+            p.terminate()
             try:
-                self.vmemd.wait(10)
+                p.wait(10)
             except subprocess.TimeoutExpired:
-                self.vmemd.kill()
-                self.vmemd.wait()
-            self.vmemd = None
+                p.kill()
+                p.wait()
+        return p.returncode
 
-    def log(self):
-        with open(self.vmemd_log) as f:
-            return f.read()
+    def vmemd_running(self):
+        return self.vmemd is not None and self.vmemd.poll() is None
+
+    def log(self, since=0):
+        """vmemd's output (all starts), from byte offset since."""
+        try:
+            with open(self.vmemd_log, errors="replace") as f:
+                f.seek(since)
+                return f.read()
+        except OSError:
+            return ""
+
+    def log_mark(self):
+        """An offset for log(since=...) and log_lines(since=...): only what
+        is logged from now on."""
+        try:
+            return os.path.getsize(self.vmemd_log)
+        except OSError:
+            return 0
+
+    def log_lines(self, *words, since=0):
+        """The lines of vmemd's log that contain every one of words."""
+        return [ln for ln in self.log(since).splitlines() if all(w in ln for w in words)]
+
+    def wait_log(self, *words, since=0, timeout=15):
+        """Waits for a vmemd log line containing every one of words and
+        returns the first such line."""
+        return wait_for(lambda: (self.log_lines(*words, since=since) or [None])[0], timeout=timeout,
+                        what=f"a vmemd log line with {words!r}")
 
     # -- clients -----------------------------------------------------------
-    def vmemctl(self, *args, check=True, input=None):
-        return run(VMEMCTL, "--socket", self.socket, *args, check=check, input=input)
+    def vmemctl(self, *args, check=True, input=None, timeout=30):
+        """vmemctl --socket SOCKET ARGS -> Result (rc, stdout, stderr);
+        with check (default), a non-zero exit fails the test."""
+        return run(VMEMCTL, "--socket", self.socket, *args, check=check, input=input, timeout=timeout)
 
     def vmemctl_json(self, *args):
-        return json.loads(self.vmemctl("--json", *args).stdout)
+        """vmemctl --json ARGS, parsed; a non-zero exit fails the test."""
+        out = self.vmemctl("--json", *args).stdout
+        try:
+            return json.loads(out)
+        except ValueError as e:
+            raise AssertionError(f"vmemctl --json {' '.join(args)} printed no JSON ({e}): {out!r}") from None
 
     def status(self):
         return self.vmemctl_json("status")
 
     def virsh(self, *args, check=True, timeout=120):
-        return run("virsh", "-c", "qemu:///system", *args, check=check, timeout=timeout)
+        """virsh -c qemu:///system ARGS -> Result, against the private libvirtd."""
+        return run("virsh", "-c", URI, *args, check=check, timeout=timeout)
 
-    def dumpxml(self, name, inactive=True):
-        args = ["dumpxml", name, "--security-info"] + (["--inactive"] if inactive else [])
+    def domain_xml(self, name, inactive=True, secure=True):
+        """virsh dumpxml: the persistent definition by default, with secrets."""
+        args = ["dumpxml", name] + (["--security-info"] if secure else []) + (["--inactive"] if inactive else [])
         return self.virsh(*args).stdout
+
+    dumpxml = domain_xml
+
+    def domstate(self, name):
+        return self.virsh("domstate", name).stdout.strip()
+
+    def dommemstat(self, name):
+        """virsh dommemstat as a dict of ints (KiB; last_update in seconds)."""
+        out = self.virsh("dommemstat", name).stdout
+        return {k: int(v) for k, v in (ln.split() for ln in out.splitlines() if len(ln.split()) == 2)}
 
     # -- guests ------------------------------------------------------------
     def build_guest(self):
+        """Builds (or reuses) the guest kernel and initramfs in guest_dir."""
         run("bash", os.path.join(SRC, "tests/e2e/guest/build-guest.sh"), self.guest_dir, timeout=600)
 
-    def define_guest(self, name, memory_mib=256, current_mib=None, workload_mib=0, extra_devices="",
-                     metadata=""):
-        xml = f"""<domain type='qemu'>
+    def define_guest(self, name, memory_mib=256, current_mib=None, workload_mib=0, vcpus=1,
+                     stats_period=None, extra_devices="", extra_xml="", metadata="", cmdline=""):
+        """Defines a diskless, networkless guest booting the test kernel
+        directly, its serial console going to console_path(name).  Its init
+        writes workload_mib MiB into a tmpfs, then idles.  stats_period adds
+        an explicit virtio memballoon with guest statistics (otherwise
+        libvirt's default balloon, without statistics).  extra_devices goes
+        inside <devices>, extra_xml inside <domain>, metadata inside
+        <metadata>; cmdline is appended to the kernel command line."""
+        balloon = ""
+        if stats_period is not None:
+            balloon = f"<memballoon model='virtio'><stats period='{stats_period}'/></memballoon>"
+        meta = f"<metadata>{metadata}</metadata>" if metadata else ""
+        xml = f"""<domain type='{DOMAIN_TYPE}'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
   <currentMemory unit='MiB'>{current_mib or memory_mib}</currentMemory>
-  {metadata}
-  <vcpu>1</vcpu>
+  {meta}
+  <vcpu>{vcpus}</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{self.guest_dir}/vmlinuz</kernel>
     <initrd>{self.guest_dir}/initrd.gz</initrd>
-    <cmdline>console=ttyS0 quiet vmem_workload_mib={workload_mib}</cmdline>
+    <cmdline>console=ttyS0 quiet vmem_workload_mib={workload_mib} {cmdline}</cmdline>
   </os>
+  {extra_xml}
   <on_poweroff>destroy</on_poweroff>
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <serial type='file'><source path='{self.tmp}/{name}.console'/><target port='0'/></serial>
+    <serial type='file'><source path='{self.console_path(name)}'/><target port='0'/></serial>
+    {balloon}
     {extra_devices}
   </devices>
 </domain>
@@ -235,59 +526,195 @@ class Host:
         path = os.path.join(self.tmp, f"{name}.xml")
         with open(path, "w") as f:
             f.write(xml)
+        # A console from an earlier guest of the same name must not count.
+        try:
+            os.remove(self.console_path(name))
+        except FileNotFoundError:
+            pass
         self.virsh("define", path)
         return name
 
+    def console_path(self, name):
+        return os.path.join(self.tmp, f"{name}.console")
+
+    def console(self, name):
+        """The guest's serial console output so far."""
+        try:
+            with open(self.console_path(name), errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_booted(self, name, timeout=60):
+        """Waits until the guest's init reports its workload loaded."""
+        return wait_for(lambda: re.search(r"vmem-guest: workload \d+ MiB loaded", self.console(name)),
+                        timeout=timeout, interval=0.25, what=f"{name} to boot to its workload")
+
+    def start_guest(self, name, wait=False, timeout=60):
+        """virsh start; with wait, also waits for the workload.  Returns the
+        seconds `virsh start` took."""
+        t0 = time.monotonic()
+        self.virsh("start", name)
+        elapsed = time.monotonic() - t0
+        if wait:
+            self.wait_booted(name, timeout)
+        return elapsed
+
+    def qemu_pid(self, name):
+        pid = _pid_from(f"/run/libvirt/qemu/{name}.pid")
+        if pid is None:
+            raise AssertionError(f"{name} has no QEMU process")
+        return pid
+
     def qemu_cmdline(self, name):
-        pid = open(f"/run/libvirt/qemu/{name}.pid").read().strip()
-        return open(f"/proc/{pid}/cmdline").read().replace("\0", " ")
+        with open(f"/proc/{self.qemu_pid(name)}/cmdline") as f:
+            return f.read().replace("\0", " ")
+
+    def qemu_rss_mib(self, name):
+        with open(f"/proc/{self.qemu_pid(name)}/status") as f:
+            m = re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M)
+        return int(m.group(1)) // 1024
+
+    def domains(self):
+        """Names of all defined and running domains."""
+        return self.virsh("list", "--all", "--name", check=False).stdout.split()
 
     def cleanup_domains(self):
-        out = self.virsh("list", "--all", "--name", check=False).stdout.split()
-        for d in out:
+        """Destroys and undefines every domain of the private libvirtd."""
+        for d in self.domains():
             self.virsh("destroy", d, check=False)
-            self.virsh("undefine", d, check=False)
+            self.virsh("undefine", d, "--managed-save", "--snapshots-metadata", check=False)
 
-    def close(self):
+    # -- teardown ----------------------------------------------------------
+    def close(self, failed=False):
+        """Stops everything this host started and unmounts its directories.
+        Safe to call twice and after a partial start.  The scratch directory
+        is kept after a failure or with VMEM_E2E_KEEP=1."""
+        if self._closed:
+            return
+        self._closed = True
         self.stop_vmemd()
-        self.cleanup_domains()
-        self.stop_libvirtd()
-        self._kill_pidfile(self.virtlogd_pid)
+        if _pid_from(self.libvirtd_pidfile) is not None:
+            try:
+                for d in self.virsh("list", "--name", check=False, timeout=20).stdout.split():
+                    self.virsh("destroy", d, check=False, timeout=30)
+            except AssertionError:
+                pass
+            self.stop_libvirtd()
+        # Guests left by a libvirtd that did not answer.
+        qemu_run = "/run/libvirt/qemu"
+        if os.path.isdir(qemu_run):
+            for f in os.listdir(qemu_run):
+                if f.endswith(".pid"):
+                    kill_pid(_pid_from(os.path.join(qemu_run, f)))
+        kill_pid(_pid_from(self.virtlogd_pidfile))
+        for d in reversed(self._mounted):
+            subprocess.run(["umount", "-l", d], capture_output=True)
+        for d in reversed(self._created):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        if failed or self.keep:
+            print(f"e2e: logs kept in {self.tmp} (vmemd.log, var-log-libvirt/, *.console)", file=sys.stderr)
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_host = None
+_host_error = None
+
+
+def host():
+    """The one Host of this process, started on first use."""
+    global _host, _host_error
+    if _host_error is not None:
+        raise AssertionError(f"the test host could not be set up: {_host_error}")
+    if _host is None:
+        try:
+            _host = Host()
+        except Exception as e:
+            _host_error = e
+            raise
+    return _host
 
 
 class E2ETestCase(unittest.TestCase):
+    """Base class: self.host is the shared Host.  After each class the guests
+    are removed and vmemd stopped; a failing test prints what vmemd logged
+    while it ran."""
+
     host = None
+    maxDiff = None
 
     @classmethod
     def setUpClass(cls):
-        cls.host = Host()
+        cls.host = host()
 
     @classmethod
     def tearDownClass(cls):
         if cls.host is not None:
-            if os.environ.get("VMEM_E2E_KEEP_LOG") or not cls._passed:
-                print("---- vmemd log (tail) ----", file=sys.stderr)
-                print("\n".join(cls.host.log().splitlines()[-60:]) if os.path.exists(cls.host.vmemd_log) else "(none)",
-                      file=sys.stderr)
-            cls.host.close()
-
-    _passed = True
+            cls.host.stop_vmemd()
+            cls.host.cleanup_domains()
 
     def run(self, result=None):
+        mark = self.host.log_mark() if self.host is not None else 0
+        bad_before = len(result.failures) + len(result.errors) if result is not None else 0
         result = super().run(result)
-        if result is not None and (result.failures or result.errors):
-            type(self)._passed = False
+        if result is not None and len(result.failures) + len(result.errors) > bad_before and self.host:
+            lines = self.host.log(mark).splitlines()
+            print(f"\n---- vmemd log during {self.id()} ({len(lines)} lines, last 80) ----", file=sys.stderr)
+            print("\n".join(lines[-80:]) or "(empty)", file=sys.stderr)
+            print("---- end of vmemd log ----", file=sys.stderr)
         return result
 
 
+def _terminate(signum, frame):
+    # unittest records SystemExit as a test error and carries on; a
+    # KeyboardInterrupt stops the run and reaches main()'s cleanup.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+_results = []
+
+
+class _Result(unittest.TextTestResult):
+    """Remembered so that an interrupted run still counts what it did."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _results.append(self)
+
+
 def main():
+    """Runs the calling module's tests (unittest's command line: names, -k,
+    -f) in the private namespace, cleans up whatever happens, prints
+    `N passed, N failed` and exits non-zero on any failure.  Skips count as
+    failures: nothing here is optional."""
     enter_namespace()
-    runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout)
-    prog = unittest.main(module="__main__", testRunner=runner, exit=False)
-    r = prog.result
-    failed = len(r.failures) + len(r.errors) + len(getattr(r, "unexpectedSuccesses", []))
-    passed = r.testsRun - failed - len(r.skipped)
-    # Skips are not allowed here: a missing prerequisite is a failure.
-    failed += len(r.skipped)
-    print(f"{passed} passed, {failed} failed")
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    interrupted = False
+    try:
+        runner = unittest.TextTestRunner(verbosity=2, stream=sys.stdout, resultclass=_Result)
+        unittest.main(module="__main__", testRunner=runner, exit=False)
+    except KeyboardInterrupt:
+        print("\ne2e: interrupted", file=sys.stderr)
+        interrupted = True
+    finally:
+        for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(s, signal.SIG_IGN)
+        ok = not interrupted and bool(_results) and all(r.wasSuccessful() and not r.skipped for r in _results)
+        if _host is not None:
+            _host.close(failed=not ok)
+    passed = failed = 0
+    for r in _results:
+        test_errors = [e for e in r.errors if isinstance(e[0], unittest.TestCase)]
+        failed += len(r.failures) + len(r.errors) + len(r.skipped) + len(r.unexpectedSuccesses)
+        passed += r.testsRun - len(r.failures) - len(test_errors) - len(r.skipped) - len(r.unexpectedSuccesses)
+    if interrupted or not _results:
+        # The test that was running when interrupted counted as run.
+        passed -= 1 if interrupted else 0
+        failed += 1
+    print(f"{max(passed, 0)} passed, {failed} failed")
     sys.exit(1 if failed else 0)

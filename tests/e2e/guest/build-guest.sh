@@ -1,39 +1,74 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
-# Builds a tiny Linux guest for the end-to-end tests into DIR (cached):
-# Debian's kernel (downloaded and unpacked, never installed on the host) and
-# an initramfs of busybox plus the virtio balloon modules, whose init loads
-# a workload of vmem_workload_mib=N MiB (kernel command line) and idles.
+# Builds a tiny Linux guest for the end-to-end tests into DIR:
+#   DIR/vmlinuz    Debian's kernel (downloaded and unpacked, never installed)
+#   DIR/initrd.gz  busybox plus the virtio balloon modules; its /init loads a
+#                  workload of vmem_workload_mib=N MiB (kernel command line)
+#                  into a tmpfs, reports on the serial console and idles.
+# Idempotent: a DIR built by this same script is left as it is.
 set -euo pipefail
 out=${1:?usage: build-guest.sh DIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-[ -f "$out/vmlinuz" ] && [ -f "$out/initrd.gz" ] && exit 0
+
+# The cache is valid for this script's exact content: editing the init or
+# the module list rebuilds.
+stamp=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+if [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.gz" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
+  exit 0
+fi
+
+for tool in apt-get apt-cache dpkg cpio gzip xz sha256sum; do
+  command -v "$tool" >/dev/null || { echo "build-guest: $tool not found (see tests/e2e/host-deps.sh)" >&2; exit 1; }
+done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
+# apt-get download as root drops privileges to _apt, which must be able to
+# write here.
+chmod 755 "$work"
 
-kpkg=$(apt-cache depends linux-image-amd64 | sed -n 's/.*Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n1)
-[ -n "$kpkg" ] || { echo "build-guest: cannot find the kernel package behind linux-image-amd64 (run apt-get update)" >&2; exit 1; }
-apt-get download -q "$kpkg" >/dev/null
-dpkg -x linux-image-*.deb kernel
+kernel_package () {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    sed -n 's/^ *|\{0,1\}Depends: \(linux-image-[0-9][^ ]*-amd64\)$/\1/p' | head -n1
+}
+kpkg=$(kernel_package)
+if [ -z "$kpkg" ]; then
+  apt-get update -q >/dev/null
+  kpkg=$(kernel_package)
+fi
+[ -n "$kpkg" ] || { echo "build-guest: no kernel package behind linux-image-amd64 in the apt lists" >&2; exit 1; }
 kver=${kpkg#linux-image-}
-cp kernel/boot/vmlinuz-"$kver" "$out/vmlinuz.tmp"
 
-busybox=/bin/busybox
-if ! "$busybox" --list 2>/dev/null | grep -qx insmod || ! file "$busybox" 2>/dev/null | grep -q static; then
-  apt-get download -q busybox-static >/dev/null
+apt-get download -q "$kpkg" >/dev/null 2>&1 ||
+  { echo "build-guest: apt-get download $kpkg failed" >&2; exit 1; }
+dpkg -x "$kpkg"_*.deb kernel
+[ -f kernel/boot/vmlinuz-"$kver" ] || { echo "build-guest: $kpkg has no /boot/vmlinuz-$kver" >&2; exit 1; }
+
+if [ "$(dpkg-query -W -f='${Status}' busybox-static 2>/dev/null)" = "install ok installed" ]; then
+  busybox=/bin/busybox
+else
+  apt-get download -q busybox-static >/dev/null 2>&1 ||
+    { echo "build-guest: apt-get download busybox-static failed" >&2; exit 1; }
   dpkg -x busybox-static_*.deb bb
-  busybox=$PWD/bb/bin/busybox
+  busybox=$work/bb/bin/busybox
 fi
 
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,mnt,lib/modules}
 cp "$busybox" "$root/bin/busybox"
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_mem; do
-  f=$(find kernel/lib/modules/"$kver" -name "$m.ko*" | head -n1)
-  [ -n "$f" ] || { [ "$m" = virtio_mem ] && continue; echo "build-guest: module $m not in $kpkg" >&2; exit 1; }
+
+# Load order matters: each module needs the ones before it.  virtio_mem is
+# optional (not every kernel has it).
+modules="virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_mem"
+for m in $modules; do
+  f=$(find kernel/lib/modules/"$kver" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" | head -n1)
+  if [ -z "$f" ]; then
+    [ "$m" = virtio_mem ] && continue
+    echo "build-guest: module $m is not in $kpkg" >&2
+    exit 1
+  fi
   case "$f" in
     *.xz) xz -dc "$f" > "$root/lib/modules/$m.ko" ;;
     *.zst) zstd -qdc "$f" > "$root/lib/modules/$m.ko" ;;
@@ -41,27 +76,33 @@ for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_p
   esac
 done
 
-cat > "$root/init" <<'INIT'
+cat > "$root/init" <<INIT
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_balloon virtio_mem; do
-  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko
+echo "vmem-guest: init started"
+for m in $modules; do
+  [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko
 done
 echo "vmem-guest: modules loaded"
-mib=$(sed -n 's/.*vmem_workload_mib=\([0-9]*\).*/\1/p' /proc/cmdline)
+mib=\$(sed -n 's/.*vmem_workload_mib=\([0-9]*\).*/\1/p' /proc/cmdline)
+mib=\${mib:-0}
 mount -t tmpfs -o size=95% tmpfs /mnt
-if [ -n "$mib" ] && [ "$mib" -gt 0 ]; then
-  dd if=/dev/zero of=/mnt/load bs=1M count="$mib" 2>/dev/null
+if [ "\$mib" -gt 0 ]; then
+  echo "vmem-guest: loading a workload of \$mib MiB"
+  dd if=/dev/zero of=/mnt/load bs=1M count="\$mib" 2>/dev/null || echo "vmem-guest: workload failed"
 fi
-echo "vmem-guest: workload ${mib:-0} MiB loaded"
+echo "vmem-guest: workload \$mib MiB loaded"
 while true; do sleep 3600; done
 INIT
 chmod 755 "$root/init"
+
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) > "$out/initrd.gz.tmp"
+cp kernel/boot/vmlinuz-"$kver" "$out/vmlinuz.tmp"
 mv "$out/initrd.gz.tmp" "$out/initrd.gz"
 mv "$out/vmlinuz.tmp" "$out/vmlinuz"
 echo "$kpkg" > "$out/kernel-package"
-echo "build-guest: $kpkg + busybox initramfs in $out"
+echo "$stamp" > "$out/stamp"
+echo "build-guest: $kpkg and a busybox initramfs in $out"
