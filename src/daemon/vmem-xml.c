@@ -7,6 +7,7 @@
 #include <string.h>
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (xmlDoc, xmlFreeDoc)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (xmlParserCtxt, xmlFreeParserCtxt)
 
 void
 vmem_domain_info_free (VmemDomainInfo *i)
@@ -18,61 +19,266 @@ vmem_domain_info_free (VmemDomainInfo *i)
   g_free (i->type);
   g_free (i->workload);
   g_free (i->balloon_model);
+  g_free (i->allocation_mode);
+  g_free (i->memory_source);
+  g_free (i->memory_access);
   g_free (i->unmanageable_reason);
   g_free (i->plan_source);
+  g_free (i->plan_workload);
+  g_free (i->plan_mode);
   g_free (i);
 }
 
-/* ---- helpers ------------------------------------------------------------ */
+/* ---- the document: libxml2's tree plus where each element's bytes are --- */
+
+typedef struct {
+  gsize    start;      /* its '<' */
+  gsize    stag_end;   /* just after the start tag's '>' */
+  gsize    etag_start; /* the end tag's '<'; = end for <x/> */
+  gsize    end;        /* just after the element */
+  gboolean empty;      /* written <x/> */
+} Span;
+
+typedef struct {
+  gsize start, end;
+  guint seq;
+  char *text;
+} Splice;
+
+typedef struct {
+  const char *xml;
+  gsize       len;
+  xmlDocPtr   doc;
+  GArray     *spans;   /* Span, in document order; node->_private = index + 1 */
+  GPtrArray  *splices; /* Splice */
+  char       *unit;    /* one level of the document's indentation */
+} Ctx;
 
 static void
-silent_errors (void *ctx, const char *msg, ...)
+splice_free (Splice *s)
 {
+  g_free (s->text);
+  g_free (s);
+}
+
+static void
+ctx_free (Ctx *c)
+{
+  if (c == NULL)
+    return;
+  if (c->doc != NULL)
+    xmlFreeDoc (c->doc);
+  if (c->spans != NULL)
+    g_array_unref (c->spans);
+  if (c->splices != NULL)
+    g_ptr_array_unref (c->splices);
+  g_free (c->unit);
+  g_free (c);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (Ctx, ctx_free)
+
+static void
+ensure_libxml (void)
+{
+  static gsize once = 0;
+
+  /* xmlInitParser() is not safe to race; the stager parses off the main
+   * thread. */
+  if (g_once_init_enter (&once))
+    {
+      xmlInitParser ();
+      g_once_init_leave (&once, 1);
+    }
 }
 
 static xmlDocPtr
-parse (const char *xml, GError **error)
+parse (const char *xml, gsize len, GError **error)
 {
-  if (xml == NULL)
+  ensure_libxml ();
+  g_autoptr(xmlParserCtxt) ctxt = xmlNewParserCtxt ();
+  if (ctxt == NULL)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "no domain XML");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot create an XML parser");
       return NULL;
     }
-  gsize len = strlen (xml);
-  if (len > VMEM_XML_MAX_SIZE)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "domain XML larger than %d MiB", VMEM_XML_MAX_SIZE >> 20);
-      return NULL;
-    }
-  xmlSetGenericErrorFunc (NULL, silent_errors);
-  /* No network, no entity expansion, no DTD loading: libvirt's XML has no
-   * DOCTYPE, and one here is refused below. */
-  xmlDocPtr doc = xmlReadMemory (xml, (int) len, "domain.xml", NULL,
-                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+  /* No network and no entity substitution: an external entity or DTD is
+   * never fetched, and a DOCTYPE is refused below anyway.  A parser context
+   * of our own keeps the error for this call only, whatever other threads
+   * parse. */
+  g_autoptr(xmlDoc) doc = xmlCtxtReadMemory (ctxt, xml, (int) len, "domain.xml", NULL,
+                                             XML_PARSE_NONET | XML_PARSE_NOERROR |
+                                             XML_PARSE_NOWARNING);
   if (doc == NULL)
     {
-      const xmlError *e = xmlGetLastError ();
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "invalid domain XML, line %d: %s",
-                   e ? e->line : 0, e && e->message ? g_strchomp (g_strdup (e->message)) : "parse error");
+      const xmlError *e = xmlCtxtGetLastError (ctxt);
+      g_autofree char *msg = g_strdup (e != NULL && e->message ? e->message : "cannot parse");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid domain XML, line %d: %s", e != NULL ? e->line : 0, g_strstrip (msg));
       return NULL;
     }
   if (doc->intSubset != NULL || doc->extSubset != NULL)
     {
-      xmlFreeDoc (doc);
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "invalid domain XML: a DOCTYPE is not allowed");
+                   "invalid domain XML: a DOCTYPE is not allowed in domain XML");
       return NULL;
     }
-  xmlNodePtr root = xmlDocGetRootElement (doc);
-  if (root == NULL || xmlStrcmp (root->name, BAD_CAST "domain") != 0 || root->ns != NULL)
+  /* Splices are made in the input's bytes with UTF-8 text. */
+  if (doc->encoding != NULL && g_ascii_strcasecmp ((const char *) doc->encoding, "UTF-8") != 0)
     {
-      xmlFreeDoc (doc);
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "invalid domain XML: the root element is not <domain>");
+                   "invalid domain XML: encoding '%s' is not supported, only UTF-8",
+                   (const char *) doc->encoding);
       return NULL;
     }
-  return doc;
+  return g_steal_pointer (&doc);
+}
+
+static gboolean
+has_prefix_at (const char *s, gsize i, const char *p)
+{
+  return strncmp (s + i, p, strlen (p)) == 0;
+}
+
+/* Finds @end (a NUL-terminated marker) from @i; the document is known to be
+ * well-formed, so it is there. */
+static gsize
+skip_past (const char *s, gsize i, const char *end)
+{
+  const char *p = strstr (s + i, end);
+  return p != NULL ? (gsize) (p - s) + strlen (end) : strlen (s);
+}
+
+/* Locates every element.  Runs only on a document libxml2 accepted without
+ * a DOCTYPE, so there are no entities that could expand into elements and
+ * the n-th start tag here is the n-th element of the tree. */
+static gboolean
+scan (Ctx *c, GError **error)
+{
+  const char *s = c->xml;
+  g_autoptr(GArray) stack = g_array_new (FALSE, FALSE, sizeof (guint));
+  gsize i = 0;
+
+  c->spans = g_array_new (FALSE, TRUE, sizeof (Span));
+  while (i < c->len)
+    {
+      const char *lt = memchr (s + i, '<', c->len - i);
+      if (lt == NULL)
+        {
+          i = c->len;
+          break;
+        }
+      i = (gsize) (lt - s);
+      if (has_prefix_at (s, i, "<!--"))
+        i = skip_past (s, i + 4, "-->");
+      else if (has_prefix_at (s, i, "<![CDATA["))
+        i = skip_past (s, i + 9, "]]>");
+      else if (has_prefix_at (s, i, "<?"))
+        i = skip_past (s, i + 2, "?>");
+      else if (has_prefix_at (s, i, "</"))
+        {
+          if (stack->len == 0)
+            break;
+          guint idx = g_array_index (stack, guint, stack->len - 1);
+          g_array_set_size (stack, stack->len - 1);
+          Span *sp = &g_array_index (c->spans, Span, idx);
+          sp->etag_start = i;
+          i = skip_past (s, i, ">");
+          sp->end = i;
+        }
+      else if (s[i + 1] == '!')
+        break;
+      else
+        {
+          Span sp = { .start = i };
+          gsize j = i + 1;
+          while (j < c->len && s[j] != '>')
+            {
+              if (s[j] == '"' || s[j] == '\'')
+                {
+                  const char *q = strchr (s + j + 1, s[j]);
+                  j = q != NULL ? (gsize) (q - s) : c->len;
+                }
+              j++;
+            }
+          if (j >= c->len)
+            break;
+          sp.stag_end = j + 1;
+          sp.empty = s[j - 1] == '/';
+          if (sp.empty)
+            sp.etag_start = sp.end = sp.stag_end;
+          else
+            {
+              guint idx = c->spans->len;
+              g_array_append_val (stack, idx);
+            }
+          g_array_append_val (c->spans, sp);
+          i = j + 1;
+        }
+    }
+  if (stack->len != 0 || i < c->len)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid domain XML: cannot locate its elements near byte %" G_GSIZE_FORMAT, i);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static char *
+qname (xmlNodePtr n)
+{
+  if (n->ns != NULL && n->ns->prefix != NULL)
+    return g_strdup_printf ("%s:%s", (const char *) n->ns->prefix, (const char *) n->name);
+  return g_strdup ((const char *) n->name);
+}
+
+/* Ties each element of the tree to its span, checking that the names agree. */
+static gboolean
+link_spans (Ctx *c, xmlNodePtr n, guint *next, GError **error)
+{
+  for (; n != NULL; n = n->next)
+    {
+      if (n->type != XML_ELEMENT_NODE)
+        continue;
+      g_autofree char *name = qname (n);
+      gsize l = strlen (name);
+      if (*next >= c->spans->len)
+        break;
+      const Span *sp = &g_array_index (c->spans, Span, *next);
+      char after = c->xml[sp->start + 1 + l];
+      if (strncmp (c->xml + sp->start + 1, name, l) != 0 ||
+          !(after == '>' || after == '/' || g_ascii_isspace (after)))
+        break;
+      n->_private = GSIZE_TO_POINTER (++*next);
+      if (!link_spans (c, n->children, next, error))
+        return FALSE;
+    }
+  if (n != NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid domain XML: cannot locate element <%s>", (const char *) n->name);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static const Span *
+span (Ctx *c, xmlNodePtr n)
+{
+  return &g_array_index (c->spans, Span, GPOINTER_TO_SIZE (n->_private) - 1);
+}
+
+/* The whitespace before @pos on its line, or NULL when something else
+ * precedes it there. */
+static char *
+line_indent (const char *s, gsize pos)
+{
+  gsize i = pos;
+  while (i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t'))
+    i--;
+  if (i == 0 || s[i - 1] == '\n')
+    return g_strndup (s + i, pos - i);
+  return NULL;
 }
 
 static xmlNodePtr
@@ -94,6 +300,16 @@ child_ns (xmlNodePtr parent, const char *name, const char *ns)
   return NULL;
 }
 
+static xmlNodePtr
+last_element_child (xmlNodePtr parent)
+{
+  xmlNodePtr last = NULL;
+  for (xmlNodePtr n = parent ? parent->children : NULL; n; n = n->next)
+    if (n->type == XML_ELEMENT_NODE)
+      last = n;
+  return last;
+}
+
 static char *
 prop (xmlNodePtr n, const char *name)
 {
@@ -112,33 +328,405 @@ text (xmlNodePtr n)
   return r;
 }
 
+static Ctx *
+ctx_new (const char *xml, GError **error)
+{
+  if (xml == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "no domain XML");
+      return NULL;
+    }
+  gsize len = strlen (xml);
+  if (len > VMEM_XML_MAX_SIZE)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "domain XML of %" G_GSIZE_FORMAT " bytes is larger than the %d MiB vmemd reads",
+                   len, VMEM_XML_MAX_SIZE >> 20);
+      return NULL;
+    }
+  g_autoptr(Ctx) c = g_new0 (Ctx, 1);
+  c->xml = xml;
+  c->len = len;
+  c->doc = parse (xml, len, error);
+  if (c->doc == NULL)
+    return NULL;
+  xmlNodePtr root = xmlDocGetRootElement (c->doc);
+  if (root == NULL || xmlStrcmp (root->name, BAD_CAST "domain") != 0 || root->ns != NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid domain XML: the root element is <%s>, not <domain>",
+                   root ? (const char *) root->name : "");
+      return NULL;
+    }
+  guint next = 0;
+  if (!scan (c, error) || !link_spans (c, root, &next, error))
+    return NULL;
+  c->splices = g_ptr_array_new_with_free_func ((GDestroyNotify) splice_free);
+
+  /* New elements are indented like the document's own. */
+  xmlNodePtr first = xmlFirstElementChild (root);
+  g_autofree char *ri = line_indent (xml, span (c, root)->start);
+  g_autofree char *fi = first ? line_indent (xml, span (c, first)->start) : NULL;
+  if (fi != NULL && strlen (fi) > (ri ? strlen (ri) : 0))
+    c->unit = g_strdup (fi + (ri ? strlen (ri) : 0));
+  else
+    c->unit = g_strdup ("  ");
+  return g_steal_pointer (&c);
+}
+
+/* ---- splices ------------------------------------------------------------ */
+
+static void
+splice (Ctx *c, gsize start, gsize end, char *text_owned)
+{
+  Splice *s = g_new0 (Splice, 1);
+  s->start = start;
+  s->end = end;
+  s->seq = c->splices->len;
+  s->text = text_owned;
+  g_ptr_array_add (c->splices, s);
+}
+
+static gint
+splice_cmp (gconstpointer a, gconstpointer b)
+{
+  const Splice *x = *(const Splice *const *) a;
+  const Splice *y = *(const Splice *const *) b;
+
+  if (x->start != y->start)
+    return x->start < y->start ? -1 : 1;
+  /* At one position, insertions go before a replacement that starts there,
+   * in the order they were made. */
+  gboolean xi = x->start == x->end, yi = y->start == y->end;
+  if (xi != yi)
+    return xi ? -1 : 1;
+  return x->seq < y->seq ? -1 : (x->seq > y->seq ? 1 : 0);
+}
+
+/* The input with every splice made; the result is parsed again so that a
+ * mistake here can never reach libvirt as a broken definition. */
+static char *
+ctx_finish (Ctx *c, GError **error)
+{
+  g_ptr_array_sort (c->splices, splice_cmp);
+  g_autoptr(GString) out = g_string_sized_new (c->len + 1024);
+  gsize pos = 0;
+  for (guint i = 0; i < c->splices->len; i++)
+    {
+      const Splice *s = g_ptr_array_index (c->splices, i);
+      if (s->start < pos)
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED,
+                       "internal error: overlapping edits at byte %" G_GSIZE_FORMAT, s->start);
+          return NULL;
+        }
+      g_string_append_len (out, c->xml + pos, (gssize) (s->start - pos));
+      g_string_append (out, s->text);
+      pos = s->end;
+    }
+  g_string_append_len (out, c->xml + pos, (gssize) (c->len - pos));
+
+  g_autoptr(GError) local = NULL;
+  g_autoptr(xmlDoc) check = parse (out->str, out->len, &local);
+  if (check == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED,
+                   "internal error: the rewritten domain XML does not parse: %s", local->message);
+      return NULL;
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+escape_attr (GString *out, const char *v, char quote)
+{
+  for (const char *p = v; *p; p++)
+    switch (*p)
+      {
+      case '&': g_string_append (out, "&amp;"); break;
+      case '<': g_string_append (out, "&lt;"); break;
+      case '>': g_string_append (out, "&gt;"); break;
+      /* Literal newlines and tabs would be normalised to spaces. */
+      case '\n': g_string_append (out, "&#10;"); break;
+      case '\r': g_string_append (out, "&#13;"); break;
+      case '\t': g_string_append (out, "&#9;"); break;
+      case '"':
+        g_string_append (out, quote == '"' ? "&quot;" : "\"");
+        break;
+      case '\'':
+        g_string_append (out, quote == '\'' ? "&apos;" : "'");
+        break;
+      default: g_string_append_c (out, *p);
+      }
+}
+
+static void
+append_attr (GString *out, const char *name, const char *value, char quote)
+{
+  g_string_append_printf (out, " %s=%c", name, quote);
+  escape_attr (out, value, quote);
+  g_string_append_c (out, quote);
+}
+
+typedef struct {
+  gsize from;        /* the whitespace before the name */
+  gsize name, name_end;
+  gsize value, value_end;
+  char  quote;
+} RawAttr;
+
+/* The attributes of a start tag as written. */
+static GArray *
+raw_attrs (const char *s, const Span *sp, gsize *name_end)
+{
+  GArray *a = g_array_new (FALSE, TRUE, sizeof (RawAttr));
+  gsize j = sp->start + 1;
+  while (!g_ascii_isspace (s[j]) && s[j] != '/' && s[j] != '>')
+    j++;
+  *name_end = j;
+  for (;;)
+    {
+      RawAttr r = { .from = j };
+      while (g_ascii_isspace (s[j]))
+        j++;
+      if (s[j] == '/' || s[j] == '>' || j >= sp->stag_end)
+        break;
+      r.name = j;
+      while (s[j] != '=' && !g_ascii_isspace (s[j]))
+        j++;
+      r.name_end = j;
+      while (s[j] != '"' && s[j] != '\'')
+        j++;
+      r.quote = s[j];
+      r.value = j + 1;
+      r.value_end = (gsize) (strchr (s + r.value, r.quote) - s);
+      j = r.value_end + 1;
+      g_array_append_val (a, r);
+    }
+  return a;
+}
+
+/* The start tag of @n with the attributes of @kv (name, value, ...,
+ * NULL; a NULL value removes one) set in place, new ones appended, quoted
+ * like the tag's own.  @open makes <x/> into <x>. */
+static char *
+start_tag_with (Ctx *c, xmlNodePtr n, const char *const *kv, gboolean open)
+{
+  const Span *sp = span (c, n);
+  const char *s = c->xml;
+  gsize name_end;
+  g_autoptr(GArray) attrs = raw_attrs (s, sp, &name_end);
+  char quote = attrs->len > 0 ? g_array_index (attrs, RawAttr, 0).quote : '\'';
+  gsize n_kv = 0;
+  while (kv[n_kv] != NULL)
+    n_kv += 2;
+  g_autofree gboolean *done = g_new0 (gboolean, n_kv / 2 + 1);
+
+  g_autoptr(GString) out = g_string_new_len (s + sp->start, (gssize) (name_end - sp->start));
+  gsize pos = name_end;
+  for (guint i = 0; i < attrs->len; i++)
+    {
+      const RawAttr *r = &g_array_index (attrs, RawAttr, i);
+      g_autofree char *an = g_strndup (s + r->name, r->name_end - r->name);
+      gsize k;
+      for (k = 0; k < n_kv; k += 2)
+        if (g_str_equal (kv[k], an))
+          break;
+      if (k == n_kv)
+        continue;
+      done[k / 2] = TRUE;
+      if (kv[k + 1] == NULL)
+        {
+          g_string_append_len (out, s + pos, (gssize) (r->from - pos));
+          pos = r->value_end + 1;
+          continue;
+        }
+      g_string_append_len (out, s + pos, (gssize) (r->value - pos));
+      escape_attr (out, kv[k + 1], r->quote);
+      pos = r->value_end;
+    }
+  gsize tail = attrs->len > 0 ? g_array_index (attrs, RawAttr, attrs->len - 1).value_end + 1 : name_end;
+  if (tail < pos)
+    tail = pos;
+  g_string_append_len (out, s + pos, (gssize) (tail - pos));
+  for (gsize k = 0; k < n_kv; k += 2)
+    if (!done[k / 2] && kv[k + 1] != NULL)
+      append_attr (out, kv[k], kv[k + 1], quote);
+  if (open && sp->empty)
+    g_string_append_c (out, '>');
+  else
+    g_string_append_len (out, s + tail, (gssize) (sp->stag_end - tail));
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+static void
+set_attrs (Ctx *c, xmlNodePtr n, const char *const *kv)
+{
+  const Span *sp = span (c, n);
+  splice (c, sp->start, sp->stag_end, start_tag_with (c, n, kv, FALSE));
+}
+
+/* Sets the text of @n (and the attributes of @kv, when given). */
+static void
+set_text (Ctx *c, xmlNodePtr n, const char *const *kv, const char *value)
+{
+  const Span *sp = span (c, n);
+  const char *const none[] = { NULL };
+  g_autoptr(GString) v = g_string_new (NULL);
+  escape_attr (v, value, '\'');
+  if (sp->empty)
+    {
+      g_autofree char *qn = qname (n);
+      g_autofree char *st = start_tag_with (c, n, kv ? kv : none, TRUE);
+      splice (c, sp->start, sp->end, g_strdup_printf ("%s%s</%s>", st, v->str, qn));
+      return;
+    }
+  if (kv != NULL)
+    set_attrs (c, n, kv);
+  splice (c, sp->stag_end, sp->etag_start, g_string_free (g_steal_pointer (&v), FALSE));
+}
+
+/* Removes @n, with the line it stood on when it stood alone. */
+static void
+remove_element (Ctx *c, xmlNodePtr n)
+{
+  const Span *sp = span (c, n);
+  gsize from = sp->start;
+  while (from > 0 && (c->xml[from - 1] == ' ' || c->xml[from - 1] == '\t'))
+    from--;
+  if (from > 0 && c->xml[from - 1] == '\n')
+    from--;
+  else
+    from = sp->start;
+  splice (c, from, sp->end, g_strdup (""));
+}
+
+static void
+replace_element (Ctx *c, xmlNodePtr n, const char *with)
+{
+  const Span *sp = span (c, n);
+  splice (c, sp->start, sp->end, g_strdup (with));
+}
+
+/* The indentation for a new child of @parent; NULL for a document written
+ * on one line. */
+static char *
+child_indent (Ctx *c, xmlNodePtr parent)
+{
+  xmlNodePtr last = last_element_child (parent);
+  if (last != NULL)
+    return line_indent (c->xml, span (c, last)->start);
+  g_autofree char *pi = line_indent (c->xml, span (c, parent)->start);
+  return pi ? g_strconcat (pi, c->unit, NULL) : NULL;
+}
+
+/* Places @text (built for indentation @ci) after @sib, on a line of its own
+ * when @sib has one. */
+static void
+insert_after (Ctx *c, xmlNodePtr sib, const char *ci, const char *text)
+{
+  splice (c, span (c, sib)->end, span (c, sib)->end,
+          ci ? g_strdup_printf ("\n%s%s", ci, text) : g_strdup (text));
+}
+
+/* Appends @text (built for indentation @ci) as the last child of @parent,
+ * also setting the attributes of @kv on @parent when given. */
+static void
+append_child (Ctx *c, xmlNodePtr parent, const char *const *kv, const char *ci, const char *text)
+{
+  const Span *sp = span (c, parent);
+  const char *const none[] = { NULL };
+  g_autofree char *pi = line_indent (c->xml, sp->start);
+  g_autofree char *close = ci && pi ? g_strdup_printf ("\n%s", pi) : g_strdup ("");
+  g_autofree char *open = ci ? g_strdup_printf ("\n%s", ci) : g_strdup ("");
+
+  if (sp->empty)
+    {
+      g_autofree char *qn = qname (parent);
+      g_autofree char *st = start_tag_with (c, parent, kv ? kv : none, TRUE);
+      splice (c, sp->start, sp->end,
+              g_strdup_printf ("%s%s%s%s</%s>", st, open, text, close, qn));
+      return;
+    }
+  if (kv != NULL)
+    set_attrs (c, parent, kv);
+  gsize q = sp->etag_start;
+  while (q > sp->stag_end && g_ascii_isspace (c->xml[q - 1]))
+    q--;
+  if (q == sp->stag_end)
+    /* Only whitespace inside: lay it out afresh. */
+    splice (c, sp->stag_end, sp->etag_start, g_strconcat (open, text, close, NULL));
+  else
+    splice (c, q, q,
+            g_strconcat (open, text, q == sp->etag_start ? close : "", NULL));
+}
+
+/* An element with one child, for indentation @ci. */
+static char *
+wrap (Ctx *c, const char *ci, const char *start_tag, const char *name, const char *inner)
+{
+  if (ci == NULL)
+    return g_strdup_printf ("%s%s</%s>", start_tag, inner, name);
+  return g_strdup_printf ("%s\n%s%s%s\n%s</%s>", start_tag, ci, c->unit, inner, ci, name);
+}
+
+static char *
+nested_indent (Ctx *c, const char *ci)
+{
+  return ci ? g_strconcat (ci, c->unit, NULL) : NULL;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
 gboolean
 vmem_xml_parse_memory_kib (const char *txt, const char *unit, guint64 *kib, GError **error)
 {
-  static const struct { const char *unit; guint64 mul, div; } units[] = {
-    { "b", 1, 1024 }, { "bytes", 1, 1024 },
-    { "KB", 1000, 1024 }, { "k", 1, 1 }, { "KiB", 1, 1 },
-    { "MB", 1000000, 1024 }, { "M", 1024, 1 }, { "MiB", 1024, 1 },
-    { "GB", 1000000000, 1024 }, { "G", 1048576, 1 }, { "GiB", 1048576, 1 },
-    { "TB", 1000000000000, 1024 }, { "T", 1073741824, 1 }, { "TiB", 1073741824, 1 },
-  };
-  guint64 n;
-  if (txt == NULL || !g_ascii_string_to_unsigned (txt, 10, 0, G_MAXUINT64 / 1048576, &n, NULL))
+  guint64 n, scale = 1024;
+
+  if (txt == NULL || !g_ascii_string_to_unsigned (txt, 10, 0, G_MAXUINT64, &n, NULL))
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "invalid memory size '%s'",
-                   txt ? txt : "");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid memory size '%s': not a whole number", txt ? txt : "");
       return FALSE;
     }
-  if (unit == NULL)
-    unit = "KiB";
-  for (gsize i = 0; i < G_N_ELEMENTS (units); i++)
-    if (g_str_equal (unit, units[i].unit))
-      {
-        *kib = n * units[i].mul / units[i].div;
-        return TRUE;
-      }
-  g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "unknown memory unit '%s'", unit);
-  return FALSE;
+  /* libvirt's scaled integers (virScaleInteger): a power letter, then
+   * nothing or "iB" for 1024, "B" for 1000. */
+  if (unit == NULL || *unit == '\0')
+    scale = 1024;
+  else if (g_ascii_strcasecmp (unit, "b") == 0 || g_ascii_strcasecmp (unit, "byte") == 0 ||
+           g_ascii_strcasecmp (unit, "bytes") == 0)
+    scale = 1;
+  else
+    {
+      const char *powers = "kmgtpe";
+      const char *p = strchr (powers, g_ascii_tolower (unit[0]));
+      guint64 base = 0;
+      if (p != NULL && unit[0] != '\0')
+        {
+          if (unit[1] == '\0' || g_ascii_strcasecmp (unit + 1, "iB") == 0)
+            base = 1024;
+          else if (g_ascii_strcasecmp (unit + 1, "B") == 0)
+            base = 1000;
+        }
+      if (base == 0)
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                       "unknown memory unit '%s'", unit);
+          return FALSE;
+        }
+      scale = 1;
+      for (const char *q = powers; q <= p; q++)
+        scale *= base;
+    }
+  if (n > G_MAXUINT64 / scale)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "memory size %s %s is too large", txt, unit ? unit : "KiB");
+      return FALSE;
+    }
+  guint64 bytes = n * scale;
+  *kib = bytes / 1024 + (bytes % 1024 != 0);
+  return TRUE;
 }
 
 static gboolean
@@ -148,31 +736,149 @@ memory_kib (xmlNodePtr n, guint64 *kib, GError **error)
   g_autofree char *u = prop (n, "unit");
   if (!vmem_xml_parse_memory_kib (t, u, kib, error))
     {
-      g_prefix_error (error, "<%s>: ", (const char *) n->name);
+      g_prefix_error (error, "invalid domain XML: <%s>: ", (const char *) n->name);
       return FALSE;
     }
   return TRUE;
 }
 
-static char *
-serialize (xmlDocPtr doc)
+static guint
+parse_uint (const char *s)
 {
-  xmlNodePtr root = xmlDocGetRootElement (doc);
-  xmlBufferPtr b = xmlBufferCreate ();
-  xmlNodeDump (b, doc, root, 0, 0);
-  char *out = g_strdup_printf ("%s\n", (const char *) xmlBufferContent (b));
-  xmlBufferFree (b);
-  return out;
+  guint64 v = 0;
+  if (s == NULL || !g_ascii_string_to_unsigned (s, 10, 0, G_MAXUINT, &v, NULL))
+    return 0;
+  return (guint) v;
 }
 
-/* ---- parse ------------------------------------------------------------- */
-
-VmemDomainInfo *
-vmem_xml_parse_domain (const char *xml, GError **error)
+static gboolean
+is_virtio_balloon (const char *model)
 {
-  g_autoptr(xmlDoc) doc = parse (xml, error);
-  if (doc == NULL)
-    return NULL;
+  return g_strcmp0 (model, "virtio") == 0 || g_strcmp0 (model, "virtio-transitional") == 0 ||
+         g_strcmp0 (model, "virtio-non-transitional") == 0;
+}
+
+static void
+read_plan (VmemDomainInfo *i, xmlNodePtr plan)
+{
+  g_autofree char *d = prop (plan, "demand_mib");
+  g_autofree char *t = prop (plan, "time");
+  g_autofree char *pre = prop (plan, "prealloc");
+  g_autofree char *peers = prop (plan, "peers");
+  guint64 v = 0;
+
+  i->has_plan = TRUE;
+  if (d != NULL && g_ascii_string_to_unsigned (d, 10, 0, G_MAXUINT64, &v, NULL))
+    i->plan_demand_mib = v;
+  i->plan_source = prop (plan, "source");
+  i->plan_workload = prop (plan, "workload");
+  i->plan_mode = prop (plan, "mode");
+  i->plan_prealloc = g_strcmp0 (pre, "yes") == 0;
+  i->plan_peers = parse_uint (peers);
+  g_autoptr(GDateTime) dt = t ? g_date_time_new_from_iso8601 (t, NULL) : NULL;
+  i->plan_time = dt ? g_date_time_to_unix (dt) : 0;
+}
+
+static gboolean
+read_memory (VmemDomainInfo *i, xmlNodePtr root, GError **error)
+{
+  guint64 kib = 0;
+  xmlNodePtr mem = child (root, "memory");
+  if (mem != NULL)
+    {
+      if (!memory_kib (mem, &kib, error))
+        return FALSE;
+      i->memory_kib = kib;
+      i->memory_mib = kib / 1024;
+    }
+  xmlNodePtr cur = child (root, "currentMemory");
+  if (cur != NULL)
+    {
+      if (!memory_kib (cur, &kib, error))
+        return FALSE;
+      i->current_kib = kib;
+    }
+  else
+    i->current_kib = i->memory_kib;
+  i->current_mib = i->current_kib / 1024;
+  xmlNodePtr maxm = child (root, "maxMemory");
+  if (maxm != NULL)
+    {
+      g_autofree char *slots = prop (maxm, "slots");
+      if (!memory_kib (maxm, &kib, error))
+        return FALSE;
+      i->max_memory_mib = kib / 1024;
+      i->max_memory_slots = parse_uint (slots);
+    }
+
+  xmlNodePtr backing = child (root, "memoryBacking");
+  xmlNodePtr alloc = child (backing, "allocation");
+  i->allocation_mode = prop (alloc, "mode");
+  i->prealloc = g_strcmp0 (i->allocation_mode, "immediate") == 0;
+  i->hugepages = child (backing, "hugepages") != NULL;
+  i->memory_source = prop (child (backing, "source"), "type");
+  i->memory_access = prop (child (backing, "access"), "mode");
+
+  xmlNodePtr numa = child (child (root, "cpu"), "numa");
+  for (xmlNodePtr n = numa ? numa->children : NULL; n; n = n->next)
+    if (n->type == XML_ELEMENT_NODE && xmlStrcmp (n->name, BAD_CAST "cell") == 0)
+      {
+        g_autofree char *m = prop (n, "memory");
+        g_autofree char *u = prop (n, "unit");
+        i->numa_cells++;
+        if (m != NULL && !vmem_xml_parse_memory_kib (m, u, &kib, error))
+          {
+            g_prefix_error (error, "invalid domain XML: <cell memory>: ");
+            return FALSE;
+          }
+        i->numa_memory_mib += m ? kib / 1024 : 0;
+      }
+  return TRUE;
+}
+
+static gboolean
+read_devices (VmemDomainInfo *i, xmlNodePtr root, GError **error)
+{
+  xmlNodePtr devices = child (root, "devices");
+  for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next)
+    {
+      if (n->type != XML_ELEMENT_NODE || n->ns != NULL)
+        continue;
+      if (xmlStrcmp (n->name, BAD_CAST "memballoon") == 0 && !i->has_balloon)
+        {
+          g_autofree char *ad = prop (n, "autodeflate");
+          g_autofree char *fpr = prop (n, "freePageReporting");
+          g_autofree char *period = prop (child (n, "stats"), "period");
+          i->has_balloon = TRUE;
+          i->balloon_model = prop (n, "model");
+          i->balloon_autodeflate = g_strcmp0 (ad, "on") == 0;
+          i->balloon_free_page_reporting = g_strcmp0 (fpr, "on") == 0;
+          i->balloon_stats_period = parse_uint (period);
+        }
+      else if (xmlStrcmp (n->name, BAD_CAST "memory") == 0)
+        {
+          g_autofree char *model = prop (n, "model");
+          if (g_strcmp0 (model, "virtio-mem") != 0)
+            continue;
+          xmlNodePtr target = child (n, "target");
+          xmlNodePtr size = child (target, "size");
+          xmlNodePtr req = child (target, "requested");
+          guint64 kib = 0;
+          i->virtio_mem_devices++;
+          if (size != NULL && !memory_kib (size, &kib, error))
+            return FALSE;
+          i->virtio_mem_size_mib += size ? kib / 1024 : 0;
+          if (req != NULL && !memory_kib (req, &kib, error))
+            return FALSE;
+          i->virtio_mem_requested_mib += req ? kib / 1024 : 0;
+        }
+    }
+  return TRUE;
+}
+
+static VmemDomainInfo *
+info_from_doc (xmlDocPtr doc, GError **error)
+{
   xmlNodePtr root = xmlDocGetRootElement (doc);
   g_autoptr(VmemDomainInfo) i = g_new0 (VmemDomainInfo, 1);
 
@@ -181,388 +887,438 @@ vmem_xml_parse_domain (const char *xml, GError **error)
   i->uuid = text (child (root, "uuid"));
   if (i->name == NULL || *i->name == '\0')
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "invalid domain XML: no <name>");
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "invalid domain XML: no <name>");
       return NULL;
     }
-  xmlNodePtr mem = child (root, "memory");
-  guint64 kib = 0;
-  if (mem != NULL)
-    {
-      if (!memory_kib (mem, &kib, error))
-        return NULL;
-      i->memory_mib = kib / 1024;
-    }
-  xmlNodePtr cur = child (root, "currentMemory");
-  if (cur != NULL)
-    {
-      if (!memory_kib (cur, &kib, error))
-        return NULL;
-      i->current_mib = kib / 1024;
-    }
-  else
-    i->current_mib = i->memory_mib;
-  xmlNodePtr maxm = child (root, "maxMemory");
-  if (maxm != NULL && memory_kib (maxm, &kib, NULL))
-    i->max_memory_mib = kib / 1024;
+  if (!read_memory (i, root, error) || !read_devices (i, root, error))
+    return NULL;
   g_autofree char *vcpu = text (child (root, "vcpu"));
-  i->vcpus = vcpu ? (guint) g_ascii_strtoull (vcpu, NULL, 10) : 1;
+  i->vcpus = vcpu ? parse_uint (vcpu) : 1;
 
   xmlNodePtr meta = child (root, "metadata");
-  xmlNodePtr tag = child_ns (meta, "workload", VMEM_XML_NS_WORKLOAD);
-  i->workload = prop (tag, "name");
+  i->workload = prop (child_ns (meta, "workload", VMEM_XML_NS_WORKLOAD), "name");
   if (i->workload != NULL && *i->workload == '\0')
     g_clear_pointer (&i->workload, g_free);
   xmlNodePtr plan = child_ns (meta, "plan", VMEM_XML_NS_PLAN);
   if (plan != NULL)
-    {
-      g_autofree char *d = prop (plan, "demand_mib");
-      g_autofree char *t = prop (plan, "time");
-      i->has_plan = TRUE;
-      i->plan_demand_mib = d ? g_ascii_strtoull (d, NULL, 10) : 0;
-      i->plan_source = prop (plan, "source");
-      g_autoptr(GDateTime) dt = t ? g_date_time_new_from_iso8601 (t, NULL) : NULL;
-      i->plan_time = dt ? g_date_time_to_unix (dt) : 0;
-    }
-
-  xmlNodePtr backing = child (root, "memoryBacking");
-  xmlNodePtr alloc = child (backing, "allocation");
-  g_autofree char *amode = prop (alloc, "mode");
-  i->prealloc = g_strcmp0 (amode, "immediate") == 0;
-  i->hugepages = child (backing, "hugepages") != NULL;
-
-  xmlNodePtr numa = child (child (root, "cpu"), "numa");
-  for (xmlNodePtr n = numa ? numa->children : NULL; n; n = n->next)
-    i->numa_cells += n->type == XML_ELEMENT_NODE && xmlStrcmp (n->name, BAD_CAST "cell") == 0;
-
-  xmlNodePtr devices = child (root, "devices");
-  for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next)
-    {
-      if (n->type != XML_ELEMENT_NODE)
-        continue;
-      if (xmlStrcmp (n->name, BAD_CAST "memballoon") == 0)
-        i->balloon_model = prop (n, "model");
-      if (xmlStrcmp (n->name, BAD_CAST "memory") == 0)
-        {
-          g_autofree char *model = prop (n, "model");
-          i->virtio_mem_devices += g_strcmp0 (model, "virtio-mem") == 0;
-        }
-    }
+    read_plan (i, plan);
 
   i->manageable = TRUE;
-  if (i->memory_mib == 0)
-    {
-      i->manageable = FALSE;
-      i->unmanageable_reason = g_strdup ("the domain has no <memory>");
-    }
-  else if (i->balloon_model != NULL && !g_str_equal (i->balloon_model, "virtio") &&
-           !g_str_equal (i->balloon_model, "virtio-transitional") &&
-           !g_str_equal (i->balloon_model, "virtio-non-transitional"))
-    {
-      i->manageable = FALSE;
-      i->unmanageable_reason = g_strdup_printf ("<memballoon model='%s'>: vmemd needs a virtio balloon",
-                                                i->balloon_model);
-    }
+  if (i->memory_kib == 0)
+    i->unmanageable_reason = g_strdup ("the domain has no <memory>");
+  else if (i->has_balloon && i->balloon_model == NULL)
+    i->unmanageable_reason = g_strdup ("its <memballoon> has no model");
+  else if (i->has_balloon && !is_virtio_balloon (i->balloon_model))
+    i->unmanageable_reason = g_strdup_printf ("its <memballoon model='%s'> is not a virtio "
+                                              "balloon, which vmemd needs to set the memory "
+                                              "target", i->balloon_model);
+  i->manageable = i->unmanageable_reason == NULL;
   return g_steal_pointer (&i);
 }
 
-/* ---- rewrite ----------------------------------------------------------- */
-
-/* New element placed after @after (or appended to @parent), indented like
- * its siblings so the result stays readable. */
-static xmlNodePtr
-insert_element (xmlNodePtr parent, xmlNodePtr after, const char *name, const char *indent)
+VmemDomainInfo *
+vmem_xml_parse_domain (const char *xml, GError **error)
 {
-  xmlNodePtr n = xmlNewNode (NULL, BAD_CAST name);
-  if (after != NULL)
+  g_autoptr(Ctx) c = ctx_new (xml, error);
+  if (c == NULL)
+    return NULL;
+  return info_from_doc (c->doc, error);
+}
+
+/* ---- staging -------------------------------------------------------------- */
+
+static void
+stage_current (Ctx *c, xmlNodePtr root, guint64 kib)
+{
+  g_autofree char *v = g_strdup_printf ("%" G_GUINT64_FORMAT, kib);
+  const char *const unit[] = { "unit", "KiB", NULL };
+  xmlNodePtr cur = child (root, "currentMemory");
+
+  if (cur != NULL)
     {
-      xmlAddNextSibling (after, n);
-      xmlAddPrevSibling (n, xmlNewText (BAD_CAST indent));
+      set_text (c, cur, unit, v);
+      return;
     }
-  else
-    {
-      xmlNodePtr last = xmlGetLastChild (parent);
-      if (last != NULL && last->type == XML_TEXT_NODE)
-        {
-          /* Keep the closing tag's indentation after the new element. */
-          xmlAddPrevSibling (last, xmlNewText (BAD_CAST indent));
-          xmlAddPrevSibling (last, n);
-        }
-      else
-        xmlAddChild (parent, n);
-    }
-  return n;
+  xmlNodePtr mem = child (root, "memory");
+  g_autofree char *ci = line_indent (c->xml, span (c, mem)->start);
+  g_autofree char *el = g_strdup_printf ("<currentMemory unit='KiB'>%s</currentMemory>", v);
+  insert_after (c, mem, ci, el);
 }
 
 static void
-remove_node (xmlNodePtr n)
+add_allocation (Ctx *c, xmlNodePtr root)
 {
-  /* Drop the whitespace that indented it too. */
-  xmlNodePtr prev = n->prev;
-  if (prev != NULL && prev->type == XML_TEXT_NODE && xmlIsBlankNode (prev))
-    {
-      xmlUnlinkNode (prev);
-      xmlFreeNode (prev);
-    }
-  xmlUnlinkNode (n);
-  xmlFreeNode (n);
-}
-
-static void
-set_prop_u64 (xmlNodePtr n, const char *name, guint64 v)
-{
-  g_autofree char *s = g_strdup_printf ("%" G_GUINT64_FORMAT, v);
-  xmlSetProp (n, BAD_CAST name, BAD_CAST s);
-}
-
-static char *
-node_to_string (xmlDocPtr doc, xmlNodePtr n)
-{
-  xmlBufferPtr b = xmlBufferCreate ();
-  xmlNodeDump (b, doc, n, 0, 0);
-  char *s = g_strdup ((const char *) xmlBufferContent (b));
-  xmlBufferFree (b);
-  return s;
-}
-
-static xmlNodePtr
-ensure_metadata (xmlNodePtr root)
-{
-  xmlNodePtr meta = child (root, "metadata");
-  if (meta == NULL)
-    {
-      xmlNodePtr after = child (root, "uuid") ? child (root, "uuid") : child (root, "name");
-      meta = insert_element (root, after, "metadata", "\n  ");
-    }
-  return meta;
-}
-
-/* Sets preallocation; returns whether it added or changed anything and
- * records the original in @plan_el (when given). */
-static void
-stage_prealloc (xmlNodePtr root, gboolean prealloc, xmlNodePtr plan_el, gboolean first)
-{
+  const char *el = "<allocation mode='immediate'/>";
   xmlNodePtr backing = child (root, "memoryBacking");
   xmlNodePtr alloc = child (backing, "allocation");
 
-  if (!prealloc)
+  if (alloc != NULL)
     {
-      /* Only undo an allocation element vmemd added itself. */
-      g_autofree char *added = prop (plan_el, "added_allocation");
-      if (alloc != NULL && g_strcmp0 (added, "yes") == 0)
+      /* Other attributes (threads) stay. */
+      const char *const kv[] = { "mode", "immediate", NULL };
+      set_attrs (c, alloc, kv);
+    }
+  else if (backing != NULL)
+    {
+      g_autofree char *ci = child_indent (c, backing);
+      append_child (c, backing, NULL, ci, el);
+    }
+  else
+    {
+      xmlNodePtr anchor = child (root, "currentMemory") ? child (root, "currentMemory")
+                                                        : child (root, "memory");
+      g_autofree char *ci = line_indent (c->xml, span (c, anchor)->start);
+      g_autofree char *w = wrap (c, ci, "<memoryBacking>", "memoryBacking", el);
+      insert_after (c, anchor, ci, w);
+    }
+}
+
+static gboolean
+only_element_child (xmlNodePtr parent, xmlNodePtr n)
+{
+  return xmlFirstElementChild (parent) == n && xmlNextElementSibling (n) == NULL;
+}
+
+/* Takes preallocation back to what the plan element recorded: only what
+ * vmemd did is undone, an administrator's own <allocation> stays. */
+static void
+undo_allocation (Ctx *c, xmlNodePtr root, xmlNodePtr plan_el)
+{
+  xmlNodePtr backing = child (root, "memoryBacking");
+  xmlNodePtr alloc = child (backing, "allocation");
+  g_autofree char *orig = prop (plan_el, "orig_allocation");
+  g_autofree char *orig_backing = prop (plan_el, "orig_memorybacking");
+
+  if (alloc == NULL || orig == NULL)
+    return;
+  if (g_str_equal (orig, "none"))
+    {
+      if (g_strcmp0 (orig_backing, "none") == 0 && only_element_child (backing, alloc))
+        remove_element (c, backing);
+      else
+        remove_element (c, alloc);
+      return;
+    }
+  const char *const kv[] = { "mode", g_str_equal (orig, "unset") ? NULL : orig, NULL };
+  set_attrs (c, alloc, kv);
+}
+
+static void
+stage_balloon (Ctx *c, xmlNodePtr root, guint stats_period)
+{
+  const char *const kv[] = { "autodeflate", "on", "freePageReporting", "on", NULL };
+  xmlNodePtr devices = child (root, "devices");
+  xmlNodePtr balloon = child (devices, "memballoon");
+  xmlNodePtr stats = child (balloon, "stats");
+  guint period = stats_period ? stats_period : VMEM_XML_STATS_PERIOD;
+  g_autofree char *p = g_strdup_printf ("%u", period);
+  g_autofree char *stats_el = g_strdup_printf ("<stats period='%u'/>", period);
+
+  if (balloon == NULL)
+    {
+      xmlNodePtr parent = devices ? devices : root;
+      g_autofree char *ci = child_indent (c, parent);
+      g_autofree char *bi = devices ? g_strdup (ci) : nested_indent (c, ci);
+      g_autofree char *b = wrap (c, bi, "<memballoon model='virtio' autodeflate='on' "
+                                 "freePageReporting='on'>", "memballoon", stats_el);
+      g_autofree char *d = devices ? NULL : wrap (c, ci, "<devices>", "devices", b);
+      append_child (c, parent, NULL, ci, devices ? b : d);
+      return;
+    }
+  if (stats != NULL)
+    {
+      set_attrs (c, balloon, kv);
+      if (stats_period != 0)
         {
-          remove_node (alloc);
-          g_autofree char *added_b = prop (plan_el, "added_memorybacking");
-          if (g_strcmp0 (added_b, "yes") == 0 && child (backing, "hugepages") == NULL &&
-              xmlFirstElementChild (backing) == NULL)
-            remove_node (backing);
-          xmlUnsetProp (plan_el, BAD_CAST "added_allocation");
-          xmlUnsetProp (plan_el, BAD_CAST "added_memorybacking");
+          const char *const pk[] = { "period", p, NULL };
+          set_attrs (c, stats, pk);
         }
       return;
     }
-  if (backing == NULL)
+  g_autofree char *ci = child_indent (c, balloon);
+  append_child (c, balloon, kv, ci, stats_el);
+}
+
+static char *
+format_time (gint64 t)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (t);
+  return dt ? g_date_time_format (dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("");
+}
+
+/* What the first staging replaces, for vmem_xml_restore(). */
+static void
+record_originals (Ctx *c, xmlNodePtr root, GPtrArray *kv)
+{
+  xmlNodePtr cur = child (root, "currentMemory");
+  xmlNodePtr backing = child (root, "memoryBacking");
+  xmlNodePtr alloc = child (backing, "allocation");
+  xmlNodePtr balloon = child (child (root, "devices"), "memballoon");
+  guint64 kib = 0;
+
+  g_ptr_array_add (kv, g_strdup ("orig_current_kib"));
+  if (cur != NULL && memory_kib (cur, &kib, NULL))
+    g_ptr_array_add (kv, g_strdup_printf ("%" G_GUINT64_FORMAT, kib));
+  else
+    g_ptr_array_add (kv, g_strdup ("none"));
+  g_ptr_array_add (kv, g_strdup ("orig_allocation"));
+  g_autofree char *mode = prop (alloc, "mode");
+  g_ptr_array_add (kv, g_strdup (alloc == NULL ? "none" : mode ? mode : "unset"));
+  g_ptr_array_add (kv, g_strdup ("orig_memorybacking"));
+  g_ptr_array_add (kv, g_strdup (backing ? "present" : "none"));
+  xmlNodePtr meta = child (root, "metadata");
+  if (meta != NULL && xmlFirstElementChild (meta) == NULL)
     {
-      xmlNodePtr after = child (root, "currentMemory") ? child (root, "currentMemory") : child (root, "memory");
-      backing = insert_element (root, after, "memoryBacking", "\n  ");
-      xmlAddChild (backing, xmlNewText (BAD_CAST "\n  "));
-      if (plan_el && first)
-        xmlSetProp (plan_el, BAD_CAST "added_memorybacking", BAD_CAST "yes");
+      g_ptr_array_add (kv, g_strdup ("orig_metadata"));
+      g_ptr_array_add (kv, g_strdup ("empty"));
     }
-  if (alloc == NULL)
+  if (child (root, "devices") == NULL)
     {
-      alloc = insert_element (backing, NULL, "allocation", "\n    ");
-      if (plan_el && (first || prop (plan_el, "orig_allocation_mode") == NULL))
-        xmlSetProp (plan_el, BAD_CAST "added_allocation", BAD_CAST "yes");
+      g_ptr_array_add (kv, g_strdup ("orig_devices"));
+      g_ptr_array_add (kv, g_strdup ("none"));
     }
-  else if (plan_el && first)
+  g_ptr_array_add (kv, g_strdup ("orig_memballoon"));
+  if (balloon != NULL)
     {
-      g_autofree char *m = prop (alloc, "mode");
-      xmlSetProp (plan_el, BAD_CAST "orig_allocation_mode", BAD_CAST (m ? m : ""));
+      const Span *sp = span (c, balloon);
+      g_ptr_array_add (kv, g_strndup (c->xml + sp->start, sp->end - sp->start));
     }
-  xmlSetProp (alloc, BAD_CAST "mode", BAD_CAST "immediate");
+  else
+    g_ptr_array_add (kv, g_strdup ("none"));
+}
+
+static void
+stage_plan_element (Ctx *c, xmlNodePtr root, const VmemPlan *plan, guint64 demand_kib)
+{
+  xmlNodePtr meta = child (root, "metadata");
+  xmlNodePtr plan_el = child_ns (meta, "plan", VMEM_XML_NS_PLAN);
+  g_autoptr(GPtrArray) kv = g_ptr_array_new_with_free_func (g_free);
+  guint period = plan->stats_period;
+
+  if (period == 0)
+    {
+      g_autofree char *cur = prop (child (child (child (root, "devices"), "memballoon"), "stats"),
+                                   "period");
+      period = parse_uint (cur) ? parse_uint (cur) : VMEM_XML_STATS_PERIOD;
+    }
+  g_ptr_array_add (kv, g_strdup ("workload"));
+  g_ptr_array_add (kv, g_strdup (plan->workload));
+  g_ptr_array_add (kv, g_strdup ("mode"));
+  g_ptr_array_add (kv, g_strdup (vmem_mode_to_string (plan->mode)));
+  g_ptr_array_add (kv, g_strdup ("demand_mib"));
+  g_ptr_array_add (kv, g_strdup_printf ("%" G_GUINT64_FORMAT, demand_kib / 1024));
+  g_ptr_array_add (kv, g_strdup ("source"));
+  g_ptr_array_add (kv, g_strdup (plan->source));
+  g_ptr_array_add (kv, g_strdup ("peers"));
+  g_ptr_array_add (kv, g_strdup_printf ("%u", plan->peers));
+  g_ptr_array_add (kv, g_strdup ("prealloc"));
+  g_ptr_array_add (kv, g_strdup (plan->prealloc ? "yes" : "no"));
+  g_ptr_array_add (kv, g_strdup ("stats_period"));
+  g_ptr_array_add (kv, g_strdup_printf ("%u", period));
+  g_ptr_array_add (kv, g_strdup ("time"));
+  g_ptr_array_add (kv, format_time (plan->time));
+
+  if (plan_el != NULL)
+    {
+      /* A re-stage: the originals stay as the first staging recorded them. */
+      g_ptr_array_add (kv, NULL);
+      set_attrs (c, plan_el, (const char *const *) kv->pdata);
+      return;
+    }
+  record_originals (c, root, kv);
+
+  g_autoptr(GString) el = g_string_new ("<" VMEM_XML_PLAN_KEY ":plan xmlns:" VMEM_XML_PLAN_KEY
+                                        "='" VMEM_XML_NS_PLAN "'");
+  for (guint i = 0; i + 1 < kv->len; i += 2)
+    if (kv->pdata[i + 1] != NULL)
+      append_attr (el, kv->pdata[i], kv->pdata[i + 1], '\'');
+  g_string_append (el, "/>");
+
+  if (meta != NULL)
+    {
+      g_autofree char *ci = child_indent (c, meta);
+      append_child (c, meta, NULL, ci, el->str);
+      return;
+    }
+  /* Where libvirt puts <metadata>: after the name, uuid, title and
+   * description. */
+  static const char *const before[] = { "name", "uuid", "genid", "title", "description" };
+  xmlNodePtr anchor = NULL;
+  for (xmlNodePtr n = root->children; n; n = n->next)
+    for (gsize k = 0; k < G_N_ELEMENTS (before); k++)
+      if (n->type == XML_ELEMENT_NODE && n->ns == NULL &&
+          xmlStrcmp (n->name, BAD_CAST before[k]) == 0)
+        anchor = n;
+  g_autofree char *ci = line_indent (c->xml, span (c, anchor)->start);
+  g_autofree char *w = wrap (c, ci, "<metadata>", "metadata", el->str);
+  insert_after (c, anchor, ci, w);
 }
 
 char *
 vmem_xml_apply_plan (const char *xml, const VmemPlan *plan, gboolean *changed, GError **error)
 {
-  g_autoptr(VmemDomainInfo) info = vmem_xml_parse_domain (xml, error);
+  g_return_val_if_fail (plan != NULL, NULL);
+
+  if (plan->demand_mib == 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "a plan needs a demand above 0 MiB");
+      return NULL;
+    }
+  g_autoptr(Ctx) c = ctx_new (xml, error);
+  if (c == NULL)
+    return NULL;
+  g_autoptr(VmemDomainInfo) info = info_from_doc (c->doc, error);
   if (info == NULL)
     return NULL;
   if (!info->manageable)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE, "%s", info->unmanageable_reason);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE, "domain '%s' cannot be managed: %s",
+                   info->name, info->unmanageable_reason);
       return NULL;
     }
-  g_autoptr(xmlDoc) doc = parse (xml, error);
-  if (doc == NULL)
-    return NULL;
-  g_autofree char *before = serialize (doc);
-  xmlNodePtr root = xmlDocGetRootElement (doc);
+  xmlNodePtr root = xmlDocGetRootElement (c->doc);
+  xmlNodePtr plan_el = child_ns (child (root, "metadata"), "plan", VMEM_XML_NS_PLAN);
 
-  /* The plan element, created the first time with what we replace. */
-  xmlNodePtr meta = ensure_metadata (root);
-  xmlNodePtr plan_el = child_ns (meta, "plan", VMEM_XML_NS_PLAN);
-  gboolean first = plan_el == NULL;
-  if (first)
+  /* The balloon target at boot; <memory> is the most the guest can have. */
+  guint64 demand_kib = plan->demand_mib > info->memory_kib / 1024 ? info->memory_kib
+                                                                  : plan->demand_mib * 1024;
+  stage_current (c, root, demand_kib);
+  if (plan->prealloc)
+    add_allocation (c, root);
+  else if (plan_el != NULL)
+    undo_allocation (c, root, plan_el);
+  stage_balloon (c, root, plan->stats_period);
+  stage_plan_element (c, root, plan, demand_kib);
+
+  char *out = ctx_finish (c, error);
+  if (out != NULL && changed != NULL)
+    *changed = strcmp (out, xml) != 0;
+  return out;
+}
+
+/* ---- restoring ---------------------------------------------------------- */
+
+static gboolean
+check_orig_balloon (const char *orig, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(xmlDoc) d = parse (orig, strlen (orig), &local);
+  xmlNodePtr r = d ? xmlDocGetRootElement (d) : NULL;
+  if (r == NULL || xmlStrcmp (r->name, BAD_CAST "memballoon") != 0 || r->ns != NULL)
     {
-      plan_el = insert_element (meta, NULL, "plan", "\n    ");
-      xmlNsPtr ns = xmlNewNs (plan_el, BAD_CAST VMEM_XML_NS_PLAN, BAD_CAST "vmemd-plan");
-      xmlSetNs (plan_el, ns);
-      xmlNodePtr cur = child (root, "currentMemory");
-      guint64 kib = 0;
-      if (cur != NULL && memory_kib (cur, &kib, NULL))
-        set_prop_u64 (plan_el, "orig_current_kib", kib);
-      else
-        xmlSetProp (plan_el, BAD_CAST "orig_current_kib", BAD_CAST "");
-      xmlNodePtr devices = child (root, "devices");
-      xmlNodePtr balloon = child (devices, "memballoon");
-      g_autofree char *orig = balloon ? node_to_string (doc, balloon) : g_strdup ("");
-      xmlSetProp (plan_el, BAD_CAST "orig_memballoon", BAD_CAST orig);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "the plan's orig_memballoon is not a <memballoon> element%s%s",
+                   local ? ": " : "", local ? local->message : "");
+      return FALSE;
     }
-
-  /* <currentMemory>: the balloon target at boot, never above <memory>. */
-  guint64 demand_kib = MIN (plan->demand_mib, info->memory_mib) * 1024;
-  xmlNodePtr cur = child (root, "currentMemory");
-  if (cur == NULL)
-    cur = insert_element (root, child (root, "memory"), "currentMemory", "\n  ");
-  g_autofree char *kib_text = g_strdup_printf ("%" G_GUINT64_FORMAT, demand_kib);
-  xmlNodeSetContent (cur, BAD_CAST kib_text);
-  xmlSetProp (cur, BAD_CAST "unit", BAD_CAST "KiB");
-
-  stage_prealloc (root, plan->prealloc, plan_el, first);
-
-  /* A virtio balloon that deflates on guest OOM, reports free pages and
-   * sends statistics. */
-  xmlNodePtr devices = child (root, "devices");
-  if (devices == NULL)
-    {
-      devices = insert_element (root, NULL, "devices", "\n  ");
-      xmlAddChild (devices, xmlNewText (BAD_CAST "\n  "));
-    }
-  xmlNodePtr balloon = child (devices, "memballoon");
-  if (balloon == NULL)
-    {
-      balloon = insert_element (devices, NULL, "memballoon", "\n    ");
-      xmlSetProp (balloon, BAD_CAST "model", BAD_CAST "virtio");
-    }
-  xmlSetProp (balloon, BAD_CAST "autodeflate", BAD_CAST "on");
-  xmlSetProp (balloon, BAD_CAST "freePageReporting", BAD_CAST "on");
-  xmlNodePtr stats = child (balloon, "stats");
-  if (stats == NULL)
-    {
-      if (balloon->children == NULL)
-        xmlAddChild (balloon, xmlNewText (BAD_CAST "\n    "));
-      stats = insert_element (balloon, NULL, "stats", "\n      ");
-    }
-  set_prop_u64 (stats, "period", plan->stats_period ? plan->stats_period : 5);
-
-  /* What was decided, for `vmemctl explain` and `unassign --restore`. */
-  set_prop_u64 (plan_el, "demand_mib", demand_kib / 1024);
-  xmlSetProp (plan_el, BAD_CAST "source", BAD_CAST (plan->source ? plan->source : "profile"));
-  xmlSetProp (plan_el, BAD_CAST "workload", BAD_CAST (plan->workload ? plan->workload : ""));
-  xmlSetProp (plan_el, BAD_CAST "mode", BAD_CAST vmem_mode_to_string (plan->mode));
-  xmlSetProp (plan_el, BAD_CAST "prealloc", BAD_CAST (plan->prealloc ? "yes" : "no"));
-  set_prop_u64 (plan_el, "peers", plan->peers);
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc (plan->time);
-  g_autofree char *iso = dt ? g_date_time_format (dt, "%Y-%m-%dT%H:%M:%SZ") : g_strdup ("");
-  xmlSetProp (plan_el, BAD_CAST "time", BAD_CAST iso);
-
-  char *after = serialize (doc);
-  if (changed != NULL)
-    *changed = g_strcmp0 (before, after) != 0;
-  return after;
+  return TRUE;
 }
 
 char *
 vmem_xml_restore (const char *xml, GError **error)
 {
-  g_autoptr(xmlDoc) doc = parse (xml, error);
-  if (doc == NULL)
+  g_autoptr(Ctx) c = ctx_new (xml, error);
+  if (c == NULL)
     return NULL;
-  xmlNodePtr root = xmlDocGetRootElement (doc);
+  xmlNodePtr root = xmlDocGetRootElement (c->doc);
   xmlNodePtr meta = child (root, "metadata");
   xmlNodePtr plan_el = child_ns (meta, "plan", VMEM_XML_NS_PLAN);
   if (plan_el == NULL)
     return NULL;
 
+  /* Everything is checked before anything is changed. */
   g_autofree char *orig_cur = prop (plan_el, "orig_current_kib");
-  xmlNodePtr cur = child (root, "currentMemory");
-  if (orig_cur != NULL && *orig_cur != '\0')
-    {
-      if (cur == NULL)
-        cur = insert_element (root, child (root, "memory"), "currentMemory", "\n  ");
-      xmlNodeSetContent (cur, BAD_CAST orig_cur);
-      xmlSetProp (cur, BAD_CAST "unit", BAD_CAST "KiB");
-    }
-  else if (cur != NULL)
-    remove_node (cur);
-
-  xmlNodePtr backing = child (root, "memoryBacking");
-  xmlNodePtr alloc = child (backing, "allocation");
-  g_autofree char *added_alloc = prop (plan_el, "added_allocation");
-  g_autofree char *orig_mode = prop (plan_el, "orig_allocation_mode");
-  if (alloc != NULL && g_strcmp0 (added_alloc, "yes") == 0)
-    {
-      remove_node (alloc);
-      g_autofree char *added_b = prop (plan_el, "added_memorybacking");
-      if (g_strcmp0 (added_b, "yes") == 0 && xmlFirstElementChild (backing) == NULL)
-        remove_node (backing);
-    }
-  else if (alloc != NULL && orig_mode != NULL)
-    {
-      if (*orig_mode)
-        xmlSetProp (alloc, BAD_CAST "mode", BAD_CAST orig_mode);
-      else
-        xmlUnsetProp (alloc, BAD_CAST "mode");
-    }
-
   g_autofree char *orig_balloon = prop (plan_el, "orig_memballoon");
+  guint64 kib = 0;
+  if (orig_cur != NULL && !g_str_equal (orig_cur, "none") &&
+      !g_ascii_string_to_unsigned (orig_cur, 10, 1, G_MAXUINT64, &kib, NULL))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "the plan's orig_current_kib '%s' is not a size in KiB", orig_cur);
+      return NULL;
+    }
+  if (orig_balloon != NULL && !g_str_equal (orig_balloon, "none") &&
+      !check_orig_balloon (orig_balloon, error))
+    return NULL;
+
+  xmlNodePtr cur = child (root, "currentMemory");
+  if (g_strcmp0 (orig_cur, "none") == 0 && cur != NULL)
+    remove_element (c, cur);
+  else if (kib != 0 && cur != NULL)
+    {
+      const char *const unit[] = { "unit", "KiB", NULL };
+      set_text (c, cur, unit, orig_cur);
+    }
+  else if (kib != 0)
+    {
+      xmlNodePtr mem = child (root, "memory");
+      g_autofree char *ci = mem ? line_indent (c->xml, span (c, mem)->start) : NULL;
+      g_autofree char *el = g_strdup_printf ("<currentMemory unit='KiB'>%s</currentMemory>",
+                                             orig_cur);
+      if (mem != NULL)
+        insert_after (c, mem, ci, el);
+    }
+
+  undo_allocation (c, root, plan_el);
+
   xmlNodePtr devices = child (root, "devices");
   xmlNodePtr balloon = child (devices, "memballoon");
-  if (orig_balloon != NULL && balloon != NULL)
+  g_autofree char *orig_devices = prop (plan_el, "orig_devices");
+  if (g_strcmp0 (orig_balloon, "none") == 0 && balloon != NULL)
+    remove_element (c, g_strcmp0 (orig_devices, "none") == 0 &&
+                         only_element_child (devices, balloon) ? devices : balloon);
+  else if (orig_balloon != NULL && !g_str_equal (orig_balloon, "none"))
     {
-      if (*orig_balloon == '\0')
-        remove_node (balloon);
-      else
+      if (balloon != NULL)
+        replace_element (c, balloon, orig_balloon);
+      else if (devices != NULL)
         {
-          xmlNodePtr parsed = NULL;
-          if (xmlParseInNodeContext (devices, orig_balloon, (int) strlen (orig_balloon), 0, &parsed) ==
-                XML_ERR_OK && parsed != NULL)
-            {
-              xmlReplaceNode (balloon, parsed);
-              xmlFreeNode (balloon);
-            }
-          else
-            {
-              xmlFreeNodeList (parsed);
-              g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                           "the plan's recorded <memballoon> is not valid XML");
-              return NULL;
-            }
+          g_autofree char *ci = child_indent (c, devices);
+          append_child (c, devices, NULL, ci, orig_balloon);
         }
     }
-  remove_node (plan_el);
-  /* Restoring ends management: the workload tag goes too, and a <metadata>
-   * that only held vmemd's elements. */
+
+  /* Restoring ends management: the workload tag goes too, and a
+   * <metadata> that held only vmemd's elements. */
   xmlNodePtr tag = child_ns (meta, "workload", VMEM_XML_NS_WORKLOAD);
-  if (tag != NULL)
-    remove_node (tag);
-  if (xmlFirstElementChild (meta) == NULL)
-    remove_node (meta);
-  return serialize (doc);
+  gboolean others = FALSE;
+  for (xmlNodePtr n = xmlFirstElementChild (meta); n; n = xmlNextElementSibling (n))
+    others |= n != plan_el && n != tag;
+  g_autofree char *orig_meta = prop (plan_el, "orig_metadata");
+  if (!others && g_strcmp0 (orig_meta, "empty") == 0)
+    replace_element (c, meta, "<metadata/>");
+  else if (!others)
+    remove_element (c, meta);
+  else
+    {
+      remove_element (c, plan_el);
+      if (tag != NULL)
+        remove_element (c, tag);
+    }
+  return ctx_finish (c, error);
 }
 
 char *
 vmem_xml_migrate_variant (const char *xml, const VmemPlan *plan, GError **error)
 {
-  g_autoptr(xmlDoc) doc = parse (xml, error);
-  if (doc == NULL || !plan->prealloc)
+  g_return_val_if_fail (plan != NULL, NULL);
+
+  g_autoptr(Ctx) c = ctx_new (xml, error);
+  if (c == NULL || !plan->prealloc)
     return NULL;
-  xmlNodePtr root = xmlDocGetRootElement (doc);
+  xmlNodePtr root = xmlDocGetRootElement (c->doc);
   xmlNodePtr alloc = child (child (root, "memoryBacking"), "allocation");
   g_autofree char *mode = prop (alloc, "mode");
   if (g_strcmp0 (mode, "immediate") == 0)
     return NULL;
-  stage_prealloc (root, TRUE, NULL, FALSE);
-  return serialize (doc);
+  if (child (root, "memory") == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "the domain has no <memory> to preallocate");
+      return NULL;
+    }
+  add_allocation (c, root);
+  return ctx_finish (c, error);
 }
