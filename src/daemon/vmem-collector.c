@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-collector.h"
+#include "vmem-demand.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
 
@@ -172,6 +173,25 @@ collect_done (gpointer result, const GError *error, gpointer data)
       if (!vmem_store_samples_add (daemon->store, (VmemSample *) samples->data, samples->len,
                                    &local))
         g_warning ("cannot record %u samples: %s", samples->len, local->message);
+      else
+        {
+          /* Peers' new peaks may move the estimate of domains staged earlier. */
+          g_autoptr(GHashTable) moved = g_hash_table_new (g_str_hash, g_str_equal);
+          for (guint i = 0; i < samples->len; i++)
+            {
+              VmemSample *smp = &g_array_index (samples, VmemSample, i);
+              VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, smp->uuid);
+              if (e == NULL)
+                continue;
+              vmem_demand_observe (daemon, e, smp);
+              g_hash_table_add (moved, (gpointer) smp->workload);
+            }
+          GHashTableIter it;
+          const char *w;
+          g_hash_table_iter_init (&it, moved);
+          while (g_hash_table_iter_next (&it, (gpointer *) &w, NULL))
+            vmem_demand_restage_moved (daemon, w);
+        }
     }
 
   /* Retention, once an hour's worth of cycles. */

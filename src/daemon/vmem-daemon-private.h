@@ -19,6 +19,11 @@ typedef struct {
   guint64         boot_mib;      /* charged while starting */
   gboolean        stage_pending; /* a staging waits for the start to end */
   gboolean        period_set;    /* the collector gave it a stats period */
+  guint64         staged_mib;    /* demand in its persistent definition; 0 = unknown */
+  gint64          hour_start;    /* the current hour's peak, fed to the estimator */
+  guint64         hour_peak;
+  guint           hour_samples;
+  guint           hour_guest;
 } VmemDomainEntry;
 
 struct _VmemDaemon {
@@ -29,6 +34,7 @@ struct _VmemDaemon {
   struct _VmemCollector *collector;
   GHashTable *domains;   /* uuid -> VmemDomainEntry */
   GHashTable *profiles;  /* name -> VmemProfile, mirror of the store */
+  GHashTable *aggs;      /* workload -> VmemWorkloadAgg */
   guint       heartbeat_id;
   gint64      started_at;
 };

@@ -3,6 +3,7 @@
 #include "vmem-error.h"
 #include "vmem-log.h"
 #include "vmem-collector.h"
+#include "vmem-demand.h"
 #include "vmem-stager.h"
 
 #include <stdio.h>
@@ -383,11 +384,13 @@ vmem_daemon_new (VmemConfig *config, GError **error)
                                            (GDestroyNotify) entry_free);
   daemon->profiles = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify) vmem_profile_free);
+  vmem_demand_init (daemon);
   daemon->store = vmem_store_open (daemon->config, error);
   if (daemon->store == NULL)
     return NULL;
   if (!vmem_daemon_reload_profiles (daemon, error))
     return NULL;
+  vmem_demand_load (daemon);
   return g_steal_pointer (&daemon);
 }
 
@@ -471,6 +474,7 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_pointer (&daemon->store, vmem_store_free);
   g_clear_pointer (&daemon->domains, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
+  vmem_demand_clear (daemon);
   vmem_config_free (daemon->config);
   g_free (daemon);
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-stager.h"
+#include "vmem-demand.h"
 #include "vmem-cleanup.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
 #include "vmem-units.h"
 
+#include <math.h>
 #include <string.h>
 
 #define STATS_PERIOD_S 5
@@ -34,38 +36,38 @@ vmem_stager_plan (VmemDaemon *daemon, const VmemVirtDomain *d)
   json_object_object_add (r, "workload", json_object_new_string (p->name));
   json_object_object_add (r, "tagged", json_object_new_boolean (d->workload != NULL));
 
-  guint64 demand;
-  const char *source;
-  if (p->demand_mib != 0)
-    {
-      demand = p->demand_mib;
-      source = "profile";
-      json_object_object_add (r, "why", json_object_new_string ("the profile's manual demand"));
-    }
-  else
-    {
-      demand = d->memory_mib;
-      source = "domain";
-      json_object_object_add (r, "why",
-                              json_object_new_string ("the profile has no demand: the domain's whole <memory>"));
-    }
-  json_object_object_add (r, "unclamped_mib", json_object_new_int64 ((gint64) demand));
-
+  /* Peers' history first, the profile's manual demand when it is thin,
+   * clamped to floor, ceiling and <memory>: the estimator decides and says
+   * why. */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon, d, p, &error);
+  guint64 demand = 0;
+  const char *source = "domain";
   json_object *clamps = json_object_new_array ();
-  if (p->floor_mib != 0 && demand < p->floor_mib)
+  if (est == NULL)
+    g_warning ("cannot estimate the demand of %s: %s", d->name, error->message);
+  else if (est->source != VMEM_SOURCE_NONE && est->demand_mib > 0)
     {
-      demand = p->floor_mib;
-      json_object_array_add (clamps, json_object_new_string ("raised to the profile's floor"));
+      demand = est->demand_mib;
+      source = vmem_estimate_source_to_string (est->source);
+      json_object_object_add (r, "why", json_object_new_string (est->reason ? est->reason : ""));
+      json_object_object_add (r, "unclamped_mib", json_object_new_int64 ((gint64) ceil (est->raw_mib)));
+      if (est->clamps & VMEM_CLAMP_FLOOR)
+        json_object_array_add (clamps, json_object_new_string ("raised to the profile's floor"));
+      if (est->clamps & VMEM_CLAMP_CEILING)
+        json_object_array_add (clamps, json_object_new_string ("lowered to the profile's ceiling"));
+      if (est->clamps & VMEM_CLAMP_DOMAIN_MEMORY)
+        json_object_array_add (clamps, json_object_new_string ("lowered to the domain's <memory>"));
+      json_object_object_add (r, "estimate", vmem_estimate_to_json (est));
+      sp->plan.peers = est->peers ? est->peers->len : 0;
     }
-  if (p->ceiling_mib != 0 && demand > p->ceiling_mib)
+  if (demand == 0)
     {
-      demand = p->ceiling_mib;
-      json_object_array_add (clamps, json_object_new_string ("lowered to the profile's ceiling"));
-    }
-  if (d->memory_mib != 0 && demand > d->memory_mib)
-    {
+      /* Nothing to go on: the domain keeps its whole <memory>. */
       demand = d->memory_mib;
-      json_object_array_add (clamps, json_object_new_string ("lowered to the domain's <memory>"));
+      json_object_object_add (r, "why", json_object_new_string (
+                                "no peer history and no manual demand: the domain's whole <memory>"));
+      json_object_object_add (r, "unclamped_mib", json_object_new_int64 ((gint64) demand));
     }
   json_object_object_add (r, "clamps", clamps);
   json_object_object_add (r, "demand_mib", json_object_new_int64 ((gint64) demand));
@@ -80,7 +82,6 @@ vmem_stager_plan (VmemDaemon *daemon, const VmemVirtDomain *d)
   sp->plan.mode = p->mode;
   sp->plan.workload = sp->workload;
   sp->plan.source = sp->source;
-  sp->plan.peers = 0;
   sp->plan.time = g_get_real_time () / G_USEC_PER_SEC;
   return g_steal_pointer (&sp);
 }
@@ -178,6 +179,9 @@ stage_done (gpointer result, const GError *error, gpointer data)
                          name, j->why, d, j->sp->source);
       return;
     }
+  VmemDomainEntry *e = g_hash_table_lookup (j->daemon->domains, j->uuid);
+  if (e != NULL)
+    e->staged_mib = j->sp->plan.demand_mib;
   if (!j->changed)
     {
       g_debug ("plan of %s unchanged (%s)", name, j->why);

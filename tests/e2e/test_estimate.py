@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Peer-based demand on a real host: a second VM of a workload is staged
+from what the first one really used, not from the profile's manual value,
+and explain says so."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vmemtest  # noqa: E402
+from vmemtest import wait_for  # noqa: E402
+
+
+def current_mib(xml):
+    m = re.search(r"<currentMemory unit='KiB'>(\d+)</currentMemory>", xml)
+    return int(m.group(1)) // 1024 if m else None
+
+
+class Estimate(vmemtest.E2ETestCase):
+    def test_second_vm_is_staged_from_the_first_vms_usage(self):
+        h = self.host
+        h.cleanup_domains()
+        # No minimum history, so that a few minutes of a peer count.
+        h.start_vmemd(estimator__min_history_hours="0")
+        h.vmemctl("profile", "add", "peer", "--demand", "900M", check=False)
+        h.define_guest("peer-a", memory_mib=1024, workload_mib=300)
+        h.vmemctl("assign", "peer-a", "peer")
+        wait_for(lambda: current_mib(h.dumpxml("peer-a")) == 900, timeout=20, what="peer-a staged")
+        self.assertEqual(h.vmemctl_json("explain", "peer-a")["plan"]["source"], "profile")
+        h.virsh("start", "peer-a")
+        # The guest loads its ~300 MiB; its samples become peer history.
+        h.define_guest("peer-b", memory_mib=1024)
+        h.vmemctl("assign", "peer-b", "peer")
+
+        def staged_from_peers():
+            x = h.vmemctl_json("explain", "peer-b")
+            return x if x["plan"]["source"] == "peers" and x.get("staged", {}).get("source") == "peers" else None
+
+        x = wait_for(staged_from_peers, timeout=150, interval=2, what="peer-b staged from peer-a's usage")
+        demand = x["plan"]["demand_mib"]
+        # ~300 MiB of workload plus the guest's own use, plus the margin.
+        self.assertGreater(demand, 300)
+        self.assertLess(demand, 900, "the demand comes from the peer, not the manual 900M")
+        est = x["plan"]["estimate"]
+        self.assertEqual([p["name"] for p in est["peers"]], ["peer-a"])
+        self.assertEqual(current_mib(h.dumpxml("peer-b")), demand)
+        out = h.vmemctl("explain", "peer-b").stdout
+        self.assertIn("from peers", out)
+        h.virsh("destroy", "peer-a")
+
+
+if __name__ == "__main__":
+    vmemtest.main()
