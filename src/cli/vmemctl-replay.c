@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#define CSV_HEADER "time,domain,estimate_kib,source\n"
+
 typedef struct {
   VmemReplayEstimator estimator;
   gboolean            summary;
@@ -44,7 +46,8 @@ print_case (const VmemReplayCase *c, gpointer user_data)
               json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PLAIN));
     }
   else
-    printf ("%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s\n", c->t, c->domain,
+    printf ("%s%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s\n",
+            o->n_printed == 0 ? CSV_HEADER : "", c->t, c->domain,
             c->estimate_kib[o->estimator], c->source[o->estimator]);
   o->n_printed++;
 }
@@ -64,7 +67,7 @@ draw_progress (double fraction, gpointer user_data)
 }
 
 static int
-usage_error (GOptionContext *ctx, const char *message)
+usage_error (const char *message)
 {
   fprintf (stderr, "vmemctl replay: %s (see vmemctl replay --help)\n", message);
   return VMEMCTL_EXIT_USAGE;
@@ -101,24 +104,23 @@ vmemctl_replay_main (int argc, char **argv)
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_help_enabled (ctx, TRUE);
 
+  /* g_option_context_parse() takes what it consumed out of the array it
+   * is given without freeing it: parse a copy of the pointers and keep
+   * every string owned by args. */
   g_auto(GStrv) args = g_new0 (char *, argc + 1);
   for (int i = 0; i < argc; i++)
     args[i] = g_strdup (argv[i]);
-  char **parse_argv = args;
+  g_autofree char **parse_argv = g_memdup2 (args, sizeof (char *) * (argc + 1));
   int parse_argc = argc;
-  /* g_option_context_parse() removes what it consumed; keep the array it
-   * reshuffles owned by args. */
-  g_autofree char **view = g_memdup2 (args, sizeof (char *) * (argc + 1));
-  parse_argv = view;
   if (!g_option_context_parse (ctx, &parse_argc, &parse_argv, &error))
-    return usage_error (ctx, error->message);
+    return usage_error (error->message);
   if (parse_argc != 2)
-    return usage_error (ctx, parse_argc < 2 ? "missing TRACE.csv" : "more than one trace given");
+    return usage_error (parse_argc < 2 ? "missing TRACE.csv" : "more than one trace given");
 
   Output o = { .progress_shown = -1, .summary = summary, .json = json };
   if (estimator_name != NULL &&
       !vmem_replay_estimator_from_string (estimator_name, &o.estimator, &error))
-    return usage_error (ctx, error->message);
+    return usage_error (error->message);
 
   VmemEstimatorConfig config;
   vmem_estimator_config_init (&config);
@@ -129,11 +131,9 @@ vmemctl_replay_main (int argc, char **argv)
   if (!isnan (margin))
     config.margin_pct = margin;
   if (!vmem_estimator_config_validate (&config, &error))
-    return usage_error (ctx, error->message);
+    return usage_error (error->message);
 
   gboolean tty = isatty (STDERR_FILENO);
-  if (!o.summary && !o.json)
-    printf ("time,domain,estimate_kib,source\n");
   gboolean ok = vmem_replay_run (parse_argv[1], &config, print_case,
                                  tty ? draw_progress : NULL, &o, &error);
   if (o.progress_shown >= 0)
@@ -163,6 +163,8 @@ vmemctl_replay_main (int argc, char **argv)
     }
   else if (o.json)
     printf ("%s]\n", o.n_printed == 0 ? "[" : "\n");
+  else if (o.n_printed == 0)
+    printf (CSV_HEADER);
 
   if (fflush (stdout) != 0 || ferror (stdout))
     return VMEMCTL_EXIT_FAILED;

@@ -45,25 +45,27 @@ vmem_trace_reader_path (VmemTraceReader *reader)
 /* Reads one line without its end-of-line characters.  Returns FALSE at the
  * end of the file (error unset) or on error. */
 static gboolean
+stream_error (VmemTraceReader *r, guint64 line, GError **error)
+{
+  int errnum = Z_OK;
+  const char *msg = gzerror (r->gz, &errnum);
+  if (errnum == Z_OK)
+    return FALSE;
+  /* Z_BUF_ERROR is zlib's "unexpected end of file": a truncated file. */
+  g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+               "%s:%" G_GUINT64_FORMAT ": cannot read: %s", r->path, line,
+               errnum == Z_ERRNO ? g_strerror (errno) : msg);
+  return TRUE;
+}
+
+/* Reads one line without its end-of-line characters.  Returns FALSE at the
+ * end of the file (error unset) or on error. */
+static gboolean
 read_line (VmemTraceReader *r, char **out, GError **error)
 {
   if (gzgets (r->gz, r->buf, sizeof r->buf) == NULL)
     {
-      int errnum = 0;
-      const char *msg = gzerror (r->gz, &errnum);
-      if (errnum != Z_OK && errnum != Z_BUF_ERROR)
-        {
-          g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                       "%s:%" G_GUINT64_FORMAT ": cannot read: %s", r->path, r->line + 1,
-                       errnum == Z_ERRNO ? g_strerror (errno) : msg);
-          return FALSE;
-        }
-      if (!gzeof (r->gz))
-        {
-          g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                       "%s:%" G_GUINT64_FORMAT ": cannot read: %s", r->path, r->line + 1, msg);
-          return FALSE;
-        }
+      stream_error (r, r->line + 1, error);
       return FALSE;
     }
   r->line++;
@@ -77,23 +79,17 @@ read_line (VmemTraceReader *r, char **out, GError **error)
                    LINE_MAX_BYTES);
       return FALSE;
     }
+  else if (stream_error (r, r->line, error))
+    return FALSE;
   else if (!gzeof (r->gz))
     {
-      /* gzgets() stops short only at the end or on an error. */
-      int errnum = 0;
-      const char *msg = gzerror (r->gz, &errnum);
+      /* gzgets() stops short of a newline only at the end of the file. */
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "%s:%" G_GUINT64_FORMAT ": cannot read: %s", r->path, r->line, msg);
+                   "%s:%" G_GUINT64_FORMAT ": cannot read the line", r->path, r->line);
       return FALSE;
     }
   if (len > 0 && r->buf[len - 1] == '\r')
     r->buf[--len] = '\0';
-  if (memchr (r->buf, '\0', len) != NULL || strlen (r->buf) != len)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "%s:%" G_GUINT64_FORMAT ": line contains a NUL byte", r->path, r->line);
-      return FALSE;
-    }
   *out = r->buf;
   return TRUE;
 }

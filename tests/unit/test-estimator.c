@@ -1,0 +1,579 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vmem-cleanup.h"
+#include "vmem-error.h"
+#include "vmem-estimator.h"
+
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <cmocka.h>
+
+#define HOUR 3600
+#define DAY  86400
+/* A fixed "now" well away from zero, so that ages are not start times. */
+#define NOW  (G_GINT64_CONSTANT (1700000000) / DAY * DAY)
+
+/* A daily peak of @uuid that ended @age_days before NOW. */
+static VmemPeakObs
+day_peak (const char *uuid, double age_days, double peak_mib)
+{
+  VmemPeakObs o = {
+    .uuid = uuid,
+    .domain = uuid,
+    .host = "h1",
+    .start_t = NOW - (gint64) ((age_days + 1) * DAY),
+    .interval_s = DAY,
+    .peak_mib = peak_mib,
+    .samples = 10,
+    .guest_samples = 10,
+    .vcpus = 1,
+  };
+  return o;
+}
+
+static VmemEstimatorConfig
+default_config (void)
+{
+  VmemEstimatorConfig c;
+  vmem_estimator_config_init (&c);
+  return c;
+}
+
+static VmemEstimate *
+estimate (const VmemPeakObs *peaks, gsize n, const VmemEstimatorConfig *config,
+          const VmemProfile *profile, const VmemEstimateTarget *target)
+{
+  g_autoptr(GError) error = NULL;
+  VmemEstimate *e = vmem_estimator_estimate_peaks (peaks, n, config, profile, target, NOW,
+                                                   &error);
+  if (e == NULL)
+    fail_msg ("estimate failed: %s", error->message);
+  return e;
+}
+
+static const VmemEstimatePeer *
+find_peer (const VmemEstimate *e, const char *uuid)
+{
+  for (guint i = 0; i < e->peers->len; i++)
+    {
+      const VmemEstimatePeer *p = g_ptr_array_index (e->peers, i);
+      if (g_str_equal (p->uuid, uuid))
+        return p;
+    }
+  fail_msg ("peer %s missing", uuid);
+  return NULL;
+}
+
+static void
+assert_close (double got, double want)
+{
+  if (fabs (got - want) > 1e-9 * MAX (1.0, fabs (want)))
+    fail_msg ("got %.12g, want %.12g", got, want);
+}
+
+/* Weights halve every half-life; host-side samples count rss_weight. */
+static void
+test_decay_weights (void **state)
+{
+  VmemPeakObs peaks[] = {
+    day_peak ("a", 0, 100),
+    day_peak ("a", 1, 100),
+    day_peak ("a", 2, 100),
+    day_peak ("b", 0, 100),
+  };
+  /* b: 4 samples, 2 from the guest: weight (2 + 0.5 * 2) / 4. */
+  peaks[3].samples = 4;
+  peaks[3].guest_samples = 2;
+  VmemEstimatorConfig config = default_config ();
+  VmemEstimateTarget target = { .memory_mib = 4096 };
+  g_autoptr(VmemEstimate) e = estimate (peaks, G_N_ELEMENTS (peaks), &config, NULL, &target);
+
+  assert_close (find_peer (e, "a")->weight, 1.0 + 0.5 + 0.25);
+  assert_close (find_peer (e, "b")->weight, 0.75);
+  assert_int_equal (find_peer (e, "a")->intervals, 3);
+  assert_int_equal (find_peer (e, "a")->samples, 30);
+
+  /* A 12 h half-life: one day is two half-lives. */
+  config.half_life_hours = 12;
+  g_autoptr(VmemEstimate) e12 = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (find_peer (e12, "a")->weight, 1.0 + 0.25 + 0.0625);
+}
+
+/* A peer's level is the decayed quantile of its own peaks. */
+static void
+test_peer_quantile (void **state)
+{
+  /* weights: 100 -> 1, 200 -> 0.5, 400 -> 0.25; total 1.75 */
+  VmemPeakObs peaks[] = {
+    day_peak ("a", 0, 100),
+    day_peak ("a", 1, 200),
+    day_peak ("a", 2, 400),
+  };
+  VmemEstimatorConfig config = default_config ();
+  VmemEstimateTarget target = { 0 };
+
+  /* 0.99 * 1.75 = 1.7325 is reached only with the 400. */
+  g_autoptr(VmemEstimate) e = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (find_peer (e, "a")->peak_mib, 400);
+
+  /* 0.8 * 1.75 = 1.4 is reached at the 200 (1 + 0.5). */
+  config.peer_quantile = 0.8;
+  g_autoptr(VmemEstimate) e2 = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (find_peer (e2, "a")->peak_mib, 200);
+
+  /* 0.5 * 1.75 = 0.875: the newest, 100, alone. */
+  config.peer_quantile = 0.5;
+  g_autoptr(VmemEstimate) e3 = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (find_peer (e3, "a")->peak_mib, 100);
+}
+
+/* The quantile of peer levels, the margin widened by confidence. */
+static void
+test_quantile_margin_confidence (void **state)
+{
+  VmemPeakObs peaks[] = {
+    day_peak ("a", 0, 100),
+    day_peak ("b", 0, 200),
+    day_peak ("c", 0, 300),
+    day_peak ("d", 0, 400),
+  };
+  VmemEstimatorConfig config = default_config ();
+  VmemEstimateTarget target = { .memory_mib = 8192 };
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+
+  /* Four equal weights: p95 needs 3.8 of 4, the 400; p70 needs 2.8, the 300. */
+  g_autoptr(VmemEstimate) e = estimate (peaks, 4, &config, profile, &target);
+  assert_int_equal (e->source, VMEM_SOURCE_PEERS);
+  assert_close (e->quantile, 0.95);
+  assert_close (e->quantile_mib, 400);
+  /* history: one day before NOW = 24 h of 72 h;
+   * confidence = 4/5 * (0.5 + 0.5 * 24/72) = 0.8 * 2/3 */
+  assert_close (e->history_hours, 24);
+  assert_close (e->confidence, 0.8 * (2.0 / 3.0));
+  assert_close (e->effective_margin_pct, 15.0 / (0.8 * (2.0 / 3.0)));
+  assert_close (e->raw_mib, 400 * (1 + 0.15 / (0.8 * (2.0 / 3.0))));
+  assert_int_equal (e->demand_mib, (guint64) ceil (e->raw_mib));
+  assert_int_equal (e->clamps, 0);
+  assert_int_equal (e->peers->len, 4);
+  /* highest level first */
+  assert_string_equal (((VmemEstimatePeer *) g_ptr_array_index (e->peers, 0))->uuid, "d");
+
+  profile->quantile = 0.7;
+  profile->margin_pct = 0;
+  g_autoptr(VmemEstimate) e2 = estimate (peaks, 4, &config, profile, &target);
+  assert_close (e2->quantile_mib, 300);
+  assert_close (e2->raw_mib, 300);
+  assert_int_equal (e2->demand_mib, 300);
+
+  /* Full history: the history term is 1 and only the peer count is left. */
+  for (guint i = 0; i < 4; i++)
+    peaks[i].start_t -= 3 * DAY;
+  profile->margin_pct = 20;
+  g_autoptr(VmemEstimate) e3 = estimate (peaks, 4, &config, profile, &target);
+  assert_close (e3->history_hours, 96);
+  assert_close (e3->confidence, 0.8);
+  assert_close (e3->effective_margin_pct, 25);
+  assert_close (e3->raw_mib, 375);
+
+  /* Without a profile the config's quantile and margin apply. */
+  config.quantile = 0.7;
+  config.margin_pct = 0;
+  g_autoptr(VmemEstimate) e4 = estimate (peaks, 4, &config, NULL, &target);
+  assert_close (e4->raw_mib, 300);
+}
+
+/* Stale peers weigh less in the quantile over peers. */
+static void
+test_peer_weights_in_quantile (void **state)
+{
+  /* a: level 1000, one peak 3 days old (weight 1/8);
+   * b, c: level 100, fresh (weight 1 each).  p90 needs 0.9 * 2.125 =
+   * 1.9125: reached by b and c alone. */
+  VmemPeakObs peaks[] = {
+    day_peak ("a", 3, 1000),
+    day_peak ("b", 0, 100),
+    day_peak ("c", 0, 100),
+  };
+  VmemEstimatorConfig config = default_config ();
+  config.quantile = 0.9;
+  VmemEstimateTarget target = { 0 };
+  g_autoptr(VmemEstimate) e = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (e->quantile_mib, 100);
+
+  /* p95 needs 2.01875: a is needed. */
+  config.quantile = 0.95;
+  g_autoptr(VmemEstimate) e2 = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (e2->quantile_mib, 1000);
+}
+
+static void
+test_clamps (void **state)
+{
+  VmemPeakObs peaks[] = {
+    day_peak ("a", 4, 1000),
+    day_peak ("b", 4, 1000),
+    day_peak ("c", 4, 1000),
+  };
+  VmemEstimatorConfig config = default_config ();
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  profile->margin_pct = 0;
+  VmemEstimateTarget target = { .memory_mib = 0 };
+
+  g_autoptr(VmemEstimate) plain = estimate (peaks, 3, &config, profile, &target);
+  assert_close (plain->raw_mib, 1000);
+  assert_int_equal (plain->clamps, 0);
+
+  profile->floor_mib = 1500;
+  g_autoptr(VmemEstimate) f = estimate (peaks, 3, &config, profile, &target);
+  assert_int_equal (f->demand_mib, 1500);
+  assert_close (f->raw_mib, 1000);
+  assert_int_equal (f->clamps, VMEM_CLAMP_FLOOR);
+
+  profile->floor_mib = 0;
+  profile->ceiling_mib = 800;
+  g_autoptr(VmemEstimate) c = estimate (peaks, 3, &config, profile, &target);
+  assert_int_equal (c->demand_mib, 800);
+  assert_int_equal (c->clamps, VMEM_CLAMP_CEILING);
+
+  target.memory_mib = 600;
+  g_autoptr(VmemEstimate) m = estimate (peaks, 3, &config, profile, &target);
+  assert_int_equal (m->demand_mib, 600);
+  assert_int_equal (m->clamps, VMEM_CLAMP_CEILING | VMEM_CLAMP_DOMAIN_MEMORY);
+
+  /* The domain's <memory> wins over the floor. */
+  profile->ceiling_mib = 0;
+  profile->floor_mib = 2000;
+  g_autoptr(VmemEstimate) fm = estimate (peaks, 3, &config, profile, &target);
+  assert_int_equal (fm->demand_mib, 600);
+  assert_int_equal (fm->clamps, VMEM_CLAMP_FLOOR | VMEM_CLAMP_DOMAIN_MEMORY);
+
+  g_autoptr(json_object) json = vmem_estimate_to_json (fm);
+  json_object *clamps = json_object_object_get (json, "clamps");
+  assert_int_equal (json_object_array_length (clamps), 2);
+  assert_string_equal (json_object_get_string (json_object_array_get_idx (clamps, 0)), "floor");
+  assert_string_equal (json_object_get_string (json_object_array_get_idx (clamps, 1)),
+                       "domain-memory");
+  assert_int_equal (json_object_get_int64 (json_object_object_get (json, "demand_mib")), 600);
+}
+
+static void
+test_fallback (void **state)
+{
+  VmemEstimatorConfig config = default_config ();
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  profile->demand_mib = 512;
+  VmemEstimateTarget target = { .uuid = "self", .exclude_self = TRUE, .memory_mib = 2048 };
+
+  /* No peers at all. */
+  g_autoptr(VmemEstimate) e = estimate (NULL, 0, &config, profile, &target);
+  assert_int_equal (e->source, VMEM_SOURCE_PROFILE);
+  assert_int_equal (e->demand_mib, 512);
+  assert_non_null (strstr (e->reason, "0 peers with history, 1 needed"));
+  assert_non_null (strstr (e->reason, "profile's demand"));
+
+  /* Only the domain itself: excluded, still no peers. */
+  VmemPeakObs own[] = { day_peak ("self", 2, 100) };
+  g_autoptr(VmemEstimate) e_own = estimate (own, 1, &config, profile, &target);
+  assert_int_equal (e_own->source, VMEM_SOURCE_PROFILE);
+
+  /* Too few peers for min_peers = 3. */
+  VmemPeakObs two[] = { day_peak ("a", 2, 100), day_peak ("b", 2, 100) };
+  config.min_peers = 3;
+  g_autoptr(VmemEstimate) e_few = estimate (two, 2, &config, profile, &target);
+  assert_int_equal (e_few->source, VMEM_SOURCE_PROFILE);
+  assert_non_null (strstr (e_few->reason, "2 peers with history, 3 needed"));
+  config.min_peers = 1;
+
+  /* Too young: an hourly peak that ended at NOW gives 1 h of history. */
+  VmemPeakObs young = day_peak ("a", 0, 100);
+  young.start_t = NOW - HOUR;
+  young.interval_s = HOUR;
+  g_autoptr(VmemEstimate) e_young = estimate (&young, 1, &config, profile, &target);
+  assert_int_equal (e_young->source, VMEM_SOURCE_PROFILE);
+  assert_non_null (strstr (e_young->reason, "1.0 h, 6.0 h needed"));
+
+  /* No manual demand: the domain's <memory>. */
+  profile->demand_mib = 0;
+  g_autoptr(VmemEstimate) e_mem = estimate (&young, 1, &config, profile, &target);
+  assert_int_equal (e_mem->source, VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY);
+  assert_int_equal (e_mem->demand_mib, 2048);
+  assert_non_null (strstr (e_mem->reason, "domain's memory"));
+
+  /* Nothing known at all. */
+  target.memory_mib = 0;
+  g_autoptr(VmemEstimate) e_none = estimate (&young, 1, &config, profile, &target);
+  assert_int_equal (e_none->source, VMEM_SOURCE_NONE);
+  assert_int_equal (e_none->demand_mib, 0);
+
+  /* The manual demand is clamped to the domain's <memory> too. */
+  profile->demand_mib = 4096;
+  target.memory_mib = 1024;
+  g_autoptr(VmemEstimate) e_clamp = estimate (NULL, 0, &config, profile, &target);
+  assert_int_equal (e_clamp->demand_mib, 1024);
+  assert_int_equal (e_clamp->clamps, VMEM_CLAMP_DOMAIN_MEMORY);
+}
+
+static void
+test_per_vcpu (void **state)
+{
+  /* 400 MiB on 2 vCPUs and 900 MiB on 3: 200 and 300 per vCPU. */
+  VmemPeakObs peaks[] = { day_peak ("a", 4, 400), day_peak ("b", 4, 900) };
+  peaks[0].vcpus = 2;
+  peaks[1].vcpus = 3;
+  VmemEstimatorConfig config = default_config ();
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  profile->scale = VMEM_SCALE_PER_VCPU;
+  profile->margin_pct = 0;
+  VmemEstimateTarget target = { .vcpus = 4, .memory_mib = 8192 };
+
+  g_autoptr(VmemEstimate) e = estimate (peaks, 2, &config, profile, &target);
+  assert_close (e->quantile_mib, 300);
+  assert_close (e->raw_mib, 1200);
+  assert_int_equal (e->vcpus, 4);
+  /* Peers still report their absolute level. */
+  assert_close (find_peer (e, "b")->peak_mib, 900);
+
+  profile->scale = VMEM_SCALE_ABSOLUTE;
+  g_autoptr(VmemEstimate) abs = estimate (peaks, 2, &config, profile, &target);
+  assert_close (abs->raw_mib, 900);
+}
+
+static void
+test_exclude_self (void **state)
+{
+  VmemPeakObs peaks[] = {
+    day_peak ("self", 4, 5000),
+    day_peak ("a", 4, 100),
+    day_peak ("b", 4, 200),
+  };
+  VmemEstimatorConfig config = default_config ();
+  config.margin_pct = 0;
+  VmemEstimateTarget target = { .uuid = "self", .exclude_self = TRUE };
+
+  g_autoptr(VmemEstimate) out = estimate (peaks, 3, &config, NULL, &target);
+  assert_int_equal (out->peers->len, 2);
+  assert_close (out->raw_mib, 200);
+
+  target.exclude_self = FALSE;
+  g_autoptr(VmemEstimate) in = estimate (peaks, 3, &config, NULL, &target);
+  assert_int_equal (in->peers->len, 3);
+  assert_close (in->raw_mib, 5000);
+}
+
+static VmemEstimate *
+agg_estimate (VmemWorkloadAgg *agg, const VmemEstimatorConfig *config, gint64 now)
+{
+  g_autoptr(GError) error = NULL;
+  VmemEstimateTarget target = { .memory_mib = 1 << 20 };
+  VmemEstimate *e = vmem_estimator_estimate (agg, config, NULL, &target, now, &error);
+  if (e == NULL)
+    fail_msg ("estimate failed: %s", error->message);
+  return e;
+}
+
+static void
+assert_same_estimate (const VmemEstimate *a, const VmemEstimate *b)
+{
+  assert_int_equal (a->source, b->source);
+  assert_int_equal (a->demand_mib, b->demand_mib);
+  assert_close (a->raw_mib, b->raw_mib);
+  assert_close (a->confidence, b->confidence);
+  assert_int_equal (a->peers->len, b->peers->len);
+  for (guint i = 0; i < a->peers->len; i++)
+    {
+      const VmemEstimatePeer *pa = g_ptr_array_index (a->peers, i);
+      const VmemEstimatePeer *pb = g_ptr_array_index (b->peers, i);
+      assert_string_equal (pa->uuid, pb->uuid);
+      assert_close (pa->peak_mib, pb->peak_mib);
+      assert_close (pa->weight, pb->weight);
+      assert_int_equal (pa->samples, pb->samples);
+    }
+}
+
+/* Peaks added one by one, with estimates in between, across many
+ * half-lives (so that stored weights are rebased), give the same estimate
+ * as the same peaks added at once in another order. */
+static void
+test_incremental_equals_batch (void **state)
+{
+  VmemEstimatorConfig config = default_config ();
+  config.half_life_hours = 1;   /* a day is 24 half-lives: rebasing happens */
+  g_autoptr(GRand) rand = g_rand_new_with_seed (42);
+  g_autoptr(GArray) peaks = g_array_new (FALSE, FALSE, sizeof (VmemPeakObs));
+  static const char *const uuids[] = { "a", "b", "c", "d", "e" };
+
+  for (int day = 0; day < 10; day++)
+    for (guint p = 0; p < G_N_ELEMENTS (uuids); p++)
+      {
+        VmemPeakObs o = day_peak (uuids[p], 9 - day, 100 + g_rand_int_range (rand, 0, 4000));
+        o.guest_samples = g_rand_int_range (rand, 0, 11);
+        g_array_append_val (peaks, o);
+      }
+
+  g_autoptr(VmemWorkloadAgg) inc = vmem_workload_agg_new (&config, NULL);
+  for (guint i = 0; i < peaks->len; i++)
+    {
+      assert_true (vmem_workload_agg_add (inc, &g_array_index (peaks, VmemPeakObs, i), NULL));
+      g_autoptr(VmemEstimate) between = agg_estimate (inc, &config, NOW);
+      assert_non_null (between);
+    }
+
+  /* Newest first: the reference time is set by the newest peak. */
+  g_autoptr(VmemWorkloadAgg) batch = vmem_workload_agg_new (&config, NULL);
+  for (guint i = peaks->len; i-- > 0;)
+    assert_true (vmem_workload_agg_add (batch, &g_array_index (peaks, VmemPeakObs, i), NULL));
+
+  assert_int_equal (vmem_workload_agg_n_peers (inc), 5);
+  g_autoptr(VmemEstimate) a = agg_estimate (inc, &config, NOW);
+  g_autoptr(VmemEstimate) b = agg_estimate (batch, &config, NOW);
+  assert_same_estimate (a, b);
+
+  double qa = 0, qb = 0;
+  guint na = 0;
+  assert_true (vmem_workload_agg_pooled_quantile (inc, "a", 0.9, NOW, &qa, &na));
+  assert_true (vmem_workload_agg_pooled_quantile (batch, "a", 0.9, NOW, &qb, NULL));
+  assert_int_equal (na, 4);
+  assert_close (qa, qb);
+
+  /* Removing a peer is the same as never having added it. */
+  g_autoptr(VmemWorkloadAgg) without = vmem_workload_agg_new (&config, NULL);
+  for (guint i = 0; i < peaks->len; i++)
+    {
+      const VmemPeakObs *o = &g_array_index (peaks, VmemPeakObs, i);
+      if (!g_str_equal (o->uuid, "e"))
+        assert_true (vmem_workload_agg_add (without, o, NULL));
+    }
+  assert_true (vmem_workload_agg_remove_peer (inc, "e"));
+  g_autoptr(VmemEstimate) c = agg_estimate (inc, &config, NOW);
+  g_autoptr(VmemEstimate) d = agg_estimate (without, &config, NOW);
+  assert_same_estimate (c, d);
+}
+
+/* The current interval's peak grows as samples arrive: adding it again
+ * replaces it. */
+static void
+test_current_interval_replaced (void **state)
+{
+  VmemEstimatorConfig config = default_config ();
+  config.margin_pct = 0;
+  g_autoptr(VmemWorkloadAgg) grown = vmem_workload_agg_new (&config, NULL);
+  g_autoptr(VmemWorkloadAgg) once = vmem_workload_agg_new (&config, NULL);
+
+  VmemPeakObs old = day_peak ("a", 2, 150);
+  VmemPeakObs cur = day_peak ("a", 0, 100);
+  cur.samples = 3;
+  cur.guest_samples = 3;
+  assert_true (vmem_workload_agg_add (grown, &old, NULL));
+  assert_true (vmem_workload_agg_add (grown, &cur, NULL));
+  cur.peak_mib = 300;
+  cur.samples = 6;
+  cur.guest_samples = 6;
+  assert_true (vmem_workload_agg_add (grown, &cur, NULL));
+
+  assert_true (vmem_workload_agg_add (once, &old, NULL));
+  assert_true (vmem_workload_agg_add (once, &cur, NULL));
+
+  g_autoptr(VmemEstimate) a = agg_estimate (grown, &config, NOW);
+  g_autoptr(VmemEstimate) b = agg_estimate (once, &config, NOW);
+  assert_same_estimate (a, b);
+  assert_int_equal (find_peer (a, "a")->intervals, 2);
+  assert_int_equal (find_peer (a, "a")->samples, 16);
+  assert_close (find_peer (a, "a")->peak_mib, 300);
+}
+
+static void
+test_bad_input (void **state)
+{
+  VmemEstimatorConfig config = default_config ();
+  g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
+  VmemPeakObs o = day_peak ("a", 0, 100);
+
+  g_autoptr(GError) e1 = NULL;
+  o.uuid = NULL;
+  assert_false (vmem_workload_agg_add (agg, &o, &e1));
+  assert_true (g_str_has_prefix (e1->message, "uuid:"));
+
+  g_autoptr(GError) e2 = NULL;
+  o = day_peak ("a", 0, -1);
+  assert_false (vmem_workload_agg_add (agg, &o, &e2));
+  assert_true (g_str_has_prefix (e2->message, "peak_mib:"));
+
+  g_autoptr(GError) e3 = NULL;
+  o = day_peak ("a", 0, NAN);
+  assert_false (vmem_workload_agg_add (agg, &o, &e3));
+  assert_true (g_str_has_prefix (e3->message, "peak_mib:"));
+
+  g_autoptr(GError) e4 = NULL;
+  o = day_peak ("a", 0, 1);
+  o.guest_samples = 11;
+  assert_false (vmem_workload_agg_add (agg, &o, &e4));
+  assert_true (g_str_has_prefix (e4->message, "guest_samples:"));
+
+  g_autoptr(GError) e5 = NULL;
+  o = day_peak ("a", 0, 1);
+  o.interval_s = 0;
+  assert_false (vmem_workload_agg_add (agg, &o, &e5));
+  assert_true (g_str_has_prefix (e5->message, "interval_s:"));
+
+  /* Nothing was added. */
+  assert_int_equal (vmem_workload_agg_n_peers (agg), 0);
+
+  g_autoptr(GError) e6 = NULL;
+  config.quantile = 1.5;
+  assert_false (vmem_estimator_config_validate (&config, &e6));
+  assert_true (g_error_matches (e6, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+  assert_true (g_str_has_prefix (e6->message, "quantile:"));
+
+  g_autoptr(GError) e7 = NULL;
+  config = default_config ();
+  config.half_life_hours = 0;
+  assert_null (vmem_workload_agg_new (&config, &e7));
+  assert_true (g_str_has_prefix (e7->message, "half_life_hours:"));
+}
+
+static void
+test_json (void **state)
+{
+  VmemPeakObs peaks[] = { day_peak ("a", 4, 100), day_peak ("b", 4, 200) };
+  VmemEstimatorConfig config = default_config ();
+  VmemEstimateTarget target = { .memory_mib = 4096 };
+  g_autoptr(VmemEstimate) e = estimate (peaks, 2, &config, NULL, &target);
+  g_autoptr(json_object) j = vmem_estimate_to_json (e);
+
+  assert_string_equal (json_object_get_string (json_object_object_get (j, "source")), "peers");
+  assert_int_equal (json_object_get_int64 (json_object_object_get (j, "demand_mib")),
+                    (gint64) e->demand_mib);
+  assert_int_equal (json_object_get_int64 (json_object_object_get (j, "time")), NOW);
+  json_object *peers = json_object_object_get (j, "peers");
+  assert_int_equal (json_object_array_length (peers), 2);
+  json_object *first = json_object_array_get_idx (peers, 0);
+  assert_string_equal (json_object_get_string (json_object_object_get (first, "name")), "b");
+  assert_string_equal (json_object_get_string (json_object_object_get (first, "host")), "h1");
+  assert_int_equal (json_object_get_int64 (json_object_object_get (first, "samples")), 10);
+  assert_int_equal (json_object_array_length (json_object_object_get (j, "clamps")), 0);
+  assert_non_null (json_object_object_get (j, "confidence"));
+  assert_non_null (json_object_object_get (j, "effective_margin_pct"));
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_decay_weights),
+    cmocka_unit_test (test_peer_quantile),
+    cmocka_unit_test (test_quantile_margin_confidence),
+    cmocka_unit_test (test_peer_weights_in_quantile),
+    cmocka_unit_test (test_clamps),
+    cmocka_unit_test (test_fallback),
+    cmocka_unit_test (test_per_vcpu),
+    cmocka_unit_test (test_exclude_self),
+    cmocka_unit_test (test_incremental_equals_batch),
+    cmocka_unit_test (test_current_interval_replaced),
+    cmocka_unit_test (test_bad_input),
+    cmocka_unit_test (test_json),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}

@@ -1,0 +1,360 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vmem-cleanup.h"
+#include "vmem-error.h"
+#include "vmem-replay.h"
+#include "vmem-trace.h"
+
+#include <glib/gstdio.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <zlib.h>
+#include <cmocka.h>
+
+typedef struct {
+  char *dir;
+} Fixture;
+
+static int
+setup (void **state)
+{
+  Fixture *f = g_new0 (Fixture, 1);
+  f->dir = g_dir_make_tmp ("vmem-test-trace-XXXXXX", NULL);
+  assert_non_null (f->dir);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GDir) dir = g_dir_open (f->dir, 0, NULL);
+  const char *name;
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *path = g_build_filename (f->dir, name, NULL);
+      g_unlink (path);
+    }
+  g_rmdir (f->dir);
+  g_free (f->dir);
+  g_free (f);
+  return 0;
+}
+
+static char *
+write_file (Fixture *f, const char *name, const char *text)
+{
+  char *path = g_build_filename (f->dir, name, NULL);
+  if (!g_file_set_contents (path, text, -1, NULL))
+    fail_msg ("cannot write %s", path);
+  return path;
+}
+
+static char *
+write_gz (Fixture *f, const char *name, const char *text)
+{
+  char *path = g_build_filename (f->dir, name, NULL);
+  gzFile gz = gzopen (path, "wb");
+  assert_non_null (gz);
+  assert_int_equal (gzwrite (gz, text, strlen (text)), (int) strlen (text));
+  assert_int_equal (gzclose (gz), Z_OK);
+  return path;
+}
+
+static char *
+fixture_path (const char *name)
+{
+  const char *srcdir = g_getenv ("VMEM_TEST_SRCDIR");
+  if (srcdir == NULL)
+    fail_msg ("VMEM_TEST_SRCDIR is not set");
+  return g_build_filename (srcdir, "data", "traces", name, NULL);
+}
+
+#define HEADER VMEM_TRACE_HEADER "\n"
+
+static const char good[] =
+  HEADER
+  "100,vm-1,web,2,2097152,1024\n"
+  "100,vm-2,web,2,2097152,2048\r\n"
+  "160,vm-1,web,2,2097152,4096";
+
+static void
+check_good_rows (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemTraceReader) r = vmem_trace_reader_open (path, &error);
+  VmemTraceRow row;
+
+  assert_non_null (r);
+  assert_true (vmem_trace_reader_next (r, &row, &error));
+  assert_int_equal (row.t, 100);
+  assert_string_equal (row.domain, "vm-1");
+  assert_string_equal (row.workload, "web");
+  assert_int_equal (row.vcpus, 2);
+  assert_int_equal (row.ceiling_kib, 2097152);
+  assert_int_equal (row.used_kib, 1024);
+  assert_int_equal (row.line, 2);
+
+  assert_true (vmem_trace_reader_next (r, &row, &error));
+  assert_string_equal (row.domain, "vm-2");
+  assert_int_equal (row.used_kib, 2048);
+
+  assert_true (vmem_trace_reader_next (r, &row, &error));
+  assert_int_equal (row.t, 160);
+  assert_int_equal (row.used_kib, 4096);
+  assert_int_equal (row.line, 4);
+
+  assert_false (vmem_trace_reader_next (r, &row, &error));
+  assert_null (error);
+  assert_false (vmem_trace_reader_next (r, &row, &error));
+  assert_null (error);
+}
+
+static void
+test_parse_plain (void **state)
+{
+  g_autofree char *path = write_file (*state, "good.csv", good);
+  check_good_rows (path);
+}
+
+static void
+test_parse_gz (void **state)
+{
+  g_autofree char *path = write_gz (*state, "good.csv.gz", good);
+  check_good_rows (path);
+}
+
+/* Each bad line: the error starts with FILE:LINE: and names the field. */
+static void
+test_bad_rows (void **state)
+{
+  static const struct {
+    const char *text;
+    guint       line;
+    const char *what;
+  } cases[] = {
+    { "", 1, "empty file" },
+    { "time,domain,workload,vcpus,ceiling_kib\n", 1, "header" },
+    { HEADER "x,vm,w,1,100,10\n", 2, "time:" },
+    { HEADER "-5,vm,w,1,100,10\n", 2, "time:" },
+    { HEADER "1,vm,w,1,100,10\n1,,w,1,100,10\n", 3, "domain: must not be empty" },
+    { HEADER "1,vm,,1,100,10\n", 2, "workload: must not be empty" },
+    { HEADER "1,vm,w,0,100,10\n", 2, "vcpus:" },
+    { HEADER "1,vm,w,1.5,100,10\n", 2, "vcpus:" },
+    { HEADER "1,vm,w,1,0,10\n", 2, "ceiling_kib:" },
+    { HEADER "1,vm,w,1,100,\n", 2, "used_kib:" },
+    { HEADER "1,vm,w,1,100,10 \n", 2, "used_kib:" },
+    { HEADER "1,vm,w,1,100\n", 2, "expected 6 fields" },
+    { HEADER "1,vm,w,1,100,10,7\n", 2, "expected 6 fields" },
+    { HEADER "1,vm,w,1,100,10\n\n", 3, "expected 6 fields" },
+    { HEADER "5,vm,w,1,100,10\n6,vm,w,1,100,10\n4,vm,w,1,100,10\n", 4,
+      "time: 4 is before the previous line's 6" },
+    { HEADER "1,\"vm\",w,1,100,10\n", 2, "domain:" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autofree char *name = g_strdup_printf ("bad-%u.csv", i);
+      g_autofree char *path = write_file (*state, name, cases[i].text);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(VmemTraceReader) r = vmem_trace_reader_open (path, &error);
+      VmemTraceRow row;
+
+      while (r != NULL && vmem_trace_reader_next (r, &row, &error))
+        ;
+      if (error == NULL)
+        fail_msg ("case %u was accepted", i);
+      assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+      g_autofree char *prefix = g_strdup_printf ("%s:%u: ", path, cases[i].line);
+      if (!g_str_has_prefix (error->message, prefix) || strstr (error->message, cases[i].what) == NULL)
+        fail_msg ("case %u: error \"%s\" does not start with \"%s\" or lacks \"%s\"", i,
+                  error->message, prefix, cases[i].what);
+    }
+}
+
+static void
+test_long_line_and_missing (void **state)
+{
+  g_autoptr(GString) text = g_string_new (HEADER "1,");
+  for (int i = 0; i < 5000; i++)
+    g_string_append_c (text, 'x');
+  g_string_append (text, ",w,1,100,10\n");
+  g_autofree char *path = write_file (*state, "long.csv", text->str);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemTraceReader) r = vmem_trace_reader_open (path, &error);
+  VmemTraceRow row;
+  assert_non_null (r);
+  assert_false (vmem_trace_reader_next (r, &row, &error));
+  assert_non_null (error);
+  assert_non_null (strstr (error->message, ":2: line longer than"));
+
+  g_autoptr(GError) missing = NULL;
+  g_autofree char *nopath = g_build_filename (((Fixture *) *state)->dir, "nope.csv", NULL);
+  assert_null (vmem_trace_reader_open (nopath, &missing));
+  assert_true (g_error_matches (missing, VMEM_ERROR, VMEM_ERROR_NOT_FOUND));
+  assert_true (g_str_has_prefix (missing->message, nopath));
+}
+
+/* A truncated gzip file is an error, not a short trace. */
+static void
+test_truncated_gz (void **state)
+{
+  g_autoptr(GString) text = g_string_new (HEADER);
+  for (int i = 0; i < 20000; i++)
+    g_string_append_printf (text, "%d,vm-%d,w,1,1048576,%d\n", i, i % 7, (i * 7919) % 100000);
+  g_autofree char *path = write_gz (*state, "trunc.csv.gz", text->str);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  assert_true (g_file_get_contents (path, &data, &len, NULL));
+  assert_true (g_file_set_contents (path, data, len / 2, NULL));
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemTraceReader) r = vmem_trace_reader_open (path, &error);
+  VmemTraceRow row;
+  assert_non_null (r);
+  while (vmem_trace_reader_next (r, &row, &error))
+    ;
+  assert_non_null (error);
+  assert_true (g_str_has_prefix (error->message, path));
+}
+
+typedef struct {
+  GString          *csv;
+  VmemReplaySummary summary[VMEM_REPLAY_N_ESTIMATORS];
+  guint             peers[8];
+  guint             n;
+} Collect;
+
+static void
+collect (const VmemReplayCase *c, gpointer user_data)
+{
+  Collect *col = user_data;
+  g_string_append_printf (col->csv, "%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s|%"
+                          G_GUINT64_FORMAT ",%s|%" G_GUINT64_FORMAT "\n", c->t, c->domain,
+                          c->estimate_kib[VMEM_REPLAY_VMEMD], c->source[VMEM_REPLAY_VMEMD],
+                          c->estimate_kib[VMEM_REPLAY_VPA], c->source[VMEM_REPLAY_VPA],
+                          c->peak_kib);
+  if (col->n < G_N_ELEMENTS (col->peers))
+    col->peers[col->n] = c->peers;
+  col->n++;
+  for (guint i = 0; i < VMEM_REPLAY_N_ESTIMATORS; i++)
+    vmem_replay_summary_add (&col->summary[i], c, i);
+}
+
+/* tests/data/traces/tiny.csv, worked by hand:
+ * day 86400 (the first boundary, no history): everyone gets its <memory>.
+ * day 172800, workload web: peaks of day 86400 were a 200, b 300, c 400 MiB.
+ *   history 24 h of 72 -> confidence = 2/3 peers * (0.5 + 0.5/3) = 4/9,
+ *   margin 15 % / (4/9) = 33.75 %.
+ *   a: peers b, c -> p95 = 400 MiB -> 535 MiB = 547840 KiB (peak 600 MiB: under)
+ *   b: peers a, c -> 400 -> 547840 KiB
+ *   c: peers a, b -> 300 -> 401.25 MiB = 410880 KiB (peak 400 MiB)
+ *   VPA: a, b: p90 of {300, 400} = 400 * 1.15 = 460 MiB = 471040 KiB;
+ *        c: p90 of {200, 300} = 300 * 1.15 = 345 MiB = 353280 KiB.
+ *   d (workload solo) has no peers: its <memory>, 524288 KiB. */
+static void
+test_replay_fixture (void **state)
+{
+  g_autofree char *path = fixture_path ("tiny.csv");
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  Collect col = { .csv = g_string_new (NULL) };
+  g_autoptr(GError) error = NULL;
+
+  assert_true (vmem_replay_run (path, &config, collect, NULL, &col, &error));
+  assert_null (error);
+  assert_string_equal (col.csv->str,
+    "86400,a,1048576,fallback-domain-memory|1048576,fallback-domain-memory|204800\n"
+    "86400,b,1048576,fallback-domain-memory|1048576,fallback-domain-memory|307200\n"
+    "86400,c,1048576,fallback-domain-memory|1048576,fallback-domain-memory|409600\n"
+    "86400,d,524288,fallback-domain-memory|524288,fallback-domain-memory|102400\n"
+    "172800,a,547840,peers|471040,peers|614400\n"
+    "172800,b,547840,peers|471040,peers|102400\n"
+    "172800,c,410880,peers|353280,peers|409600\n"
+    "172800,d,524288,fallback-domain-memory|524288,fallback-domain-memory|204800\n");
+  g_string_free (col.csv, TRUE);
+  assert_int_equal (col.n, 8);
+  assert_int_equal (col.peers[4], 2);
+  assert_int_equal (col.peers[7], 0);
+
+  const VmemReplayTally *v = &col.summary[VMEM_REPLAY_VMEMD].all;
+  assert_int_equal (v->cases, 8);
+  assert_int_equal (v->under, 1);
+  assert_true (v->estimate_kib == 5700864.0);
+  assert_true (v->waste_kib == 3412224.0);
+  assert_true (vmem_replay_tally_gib_days (v) == 5700864.0 / 1048576.0);
+  /* by peer count: the four starts with 0 peers, three with 2, d's 0 */
+  assert_int_equal (col.summary[VMEM_REPLAY_VMEMD].by_peers[0].cases, 5);
+  assert_int_equal (col.summary[VMEM_REPLAY_VMEMD].by_peers[2].cases, 3);
+  assert_int_equal (col.summary[VMEM_REPLAY_VMEMD].by_peers[2].under, 1);
+
+  const VmemReplayTally *vpa = &col.summary[VMEM_REPLAY_VPA].all;
+  assert_int_equal (vpa->under, 2);
+  assert_true (vpa->estimate_kib == 5489664.0);
+  assert_true (vpa->waste_kib == 3334144.0);
+
+  const VmemReplayTally *st = &col.summary[VMEM_REPLAY_STATIC].all;
+  assert_int_equal (st->under, 0);
+  assert_true (st->estimate_kib == 3.0 * 2 * 1048576 + 2 * 524288);
+
+  g_autofree char *table = vmem_replay_summary_format (&col.summary[VMEM_REPLAY_VMEMD]);
+  assert_non_null (strstr (table, "all             8        1     12.50    59.85        5.4\n"));
+}
+
+/* The replay stops at the first bad line and names it. */
+static void
+test_replay_bad_row (void **state)
+{
+  g_autofree char *path = write_gz (*state, "bad.csv.gz",
+                                    HEADER "1,a,w,1,100,10\n2,a,w,1,100,10\n3,a,w,one,100,10\n");
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  Collect col = { .csv = g_string_new (NULL) };
+  g_autoptr(GError) error = NULL;
+
+  assert_false (vmem_replay_run (path, &config, collect, NULL, &col, &error));
+  g_string_free (col.csv, TRUE);
+  g_autofree char *prefix = g_strdup_printf ("%s:4: vcpus:", path);
+  assert_true (g_str_has_prefix (error->message, prefix));
+
+  g_autofree char *moved = write_file (*state, "moved.csv",
+                                       HEADER "1,a,w,1,100,10\n2,a,x,1,100,10\n");
+  g_autoptr(GError) error2 = NULL;
+  assert_false (vmem_replay_run (moved, &config, NULL, NULL, NULL, &error2));
+  assert_non_null (strstr (error2->message, ":3: workload:"));
+}
+
+static void
+test_estimator_names (void **state)
+{
+  VmemReplayEstimator e;
+  g_autoptr(GError) error = NULL;
+  assert_true (vmem_replay_estimator_from_string ("vpa", &e, NULL));
+  assert_int_equal (e, VMEM_REPLAY_VPA);
+  assert_false (vmem_replay_estimator_from_string ("magic", &e, &error));
+  assert_true (g_str_has_prefix (error->message, "estimator:"));
+  assert_int_equal (vmem_replay_peer_class (0), 0);
+  assert_int_equal (vmem_replay_peer_class (4), 3);
+  assert_int_equal (vmem_replay_peer_class (9), 4);
+  assert_int_equal (vmem_replay_peer_class (10), 5);
+  assert_string_equal (vmem_replay_peer_class_label (3), "3-4");
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_parse_plain, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_parse_gz, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_bad_rows, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_long_line_and_missing, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_truncated_gz, setup, teardown),
+    cmocka_unit_test (test_replay_fixture),
+    cmocka_unit_test_setup_teardown (test_replay_bad_row, setup, teardown),
+    cmocka_unit_test (test_estimator_names),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
