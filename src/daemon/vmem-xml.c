@@ -463,6 +463,10 @@ escape_attr (GString *out, const char *v, char quote)
 static void
 append_attr (GString *out, const char *name, const char *value, char quote)
 {
+  /* The other quote when it saves escaping (e.g. a recorded element). */
+  char other = quote == '\'' ? '"' : '\'';
+  if (strchr (value, quote) != NULL && strchr (value, other) == NULL)
+    quote = other;
   g_string_append_printf (out, " %s=%c", name, quote);
   escape_attr (out, value, quote);
   g_string_append_c (out, quote);
