@@ -249,6 +249,7 @@ check_restore (const char *name, const char *in, const char *out)
   assert_false (b->has_plan);
   assert_null (b->workload);
   assert_null (strstr (r, "urn:vmemd"));
+  validate_string (r, "restored.xml");
   assert_secrets_kept (in, r);
   if (strstr (in, "urn:vmemd") == NULL)
     {
