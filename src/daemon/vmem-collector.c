@@ -6,6 +6,9 @@
 
 #include <string.h>
 
+/* Seconds after a start during which host-side samples are not recorded. */
+#define STARTUP_GRACE_S 120
+
 struct _VmemCollector {
   VmemDaemon *daemon;
   guint       interval;
@@ -150,12 +153,19 @@ collect_done (gpointer result, const GError *error, gpointer data)
       if (p == NULL)
         continue;
       gboolean guest = FALSE;
+      guint64 used = vmem_collector_used_mib (s, now, c->interval, &guest);
+      /* Until the guest's balloon driver reports, the host only sees QEMU's
+       * RSS, which right after a preallocated boot is the whole <memory>,
+       * not what the workload uses: give the guest a grace period. */
+      if (!guest && (e->active_since == 0 ||
+                     g_get_monotonic_time () - e->active_since < STARTUP_GRACE_S * G_USEC_PER_SEC))
+        continue;
       VmemSample smp = {
         .uuid = e->info->uuid,
         .host = daemon->config->host_name,
         .workload = p->name,
         .t = now,
-        .used_mib = vmem_collector_used_mib (s, now, c->interval, &guest),
+        .used_mib = used,
         .rss_mib = s->rss_kib / 1024,
         .current_mib = s->current_kib / 1024,
         .available_mib = s->available_kib / 1024,

@@ -441,7 +441,8 @@ tag_done (gpointer result, const GError *error, gpointer data)
                          j->restored ? ", memory settings restored" : "");
     }
   vmem_call_reply (j->call, r);
-  vmem_daemon_refresh_domain (j->daemon, d->uuid);
+  /* The cache follows at once, so that the next call sees the new tag. */
+  vmem_daemon_update_entry (j->daemon, g_steal_pointer (&d));
 }
 
 static void

@@ -19,6 +19,7 @@ typedef struct {
   guint64         boot_mib;      /* charged while starting */
   gboolean        stage_pending; /* a staging waits for the start to end */
   gboolean        period_set;    /* the collector gave it a stats period */
+  gint64          active_since;  /* monotonic µs when seen running; 0 = not running */
   guint64         staged_mib;    /* demand in its persistent definition; 0 = unknown */
   gint64          hour_start;    /* the current hour's peak, fed to the estimator */
   guint64         hour_peak;
@@ -44,6 +45,8 @@ VmemDomainEntry   *vmem_daemon_find_domain (VmemDaemon *daemon, const char *name
 const VmemProfile *vmem_daemon_profile_for (VmemDaemon *daemon, const VmemVirtDomain *d);
 gboolean           vmem_daemon_reload_profiles (VmemDaemon *daemon, GError **error);
 void               vmem_daemon_refresh_domain (VmemDaemon *daemon, const char *uuid);
+/* Takes @info (transfer full) as the domain's current state. */
+void               vmem_daemon_update_entry (VmemDaemon *daemon, VmemVirtDomain *info);
 guint64            vmem_daemon_host_capacity (VmemDaemon *daemon);
 guint64            vmem_daemon_committed (VmemDaemon *daemon, const char *except_uuid);
 void               vmem_daemon_profiles_changed (VmemDaemon *daemon, const char *workload);

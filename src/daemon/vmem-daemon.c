@@ -128,8 +128,8 @@ record_domain (VmemDaemon *daemon, const VmemVirtDomain *d)
     g_warning ("cannot record domain %s: %s", d->name, error->message);
 }
 
-static void
-update_entry (VmemDaemon *daemon, VmemVirtDomain *info /* transfer full */)
+void
+vmem_daemon_update_entry (VmemDaemon *daemon, VmemVirtDomain *info /* transfer full */)
 {
   VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, info->uuid);
   if (e == NULL)
@@ -139,6 +139,10 @@ update_entry (VmemDaemon *daemon, VmemVirtDomain *info /* transfer full */)
     }
   else
     vmem_virt_domain_free (e->info);
+  if (info->active && e->active_since == 0)
+    e->active_since = g_get_monotonic_time ();
+  else if (!info->active)
+    e->active_since = 0;
   e->info = info;
   if (info->active)
     e->starting = FALSE;
@@ -176,7 +180,7 @@ refresh_all_done (gpointer result, const GError *error, gpointer data)
     {
       VmemVirtDomain *d = g_ptr_array_steal_index_fast (list, i--);
       managed += vmem_daemon_profile_for (daemon, d) != NULL;
-      update_entry (daemon, d);
+      vmem_daemon_update_entry (daemon, d);
     }
   g_message ("%u domains known, %u managed", g_hash_table_size (daemon->domains), managed);
   vmem_stager_stage_workload (daemon, NULL, "daemon start");
@@ -225,7 +229,7 @@ refresh_one_done (gpointer result, const GError *error, gpointer data)
         g_debug ("cannot refresh domain %s: %s", r->uuid, error->message);
       return;
     }
-  update_entry (r->daemon, result);
+  vmem_daemon_update_entry (r->daemon, result);
   VmemDomainEntry *e = g_hash_table_lookup (r->daemon->domains, r->uuid);
   if (e == NULL)
     return;

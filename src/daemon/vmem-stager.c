@@ -9,7 +9,8 @@
 #include <math.h>
 #include <string.h>
 
-#define STATS_PERIOD_S 5
+/* 0: keep a balloon's own stats period, 5 s where it has none. */
+#define STATS_PERIOD_S 0
 
 void
 vmem_staged_plan_free (VmemStagedPlan *sp)
