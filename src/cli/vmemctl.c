@@ -7,12 +7,7 @@
 #include "vmem-units.h"
 #include "vmem-varlink.h"
 
-#if __has_include("vmemctl-replay.h")
 #include "vmemctl-replay.h"
-#define HAVE_REPLAY 1
-#else
-#define HAVE_REPLAY 0
-#endif
 
 #include <errno.h>
 #include <locale.h>
@@ -133,12 +128,7 @@ run_version (VmemctlRequest *req)
 static int
 run_replay (VmemctlRequest *req)
 {
-#if HAVE_REPLAY
   return vmemctl_replay_main (req->rest_argc, req->rest_argv);
-#else
-  fprintf (stderr, "vmemctl: replay is not available in this build\n");
-  return VMEMCTL_EXIT_FAILED;
-#endif
 }
 
 static const struct {
