@@ -57,6 +57,21 @@ get_bool (json_object *params, const char *key, gboolean *out, GError **error)
   return TRUE;
 }
 
+/* A required object or array parameter. */
+static gboolean
+get_typed (json_object *params, const char *key, json_type type, json_object **out, GError **error)
+{
+  *out = NULL;
+  if (params == NULL || !json_object_object_get_ex (params, key, out) ||
+      !json_object_is_type (*out, type))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "%s: must be %s", key,
+                   type == json_type_array ? "an array" : "an object");
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static gboolean
 check_keys (json_object *params, const char *const *allowed, GError **error)
 {
@@ -152,15 +167,9 @@ method_profile_set (VmemCall *call, json_object *params, gpointer user_data)
   gboolean create;
 
   CHECK_KEYS (call, params, "profile", "create");
-  if (!get_bool (params, "create", &create, &error))
+  if (!get_bool (params, "create", &create, &error) ||
+      !get_typed (params, "profile", json_type_object, &jprofile, &error))
     {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  if (params == NULL || !json_object_object_get_ex (params, "profile", &jprofile) ||
-      !json_object_is_type (jprofile, json_type_object))
-    {
-      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "profile: must be an object");
       vmem_call_return_error (call, error);
       return;
     }
@@ -263,15 +272,9 @@ method_profile_import (VmemCall *call, json_object *params, gpointer user_data)
   gboolean replace;
 
   CHECK_KEYS (call, params, "profiles", "replace");
-  if (!get_bool (params, "replace", &replace, &error))
+  if (!get_bool (params, "replace", &replace, &error) ||
+      !get_typed (params, "profiles", json_type_array, &arr, &error))
     {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  if (params == NULL || !json_object_object_get_ex (params, "profiles", &arr) ||
-      !json_object_is_type (arr, json_type_array))
-    {
-      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "profiles: must be an array");
       vmem_call_return_error (call, error);
       return;
     }
