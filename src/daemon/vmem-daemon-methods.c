@@ -11,6 +11,7 @@
 #include "vmemd-resources.h"
 
 #include <gio/gio.h>
+#include <math.h>
 #include <string.h>
 
 /* ---- parameter helpers ------------------------------------------------ */
@@ -770,6 +771,41 @@ admit (VmemDaemon *daemon, VmemDomainEntry *e, const VmemProfile *p, const VmemD
   return FALSE;
 }
 
+/* The definition being started carries the plan staged earlier; if the
+ * estimate has moved since, the balloon target is corrected once the
+ * domain runs (the STARTED event), and the log says why. */
+static void
+check_freshness (VmemDaemon *daemon, const VmemProfile *p, const VmemDomainInfo *x)
+{
+  VmemVirtDomain d = {
+    .uuid = x->uuid,
+    .name = x->name,
+    .memory_mib = x->memory_mib,
+    .vcpus = x->vcpus,
+    .workload = (char *) p->name,
+  };
+  g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, &d);
+  if (sp == NULL)
+    return;
+  if (!x->has_plan)
+    {
+      vmem_log_decision (x->name, p->name, "not-staged",
+                         "%s starts without a staged plan; its balloon target is set once it runs",
+                         x->name);
+      return;
+    }
+  double moved = fabs ((double) sp->plan.demand_mib - (double) x->plan_demand_mib);
+  if (moved > daemon->config->hysteresis_mib &&
+      moved > (double) x->plan_demand_mib * daemon->config->hysteresis_pct / 100.0)
+    {
+      g_autofree char *staged = vmem_size_format (x->plan_demand_mib);
+      g_autofree char *now = vmem_size_format (sp->plan.demand_mib);
+      vmem_log_decision (x->name, p->name, "plan-stale",
+                         "%s starts with a stale plan (staged %s, now %s from %s); the balloon "
+                         "target is corrected once it runs", x->name, staged, now, sp->source);
+    }
+}
+
 static void
 method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
 {
@@ -824,6 +860,8 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
           return;
         }
       gboolean ok = admit (daemon, e, p, x, &message);
+      if (ok)
+        check_freshness (daemon, p, x);
       hook_reply (call, ok, message, NULL);
       return;
     }

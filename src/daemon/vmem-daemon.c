@@ -324,7 +324,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
       g_autoptr(GError) error = NULL;
       const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
       if (vmem_store_run_open (daemon->store, uuid, daemon->config->host_name, p->name,
-                               g_get_real_time () / G_USEC_PER_SEC, 0, &error) < 0)
+                               g_get_real_time () / G_USEC_PER_SEC, e->staged_mib, &error) < 0)
         g_warning ("cannot record the start of %s: %s", name, error->message);
     }
   if (event == VIR_DOMAIN_EVENT_STOPPED)
