@@ -81,6 +81,11 @@ REQUIRED_FILES = {
 _NS_ENV = "VMEM_E2E_PARENT_MNTNS"
 
 
+def _tool(name):
+    # Daemons live in /usr/sbin, which a non-login root PATH may lack.
+    return shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin") or name
+
+
 def fail(msg):
     print(f"e2e: {msg}", file=sys.stderr)
     print("0 passed, 1 failed")
@@ -93,7 +98,7 @@ def check_prerequisites():
     if os.geteuid() != 0:
         problems.append("the end-to-end tests need root (they run a private libvirtd)")
     for tool, package in REQUIRED_TOOLS.items():
-        if shutil.which(tool) is None and not os.path.exists(f"/usr/sbin/{tool}"):
+        if not os.path.isabs(_tool(tool)):
             problems.append(f"{tool} not found: install the Debian package {package}")
     for path, package in REQUIRED_FILES.items():
         if not os.path.exists(path):
@@ -336,8 +341,8 @@ class Host:
     # -- libvirtd ----------------------------------------------------------
     def start_libvirtd(self):
         if _pid_from(self.virtlogd_pidfile) is None or not _alive(_pid_from(self.virtlogd_pidfile)):
-            run("virtlogd", "-d", "-p", self.virtlogd_pidfile)
-        run("libvirtd", "-d", "-p", self.libvirtd_pidfile)
+            run(_tool("virtlogd"), "-d", "-p", self.virtlogd_pidfile)
+        run(_tool("libvirtd"), "-d", "-p", self.libvirtd_pidfile)
         last = None
 
         def answers():

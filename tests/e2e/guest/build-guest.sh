@@ -11,6 +11,11 @@ out=${1:?usage: build-guest.sh DIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
+# Concurrent test runs share DIR: one builds, the others wait and reuse it.
+command -v flock >/dev/null || { echo "build-guest: flock not found (util-linux)" >&2; exit 1; }
+exec 9>"$out/.lock"
+flock 9
+
 # The cache is valid for this script's exact content: editing the init or
 # the module list rebuilds.
 stamp=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
