@@ -457,11 +457,23 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, GError **error)
                    "socket, store, libvirt URI or host name changed: restart vmemd to apply");
       return FALSE;
     }
+  gboolean estimator_changed = cur->half_life_hours != next->half_life_hours ||
+                               cur->quantile != next->quantile ||
+                               cur->margin_pct != next->margin_pct ||
+                               cur->min_peers != next->min_peers ||
+                               cur->min_history_hours != next->min_history_hours;
   vmem_log_set_level (next->log_level);
   if (daemon->collector != NULL)
     vmem_collector_set_interval (daemon->collector, next->stats_interval);
   vmem_config_free (daemon->config);
   daemon->config = g_steal_pointer (&next);
+  /* An aggregate's decay is fixed when it is built: rebuild them, and
+   * re-stage with the new settings. */
+  if (estimator_changed)
+    {
+      vmem_demand_load (daemon);
+      vmem_stager_stage_workload (daemon, NULL, "estimator settings reloaded");
+    }
   return TRUE;
 }
 
