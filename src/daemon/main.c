@@ -38,6 +38,8 @@ on_hup (gpointer user_data)
   App *app = user_data;
   g_autoptr(GError) error = NULL;
 
+  if (app->daemon == NULL)
+    return G_SOURCE_CONTINUE;
 #if HAVE_LIBSYSTEMD
   sd_notify (0, "RELOADING=1");
 #endif
@@ -133,6 +135,12 @@ main (int argc, char **argv)
 #endif
 
   app.loop = g_main_loop_new (NULL, FALSE);
+  /* Before anything slow: a SIGHUP or SIGTERM during start-up must not take
+   * the default action (terminate). */
+  g_unix_signal_add (SIGTERM, on_term, &app);
+  g_unix_signal_add (SIGINT, on_term, &app);
+  g_unix_signal_add (SIGHUP, on_hup, &app);
+  signal (SIGPIPE, SIG_IGN);
   app.daemon = vmem_daemon_new (g_steal_pointer (&config), &error);
   if (app.daemon == NULL || !vmem_daemon_start (app.daemon, listen_fd, &error))
     {
@@ -143,10 +151,6 @@ main (int argc, char **argv)
       return 1;
     }
 
-  g_unix_signal_add (SIGTERM, on_term, &app);
-  g_unix_signal_add (SIGINT, on_term, &app);
-  g_unix_signal_add (SIGHUP, on_hup, &app);
-  signal (SIGPIPE, SIG_IGN);
 
 #if HAVE_LIBSYSTEMD
   guint64 watchdog_usec = 0;
