@@ -6,6 +6,7 @@ fail-open and fail-closed, untagged domains untouched, and reconnect after
 a libvirtd restart."""
 
 import os
+import signal
 import re
 import socket
 import sys
@@ -177,6 +178,24 @@ class Foundation(vmemtest.E2ETestCase):
                              for d in h.status().get("domains", [])),
                  timeout=20, what="vmemd to see after-restart running")
         h.virsh("destroy", "after-restart")
+
+    def test_sighup_reloads_and_keeps_a_good_config(self):
+        h = self.host
+        h.start_vmemd()
+        mark = h.log_mark()
+        h.write_config(estimator__half_life_hours="12")
+        os.kill(h.vmemd.pid, signal.SIGHUP)
+        h.wait_log("configuration reloaded", since=mark)
+        # A broken file is refused with FILE:LINE and the daemon keeps going.
+        mark = h.log_mark()
+        with open(h.config_path, "a") as f:
+            f.write("[nonsense]\nkey=1\n")
+        os.kill(h.vmemd.pid, signal.SIGHUP)
+        line = h.wait_log("reload refused", since=mark)
+        self.assertRegex(line, r"vmemd\.conf:\d+: \[nonsense\]")
+        self.assertTrue(h.vmemd_running())
+        h.status()
+        h.write_config()
 
 
 if __name__ == "__main__":
