@@ -18,9 +18,9 @@ install_packages () {
   step "installing Debian packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q >/dev/null || die "apt-get update failed"
-  # shellcheck disable=SC2086
   # With recommends, as a default Debian install gets them (virt-xml-validate
   # runs xmllint, QEMU guests want its firmware and helpers).
+  # shellcheck disable=SC2086
   apt-get install -y -q $pkgs >/dev/null || die "apt-get install failed"
 }
 
