@@ -2,15 +2,20 @@
 /* Replays a usage trace and prints, for the same simulated starts, vmemd's
  * estimator next to two references: the Kubernetes VPA memory recommender
  * and static provisioning.  Figures, not a pass/fail test. */
+#include "bounds.h"
 #include "vmem-replay.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
 
+/* The target: at most this share of starts under-provisioned. */
+#define TARGET_UNDER_PCT 5.0
+
 typedef struct {
   VmemReplaySummary s[VMEM_REPLAY_N_ESTIMATORS];
   /* The starts where vmemd had peers: the estimators differ only there. */
   VmemReplaySummary with_peers[VMEM_REPLAY_N_ESTIMATORS];
+  VmemBounds       *bounds;
 } Bench;
 
 static void
@@ -23,6 +28,7 @@ on_case (const VmemReplayCase *c, gpointer user_data)
       if (c->peers > 0)
         vmem_replay_summary_add (&b->with_peers[i], c, i);
     }
+  vmem_bounds_add (b->bounds, c);
 }
 
 static void
@@ -55,7 +61,8 @@ main (int argc, char **argv)
 
   VmemEstimatorConfig config;
   vmem_estimator_config_init (&config);
-  Bench b = { 0 };
+  g_autoptr(VmemBounds) bounds = vmem_bounds_new ();
+  Bench b = { .bounds = bounds };
   g_autoptr(GError) error = NULL;
 
   gint64 start = g_get_monotonic_time ();
@@ -79,5 +86,7 @@ main (int argc, char **argv)
   g_autofree char *by = vmem_replay_summary_format (&b.s[VMEM_REPLAY_VMEMD]);
   printf ("%s", by);
   printf ("\nreplay wall time %.2f s, peak RSS %.1f MiB\n", wall, ru.ru_maxrss / 1024.0);
+  printf ("\nWhat an estimator that sees only the peers can reach on these starts\n\n");
+  vmem_bounds_print (bounds, TARGET_UNDER_PCT);
   return 0;
 }
