@@ -4,6 +4,7 @@
 #include "vmem-cleanup.h"
 #include "vmem-error.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +48,56 @@ print_status (json_object *s)
     }
 }
 
+static double
+get_double (json_object *obj, const char *key)
+{
+  json_object *v = NULL;
+  if (obj == NULL || !json_object_object_get_ex (obj, key, &v) || v == NULL)
+    return 0.0;
+  return json_object_get_double (v);
+}
+
+/* The estimator's working: the quantile of the peer levels, the margin and
+ * what widened it, then one line per peer.  @self_uuid marks the domain's
+ * own history when it is one of the peers. */
+static void
+print_estimate (json_object *est, const char *self_uuid)
+{
+  json_object *peers = NULL;
+  json_object_object_get_ex (est, "peers", &peers);
+  size_t n = peers && json_object_is_type (peers, json_type_array) ? json_object_array_length (peers) : 0;
+
+  if (g_str_equal (vmemctl_get_str (est, "source"), "peers"))
+    {
+      gboolean per_vcpu = g_str_equal (vmemctl_get_str (est, "scale"), "per-vcpu");
+      g_autofree char *q = fmt_size ((gint64) ceil (get_double (est, "quantile_mib")));
+      g_autofree char *raw = fmt_size ((gint64) ceil (get_double (est, "raw_mib")));
+      printf ("Estimate:  p%g of %zu peer level%s = %s%s%s; margin %g %%, widened to %.1f %% "
+              "(confidence %.2f, %.1f h of history) = %s\n",
+              get_double (est, "quantile") * 100, n, n == 1 ? "" : "s", q,
+              per_vcpu ? " per vCPU, times " : "", per_vcpu ? vmemctl_get_str (est, "vcpus") : "",
+              get_double (est, "margin_pct"), get_double (est, "effective_margin_pct"),
+              get_double (est, "confidence"), get_double (est, "history_hours"), raw);
+    }
+  else
+    printf ("Estimate:  %s\n", vmemctl_get_str (est, "reason"));
+  if (n == 0)
+    return;
+  printf ("Peers:     %-24s %-16s %8s %5s %10s %7s\n", "NAME", "HOST", "SAMPLES", "VCPUS", "LEVEL",
+          "WEIGHT");
+  for (size_t i = 0; i < n; i++)
+    {
+      json_object *p = json_object_array_get_idx (peers, i);
+      const char *uuid = vmemctl_get_str (p, "uuid");
+      const char *name = vmemctl_get_str (p, "name");
+      g_autofree char *level = fmt_size ((gint64) ceil (get_double (p, "peak_mib")));
+      printf ("           %-24s %-16s %8s %5s %10s %7.2f%s\n", g_str_equal (name, "-") ? uuid : name,
+              vmemctl_get_str (p, "host"), vmemctl_get_str (p, "samples"),
+              vmemctl_get_str (p, "vcpus"), level, get_double (p, "weight"),
+              self_uuid && g_str_equal (uuid, self_uuid) ? "  (this domain's own history)" : "");
+    }
+}
+
 static void
 print_explanation (json_object *x, gboolean domain)
 {
@@ -75,13 +126,7 @@ print_explanation (json_object *x, gboolean domain)
   json_object *est = NULL;
   if (json_object_object_get_ex (plan, "estimate", &est) &&
       json_object_is_type (est, json_type_object))
-    {
-      /* The estimator's inputs, as it reports them: peers, samples, quantile... */
-      printf ("Estimate: ");
-      json_object_object_foreach (est, key, v)
-        printf (" %s=%s", key, v ? json_object_get_string (v) : "-");
-      printf ("\n");
-    }
+    print_estimate (est, domain ? vmemctl_get_str (x, "uuid") : NULL);
   json_object *clamps = NULL;
   json_object_object_get_ex (plan, "clamps", &clamps);
   if (clamps && json_object_array_length (clamps) > 0)

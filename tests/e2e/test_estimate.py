@@ -51,6 +51,12 @@ class Estimate(vmemtest.E2ETestCase):
         self.assertEqual(current_mib(h.dumpxml("peer-b")), x["staged"]["demand_mib"])
         out = h.vmemctl("explain", "peer-b").stdout
         self.assertIn("from peers", out)
+        # The working, readable: the quantile of the peer levels, then the peer itself.
+        self.assertRegex(out, r"Estimate:  p95 of 1 peer level = \d+(\.\d+)?[KMGT]; margin 15 %")
+        self.assertRegex(out, r"\n +peer-a +\S+ +\d+ +1 +\d+(\.\d+)?[KMGT] +\d+\.\d\d\n")
+        # peer-a's own explanation counts its own history among the peers, and says so.
+        own = h.vmemctl("explain", "peer-a").stdout
+        self.assertIn("(this domain's own history)", own)
         h.virsh("destroy", "peer-a")
 
 
