@@ -145,6 +145,33 @@ peer_peaks (GArray *cases, const Day *day, guint self, double *out)
   return n;
 }
 
+/* One sweep: each case's estimate is @base[i] * (1 + margin), or its
+ * ceiling where @base[i] is NAN (nothing to go on).  Prints the frontier every
+ * @every steps and the first margin that meets the target. */
+static void
+print_sweep (GArray *cases, const double *base, const char *label, guint steps, guint every,
+             double target_pct)
+{
+  gboolean reached = FALSE;
+  for (guint m = 0; m < steps; m++)
+    {
+      double margin = MARGIN_STEP * m;
+      Tally t = { 0 };
+      for (guint i = 0; i < cases->len; i++)
+        {
+          const BoundCase *c = &g_array_index (cases, BoundCase, i);
+          tally_add (&t, isnan (base[i]) ? (double) c->ceiling_kib : base[i] * (1.0 + margin), c);
+        }
+      double under = 100.0 * (double) t.under / (double) cases->len;
+      gboolean first_at_target = !reached && under <= target_pct;
+      if (m % every == 0 || first_at_target)
+        printf ("  %-5s %6.0f%% %9.2f %8.2f%s\n", label, margin * 100, under,
+                t.total > 0 ? 100.0 * t.waste / t.total : 0.0,
+                first_at_target ? "   <- first margin at the target" : "");
+      reached = reached || first_at_target;
+    }
+}
+
 static void
 print_clairvoyant (GArray *cases, GArray *days, double target_pct)
 {
@@ -153,38 +180,24 @@ print_clairvoyant (GArray *cases, GArray *days, double target_pct)
     double      q;
   } stats[] = { { "max", 1.0 }, { "p90", 0.9 } };
   double *buf = g_new (double, cases->len);
+  double *base = g_new (double, cases->len);
 
   printf ("Clairvoyant bound: the peers' actual peaks of the coming 24 h, times (1 + margin)\n");
   printf ("  %-5s %7s %9s %8s\n", "stat", "margin", "under%", "waste%");
   for (guint s = 0; s < G_N_ELEMENTS (stats); s++)
     {
-      gboolean reached = FALSE;
-      for (guint m = 0; m < MARGIN_STEPS; m++)
+      for (guint d = 0; d < days->len; d++)
         {
-          double margin = MARGIN_STEP * m;
-          Tally t = { 0 };
-          for (guint d = 0; d < days->len; d++)
+          const Day *day = &g_array_index (days, Day, d);
+          for (guint i = day->first; i < day->last; i++)
             {
-              const Day *day = &g_array_index (days, Day, d);
-              for (guint i = day->first; i < day->last; i++)
-                {
-                  const BoundCase *c = &g_array_index (cases, BoundCase, i);
-                  guint n = peer_peaks (cases, day, i, buf);
-                  double e = n ? quantile (buf, n, stats[s].q) * (1.0 + margin)
-                               : (double) c->ceiling_kib;
-                  tally_add (&t, e, c);
-                }
+              guint n = peer_peaks (cases, day, i, buf);
+              base[i] = n ? quantile (buf, n, stats[s].q) : NAN;
             }
-          double under = 100.0 * (double) t.under / (double) cases->len;
-          double waste = t.total > 0 ? 100.0 * t.waste / t.total : 0.0;
-          /* The frontier at a few margins, and the first that meets the target. */
-          gboolean first_at_target = !reached && under <= target_pct;
-          if (m % 10 == 0 || first_at_target)
-            printf ("  %-5s %6.0f%% %9.2f %8.2f%s\n", stats[s].name, margin * 100, under, waste,
-                    first_at_target ? "   <- first margin at the target" : "");
-          reached = reached || first_at_target;
         }
+      print_sweep (cases, base, stats[s].name, MARGIN_STEPS, 10, target_pct);
     }
+  g_free (base);
   g_free (buf);
 }
 
@@ -416,32 +429,22 @@ print_fit (GArray *cases, GArray *days, const History *h, FitBase base, guint wi
 static void
 print_own (GArray *cases, GArray *days, const History *h, double target_pct)
 {
+  double *base = g_new (double, cases->len);
+  for (guint d = 0; d < days->len; d++)
+    {
+      const Day *day = &g_array_index (days, Day, d);
+      for (guint i = day->first; i < day->last; i++)
+        {
+          /* A day without a peak reads 0 in the history: no level yet. */
+          double own = level (h, g_array_index (cases, BoundCase, i).domain, d, LEVEL_DAYS);
+          base[i] = own > 0 ? own : NAN;
+        }
+    }
   printf ("The domain's own level before the start (highest daily peak of %d days), "
           "times (1 + margin):\n", LEVEL_DAYS);
-  printf ("  %7s %9s %8s\n", "margin", "under%", "waste%");
-  gboolean reached = FALSE;
-  for (guint m = 0; m <= 20; m++)
-    {
-      double margin = MARGIN_STEP * m;
-      Tally t = { 0 };
-      for (guint d = 0; d < days->len; d++)
-        {
-          const Day *day = &g_array_index (days, Day, d);
-          for (guint i = day->first; i < day->last; i++)
-            {
-              const BoundCase *c = &g_array_index (cases, BoundCase, i);
-              double own = level (h, c->domain, d, LEVEL_DAYS);
-              tally_add (&t, own > 0 ? own * (1.0 + margin) : (double) c->ceiling_kib, c);
-            }
-        }
-      double under = 100.0 * (double) t.under / (double) cases->len;
-      gboolean first_at_target = !reached && under <= target_pct;
-      if (m % 5 == 0 || first_at_target)
-        printf ("  %6.0f%% %9.2f %8.2f%s\n", margin * 100, under,
-                t.total > 0 ? 100.0 * t.waste / t.total : 0.0,
-                first_at_target ? "   <- first margin at the target" : "");
-      reached = reached || first_at_target;
-    }
+  printf ("  %-5s %7s %9s %8s\n", "", "margin", "under%", "waste%");
+  print_sweep (cases, base, "own", 21, 5, target_pct);
+  g_free (base);
 }
 
 void

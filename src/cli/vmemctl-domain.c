@@ -48,15 +48,6 @@ print_status (json_object *s)
     }
 }
 
-static double
-get_double (json_object *obj, const char *key)
-{
-  json_object *v = NULL;
-  if (obj == NULL || !json_object_object_get_ex (obj, key, &v) || v == NULL)
-    return 0.0;
-  return json_object_get_double (v);
-}
-
 /* The estimator's working: the quantile of the peer levels, the margin and
  * what widened it, then one line per peer.  @self_uuid marks the domain's
  * own history when it is one of the peers. */
@@ -70,14 +61,14 @@ print_estimate (json_object *est, const char *self_uuid)
   if (g_str_equal (vmemctl_get_str (est, "source"), "peers"))
     {
       gboolean per_vcpu = g_str_equal (vmemctl_get_str (est, "scale"), "per-vcpu");
-      g_autofree char *q = fmt_size ((gint64) ceil (get_double (est, "quantile_mib")));
-      g_autofree char *raw = fmt_size ((gint64) ceil (get_double (est, "raw_mib")));
+      g_autofree char *q = fmt_size ((gint64) ceil (vmemctl_get_double (est, "quantile_mib")));
+      g_autofree char *raw = fmt_size ((gint64) ceil (vmemctl_get_double (est, "raw_mib")));
       printf ("Estimate:  p%g of %zu peer level%s = %s%s%s; margin %g %%, widened to %.1f %% "
               "(confidence %.2f, %.1f h of history) = %s\n",
-              get_double (est, "quantile") * 100, n, n == 1 ? "" : "s", q,
+              vmemctl_get_double (est, "quantile") * 100, n, n == 1 ? "" : "s", q,
               per_vcpu ? " per vCPU, times " : "", per_vcpu ? vmemctl_get_str (est, "vcpus") : "",
-              get_double (est, "margin_pct"), get_double (est, "effective_margin_pct"),
-              get_double (est, "confidence"), get_double (est, "history_hours"), raw);
+              vmemctl_get_double (est, "margin_pct"), vmemctl_get_double (est, "effective_margin_pct"),
+              vmemctl_get_double (est, "confidence"), vmemctl_get_double (est, "history_hours"), raw);
     }
   else
     printf ("Estimate:  %s\n", vmemctl_get_str (est, "reason"));
@@ -90,10 +81,10 @@ print_estimate (json_object *est, const char *self_uuid)
       json_object *p = json_object_array_get_idx (peers, i);
       const char *uuid = vmemctl_get_str (p, "uuid");
       const char *name = vmemctl_get_str (p, "name");
-      g_autofree char *level = fmt_size ((gint64) ceil (get_double (p, "peak_mib")));
+      g_autofree char *level = fmt_size ((gint64) ceil (vmemctl_get_double (p, "peak_mib")));
       printf ("           %-24s %-16s %8s %5s %10s %7.2f%s\n", g_str_equal (name, "-") ? uuid : name,
               vmemctl_get_str (p, "host"), vmemctl_get_str (p, "samples"),
-              vmemctl_get_str (p, "vcpus"), level, get_double (p, "weight"),
+              vmemctl_get_str (p, "vcpus"), level, vmemctl_get_double (p, "weight"),
               self_uuid && g_str_equal (uuid, self_uuid) ? "  (this domain's own history)" : "");
     }
 }

@@ -34,6 +34,15 @@ vmemctl_get_i64 (json_object *o, const char *key)
   return json_object_get_int64 (v);
 }
 
+double
+vmemctl_get_double (json_object *o, const char *key)
+{
+  json_object *v = NULL;
+  if (o == NULL || !json_object_object_get_ex (o, key, &v) || v == NULL)
+    return 0.0;
+  return json_object_get_double (v);
+}
+
 gboolean
 vmemctl_get_bool (json_object *o, const char *key)
 {

@@ -22,6 +22,7 @@ void vmemctl_print_json (json_object *obj);
 /* Reply fields for tables: what is missing reads "-" or 0. */
 const char *vmemctl_get_str (json_object *obj, const char *key);
 gint64 vmemctl_get_i64 (json_object *obj, const char *key);
+double vmemctl_get_double (json_object *obj, const char *key);
 gboolean vmemctl_get_bool (json_object *obj, const char *key);
 /* "4G", "512M"; "-" when @mib is 0 and @dash_for_zero. */
 char *vmemctl_size (gint64 mib, gboolean dash_for_zero);
