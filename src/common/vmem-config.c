@@ -36,6 +36,8 @@ vmem_config_new_default (void)
   c->admission = VMEM_ADMISSION_ENFORCE;
   c->reserve_mib = 1024;
   c->capacity_mib = 0;
+  c->not_ready = VMEM_NOT_READY_ADMIT;
+  c->reservation_timeout = 300;
 
   c->half_life_hours = 24.0;
   c->quantile = 0.95;
@@ -86,6 +88,20 @@ vmem_admission_to_string (VmemAdmission mode)
     }
 }
 
+const char *
+vmem_not_ready_to_string (VmemNotReady not_ready)
+{
+  switch (not_ready)
+    {
+    case VMEM_NOT_READY_ADMIT:
+      return "admit";
+    case VMEM_NOT_READY_REFUSE:
+      return "refuse";
+    default:
+      return "unknown";
+    }
+}
+
 /* A key the file may contain; the parser rejects any other, so that a typo
  * is an error rather than a silently ignored setting. */
 typedef enum {
@@ -96,6 +112,7 @@ typedef enum {
   KEY_DOUBLE,
   KEY_SIZE,
   KEY_ADMISSION,
+  KEY_NOT_READY,
   KEY_BACKEND,
   KEY_LOGLEVEL,
 } KeyType;
@@ -130,6 +147,8 @@ static const KeyDef keys[] = {
   { "admission", "mode", KEY_ADMISSION, OFF (admission), 0, 0 },
   { "admission", "reserve", KEY_SIZE, OFF (reserve_mib), 0, 0 },
   { "admission", "capacity", KEY_SIZE, OFF (capacity_mib), 0, 0 },
+  { "admission", "not_ready", KEY_NOT_READY, OFF (not_ready), 0, 0 },
+  { "admission", "reservation_timeout", KEY_UINT, OFF (reservation_timeout), 10, 3600 },
   { "estimator", "half_life_hours", KEY_DOUBLE, OFF (half_life_hours), 0.1, 24 * 365 },
   { "estimator", "quantile", KEY_DOUBLE, OFF (quantile), 0.5, 1.0 },
   { "estimator", "margin_pct", KEY_DOUBLE, OFF (margin_pct), 0, 400 },
@@ -269,6 +288,16 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
       else
         return fail (error, path, contents, def->group, def->key,
                      "'%s' is not one of enforce, warn, off", value);
+      return TRUE;
+
+    case KEY_NOT_READY:
+      if (g_str_equal (value, "admit"))
+        *(VmemNotReady *) field = VMEM_NOT_READY_ADMIT;
+      else if (g_str_equal (value, "refuse"))
+        *(VmemNotReady *) field = VMEM_NOT_READY_REFUSE;
+      else
+        return fail (error, path, contents, def->group, def->key,
+                     "'%s' is not one of admit, refuse", value);
       return TRUE;
 
     case KEY_BACKEND:

@@ -11,6 +11,13 @@ typedef enum {
   VMEM_ADMISSION_OFF,
 } VmemAdmission;
 
+/* What admission does with a start before the daemon has read every
+ * domain once, while the memory committed to the others is unknown. */
+typedef enum {
+  VMEM_NOT_READY_ADMIT,  /* admit, with a warning */
+  VMEM_NOT_READY_REFUSE, /* refuse when mode = enforce */
+} VmemNotReady;
+
 typedef enum {
   VMEM_STORE_SQLITE,
   VMEM_STORE_POSTGRES,
@@ -46,6 +53,9 @@ typedef struct {
   VmemAdmission    admission;       /* default enforce */
   guint64          reserve_mib;     /* host memory kept back, default 1024 */
   guint64          capacity_mib;    /* 0 = MemTotal from /proc/meminfo */
+  VmemNotReady     not_ready;       /* before the first full refresh, default admit */
+  guint            reservation_timeout; /* seconds a boot reservation is held at most,
+                                           default 300 */
 
   /* [estimator] */
   double           half_life_hours;   /* default 24 */
@@ -71,5 +81,6 @@ VmemConfig *vmem_config_load (const char *path, gboolean must_exist, GError **er
 const char *vmem_config_default_path (void);
 
 const char *vmem_admission_to_string (VmemAdmission mode);
+const char *vmem_not_ready_to_string (VmemNotReady not_ready);
 
 G_END_DECLS

@@ -115,6 +115,8 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->admission, VMEM_ADMISSION_ENFORCE);
   assert_int_equal (c->reserve_mib, 1024);
   assert_int_equal (c->capacity_mib, 0);
+  assert_int_equal (c->not_ready, VMEM_NOT_READY_ADMIT);
+  assert_int_equal (c->reservation_timeout, 300);
 
   assert_true (c->half_life_hours == 24.0);
   assert_true (c->quantile == 0.95);
@@ -211,6 +213,8 @@ test_every_key (void **state)
     "mode = warn\n"
     "reserve = 2G\n"
     "capacity = 1.5T\n"
+    "not_ready = refuse\n"
+    "reservation_timeout = 90\n"
     "\n"
     "[estimator]\n"
     "half_life_hours = 12.5\n"
@@ -239,6 +243,8 @@ test_every_key (void **state)
   assert_int_equal (c->admission, VMEM_ADMISSION_WARN);
   assert_int_equal (c->reserve_mib, 2048);
   assert_int_equal (c->capacity_mib, 1536 * 1024);
+  assert_int_equal (c->not_ready, VMEM_NOT_READY_REFUSE);
+  assert_int_equal (c->reservation_timeout, 90);
   assert_true (c->half_life_hours == 12.5);
   assert_true (c->quantile == 0.99);
   assert_true (c->margin_pct == 25.0);
@@ -295,6 +301,16 @@ test_value_forms (void **state)
     }
   assert_string_equal (vmem_admission_to_string ((VmemAdmission) 9), "unknown");
 
+  static const char *const not_ready[] = { "admit", "refuse" };
+  for (gsize i = 0; i < G_N_ELEMENTS (not_ready); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("[admission]\nnot_ready = %s\n", not_ready[i]);
+      g_autoptr(VmemConfig) n = load_ok (f, text);
+      assert_int_equal (n->not_ready, (VmemNotReady) i);
+      assert_string_equal (vmem_not_ready_to_string (n->not_ready), not_ready[i]);
+    }
+  assert_string_equal (vmem_not_ready_to_string ((VmemNotReady) 9), "unknown");
+
   static const char *const levels[] = { "error", "warning", "message", "info", "debug" };
   for (gsize i = 0; i < G_N_ELEMENTS (levels); i++)
     {
@@ -311,10 +327,14 @@ test_value_forms (void **state)
   /* Range ends are included. */
   g_autoptr(VmemConfig) r = load_ok (f, "[daemon]\nstats_interval=3600\nmax_clients=1\n"
                                         "[hook]\ntimeout_ms=100\n"
+                                        "[admission]\nreservation_timeout=10\n"
                                         "[estimator]\nquantile=1\nhysteresis_pct=100\n");
   assert_int_equal (r->stats_interval, 3600);
   assert_int_equal (r->max_clients, 1);
   assert_int_equal (r->hook_timeout_ms, 100);
+  assert_int_equal (r->reservation_timeout, 10);
+  g_autoptr(VmemConfig) t = load_ok (f, "[admission]\nreservation_timeout=3600\n");
+  assert_int_equal (t->reservation_timeout, 3600);
   assert_true (r->quantile == 1.0);
   assert_true (r->hysteresis_pct == 100.0);
 }
@@ -384,6 +404,14 @@ test_bad_values (void **state)
     { "admission", "capacity", "2X", "unknown unit" },
     { "admission", "capacity", "2P", "unknown unit" },
     { "admission", "capacity", "2000T", "larger than 1 PiB" },
+    { "admission", "not_ready", "wait", "'wait' is not one of admit, refuse" },
+    { "admission", "not_ready", "Admit", "'Admit' is not one of admit, refuse" },
+    { "admission", "not_ready", "", "'' is not one of admit, refuse" },
+    { "admission", "reservation_timeout", "9", "'9' is not a whole number from 10 to 3600" },
+    { "admission", "reservation_timeout", "3601", "from 10 to 3600" },
+    { "admission", "reservation_timeout", "0", "from 10 to 3600" },
+    { "admission", "reservation_timeout", "5m", "'5m'" },
+    { "admission", "reservation_timeout", "", "not a whole number" },
     { "estimator", "half_life_hours", "0", "from 0.1 to 8760" },
     { "estimator", "half_life_hours", "abc", "'abc' is not a number" },
     { "estimator", "quantile", "0.4", "from 0.5 to 1" },
@@ -525,7 +553,8 @@ static const char *const all_keys[] = {
   "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.request_timeout",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
   "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
-  "admission.reserve", "admission.capacity", "estimator.half_life_hours", "estimator.quantile",
+  "admission.reserve", "admission.capacity", "admission.not_ready",
+  "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
   "estimator.hysteresis_pct", "estimator.hysteresis_mib",
 };

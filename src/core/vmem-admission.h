@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/* Admission control at prepare (DESIGN.md 4.5).  Pure: the daemon hands in
+ * what its cache knows -- host capacity, what the other domains hold, the
+ * domain asking -- and gets a verdict and the line to log or show.  No
+ * libvirt, clock, files or logging in here.
+ *
+ * A start needs its boot footprint: the whole <memory> when it
+ * preallocates in balloon mode (QEMU touches every page before the
+ * balloon can take any back), else its <currentMemory>.  It fits when
+ * that is no more than capacity minus what is committed.  Then, by mode:
+ *   off      admit, unchecked;
+ *   warn     admit; over capacity, with a warning;
+ *   enforce  over capacity, refuse.
+ * Before the daemon's first full refresh what is committed is only known
+ * in part (a lower bound): a start that does not fit even so is judged as
+ * above; one that does is admitted with a warning or, with
+ * not_ready = refuse and mode = enforce, refused. */
+
+#include <glib.h>
+
+#include "vmem-config.h"
+#include "vmem-profile.h"
+
+G_BEGIN_DECLS
+
+/* What is already committed on the host. */
+typedef struct {
+  const char *uuid;
+  const char *name;
+  guint64     running_mib;  /* balloon size when running, else 0 */
+  guint64     reserved_mib; /* boot reservation still held, else 0 */
+} VmemCommitment;
+
+/* The sum over @c of max (running_mib, reserved_mib), skipping the domain
+ * whose uuid is @except_uuid (may be NULL): a reservation taken at prepare
+ * covers the boot until STARTED replaces it with the balloon size.
+ * Saturates at G_MAXUINT64. */
+guint64 vmem_admission_committed (const VmemCommitment *c, gsize n, const char *except_uuid);
+
+typedef struct {
+  VmemAdmission mode;          /* enforce | warn | off */
+  VmemNotReady  not_ready;     /* what to do before the daemon's first full refresh */
+  gboolean      ready;         /* the daemon has read every domain at least once */
+  guint64       capacity_mib;  /* usable: MemTotal (or configured) minus reserve */
+  guint64       committed_mib; /* vmem_admission_committed (..., the requester's uuid) */
+  /* the start being asked for */
+  const char   *name;
+  const char   *workload;
+  guint64       memory_mib;    /* <memory> */
+  guint64       current_mib;   /* <currentMemory>; 0 = same as memory */
+  gboolean      prealloc;      /* <allocation mode='immediate'/> */
+  VmemMode      profile_mode;  /* balloon | virtio-mem | observe */
+} VmemAdmissionRequest;
+
+typedef enum {
+  VMEM_ADMISSION_ADMIT,
+  VMEM_ADMISSION_REFUSE,
+} VmemAdmissionVerdict;
+
+typedef struct {
+  VmemAdmissionVerdict verdict;
+  /* Static, for the decision log: "admitted", "admitted-over" (warn,
+   * over capacity), "refused", "admitted-not-ready", "refused-not-ready",
+   * "admitted-unchecked" (mode off). */
+  const char          *event;
+  guint64              needed_mib;     /* the boot footprint */
+  guint64              free_mib;       /* capacity - committed, 0 at least */
+  gboolean             prealloc_whole; /* needed_mib is the whole <memory> */
+  /* One line for the log; for a refusal, the line `virsh start` shows,
+   * starting with "vmemd: ". */
+  char                *message;
+  gboolean             warn;           /* admitted, but log the message as a warning */
+} VmemAdmissionDecision;
+
+/* Fills @out; free its message with vmem_admission_decision_clear(). */
+void vmem_admission_decide (const VmemAdmissionRequest *req, VmemAdmissionDecision *out);
+void vmem_admission_decision_clear (VmemAdmissionDecision *d);
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (VmemAdmissionDecision, vmem_admission_decision_clear)
+
+G_END_DECLS
