@@ -140,8 +140,9 @@ void             vmem_workload_agg_free (VmemWorkloadAgg *agg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemWorkloadAgg, vmem_workload_agg_free)
 
 /* Adds one peak.  A peak for the same peer and the same start_t as the
- * peer's latest one replaces it (the current interval's peak grows as
- * samples arrive); any other is added. */
+ * peer's latest one (the newest start_t added for it) replaces it: the
+ * current interval's peak grows as samples arrive.  Any other is added, so
+ * stored peaks may be loaded in any order, each once. */
 gboolean vmem_workload_agg_add (VmemWorkloadAgg   *agg,
                                 const VmemPeakObs *obs,
                                 GError           **error);
