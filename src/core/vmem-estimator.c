@@ -247,6 +247,10 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
     agg_rebase (agg, end);
 
   Peer *p = g_hash_table_lookup (agg->peers, obs->uuid);
+  /* Peaks may come in any order (a store need not sort them): the latest
+   * one, which a growing interval replaces, is the one of the newest
+   * interval. */
+  gboolean newest = p == NULL || p->intervals == 0 || obs->start_t >= p->last_start;
   if (p == NULL)
     {
       p = g_new0 (Peer, 1);
@@ -277,7 +281,7 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
       g_free (p->host);
       p->host = g_strdup (obs->host);
     }
-  if (obs->start_t >= p->last_start || p->intervals == 0)
+  if (newest)
     p->vcpus = obs->vcpus;
 
   int b = bucket_of (obs->peak_mib);
@@ -289,10 +293,13 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
   p->samples += MAX (obs->samples, 1);
   p->intervals++;
   p->first_start = MIN (p->first_start, obs->start_t);
-  p->last_start = obs->start_t;
-  p->last_bucket = b;
-  p->last_weight = w;
-  p->last_samples = MAX (obs->samples, 1);
+  if (newest)
+    {
+      p->last_start = obs->start_t;
+      p->last_bucket = b;
+      p->last_weight = w;
+      p->last_samples = MAX (obs->samples, 1);
+    }
   return TRUE;
 }
 

@@ -28,6 +28,7 @@
 #include <glib.h>
 #include <json-c/json.h>
 
+#include "vmem-peaks.h"
 #include "vmem-profile.h"
 
 G_BEGIN_DECLS
@@ -63,20 +64,7 @@ void     vmem_estimator_config_init (VmemEstimatorConfig *config);
 /* Names the offending field. */
 gboolean vmem_estimator_config_validate (const VmemEstimatorConfig *config, GError **error);
 
-/* One peer peak: the highest used memory of one domain over one interval.
- * A VmemPeak row of the store converts field by field, with interval_s
- * the interval it was read for (VMEM_STORE_HOUR or VMEM_STORE_DAY). */
-typedef struct {
-  const char *uuid;          /* identifies the peer; required */
-  const char *domain;        /* name, may be NULL */
-  const char *host;          /* may be NULL */
-  gint64      start_t;       /* start of the interval, unix seconds */
-  guint       interval_s;    /* length of the interval, > 0 */
-  double      peak_mib;
-  guint       samples;       /* samples behind the peak; 0 = unknown, counted as one guest sample */
-  guint       guest_samples; /* of which the guest reported itself (the rest are rss) */
-  guint       vcpus;         /* 0 = unknown, counted as 1 */
-} VmemPeakObs;
+/* The peaks fed to the estimator are VmemPeakObs (vmem-peaks.h). */
 
 /* The domain being estimated for. */
 typedef struct {
@@ -140,8 +128,9 @@ void             vmem_workload_agg_free (VmemWorkloadAgg *agg);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemWorkloadAgg, vmem_workload_agg_free)
 
 /* Adds one peak.  A peak for the same peer and the same start_t as the
- * peer's latest one replaces it (the current interval's peak grows as
- * samples arrive); any other is added. */
+ * peer's latest one (the newest start_t added for it) replaces it: the
+ * current interval's peak grows as samples arrive.  Any other is added, so
+ * stored peaks may be loaded in any order, each once. */
 gboolean vmem_workload_agg_add (VmemWorkloadAgg   *agg,
                                 const VmemPeakObs *obs,
                                 GError           **error);

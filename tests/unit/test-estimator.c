@@ -476,9 +476,26 @@ test_current_interval_replaced (void **state)
   assert_true (vmem_workload_agg_add (once, &old, NULL));
   assert_true (vmem_workload_agg_add (once, &cur, NULL));
 
+  /* Loaded newest first: the older peak does not become the latest. */
+  g_autoptr(VmemWorkloadAgg) unsorted = vmem_workload_agg_new (&config, NULL);
+  VmemPeakObs first = cur;
+  first.peak_mib = 100;
+  first.samples = 3;
+  first.guest_samples = 3;
+  first.vcpus = 2;
+  assert_true (vmem_workload_agg_add (unsorted, &first, NULL));
+  old.vcpus = 3;
+  assert_true (vmem_workload_agg_add (unsorted, &old, NULL));
+  assert_true (vmem_workload_agg_add (unsorted, &cur, NULL));
+
   g_autoptr(VmemEstimate) a = agg_estimate (grown, &config, NOW);
   g_autoptr(VmemEstimate) b = agg_estimate (once, &config, NOW);
+  g_autoptr(VmemEstimate) c = agg_estimate (unsorted, &config, NOW);
   assert_same_estimate (a, b);
+  assert_same_estimate (a, c);
+  assert_int_equal (find_peer (c, "a")->intervals, 2);
+  /* The vcpus are those of the newest interval, not of the older peak. */
+  assert_int_equal (find_peer (c, "a")->vcpus, 1);
   assert_int_equal (find_peer (a, "a")->intervals, 2);
   assert_int_equal (find_peer (a, "a")->samples, 16);
   assert_close (find_peer (a, "a")->peak_mib, 300);
