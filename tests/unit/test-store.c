@@ -1357,6 +1357,54 @@ test_hosts (void **state)
   assert_contains (error->message, "overcommit");
 }
 
+/* ---- a locked database --------------------------------------------------- */
+
+/* Another process holding the write lock fails a call within the busy
+ * timeout (1 s), well inside the hook's budget, and the call changes
+ * nothing; once the lock is gone the same call goes through. */
+static void
+test_locked_fails_fast (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemSample v[] = {
+    sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
+    sample (UUID_B, "erp", DAY0 + 20, 2000, FALSE, 4),
+  };
+  g_autoptr(GArray) peaks = batch_peaks (v, G_N_ELEMENTS (v));
+
+  sqlite3 *other = raw_open (f->path);
+  char *msg = NULL;
+  if (sqlite3_exec (other, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg ("cannot lock %s: %s", f->path, msg);
+
+  gint64 t0 = g_get_monotonic_time ();
+  gboolean ok = vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
+                                        peaks->len, &error);
+  gint64 waited_ms = (g_get_monotonic_time () - t0) / 1000;
+  assert_false (ok);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, f->path);
+  assert_contains (error->message, "locked");
+  /* It did wait for the lock, and not for long. */
+  if (waited_ms < 500 || waited_ms >= 3000)
+    fail_msg ("a locked database failed the call after %" G_GINT64_FORMAT " ms", waited_ms);
+  g_clear_error (&error);
+
+  if (sqlite3_exec (other, "ROLLBACK", NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg ("cannot unlock %s: %s", f->path, msg);
+  sqlite3_close (other);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 0);
+
+  assert_true (vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
+                                       peaks->len, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 2);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 4);
+}
+
 /* ---- crash safety -------------------------------------------------------- */
 
 #define CRASH_BATCH 80000
@@ -1535,6 +1583,7 @@ main (int argc, char **argv)
     T (test_runs),
     T (test_plans),
     T (test_hosts),
+    T (test_locked_fails_fast),
     T (test_crash_mid_transaction),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -18,6 +18,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3, sqlite3_close)
 
 void (*vmem_store_sqlite_sample_hook) (guint index) = NULL;
 
+/* How long a call waits for another connection's lock before it fails.
+ * Below the hook's default budget (2000 ms): a store job stuck on a lock
+ * must not hold up, past that budget, an answer that waits behind it. */
+#define BUSY_TIMEOUT_MS 1000
+
 typedef struct {
   VmemStore parent;
   sqlite3 *db;
@@ -335,6 +340,8 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
   s->path = g_strdup (path);
   g_autoptr(VmemStore) store = &s->parent;
 
+  /* No mutex of its own: the connection may move from the thread that
+   * opens it to the store's worker, but is never used by two at once. */
   if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
       SQLITE_OK)
     {
@@ -342,7 +349,7 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
       return NULL;
     }
   sqlite3_extended_result_codes (s->db, 1);
-  sqlite3_busy_timeout (s->db, 5000);
+  sqlite3_busy_timeout (s->db, BUSY_TIMEOUT_MS);
 
   /* Everything up to here only read: a file that is not a database, not
    * vmemd's, or of a newer schema is refused as it was found. */

@@ -5,8 +5,8 @@
  * Callers see only this interface; the backend (SQLite, the single-host
  * default) sits behind a table of operations so another (PostgreSQL, for a
  * cluster of hosts) can be added without touching them.  Every call is
- * atomic: it commits whole or changes nothing.  A store belongs to one
- * thread (the main loop's).  Every failure of the
+ * atomic: it commits whole or changes nothing.  A store is used from one
+ * thread at a time (see vmem_store_open()).  Every failure of the
  * database itself is VMEM_ERROR_STORE; bad arguments are
  * VMEM_ERROR_INVALID_ARGUMENT and change nothing. */
 
@@ -125,7 +125,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
 /* Opens the backend the configuration names.  The SQLite database is
  * created (with its directory) when missing and migrated to the current
  * schema, after a backup to PATH.bak-vN; a database of a newer schema, or a
- * file that is not a vmemd database, is refused and left as it is. */
+ * file that is not a vmemd database, is refused and left as it is.
+ *
+ * A store is used from one thread at a time: the daemon opens it on the
+ * main thread at start-up, then uses it only from the store's worker
+ * thread.  A database locked by another process fails the call with
+ * VMEM_ERROR_STORE within about a second, rather than waiting for it. */
 VmemStore *vmem_store_open (const VmemConfig *config, GError **error);
 VmemStore *vmem_store_open_sqlite (const char *path, GError **error);
 void vmem_store_free (VmemStore *store);
