@@ -222,12 +222,92 @@ sample (const char *uuid, const char *workload, gint64 t, guint64 used, gboolean
   return s;
 }
 
+static VmemPeak
+peak (const char *uuid, const char *workload, guint interval_s, gint64 start_t, guint64 peak_mib,
+      guint samples, guint guest_samples, guint vcpus)
+{
+  VmemPeak p = {
+    .uuid = (char *) uuid,
+    .host = (char *) "hostA",
+    .workload = (char *) workload,
+    .interval_s = interval_s,
+    .start_t = start_t,
+    .peak_mib = peak_mib,
+    .samples = samples,
+    .guest_samples = guest_samples,
+    .vcpus = vcpus,
+  };
+  return p;
+}
+
+/* The hourly and daily peaks of one batch, as the peak tracker makes them
+ * from nothing: max used_mib, the vCPUs of the sample that set it (the
+ * first, on a tie), the counts.  The strings are the samples'. */
+static GArray *
+batch_peaks (const VmemSample *v, guint n)
+{
+  static const guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
+  g_autoptr(GHashTable) index = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  GArray *out = g_array_new (FALSE, TRUE, sizeof (VmemPeak));
+
+  for (guint i = 0; i < n; i++)
+    for (guint k = 0; k < G_N_ELEMENTS (intervals); k++)
+      {
+        const VmemSample *x = &v[i];
+        gint64 start = x->t - x->t % intervals[k];
+        char *key = g_strdup_printf ("%s/%u/%" G_GINT64_FORMAT, x->uuid, intervals[k], start);
+        gpointer at;
+        if (!g_hash_table_lookup_extended (index, key, NULL, &at))
+          {
+            VmemPeak p =
+              peak (x->uuid, x->workload, intervals[k], start, x->used_mib, 0, 0, x->vcpus);
+            p.host = (char *) x->host;
+            g_array_append_val (out, p);
+            at = GUINT_TO_POINTER (out->len - 1);
+            g_hash_table_insert (index, key, at);
+          }
+        else
+          g_free (key);
+        VmemPeak *p = &g_array_index (out, VmemPeak, GPOINTER_TO_UINT (at));
+        if (x->used_mib > p->peak_mib)
+          {
+            p->peak_mib = x->used_mib;
+            p->vcpus = x->vcpus;
+          }
+        p->samples++;
+        p->guest_samples += x->guest_quality ? 1 : 0;
+      }
+  return out;
+}
+
+static void
+add_batch (Fixture *f, const VmemSample *v, guint n, const VmemPeak *peaks, guint n_peaks)
+{
+  g_autoptr(GError) error = NULL;
+  assert_true (vmem_store_samples_add (f->store, v, n, peaks, n_peaks, &error));
+  assert_no_error (error);
+}
+
+/* Samples and the peaks the tracker would make of them alone. */
 static void
 add_samples (Fixture *f, const VmemSample *v, guint n)
 {
-  g_autoptr(GError) error = NULL;
-  assert_true (vmem_store_samples_add (f->store, v, n, &error));
-  assert_no_error (error);
+  g_autoptr(GArray) peaks = batch_peaks (v, n);
+  add_batch (f, v, n, (VmemPeak *) peaks->data, peaks->len);
+}
+
+static void
+assert_peak_equal (const VmemPeak *want, const VmemPeak *got)
+{
+  assert_string_equal (got->uuid, want->uuid);
+  assert_string_equal (got->host, want->host);
+  assert_string_equal (got->workload, want->workload);
+  assert_int_equal (got->interval_s, want->interval_s);
+  assert_int_equal (got->start_t, want->start_t);
+  assert_int_equal (got->peak_mib, want->peak_mib);
+  assert_int_equal (got->samples, want->samples);
+  assert_int_equal (got->guest_samples, want->guest_samples);
+  assert_int_equal (got->vcpus, want->vcpus);
 }
 
 static const VmemPeak *
@@ -431,6 +511,10 @@ check_old_rows (VmemStore *store)
   assert_int_equal (peaks->len, 1);
   const VmemPeak *pk = g_ptr_array_index (peaks, 0);
   assert_string_equal (pk->domain, "erp-1");
+  assert_string_equal (pk->workload, "erp");
+  assert_int_equal (pk->interval_s, VMEM_STORE_HOUR);
+  assert_int_equal (pk->samples, 1);
+  assert_int_equal (pk->vcpus, 2);
   assert_int_equal (pk->peak_mib, 1500);
   assert_int_equal (pk->start_t, 1699999200);
 
@@ -456,7 +540,7 @@ check_old_rows (VmemStore *store)
 
   /* The columns later migrations added work on the old rows. */
   VmemSample s = sample (UUID_A, "erp", 1700003700, 3000, TRUE, 2);
-  assert_true (vmem_store_samples_add (store, &s, 1, &error));
+  assert_true (vmem_store_samples_add (store, &s, 1, NULL, 0, &error));
   assert_no_error (error);
   g_autoptr(GPtrArray) runs2 = vmem_store_run_list (store, UUID_A, 1, &error);
   assert_no_error (error);
@@ -836,46 +920,63 @@ test_samples_peaks (void **state)
                       .last_seen = DAY0 };
   assert_true (vmem_store_domain_upsert (f->store, &a, &error));
 
-  /* Hour 0: three samples, max 1800 (with 4 vCPUs at the time).  Hour 1:
-   * two, max 2500, one host-side.  Next day: one.  B is another domain of
-   * the same workload that the store has not been told about; C another
-   * workload. */
+  /* Raw samples alone make no peaks: the store computes none of its own. */
   VmemSample cycle1[] = {
     sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
     sample (UUID_B, "erp", DAY0 + 10, 700, TRUE, 2),
     sample (UUID_C, "other", DAY0 + 10, 9000, TRUE, 8),
   };
+  add_batch (f, cycle1, G_N_ELEMENTS (cycle1), NULL, 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 3);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 0);
+
+  /* Peaks are written as given, even where they disagree with the raw
+   * samples: the tracker has seen samples the store never had.  B is a
+   * domain the store has not been told the name of; D one it has never
+   * seen at all. */
+  VmemPeak given[] = {
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0, 1800, 3, 2, 4),
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0 + 3600, 2500, 2, 1, 4),
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0 + 86400, 900, 1, 1, 4),
+    peak (UUID_A, "erp", VMEM_STORE_DAY, DAY0, 2500, 5, 3, 4),
+    peak (UUID_A, "erp", VMEM_STORE_DAY, DAY0 + 86400, 900, 1, 1, 4),
+    peak (UUID_B, "erp", VMEM_STORE_HOUR, DAY0, 700, 1, 1, 2),
+    peak (UUID_B, "erp", VMEM_STORE_DAY, DAY0, 700, 1, 1, 2),
+    peak (UUID_C, "other", VMEM_STORE_DAY, DAY0, 9000, 1, 0, 8),
+    peak ("44444444-4444-4444-4444-444444444444", "erp", VMEM_STORE_HOUR, DAY0 + 7200, 64, 1, 1, 1),
+  };
+  given[8].host = (char *) "hostB";
   VmemSample cycle2[] = {
     sample (UUID_A, "erp", DAY0 + 1800, 1800, TRUE, 4),
-    sample (UUID_A, "erp", DAY0 + 3599, 1200, FALSE, 4),
-    sample (UUID_A, "erp", DAY0 + 3600, 2500, FALSE, 4),
-    sample (UUID_A, "erp", DAY0 + 7000, 2000, TRUE, 4),
-    sample (UUID_A, "erp", DAY0 + 86400 + 5, 900, TRUE, 4),
   };
-  add_samples (f, cycle1, G_N_ELEMENTS (cycle1));
-  add_samples (f, cycle2, G_N_ELEMENTS (cycle2));
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 8);
+  add_batch (f, cycle2, G_N_ELEMENTS (cycle2), given, G_N_ELEMENTS (given));
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 4);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
 
+  /* Read back identical. */
   g_autoptr(GPtrArray) hourly =
                vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
   assert_no_error (error);
-  assert_int_equal (hourly->len, 4);
-  const VmemPeak *h0 = find_peak (hourly, UUID_A, DAY0);
-  assert_int_equal (h0->peak_mib, 1800);
-  assert_int_equal (h0->samples, 3);
-  assert_int_equal (h0->guest_samples, 2);
-  assert_int_equal (h0->vcpus, 4);
-  assert_string_equal (h0->domain, "erp-1");
-  assert_string_equal (h0->host, "hostA");
-  const VmemPeak *h1 = find_peak (hourly, UUID_A, DAY0 + 3600);
-  assert_int_equal (h1->peak_mib, 2500);
-  assert_int_equal (h1->samples, 2);
-  assert_int_equal (h1->guest_samples, 1);
-  const VmemPeak *hb = find_peak (hourly, UUID_B, DAY0);
-  assert_int_equal (hb->peak_mib, 700);
-  /* A domain first seen in a sample is named by its uuid until told. */
-  assert_string_equal (hb->domain, UUID_B);
-  find_peak (hourly, UUID_A, DAY0 + 86400);
+  assert_int_equal (hourly->len, 5);
+  assert_peak_equal (&given[0], find_peak (hourly, UUID_A, DAY0));
+  assert_peak_equal (&given[1], find_peak (hourly, UUID_A, DAY0 + 3600));
+  assert_peak_equal (&given[2], find_peak (hourly, UUID_A, DAY0 + 86400));
+  assert_peak_equal (&given[5], find_peak (hourly, UUID_B, DAY0));
+  const VmemPeak *hd = find_peak (hourly, given[8].uuid, DAY0 + 7200);
+  assert_peak_equal (&given[8], hd);
+  assert_string_equal (find_peak (hourly, UUID_A, DAY0)->domain, "erp-1");
+  /* A domain first seen in a sample or a peak is named by its uuid until
+   * told, and gets a row without changing a known one. */
+  assert_string_equal (find_peak (hourly, UUID_B, DAY0)->domain, UUID_B);
+  assert_string_equal (hd->domain, given[8].uuid);
+  g_autoptr(VmemDomainRow) da = vmem_store_domain_get (f->store, UUID_A, &error);
+  assert_no_error (error);
+  assert_string_equal (da->name, "erp-1");
+  assert_int_equal (da->last_seen, DAY0 + 1800);
+  g_autoptr(VmemDomainRow) dd = vmem_store_domain_get (f->store, given[8].uuid, &error);
+  assert_no_error (error);
+  assert_string_equal (dd->host, "hostB");
+  assert_string_equal (dd->workload, "erp");
   /* Oldest first. */
   for (guint i = 1; i < hourly->len; i++)
     assert_true (((VmemPeak *) g_ptr_array_index (hourly, i - 1))->start_t <=
@@ -884,19 +985,38 @@ test_samples_peaks (void **state)
   g_autoptr(GPtrArray) daily =
                vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_DAY, 0, &error);
   assert_int_equal (daily->len, 3);
-  const VmemPeak *d0 = find_peak (daily, UUID_A, DAY0);
-  assert_int_equal (d0->peak_mib, 2500);
-  assert_int_equal (d0->samples, 5);
-  assert_int_equal (d0->guest_samples, 3);
-  assert_int_equal (find_peak (daily, UUID_A, DAY0 + 86400)->peak_mib, 900);
+  assert_peak_equal (&given[3], find_peak (daily, UUID_A, DAY0));
+  assert_peak_equal (&given[4], find_peak (daily, UUID_A, DAY0 + 86400));
+  assert_peak_equal (&given[6], find_peak (daily, UUID_B, DAY0));
 
   g_autoptr(GPtrArray) recent = vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR,
                                                                 DAY0 + 3600, &error);
-  assert_int_equal (recent->len, 2);
+  assert_int_equal (recent->len, 3);
   g_autoptr(GPtrArray) other =
                vmem_store_peaks_for_workload (f->store, "other", VMEM_STORE_DAY, 0, &error);
   assert_int_equal (other->len, 1);
-  assert_int_equal (((VmemPeak *) g_ptr_array_index (other, 0))->peak_mib, 9000);
+  assert_peak_equal (&given[7], g_ptr_array_index (other, 0));
+
+  /* A row given again is replaced whole, lower peak and all, and the last
+   * of the same row in one batch wins. */
+  VmemPeak again[] = {
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0, 5000, 9, 9, 8),
+    peak (UUID_A, "erp-new", VMEM_STORE_HOUR, DAY0, 1200, 4, 1, 16),
+  };
+  again[1].host = (char *) "hostB";
+  add_batch (f, NULL, 0, again, G_N_ELEMENTS (again));
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
+  g_autoptr(GPtrArray) moved =
+               vmem_store_peaks_for_workload (f->store, "erp-new", VMEM_STORE_HOUR, 0, &error);
+  assert_int_equal (moved->len, 1);
+  assert_peak_equal (&again[1], g_ptr_array_index (moved, 0));
+  g_autoptr(GPtrArray) hourly2 =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
+  assert_int_equal (hourly2->len, 4);
+  /* The other interval of the same start is a row of its own. */
+  g_autoptr(GPtrArray) daily2 =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_DAY, 0, &error);
+  assert_peak_equal (&given[3], find_peak (daily2, UUID_A, DAY0));
 
   g_autoptr(GPtrArray) bad = vmem_store_peaks_for_workload (f->store, "erp", 600, 0, &error);
   assert_null (bad);
@@ -912,16 +1032,97 @@ test_samples_peaks (void **state)
     fail_msg ("the peaks query reads raw samples: %s", plan);
 
   /* One bad sample in a batch: nothing of the batch is written. */
+  g_autofree char *before = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
+                                               " || sum(samples) || '/' || group_concat(workload)"
+                                               " FROM peaks");
   VmemSample mixed[] = {
     sample (UUID_A, "erp", DAY0 + 20, 3999, TRUE, 2),
     sample (UUID_A, NULL, DAY0 + 20, 1, TRUE, 2),
   };
-  assert_false (vmem_store_samples_add (f->store, mixed, 2, &error));
+  VmemPeak fine = peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0, 3999, 1, 1, 2);
+  assert_false (vmem_store_samples_add (f->store, mixed, 2, &fine, 1, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "samples[1]");
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 8);
-  assert_int_equal (raw_int (f->path, "SELECT max(peak_mib) FROM peaks WHERE workload = 'erp'"),
-                    2500);
+  g_clear_error (&error);
+
+  /* Nor one bad peak: each check names the peak and the field. */
+  static const char *const fields[] = { "uuid",       "host",    "workload",
+                                        "interval_s", "start_t", "guest_samples" };
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    {
+      VmemPeak batch[] = {
+        peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0, 3999, 1, 1, 2),
+        peak (UUID_B, "erp", VMEM_STORE_DAY, DAY0, 3999, 2, 1, 2),
+      };
+      VmemPeak *p = &batch[1];
+      if (g_str_equal (fields[i], "uuid"))
+        p->uuid = NULL;
+      else if (g_str_equal (fields[i], "host"))
+        p->host = (char *) "";
+      else if (g_str_equal (fields[i], "workload"))
+        p->workload = NULL;
+      else if (g_str_equal (fields[i], "interval_s"))
+        p->interval_s = 600;
+      else if (g_str_equal (fields[i], "start_t"))
+        p->start_t = DAY0 + 3600;
+      else
+        p->guest_samples = 3;
+      g_autofree char *want = g_strdup_printf ("peaks[1]: %s", fields[i]);
+      assert_false (vmem_store_samples_add (f->store, mixed, 1, batch, 2, &error));
+      assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+      assert_contains (error->message, want);
+      g_clear_error (&error);
+    }
+
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 4);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 4);
+  g_autofree char *after = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
+                                              " || sum(samples) || '/' || group_concat(workload)"
+                                              " FROM peaks");
+  assert_string_equal (before, after);
+
+  /* An empty batch touches nothing. */
+  assert_true (vmem_store_samples_add (f->store, NULL, 0, NULL, 0, &error));
+  assert_no_error (error);
+}
+
+static void
+test_peaks_latest (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemPeak given[] = {
+    /* A: hours before and after @since, and its day. */
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0 - 3600, 100, 1, 1, 2),
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0 + 7200, 300, 1, 1, 2),
+    peak (UUID_A, "erp", VMEM_STORE_HOUR, DAY0, 200, 1, 1, 2),
+    peak (UUID_A, "erp", VMEM_STORE_DAY, DAY0, 300, 3, 3, 2),
+    peak (UUID_A, "erp", VMEM_STORE_DAY, DAY0 - 86400, 100, 1, 1, 2),
+    /* B: nothing since. */
+    peak (UUID_B, "erp", VMEM_STORE_HOUR, DAY0 - 3600, 700, 1, 1, 2),
+    peak (UUID_B, "erp", VMEM_STORE_DAY, DAY0 - 86400, 700, 1, 1, 2),
+    /* C: another workload and host, an hour only. */
+    peak (UUID_C, "other", VMEM_STORE_HOUR, DAY0 + 3600, 9000, 2, 0, 8),
+  };
+  given[7].host = (char *) "hostB";
+  add_batch (f, NULL, 0, given, G_N_ELEMENTS (given));
+
+  g_autoptr(GPtrArray) latest = vmem_store_peaks_latest (f->store, DAY0, &error);
+  assert_no_error (error);
+  assert_int_equal (latest->len, 3);
+  assert_peak_equal (&given[1], g_ptr_array_index (latest, 0));
+  assert_peak_equal (&given[3], g_ptr_array_index (latest, 1));
+  assert_peak_equal (&given[7], g_ptr_array_index (latest, 2));
+  assert_string_equal (((VmemPeak *) g_ptr_array_index (latest, 2))->domain, UUID_C);
+
+  g_autoptr(GPtrArray) all = vmem_store_peaks_latest (f->store, G_MININT64, &error);
+  assert_int_equal (all->len, 5);
+  assert_peak_equal (&given[5], g_ptr_array_index (all, 2));
+  assert_peak_equal (&given[6], g_ptr_array_index (all, 3));
+
+  g_autoptr(GPtrArray) none = vmem_store_peaks_latest (f->store, DAY0 + 86400, &error);
+  assert_no_error (error);
+  assert_int_equal (none->len, 0);
 }
 
 static void
@@ -1156,16 +1357,72 @@ test_hosts (void **state)
   assert_contains (error->message, "overcommit");
 }
 
+/* ---- a locked database --------------------------------------------------- */
+
+/* Another process holding the write lock fails a call within the busy
+ * timeout (1 s), well inside the hook's budget, and the call changes
+ * nothing; once the lock is gone the same call goes through. */
+static void
+test_locked_fails_fast (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemSample v[] = {
+    sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
+    sample (UUID_B, "erp", DAY0 + 20, 2000, FALSE, 4),
+  };
+  g_autoptr(GArray) peaks = batch_peaks (v, G_N_ELEMENTS (v));
+
+  sqlite3 *other = raw_open (f->path);
+  char *msg = NULL;
+  if (sqlite3_exec (other, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg ("cannot lock %s: %s", f->path, msg);
+
+  gint64 t0 = g_get_monotonic_time ();
+  gboolean ok = vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
+                                        peaks->len, &error);
+  gint64 waited_ms = (g_get_monotonic_time () - t0) / 1000;
+  assert_false (ok);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, f->path);
+  assert_contains (error->message, "locked");
+  /* It did wait for the lock, and not for long. */
+  if (waited_ms < 500 || waited_ms >= 3000)
+    fail_msg ("a locked database failed the call after %" G_GINT64_FORMAT " ms", waited_ms);
+  g_clear_error (&error);
+
+  if (sqlite3_exec (other, "ROLLBACK", NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg ("cannot unlock %s: %s", f->path, msg);
+  sqlite3_close (other);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 0);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 0);
+
+  assert_true (vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
+                                       peaks->len, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 2);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 4);
+}
+
 /* ---- crash safety -------------------------------------------------------- */
 
 #define CRASH_BATCH 80000
-#define CRASH_AT    (CRASH_BATCH / 2)
+
+static guint crash_at;
 
 static void
 kill_self (guint index)
 {
-  if (index == CRASH_AT)
+  if (index == crash_at)
     raise (SIGKILL);
+}
+
+static char *
+peaks_digest (const char *path)
+{
+  return raw_text (path, "SELECT count(*) || '/' || sum(peak_mib) || '/' || sum(samples)"
+                         " || '/' || sum(guest_samples) || '/' || sum(vcpus) FROM peaks");
 }
 
 static void
@@ -1197,49 +1454,70 @@ test_crash_mid_transaction (void **state)
     }
   VmemSample run_sample = sample (UUID_B, "erp", DAY0 + 7200, 4000, TRUE, 2);
   g_array_prepend_val (second, run_sample);
+  /* Peaks that replace rows already there, too. */
+  VmemSample late = sample (UUID_A, "erp", DAY0 + 600, 2000, FALSE, 4);
+  g_array_append_val (second, late);
+  g_autoptr(GArray) peaks = batch_peaks ((VmemSample *) second->data, second->len);
 
   g_clear_pointer (&f->store, vmem_store_free);
-  g_autofree char *before = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
-                                               " || sum(samples) FROM peaks");
-  pid_t pid = fork ();
-  assert_true (pid >= 0);
-  if (pid == 0)
-    {
-      g_autoptr(GError) child_error = NULL;
-      VmemStore *store = vmem_store_open_sqlite (f->path, &child_error);
-      if (store == NULL)
-        _exit (2);
-      vmem_store_sqlite_sample_hook = kill_self;
-      vmem_store_samples_add (store, (VmemSample *) second->data, second->len, &child_error);
-      _exit (3); /* not reached: killed inside the transaction */
-    }
-  int status = 0;
-  assert_int_equal (waitpid (pid, &status, 0), pid);
-  if (!WIFSIGNALED (status) || WTERMSIG (status) != SIGKILL)
-    fail_msg ("child was not killed mid-transaction (status 0x%x)", status);
-  g_autofree char *wal = g_strdup_printf ("%s-wal", f->path);
-  struct stat st;
-  assert_int_equal (stat (wal, &st), 0);
-  assert_true (st.st_size > 0);
+  g_autofree char *before = peaks_digest (f->path);
 
-  reopen (f);
-  g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
-  assert_string_equal (check, "ok");
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50);
-  g_autofree char *half =
-    g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %" G_GINT64_FORMAT, DAY0 + 7200);
-  assert_int_equal (raw_int (f->path, half), 0);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 2);
-  g_autofree char *after = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
-                                              " || sum(samples) FROM peaks");
-  assert_string_equal (before, after);
-  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_B, 0, &error);
-  assert_int_equal (((VmemRun *) g_ptr_array_index (runs, 0))->peak_mib, 0);
+  /* Killed while writing the samples, then while writing the peaks. */
+  const guint points[] = { CRASH_BATCH / 2, second->len + peaks->len / 2 };
+  for (guint k = 0; k < G_N_ELEMENTS (points); k++)
+    {
+      crash_at = points[k];
+      pid_t pid = fork ();
+      assert_true (pid >= 0);
+      if (pid == 0)
+        {
+          g_autoptr(GError) child_error = NULL;
+          VmemStore *store = vmem_store_open_sqlite (f->path, &child_error);
+          if (store == NULL)
+            _exit (2);
+          vmem_store_sqlite_sample_hook = kill_self;
+          vmem_store_samples_add (store, (VmemSample *) second->data, second->len,
+                                  (VmemPeak *) peaks->data, peaks->len, &child_error);
+          _exit (3); /* not reached: killed inside the transaction */
+        }
+      int status = 0;
+      assert_int_equal (waitpid (pid, &status, 0), pid);
+      if (!WIFSIGNALED (status) || WTERMSIG (status) != SIGKILL)
+        fail_msg ("child was not killed mid-transaction at %u (status 0x%x)", crash_at, status);
+      g_autofree char *wal = g_strdup_printf ("%s-wal", f->path);
+      struct stat st;
+      assert_int_equal (stat (wal, &st), 0);
+      assert_true (st.st_size > 0);
+
+      reopen (f);
+      g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
+      assert_string_equal (check, "ok");
+      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50);
+      g_autofree char *half =
+        g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %" G_GINT64_FORMAT, DAY0 + 7200);
+      assert_int_equal (raw_int (f->path, half), 0);
+      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 2);
+      g_autofree char *after = peaks_digest (f->path);
+      assert_string_equal (before, after);
+      g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_B, 0, &error);
+      assert_int_equal (((VmemRun *) g_ptr_array_index (runs, 0))->peak_mib, 0);
+      g_clear_pointer (&f->store, vmem_store_free);
+    }
 
   /* And the store goes on working: the same batch, uninterrupted. */
-  add_samples (f, (VmemSample *) second->data, second->len);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50 + CRASH_BATCH + 1);
+  reopen (f);
+  add_batch (f, (VmemSample *) second->data, second->len, (VmemPeak *) peaks->data, peaks->len);
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50 + CRASH_BATCH + 2);
+  /* A's hour and day were replaced by the batch's own, the rest added. */
+  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), peaks->len);
+  g_autoptr(GPtrArray) hourly =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
+  const VmemPeak *a0 = find_peak (hourly, UUID_A, DAY0);
+  assert_int_equal (a0->peak_mib, 2000);
+  assert_int_equal (a0->samples, 1);
+  assert_int_equal (a0->guest_samples, 0);
+  assert_int_equal (a0->vcpus, 4);
   g_autoptr(GPtrArray) runs2 = vmem_store_run_list (f->store, UUID_B, 0, &error);
   assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 4000);
 }
@@ -1300,10 +1578,12 @@ main (int argc, char **argv)
     T (test_profile_import_all_or_nothing),
     T (test_domains),
     T (test_samples_peaks),
+    T (test_peaks_latest),
     T (test_prune),
     T (test_runs),
     T (test_plans),
     T (test_hosts),
+    T (test_locked_fails_fast),
     T (test_crash_mid_transaction),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -21,9 +21,11 @@ typedef struct {
   gboolean (*domain_upsert) (VmemStore *store, const VmemDomainRow *row, GError **error);
   VmemDomainRow *(*domain_get) (VmemStore *store, const char *uuid, GError **error);
   GPtrArray *(*domain_list) (VmemStore *store, const char *workload, GError **error);
-  gboolean (*samples_add) (VmemStore *store, const VmemSample *samples, guint n, GError **error);
+  gboolean (*samples_add) (VmemStore *store, const VmemSample *samples, guint n,
+                           const VmemPeak *peaks, guint n_peaks, GError **error);
   GPtrArray *(*peaks_for_workload) (VmemStore *store, const char *workload, guint interval_s,
                                     gint64 since, GError **error);
+  GPtrArray *(*peaks_latest) (VmemStore *store, gint64 since, GError **error);
   gboolean (*prune) (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error);
   gint64 (*run_open) (VmemStore *store, const char *uuid, const char *host, const char *workload,
                       gint64 started, guint64 demand_mib, GError **error);
@@ -49,5 +51,6 @@ VmemStore *vmem_store_sqlite_open_at_version (const char *path, int version, GEr
 int vmem_store_sqlite_latest_version (void);
 
 /* For the crash-safety test: when set, vmem_store_samples_add() calls it
- * after writing each sample, inside the open transaction. */
+ * after writing each row of the batch, inside the open transaction, with
+ * @index counting the samples first, then the peaks (n + i for peaks[i]). */
 extern void (*vmem_store_sqlite_sample_hook) (guint index);

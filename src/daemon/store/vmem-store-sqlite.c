@@ -18,6 +18,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (sqlite3, sqlite3_close)
 
 void (*vmem_store_sqlite_sample_hook) (guint index) = NULL;
 
+/* How long a call waits for another connection's lock before it fails.
+ * Below the hook's default budget (2000 ms): a store job stuck on a lock
+ * must not hold up, past that budget, an answer that waits behind it. */
+#define BUSY_TIMEOUT_MS 1000
+
 typedef struct {
   VmemStore parent;
   sqlite3 *db;
@@ -167,13 +172,6 @@ col_text (sqlite3_stmt *st, int i)
 {
   const unsigned char *t = sqlite3_column_text (st, i);
   return t ? g_strdup ((const char *) t) : NULL;
-}
-
-static gint64
-floor_to (gint64 t, guint len)
-{
-  gint64 r = t % (gint64) len;
-  return r < 0 ? t - r - (gint64) len : t - r;
 }
 
 /* ---- opening and migrations -------------------------------------------- */
@@ -342,6 +340,8 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
   s->path = g_strdup (path);
   g_autoptr(VmemStore) store = &s->parent;
 
+  /* No mutex of its own: the connection may move from the thread that
+   * opens it to the store's worker, but is never used by two at once. */
   if (sqlite3_open_v2 (path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
       SQLITE_OK)
     {
@@ -349,7 +349,7 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
       return NULL;
     }
   sqlite3_extended_result_codes (s->db, 1);
-  sqlite3_busy_timeout (s->db, 5000);
+  sqlite3_busy_timeout (s->db, BUSY_TIMEOUT_MS);
 
   /* Everything up to here only read: a file that is not a database, not
    * vmemd's, or of a newer schema is refused as it was found. */
@@ -725,7 +725,7 @@ sq_domain_list (VmemStore *store, const char *workload, GError **error)
 /* ---- samples and peaks -------------------------------------------------- */
 
 typedef struct {
-  sqlite3_stmt *domain, *sample, *peak, *run;
+  sqlite3_stmt *domain, *sample, *run, *peak_domain, *peak;
 } SampleStatements;
 
 static void
@@ -733,8 +733,9 @@ sample_statements_clear (SampleStatements *ss)
 {
   sqlite3_finalize (ss->domain);
   sqlite3_finalize (ss->sample);
-  sqlite3_finalize (ss->peak);
   sqlite3_finalize (ss->run);
+  sqlite3_finalize (ss->peak_domain);
+  sqlite3_finalize (ss->peak);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (SampleStatements, sample_statements_clear)
 
@@ -758,20 +759,6 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
     error);
   if (ss->sample == NULL)
     return FALSE;
-  /* vcpus is the count at the peak, which is what per-vCPU scaling divides
-   * by. */
-  ss->peak =
-    sq_prepare (s,
-                "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
-                " guest_samples, vcpus) VALUES (?1,?2,?3,?4,?5,?6,1,?7,?8)"
-                " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
-                " vcpus=CASE WHEN excluded.peak_mib >= peak_mib THEN excluded.vcpus ELSE vcpus END,"
-                " peak_mib=max(peak_mib, excluded.peak_mib), samples=samples+1,"
-                " guest_samples=guest_samples+excluded.guest_samples,"
-                " workload=excluded.workload, host=excluded.host",
-                error);
-  if (ss->peak == NULL)
-    return FALSE;
   ss->run =
     sq_prepare (s,
                 "UPDATE runs SET peak_mib=max(peak_mib, ?1),"
@@ -779,14 +766,34 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
                 " ELSE startup_peak_mib END"
                 " WHERE uuid=?4 AND stopped IS NULL AND started <= ?2",
                 error);
-  return ss->run != NULL;
+  if (ss->run == NULL)
+    return FALSE;
+  /* A peak's domain is usually known by now (its samples come first); one
+   * that is not gets the same placeholder row, and a known one is left as
+   * its samples and upserts made it. */
+  ss->peak_domain =
+    sq_prepare (s,
+                "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
+                " VALUES (?1,?1,?2,?3,?4,?5,?5) ON CONFLICT(uuid) DO NOTHING",
+                error);
+  if (ss->peak_domain == NULL)
+    return FALSE;
+  /* The caller computed the whole row: nothing of the old one is kept. */
+  ss->peak =
+    sq_prepare (s,
+                "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+                " guest_samples, vcpus) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
+                " workload=excluded.workload, host=excluded.host, peak_mib=excluded.peak_mib,"
+                " samples=excluded.samples, guest_samples=excluded.guest_samples,"
+                " vcpus=excluded.vcpus",
+                error);
+  return ss->peak != NULL;
 }
 
 static gboolean
 sample_write (Sqlite *s, SampleStatements *ss, const VmemSample *x, GError **error)
 {
-  static const guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
-
   bind_text (ss->domain, 1, x->uuid);
   bind_text (ss->domain, 2, x->host);
   bind_text (ss->domain, 3, x->workload);
@@ -811,20 +818,6 @@ sample_write (Sqlite *s, SampleStatements *ss, const VmemSample *x, GError **err
   if (!sq_run (s, ss->sample, "cannot record a sample", error))
     return FALSE;
 
-  for (guint k = 0; k < G_N_ELEMENTS (intervals); k++)
-    {
-      bind_text (ss->peak, 1, x->uuid);
-      bind_text (ss->peak, 2, x->workload);
-      bind_text (ss->peak, 3, x->host);
-      sqlite3_bind_int (ss->peak, 4, (int) intervals[k]);
-      sqlite3_bind_int64 (ss->peak, 5, floor_to (x->t, intervals[k]));
-      sqlite3_bind_int64 (ss->peak, 6, (gint64) x->used_mib);
-      sqlite3_bind_int (ss->peak, 7, x->guest_quality ? 1 : 0);
-      sqlite3_bind_int (ss->peak, 8, (int) x->vcpus);
-      if (!sq_run (s, ss->peak, "cannot update a peak", error))
-        return FALSE;
-    }
-
   sqlite3_bind_int64 (ss->run, 1, (gint64) x->used_mib);
   sqlite3_bind_int64 (ss->run, 2, x->t);
   sqlite3_bind_int64 (ss->run, 3, s->parent.startup_window_s);
@@ -833,7 +826,31 @@ sample_write (Sqlite *s, SampleStatements *ss, const VmemSample *x, GError **err
 }
 
 static gboolean
-sq_samples_add (VmemStore *store, const VmemSample *v, guint n, GError **error)
+peak_write (Sqlite *s, SampleStatements *ss, const VmemPeak *p, GError **error)
+{
+  bind_text (ss->peak_domain, 1, p->uuid);
+  bind_text (ss->peak_domain, 2, p->host);
+  bind_text (ss->peak_domain, 3, p->workload);
+  sqlite3_bind_int (ss->peak_domain, 4, (int) p->vcpus);
+  sqlite3_bind_int64 (ss->peak_domain, 5, p->start_t);
+  if (!sq_run (s, ss->peak_domain, "cannot record a domain", error))
+    return FALSE;
+
+  bind_text (ss->peak, 1, p->uuid);
+  bind_text (ss->peak, 2, p->workload);
+  bind_text (ss->peak, 3, p->host);
+  sqlite3_bind_int (ss->peak, 4, (int) p->interval_s);
+  sqlite3_bind_int64 (ss->peak, 5, p->start_t);
+  sqlite3_bind_int64 (ss->peak, 6, (gint64) p->peak_mib);
+  sqlite3_bind_int64 (ss->peak, 7, p->samples);
+  sqlite3_bind_int64 (ss->peak, 8, p->guest_samples);
+  sqlite3_bind_int64 (ss->peak, 9, p->vcpus);
+  return sq_run (s, ss->peak, "cannot write a peak", error);
+}
+
+static gboolean
+sq_samples_add (VmemStore *store, const VmemSample *v, guint n, const VmemPeak *peaks,
+                guint n_peaks, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
   g_auto(SampleStatements) ss = {
@@ -852,7 +869,48 @@ sq_samples_add (VmemStore *store, const VmemSample *v, guint n, GError **error)
       else if (vmem_store_sqlite_sample_hook != NULL)
         vmem_store_sqlite_sample_hook (i);
     }
+  for (guint i = 0; ok && i < n_peaks; i++)
+    {
+      ok = peak_write (s, &ss, &peaks[i], error);
+      if (!ok)
+        g_prefix_error (error, "peaks[%u] (%s): ", i, peaks[i].uuid);
+      else if (vmem_store_sqlite_sample_hook != NULL)
+        vmem_store_sqlite_sample_hook (n + i);
+    }
   return tx_end (s, ok, error);
+}
+
+#define PEAK_COLS                                                                       \
+  "p.uuid, d.name, p.host, p.workload, p.interval_s, p.start_t, p.peak_mib, p.samples," \
+  " p.guest_samples, p.vcpus"
+
+/* Steps @st, a SELECT of PEAK_COLS, to the end. */
+static GPtrArray *
+peaks_read (Sqlite *s, sqlite3_stmt *st, const char *what, GError **error)
+{
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_peak_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      VmemPeak *p = g_new0 (VmemPeak, 1);
+      p->uuid = col_text (st, 0);
+      p->domain = col_text (st, 1);
+      p->host = col_text (st, 2);
+      p->workload = col_text (st, 3);
+      p->interval_s = (guint) sqlite3_column_int64 (st, 4);
+      p->start_t = sqlite3_column_int64 (st, 5);
+      p->peak_mib = (guint64) sqlite3_column_int64 (st, 6);
+      p->samples = (guint) sqlite3_column_int64 (st, 7);
+      p->guest_samples = (guint) sqlite3_column_int64 (st, 8);
+      p->vcpus = (guint) sqlite3_column_int64 (st, 9);
+      g_ptr_array_add (out, p);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read %s", what);
+      return NULL;
+    }
+  return g_steal_pointer (&out);
 }
 
 static GPtrArray *
@@ -862,8 +920,7 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT p.uuid, d.name, p.host, p.start_t, p.peak_mib, p.samples, p.guest_samples, p.vcpus"
-    " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+    "SELECT " PEAK_COLS " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
     " WHERE p.workload = ? AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, p.uuid",
     error);
   if (st == NULL)
@@ -871,27 +928,27 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
   bind_text (st, 1, workload);
   sqlite3_bind_int (st, 2, (int) interval_s);
   sqlite3_bind_int64 (st, 3, since);
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_peak_free);
-  int rc;
-  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
-    {
-      VmemPeak *p = g_new0 (VmemPeak, 1);
-      p->uuid = col_text (st, 0);
-      p->domain = col_text (st, 1);
-      p->host = col_text (st, 2);
-      p->start_t = sqlite3_column_int64 (st, 3);
-      p->peak_mib = (guint64) sqlite3_column_int64 (st, 4);
-      p->samples = (guint) sqlite3_column_int (st, 5);
-      p->guest_samples = (guint) sqlite3_column_int (st, 6);
-      p->vcpus = (guint) sqlite3_column_int (st, 7);
-      g_ptr_array_add (out, p);
-    }
-  if (rc != SQLITE_DONE)
-    {
-      sq_error (s, error, "cannot read the peaks of workload '%s'", workload);
-      return NULL;
-    }
-  return g_steal_pointer (&out);
+  g_autofree char *what = g_strdup_printf ("the peaks of workload '%s'", workload);
+  return peaks_read (s, st, what, error);
+}
+
+static GPtrArray *
+sq_peaks_latest (VmemStore *store, gint64 since, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  /* The inner max() is a lookup in the primary key (uuid, interval_s,
+   * start_t); the outer range uses peaks_start. */
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "SELECT " PEAK_COLS " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+    " WHERE p.start_t >= ?1 AND p.start_t = (SELECT max(q.start_t) FROM peaks q"
+    "  WHERE q.uuid = p.uuid AND q.interval_s = p.interval_s)"
+    " ORDER BY p.uuid, p.interval_s",
+    error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, since);
+  return peaks_read (s, st, "the latest peaks", error);
 }
 
 static gboolean
@@ -1189,6 +1246,7 @@ static const VmemStoreOps sqlite_ops = {
   .domain_list = sq_domain_list,
   .samples_add = sq_samples_add,
   .peaks_for_workload = sq_peaks_for_workload,
+  .peaks_latest = sq_peaks_latest,
   .prune = sq_prune,
   .run_open = sq_run_open,
   .run_close = sq_run_close,

@@ -27,6 +27,7 @@ vmem_peak_free (VmemPeak *peak)
   g_free (peak->uuid);
   g_free (peak->domain);
   g_free (peak->host);
+  g_free (peak->workload);
   g_free (peak);
 }
 
@@ -69,6 +70,44 @@ require (const char *what, const char *value, GError **error)
   if (value == NULL || *value == '\0')
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "%s: must not be empty", what);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_interval (const char *what, guint interval_s, GError **error)
+{
+  if (interval_s != VMEM_STORE_HOUR && interval_s != VMEM_STORE_DAY)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s %u s: only %u (hour) and %u (day) are kept", what, interval_s,
+                   VMEM_STORE_HOUR, VMEM_STORE_DAY);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+check_peak (const VmemPeak *p, GError **error)
+{
+  if (!require ("uuid", p->uuid, error) || !require ("host", p->host, error) ||
+      !require ("workload", p->workload, error) ||
+      !check_interval ("interval_s", p->interval_s, error))
+    return FALSE;
+  /* A misaligned start would be a row of its own that no later peak of
+   * the same interval ever replaces. */
+  if (p->start_t % (gint64) p->interval_s != 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "start_t %" G_GINT64_FORMAT ": must be a multiple of interval_s %u", p->start_t,
+                   p->interval_s);
+      return FALSE;
+    }
+  if (p->guest_samples > p->samples)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "guest_samples %u: more than samples %u", p->guest_samples, p->samples);
       return FALSE;
     }
   return TRUE;
@@ -205,8 +244,12 @@ vmem_store_domain_list (VmemStore *store, const char *workload, GError **error)
 }
 
 gboolean
-vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n, GError **error)
+vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n, const VmemPeak *peaks,
+                        guint n_peaks, GError **error)
 {
+  g_return_val_if_fail (n == 0 || samples != NULL, FALSE);
+  g_return_val_if_fail (n_peaks == 0 || peaks != NULL, FALSE);
+
   for (guint i = 0; i < n; i++)
     {
       const VmemSample *s = &samples[i];
@@ -217,23 +260,30 @@ vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n, GE
           return FALSE;
         }
     }
-  return n == 0 || store->ops->samples_add (store, samples, n, error);
+  for (guint i = 0; i < n_peaks; i++)
+    if (!check_peak (&peaks[i], error))
+      {
+        g_prefix_error (error, "peaks[%u]: ", i);
+        return FALSE;
+      }
+  return (n == 0 && n_peaks == 0) ||
+         store->ops->samples_add (store, samples, n, peaks, n_peaks, error);
 }
 
 GPtrArray *
 vmem_store_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
                                gint64 since, GError **error)
 {
-  if (!require ("workload", workload, error))
+  if (!require ("workload", workload, error) ||
+      !check_interval ("peak interval", interval_s, error))
     return NULL;
-  if (interval_s != VMEM_STORE_HOUR && interval_s != VMEM_STORE_DAY)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "peak interval %u s: only %u (hour) and %u (day) are kept", interval_s,
-                   VMEM_STORE_HOUR, VMEM_STORE_DAY);
-      return NULL;
-    }
   return store->ops->peaks_for_workload (store, workload, interval_s, since, error);
+}
+
+GPtrArray *
+vmem_store_peaks_latest (VmemStore *store, gint64 since, GError **error)
+{
+  return store->ops->peaks_latest (store, since, error);
 }
 
 gboolean

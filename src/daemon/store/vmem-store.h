@@ -5,8 +5,8 @@
  * Callers see only this interface; the backend (SQLite, the single-host
  * default) sits behind a table of operations so another (PostgreSQL, for a
  * cluster of hosts) can be added without touching them.  Every call is
- * atomic: it commits whole or changes nothing.  A store belongs to one
- * thread (the main loop's).  Every failure of the
+ * atomic: it commits whole or changes nothing.  A store is used from one
+ * thread at a time (see vmem_store_open()).  Every failure of the
  * database itself is VMEM_ERROR_STORE; bad arguments are
  * VMEM_ERROR_INVALID_ARGUMENT and change nothing. */
 
@@ -64,16 +64,20 @@ typedef struct {
   guint vcpus;
 } VmemSample;
 
-/* The largest used_mib of one domain over one interval. */
+/* The largest used_mib of one domain over one interval.  The caller (the
+ * daemon's peak tracker) computes it; the store keeps it as given and reads
+ * it back the same way. */
 typedef struct {
   char *uuid;
-  char *domain; /* name, when known */
+  char *domain; /* name, when known; filled on read, ignored on write */
   char *host;
-  gint64 start_t; /* start of the interval, a multiple of its length */
+  char *workload;
+  guint interval_s; /* VMEM_STORE_HOUR or VMEM_STORE_DAY */
+  gint64 start_t;   /* start of the interval, a multiple of interval_s */
   guint64 peak_mib;
   guint samples;       /* samples that went into it */
   guint guest_samples; /* of which the guest reported itself */
-  guint vcpus;         /* at the last sample */
+  guint vcpus;         /* at the sample that set the peak */
 } VmemPeak;
 
 typedef struct {
@@ -121,7 +125,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
 /* Opens the backend the configuration names.  The SQLite database is
  * created (with its directory) when missing and migrated to the current
  * schema, after a backup to PATH.bak-vN; a database of a newer schema, or a
- * file that is not a vmemd database, is refused and left as it is. */
+ * file that is not a vmemd database, is refused and left as it is.
+ *
+ * A store is used from one thread at a time: the daemon opens it on the
+ * main thread at start-up, then uses it only from the store's worker
+ * thread.  A database locked by another process fails the call with
+ * VMEM_ERROR_STORE within about a second, rather than waiting for it. */
 VmemStore *vmem_store_open (const VmemConfig *config, GError **error);
 VmemStore *vmem_store_open_sqlite (const char *path, GError **error);
 void vmem_store_free (VmemStore *store);
@@ -148,16 +157,26 @@ VmemDomainRow *vmem_store_domain_get (VmemStore *store, const char *uuid, GError
 GPtrArray *vmem_store_domain_list (VmemStore *store, const char *workload /* NULL = all */,
                                    GError **error);
 
-/* One transaction: raw samples, their domains when not yet known, hourly
- * and daily peaks (kept incrementally, so estimates never scan raw rows) and
- * the peaks of each domain's open run. */
+/* One transaction: raw samples, their domains when not yet known, the
+ * peaks given (each row replaced whole: the caller computed it; a domain
+ * not yet known gets a row named by its uuid) and the peaks of each
+ * domain's open run, which the store computes from the samples.  Every
+ * sample needs uuid, host and workload; every peak uuid, host, workload,
+ * an interval_s of VMEM_STORE_HOUR or VMEM_STORE_DAY, a start_t that is a
+ * multiple of it and no more guest_samples than samples. */
 gboolean vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n,
-                                 GError **error);
+                                 const VmemPeak *peaks, guint n_peaks, GError **error);
 /* Per-domain peaks of a workload over @interval_s (VMEM_STORE_HOUR or
  * VMEM_STORE_DAY) starting at or after @since, across every host sharing
  * the store, oldest first; elements are VmemPeak. */
 GPtrArray *vmem_store_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
                                           gint64 since, GError **error);
+/* Each domain's latest hourly and latest daily peak, when it starts at or
+ * after @since, whatever the workload or host; sorted by uuid, then hour
+ * before day.  Seeds the peak tracker at start-up, so that the rows of the
+ * current hour and day go on from what was stored instead of being
+ * replaced by the samples taken since.  Elements are VmemPeak. */
+GPtrArray *vmem_store_peaks_latest (VmemStore *store, gint64 since, GError **error);
 /* Deletes raw samples older than @raw_hours and peaks (and plans other
  * than each domain's latest) older than @peak_days. */
 gboolean vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days,
