@@ -3,7 +3,7 @@
  * estimator next to two references: the Kubernetes VPA memory recommender
  * and static provisioning.  Figures, not a pass/fail test. */
 #include "bounds.h"
-#include "vmem-replay.h"
+#include "vmemctl-replay-file.h"
 
 #include <stdio.h>
 #include <sys/resource.h>
@@ -66,7 +66,7 @@ main (int argc, char **argv)
   g_autoptr(GError) error = NULL;
 
   gint64 start = g_get_monotonic_time ();
-  if (!vmem_replay_run (argv[1], &config, on_case, NULL, &b, &error))
+  if (!vmemctl_replay_file (argv[1], &config, on_case, NULL, &b, &error))
     {
       fprintf (stderr, "%s\n", error->message);
       return 1;

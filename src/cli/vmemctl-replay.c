@@ -2,6 +2,7 @@
 /* vmemctl replay: the estimator, offline, over a usage trace. */
 #include "vmemctl-replay.h"
 #include "vmemctl-args.h"
+#include "vmemctl-replay-file.h"
 #include "vmem-cleanup.h"
 #include "vmem-error.h"
 #include "vmem-replay.h"
@@ -99,8 +100,9 @@ vmemctl_replay_main (int argc, char **argv)
   g_option_context_set_summary (ctx,
     "Replays a usage trace (time,domain,workload,vcpus,ceiling_kib,used_kib) through\n"
     "the estimator: every domain starts at every 24 h boundary, sized from its\n"
-    "peers' history before that instant, and the estimate is compared with its\n"
-    "peak over the next 24 h.  Prints time,domain,estimate_kib,source.");
+    "peers' history before that instant (their hourly peaks, as vmemd keeps them),\n"
+    "and the estimate is compared with its peak over the next 24 h.  Prints\n"
+    "time,domain,estimate_kib,source.");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_help_enabled (ctx, TRUE);
 
@@ -134,8 +136,8 @@ vmemctl_replay_main (int argc, char **argv)
     return usage_error (error->message);
 
   gboolean tty = isatty (STDERR_FILENO);
-  gboolean ok = vmem_replay_run (parse_argv[1], &config, print_case,
-                                 tty ? draw_progress : NULL, &o, &error);
+  gboolean ok = vmemctl_replay_file (parse_argv[1], &config, print_case,
+                                     tty ? draw_progress : NULL, &o, &error);
   if (o.progress_shown >= 0)
     fprintf (stderr, "\r%*s\r", 60, "");
   if (!ok)

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-replay.h"
+#include "vmem-demand.h"
 #include "vmem-error.h"
-#include "vmem-trace.h"
 
 #include <math.h>
 #include <string.h>
@@ -13,33 +13,48 @@
 
 typedef struct {
   char            *name;
-  VmemWorkloadAgg *vmemd;
-  VmemWorkloadAgg *vpa;
+  VmemWorkloadAgg *vpa;   /* daily peaks */
 } Workload;
 
 typedef struct {
-  char     *name;
-  Workload *workload;
-  guint     vcpus;
-  guint64   ceiling_kib;
+  char          *name;    /* also its uuid in the VmemDemand */
+  Workload      *workload;
   /* The current day. */
-  guint64   day_peak_kib;
-  guint     day_samples;
-  gboolean  has_case;
+  gboolean       active;
+  guint          vcpus;        /* at its first sample of the day */
+  guint64        ceiling_kib;  /* at its first sample of the day */
+  VmemPeakObs    day_peak;     /* from the VmemDemand; strings unused */
+  gboolean       has_case;
   VmemReplayCase c;
 } Domain;
 
+/* A row of the current day, kept until the day is over: the starts of a
+ * day are sized before any of its samples is observed. */
 typedef struct {
-  const VmemEstimatorConfig *config;
-  VmemEstimatorConfig        vpa_config;
-  GHashTable                *workloads;  /* name -> Workload */
-  GHashTable                *domains;    /* name -> Domain */
-  GPtrArray                 *active;     /* Domain seen on the current day */
-  gint64                     first_t;
-  gint64                     day;        /* start of the current day; -1 before any */
-  VmemReplayCaseFunc         on_case;
-  gpointer                   user_data;
-} Replay;
+  gint64   t;
+  Domain  *domain;
+  guint    vcpus;
+  guint64  used_kib;
+  guint64  line;
+} DayRow;
+
+struct _VmemReplay {
+  VmemEstimatorConfig config;
+  VmemEstimatorConfig vpa_config;
+  VmemDemand         *demand;
+  GHashTable         *workloads;  /* name -> Workload */
+  GHashTable         *domains;    /* name -> Domain */
+  GArray             *rows;       /* DayRow of the current day */
+  GPtrArray          *active;     /* Domain seen on the current day */
+  char               *source;     /* names the trace in errors */
+  gint64              first_t;
+  gint64              last_t;
+  gint64              day;        /* start of the current day; -1 before any */
+  gboolean            failed;
+  gboolean            finished;
+  VmemReplayCaseFunc  on_case;
+  gpointer            user_data;
+};
 
 static const char *const estimator_names[] = { "vmemd", "vpa", "static" };
 
@@ -69,7 +84,6 @@ workload_free (gpointer data)
 {
   Workload *w = data;
   g_free (w->name);
-  vmem_workload_agg_free (w->vmemd);
   vmem_workload_agg_free (w->vpa);
   g_free (w);
 }
@@ -82,16 +96,60 @@ domain_free (gpointer data)
   g_free (d);
 }
 
+VmemReplay *
+vmem_replay_new (const VmemEstimatorConfig *config, VmemReplayCaseFunc on_case,
+                 gpointer user_data, GError **error)
+{
+  g_return_val_if_fail (config != NULL, NULL);
+
+  g_autoptr(VmemDemand) demand = vmem_demand_new (config, error);
+  if (demand == NULL)
+    return NULL;
+  VmemReplay *r = g_new0 (VmemReplay, 1);
+  r->config = *config;
+  vmem_estimator_config_init (&r->vpa_config);
+  r->vpa_config.half_life_hours = VPA_HALF_LIFE_H;
+  r->demand = g_steal_pointer (&demand);
+  r->workloads = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, workload_free);
+  r->domains = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, domain_free);
+  r->rows = g_array_new (FALSE, FALSE, sizeof (DayRow));
+  r->active = g_ptr_array_new ();
+  r->day = -1;
+  r->on_case = on_case;
+  r->user_data = user_data;
+  return r;
+}
+
+void
+vmem_replay_free (VmemReplay *r)
+{
+  if (r == NULL)
+    return;
+  vmem_demand_free (r->demand);
+  g_hash_table_destroy (r->workloads);
+  g_hash_table_destroy (r->domains);
+  g_array_unref (r->rows);
+  g_ptr_array_unref (r->active);
+  g_free (r->source);
+  g_free (r);
+}
+
+static const char *
+source_name (const char *source)
+{
+  return source != NULL ? source : "trace";
+}
+
 static guint64
 mib_to_kib_ceil (double mib)
 {
   return (guint64) ceil (mib * 1024.0 - 1e-6);
 }
 
-/* Sizes @d's start at the current day boundary; the aggregates hold only
- * the days before it. */
+/* Sizes @d's start at the current day boundary; the VmemDemand and the
+ * VPA aggregates hold only the samples before it. */
 static gboolean
-replay_estimate (Replay *r, Domain *d, GError **error)
+replay_estimate (VmemReplay *r, Domain *d, GError **error)
 {
   VmemReplayCase *c = &d->c;
   double memory_mib = (double) d->ceiling_kib / 1024.0;
@@ -106,8 +164,8 @@ replay_estimate (Replay *r, Domain *d, GError **error)
     .vcpus = d->vcpus,
     .memory_mib = memory_mib,
   };
-  g_autoptr(VmemEstimate) e = vmem_estimator_estimate (d->workload->vmemd, r->config, NULL,
-                                                       &target, r->day, error);
+  g_autoptr(VmemEstimate) e = vmem_demand_estimate (r->demand, d->workload->name, NULL, &target,
+                                                    r->day, error);
   if (e == NULL)
     return FALSE;
   c->peers = e->peers->len;
@@ -142,12 +200,43 @@ domain_cmp (gconstpointer a, gconstpointer b)
   return strcmp (x->name, y->name);
 }
 
-/* The day is over: report its cases, then let its peaks into the
+/* The day is over: sizes its starts from what came before it, observes
+ * its samples, reports its cases, and lets its daily peaks into the VPA
  * aggregates for the days after. */
 static gboolean
-replay_close_day (Replay *r, GError **error)
+replay_close_day (VmemReplay *r, GError **error)
 {
   g_ptr_array_sort (r->active, domain_cmp);
+  for (guint i = 0; i < r->active->len; i++)
+    {
+      Domain *d = g_ptr_array_index (r->active, i);
+      d->has_case = r->day >= r->first_t;
+      if (d->has_case && !replay_estimate (r, d, error))
+        return FALSE;
+    }
+
+  for (guint i = 0; i < r->rows->len; i++)
+    {
+      const DayRow *row = &g_array_index (r->rows, DayRow, i);
+      Domain *d = row->domain;
+      VmemPeakSample s = {
+        .uuid = d->name,
+        .domain = d->name,
+        .t = row->t,
+        .used_mib = (double) row->used_kib / 1024.0,
+        .guest = TRUE,
+        .vcpus = row->vcpus,
+      };
+      VmemPeakObs out[2];
+      if (!vmem_demand_observe (r->demand, d->workload->name, &s, out, error))
+        {
+          g_prefix_error (error, "%s:%" G_GUINT64_FORMAT ": ", source_name (r->source),
+                          row->line);
+          return FALSE;
+        }
+      d->day_peak = out[1];
+    }
+
   for (guint i = 0; i < r->active->len; i++)
     {
       Domain *d = g_ptr_array_index (r->active, i);
@@ -155,149 +244,143 @@ replay_close_day (Replay *r, GError **error)
         continue;
       d->c.domain = d->name;
       d->c.workload = d->workload->name;
-      d->c.peak_kib = d->day_peak_kib;
+      /* Exact: the peak is a whole number of KiB over 1024. */
+      d->c.peak_kib = (guint64) llround (d->day_peak.peak_mib * 1024.0);
       if (r->on_case != NULL)
         r->on_case (&d->c, r->user_data);
     }
+
   for (guint i = 0; i < r->active->len; i++)
     {
       Domain *d = g_ptr_array_index (r->active, i);
-      VmemPeakObs obs = {
-        .uuid = d->name,
-        .domain = d->name,
-        .start_t = r->day,
-        .interval_s = VMEM_REPLAY_DAY,
-        .peak_mib = (double) d->day_peak_kib / 1024.0,
-        .samples = d->day_samples,
-        .guest_samples = d->day_samples,
-        .vcpus = d->vcpus,
-      };
-      if (!vmem_workload_agg_add (d->workload->vmemd, &obs, error) ||
-          !vmem_workload_agg_add (d->workload->vpa, &obs, error))
+      VmemPeakObs obs = d->day_peak;
+      obs.uuid = d->name;
+      obs.domain = d->name;
+      obs.host = NULL;
+      if (!vmem_workload_agg_add (d->workload->vpa, &obs, error))
         return FALSE;
-      d->day_samples = 0;
-      d->day_peak_kib = 0;
+      d->active = FALSE;
       d->has_case = FALSE;
     }
   g_ptr_array_set_size (r->active, 0);
+  g_array_set_size (r->rows, 0);
   return TRUE;
 }
 
 static gboolean
-replay_row (Replay *r, VmemTraceReader *reader, const VmemTraceRow *row, GError **error)
+replay_feed (VmemReplay *r, const VmemTraceRow *row, const char *source, GError **error)
 {
-  gint64 day = row->t - row->t % VMEM_REPLAY_DAY;
+  if (r->day >= 0 && row->t < r->last_t)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s:%" G_GUINT64_FORMAT ": time: %" G_GINT64_FORMAT " is before the "
+                   "previous row's %" G_GINT64_FORMAT, source_name (source), row->line, row->t,
+                   r->last_t);
+      return FALSE;
+    }
+  if (row->domain == NULL || row->workload == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s:%" G_GUINT64_FORMAT ": %s: must be set", source_name (source), row->line,
+                   row->domain == NULL ? "domain" : "workload");
+      return FALSE;
+    }
 
+  Domain *d = g_hash_table_lookup (r->domains, row->domain);
+  if (d != NULL && !g_str_equal (d->workload->name, row->workload))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s:%" G_GUINT64_FORMAT ": workload: domain '%s' was in workload '%s' "
+                   "before, now '%s'", source_name (source), row->line, row->domain,
+                   d->workload->name, row->workload);
+      return FALSE;
+    }
+
+  if (g_strcmp0 (r->source, source) != 0)
+    {
+      g_free (r->source);
+      r->source = g_strdup (source);
+    }
+  gint64 day = vmem_peak_start (row->t, VMEM_REPLAY_DAY);
   if (r->day < 0)
     r->first_t = row->t;
   else if (day != r->day && !replay_close_day (r, error))
     return FALSE;
   r->day = day;
+  r->last_t = row->t;
 
-  Workload *w = g_hash_table_lookup (r->workloads, row->workload);
-  if (w == NULL)
-    {
-      w = g_new0 (Workload, 1);
-      w->name = g_strdup (row->workload);
-      w->vmemd = vmem_workload_agg_new (r->config, error);
-      if (w->vmemd == NULL)
-        {
-          workload_free (w);
-          return FALSE;
-        }
-      w->vpa = vmem_workload_agg_new (&r->vpa_config, NULL);
-      g_hash_table_insert (r->workloads, w->name, w);
-    }
-
-  Domain *d = g_hash_table_lookup (r->domains, row->domain);
   if (d == NULL)
     {
+      Workload *w = g_hash_table_lookup (r->workloads, row->workload);
+      if (w == NULL)
+        {
+          w = g_new0 (Workload, 1);
+          w->name = g_strdup (row->workload);
+          w->vpa = vmem_workload_agg_new (&r->vpa_config, NULL);
+          g_hash_table_insert (r->workloads, w->name, w);
+        }
       d = g_new0 (Domain, 1);
       d->name = g_strdup (row->domain);
       d->workload = w;
       g_hash_table_insert (r->domains, d->name, d);
     }
-  else if (d->workload != w)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "%s:%" G_GUINT64_FORMAT ": workload: domain '%s' was in workload '%s' "
-                   "before, now '%s'", vmem_trace_reader_path (reader), row->line,
-                   row->domain, d->workload->name, row->workload);
-      return FALSE;
-    }
-  d->vcpus = row->vcpus;
-
-  if (d->day_samples == 0)
+  if (!d->active)
     {
       /* The domain's first sample of the day: it "starts" at the boundary
-       * with the <memory> it has now. */
+       * with the <memory> and vCPUs it has now. */
+      d->active = TRUE;
       d->ceiling_kib = row->ceiling_kib;
+      d->vcpus = row->vcpus;
       g_ptr_array_add (r->active, d);
-      if (day >= r->first_t)
-        {
-          if (!replay_estimate (r, d, error))
-            return FALSE;
-          d->has_case = TRUE;
-        }
     }
-  d->day_samples++;
-  d->day_peak_kib = MAX (d->day_peak_kib, row->used_kib);
+  DayRow dr = {
+    .t = row->t,
+    .domain = d,
+    .vcpus = row->vcpus,
+    .used_kib = row->used_kib,
+    .line = row->line,
+  };
+  g_array_append_val (r->rows, dr);
   return TRUE;
 }
 
 gboolean
-vmem_replay_run (const char *path, const VmemEstimatorConfig *config,
-                 VmemReplayCaseFunc on_case, VmemReplayProgressFunc on_progress,
-                 gpointer user_data, GError **error)
+vmem_replay_feed (VmemReplay *r, const VmemTraceRow *row, const char *source, GError **error)
 {
-  g_return_val_if_fail (path != NULL && config != NULL, FALSE);
+  g_return_val_if_fail (r != NULL && row != NULL, FALSE);
+  g_return_val_if_fail (!r->finished, FALSE);
 
-  if (!vmem_estimator_config_validate (config, error))
-    return FALSE;
-  g_autoptr(VmemTraceReader) reader = vmem_trace_reader_open (path, error);
-  if (reader == NULL)
-    return FALSE;
-
-  g_autoptr(GHashTable) workloads = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                                           workload_free);
-  g_autoptr(GHashTable) domains = g_hash_table_new_full (g_str_hash, g_str_equal, NULL,
-                                                         domain_free);
-  g_autoptr(GPtrArray) active = g_ptr_array_new ();
-  Replay r = {
-    .config = config,
-    .workloads = workloads,
-    .domains = domains,
-    .active = active,
-    .day = -1,
-    .on_case = on_case,
-    .user_data = user_data,
-  };
-  vmem_estimator_config_init (&r.vpa_config);
-  r.vpa_config.half_life_hours = VPA_HALF_LIFE_H;
-
-  VmemTraceRow row;
-  guint64 n = 0;
-  for (;;)
+  if (r->failed)
     {
-      g_autoptr(GError) local = NULL;
-      if (!vmem_trace_reader_next (reader, &row, &local))
-        {
-          if (local != NULL)
-            {
-              g_propagate_error (error, g_steal_pointer (&local));
-              return FALSE;
-            }
-          break;
-        }
-      if (!replay_row (&r, reader, &row, error))
-        return FALSE;
-      if (on_progress != NULL && (++n & 0x3fff) == 0)
-        on_progress (vmem_trace_reader_progress (reader), user_data);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the replay stopped at an earlier error");
+      return FALSE;
     }
-  if (r.day >= 0 && !replay_close_day (&r, error))
-    return FALSE;
-  if (on_progress != NULL)
-    on_progress (1.0, user_data);
+  if (!replay_feed (r, row, source, error))
+    {
+      r->failed = TRUE;
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+vmem_replay_finish (VmemReplay *r, GError **error)
+{
+  g_return_val_if_fail (r != NULL, FALSE);
+
+  if (r->failed)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the replay stopped at an earlier error");
+      return FALSE;
+    }
+  if (r->finished)
+    return TRUE;
+  r->finished = TRUE;
+  if (r->day >= 0 && !replay_close_day (r, error))
+    {
+      r->failed = TRUE;
+      return FALSE;
+    }
   return TRUE;
 }
 

@@ -2,20 +2,28 @@
 #pragma once
 
 /* Offline replay of a usage trace (vmem-trace.h) through the estimator,
- * shared by `vmemctl replay` and the benchmark.
+ * shared by `vmemctl replay` and the benchmark.  Pure: the caller reads
+ * the trace and feeds it row by row (vmemctl-replay-file.h does).
  *
  * The trace is cut into days (multiples of 86400 s).  Every domain that
  * runs on a day, from the first day boundary at or after the trace's first
  * sample, is a simulated start at that boundary: each estimator sizes it
- * from its peers' daily peaks before the boundary only, leaving the
- * domain's own history out, and the outcome is the domain's peak over the
- * 24 h that follow.  Each domain's daily peak joins its workload's
- * aggregate when the day is over. */
+ * from its peers' peaks before the boundary only, leaving the domain's own
+ * history out, and the outcome is the domain's peak over the 24 h that
+ * follow.
+ *
+ * vmemd's estimator runs as in the daemon: every row is a sample observed
+ * through a VmemDemand (vmem-demand.h), so the workload's aggregate holds
+ * the same hourly peaks the daemon would store, and a start is sized by
+ * vmem_demand_estimate() at the boundary.  The VPA reference keeps its own
+ * aggregate of the daily peaks the same VmemDemand computes, each added
+ * when its day is over. */
 
 #include <glib.h>
 #include <json-c/json.h>
 
 #include "vmem-estimator.h"
+#include "vmem-trace.h"
 
 G_BEGIN_DECLS
 
@@ -46,18 +54,31 @@ typedef struct {
   const char *source[VMEM_REPLAY_N_ESTIMATORS];
 } VmemReplayCase;
 
-/* Cases come day by day, in domain-name order within a day. */
+/* Cases come day by day, in domain-name order within a day, once the
+ * day is over. */
 typedef void (*VmemReplayCaseFunc) (const VmemReplayCase *c, gpointer user_data);
-/* @fraction of the file read, 0..1. */
-typedef void (*VmemReplayProgressFunc) (double fraction, gpointer user_data);
 
-/* Replays @path.  Bad lines in the trace are errors naming FILE:LINE. */
-gboolean vmem_replay_run (const char                *path,
-                          const VmemEstimatorConfig *config,
-                          VmemReplayCaseFunc         on_case,
-                          VmemReplayProgressFunc     on_progress,
-                          gpointer                   user_data,
-                          GError                   **error);
+typedef struct _VmemReplay VmemReplay;
+
+/* Validates @config, vmemd's estimator settings. */
+VmemReplay *vmem_replay_new (const VmemEstimatorConfig *config,
+                             VmemReplayCaseFunc         on_case,
+                             gpointer                   user_data,
+                             GError                   **error);
+void        vmem_replay_free (VmemReplay *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemReplay, vmem_replay_free)
+
+/* Feeds the next row of the trace; rows come in time order.  A row out of
+ * order, or of a domain that was in another workload before, is a
+ * VMEM_ERROR_INVALID_ARGUMENT whose message starts with
+ * "SOURCE_NAME:LINE:" (@source_name names the trace, may be NULL).  The
+ * replay cannot go on after an error. */
+gboolean vmem_replay_feed (VmemReplay         *r,
+                           const VmemTraceRow *row,
+                           const char         *source_name,
+                           GError            **error);
+/* The trace is over: closes its last day and reports its cases. */
+gboolean vmem_replay_finish (VmemReplay *r, GError **error);
 
 typedef struct {
   guint64 cases;

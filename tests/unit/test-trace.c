@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-cleanup.h"
+#include "vmem-demand.h"
 #include "vmem-error.h"
 #include "vmem-replay.h"
 #include "vmem-trace.h"
+#include "vmemctl-replay-file.h"
 
 #include <glib/gstdio.h>
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -226,6 +229,7 @@ typedef struct {
   VmemReplaySummary summary[VMEM_REPLAY_N_ESTIMATORS];
   guint             peers[8];
   guint             n;
+  double            progress;
 } Collect;
 
 static void
@@ -244,14 +248,25 @@ collect (const VmemReplayCase *c, gpointer user_data)
     vmem_replay_summary_add (&col->summary[i], c, i);
 }
 
+static void
+collect_progress (double fraction, gpointer user_data)
+{
+  Collect *col = user_data;
+  assert_true (fraction >= col->progress && fraction <= 1.0);
+  col->progress = fraction;
+}
+
 /* tests/data/traces/tiny.csv, worked by hand:
  * day 86400 (the first boundary, no history): everyone gets its <memory>.
- * day 172800, workload web: peaks of day 86400 were a 200, b 300, c 400 MiB.
- *   history 24 h of 72 -> confidence = 2/3 peers * (0.5 + 0.5/3) = 4/9,
- *   margin 15 % / (4/9) = 33.75 %.
- *   a: peers b, c -> p95 = 400 MiB -> 535 MiB = 547840 KiB (peak 600 MiB: under)
- *   b: peers a, c -> 400 -> 547840 KiB
- *   c: peers a, b -> 300 -> 401.25 MiB = 410880 KiB (peak 400 MiB)
+ * day 172800, workload web: the hourly peaks of day 86400 were
+ *   a 100 (hour 86400) and 200 (hour 90000), b 300 (86400), c 400 (90000) MiB;
+ *   each peer's level is the p99 of its own: a 200, b 300, c 400.
+ *   history from 86400: 24 h of 72 -> confidence = 2/3 peers * (0.5 + 0.5/3)
+ *   = 4/9, margin 15 % / (4/9) = 33.75 %.  Each peer weighs its hourly
+ *   peaks, decayed by u = 2^(-1/24) an hour: a 1 + u, b u, c 1.
+ *   a: peers b (u), c (1) -> p95 = 400 MiB -> 535 MiB = 547840 KiB (peak 600 MiB: under)
+ *   b: peers a (1 + u), c (1) -> 400 -> 547840 KiB
+ *   c: peers a (1 + u), b (u) -> 300 -> 401.25 MiB = 410880 KiB (peak 400 MiB)
  *   VPA: a, b: p90 of {300, 400} = 400 * 1.15 = 460 MiB = 471040 KiB;
  *        c: p90 of {200, 300} = 300 * 1.15 = 345 MiB = 353280 KiB.
  *   d (workload solo) has no peers: its <memory>, 524288 KiB. */
@@ -264,8 +279,9 @@ test_replay_fixture (void **state)
   Collect col = { .csv = g_string_new (NULL) };
   g_autoptr(GError) error = NULL;
 
-  assert_true (vmem_replay_run (path, &config, collect, NULL, &col, &error));
+  assert_true (vmemctl_replay_file (path, &config, collect, collect_progress, &col, &error));
   assert_null (error);
+  assert_true (col.progress == 1.0);
   assert_string_equal (col.csv->str,
     "86400,a,1048576,fallback-domain-memory|1048576,fallback-domain-memory|204800\n"
     "86400,b,1048576,fallback-domain-memory|1048576,fallback-domain-memory|307200\n"
@@ -315,7 +331,7 @@ test_replay_bad_row (void **state)
   Collect col = { .csv = g_string_new (NULL) };
   g_autoptr(GError) error = NULL;
 
-  assert_false (vmem_replay_run (path, &config, collect, NULL, &col, &error));
+  assert_false (vmemctl_replay_file (path, &config, collect, NULL, &col, &error));
   g_string_free (col.csv, TRUE);
   g_autofree char *prefix = g_strdup_printf ("%s:4: vcpus:", path);
   assert_true (g_str_has_prefix (error->message, prefix));
@@ -323,8 +339,208 @@ test_replay_bad_row (void **state)
   g_autofree char *moved = write_file (*state, "moved.csv",
                                        HEADER "1,a,w,1,100,10\n2,a,x,1,100,10\n");
   g_autoptr(GError) error2 = NULL;
-  assert_false (vmem_replay_run (moved, &config, NULL, NULL, NULL, &error2));
+  assert_false (vmemctl_replay_file (moved, &config, NULL, NULL, NULL, &error2));
   assert_non_null (strstr (error2->message, ":3: workload:"));
+}
+
+static VmemTraceRow
+trace_row (gint64 t, const char *domain, const char *workload, guint64 used_kib, guint64 line)
+{
+  VmemTraceRow row = {
+    .t = t,
+    .domain = domain,
+    .workload = workload,
+    .vcpus = 1,
+    .ceiling_kib = 1048576,
+    .used_kib = used_kib,
+    .line = line,
+  };
+  return row;
+}
+
+static void
+feed (VmemReplay *r, VmemTraceRow row)
+{
+  g_autoptr(GError) error = NULL;
+  if (!vmem_replay_feed (r, &row, "mem", &error))
+    fail_msg ("feed failed: %s", error->message);
+}
+
+/* The replay sizes starts from the hourly peaks, as the daemon does: two
+ * peers seen from 12:00 only have 12 h of history, not the 24 h a daily
+ * peak starting at 00:00 would claim.
+ *   history 12 h of 72 -> confidence = 2/3 * (0.5 + 0.5 * 12/72) = 7/18,
+ *   margin 15 % * 18/7 = 38.571 %; p95 of {100, 200} = 200 MiB
+ *   -> 277.142857 MiB = 283794.3 KiB -> 283795 KiB.
+ *   VPA: p90 of the daily peaks {100, 200} = 200 MiB * 1.15 = 235520 KiB. */
+static void
+test_replay_hourly_history (void **state)
+{
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  Collect col = { .csv = g_string_new (NULL) };
+  g_autoptr(VmemReplay) r = vmem_replay_new (&config, collect, &col, NULL);
+
+  feed (r, trace_row (43200, "p", "w", 100 * 1024, 2));
+  feed (r, trace_row (43200, "q", "w", 200 * 1024, 3));
+  feed (r, trace_row (86400, "x", "w", 50 * 1024, 4));
+  assert_int_equal (col.n, 0);
+  assert_true (vmem_replay_finish (r, NULL));
+  assert_true (vmem_replay_finish (r, NULL));
+  assert_string_equal (col.csv->str, "86400,x,283795,peers|235520,peers|51200\n");
+  assert_int_equal (col.peers[0], 2);
+  g_string_free (col.csv, TRUE);
+}
+
+typedef struct {
+  gint64  t;
+  char   *domain;
+  guint64 estimate_kib;
+  guint64 peak_kib;
+  guint   peers;
+} SeenCase;
+
+static void
+seen_case_clear (gpointer data)
+{
+  g_free (((SeenCase *) data)->domain);
+}
+
+static void
+collect_seen (const VmemReplayCase *c, gpointer user_data)
+{
+  SeenCase sc = {
+    .t = c->t,
+    .domain = g_strdup (c->domain),
+    .estimate_kib = c->estimate_kib[VMEM_REPLAY_VMEMD],
+    .peak_kib = c->peak_kib,
+    .peers = c->peers,
+  };
+  g_array_append_val (user_data, sc);
+}
+
+/* Every start is sized as a VmemDemand fed the samples before it sizes it,
+ * and its outcome is the domain's highest sample of the day. */
+static void
+test_replay_equals_demand (void **state)
+{
+  static const char *const domains[] = { "a", "b", "c", "d", "e" };
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  config.min_history_hours = 2;
+  g_autoptr(GRand) rand = g_rand_new_with_seed (3);
+  g_autoptr(GArray) rows = g_array_new (FALSE, FALSE, sizeof (VmemTraceRow));
+  g_autoptr(GArray) seen = g_array_new (FALSE, FALSE, sizeof (SeenCase));
+  g_array_set_clear_func (seen, seen_case_clear);
+
+  /* Three and a half days from 06:00; e runs on the second day only, and
+   * vcpus and memory change from day to day. */
+  for (gint64 t = 6 * 3600; t < 4 * 86400 - 6 * 3600; t += 900)
+    for (guint i = 0; i < G_N_ELEMENTS (domains); i++)
+      {
+        if (i == 4 && (t < 86400 || t >= 2 * 86400))
+          continue;
+        VmemTraceRow row = trace_row (t, domains[i], i < 3 ? "w" : "v",
+                                      1024 * (100 + g_rand_int_range (rand, 0, 900)), rows->len + 2);
+        row.vcpus = 1 + (guint) (t / 86400) % 3;
+        row.ceiling_kib = 1024 * (600 + 100 * (guint64) (t / 86400));
+        g_array_append_val (rows, row);
+      }
+
+  g_autoptr(VmemReplay) r = vmem_replay_new (&config, collect_seen, seen, NULL);
+  for (guint i = 0; i < rows->len; i++)
+    assert_true (vmem_replay_feed (r, &g_array_index (rows, VmemTraceRow, i), "mem", NULL));
+  assert_true (vmem_replay_finish (r, NULL));
+  /* Days 1, 2 and 3: a-d each day, e on day 1. */
+  assert_int_equal (seen->len, 3 * 4 + 1);
+
+  g_autoptr(VmemDemand) d = vmem_demand_new (&config, NULL);
+  guint next = 0, checked = 0;
+  for (guint k = 0; k < seen->len; k++)
+    {
+      const SeenCase *sc = &g_array_index (seen, SeenCase, k);
+      for (; next < rows->len && g_array_index (rows, VmemTraceRow, next).t < sc->t; next++)
+        {
+          const VmemTraceRow *row = &g_array_index (rows, VmemTraceRow, next);
+          VmemPeakSample s = {
+            .uuid = row->domain,
+            .domain = row->domain,
+            .t = row->t,
+            .used_mib = row->used_kib / 1024.0,
+            .guest = TRUE,
+            .vcpus = row->vcpus,
+          };
+          VmemPeakObs out[2];
+          assert_true (vmem_demand_observe (d, row->workload, &s, out, NULL));
+        }
+      /* The domain's first row of the day gives its vcpus and memory, and
+       * the day's highest its outcome. */
+      const VmemTraceRow *first = NULL;
+      guint64 peak = 0;
+      for (guint i = next; i < rows->len; i++)
+        {
+          const VmemTraceRow *row = &g_array_index (rows, VmemTraceRow, i);
+          if (row->t >= sc->t + 86400)
+            break;
+          if (!g_str_equal (row->domain, sc->domain))
+            continue;
+          if (first == NULL)
+            first = row;
+          peak = MAX (peak, row->used_kib);
+        }
+      assert_non_null (first);
+      VmemEstimateTarget target = {
+        .uuid = sc->domain,
+        .exclude_self = TRUE,
+        .vcpus = first->vcpus,
+        .memory_mib = first->ceiling_kib / 1024.0,
+      };
+      g_autoptr(VmemEstimate) e = vmem_demand_estimate (d, first->workload, NULL, &target, sc->t,
+                                                        NULL);
+      assert_non_null (e);
+      assert_int_equal (sc->estimate_kib, (guint64) ceil (e->value_mib * 1024.0 - 1e-6));
+      assert_int_equal (sc->peers, e->peers->len);
+      assert_int_equal (sc->peak_kib, peak);
+      checked += e->source == VMEM_SOURCE_PEERS;
+    }
+  /* Most starts were sized from peers, not from a fallback. */
+  assert_true (checked >= 10);
+}
+
+/* Rows fed out of order, or a domain changing workload, stop the replay
+ * with SOURCE:LINE. */
+static void
+test_replay_feed_errors (void **state)
+{
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  g_autoptr(VmemReplay) r = vmem_replay_new (&config, NULL, NULL, NULL);
+  feed (r, trace_row (100, "a", "w", 10, 2));
+  VmemTraceRow back = trace_row (99, "b", "w", 10, 3);
+  g_autoptr(GError) error = NULL;
+  assert_false (vmem_replay_feed (r, &back, "mem", &error));
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+  assert_true (g_str_has_prefix (error->message, "mem:3: time:"));
+  g_autoptr(GError) after = NULL;
+  VmemTraceRow fine = trace_row (200, "b", "w", 10, 4);
+  assert_false (vmem_replay_feed (r, &fine, "mem", &after));
+  assert_non_null (after);
+  g_autoptr(GError) fin = NULL;
+  assert_false (vmem_replay_finish (r, &fin));
+  assert_non_null (fin);
+
+  g_autoptr(VmemReplay) r2 = vmem_replay_new (&config, NULL, NULL, NULL);
+  feed (r2, trace_row (100, "a", "w", 10, 2));
+  VmemTraceRow moved = trace_row (100, "a", "x", 10, 7);
+  g_autoptr(GError) e2 = NULL;
+  assert_false (vmem_replay_feed (r2, &moved, NULL, &e2));
+  assert_true (g_str_has_prefix (e2->message, "trace:7: workload:"));
+
+  VmemEstimatorConfig bad = config;
+  bad.margin_pct = -1;
+  g_autoptr(GError) e3 = NULL;
+  assert_null (vmem_replay_new (&bad, NULL, NULL, &e3));
+  assert_true (g_str_has_prefix (e3->message, "margin_pct:"));
 }
 
 static void
@@ -354,6 +570,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_truncated_gz, setup, teardown),
     cmocka_unit_test (test_replay_fixture),
     cmocka_unit_test_setup_teardown (test_replay_bad_row, setup, teardown),
+    cmocka_unit_test (test_replay_hourly_history),
+    cmocka_unit_test (test_replay_equals_demand),
+    cmocka_unit_test (test_replay_feed_errors),
     cmocka_unit_test (test_estimator_names),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
