@@ -438,3 +438,21 @@ vmem_profile_matches (const VmemProfile *profile, const char *domain_name)
     return FALSE;
   return fnmatch (profile->match, domain_name, 0) == 0;
 }
+
+const VmemProfile *
+vmem_profile_resolve (GHashTable *profiles, const char *tag, const char *domain_name)
+{
+  if (tag != NULL)
+    return g_hash_table_lookup (profiles, tag);
+  if (domain_name == NULL)
+    return NULL;
+
+  const VmemProfile *best = NULL;
+  GHashTableIter it;
+  const VmemProfile *p;
+  g_hash_table_iter_init (&it, profiles);
+  while (g_hash_table_iter_next (&it, NULL, (gpointer *) &p))
+    if (vmem_profile_matches (p, domain_name) && (best == NULL || strcmp (p->name, best->name) < 0))
+      best = p;
+  return best;
+}

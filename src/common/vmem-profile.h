@@ -67,4 +67,11 @@ VmemProfile *vmem_profile_from_json (json_object       *obj,
 /* Does this profile's pattern match a domain name? */
 gboolean     vmem_profile_matches (const VmemProfile *profile, const char *domain_name);
 
+/* The profile that manages a domain: the one its workload @tag names (NULL
+ * when there is none of that name), else, untagged, the first profile by
+ * name whose pattern matches @domain_name.  @profiles maps names to
+ * VmemProfile. */
+const VmemProfile *vmem_profile_resolve (GHashTable *profiles, const char *tag,
+                                         const char *domain_name);
+
 G_END_DECLS

@@ -102,7 +102,10 @@ vmem_admission_decide (const VmemAdmissionRequest *req, VmemAdmissionDecision *o
   g_return_if_fail (out != NULL);
 
   *out = (VmemAdmissionDecision){ 0 };
-  out->prealloc_whole = req->prealloc && req->profile_mode == VMEM_MODE_BALLOON;
+  /* QEMU preallocates the whole <memory> whatever vmemd does with the
+   * domain (observe changes nothing), except under virtio-mem, where only
+   * the base memory is there at boot. */
+  out->prealloc_whole = req->prealloc && req->profile_mode != VMEM_MODE_VIRTIO_MEM;
   out->needed_mib =
     out->prealloc_whole || req->current_mib == 0 ? req->memory_mib : req->current_mib;
   out->free_mib =

@@ -119,16 +119,18 @@ test_prealloc_virtio_mem_needs_current (void **state)
 }
 
 static void
-test_prealloc_observe_needs_current (void **state)
+test_prealloc_observe_needs_memory (void **state)
 {
   VmemAdmissionRequest r = request ();
   g_auto(VmemAdmissionDecision) d = { 0 };
 
+  /* observe stages nothing, but a preallocating definition still makes
+   * QEMU touch the whole <memory>. */
   r.prealloc = TRUE;
   r.profile_mode = VMEM_MODE_OBSERVE;
   decide (&r, &d);
-  assert_int_equal (d.needed_mib, 4 * GIB);
-  assert_false (d.prealloc_whole);
+  assert_int_equal (d.needed_mib, r.memory_mib);
+  assert_true (d.prealloc_whole);
 }
 
 /* ---- fitting ---- */
@@ -433,7 +435,7 @@ main (void)
     cmocka_unit_test (test_needed_is_memory_without_current),
     cmocka_unit_test (test_prealloc_balloon_needs_whole_memory),
     cmocka_unit_test (test_prealloc_virtio_mem_needs_current),
-    cmocka_unit_test (test_prealloc_observe_needs_current),
+    cmocka_unit_test (test_prealloc_observe_needs_memory),
     cmocka_unit_test (test_fits_up_to_free),
     cmocka_unit_test (test_free_saturates),
     cmocka_unit_test (test_enforce_refuses_over),
