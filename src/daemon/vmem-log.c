@@ -101,3 +101,41 @@ vmem_log_decision (const char *domain, const char *workload, const char *event, 
   };
   g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
 }
+
+/* key -> LimitState; main thread only. */
+typedef struct {
+  gint64 last;       /* monotonic µs of the last line written */
+  guint  suppressed; /* lines dropped since */
+} LimitState;
+
+static GHashTable *limits;
+
+void
+vmem_log_warning_limited (const char *key, guint interval_s, const char *fmt, ...)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (limits == NULL)
+    limits = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  LimitState *st = g_hash_table_lookup (limits, key);
+  if (st == NULL)
+    {
+      st = g_new0 (LimitState, 1);
+      g_hash_table_insert (limits, g_strdup (key), st);
+    }
+  else if (now - st->last < (gint64) interval_s * G_USEC_PER_SEC)
+    {
+      st->suppressed++;
+      return;
+    }
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  if (st->suppressed > 0)
+    g_warning ("%s (%u more like it in the last %u s)", msg, st->suppressed,
+               (guint) ((now - st->last) / G_USEC_PER_SEC));
+  else
+    g_warning ("%s", msg);
+  st->last = now;
+  st->suppressed = 0;
+}

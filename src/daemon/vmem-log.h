@@ -19,4 +19,12 @@ void vmem_log_decision (const char *domain,
                         const char *fmt,
                         ...) G_GNUC_PRINTF (4, 5);
 
+/* A warning written at most once per @interval_s for each @key (say, the
+ * failing operation and the domain); the next one written says how many
+ * were dropped meanwhile.  Main thread only. */
+void vmem_log_warning_limited (const char *key,
+                               guint       interval_s,
+                               const char *fmt,
+                               ...) G_GNUC_PRINTF (3, 4);
+
 G_END_DECLS
