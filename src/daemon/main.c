@@ -46,10 +46,16 @@ on_hup (gpointer user_data)
   g_autoptr(VmemConfig) config = vmem_config_load (app->config_path, app->config_explicit, &error);
   if (config == NULL)
     g_warning ("reload refused, keeping the running configuration: %s", error->message);
-  else if (!vmem_daemon_reload (app->daemon, g_steal_pointer (&config), &error))
-    g_warning ("reload refused, keeping the running configuration: %s", error->message);
   else
-    g_message ("configuration reloaded from %s", app->config_path);
+    {
+      g_autofree char *restart = NULL;
+      vmem_daemon_reload (app->daemon, g_steal_pointer (&config), &restart);
+      if (restart != NULL)
+        g_warning ("configuration reloaded from %s, except what needs a restart of vmemd: %s",
+                   app->config_path, restart);
+      else
+        g_message ("configuration reloaded from %s", app->config_path);
+    }
 #if HAVE_LIBSYSTEMD
   sd_notify (0, "READY=1");
 #endif

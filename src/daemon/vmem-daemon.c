@@ -1,69 +1,72 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "vmem-daemon-private.h"
-#include "vmem-error.h"
-#include "vmem-log.h"
+#include "vmem-daemon.h"
+#include "vmem-cache.h"
 #include "vmem-collector.h"
 #include "vmem-demand.h"
+#include "vmem-error.h"
+#include "vmem-log.h"
+#include "vmem-methods.h"
+#include "vmem-planner.h"
+#include "vmem-server.h"
 #include "vmem-stager.h"
+#include "vmem-store.h"
+#include "vmem-units.h"
+#include "vmem-virt.h"
+#include "vmem-worker.h"
 
 #include <stdio.h>
 #include <string.h>
 
-#define HEARTBEAT_S 30
+#define HEARTBEAT_S        30
+#define PRUNE_S            3600
+#define EXPIRE_CHECK_S     5
+#define WARN_EVERY_S       300
+
+struct _VmemDaemon {
+  VmemConfig    *config;
+  VmemStore     *store;       /* used only by store_worker once it runs */
+  VmemWorker    *store_worker;
+  char          *store_backend;
+  int            schema_version;
+  GHashTable    *profiles;    /* name -> VmemProfile: the store's, as last read */
+  VmemDemand    *demand;
+  VmemCache     *cache;
+  VmemVirt      *virt;
+  VmemStager    *stager;
+  VmemCollector *collector;
+  VmemServer    *server;
+  VmemMethods   *methods;
+  GHashTable    *intents;     /* uuid -> Intent: what to do once a refresh is read */
+  guint          heartbeat_id;
+  guint          prune_id;
+  guint          expire_id;
+  gint64         started_at;
+  gboolean       stopping;
+};
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static gint64
+now_s (void)
+{
+  return g_get_real_time () / G_USEC_PER_SEC;
+}
+
+static const VmemProfile *
+profile_for (VmemDaemon *daemon, const VmemDomain *d)
+{
+  return vmem_profile_resolve (daemon->profiles, d->workload, d->name);
+}
 
 static void
-entry_free (VmemDomainEntry *e)
+estimator_config (const VmemConfig *c, VmemEstimatorConfig *ec)
 {
-  vmem_virt_domain_free (e->info);
-  g_free (e);
-}
-
-VmemDomainEntry *
-vmem_daemon_find_domain (VmemDaemon *daemon, const char *name_or_uuid)
-{
-  VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, name_or_uuid);
-  if (e != NULL)
-    return e;
-  GHashTableIter it;
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
-    if (g_strcmp0 (e->info->name, name_or_uuid) == 0)
-      return e;
-  return NULL;
-}
-
-/* The workload tag wins; otherwise the first profile (by name) whose
- * pattern matches the domain name. */
-const VmemProfile *
-vmem_daemon_profile_for (VmemDaemon *daemon, const VmemVirtDomain *d)
-{
-  if (d->workload != NULL)
-    return g_hash_table_lookup (daemon->profiles, d->workload);
-
-  g_autoptr(GList) names = g_hash_table_get_keys (daemon->profiles);
-  names = g_list_sort (names, (GCompareFunc) strcmp);
-  for (GList *l = names; l != NULL; l = l->next)
-    {
-      const VmemProfile *p = g_hash_table_lookup (daemon->profiles, l->data);
-      if (vmem_profile_matches (p, d->name))
-        return p;
-    }
-  return NULL;
-}
-
-gboolean
-vmem_daemon_reload_profiles (VmemDaemon *daemon, GError **error)
-{
-  g_autoptr(GPtrArray) list = vmem_store_profile_list (daemon->store, error);
-  if (list == NULL)
-    return FALSE;
-  g_hash_table_remove_all (daemon->profiles);
-  for (guint i = 0; i < list->len; i++)
-    {
-      VmemProfile *p = g_ptr_array_index (list, i);
-      g_hash_table_insert (daemon->profiles, g_strdup (p->name), vmem_profile_copy (p));
-    }
-  return TRUE;
+  vmem_estimator_config_init (ec);
+  ec->half_life_hours = c->half_life_hours;
+  ec->quantile = c->quantile;
+  ec->margin_pct = c->margin_pct;
+  ec->min_peers = c->min_peers;
+  ec->min_history_hours = c->min_history_hours;
 }
 
 static guint64
@@ -79,111 +82,446 @@ meminfo_total_mib (void)
   return kib / 1024;
 }
 
-guint64
-vmem_daemon_host_capacity (VmemDaemon *daemon)
+static guint64
+host_total_mib (VmemDaemon *daemon)
 {
-  guint64 total = daemon->config->capacity_mib ? daemon->config->capacity_mib : meminfo_total_mib ();
+  return daemon->config->capacity_mib ? daemon->config->capacity_mib : meminfo_total_mib ();
+}
+
+static guint64
+capacity_cb (gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  guint64 total = host_total_mib (daemon);
   return total > daemon->config->reserve_mib ? total - daemon->config->reserve_mib : 0;
 }
 
-/* Memory held by running domains (their balloon size) plus the boot
- * footprint of domains between their prepare hook and their start. */
-guint64
-vmem_daemon_committed (VmemDaemon *daemon, const char *except_uuid)
+static void
+replace_profiles (VmemDaemon *daemon, GPtrArray *list /* transfer full */)
 {
-  guint64 sum = 0;
-  GHashTableIter it;
-  VmemDomainEntry *e;
-
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
+  g_autoptr(GPtrArray) owned = list;
+  g_hash_table_remove_all (daemon->profiles);
+  for (guint i = 0; i < owned->len; i++)
     {
-      if (except_uuid != NULL && g_strcmp0 (e->info->uuid, except_uuid) == 0)
-        continue;
-      if (e->starting)
-        sum += MAX (e->boot_mib, e->info->active ? e->info->current_mib : 0);
-      else if (e->info->active)
-        sum += e->info->current_mib;
+      VmemProfile *p = g_ptr_array_index (owned, i);
+      g_hash_table_insert (daemon->profiles, g_strdup (p->name), vmem_profile_copy (p));
     }
-  return sum;
+}
+
+/* ---- the store, on its worker ------------------------------------------ */
+
+/* One write to the store, run on the store worker; a failure is a
+ * warning naming what was written and why it failed. */
+typedef enum {
+  WRITE_SAMPLES,
+  WRITE_DOMAIN,
+  WRITE_RUN_OPEN,
+  WRITE_RUN_CLOSE,
+  WRITE_PLAN,
+  WRITE_HEARTBEAT,
+  WRITE_PRUNE,
+} WriteKind;
+
+typedef struct {
+  WriteKind     kind;
+  char         *about;     /* the domain's name, for the warning */
+  GStringChunk *strings;
+  GArray       *samples;   /* VmemSample */
+  GArray       *peaks;     /* VmemPeak */
+  VmemDomainRow domain;
+  VmemPlanRow   plan;
+  VmemHostRow   host;
+  char         *uuid, *host_name, *workload, *reason;
+  gint64        t;
+  guint64       mib;
+  guint         raw_hours, peak_days;
+} StoreWrite;
+
+static const char *
+str (StoreWrite *w, const char *s)
+{
+  if (s == NULL)
+    return NULL;
+  if (w->strings == NULL)
+    w->strings = g_string_chunk_new (256);
+  return g_string_chunk_insert_const (w->strings, s);
 }
 
 static void
-record_domain (VmemDaemon *daemon, const VmemVirtDomain *d)
+store_write_free (StoreWrite *w)
 {
-  g_autoptr(GError) error = NULL;
-  const VmemProfile *p = vmem_daemon_profile_for (daemon, d);
-  VmemDomainRow row = {
-    .uuid = d->uuid,
-    .name = d->name,
-    .host = daemon->config->host_name,
-    .workload = p ? p->name : d->workload,
+  g_free (w->about);
+  if (w->strings != NULL)
+    g_string_chunk_free (w->strings);
+  g_clear_pointer (&w->samples, g_array_unref);
+  g_clear_pointer (&w->peaks, g_array_unref);
+  g_free (w->uuid);
+  g_free (w->host_name);
+  g_free (w->workload);
+  g_free (w->reason);
+  g_free (w);
+}
+
+static gpointer
+store_write_work (gpointer state, gpointer data, GError **error)
+{
+  VmemStore *store = state;
+  StoreWrite *w = data;
+  gboolean ok = FALSE;
+
+  switch (w->kind)
+    {
+    case WRITE_SAMPLES:
+      ok = vmem_store_samples_add (store, (const VmemSample *) w->samples->data, w->samples->len,
+                                   (const VmemPeak *) w->peaks->data, w->peaks->len, error);
+      break;
+    case WRITE_DOMAIN:
+      ok = vmem_store_domain_upsert (store, &w->domain, error);
+      break;
+    case WRITE_RUN_OPEN:
+      ok = vmem_store_run_open (store, w->uuid, w->host_name, w->workload, w->t, w->mib, error) >= 0;
+      break;
+    case WRITE_RUN_CLOSE:
+      ok = vmem_store_run_close (store, w->uuid, w->t, w->reason, error);
+      /* A stop of a domain vmemd never saw start is not an error. */
+      if (!ok && g_error_matches (*error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+        {
+          g_clear_error (error);
+          ok = TRUE;
+        }
+      break;
+    case WRITE_PLAN:
+      ok = vmem_store_plan_add (store, &w->plan, error);
+      break;
+    case WRITE_HEARTBEAT:
+      ok = vmem_store_host_heartbeat (store, &w->host, error);
+      break;
+    case WRITE_PRUNE:
+      ok = vmem_store_prune (store, w->t, w->raw_hours, w->peak_days, error);
+      break;
+    }
+  return ok ? GINT_TO_POINTER (1) : NULL;
+}
+
+static const char *const write_names[] = {
+  "record samples", "record a domain", "record the start of", "record the stop of",
+  "record the plan of", "record the host heartbeat", "prune old samples",
+};
+
+static void
+store_write_done (gpointer result, const GError *error, gpointer data)
+{
+  StoreWrite *w = data;
+  if (error == NULL)
+    return;
+  g_autofree char *key = g_strdup_printf ("store:%d:%s", w->kind, w->about ? w->about : "");
+  vmem_log_warning_limited (key, WARN_EVERY_S, "cannot %s%s%s: %s", write_names[w->kind],
+                            w->about ? " " : "", w->about ? w->about : "", error->message);
+}
+
+static void
+store_write (VmemDaemon *daemon, StoreWrite *w)
+{
+  const VmemWorkerJob job = {
+    .what = write_names[w->kind],
+    .work = store_write_work,
+    .done = store_write_done,
+    .data = w,
+    .data_free = (GDestroyNotify) store_write_free,
+  };
+  vmem_worker_submit (daemon->store_worker, &job);
+}
+
+static StoreWrite *
+store_write_new (WriteKind kind, const char *about)
+{
+  StoreWrite *w = g_new0 (StoreWrite, 1);
+  w->kind = kind;
+  w->about = g_strdup (about);
+  return w;
+}
+
+static void
+record_domain (VmemDaemon *daemon, const VmemDomain *d)
+{
+  const VmemProfile *p = profile_for (daemon, d);
+  const char *workload = p ? p->name : d->workload;
+  if (workload == NULL)
+    return;
+  StoreWrite *w = store_write_new (WRITE_DOMAIN, d->name);
+  w->domain = (VmemDomainRow){
+    .uuid = (char *) str (w, d->uuid),
+    .name = (char *) str (w, d->name),
+    .host = (char *) str (w, daemon->config->host_name),
+    .workload = (char *) str (w, workload),
     .memory_mib = d->memory_mib,
     .vcpus = d->vcpus,
-    .last_seen = g_get_real_time () / G_USEC_PER_SEC,
+    .last_seen = now_s (),
   };
-  if (row.workload == NULL)
-    return;
-  if (!vmem_store_domain_upsert (daemon->store, &row, &error))
-    g_warning ("cannot record domain %s: %s", d->name, error->message);
+  store_write (daemon, w);
 }
 
-void
-vmem_daemon_update_entry (VmemDaemon *daemon, VmemVirtDomain *info /* transfer full */)
+/* ---- planning and staging ----------------------------------------------- */
+
+static VmemStagedPlan *
+plan_for (VmemDaemon *daemon, const VmemProfile *p, const VmemDomain *d)
 {
-  VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, info->uuid);
-  if (e == NULL)
-    {
-      e = g_new0 (VmemDomainEntry, 1);
-      g_hash_table_insert (daemon->domains, g_strdup (info->uuid), e);
-    }
-  else
-    vmem_virt_domain_free (e->info);
-  if (info->active && e->active_since == 0)
-    e->active_since = g_get_monotonic_time ();
-  else if (!info->active)
-    e->active_since = 0;
-  e->info = info;
-  if (info->active)
-    e->starting = FALSE;
-  else
-    e->period_set = FALSE;
-  record_domain (daemon, info);
+  g_autoptr(GError) error = NULL;
+  VmemEstimateTarget target = {
+    .uuid = d ? d->uuid : NULL,
+    .exclude_self = FALSE,
+    .vcpus = d ? d->vcpus : 0,
+    .memory_mib = d ? (double) d->memory_mib : 0,
+  };
+  gint64 now = now_s ();
+  g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon->demand, p->name, p, &target, now,
+                                                      &error);
+  if (est == NULL)
+    vmem_log_warning_limited ("estimate", WARN_EVERY_S, "cannot estimate the demand of %s: %s",
+                              d ? d->name : p->name, error->message);
+  return vmem_planner_plan (p, d, est, now);
+}
+
+static VmemStagedPlan *
+plan_cb (const VmemProfile *p, const VmemDomain *d, gpointer user_data)
+{
+  return plan_for (user_data, p, d);
 }
 
 static void
-refresh_all_done (gpointer result, const GError *error, gpointer data)
+stage (VmemDaemon *daemon, const char *uuid, const char *why)
 {
-  VmemDaemon *daemon = data;
-  g_autoptr(GPtrArray) list = result;
+  VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
+  if (e == NULL || !e->domain->persistent)
+    return;
+  const VmemProfile *p = profile_for (daemon, e->domain);
+  if (p == NULL)
+    return;
+  vmem_stager_stage (daemon->stager, uuid, plan_for (daemon, p, e->domain), why);
+}
 
+/* Every managed domain of @workload (NULL: all). */
+static void
+stage_workload (VmemDaemon *daemon, const char *workload, const char *why)
+{
+  g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < list->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (list, i);
+      const VmemProfile *p = profile_for (daemon, e->domain);
+      if (p != NULL && (workload == NULL || g_str_equal (p->name, workload)))
+        stage (daemon, e->domain->uuid, why);
+    }
+}
+
+/* Re-stages the shut-off domains of @workload whose estimate moved beyond
+ * the hysteresis since they were staged. */
+static void
+restage_moved (VmemDaemon *daemon, const char *workload)
+{
+  const VmemConfig *c = daemon->config;
+  g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < list->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (list, i);
+      const VmemDomain *d = e->domain;
+      if (d->active || e->staged_mib == 0 || vmem_cache_is_starting (daemon->cache, d->uuid))
+        continue;
+      const VmemProfile *p = profile_for (daemon, d);
+      if (p == NULL || g_strcmp0 (p->name, workload) != 0)
+        continue;
+      g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
+      if (vmem_planner_moved (e->staged_mib, sp->plan.demand_mib, c->hysteresis_pct,
+                              c->hysteresis_mib))
+        vmem_stager_stage (daemon->stager, d->uuid, g_steal_pointer (&sp), "estimate moved");
+    }
+}
+
+static void
+on_staged (const char *uuid, const char *name, const VmemStagedPlan *sp, VmemStageOutcome outcome,
+           const GError *error, const char *why, gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
+  g_autofree char *demand = vmem_size_format (sp->plan.demand_mib);
+
+  switch (outcome)
+    {
+    case VMEM_STAGE_STAGED:
+      {
+        if (e != NULL)
+          e->staged_mib = sp->plan.demand_mib;
+        vmem_log_decision (name, sp->workload, "staged",
+                           "staged %s for its next start (%s): demand %s from %s, prealloc %s, "
+                           "mode %s", name, why, demand, sp->source,
+                           sp->plan.prealloc ? "on" : "off", vmem_mode_to_string (sp->plan.mode));
+        StoreWrite *w = store_write_new (WRITE_PLAN, name);
+        w->plan = (VmemPlanRow){
+          .uuid = (char *) str (w, uuid),
+          .workload = (char *) str (w, sp->workload),
+          .t = sp->plan.time,
+          .demand_mib = sp->plan.demand_mib,
+          .source = (char *) str (w, sp->source),
+          .reasons_json = (char *) str (w, json_object_to_json_string_ext (sp->reasons,
+                                                                          JSON_C_TO_STRING_PLAIN)),
+        };
+        store_write (daemon, w);
+        break;
+      }
+    case VMEM_STAGE_UNCHANGED:
+      if (e != NULL)
+        e->staged_mib = sp->plan.demand_mib;
+      g_debug ("plan of %s unchanged (%s)", name, why);
+      break;
+    case VMEM_STAGE_OBSERVED:
+      vmem_log_decision (name, sp->workload, "observed",
+                         "would stage %s (%s): demand %s from %s (mode observe: nothing changed)",
+                         name, why, demand, sp->source);
+      break;
+    case VMEM_STAGE_DEFERRED:
+      g_debug ("staging of %s (%s) waits for its start to end", name, why);
+      break;
+    case VMEM_STAGE_SKIPPED:
+      vmem_log_decision (name, sp->workload, "not-staged", "%s not staged (%s): %s", name, why,
+                         error->message);
+      break;
+    case VMEM_STAGE_GONE:
+      break;
+    case VMEM_STAGE_FAILED:
+      vmem_log_decision (name, sp->workload, "not-staged", "cannot stage %s (%s): %s", name, why,
+                         error->message);
+      break;
+    }
+}
+
+/* ---- the cache, from libvirt ------------------------------------------- */
+
+/* What to do once a domain has been read again; intents of events that
+ * arrive while a read is queued are merged. */
+typedef enum {
+  INTENT_STAGE_DEFINED = 1 << 0, /* a DEFINED event: stage unless it was our own define */
+  INTENT_STAGE = 1 << 1,         /* stage */
+  INTENT_STARTED = 1 << 2,       /* it started: end its start, set its balloon target */
+} IntentFlags;
+
+typedef struct {
+  guint flags;
+  char *why;
+} Intent;
+
+static void
+intent_free (Intent *i)
+{
+  g_free (i->why);
+  g_free (i);
+}
+
+static void start_over (VmemDaemon *daemon, const char *uuid, const char *why);
+
+static void
+entry_updated (VmemDaemon *daemon, VmemDomain *d /* transfer full */)
+{
+  VmemCacheEntry *e = vmem_cache_update (daemon->cache, d, g_get_monotonic_time ());
+  record_domain (daemon, e->domain);
+}
+
+static void
+apply_live_target (VmemDaemon *daemon, const VmemDomain *d)
+{
+  const VmemProfile *p = profile_for (daemon, d);
+  if (p == NULL || !d->active || p->mode != VMEM_MODE_BALLOON)
+    return;
+  g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
+  if (sp->plan.demand_mib < d->memory_mib)
+    vmem_stager_set_live_target (daemon->stager, d->uuid, sp->plan.demand_mib);
+}
+
+typedef struct {
+  VmemDaemon *daemon;
+  char       *uuid;
+} RefreshJob;
+
+static void
+refresh_job_free (RefreshJob *r)
+{
+  g_free (r->uuid);
+  g_free (r);
+}
+
+static gpointer
+refresh_work (virConnectPtr conn, gpointer data, GError **error)
+{
+  RefreshJob *r = data;
+  g_autoptr(virDomain) dom = vmem_virt_lookup (conn, r->uuid, error);
+  if (dom == NULL)
+    return NULL;
+  return vmem_virt_read_domain (dom, error);
+}
+
+static void
+refresh_done (gpointer result, const GError *error, gpointer data)
+{
+  RefreshJob *r = data;
+  VmemDaemon *daemon = r->daemon;
+  g_autoptr(VmemDomain) d = result;
+  Intent *intent = g_hash_table_lookup (daemon->intents, r->uuid);
+  guint flags = intent ? intent->flags : 0;
+  g_autofree char *why = intent ? g_strdup (intent->why) : NULL;
+  g_hash_table_remove (daemon->intents, r->uuid);
+
+  if (daemon->stopping)
+    return;
   if (error != NULL)
     {
-      g_warning ("cannot read domains: %s", error->message);
+      if (flags & INTENT_STARTED)
+        start_over (daemon, r->uuid, "start ended");
+      if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+        vmem_cache_remove (daemon->cache, r->uuid);
+      else
+        vmem_log_warning_limited (r->uuid, WARN_EVERY_S, "cannot read domain %s: %s", r->uuid,
+                                  error->message);
       return;
     }
-  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
-  for (guint i = 0; i < list->len; i++)
+  if ((flags & INTENT_STAGE_DEFINED) && !(flags & INTENT_STAGE) &&
+      vmem_stager_is_own_define (daemon->stager, d))
     {
-      VmemVirtDomain *d = g_ptr_array_index (list, i);
-      g_hash_table_add (seen, d->uuid);
+      g_debug ("domain %s: the definition vmemd staged", d->name);
+      flags &= ~INTENT_STAGE_DEFINED;
     }
-  GHashTableIter it;
-  const char *uuid;
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, (gpointer *) &uuid, NULL))
-    if (!g_hash_table_contains (seen, uuid))
-      g_hash_table_iter_remove (&it);
+  VmemDomain *copy = vmem_domain_copy (d);
+  entry_updated (daemon, g_steal_pointer (&d));
+  /* Its boot reservation ends once the cache counts it running. */
+  if (flags & INTENT_STARTED)
+    {
+      start_over (daemon, copy->uuid, "start ended");
+      apply_live_target (daemon, copy);
+    }
+  if (flags & (INTENT_STAGE | INTENT_STAGE_DEFINED))
+    stage (daemon, copy->uuid, why ? why : "refresh");
+  vmem_domain_free (copy);
+}
 
-  guint managed = 0;
-  for (guint i = 0; i < list->len; i++)
+static void
+refresh (VmemDaemon *daemon, const char *uuid, guint flags, const char *why)
+{
+  Intent *intent = g_hash_table_lookup (daemon->intents, uuid);
+  if (intent == NULL)
     {
-      VmemVirtDomain *d = g_ptr_array_steal_index_fast (list, i--);
-      managed += vmem_daemon_profile_for (daemon, d) != NULL;
-      vmem_daemon_update_entry (daemon, d);
+      intent = g_new0 (Intent, 1);
+      g_hash_table_insert (daemon->intents, g_strdup (uuid), intent);
     }
-  g_message ("%u domains known, %u managed", g_hash_table_size (daemon->domains), managed);
-  vmem_stager_stage_workload (daemon, NULL, "daemon start");
+  intent->flags |= flags;
+  if (why != NULL)
+    {
+      g_free (intent->why);
+      intent->why = g_strdup (why);
+    }
+  RefreshJob *r = g_new0 (RefreshJob, 1);
+  r->daemon = daemon;
+  r->uuid = g_strdup (uuid);
+  g_autofree char *key = g_strconcat ("refresh:", uuid, NULL);
+  vmem_virt_submit (daemon->virt, "refresh domain", key, refresh_work, refresh_done, r,
+                    (GDestroyNotify) refresh_job_free, (GDestroyNotify) vmem_domain_free);
 }
 
 static gpointer
@@ -192,92 +530,104 @@ read_all_work (virConnectPtr conn, gpointer data, GError **error)
   return vmem_virt_read_all (conn, error);
 }
 
-static gpointer
-read_one_work (virConnectPtr conn, gpointer data, GError **error)
-{
-  g_autoptr(virDomain) dom = vmem_virt_lookup (conn, data, error);
-  if (dom == NULL)
-    return NULL;
-  return vmem_virt_read_domain (dom, error);
-}
-
-typedef struct {
-  VmemDaemon *daemon;
-  char       *uuid;
-  char       *why;     /* stage afterwards, for this reason; NULL = don't */
-  gboolean    started; /* set the live balloon target afterwards */
-} RefreshData;
-
 static void
-refresh_data_free (RefreshData *r)
+read_all_done (gpointer result, const GError *error, gpointer data)
 {
-  g_free (r->uuid);
-  g_free (r->why);
-  g_free (r);
-}
+  VmemDaemon *daemon = data;
+  GPtrArray *list = result;
 
-static void
-refresh_one_done (gpointer result, const GError *error, gpointer data)
-{
-  RefreshData *r = data;
-
+  if (daemon->stopping)
+    {
+      g_clear_pointer (&list, g_ptr_array_unref);
+      return;
+    }
   if (error != NULL)
     {
-      if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
-        g_hash_table_remove (r->daemon->domains, r->uuid);
-      else
-        g_debug ("cannot refresh domain %s: %s", r->uuid, error->message);
+      g_warning ("cannot read the domains: %s; admission stays not ready until it can",
+                 error->message);
       return;
     }
-  vmem_daemon_update_entry (r->daemon, result);
-  VmemDomainEntry *e = g_hash_table_lookup (r->daemon->domains, r->uuid);
-  if (e == NULL)
-    return;
-  if (r->started)
-    vmem_stager_apply_live (r->daemon, r->uuid);
-  if (r->why != NULL || (e->stage_pending && !e->starting))
+  gboolean was_ready = vmem_cache_is_ready (daemon->cache);
+  vmem_cache_replace_all (daemon->cache, list, g_get_monotonic_time ());
+  guint managed = 0;
+  g_autoptr(GPtrArray) entries = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < entries->len; i++)
     {
-      e->stage_pending = FALSE;
-      vmem_stager_stage (r->daemon, r->uuid, r->why ? r->why : "start ended");
+      const VmemCacheEntry *e = g_ptr_array_index (entries, i);
+      if (profile_for (daemon, e->domain) != NULL)
+        {
+          managed++;
+          record_domain (daemon, e->domain);
+        }
     }
-}
-
-static gpointer
-refresh_one_work (virConnectPtr conn, gpointer data, GError **error)
-{
-  RefreshData *r = data;
-  return read_one_work (conn, r->uuid, error);
+  g_message ("%u domains known, %u managed%s", vmem_cache_size (daemon->cache), managed,
+             was_ready ? "" : "; admission control is ready");
+  stage_workload (daemon, NULL, "daemon start");
 }
 
 static void
-refresh_domain (VmemDaemon *daemon, const char *uuid, const char *why, gboolean started)
+on_connected (gpointer user_data)
 {
-  RefreshData *r = g_new0 (RefreshData, 1);
-  r->daemon = daemon;
-  r->uuid = g_strdup (uuid);
-  r->why = g_strdup (why);
-  r->started = started;
-  vmem_virt_submit (daemon->virt, "refresh domain", refresh_one_work, refresh_one_done, r,
-                    (GDestroyNotify) refresh_data_free, (GDestroyNotify) vmem_virt_domain_free);
+  VmemDaemon *daemon = user_data;
+  vmem_virt_submit (daemon->virt, "read all domains", "read-all", read_all_work, read_all_done,
+                    daemon, NULL, (GDestroyNotify) g_ptr_array_unref);
 }
 
-void
-vmem_daemon_refresh_domain (VmemDaemon *daemon, const char *uuid)
+static void
+on_disconnected (gpointer user_data)
 {
-  refresh_domain (daemon, uuid, NULL, FALSE);
+  /* The cache stays: running domains keep running while libvirtd restarts,
+   * and admission control keeps counting them. */
 }
 
-void
-vmem_daemon_profiles_changed (VmemDaemon *daemon, const char *workload)
+/* ---- starts -------------------------------------------------------------- */
+
+/* The start of @uuid is over (STARTED, STOPPED, its release hook, or its
+ * reservation expired). */
+static void
+start_over (VmemDaemon *daemon, const char *uuid, const char *why)
 {
-  g_autoptr(GError) error = NULL;
-  if (!vmem_daemon_reload_profiles (daemon, &error))
+  vmem_cache_release (daemon->cache, uuid);
+  if (vmem_stager_unhold (daemon->stager, uuid))
+    stage (daemon, uuid, why);
+}
+
+static void
+start_admitted_cb (const char *uuid, const char *name, guint64 boot_mib, gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  vmem_cache_reserve (daemon->cache, uuid, name, boot_mib, g_get_monotonic_time ());
+  vmem_stager_hold (daemon->stager, uuid);
+}
+
+static void
+start_ended_cb (const char *uuid, const char *why, gpointer user_data)
+{
+  start_over (user_data, uuid, why);
+}
+
+static gboolean
+expire_reservations (gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  gint64 timeout = (gint64) daemon->config->reservation_timeout * G_USEC_PER_SEC;
+  g_autoptr(GPtrArray) expired = vmem_cache_expire (daemon->cache, g_get_monotonic_time (), timeout);
+  for (guint i = 0; i < expired->len; i++)
     {
-      g_warning ("cannot reload profiles: %s", error->message);
-      return;
+      const VmemReservation *r = g_ptr_array_index (expired, i);
+      g_autofree char *mib = vmem_size_format (r->mib);
+      vmem_log_decision (r->name, NULL, "reservation-expired",
+                         "boot reservation of %s (%s) expired after %u s without a STARTED or "
+                         "STOPPED event", r->name, mib, daemon->config->reservation_timeout);
+      if (vmem_stager_unhold (daemon->stager, r->uuid))
+        stage (daemon, r->uuid, "reservation expired");
+      /* Whatever became of that start, read the domain again. */
+      refresh (daemon, r->uuid, 0, NULL);
     }
-  vmem_stager_stage_workload (daemon, workload, "profile changed");
+  return G_SOURCE_CONTINUE;
 }
+
+/* ---- events ------------------------------------------------------------- */
 
 static const char *
 event_name (int event)
@@ -313,105 +663,458 @@ static void
 on_domain_event (const char *uuid, const char *name, int event, int detail, gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
-  VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, uuid);
+  VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
 
   g_debug ("event %s on domain %s (%s)", event_name (event), name, uuid);
-  if (e != NULL && (event == VIR_DOMAIN_EVENT_STARTED || event == VIR_DOMAIN_EVENT_STOPPED))
-    e->starting = FALSE;
-
-  if (event == VIR_DOMAIN_EVENT_STARTED && e != NULL && vmem_daemon_profile_for (daemon, e->info))
+  switch (event)
     {
-      g_autoptr(GError) error = NULL;
-      const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
-      if (vmem_store_run_open (daemon->store, uuid, daemon->config->host_name, p->name,
-                               g_get_real_time () / G_USEC_PER_SEC, e->staged_mib, &error) < 0)
-        g_warning ("cannot record the start of %s: %s", name, error->message);
+    case VIR_DOMAIN_EVENT_STARTED:
+      if (e != NULL && profile_for (daemon, e->domain) != NULL)
+        {
+          StoreWrite *w = store_write_new (WRITE_RUN_OPEN, name);
+          w->uuid = g_strdup (uuid);
+          w->host_name = g_strdup (daemon->config->host_name);
+          w->workload = g_strdup (profile_for (daemon, e->domain)->name);
+          w->t = now_s ();
+          w->mib = e->staged_mib;
+          store_write (daemon, w);
+        }
+      refresh (daemon, uuid, INTENT_STARTED, NULL);
+      break;
+    case VIR_DOMAIN_EVENT_STOPPED:
+      start_over (daemon, uuid, "stopped");
+      {
+        StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
+        w->uuid = g_strdup (uuid);
+        w->t = now_s ();
+        w->reason = g_strdup ("stopped");
+        store_write (daemon, w);
+      }
+      refresh (daemon, uuid, INTENT_STAGE, "stopped");
+      break;
+    case VIR_DOMAIN_EVENT_DEFINED:
+      refresh (daemon, uuid, INTENT_STAGE_DEFINED, "defined");
+      break;
+    case -1:
+      refresh (daemon, uuid, INTENT_STAGE, "metadata-changed");
+      break;
+    default:
+      /* UNDEFINED of a stopped domain makes the read fail with NOT_FOUND,
+       * which drops it from the cache. */
+      refresh (daemon, uuid, 0, NULL);
+      break;
     }
-  if (event == VIR_DOMAIN_EVENT_STOPPED)
-    {
-      g_autoptr(GError) error = NULL;
-      if (!vmem_store_run_close (daemon->store, uuid, g_get_real_time () / G_USEC_PER_SEC,
-                                 "stopped", &error) &&
-          !g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
-        g_warning ("cannot record the stop of %s: %s", name, error->message);
-    }
-  /* Whatever happened, read the domain again; UNDEFINED of a stopped domain
-   * makes that read fail with NOT_FOUND, which drops it from the cache.  A
-   * new or changed definition, a stop and a retag each get staged. */
-  const char *why = NULL;
-  if (event == VIR_DOMAIN_EVENT_DEFINED || event == VIR_DOMAIN_EVENT_STOPPED || event == -1)
-    why = event_name (event);
-  refresh_domain (daemon, uuid, why, event == VIR_DOMAIN_EVENT_STARTED);
 }
 
-static void
-on_connected (gpointer user_data)
+/* ---- the collector's cycles --------------------------------------------- */
+
+static GPtrArray *
+want_period_cb (gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
-  vmem_virt_submit (daemon->virt, "read all domains", read_all_work, refresh_all_done, daemon,
-                    NULL, (GDestroyNotify) g_ptr_array_unref);
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < list->len; i++)
+    {
+      VmemCacheEntry *e = g_ptr_array_index (list, i);
+      if (e->domain->active && !e->period_set && profile_for (daemon, e->domain) != NULL)
+        {
+          g_ptr_array_add (out, g_strdup (e->domain->uuid));
+          e->period_set = TRUE;
+        }
+    }
+  return out;
+}
+
+static VmemPeak
+peak_row (StoreWrite *w, const char *workload, const VmemPeakObs *o)
+{
+  return (VmemPeak){
+    .uuid = (char *) str (w, o->uuid),
+    .domain = (char *) str (w, o->domain),
+    .host = (char *) str (w, o->host),
+    .workload = (char *) str (w, workload),
+    .interval_s = o->interval_s,
+    .start_t = o->start_t,
+    .peak_mib = (guint64) o->peak_mib,
+    .samples = o->samples,
+    .guest_samples = o->guest_samples,
+    .vcpus = o->vcpus,
+  };
 }
 
 static void
-on_disconnected (gpointer user_data)
+collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
 {
-  /* The cache stays: running domains keep running while libvirtd restarts,
-   * and admission control keeps counting them. */
+  VmemDaemon *daemon = user_data;
+  gint64 mono = g_get_monotonic_time ();
+  guint interval = vmem_collector_get_interval (daemon->collector);
+  StoreWrite *w = store_write_new (WRITE_SAMPLES, NULL);
+  w->samples = g_array_new (FALSE, TRUE, sizeof (VmemSample));
+  w->peaks = g_array_new (FALSE, TRUE, sizeof (VmemPeak));
+  g_autoptr(GHashTable) moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+  if (daemon->stopping)
+    {
+      store_write_free (w);
+      return;
+    }
+  for (guint i = 0; i < stats->len; i++)
+    {
+      const VmemBalloonStats *s = g_ptr_array_index (stats, i);
+      VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, s->uuid);
+      if (e == NULL)
+        continue;
+      /* The cache's balloon size is what admission control counts. */
+      vmem_cache_set_balloon (daemon->cache, s->uuid, s->current_kib / 1024);
+      const VmemProfile *p = profile_for (daemon, e->domain);
+      if (p == NULL)
+        continue;
+      gboolean guest = FALSE;
+      guint64 used = vmem_collector_used_mib (s, now, interval, &guest);
+      if (!vmem_collector_keep_sample (guest, e->active_since, mono))
+        continue;
+      guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
+      VmemSample smp = {
+        .uuid = str (w, e->domain->uuid),
+        .host = str (w, daemon->config->host_name),
+        .workload = str (w, p->name),
+        .t = now,
+        .used_mib = used,
+        .rss_mib = s->rss_kib / 1024,
+        .current_mib = s->current_kib / 1024,
+        .available_mib = s->available_kib / 1024,
+        .usable_mib = s->usable_kib / 1024,
+        .guest_quality = guest,
+        .swap_in = s->swap_in_kib,
+        .major_fault = s->major_fault,
+        .vcpus = vcpus,
+      };
+      g_array_append_val (w->samples, smp);
+
+      /* Peaks are made here, once: the store writes them as they are and
+       * the estimator's aggregates are fed the same. */
+      const VmemPeakSample ps = {
+        .uuid = e->domain->uuid,
+        .domain = e->domain->name,
+        .host = daemon->config->host_name,
+        .t = now,
+        .used_mib = (double) used,
+        .guest = guest,
+        .vcpus = vcpus,
+      };
+      VmemPeakObs out[2];
+      g_autoptr(GError) error = NULL;
+      if (!vmem_demand_observe (daemon->demand, p->name, &ps, out, &error))
+        {
+          vmem_log_warning_limited (e->domain->uuid, WARN_EVERY_S,
+                                    "cannot take the sample of %s into its peaks: %s",
+                                    e->domain->name, error->message);
+          continue;
+        }
+      for (guint k = 0; k < G_N_ELEMENTS (out); k++)
+        {
+          VmemPeak row = peak_row (w, p->name, &out[k]);
+          g_array_append_val (w->peaks, row);
+        }
+      g_hash_table_add (moved, g_strdup (p->name));
+    }
+  if (w->samples->len == 0)
+    store_write_free (w);
+  else
+    store_write (daemon, w);
+
+  /* Peers' new peaks may move the estimate of domains staged earlier. */
+  GHashTableIter it;
+  const char *workload;
+  g_hash_table_iter_init (&it, moved);
+  while (g_hash_table_iter_next (&it, (gpointer *) &workload, NULL))
+    restage_moved (daemon, workload);
 }
+
+static void
+collect_failed_cb (const GError *error, gpointer user_data)
+{
+  vmem_log_warning_limited ("collector", WARN_EVERY_S, "cannot collect domain statistics: %s",
+                            error->message);
+}
+
+/* ---- timers ------------------------------------------------------------- */
 
 static gboolean
 heartbeat (gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
-  g_autoptr(GError) error = NULL;
-  VmemHostRow row = {
-    .name = daemon->config->host_name,
-    .capacity_mib = vmem_daemon_host_capacity (daemon) + daemon->config->reserve_mib,
+  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
+  StoreWrite *w = store_write_new (WRITE_HEARTBEAT, NULL);
+  w->host = (VmemHostRow){
+    .name = (char *) str (w, daemon->config->host_name),
+    .capacity_mib = host_total_mib (daemon),
     .reserved_mib = daemon->config->reserve_mib,
     .overcommit = 1.0,
-    .committed_mib = vmem_daemon_committed (daemon, NULL),
-    .heartbeat = g_get_real_time () / G_USEC_PER_SEC,
+    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                               commitments->len, NULL),
+    .heartbeat = now_s (),
   };
-  if (!vmem_store_host_heartbeat (daemon->store, &row, &error))
-    g_warning ("cannot record host heartbeat: %s", error->message);
+  store_write (daemon, w);
   return G_SOURCE_CONTINUE;
 }
+
+/* Retention, hourly whatever the stats interval. */
+static gboolean
+prune (gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  StoreWrite *w = store_write_new (WRITE_PRUNE, NULL);
+  w->t = now_s ();
+  w->raw_hours = daemon->config->raw_retention_hours;
+  w->peak_days = daemon->config->peak_retention_days;
+  store_write (daemon, w);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ---- the demand, from the store ----------------------------------------- */
+
+typedef struct {
+  VmemDaemon *daemon;
+  GPtrArray *names;     /* workloads */
+  gint64     since_hour;
+  gint64     since_day;
+} PeaksLoad;
+
+typedef struct {
+  char      *workload;
+  GPtrArray *hours;     /* VmemPeak */
+  GPtrArray *days;
+} WorkloadPeaks;
+
+static void
+workload_peaks_free (WorkloadPeaks *wp)
+{
+  g_free (wp->workload);
+  g_clear_pointer (&wp->hours, g_ptr_array_unref);
+  g_clear_pointer (&wp->days, g_ptr_array_unref);
+  g_free (wp);
+}
+
+static void
+peaks_load_free (PeaksLoad *l)
+{
+  g_ptr_array_unref (l->names);
+  g_free (l);
+}
+
+/* Store worker (or before it runs): every workload's hourly peaks within
+ * retention, and the latest daily ones, which seed the trackers. */
+static gpointer
+peaks_load_work (gpointer state, gpointer data, GError **error)
+{
+  VmemStore *store = state;
+  PeaksLoad *l = data;
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) workload_peaks_free);
+  for (guint i = 0; i < l->names->len; i++)
+    {
+      WorkloadPeaks *wp = g_new0 (WorkloadPeaks, 1);
+      wp->workload = g_strdup (g_ptr_array_index (l->names, i));
+      g_ptr_array_add (out, wp);
+      wp->hours = vmem_store_peaks_for_workload (store, wp->workload, VMEM_STORE_HOUR,
+                                                 l->since_hour, error);
+      if (wp->hours == NULL)
+        return NULL;
+      wp->days = vmem_store_peaks_for_workload (store, wp->workload, VMEM_STORE_DAY,
+                                                l->since_day, error);
+      if (wp->days == NULL)
+        return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+static PeaksLoad *
+peaks_load_new (VmemDaemon *daemon)
+{
+  PeaksLoad *l = g_new0 (PeaksLoad, 1);
+  gint64 now = now_s ();
+  l->daemon = daemon;
+  l->names = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter it;
+  const char *name;
+  g_hash_table_iter_init (&it, daemon->profiles);
+  while (g_hash_table_iter_next (&it, (gpointer *) &name, NULL))
+    g_ptr_array_add (l->names, g_strdup (name));
+  l->since_hour = now - (gint64) daemon->config->peak_retention_days * 86400;
+  l->since_day = now - now % VMEM_STORE_DAY;
+  return l;
+}
+
+/* Rebuilds the demand from loaded peaks (transfer full). */
+static void
+demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
+{
+  g_autoptr(GPtrArray) owned = loaded;
+  VmemEstimatorConfig ec;
+  g_autoptr(GError) error = NULL;
+  guint total = 0;
+
+  estimator_config (daemon->config, &ec);
+  if (!vmem_demand_reset (daemon->demand, &ec, &error))
+    {
+      g_warning ("estimator settings refused: %s", error->message);
+      return;
+    }
+  for (guint i = 0; i < owned->len; i++)
+    {
+      WorkloadPeaks *wp = g_ptr_array_index (owned, i);
+      GPtrArray *sets[] = { wp->hours, wp->days };
+      guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
+      for (guint k = 0; k < G_N_ELEMENTS (sets); k++)
+        for (guint j = 0; j < sets[k]->len; j++)
+          {
+            const VmemPeak *p = g_ptr_array_index (sets[k], j);
+            const VmemPeakObs obs = {
+              .uuid = p->uuid,
+              .domain = p->domain,
+              .host = p->host,
+              .start_t = p->start_t,
+              .interval_s = intervals[k],
+              .peak_mib = (double) p->peak_mib,
+              .samples = p->samples,
+              .guest_samples = p->guest_samples,
+              .vcpus = p->vcpus,
+            };
+            g_clear_error (&error);
+            if (vmem_demand_load_peak (daemon->demand, wp->workload, &obs, &error))
+              total += k == 0;
+            else
+              g_debug ("estimator: %s", error->message);
+          }
+    }
+  g_info ("estimator: %u hourly peaks loaded for %u workloads", total, owned->len);
+}
+
+static void
+peaks_reload_done (gpointer result, const GError *error, gpointer data)
+{
+  PeaksLoad *l = data;
+  VmemDaemon *daemon = l->daemon;
+  if (daemon->stopping)
+    {
+      if (result != NULL)
+        g_ptr_array_unref (result);
+      return;
+    }
+  if (error != NULL)
+    {
+      g_warning ("cannot reload the peaks; estimates keep the old settings: %s", error->message);
+      return;
+    }
+  demand_fill (daemon, result);
+  stage_workload (daemon, NULL, "estimator settings reloaded");
+}
+
+/* ---- methods' calls up -------------------------------------------------- */
+
+static void
+profiles_changed_cb (GPtrArray *profiles, const char *workload, gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  replace_profiles (daemon, profiles);
+  stage_workload (daemon, workload, "profile changed");
+}
+
+static void
+domain_read_cb (VmemDomain *domain, gpointer user_data)
+{
+  entry_updated (user_data, domain);
+}
+
+/* ---- life cycle --------------------------------------------------------- */
 
 VmemDaemon *
 vmem_daemon_new (VmemConfig *config, GError **error)
 {
   g_autoptr(VmemConfig) owned = config;
   g_autoptr(VmemDaemon) daemon = g_new0 (VmemDaemon, 1);
+  VmemEstimatorConfig ec;
 
   daemon->config = g_steal_pointer (&owned);
-  daemon->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                           (GDestroyNotify) entry_free);
   daemon->profiles = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                             (GDestroyNotify) vmem_profile_free);
-  vmem_demand_init (daemon);
+  daemon->intents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           (GDestroyNotify) intent_free);
+  daemon->cache = vmem_cache_new ();
+  estimator_config (daemon->config, &ec);
+  daemon->demand = vmem_demand_new (&ec, error);
+  if (daemon->demand == NULL)
+    return NULL;
+
+  /* Read here, before the store worker runs; from then on only the worker
+   * touches the store. */
   daemon->store = vmem_store_open (daemon->config, error);
   if (daemon->store == NULL)
     return NULL;
-  if (!vmem_daemon_reload_profiles (daemon, error))
+  daemon->store_backend = g_strdup (vmem_store_backend_name (daemon->store));
+  daemon->schema_version = vmem_store_schema_version (daemon->store);
+  GPtrArray *list = vmem_store_profile_list (daemon->store, error);
+  if (list == NULL)
     return NULL;
-  vmem_demand_load (daemon);
+  replace_profiles (daemon, list);
+  PeaksLoad *load = peaks_load_new (daemon);
+  GPtrArray *peaks = peaks_load_work (daemon->store, load, error);
+  peaks_load_free (load);
+  if (peaks == NULL)
+    return NULL;
+  demand_fill (daemon, peaks);
+  daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
+}
+
+static VmemServerLimits
+server_limits (const VmemConfig *c)
+{
+  return (VmemServerLimits){
+    .max_message = 1024 * 1024,
+    .max_clients = c->max_clients,
+    .request_timeout_s = c->request_timeout,
+  };
 }
 
 gboolean
 vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
 {
   const VmemConfig *c = daemon->config;
-  VmemServerLimits limits = {
-    .max_message = 1024 * 1024,
-    .max_clients = c->max_clients,
-    .request_timeout_s = c->request_timeout,
-  };
+  VmemServerLimits limits = server_limits (c);
 
-  daemon->started_at = g_get_real_time () / G_USEC_PER_SEC;
+  daemon->started_at = now_s ();
+
+  const VmemVirtCallbacks virt_callbacks = {
+    .connected = on_connected,
+    .disconnected = on_disconnected,
+    .domain_event = on_domain_event,
+  };
+  daemon->virt = vmem_virt_new (c->uri, &virt_callbacks, daemon);
+  const VmemStagerCallbacks stager_callbacks = { .staged = on_staged };
+  daemon->stager = vmem_stager_new (daemon->virt, &stager_callbacks, daemon);
+
   daemon->server = vmem_server_new (&limits);
   vmem_server_set_admin_group (daemon->server, c->admin_group);
-  vmem_daemon_register_methods (daemon);
+  const VmemMethodsContext ctx = {
+    .config = &daemon->config,
+    .cache = daemon->cache,
+    .profiles = daemon->profiles,
+    .virt = daemon->virt,
+    .store = daemon->store_worker,
+    .store_backend = daemon->store_backend,
+    .schema_version = daemon->schema_version,
+    .started_at = daemon->started_at,
+    .plan = plan_cb,
+    .profiles_changed = profiles_changed_cb,
+    .domain_read = domain_read_cb,
+    .start_admitted = start_admitted_cb,
+    .start_ended = start_ended_cb,
+    .capacity = capacity_cb,
+    .user_data = daemon,
+  };
+  daemon->methods = vmem_methods_register (daemon->server, &ctx);
   if (listen_fd >= 0)
     {
       if (!vmem_server_adopt_fd (daemon->server, listen_fd, error))
@@ -424,39 +1127,52 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }
-  g_message ("store: %s %s (schema %d), %u profiles", vmem_store_backend_name (daemon->store),
-             c->database, vmem_store_schema_version (daemon->store),
-             g_hash_table_size (daemon->profiles));
+  g_message ("store: %s %s (schema %d), %u profiles", daemon->store_backend, c->database,
+             daemon->schema_version, g_hash_table_size (daemon->profiles));
 
-  const VmemVirtCallbacks callbacks = {
-    .connected = on_connected,
-    .disconnected = on_disconnected,
-    .domain_event = on_domain_event,
-  };
-  daemon->virt = vmem_virt_new (c->uri, &callbacks, daemon);
   vmem_virt_start (daemon->virt);
-
-  daemon->collector = vmem_collector_new (daemon);
+  const VmemCollectorCallbacks collector_callbacks = {
+    .want_period = want_period_cb,
+    .collected = collected_cb,
+    .failed = collect_failed_cb,
+  };
+  daemon->collector = vmem_collector_new (daemon->virt, c->stats_interval, &collector_callbacks,
+                                          daemon);
   heartbeat (daemon);
   daemon->heartbeat_id = g_timeout_add_seconds (HEARTBEAT_S, heartbeat, daemon);
+  prune (daemon);
+  daemon->prune_id = g_timeout_add_seconds (PRUNE_S, prune, daemon);
+  daemon->expire_id = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_reservations, daemon);
   return TRUE;
 }
 
-gboolean
-vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, GError **error)
+void
+vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_needed)
 {
   g_autoptr(VmemConfig) next = config;
   const VmemConfig *cur = daemon->config;
+  g_autoptr(GPtrArray) restart = g_ptr_array_new_with_free_func (g_free);
 
-  if (g_strcmp0 (cur->socket_path, next->socket_path) != 0 ||
-      g_strcmp0 (cur->database, next->database) != 0 || cur->backend != next->backend ||
-      g_strcmp0 (cur->postgres, next->postgres) != 0 || g_strcmp0 (cur->uri, next->uri) != 0 ||
-      g_strcmp0 (cur->host_name, next->host_name) != 0)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
-                   "socket, store, libvirt URI or host name changed: restart vmemd to apply");
-      return FALSE;
+  /* These stay as they are until a restart; everything else applies. */
+#define KEEP_STR(field, key)                                         \
+  if (g_strcmp0 (cur->field, next->field) != 0)                      \
+    {                                                                \
+      g_ptr_array_add (restart, g_strdup (key));                     \
+      g_free (next->field);                                          \
+      next->field = g_strdup (cur->field);                           \
     }
+  KEEP_STR (socket_path, "[daemon] socket");
+  KEEP_STR (uri, "[daemon] uri");
+  KEEP_STR (host_name, "[daemon] host_name");
+  KEEP_STR (database, "[store] database");
+  KEEP_STR (postgres, "[store] postgres");
+#undef KEEP_STR
+  if (cur->backend != next->backend)
+    {
+      g_ptr_array_add (restart, g_strdup ("[store] backend"));
+      next->backend = cur->backend;
+    }
+
   gboolean estimator_changed = cur->half_life_hours != next->half_life_hours ||
                                cur->quantile != next->quantile ||
                                cur->margin_pct != next->margin_pct ||
@@ -465,16 +1181,35 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, GError **error)
   vmem_log_set_level (next->log_level);
   if (daemon->collector != NULL)
     vmem_collector_set_interval (daemon->collector, next->stats_interval);
+  if (daemon->server != NULL)
+    {
+      VmemServerLimits limits = server_limits (next);
+      vmem_server_set_limits (daemon->server, &limits);
+      vmem_server_set_admin_group (daemon->server, next->admin_group);
+    }
   vmem_config_free (daemon->config);
   daemon->config = g_steal_pointer (&next);
-  /* An aggregate's decay is fixed when it is built: rebuild them, and
-   * re-stage with the new settings. */
+
+  /* An aggregate's decay is fixed when it is built: rebuild them from the
+   * store, then re-stage with the new settings. */
   if (estimator_changed)
     {
-      vmem_demand_load (daemon);
-      vmem_stager_stage_workload (daemon, NULL, "estimator settings reloaded");
+      const VmemWorkerJob job = {
+        .what = "reload peaks",
+        .key = "reload-peaks",
+        .work = peaks_load_work,
+        .done = peaks_reload_done,
+        .data = peaks_load_new (daemon),
+        .data_free = (GDestroyNotify) peaks_load_free,
+        .result_free = (GDestroyNotify) g_ptr_array_unref,
+      };
+      vmem_worker_submit (daemon->store_worker, &job);
     }
-  return TRUE;
+  if (restart_needed != NULL)
+    {
+      g_ptr_array_add (restart, NULL);
+      *restart_needed = restart->len > 1 ? g_strjoinv (", ", (char **) restart->pdata) : NULL;
+    }
 }
 
 void
@@ -482,15 +1217,25 @@ vmem_daemon_free (VmemDaemon *daemon)
 {
   if (daemon == NULL)
     return;
+  daemon->stopping = TRUE;
   g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
+  g_clear_handle_id (&daemon->prune_id, g_source_remove);
+  g_clear_handle_id (&daemon->expire_id, g_source_remove);
   g_clear_pointer (&daemon->server, vmem_server_free);
-  /* The worker's last results still reach the collector: free it after. */
+  g_clear_pointer (&daemon->methods, vmem_methods_free);
+  /* The libvirt worker's last results still reach the collector and the
+   * stager: free them after it. */
   g_clear_pointer (&daemon->virt, vmem_virt_free);
   g_clear_pointer (&daemon->collector, vmem_collector_free);
+  g_clear_pointer (&daemon->stager, vmem_stager_free);
+  /* Writes still queued are written before the store closes. */
+  g_clear_pointer (&daemon->store_worker, vmem_worker_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
-  g_clear_pointer (&daemon->domains, g_hash_table_unref);
+  g_clear_pointer (&daemon->demand, vmem_demand_free);
+  g_clear_pointer (&daemon->cache, vmem_cache_free);
+  g_clear_pointer (&daemon->intents, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
-  vmem_demand_clear (daemon);
+  g_free (daemon->store_backend);
   vmem_config_free (daemon->config);
   g_free (daemon);
 }

@@ -1,6 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
+/* VmemDaemon owns and wires every part of vmemd: the store and its worker,
+ * the libvirt connection and its worker, the domain cache, the collector,
+ * the per-workload demand, the stager and the varlink server with its
+ * methods.  The parts never call up into it except through the callbacks
+ * it hands them. */
+
 #include <glib.h>
 
 #include "vmem-config.h"
@@ -9,7 +15,8 @@ G_BEGIN_DECLS
 
 typedef struct _VmemDaemon VmemDaemon;
 
-/* Opens the store.  Takes ownership of @config. */
+/* Opens the store and loads profiles and peaks.  Takes ownership of
+ * @config. */
 VmemDaemon *vmem_daemon_new (VmemConfig *config, GError **error);
 void        vmem_daemon_free (VmemDaemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDaemon, vmem_daemon_free)
@@ -18,10 +25,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDaemon, vmem_daemon_free)
  * path) and starts connecting to libvirt. */
 gboolean    vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error);
 
-/* SIGHUP: applies what can change at run time (log level, intervals,
- * admission, hook and estimator settings); a change of socket, database or
- * libvirt URI needs a restart and is refused with a message. Takes
- * ownership of @config. */
-gboolean    vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, GError **error);
+/* SIGHUP: applies every setting that can change at run time (log level,
+ * intervals, admission, hook, estimator, admin group, client limits) and
+ * names in @restart_needed (a comma-separated list, NULL when none) those
+ * that differ but need a restart (socket, store, libvirt URI, host name).
+ * Takes ownership of @config. */
+void        vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_needed);
 
 G_END_DECLS

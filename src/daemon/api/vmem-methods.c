@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The io.vmemd varlink methods. */
+#include "vmem-methods.h"
+#include "vmem-admission.h"
 #include "vmem-cleanup.h"
-#include "vmem-daemon-private.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
-#include "vmem-stager.h"
+#include "vmem-store.h"
 #include "vmem-units.h"
 #include "vmem-varlink.h"
 #include "vmem-xml.h"
@@ -13,6 +14,36 @@
 #include <gio/gio.h>
 #include <math.h>
 #include <string.h>
+
+struct _VmemMethods {
+  VmemMethodsContext ctx;
+};
+
+#define CONFIG(m) (*(m)->ctx.config)
+
+/* The profile that manages a domain: its tag's, else the first (by name)
+ * whose pattern matches its name. */
+static const VmemProfile *
+profile_for (VmemMethods *m, const char *tag, const char *name)
+{
+  return vmem_profile_resolve (m->ctx.profiles, tag, name);
+}
+
+/* Runs @work on the store worker; @done gets the result on the main loop. */
+static void
+store_submit (VmemMethods *m, const char *what, VmemWorkerFunc work, VmemWorkerDone done,
+              gpointer data, GDestroyNotify data_free, GDestroyNotify result_free)
+{
+  const VmemWorkerJob job = {
+    .what = what,
+    .work = work,
+    .done = done,
+    .data = data,
+    .data_free = data_free,
+    .result_free = result_free,
+  };
+  vmem_worker_submit (m->ctx.store, &job);
+}
 
 /* ---- parameter helpers ------------------------------------------------ */
 
@@ -107,26 +138,35 @@ check_keys (json_object *params, const char *const *allowed, GError **error)
 static void
 method_ping (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   json_object *r = json_object_new_object ();
   json_object_object_add (r, "version", json_object_new_string (VMEM_VERSION));
-  json_object_object_add (r, "host", json_object_new_string (daemon->config->host_name));
+  json_object_object_add (r, "host", json_object_new_string (CONFIG (m)->host_name));
   vmem_call_reply (call, r);
 }
 
+static gint
+compare_profiles (gconstpointer a, gconstpointer b)
+{
+  const VmemProfile *pa = *(VmemProfile *const *) a;
+  const VmemProfile *pb = *(VmemProfile *const *) b;
+  return strcmp (pa->name, pb->name);
+}
+
+/* From the mirror: the store's profiles as last read back after a write. */
 static void
 method_profile_list (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
-  g_autoptr(GError) error = NULL;
+  VmemMethods *m = user_data;
 
   CHECK_KEYS (call, params, "");
-  g_autoptr(GPtrArray) list = vmem_store_profile_list (daemon->store, &error);
-  if (list == NULL)
-    {
-      vmem_call_return_error (call, error);
-      return;
-    }
+  g_autoptr(GPtrArray) list = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer value;
+  g_hash_table_iter_init (&it, m->ctx.profiles);
+  while (g_hash_table_iter_next (&it, NULL, &value))
+    g_ptr_array_add (list, value);
+  g_ptr_array_sort (list, compare_profiles);
   json_object *arr = json_object_new_array ();
   for (guint i = 0; i < list->len; i++)
     json_object_array_add (arr, vmem_profile_to_json (g_ptr_array_index (list, i)));
@@ -138,7 +178,7 @@ method_profile_list (VmemCall *call, json_object *params, gpointer user_data)
 static void
 method_profile_get (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *name;
 
@@ -148,9 +188,10 @@ method_profile_get (VmemCall *call, json_object *params, gpointer user_data)
       vmem_call_return_error (call, error);
       return;
     }
-  g_autoptr(VmemProfile) p = vmem_store_profile_get (daemon->store, name, &error);
+  const VmemProfile *p = g_hash_table_lookup (m->ctx.profiles, name);
   if (p == NULL)
     {
+      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", name);
       vmem_call_return_error (call, error);
       return;
     }
@@ -159,10 +200,141 @@ method_profile_get (VmemCall *call, json_object *params, gpointer user_data)
   vmem_call_reply (call, r);
 }
 
+/* A profile write on the store worker: the change, then the whole list
+ * read back in the same job, so the mirror is the store's. */
+typedef struct {
+  VmemMethods *m;
+  VmemCall    *call;
+  char        *op;        /* "set", "delete", "import" */
+  VmemProfile *profile;   /* set: the new profile (validated) */
+  json_object *patch;     /* set, update: the fields given */
+  gboolean     create;
+  char        *name;      /* delete */
+  GPtrArray   *import;    /* import: VmemProfile */
+  gboolean     replace;
+  guint        created, updated, deleted;
+  GPtrArray   *list;      /* result: every profile */
+} ProfileJob;
+
+static void
+profile_job_free (ProfileJob *j)
+{
+  vmem_call_unref (j->call);
+  g_free (j->op);
+  vmem_profile_free (j->profile);
+  vmem_json_put (j->patch);
+  g_free (j->name);
+  g_clear_pointer (&j->import, g_ptr_array_unref);
+  g_clear_pointer (&j->list, g_ptr_array_unref);
+  g_free (j);
+}
+
+static gpointer
+profile_work (gpointer state, gpointer data, GError **error)
+{
+  VmemStore *store = state;
+  ProfileJob *j = data;
+
+  if (g_str_equal (j->op, "set"))
+    {
+      g_autoptr(VmemProfile) base = NULL;
+      if (!j->create)
+        {
+          json_object *jname = NULL;
+          if (!json_object_object_get_ex (j->patch, "name", &jname) ||
+              !json_object_is_type (jname, json_type_string))
+            {
+              g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "name: missing");
+              return NULL;
+            }
+          base = vmem_store_profile_get (store, json_object_get_string (jname), error);
+          if (base == NULL)
+            return NULL;
+        }
+      j->profile = vmem_profile_from_json (j->patch, base, error);
+      if (j->profile == NULL ||
+          !vmem_store_profile_put (store, j->profile,
+                                   j->create ? VMEM_STORE_PUT_CREATE : VMEM_STORE_PUT_UPDATE,
+                                   error))
+        return NULL;
+    }
+  else if (g_str_equal (j->op, "delete"))
+    {
+      if (!vmem_store_profile_delete (store, j->name, error))
+        return NULL;
+    }
+  else if (!vmem_store_profile_import (store, j->import, j->replace, &j->created, &j->updated,
+                                       &j->deleted, error))
+    return NULL;
+  return vmem_store_profile_list (store, error);
+}
+
+static const VmemProfile *
+find_in (GPtrArray *list, const char *name)
+{
+  for (guint i = 0; list != NULL && i < list->len; i++)
+    {
+      const VmemProfile *p = g_ptr_array_index (list, i);
+      if (g_strcmp0 (p->name, name) == 0)
+        return p;
+    }
+  return NULL;
+}
+
+static void
+profile_done (gpointer result, const GError *error, gpointer data)
+{
+  ProfileJob *j = data;
+  g_autoptr(GPtrArray) list = result;
+
+  if (error != NULL)
+    {
+      vmem_call_return_error (j->call, error);
+      return;
+    }
+  json_object *r = json_object_new_object ();
+  const char *changed = NULL;
+  if (g_str_equal (j->op, "set"))
+    {
+      const VmemProfile *stored = find_in (list, j->profile->name);
+      g_autofree char *demand = vmem_size_format (stored->demand_mib);
+      vmem_log_decision (NULL, stored->name, j->create ? "profile-added" : "profile-changed",
+                         "profile %s %s (demand %s, mode %s, prealloc %s)", stored->name,
+                         j->create ? "added" : "changed", stored->demand_mib ? demand : "none",
+                         vmem_mode_to_string (stored->mode), stored->prealloc ? "on" : "off");
+      json_object_object_add (r, "profile", vmem_profile_to_json (stored));
+      changed = j->profile->name;
+    }
+  else if (g_str_equal (j->op, "delete"))
+    {
+      vmem_log_decision (NULL, j->name, "profile-removed", "profile %s removed", j->name);
+      changed = j->name;
+    }
+  else
+    {
+      vmem_log_decision (NULL, NULL, "profiles-imported",
+                         "profiles imported: %u created, %u updated, %u deleted", j->created,
+                         j->updated, j->deleted);
+      json_object_object_add (r, "created", json_object_new_int ((int) j->created));
+      json_object_object_add (r, "updated", json_object_new_int ((int) j->updated));
+      json_object_object_add (r, "deleted", json_object_new_int ((int) j->deleted));
+    }
+  j->m->ctx.profiles_changed (g_steal_pointer (&list), changed, j->m->ctx.user_data);
+  vmem_call_reply (j->call, r);
+}
+
+static void
+profile_submit (VmemMethods *m, ProfileJob *j)
+{
+  j->m = m;
+  store_submit (m, "profile write", profile_work, profile_done, j,
+                (GDestroyNotify) profile_job_free, (GDestroyNotify) g_ptr_array_unref);
+}
+
 static void
 method_profile_set (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   json_object *jprofile = NULL;
   gboolean create;
@@ -174,66 +346,31 @@ method_profile_set (VmemCall *call, json_object *params, gpointer user_data)
       vmem_call_return_error (call, error);
       return;
     }
-
-  g_autoptr(VmemProfile) base = NULL;
-  if (!create)
-    {
-      json_object *jname = NULL;
-      if (!json_object_object_get_ex (jprofile, "name", &jname) ||
-          !json_object_is_type (jname, json_type_string))
-        {
-          g_set_error (&error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "name: missing");
-          vmem_call_return_error (call, error);
-          return;
-        }
-      base = vmem_store_profile_get (daemon->store, json_object_get_string (jname), &error);
-      if (base == NULL)
-        {
-          vmem_call_return_error (call, error);
-          return;
-        }
-    }
-  g_autoptr(VmemProfile) p = vmem_profile_from_json (jprofile, base, &error);
-  if (p == NULL ||
-      !vmem_store_profile_put (daemon->store, p, create ? VMEM_STORE_PUT_CREATE : VMEM_STORE_PUT_UPDATE,
-                               &error))
-    {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  g_autoptr(VmemProfile) stored = vmem_store_profile_get (daemon->store, p->name, &error);
-  if (stored == NULL)
-    {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  g_autofree char *demand = vmem_size_format (stored->demand_mib);
-  vmem_log_decision (NULL, stored->name, create ? "profile-added" : "profile-changed",
-                     "profile %s %s (demand %s, mode %s, prealloc %s)", stored->name,
-                     create ? "added" : "changed", stored->demand_mib ? demand : "none",
-                     vmem_mode_to_string (stored->mode), stored->prealloc ? "on" : "off");
-  vmem_daemon_profiles_changed (daemon, stored->name);
-  json_object *r = json_object_new_object ();
-  json_object_object_add (r, "profile", vmem_profile_to_json (stored));
-  vmem_call_reply (call, r);
+  ProfileJob *j = g_new0 (ProfileJob, 1);
+  j->call = vmem_call_ref (call);
+  j->op = g_strdup ("set");
+  j->create = create;
+  j->patch = json_object_get (jprofile);
+  profile_submit (m, j);
 }
 
 static guint
-count_tagged (VmemDaemon *daemon, const char *workload)
+count_tagged (VmemMethods *m, const char *workload)
 {
+  g_autoptr(GPtrArray) list = vmem_cache_list (m->ctx.cache);
   guint n = 0;
-  GHashTableIter it;
-  VmemDomainEntry *e;
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
-    n += g_strcmp0 (e->info->workload, workload) == 0;
+  for (guint i = 0; i < list->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (list, i);
+      n += g_strcmp0 (e->domain->workload, workload) == 0;
+    }
   return n;
 }
 
 static void
 method_profile_delete (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *name;
   gboolean force;
@@ -245,7 +382,7 @@ method_profile_delete (VmemCall *call, json_object *params, gpointer user_data)
       vmem_call_return_error (call, error);
       return;
     }
-  guint tagged = count_tagged (daemon, name);
+  guint tagged = count_tagged (m, name);
   if (tagged > 0 && !force)
     {
       g_set_error (&error, VMEM_ERROR, VMEM_ERROR_BUSY,
@@ -254,20 +391,17 @@ method_profile_delete (VmemCall *call, json_object *params, gpointer user_data)
       vmem_call_return_error (call, error);
       return;
     }
-  if (!vmem_store_profile_delete (daemon->store, name, &error))
-    {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  vmem_log_decision (NULL, name, "profile-removed", "profile %s removed", name);
-  vmem_daemon_profiles_changed (daemon, name);
-  vmem_call_reply (call, NULL);
+  ProfileJob *j = g_new0 (ProfileJob, 1);
+  j->call = vmem_call_ref (call);
+  j->op = g_strdup ("delete");
+  j->name = g_strdup (name);
+  profile_submit (m, j);
 }
 
 static void
 method_profile_import (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   json_object *arr = NULL;
   gboolean replace;
@@ -304,9 +438,9 @@ method_profile_import (VmemCall *call, json_object *params, gpointer user_data)
     {
       GHashTableIter it;
       const char *existing;
-      g_hash_table_iter_init (&it, daemon->profiles);
+      g_hash_table_iter_init (&it, m->ctx.profiles);
       while (g_hash_table_iter_next (&it, (gpointer *) &existing, NULL))
-        if (!g_hash_table_contains (names, existing) && count_tagged (daemon, existing) > 0)
+        if (!g_hash_table_contains (names, existing) && count_tagged (m, existing) > 0)
           {
             g_set_error (&error, VMEM_ERROR, VMEM_ERROR_BUSY,
                          "profile '%s' is used by domains and is not in the import", existing);
@@ -314,29 +448,18 @@ method_profile_import (VmemCall *call, json_object *params, gpointer user_data)
             return;
           }
     }
-
-  guint created = 0, updated = 0, deleted = 0;
-  if (!vmem_store_profile_import (daemon->store, list, replace, &created, &updated, &deleted,
-                                  &error))
-    {
-      vmem_call_return_error (call, error);
-      return;
-    }
-  vmem_log_decision (NULL, NULL, "profiles-imported",
-                     "profiles imported: %u created, %u updated, %u deleted", created, updated,
-                     deleted);
-  vmem_daemon_profiles_changed (daemon, NULL);
-  json_object *r = json_object_new_object ();
-  json_object_object_add (r, "created", json_object_new_int (created));
-  json_object_object_add (r, "updated", json_object_new_int (updated));
-  json_object_object_add (r, "deleted", json_object_new_int (deleted));
-  vmem_call_reply (call, r);
+  ProfileJob *j = g_new0 (ProfileJob, 1);
+  j->call = vmem_call_ref (call);
+  j->op = g_strdup ("import");
+  j->import = g_steal_pointer (&list);
+  j->replace = replace;
+  profile_submit (m, j);
 }
 
 /* ---- Assign / Unassign (libvirt, on the worker) ------------------------ */
 
 typedef struct {
-  VmemDaemon *daemon;
+  VmemMethods *m;
   VmemCall   *call;
   char       *domain;
   char       *workload; /* NULL: unassign */
@@ -422,7 +545,7 @@ static void
 tag_done (gpointer result, const GError *error, gpointer data)
 {
   TagJob *j = data;
-  g_autoptr(VmemVirtDomain) d = result;
+  g_autoptr(VmemDomain) d = result;
 
   if (error != NULL)
     {
@@ -446,13 +569,13 @@ tag_done (gpointer result, const GError *error, gpointer data)
     }
   vmem_call_reply (j->call, r);
   /* The cache follows at once, so that the next call sees the new tag. */
-  vmem_daemon_update_entry (j->daemon, g_steal_pointer (&d));
+  j->m->ctx.domain_read (g_steal_pointer (&d), j->m->ctx.user_data);
 }
 
 static void
 method_assign (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *domain, *workload;
 
@@ -469,7 +592,7 @@ method_assign (VmemCall *call, json_object *params, gpointer user_data)
       vmem_call_return_error (call, error);
       return;
     }
-  if (!g_hash_table_contains (daemon->profiles, workload))
+  if (!g_hash_table_contains (m->ctx.profiles, workload))
     {
       g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND,
                    "no profile named '%s' (create it first: vmemctl profile add %s --demand SIZE)",
@@ -478,18 +601,18 @@ method_assign (VmemCall *call, json_object *params, gpointer user_data)
       return;
     }
   TagJob *j = g_new0 (TagJob, 1);
-  j->daemon = daemon;
+  j->m = m;
   j->call = vmem_call_ref (call);
   j->domain = g_strdup (domain);
   j->workload = g_strdup (workload);
-  vmem_virt_submit (daemon->virt, "assign", tag_work, tag_done, j, (GDestroyNotify) tag_job_free,
-                    (GDestroyNotify) vmem_virt_domain_free);
+  vmem_virt_submit (m->ctx.virt, "assign", NULL, tag_work, tag_done, j, (GDestroyNotify) tag_job_free,
+                    (GDestroyNotify) vmem_domain_free);
 }
 
 static void
 method_unassign (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *domain;
   gboolean restore;
@@ -502,95 +625,78 @@ method_unassign (VmemCall *call, json_object *params, gpointer user_data)
       return;
     }
   TagJob *j = g_new0 (TagJob, 1);
-  j->daemon = daemon;
+  j->m = m;
   j->call = vmem_call_ref (call);
   j->domain = g_strdup (domain);
   j->restore = restore;
-  vmem_virt_submit (daemon->virt, "unassign", tag_work, tag_done, j, (GDestroyNotify) tag_job_free,
-                    (GDestroyNotify) vmem_virt_domain_free);
+  vmem_virt_submit (m->ctx.virt, "unassign", NULL, tag_work, tag_done, j, (GDestroyNotify) tag_job_free,
+                    (GDestroyNotify) vmem_domain_free);
 }
 
 /* ---- Status ----------------------------------------------------------- */
 
-static const char *
-state_name (int state)
-{
-  switch (state)
-    {
-    case VIR_DOMAIN_RUNNING:
-      return "running";
-    case VIR_DOMAIN_BLOCKED:
-      return "blocked";
-    case VIR_DOMAIN_PAUSED:
-      return "paused";
-    case VIR_DOMAIN_SHUTDOWN:
-      return "shutting-down";
-    case VIR_DOMAIN_SHUTOFF:
-      return "shut-off";
-    case VIR_DOMAIN_CRASHED:
-      return "crashed";
-    case VIR_DOMAIN_PMSUSPENDED:
-      return "pm-suspended";
-    default:
-      return "unknown";
-    }
-}
-
-static gint
-compare_entries (gconstpointer a, gconstpointer b)
-{
-  const VmemDomainEntry *ea = *(VmemDomainEntry *const *) a;
-  const VmemDomainEntry *eb = *(VmemDomainEntry *const *) b;
-  return g_strcmp0 (ea->info->name, eb->info->name);
-}
-
 static void
 method_status (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
-  const VmemConfig *c = daemon->config;
+  VmemMethods *m = user_data;
+  const VmemConfig *c = CONFIG (m);
+  VmemCache *cache = m->ctx.cache;
 
   CHECK_KEYS (call, params, "");
+  g_autoptr(GArray) commitments = vmem_cache_commitments (cache);
+  guint64 committed = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                                commitments->len, NULL);
   json_object *s = json_object_new_object ();
   json_object_object_add (s, "version", json_object_new_string (VMEM_VERSION));
   json_object_object_add (s, "host", json_object_new_string (c->host_name));
   json_object_object_add (s, "uri", json_object_new_string (c->uri));
   json_object_object_add (s, "libvirt_connected",
-                          json_object_new_boolean (vmem_virt_is_connected (daemon->virt)));
-  json_object_object_add (s, "store", json_object_new_string (vmem_store_backend_name (daemon->store)));
+                          json_object_new_boolean (vmem_virt_is_connected (m->ctx.virt)));
+  json_object_object_add (s, "ready", json_object_new_boolean (vmem_cache_is_ready (cache)));
+  json_object_object_add (s, "store", json_object_new_string (m->ctx.store_backend));
   json_object_object_add (s, "database", json_object_new_string (c->backend == VMEM_STORE_SQLITE ? c->database : "postgres"));
-  json_object_object_add (s, "schema_version", json_object_new_int (vmem_store_schema_version (daemon->store)));
-  json_object_object_add (s, "started", json_object_new_int64 (daemon->started_at));
+  json_object_object_add (s, "schema_version", json_object_new_int (m->ctx.schema_version));
+  json_object_object_add (s, "started", json_object_new_int64 (m->ctx.started_at));
   json_object_object_add (s, "admission", json_object_new_string (vmem_admission_to_string (c->admission)));
-  json_object_object_add (s, "capacity_mib", json_object_new_int64 ((gint64) vmem_daemon_host_capacity (daemon)));
+  json_object_object_add (s, "capacity_mib", json_object_new_int64 ((gint64) m->ctx.capacity (m->ctx.user_data)));
   json_object_object_add (s, "reserve_mib", json_object_new_int64 ((gint64) c->reserve_mib));
-  json_object_object_add (s, "committed_mib", json_object_new_int64 ((gint64) vmem_daemon_committed (daemon, NULL)));
-  json_object_object_add (s, "profiles", json_object_new_int (g_hash_table_size (daemon->profiles)));
+  json_object_object_add (s, "committed_mib", json_object_new_int64 ((gint64) committed));
+  json_object_object_add (s, "profiles", json_object_new_int ((int) g_hash_table_size (m->ctx.profiles)));
 
-  g_autoptr(GPtrArray) entries = g_ptr_array_new ();
-  GHashTableIter hit;
-  gpointer value;
-  g_hash_table_iter_init (&hit, daemon->domains);
-  while (g_hash_table_iter_next (&hit, NULL, &value))
-    g_ptr_array_add (entries, value);
-  g_ptr_array_sort (entries, compare_entries);
+  gint64 now = g_get_monotonic_time ();
+  g_autoptr(GPtrArray) reservations = vmem_cache_reservations (cache);
+  json_object *rarr = json_object_new_array ();
+  for (guint i = 0; i < reservations->len; i++)
+    {
+      const VmemReservation *r = g_ptr_array_index (reservations, i);
+      json_object *jr = json_object_new_object ();
+      json_object_object_add (jr, "name", json_object_new_string (r->name));
+      json_object_object_add (jr, "uuid", json_object_new_string (r->uuid));
+      json_object_object_add (jr, "mib", json_object_new_int64 ((gint64) r->mib));
+      json_object_object_add (jr, "age_s", json_object_new_int64 ((now - r->since) / G_USEC_PER_SEC));
+      json_object_array_add (rarr, jr);
+    }
+  json_object_object_add (s, "reservations", rarr);
+
+  g_autoptr(GPtrArray) entries = vmem_cache_list (cache);
   json_object *arr = json_object_new_array ();
   for (guint i = 0; i < entries->len; i++)
     {
-      VmemDomainEntry *e = g_ptr_array_index (entries, i);
-      const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
+      const VmemCacheEntry *e = g_ptr_array_index (entries, i);
+      const VmemDomain *dom = e->domain;
+      const VmemProfile *p = profile_for (m, dom->workload, dom->name);
       json_object *d = json_object_new_object ();
-      json_object_object_add (d, "name", json_object_new_string (e->info->name));
-      json_object_object_add (d, "uuid", json_object_new_string (e->info->uuid));
-      json_object_object_add (d, "state", json_object_new_string (e->starting ? "starting" : state_name (e->info->state)));
+      json_object_object_add (d, "name", json_object_new_string (dom->name));
+      json_object_object_add (d, "uuid", json_object_new_string (dom->uuid));
+      json_object_object_add (d, "state", json_object_new_string (vmem_cache_is_starting (cache, dom->uuid) && !dom->active ? "starting" : vmem_domain_state_to_string (dom->state)));
       json_object_object_add (d, "managed", json_object_new_boolean (p != NULL));
       if (p != NULL)
         json_object_object_add (d, "workload", json_object_new_string (p->name));
-      else if (e->info->workload != NULL)
-        json_object_object_add (d, "workload", json_object_new_string (e->info->workload));
-      json_object_object_add (d, "memory_mib", json_object_new_int64 ((gint64) e->info->memory_mib));
-      json_object_object_add (d, "current_mib", json_object_new_int64 ((gint64) e->info->current_mib));
-      json_object_object_add (d, "vcpus", json_object_new_int ((int) e->info->vcpus));
+      else if (dom->workload != NULL)
+        json_object_object_add (d, "workload", json_object_new_string (dom->workload));
+      json_object_object_add (d, "memory_mib", json_object_new_int64 ((gint64) dom->memory_mib));
+      json_object_object_add (d, "current_mib", json_object_new_int64 ((gint64) dom->current_mib));
+      json_object_object_add (d, "vcpus", json_object_new_int ((int) dom->vcpus));
       json_object_array_add (arr, d);
     }
   json_object_object_add (s, "domains", arr);
@@ -602,10 +708,60 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
 
 /* ---- Explain ---------------------------------------------------------- */
 
+typedef struct {
+  VmemCall    *call;
+  json_object *x;     /* the explanation so far */
+  char        *uuid;
+} ExplainJob;
+
+static void
+explain_job_free (ExplainJob *j)
+{
+  vmem_call_unref (j->call);
+  vmem_json_put (j->x);
+  g_free (j->uuid);
+  g_free (j);
+}
+
+static gpointer
+explain_work (gpointer state, gpointer data, GError **error)
+{
+  ExplainJob *j = data;
+  return vmem_store_plan_latest (state, j->uuid, error);
+}
+
+/* The plan staged last, from the store, joins the explanation. */
+static void
+explain_done (gpointer result, const GError *error, gpointer data)
+{
+  ExplainJob *j = data;
+  g_autoptr(VmemPlanRow) row = result;
+
+  if (error != NULL && !g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+    {
+      vmem_call_return_error (j->call, error);
+      return;
+    }
+  if (row != NULL)
+    {
+      json_object *st = json_object_new_object ();
+      json_object_object_add (st, "time", json_object_new_int64 (row->t));
+      json_object_object_add (st, "demand_mib", json_object_new_int64 ((gint64) row->demand_mib));
+      json_object_object_add (st, "source", json_object_new_string (row->source ? row->source : ""));
+      json_object *reasons = row->reasons_json ? json_tokener_parse (row->reasons_json) : NULL;
+      if (reasons != NULL)
+        json_object_object_add (st, "reasons", reasons);
+      json_object_object_add (j->x, "staged", st);
+    }
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "explanation", g_steal_pointer (&j->x));
+  vmem_call_reply (j->call, r);
+}
+
 static void
 method_explain (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *domain, *workload;
 
@@ -624,83 +780,76 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
       return;
     }
 
-  json_object *x = json_object_new_object ();
+  g_autoptr(json_object) x = json_object_new_object ();
   if (domain != NULL)
     {
-      VmemDomainEntry *e = vmem_daemon_find_domain (daemon, domain);
+      const VmemCacheEntry *e = vmem_cache_find (m->ctx.cache, domain);
       if (e == NULL)
         {
-          json_object_put (x);
           g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no domain named '%s'", domain);
           vmem_call_return_error (call, error);
           return;
         }
-      const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
-      json_object_object_add (x, "domain", json_object_new_string (e->info->name));
-      json_object_object_add (x, "uuid", json_object_new_string (e->info->uuid));
+      const VmemDomain *d = e->domain;
+      const VmemProfile *p = profile_for (m, d->workload, d->name);
+      json_object_object_add (x, "domain", json_object_new_string (d->name));
+      json_object_object_add (x, "uuid", json_object_new_string (d->uuid));
       json_object_object_add (x, "managed", json_object_new_boolean (p != NULL));
-      json_object_object_add (x, "memory_mib", json_object_new_int64 ((gint64) e->info->memory_mib));
-      json_object_object_add (x, "current_mib", json_object_new_int64 ((gint64) e->info->current_mib));
-      json_object_object_add (x, "vcpus", json_object_new_int ((int) e->info->vcpus));
+      json_object_object_add (x, "memory_mib", json_object_new_int64 ((gint64) d->memory_mib));
+      json_object_object_add (x, "current_mib", json_object_new_int64 ((gint64) d->current_mib));
+      json_object_object_add (x, "vcpus", json_object_new_int ((int) d->vcpus));
       if (p == NULL)
         {
           json_object_object_add (x, "why",
-                                  json_object_new_string (e->info->workload
+                                  json_object_new_string (d->workload
                                                           ? "tagged with a workload that has no profile"
                                                           : "no workload tag and no profile pattern matches its name: vmemd leaves it alone"));
-          if (e->info->workload != NULL)
-            json_object_object_add (x, "workload", json_object_new_string (e->info->workload));
+          if (d->workload != NULL)
+            json_object_object_add (x, "workload", json_object_new_string (d->workload));
         }
       else
         {
           json_object_object_add (x, "workload", json_object_new_string (p->name));
           json_object_object_add (x, "matched_by",
-                                  json_object_new_string (e->info->workload ? "tag" : "name pattern"));
+                                  json_object_new_string (d->workload ? "tag" : "name pattern"));
           json_object_object_add (x, "profile", vmem_profile_to_json (p));
-          g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, e->info);
+          g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, d, m->ctx.user_data);
           json_object_object_add (x, "plan", json_object_get (sp->reasons));
-          g_autoptr(GError) local = NULL;
-          g_autoptr(VmemPlanRow) row = vmem_store_plan_latest (daemon->store, e->info->uuid, &local);
-          if (row != NULL)
-            {
-              json_object *st = json_object_new_object ();
-              json_object_object_add (st, "time", json_object_new_int64 (row->t));
-              json_object_object_add (st, "demand_mib", json_object_new_int64 ((gint64) row->demand_mib));
-              json_object_object_add (st, "source", json_object_new_string (row->source ? row->source : ""));
-              json_object *reasons = row->reasons_json ? json_tokener_parse (row->reasons_json) : NULL;
-              if (reasons != NULL)
-                json_object_object_add (st, "reasons", reasons);
-              json_object_object_add (x, "staged", st);
-            }
+          ExplainJob *j = g_new0 (ExplainJob, 1);
+          j->call = vmem_call_ref (call);
+          j->x = g_steal_pointer (&x);
+          j->uuid = g_strdup (d->uuid);
+          store_submit (m, "explain", explain_work, explain_done, j,
+                        (GDestroyNotify) explain_job_free, (GDestroyNotify) vmem_plan_row_free);
+          return;
         }
     }
   else
     {
-      const VmemProfile *p = g_hash_table_lookup (daemon->profiles, workload);
+      const VmemProfile *p = g_hash_table_lookup (m->ctx.profiles, workload);
       if (p == NULL)
         {
-          json_object_put (x);
           g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", workload);
           vmem_call_return_error (call, error);
           return;
         }
       json_object_object_add (x, "workload", json_object_new_string (p->name));
       json_object_object_add (x, "profile", vmem_profile_to_json (p));
-      VmemVirtDomain probe = { .name = (char *) "", .workload = (char *) p->name };
-      g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, &probe);
+      g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, NULL, m->ctx.user_data);
       json_object_object_add (x, "plan", json_object_get (sp->reasons));
       json_object *doms = json_object_new_array ();
-      GHashTableIter it;
-      VmemDomainEntry *e;
-      g_hash_table_iter_init (&it, daemon->domains);
-      while (g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
-        if (vmem_daemon_profile_for (daemon, e->info) == p)
-          json_object_array_add (doms, json_object_new_string (e->info->name));
+      g_autoptr(GPtrArray) entries = vmem_cache_list (m->ctx.cache);
+      for (guint i = 0; i < entries->len; i++)
+        {
+          const VmemCacheEntry *e = g_ptr_array_index (entries, i);
+          if (profile_for (m, e->domain->workload, e->domain->name) == p)
+            json_object_array_add (doms, json_object_new_string (e->domain->name));
+        }
       json_object_object_add (x, "domains", doms);
     }
 
   json_object *r = json_object_new_object ();
-  json_object_object_add (r, "explanation", x);
+  json_object_object_add (r, "explanation", g_steal_pointer (&x));
   vmem_call_reply (call, r);
 }
 
@@ -718,98 +867,86 @@ hook_reply (VmemCall *call, gboolean allow, const char *message, const char *xml
   vmem_call_reply (call, r);
 }
 
-/* Admission control for a managed domain that is about to start.  Answers
- * from the daemon's cache only: the domain is locked by libvirt while its
- * hook runs, so no libvirt call can be made here. */
-static gboolean
-admit (VmemDaemon *daemon, VmemDomainEntry *e, const VmemProfile *p, const VmemDomainInfo *x,
-       char **message)
+/* The boot footprint of a domain that is not managed: admission does not
+ * judge its start, but charges it, so that concurrent starts see it. */
+static guint64
+unmanaged_boot_mib (const VmemDomain *d)
 {
-  const VmemConfig *c = daemon->config;
-  const char *name = x->name;
-  guint64 memory = x->memory_mib;
-  guint64 current = x->current_mib ? x->current_mib : memory;
-  gboolean prealloc_whole = x->prealloc && p->mode == VMEM_MODE_BALLOON;
-  guint64 needed = prealloc_whole ? memory : current;
-  guint64 capacity = vmem_daemon_host_capacity (daemon);
-  guint64 committed = vmem_daemon_committed (daemon, x->uuid);
-  guint64 free_mib = capacity > committed ? capacity - committed : 0;
+  return d->prealloc || d->current_mib == 0 ? d->memory_mib : d->current_mib;
+}
 
-  if (e != NULL)
-    {
-      e->starting = TRUE;
-      e->starting_since = g_get_monotonic_time ();
-      e->boot_mib = needed;
-    }
+/* Admission control for a managed domain that is about to start.  Answers
+ * from memory only: the domain is locked by libvirt while its hook runs,
+ * so no libvirt call can be made here, and the store may be slow. */
+static gboolean
+admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message)
+{
+  const VmemConfig *c = CONFIG (m);
+  g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
+  const VmemAdmissionRequest req = {
+    .mode = c->admission,
+    .not_ready = c->not_ready,
+    .ready = vmem_cache_is_ready (m->ctx.cache),
+    .capacity_mib = m->ctx.capacity (m->ctx.user_data),
+    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                               commitments->len, d->uuid),
+    .name = d->name,
+    .workload = p->name,
+    .memory_mib = d->memory_mib,
+    .current_mib = d->current_mib,
+    .prealloc = d->prealloc,
+    .profile_mode = p->mode,
+  };
+  g_auto(VmemAdmissionDecision) out = { 0 };
+  vmem_admission_decide (&req, &out);
 
-  g_autofree char *s_need = vmem_size_format (needed);
-  g_autofree char *s_free = vmem_size_format (free_mib);
-  g_autofree char *s_cap = vmem_size_format (capacity);
-  g_autofree char *s_com = vmem_size_format (committed);
-  if (needed <= free_mib || c->admission == VMEM_ADMISSION_OFF)
+  if (out.verdict == VMEM_ADMISSION_REFUSE)
     {
-      vmem_log_decision (name, p->name, "admitted",
-                         "start of %s admitted: needs %s%s, %s free of %s (%s committed)", name,
-                         s_need, prealloc_whole ? " (whole <memory> preallocated)" : "", s_free,
-                         s_cap, s_com);
-      return TRUE;
+      vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
+      *message = g_steal_pointer (&out.message);
+      return FALSE;
     }
-  *message = g_strdup_printf ("vmemd: not enough host memory to start %s: needs %s%s, %s free "
-                              "of %s usable (%s committed to running domains)",
-                              name, s_need, prealloc_whole ? " (whole <memory> preallocated)" : "",
-                              s_free, s_cap, s_com);
-  if (c->admission == VMEM_ADMISSION_WARN)
+  if (out.warn)
     {
-      vmem_log_decision (name, p->name, "admitted-over", "%s; admitted anyway (admission=warn)",
-                         *message);
-      g_clear_pointer (message, g_free);
-      return TRUE;
+      vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
+      g_warning ("%s", out.message);
     }
-  vmem_log_decision (name, p->name, "refused", "%s", *message);
-  if (e != NULL)
-    e->starting = FALSE;
-  return FALSE;
+  else
+    vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
+  m->ctx.start_admitted (d->uuid, d->name, out.needed_mib, m->ctx.user_data);
+  return TRUE;
 }
 
 /* The definition being started carries the plan staged earlier; if the
  * estimate has moved since, the balloon target is corrected once the
  * domain runs (the STARTED event), and the log says why. */
 static void
-check_freshness (VmemDaemon *daemon, const VmemProfile *p, const VmemDomainInfo *x)
+check_freshness (VmemMethods *m, const VmemProfile *p, const VmemDomain *d)
 {
-  VmemVirtDomain d = {
-    .uuid = x->uuid,
-    .name = x->name,
-    .memory_mib = x->memory_mib,
-    .vcpus = x->vcpus,
-    .workload = (char *) p->name,
-  };
-  g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, &d);
-  if (sp == NULL)
-    return;
-  if (!x->has_plan)
+  const VmemConfig *c = CONFIG (m);
+  if (!d->has_plan)
     {
-      vmem_log_decision (x->name, p->name, "not-staged",
+      vmem_log_decision (d->name, p->name, "not-staged",
                          "%s starts without a staged plan; its balloon target is set once it runs",
-                         x->name);
+                         d->name);
       return;
     }
-  double moved = fabs ((double) sp->plan.demand_mib - (double) x->plan_demand_mib);
-  if (moved > daemon->config->hysteresis_mib &&
-      moved > (double) x->plan_demand_mib * daemon->config->hysteresis_pct / 100.0)
+  g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, d, m->ctx.user_data);
+  if (vmem_planner_moved (d->plan_demand_mib, sp->plan.demand_mib, c->hysteresis_pct,
+                          c->hysteresis_mib))
     {
-      g_autofree char *staged = vmem_size_format (x->plan_demand_mib);
+      g_autofree char *staged = vmem_size_format (d->plan_demand_mib);
       g_autofree char *now = vmem_size_format (sp->plan.demand_mib);
-      vmem_log_decision (x->name, p->name, "plan-stale",
+      vmem_log_decision (d->name, p->name, "plan-stale",
                          "%s starts with a stale plan (staged %s, now %s from %s); the balloon "
-                         "target is corrected once it runs", x->name, staged, now, sp->source);
+                         "target is corrected once it runs", d->name, staged, now, sp->source);
     }
 }
 
 static void
 method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
 {
-  VmemDaemon *daemon = user_data;
+  VmemMethods *m = user_data;
   g_autoptr(GError) error = NULL;
   const char *op, *subop, *extra, *domain, *uuid, *xml;
 
@@ -825,28 +962,27 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
       return;
     }
 
-  VmemDomainEntry *e = vmem_daemon_find_domain (daemon, uuid ? uuid : domain);
-  g_autoptr(VmemDomainInfo) x = NULL;
+  const VmemCacheEntry *e = vmem_cache_find (m->ctx.cache, uuid ? uuid : domain);
+  g_autoptr(VmemDomain) x = NULL;
   if (xml != NULL)
     {
-      x = vmem_xml_parse_domain (xml, &error);
+      x = vmem_domain_new_from_xml (xml, &error);
       if (x == NULL)
         {
           /* Never block a start on what we cannot read: log and let it go. */
-          g_warning ("hook %s %s for %s: unreadable domain XML: %s", op, subop, domain,
-                     error->message);
+          g_warning ("hook %s %s for %s: unreadable domain XML, not checked: %s", op, subop,
+                     domain, error->message);
           hook_reply (call, TRUE, NULL, NULL);
           return;
         }
     }
 
   /* Who is this? The XML the hook got is the truth for this start; the
-   * cache may not have seen the domain yet (transient, just defined). */
-  VmemVirtDomain probe = { 0 };
-  probe.name = (char *) domain;
-  /* A saved image predates a later assign; the domain is the same one. */
-  probe.workload = x && x->workload ? x->workload : (e ? e->info->workload : NULL);
-  const VmemProfile *p = vmem_daemon_profile_for (daemon, &probe);
+   * cache may not have seen the domain yet (transient, just defined).  A
+   * saved image predates a later assign; the domain is the same one. */
+  const char *tag = x && x->workload ? x->workload : (e ? e->domain->workload : NULL);
+  const VmemProfile *p = profile_for (m, tag, domain);
+  const char *id = x && x->uuid ? x->uuid : (uuid ? uuid : (e ? e->domain->uuid : NULL));
 
   g_info ("hook %s %s%s%s for %s%s%s", op, subop, extra ? " " : "", extra ? extra : "", domain,
           p ? ", workload " : " (unmanaged)", p ? p->name : "");
@@ -854,20 +990,29 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   if (g_str_equal (op, "prepare") && g_str_equal (subop, "begin"))
     {
       g_autofree char *message = NULL;
-      if (p == NULL || x == NULL)
+      if (x == NULL)
         {
+          if (p != NULL)
+            g_warning ("hook prepare for %s came without its XML: start not checked", domain);
           hook_reply (call, TRUE, NULL, NULL);
           return;
         }
-      gboolean ok = admit (daemon, e, p, x, &message);
+      if (p == NULL)
+        {
+          if (id != NULL)
+            m->ctx.start_admitted (id, domain, unmanaged_boot_mib (x), m->ctx.user_data);
+          hook_reply (call, TRUE, NULL, NULL);
+          return;
+        }
+      gboolean ok = admit (m, p, x, &message);
       if (ok)
-        check_freshness (daemon, p, x);
+        check_freshness (m, p, x);
       hook_reply (call, ok, message, NULL);
       return;
     }
 
-  if ((g_str_equal (op, "stopped") || g_str_equal (op, "release")) && e != NULL)
-    e->starting = FALSE;
+  if ((g_str_equal (op, "stopped") || g_str_equal (op, "release")) && id != NULL)
+    m->ctx.start_ended (id, op, m->ctx.user_data);
 
   /* Incoming migration and restore: libvirt uses the XML the hook prints,
    * if it passes the ABI check, so only non-ABI parts (preallocation) go in
@@ -875,15 +1020,8 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   if ((g_str_equal (op, "migrate") || g_str_equal (op, "restore")) &&
       g_str_equal (subop, "begin") && p != NULL && x != NULL)
     {
-      VmemVirtDomain d = {
-        .uuid = x->uuid,
-        .name = x->name,
-        .memory_mib = x->memory_mib,
-        .vcpus = x->vcpus,
-        .workload = probe.workload,
-      };
-      g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, &d);
-      g_autofree char *out = sp ? vmem_xml_migrate_variant (xml, &sp->plan, &error) : NULL;
+      g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, x, m->ctx.user_data);
+      g_autofree char *out = vmem_xml_migrate_variant (xml, &sp->plan, &error);
       if (error != NULL)
         g_warning ("hook %s for %s: %s; XML left as it is", op, domain, error->message);
       else if (out != NULL)
@@ -898,10 +1036,12 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
 
 /* ---- registration ----------------------------------------------------- */
 
-void
-vmem_daemon_register_methods (VmemDaemon *daemon)
+VmemMethods *
+vmem_methods_register (VmemServer *s, const VmemMethodsContext *context)
 {
-  VmemServer *s = daemon->server;
+  VmemMethods *m = g_new0 (VmemMethods, 1);
+  m->ctx = *context;
+
   /* Looked up in our own resource: a static library would drop a resource
    * that only registers itself from a constructor. */
   g_autoptr(GBytes) idl = g_resource_lookup_data (vmemd_get_resource (),
@@ -911,15 +1051,22 @@ vmem_daemon_register_methods (VmemDaemon *daemon)
   g_autofree char *text = g_strndup (g_bytes_get_data (idl, NULL), g_bytes_get_size (idl));
 
   vmem_server_add_interface (s, VMEM_VARLINK_INTERFACE, text);
-  vmem_server_add_method (s, "io.vmemd.Ping", 0, method_ping, daemon);
-  vmem_server_add_method (s, "io.vmemd.ProfileList", VMEM_METHOD_ADMIN, method_profile_list, daemon);
-  vmem_server_add_method (s, "io.vmemd.ProfileGet", VMEM_METHOD_ADMIN, method_profile_get, daemon);
-  vmem_server_add_method (s, "io.vmemd.ProfileSet", VMEM_METHOD_ADMIN, method_profile_set, daemon);
-  vmem_server_add_method (s, "io.vmemd.ProfileDelete", VMEM_METHOD_ADMIN, method_profile_delete, daemon);
-  vmem_server_add_method (s, "io.vmemd.ProfileImport", VMEM_METHOD_ADMIN, method_profile_import, daemon);
-  vmem_server_add_method (s, "io.vmemd.Assign", VMEM_METHOD_ADMIN, method_assign, daemon);
-  vmem_server_add_method (s, "io.vmemd.Unassign", VMEM_METHOD_ADMIN, method_unassign, daemon);
-  vmem_server_add_method (s, "io.vmemd.Status", VMEM_METHOD_ADMIN, method_status, daemon);
-  vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, daemon);
-  vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, daemon);
+  vmem_server_add_method (s, "io.vmemd.Ping", 0, method_ping, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileList", VMEM_METHOD_ADMIN, method_profile_list, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileGet", VMEM_METHOD_ADMIN, method_profile_get, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileSet", VMEM_METHOD_ADMIN, method_profile_set, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileDelete", VMEM_METHOD_ADMIN, method_profile_delete, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileImport", VMEM_METHOD_ADMIN, method_profile_import, m);
+  vmem_server_add_method (s, "io.vmemd.Assign", VMEM_METHOD_ADMIN, method_assign, m);
+  vmem_server_add_method (s, "io.vmemd.Unassign", VMEM_METHOD_ADMIN, method_unassign, m);
+  vmem_server_add_method (s, "io.vmemd.Status", VMEM_METHOD_ADMIN, method_status, m);
+  vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, m);
+  vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, m);
+  return m;
+}
+
+void
+vmem_methods_free (VmemMethods *m)
+{
+  g_free (m);
 }

@@ -785,12 +785,10 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
 
 /* ---- server ----------------------------------------------------------- */
 
-VmemServer *
-vmem_server_new (const VmemServerLimits *limits)
+void
+vmem_server_set_limits (VmemServer *s, const VmemServerLimits *limits)
 {
-  VmemServer *s = g_new0 (VmemServer, 1);
-  if (limits != NULL)
-    s->limits = *limits;
+  s->limits = limits != NULL ? *limits : (VmemServerLimits){ 0 };
   if (s->limits.max_message == 0)
     s->limits.max_message = VMEM_VARLINK_MAX_MESSAGE;
   if (s->limits.max_clients == 0)
@@ -799,6 +797,13 @@ vmem_server_new (const VmemServerLimits *limits)
     s->limits.request_timeout_s = 10;
   if (s->limits.idle_timeout_s == 0)
     s->limits.idle_timeout_s = 300;
+}
+
+VmemServer *
+vmem_server_new (const VmemServerLimits *limits)
+{
+  VmemServer *s = g_new0 (VmemServer, 1);
+  vmem_server_set_limits (s, limits);
   s->listen_fd = -1;
   s->context = g_main_context_ref_thread_default ();
   s->methods = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);

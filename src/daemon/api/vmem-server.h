@@ -58,6 +58,9 @@ typedef struct {
 typedef void (*VmemMethodFunc) (VmemCall *call, json_object *parameters, gpointer user_data);
 
 VmemServer *vmem_server_new (const VmemServerLimits *limits /* may be NULL */);
+/* Replaces the limits (zero fields take the default); connections already
+ * open follow them from their next step on. */
+void        vmem_server_set_limits (VmemServer *server, const VmemServerLimits *limits);
 /* Closes every connection (pending calls stay valid; their replies go
  * nowhere) and removes the socket file that vmem_server_listen created. */
 void        vmem_server_free (VmemServer *server);

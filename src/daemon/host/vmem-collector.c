@@ -1,20 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-collector.h"
-#include "vmem-demand.h"
 #include "vmem-error.h"
-#include "vmem-log.h"
 
 #include <string.h>
 
-/* Seconds after a start during which host-side samples are not recorded. */
-#define STARTUP_GRACE_S 120
-
 struct _VmemCollector {
-  VmemDaemon *daemon;
-  guint       interval;
-  guint       timer_id;
-  gboolean    busy;
-  guint       cycles;
+  VmemVirt              *virt;
+  VmemCollectorCallbacks callbacks;
+  gpointer               user_data;
+  guint                  interval;
+  guint                  timer_id;
+  gboolean               busy;
 };
 
 void
@@ -40,6 +36,14 @@ vmem_collector_used_mib (const VmemBalloonStats *s, gint64 now, guint interval,
     }
   *guest_quality = FALSE;
   return s->rss_kib / 1024;
+}
+
+gboolean
+vmem_collector_keep_sample (gboolean guest_quality, gint64 active_since, gint64 now)
+{
+  if (guest_quality)
+    return TRUE;
+  return active_since > 0 && now - active_since >= VMEM_COLLECTOR_STARTUP_GRACE_S * G_USEC_PER_SEC;
 }
 
 typedef struct {
@@ -129,124 +133,52 @@ collect_done (gpointer result, const GError *error, gpointer data)
   CollectJob *j = data;
   VmemCollector *c = j->c;
   g_autoptr(GPtrArray) stats = result;
-  VmemDaemon *daemon = c->daemon;
 
   c->busy = FALSE;
   if (error != NULL)
     {
-      g_debug ("collector: %s", error->message);
+      if (c->callbacks.failed != NULL)
+        c->callbacks.failed (error, c->user_data);
       return;
     }
-
-  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
-  g_autoptr(GArray) samples = g_array_new (FALSE, TRUE, sizeof (VmemSample));
-  for (guint i = 0; i < stats->len; i++)
-    {
-      VmemBalloonStats *s = g_ptr_array_index (stats, i);
-      VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, s->uuid);
-      if (e == NULL)
-        continue;
-      /* The cache's balloon size is what admission control counts. */
-      if (s->current_kib > 0)
-        e->info->current_mib = s->current_kib / 1024;
-      const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
-      if (p == NULL)
-        continue;
-      gboolean guest = FALSE;
-      guint64 used = vmem_collector_used_mib (s, now, c->interval, &guest);
-      /* Until the guest's balloon driver reports, the host only sees QEMU's
-       * RSS, which right after a preallocated boot is the whole <memory>,
-       * not what the workload uses: give the guest a grace period. */
-      if (!guest && (e->active_since == 0 ||
-                     g_get_monotonic_time () - e->active_since < STARTUP_GRACE_S * G_USEC_PER_SEC))
-        continue;
-      VmemSample smp = {
-        .uuid = e->info->uuid,
-        .host = daemon->config->host_name,
-        .workload = p->name,
-        .t = now,
-        .used_mib = used,
-        .rss_mib = s->rss_kib / 1024,
-        .current_mib = s->current_kib / 1024,
-        .available_mib = s->available_kib / 1024,
-        .usable_mib = s->usable_kib / 1024,
-        .guest_quality = guest,
-        .swap_in = s->swap_in_kib,
-        .major_fault = s->major_fault,
-        .vcpus = s->vcpus ? s->vcpus : e->info->vcpus,
-      };
-      g_array_append_val (samples, smp);
-    }
-  if (samples->len > 0)
-    {
-      g_autoptr(GError) local = NULL;
-      if (!vmem_store_samples_add (daemon->store, (VmemSample *) samples->data, samples->len,
-                                   &local))
-        g_warning ("cannot record %u samples: %s", samples->len, local->message);
-      else
-        {
-          /* Peers' new peaks may move the estimate of domains staged earlier. */
-          g_autoptr(GHashTable) moved = g_hash_table_new (g_str_hash, g_str_equal);
-          for (guint i = 0; i < samples->len; i++)
-            {
-              VmemSample *smp = &g_array_index (samples, VmemSample, i);
-              VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, smp->uuid);
-              if (e == NULL)
-                continue;
-              vmem_demand_observe (daemon, e, smp);
-              g_hash_table_add (moved, (gpointer) smp->workload);
-            }
-          GHashTableIter it;
-          const char *w;
-          g_hash_table_iter_init (&it, moved);
-          while (g_hash_table_iter_next (&it, (gpointer *) &w, NULL))
-            vmem_demand_restage_moved (daemon, w);
-        }
-    }
-
-  /* Retention, once an hour's worth of cycles. */
-  if (++c->cycles % MAX (1u, 3600 / MAX (c->interval, 1u)) == 1)
-    {
-      g_autoptr(GError) local = NULL;
-      if (!vmem_store_prune (daemon->store, now, daemon->config->raw_retention_hours,
-                             daemon->config->peak_retention_days, &local))
-        g_warning ("cannot prune old samples: %s", local->message);
-    }
+  if (c->callbacks.collected != NULL)
+    c->callbacks.collected (stats, g_get_real_time () / G_USEC_PER_SEC, c->user_data);
 }
 
 static gboolean
 tick (gpointer user_data)
 {
   VmemCollector *c = user_data;
-  VmemDaemon *daemon = c->daemon;
 
-  if (c->busy || !vmem_virt_is_connected (daemon->virt))
+  if (c->busy || !vmem_virt_is_connected (c->virt))
     return G_SOURCE_CONTINUE;
   CollectJob *j = g_new0 (CollectJob, 1);
   j->c = c;
-  j->want_period = g_ptr_array_new_with_free_func (g_free);
-  GHashTableIter it;
-  VmemDomainEntry *e;
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
-    if (e->info->active && !e->period_set && vmem_daemon_profile_for (daemon, e->info) != NULL)
-      {
-        g_ptr_array_add (j->want_period, g_strdup (e->info->uuid));
-        e->period_set = TRUE;
-      }
+  if (c->callbacks.want_period != NULL)
+    j->want_period = c->callbacks.want_period (c->user_data);
   c->busy = TRUE;
-  vmem_virt_submit (daemon->virt, "collect", collect_work, collect_done, j,
+  vmem_virt_submit (c->virt, "collect", "collect", collect_work, collect_done, j,
                     (GDestroyNotify) collect_job_free, (GDestroyNotify) g_ptr_array_unref);
   return G_SOURCE_CONTINUE;
 }
 
 VmemCollector *
-vmem_collector_new (VmemDaemon *daemon)
+vmem_collector_new (VmemVirt *virt, guint interval, const VmemCollectorCallbacks *callbacks,
+                    gpointer user_data)
 {
   VmemCollector *c = g_new0 (VmemCollector, 1);
-  c->daemon = daemon;
-  vmem_collector_set_interval (c, daemon->config->stats_interval);
+  c->virt = virt;
+  if (callbacks != NULL)
+    c->callbacks = *callbacks;
+  c->user_data = user_data;
+  vmem_collector_set_interval (c, interval);
   return c;
+}
+
+guint
+vmem_collector_get_interval (VmemCollector *c)
+{
+  return c->interval;
 }
 
 void

@@ -7,15 +7,30 @@
  * balloon.usable) when the guest reported within two periods, otherwise the
  * host's (QEMU RSS), flagged as lower quality. */
 
-#include "vmem-daemon-private.h"
+#include "vmem-virt.h"
 
 G_BEGIN_DECLS
 
 typedef struct _VmemCollector VmemCollector;
 
-VmemCollector *vmem_collector_new (VmemDaemon *daemon);
+typedef struct {
+  /* Main context, before each cycle: the uuids (strings, transfer full) of
+   * running managed domains that still need a stats period; may be NULL. */
+  GPtrArray *(*want_period) (gpointer user_data);
+  /* Main context: one cycle's statistics (VmemBalloonStats, transfer none),
+   * read at @now (unix seconds), one per running domain. */
+  void (*collected) (GPtrArray *stats, gint64 now, gpointer user_data);
+  /* Main context: a cycle failed. */
+  void (*failed) (const GError *error, gpointer user_data);
+} VmemCollectorCallbacks;
+
+/* Takes one cycle every @interval seconds, while @virt is connected and the
+ * previous cycle has finished. */
+VmemCollector *vmem_collector_new (VmemVirt *virt, guint interval,
+                                   const VmemCollectorCallbacks *callbacks, gpointer user_data);
 void           vmem_collector_free (VmemCollector *collector);
 void           vmem_collector_set_interval (VmemCollector *collector, guint seconds);
+guint          vmem_collector_get_interval (VmemCollector *collector);
 
 /* One domain's balloon statistics, as libvirt reports them (KiB). */
 typedef struct {
@@ -39,5 +54,15 @@ void vmem_balloon_stats_free (VmemBalloonStats *s);
 /* Pure: the used memory in MiB and whether it is the guest's own figure. */
 guint64 vmem_collector_used_mib (const VmemBalloonStats *s, gint64 now, guint interval,
                                  gboolean *guest_quality);
+
+/* Seconds after a start during which host-side samples are not recorded:
+ * right after a preallocated boot QEMU's RSS is the whole <memory>, not what
+ * the workload uses. */
+#define VMEM_COLLECTOR_STARTUP_GRACE_S 120
+
+/* Pure: whether a sample is worth keeping.  A guest's own figure always is;
+ * a host-side one only once the domain has run for the grace period
+ * (@active_since and @now are monotonic µs; 0 = not known running). */
+gboolean vmem_collector_keep_sample (gboolean guest_quality, gint64 active_since, gint64 now);
 
 G_END_DECLS

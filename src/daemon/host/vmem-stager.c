@@ -1,106 +1,76 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-stager.h"
-#include "vmem-demand.h"
-#include "vmem-cleanup.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
 #include "vmem-units.h"
 
-#include <math.h>
-#include <string.h>
+struct _VmemStager {
+  VmemVirt           *virt;
+  VmemStagerCallbacks callbacks;
+  gpointer            user_data;
+  guint64             replaced;
+  GHashTable         *deferred; /* uuid -> why; main thread */
 
-/* 0: keep a balloon's own stats period, 5 s where it has none. */
-#define STATS_PERIOD_S 0
+  /* Shared with the worker thread, under lock. */
+  GMutex              lock;
+  GHashTable         *held;     /* uuid set: starts under way */
+  GHashTable         *written;  /* uuid -> VmemDomain last defined */
+};
 
-void
-vmem_staged_plan_free (VmemStagedPlan *sp)
+static const char *const outcome_names[] = {
+  "staged", "unchanged", "observed", "deferred", "skipped", "gone", "failed",
+};
+
+const char *
+vmem_stage_outcome_to_string (VmemStageOutcome outcome)
 {
-  if (sp == NULL)
-    return;
-  g_free (sp->workload);
-  g_free (sp->source);
-  vmem_json_put (sp->reasons);
-  g_free (sp);
+  return (guint) outcome < G_N_ELEMENTS (outcome_names) ? outcome_names[outcome] : "unknown";
 }
 
-VmemStagedPlan *
-vmem_stager_plan (VmemDaemon *daemon, const VmemVirtDomain *d)
+VmemStager *
+vmem_stager_new (VmemVirt *virt, const VmemStagerCallbacks *callbacks, gpointer user_data)
 {
-  const VmemProfile *p = vmem_daemon_profile_for (daemon, d);
-  if (p == NULL)
-    return NULL;
+  VmemStager *s = g_new0 (VmemStager, 1);
+  s->virt = virt;
+  if (callbacks != NULL)
+    s->callbacks = *callbacks;
+  s->user_data = user_data;
+  g_mutex_init (&s->lock);
+  s->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  s->written = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify) vmem_domain_free);
+  s->deferred = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  return s;
+}
 
-  g_autoptr(VmemStagedPlan) sp = g_new0 (VmemStagedPlan, 1);
-  json_object *r = json_object_new_object ();
-  sp->reasons = r;
-  sp->workload = g_strdup (p->name);
-  json_object_object_add (r, "workload", json_object_new_string (p->name));
-  json_object_object_add (r, "tagged", json_object_new_boolean (d->workload != NULL));
-
-  /* Peers' history first, the profile's manual demand when it is thin,
-   * clamped to floor, ceiling and <memory>: the estimator decides and says
-   * why. */
-  g_autoptr(GError) error = NULL;
-  g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon, d, p, &error);
-  guint64 demand = 0;
-  const char *source = "domain";
-  json_object *clamps = json_object_new_array ();
-  if (est == NULL)
-    g_warning ("cannot estimate the demand of %s: %s", d->name, error->message);
-  else if (est->source != VMEM_SOURCE_NONE && est->demand_mib > 0)
-    {
-      demand = est->demand_mib;
-      source = vmem_estimate_source_to_string (est->source);
-      json_object_object_add (r, "why", json_object_new_string (est->reason ? est->reason : ""));
-      json_object_object_add (r, "unclamped_mib", json_object_new_int64 ((gint64) ceil (est->raw_mib)));
-      if (est->clamps & VMEM_CLAMP_FLOOR)
-        json_object_array_add (clamps, json_object_new_string ("raised to the profile's floor"));
-      if (est->clamps & VMEM_CLAMP_CEILING)
-        json_object_array_add (clamps, json_object_new_string ("lowered to the profile's ceiling"));
-      if (est->clamps & VMEM_CLAMP_DOMAIN_MEMORY)
-        json_object_array_add (clamps, json_object_new_string ("lowered to the domain's <memory>"));
-      json_object_object_add (r, "estimate", vmem_estimate_to_json (est));
-      sp->plan.peers = est->peers ? est->peers->len : 0;
-    }
-  if (demand == 0)
-    {
-      /* Nothing to go on: the domain keeps its whole <memory>. */
-      demand = d->memory_mib;
-      json_object_object_add (r, "why", json_object_new_string (
-                                "no peer history and no manual demand: the domain's whole <memory>"));
-      json_object_object_add (r, "unclamped_mib", json_object_new_int64 ((gint64) demand));
-    }
-  json_object_object_add (r, "clamps", clamps);
-  json_object_object_add (r, "demand_mib", json_object_new_int64 ((gint64) demand));
-  json_object_object_add (r, "source", json_object_new_string (source));
-  json_object_object_add (r, "prealloc", json_object_new_boolean (p->prealloc));
-  json_object_object_add (r, "mode", json_object_new_string (vmem_mode_to_string (p->mode)));
-
-  sp->source = g_strdup (source);
-  sp->plan.demand_mib = demand;
-  sp->plan.prealloc = p->prealloc;
-  sp->plan.stats_period = STATS_PERIOD_S;
-  sp->plan.mode = p->mode;
-  sp->plan.workload = sp->workload;
-  sp->plan.source = sp->source;
-  sp->plan.time = g_get_real_time () / G_USEC_PER_SEC;
-  return g_steal_pointer (&sp);
+void
+vmem_stager_free (VmemStager *s)
+{
+  if (s == NULL)
+    return;
+  g_hash_table_unref (s->held);
+  g_hash_table_unref (s->written);
+  g_hash_table_unref (s->deferred);
+  g_mutex_clear (&s->lock);
+  g_free (s);
 }
 
 /* ---- staging job ------------------------------------------------------ */
 
 typedef struct {
-  VmemDaemon     *daemon;
+  VmemStager     *stager;
   char           *uuid;
   char           *why;
   VmemStagedPlan *sp;
-  gboolean        changed;
   char           *name;
+  gboolean        completed;
 } StageJob;
 
 static void
 stage_job_free (StageJob *j)
 {
+  if (!j->completed)
+    j->stager->replaced++;
   g_free (j->uuid);
   g_free (j->why);
   g_free (j->name);
@@ -108,18 +78,36 @@ stage_job_free (StageJob *j)
   g_free (j);
 }
 
+static gboolean
+is_held (VmemStager *s, const char *uuid)
+{
+  g_mutex_lock (&s->lock);
+  gboolean held = g_hash_table_contains (s->held, uuid);
+  g_mutex_unlock (&s->lock);
+  return held;
+}
+
+/* A stage job's result: the outcome, offset so that none is NULL. */
+#define OUTCOME(o) GINT_TO_POINTER ((o) + 1)
+
+/* Worker thread. */
 static gpointer
 stage_work (virConnectPtr conn, gpointer data, GError **error)
 {
   StageJob *j = data;
+  VmemStager *s = j->stager;
+
   g_autoptr(virDomain) dom = vmem_virt_lookup (conn, j->uuid, error);
   if (dom == NULL)
     return NULL;
   j->name = g_strdup (virDomainGetName (dom));
+  if (is_held (s, j->uuid))
+    return OUTCOME (VMEM_STAGE_DEFERRED);
   if (virDomainIsPersistent (dom) != 1)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE, "transient domain");
-      return NULL;
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "transient domain: vmemd manages persistent domains only");
+      return OUTCOME (VMEM_STAGE_SKIPPED);
     }
   /* SECURE: without it a VNC or SPICE password would be lost on define. */
   g_autofree char *xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
@@ -128,11 +116,22 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
       vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read the definition");
       return NULL;
     }
-  /* Keep the plan's original time when nothing else changes, so that a
-   * re-stage of an unchanged plan is a no-op. */
   g_autoptr(VmemDomainInfo) info = vmem_xml_parse_domain (xml, error);
   if (info == NULL)
     return NULL;
+
+  /* The plan was made for a domain tagged so (or matched by its name);
+   * an unassign or a retag since then wins. */
+  if (j->sp->by_tag ? g_strcmp0 (info->workload, j->sp->workload) != 0 : info->workload != NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "its workload tag changed since the plan was made (now %s)",
+                   info->workload ? info->workload : "none");
+      return OUTCOME (VMEM_STAGE_SKIPPED);
+    }
+
+  /* Keep the plan's original time when nothing else changes, so that a
+   * re-stage of an unchanged plan is a no-op. */
   if (info->plan_demand_mib == j->sp->plan.demand_mib && info->plan_time != 0 &&
       g_strcmp0 (info->plan_source, j->sp->plan.source) == 0)
     j->sp->plan.time = info->plan_time;
@@ -142,112 +141,102 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
   if (next == NULL)
     return NULL;
   if (!changed)
-    return g_strdup ("unchanged");
+    return OUTCOME (VMEM_STAGE_UNCHANGED);
   if (j->sp->plan.mode == VMEM_MODE_OBSERVE)
-    return g_strdup ("observed");
+    return OUTCOME (VMEM_STAGE_OBSERVED);
+
+  if (is_held (s, j->uuid))
+    return OUTCOME (VMEM_STAGE_DEFERRED);
+  /* Remembered before the define: its DEFINED event may be dispatched
+   * before this job's result. */
+  VmemDomain *mine = vmem_domain_new_from_xml (next, NULL);
+  g_mutex_lock (&s->lock);
+  if (mine != NULL)
+    g_hash_table_replace (s->written, g_strdup (j->uuid), mine);
+  g_mutex_unlock (&s->lock);
 
   virDomainPtr defined = virDomainDefineXMLFlags (conn, next, VIR_DOMAIN_DEFINE_VALIDATE);
   if (defined == NULL)
     {
       vmem_virt_set_error (error, VMEM_ERROR_FAILED, "libvirt refused the staged definition");
+      g_mutex_lock (&s->lock);
+      g_hash_table_remove (s->written, j->uuid);
+      g_mutex_unlock (&s->lock);
       return NULL;
     }
   virDomainFree (defined);
-  j->changed = TRUE;
-  return g_strdup ("staged");
+  return OUTCOME (VMEM_STAGE_STAGED);
 }
 
+/* Main context. */
 static void
 stage_done (gpointer result, const GError *error, gpointer data)
 {
   StageJob *j = data;
-  g_autofree char *outcome = result;
-  const char *name = j->name ? j->name : j->uuid;
+  VmemStager *s = j->stager;
+  VmemStageOutcome outcome;
 
-  if (error != NULL)
-    {
-      if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
-        return;
-      vmem_log_decision (name, j->sp->workload, "not-staged", "cannot stage %s (%s): %s", name,
-                         j->why, error->message);
-      return;
-    }
-  if (g_strcmp0 (outcome, "observed") == 0)
-    {
-      g_autofree char *d = vmem_size_format (j->sp->plan.demand_mib);
-      vmem_log_decision (name, j->sp->workload, "observed",
-                         "would stage %s (%s): demand %s from %s (mode observe: nothing changed)",
-                         name, j->why, d, j->sp->source);
-      return;
-    }
-  VmemDomainEntry *e = g_hash_table_lookup (j->daemon->domains, j->uuid);
-  if (e != NULL)
-    e->staged_mib = j->sp->plan.demand_mib;
-  if (!j->changed)
-    {
-      g_debug ("plan of %s unchanged (%s)", name, j->why);
-      return;
-    }
-  g_autofree char *demand = vmem_size_format (j->sp->plan.demand_mib);
-  vmem_log_decision (name, j->sp->workload, "staged",
-                     "staged %s for its next start (%s): demand %s from %s, prealloc %s, mode %s",
-                     name, j->why, demand, j->sp->source, j->sp->plan.prealloc ? "on" : "off",
-                     vmem_mode_to_string (j->sp->plan.mode));
+  j->completed = TRUE;
+  if (result != NULL)
+    outcome = (VmemStageOutcome) (GPOINTER_TO_INT (result) - 1);
+  else if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+    outcome = VMEM_STAGE_GONE;
+  else
+    outcome = VMEM_STAGE_FAILED;
 
-  g_autoptr(GError) local = NULL;
-  g_autofree char *reasons = g_strdup (json_object_to_json_string_ext (j->sp->reasons, JSON_C_TO_STRING_PLAIN));
-  VmemPlanRow row = {
-    .uuid = j->uuid,
-    .workload = j->sp->workload,
-    .t = j->sp->plan.time,
-    .demand_mib = j->sp->plan.demand_mib,
-    .source = j->sp->source,
-    .reasons_json = reasons,
-  };
-  if (!vmem_store_plan_add (j->daemon->store, &row, &local))
-    g_warning ("cannot record the plan of %s: %s", name, local->message);
+  if (outcome == VMEM_STAGE_DEFERRED)
+    g_hash_table_replace (s->deferred, g_strdup (j->uuid), g_strdup (j->why));
+  if (s->callbacks.staged != NULL)
+    s->callbacks.staged (j->uuid, j->name ? j->name : j->uuid, j->sp, outcome, error, j->why,
+                         s->user_data);
 }
 
 void
-vmem_stager_stage (VmemDaemon *daemon, const char *uuid, const char *why)
+vmem_stager_stage (VmemStager *s, const char *uuid, VmemStagedPlan *plan, const char *why)
 {
-  VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, uuid);
-  if (e == NULL || !e->info->persistent)
-    return;
-  if (e->starting)
-    {
-      /* libvirt holds the domain's lock through its start; stage after. */
-      e->stage_pending = TRUE;
-      return;
-    }
+  g_return_if_fail (uuid != NULL && plan != NULL);
+
   StageJob *j = g_new0 (StageJob, 1);
-  j->sp = vmem_stager_plan (daemon, e->info);
-  if (j->sp == NULL)
-    {
-      g_free (j);
-      return;
-    }
-  j->daemon = daemon;
+  j->stager = s;
   j->uuid = g_strdup (uuid);
   j->why = g_strdup (why);
-  vmem_virt_submit (daemon->virt, "stage", stage_work, stage_done, j,
-                    (GDestroyNotify) stage_job_free, g_free);
+  j->sp = plan;
+  g_autofree char *key = g_strconcat ("stage:", uuid, NULL);
+  vmem_virt_submit (s->virt, "stage", key, stage_work, stage_done, j,
+                    (GDestroyNotify) stage_job_free, NULL);
 }
 
 void
-vmem_stager_stage_workload (VmemDaemon *daemon, const char *workload, const char *why)
+vmem_stager_hold (VmemStager *s, const char *uuid)
 {
-  GHashTableIter it;
-  const char *uuid;
-  VmemDomainEntry *e;
+  g_mutex_lock (&s->lock);
+  g_hash_table_add (s->held, g_strdup (uuid));
+  g_mutex_unlock (&s->lock);
+}
 
-  g_hash_table_iter_init (&it, daemon->domains);
-  while (g_hash_table_iter_next (&it, (gpointer *) &uuid, (gpointer *) &e))
-    {
-      const VmemProfile *p = vmem_daemon_profile_for (daemon, e->info);
-      if (p != NULL && (workload == NULL || g_str_equal (p->name, workload)))
-        vmem_stager_stage (daemon, uuid, why);
-    }
+gboolean
+vmem_stager_unhold (VmemStager *s, const char *uuid)
+{
+  g_mutex_lock (&s->lock);
+  g_hash_table_remove (s->held, uuid);
+  g_mutex_unlock (&s->lock);
+  return g_hash_table_remove (s->deferred, uuid);
+}
+
+gboolean
+vmem_stager_is_own_define (VmemStager *s, const VmemDomain *domain)
+{
+  g_mutex_lock (&s->lock);
+  const VmemDomain *mine = g_hash_table_lookup (s->written, domain->uuid);
+  gboolean own = mine != NULL && vmem_domain_same_definition (mine, domain);
+  g_mutex_unlock (&s->lock);
+  return own;
+}
+
+guint64
+vmem_stager_n_replaced (VmemStager *s)
+{
+  return s->replaced;
 }
 
 /* ---- live balloon target --------------------------------------------- */
@@ -287,7 +276,8 @@ live_done (gpointer result, const GError *error, gpointer data)
   g_autofree char *name = result;
   if (error != NULL)
     {
-      g_warning ("%s", error->message);
+      if (!g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+        g_warning ("%s", error->message);
       return;
     }
   g_autofree char *target = vmem_size_format (j->target_mib);
@@ -295,17 +285,12 @@ live_done (gpointer result, const GError *error, gpointer data)
 }
 
 void
-vmem_stager_apply_live (VmemDaemon *daemon, const char *uuid)
+vmem_stager_set_live_target (VmemStager *s, const char *uuid, guint64 target_mib)
 {
-  VmemDomainEntry *e = g_hash_table_lookup (daemon->domains, uuid);
-  if (e == NULL || !e->info->active)
-    return;
-  g_autoptr(VmemStagedPlan) sp = vmem_stager_plan (daemon, e->info);
-  if (sp == NULL || sp->plan.mode != VMEM_MODE_BALLOON || sp->plan.demand_mib >= e->info->memory_mib)
-    return;
   LiveJob *j = g_new0 (LiveJob, 1);
   j->uuid = g_strdup (uuid);
-  j->target_mib = sp->plan.demand_mib;
-  vmem_virt_submit (daemon->virt, "set balloon", live_work, live_done, j,
+  j->target_mib = target_mib;
+  g_autofree char *key = g_strconcat ("live:", uuid, NULL);
+  vmem_virt_submit (s->virt, "set balloon", key, live_work, live_done, j,
                     (GDestroyNotify) live_job_free, g_free);
 }

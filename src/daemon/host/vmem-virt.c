@@ -1,72 +1,42 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-virt.h"
 #include "vmem-error.h"
+#include "vmem-worker.h"
 
 #include <libvirt-glib/libvirt-glib.h>
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <string.h>
 
 #define RECONNECT_MIN_S 1
 #define RECONNECT_MAX_S 30
 
 typedef struct {
-  char            *what;
+  VmemVirt        *virt;
   VmemVirtWorkFunc work;
   VmemVirtDoneFunc done;
   gpointer         data;
   GDestroyNotify   data_free;
-  GDestroyNotify   result_free;
-  gpointer         result;
-  GError          *error;
-  VmemVirt        *virt;
-} Job;
+  gboolean         is_connect;
+} VirtJob;
 
 struct _VmemVirt {
   char             *uri;
   VmemVirtCallbacks callbacks;
   gpointer          user_data;
+  VmemWorker       *worker;
 
   /* Worker-thread state. */
-  GThread          *thread;
-  GAsyncQueue      *queue;
   virConnectPtr     conn;
   int               cb_lifecycle;
   int               cb_metadata;
 
   /* Main-context state. */
-  GMainContext     *context;
   gboolean          connected;
   gboolean          connecting;
   guint             reconnect_id;
   guint             backoff;
   gboolean          stopping;
 };
-
-/* A job that only marks the end of the queue. */
-static Job stop_job;
-
-void
-vmem_virt_domain_free (VmemVirtDomain *d)
-{
-  if (d == NULL)
-    return;
-  g_free (d->uuid);
-  g_free (d->name);
-  g_free (d->workload);
-  g_free (d);
-}
-
-VmemVirtDomain *
-vmem_virt_domain_copy (const VmemVirtDomain *d)
-{
-  VmemVirtDomain *c = g_memdup2 (d, sizeof *d);
-  c->uuid = g_strdup (d->uuid);
-  c->name = g_strdup (d->name);
-  c->workload = g_strdup (d->workload);
-  return c;
-}
 
 void
 vmem_virt_set_error (GError **error, int code, const char *fmt, ...)
@@ -81,24 +51,36 @@ vmem_virt_set_error (GError **error, int code, const char *fmt, ...)
 }
 
 static void
-job_free (Job *job)
+virt_job_free (VirtJob *job)
 {
   if (job->data_free != NULL && job->data != NULL)
     job->data_free (job->data);
-  if (job->result_free != NULL && job->result != NULL)
-    job->result_free (job->result);
-  g_clear_error (&job->error);
-  g_free (job->what);
   g_free (job);
 }
 
-static gboolean
-job_complete_cb (gpointer user_data)
+/* Worker thread. */
+static gpointer
+virt_job_work (gpointer state, gpointer data, GError **error)
 {
-  Job *job = user_data;
+  VmemVirt *virt = state;
+  VirtJob *job = data;
+
+  if (virt->conn == NULL && !job->is_connect)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE, "not connected to libvirt (%s)",
+                   virt->uri);
+      return NULL;
+    }
+  return job->work (virt->conn, job->data, error);
+}
+
+/* Main context. */
+static void
+virt_job_done (gpointer result, const GError *error, gpointer data)
+{
+  VirtJob *job = data;
   if (job->done != NULL)
-    job->done (g_steal_pointer (&job->result), job->error, job->data);
-  return G_SOURCE_REMOVE;
+    job->done (result, error, job->data);
 }
 
 static void connect_done (gpointer result, const GError *error, gpointer data);
@@ -120,31 +102,6 @@ worker_close_conn (VmemVirt *virt)
   virResetLastError ();
   virConnectClose (virt->conn);
   virt->conn = NULL;
-}
-
-static gpointer
-worker_main (gpointer user_data)
-{
-  VmemVirt *virt = user_data;
-
-  for (;;)
-    {
-      Job *job = g_async_queue_pop (virt->queue);
-      if (job == &stop_job)
-        break;
-
-      if (virt->conn == NULL && job->done != connect_done)
-        g_set_error (&job->error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE,
-                     "not connected to libvirt (%s)", virt->uri);
-      else
-        job->result = job->work (virt->conn, job->data, &job->error);
-
-      g_main_context_invoke_full (virt->context, G_PRIORITY_DEFAULT, job_complete_cb, job,
-                                  (GDestroyNotify) job_free);
-    }
-
-  worker_close_conn (virt);
-  return NULL;
 }
 
 /* ---- events (main context) -------------------------------------------- */
@@ -289,7 +246,21 @@ vmem_virt_start (VmemVirt *virt)
   if (virt->connected || virt->connecting || virt->stopping)
     return;
   virt->connecting = TRUE;
-  vmem_virt_submit (virt, "connect", connect_work, connect_done, virt, NULL, NULL);
+  VirtJob *job = g_new0 (VirtJob, 1);
+  job->virt = virt;
+  job->work = connect_work;
+  job->done = connect_done;
+  job->data = virt;
+  job->is_connect = TRUE;
+  const VmemWorkerJob spec = {
+    .what = "connect",
+    .key = "connect",
+    .work = virt_job_work,
+    .done = virt_job_done,
+    .data = job,
+    .data_free = (GDestroyNotify) virt_job_free,
+  };
+  vmem_worker_submit (virt->worker, &spec);
 }
 
 /* ---- public ----------------------------------------------------------- */
@@ -319,9 +290,7 @@ vmem_virt_new (const char *uri, const VmemVirtCallbacks *callbacks, gpointer use
     virt->callbacks = *callbacks;
   virt->user_data = user_data;
   virt->cb_lifecycle = virt->cb_metadata = -1;
-  virt->context = g_main_context_ref_thread_default ();
-  virt->queue = g_async_queue_new ();
-  virt->thread = g_thread_new ("vmemd-virt", worker_main, virt);
+  virt->worker = vmem_worker_new ("vmemd-virt", virt);
   return virt;
 }
 
@@ -332,15 +301,9 @@ vmem_virt_free (VmemVirt *virt)
     return;
   virt->stopping = TRUE;
   g_clear_handle_id (&virt->reconnect_id, g_source_remove);
-  g_async_queue_push (virt->queue, &stop_job);
-  g_thread_join (virt->thread);
-  /* Completed jobs still queued on the main context hold no reference to us
-   * beyond their data; drain them now so their callbacks run before the
-   * owner goes away. */
-  while (g_main_context_iteration (virt->context, FALSE))
-    ;
-  g_async_queue_unref (virt->queue);
-  g_main_context_unref (virt->context);
+  /* Runs what is queued and its callbacks, then the connection closes. */
+  g_clear_pointer (&virt->worker, vmem_worker_free);
+  worker_close_conn (virt);
   g_free (virt->uri);
   g_free (virt);
 }
@@ -358,18 +321,26 @@ vmem_virt_get_uri (VmemVirt *virt)
 }
 
 void
-vmem_virt_submit (VmemVirt *virt, const char *what, VmemVirtWorkFunc work, VmemVirtDoneFunc done,
-                  gpointer data, GDestroyNotify data_free, GDestroyNotify result_free)
+vmem_virt_submit (VmemVirt *virt, const char *what, const char *key, VmemVirtWorkFunc work,
+                  VmemVirtDoneFunc done, gpointer data, GDestroyNotify data_free,
+                  GDestroyNotify result_free)
 {
-  Job *job = g_new0 (Job, 1);
-  job->what = g_strdup (what);
+  VirtJob *job = g_new0 (VirtJob, 1);
+  job->virt = virt;
   job->work = work;
   job->done = done;
   job->data = data;
   job->data_free = data_free;
-  job->result_free = result_free;
-  job->virt = virt;
-  g_async_queue_push (virt->queue, job);
+  const VmemWorkerJob spec = {
+    .what = what,
+    .key = key,
+    .work = virt_job_work,
+    .done = virt_job_done,
+    .data = job,
+    .data_free = (GDestroyNotify) virt_job_free,
+    .result_free = result_free,
+  };
+  vmem_worker_submit (virt->worker, &spec);
 }
 
 /* ---- worker helpers --------------------------------------------------- */
@@ -401,62 +372,38 @@ vmem_virt_lookup (virConnectPtr conn, const char *name_or_uuid, GError **error)
   return dom;
 }
 
-/* The metadata element is ours: <workload name="erp"/> in urn:vmemd:1. */
-static char *
-parse_workload (const char *xml)
-{
-  if (xml == NULL)
-    return NULL;
-  xmlDocPtr doc = xmlReadMemory (xml, (int) strlen (xml), "metadata.xml", NULL,
-                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-  if (doc == NULL)
-    return NULL;
-  char *result = NULL;
-  xmlNodePtr root = xmlDocGetRootElement (doc);
-  if (root != NULL && xmlStrcmp (root->name, BAD_CAST "workload") == 0)
-    {
-      xmlChar *name = xmlGetProp (root, BAD_CAST "name");
-      if (name != NULL && *name != '\0')
-        result = g_strdup ((const char *) name);
-      xmlFree (name);
-    }
-  xmlFreeDoc (doc);
-  return result;
-}
-
-VmemVirtDomain *
+VmemDomain *
 vmem_virt_read_domain (virDomainPtr dom, GError **error)
 {
-  g_autoptr(VmemVirtDomain) d = g_new0 (VmemVirtDomain, 1);
-  char uuid[VIR_UUID_STRING_BUFLEN];
   virDomainInfo info;
+  const char *name = virDomainGetName (dom);
 
-  if (virDomainGetUUIDString (dom, uuid) < 0)
+  int persistent = virDomainIsPersistent (dom);
+  /* Not SECURE: reading the facts needs no secrets. */
+  g_autofree char *xml = virDomainGetXMLDesc (dom, persistent == 1 ? VIR_DOMAIN_XML_INACTIVE : 0);
+  if (xml == NULL)
     {
-      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read a domain's UUID");
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", name);
       return NULL;
     }
-  d->uuid = g_strdup (uuid);
-  d->name = g_strdup (virDomainGetName (dom));
+  g_autoptr(GError) local = NULL;
+  g_autoptr(VmemDomain) d = vmem_domain_new_from_xml (xml, &local);
+  if (d == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s': %s",
+                   name, local->message);
+      return NULL;
+    }
   if (virDomainGetInfo (dom, &info) < 0)
     {
-      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", d->name);
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", name);
       return NULL;
     }
-  d->state = info.state;
+  d->state = (VmemDomainState) info.state;
   d->active = virDomainIsActive (dom) == 1;
-  d->persistent = virDomainIsPersistent (dom) == 1;
-  d->memory_mib = info.maxMem / 1024;
-  d->current_mib = info.memory / 1024;
-  d->vcpus = info.nrVirtCpu;
-
-  unsigned int flags = d->persistent ? VIR_DOMAIN_AFFECT_CONFIG : VIR_DOMAIN_AFFECT_LIVE;
-  g_autofree char *meta = virDomainGetMetadata (dom, VIR_DOMAIN_METADATA_ELEMENT,
-                                                VMEM_METADATA_URI, flags);
-  if (meta == NULL)
-    virResetLastError ();
-  else
-    d->workload = parse_workload (meta);
+  d->persistent = persistent == 1;
+  if (d->active)
+    d->current_mib = info.memory / 1024;
   return g_steal_pointer (&d);
 }
 
@@ -470,11 +417,11 @@ vmem_virt_read_all (virConnectPtr conn, GError **error)
       vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot list domains");
       return NULL;
     }
-  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_virt_domain_free);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_domain_free);
   for (int i = 0; i < n; i++)
     {
       g_autoptr(GError) local = NULL;
-      VmemVirtDomain *d = vmem_virt_read_domain (doms[i], &local);
+      VmemDomain *d = vmem_virt_read_domain (doms[i], &local);
       /* A domain that vanished between list and read is simply gone. */
       if (d != NULL)
         g_ptr_array_add (out, d);

@@ -14,28 +14,13 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "vmem-domain.h"
+
 G_BEGIN_DECLS
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (virDomain, virDomainFree)
 
 typedef struct _VmemVirt VmemVirt;
-
-/* What vmemd knows of one domain, read from libvirt on the worker thread. */
-typedef struct {
-  char    *uuid;
-  char    *name;
-  int      state;        /* virDomainState */
-  gboolean active;
-  gboolean persistent;
-  guint64  memory_mib;   /* <memory> (live one when running) */
-  guint64  current_mib;  /* running: actual balloon; else <currentMemory> */
-  guint    vcpus;
-  char    *workload;     /* from the urn:vmemd:1 metadata; NULL = none */
-} VmemVirtDomain;
-
-void            vmem_virt_domain_free (VmemVirtDomain *d);
-VmemVirtDomain *vmem_virt_domain_copy (const VmemVirtDomain *d);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemVirtDomain, vmem_virt_domain_free)
 
 typedef struct {
   /* Main context.  Connected (again): the owner should refresh everything. */
@@ -62,11 +47,13 @@ void      vmem_virt_start (VmemVirt *virt);
 gboolean  vmem_virt_is_connected (VmemVirt *virt);
 const char *vmem_virt_get_uri (VmemVirt *virt);
 
-/* Queues @work; @done (may be NULL) gets the outcome on the main context.
- * Without a connection, @done gets VMEM_ERROR_UNAVAILABLE.  @result_free
- * frees a result nobody takes (no @done). */
+/* Queues @work on the one worker thread (see vmem-worker.h: a queued job
+ * with the same @key, when not NULL, is replaced); @done (may be NULL) gets
+ * the outcome on the main context.  Without a connection, @done gets
+ * VMEM_ERROR_UNAVAILABLE.  @result_free frees a result nobody takes. */
 void      vmem_virt_submit (VmemVirt        *virt,
                             const char      *what,
+                            const char      *key,
                             VmemVirtWorkFunc work,
                             VmemVirtDoneFunc done,
                             gpointer         data,
@@ -78,7 +65,11 @@ void      vmem_virt_set_error (GError **error, int code, const char *fmt, ...) G
 
 /* Worker-thread helpers for common jobs. */
 virDomainPtr    vmem_virt_lookup (virConnectPtr conn, const char *name_or_uuid, GError **error);
-VmemVirtDomain *vmem_virt_read_domain (virDomainPtr dom, GError **error);
+/* The domain's definition (inactive when persistent), read through the one
+ * XML reader, and its run-time state. */
+VmemDomain     *vmem_virt_read_domain (virDomainPtr dom, GError **error);
+/* Every domain (VmemDomain); one that vanishes while being read is left
+ * out. */
 GPtrArray      *vmem_virt_read_all (virConnectPtr conn, GError **error);
 
 /* The workload tag's namespace and key in <metadata>. */
