@@ -86,7 +86,8 @@ static const HelpEntry help_entries[] = {
     "vmemctl profile export [FILE|-]\n",
     "manage workload profiles",
     "  add      create a profile; options not given take their defaults\n"
-    "  set      change only the options given\n"
+    "  set      change only the options given; like add, it applies from each\n"
+    "           domain's next start: running domains keep their current memory\n"
     "  show     print one profile\n"
     "  list     print every profile\n"
     "  remove   delete a profile; --force even while domains are assigned to it\n"
@@ -98,7 +99,9 @@ static const HelpEntry help_entries[] = {
     "  Writes <vmemd:workload name=\"WORKLOAD\"/> into the domain's persistent\n"
     "  definition.  DOMAIN is a name or a UUID.\n" },
   { "unassign", "vmemctl unassign DOMAIN [--restore]\n", "remove a domain's workload tag",
-    "  --restore also puts back the memory settings that vmemd replaced.\n" },
+    "  --restore also puts back, in the domain's persistent definition, the memory\n"
+    "  settings that vmemd replaced.  They apply from its next start: a running\n"
+    "  domain keeps its current memory until then.\n" },
   { "status", "vmemctl status\n", "show the daemon, the host's memory and the domains", NULL },
   { "explain", "vmemctl explain DOMAIN\nvmemctl explain --workload WORKLOAD\n",
     "show what a domain (or a workload) gets, and why",
