@@ -67,11 +67,13 @@ static const char profile_options_help[] =
   "  --ceiling SIZE      never give a domain more (none = unset)\n"
   "  --margin PCT        added on top of the peers' quantile, 0..400 (default 15)\n"
   "  --quantile Q        quantile of peer usage: 0.5..1, 50..100 or p95 (default 0.95)\n"
-  "  --buffer PCT        free memory kept in the guest, % of used, 0..400 (default 20)\n"
-  "  --mode MODE         balloon (default), virtio-mem or observe\n"
-  "  --prealloc on|off   allocate the boot memory before the guest runs (default on)\n"
+  "  --buffer PCT        0..400 (default 20); stored for a later release, not used yet\n"
+  "  --mode MODE         balloon (default); observe: log the plan, change nothing;\n"
+  "                      virtio-mem: not built yet, staged exactly like balloon\n"
+  "  --prealloc on|off   allocate the guest's whole <memory> before it runs (default\n"
+  "                      on); the balloon then brings it down to the demand\n"
   "  --scale SCALE       absolute (default) or per-vcpu\n"
-  "  --priority N        0..100, higher wins when host memory is short (default 50)\n"
+  "  --priority N        0..100 (default 50); stored for a later release, not used yet\n"
   "  --match GLOB        also manage domains whose name matches GLOB (erp-*)\n"
   "  --no-match          remove the name pattern\n";
 
