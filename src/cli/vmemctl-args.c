@@ -67,11 +67,13 @@ static const char profile_options_help[] =
   "  --ceiling SIZE      never give a domain more (none = unset)\n"
   "  --margin PCT        added on top of the peers' quantile, 0..400 (default 15)\n"
   "  --quantile Q        quantile of peer usage: 0.5..1, 50..100 or p95 (default 0.95)\n"
-  "  --buffer PCT        free memory kept in the guest, % of used, 0..400 (default 20)\n"
-  "  --mode MODE         balloon (default), virtio-mem or observe\n"
-  "  --prealloc on|off   allocate the boot memory before the guest runs (default on)\n"
+  "  --buffer PCT        0..400 (default 20); stored for a later release, not used yet\n"
+  "  --mode MODE         balloon (default); observe: log the plan, change nothing;\n"
+  "                      virtio-mem: not built yet, staged exactly like balloon\n"
+  "  --prealloc on|off   allocate the guest's whole <memory> before it runs (default\n"
+  "                      on); the balloon then brings it down to the demand\n"
   "  --scale SCALE       absolute (default) or per-vcpu\n"
-  "  --priority N        0..100, higher wins when host memory is short (default 50)\n"
+  "  --priority N        0..100 (default 50); stored for a later release, not used yet\n"
   "  --match GLOB        also manage domains whose name matches GLOB (erp-*)\n"
   "  --no-match          remove the name pattern\n";
 
@@ -86,7 +88,8 @@ static const HelpEntry help_entries[] = {
     "vmemctl profile export [FILE|-]\n",
     "manage workload profiles",
     "  add      create a profile; options not given take their defaults\n"
-    "  set      change only the options given\n"
+    "  set      change only the options given; like add, it applies from each\n"
+    "           domain's next start: running domains keep their current memory\n"
     "  show     print one profile\n"
     "  list     print every profile\n"
     "  remove   delete a profile; --force even while domains are assigned to it\n"
@@ -98,7 +101,9 @@ static const HelpEntry help_entries[] = {
     "  Writes <vmemd:workload name=\"WORKLOAD\"/> into the domain's persistent\n"
     "  definition.  DOMAIN is a name or a UUID.\n" },
   { "unassign", "vmemctl unassign DOMAIN [--restore]\n", "remove a domain's workload tag",
-    "  --restore also puts back the memory settings that vmemd replaced.\n" },
+    "  --restore also puts back, in the domain's persistent definition, the memory\n"
+    "  settings that vmemd replaced.  They apply from its next start: a running\n"
+    "  domain keeps its current memory until then.\n" },
   { "status", "vmemctl status\n", "show the daemon, the host's memory and the domains", NULL },
   { "explain", "vmemctl explain DOMAIN\nvmemctl explain --workload WORKLOAD\n",
     "show what a domain (or a workload) gets, and why",

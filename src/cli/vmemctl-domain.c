@@ -171,8 +171,16 @@ vmemctl_domain_run (VmemctlRequest *req)
       if (req->json)
         vmemctl_print_json (r);
       else
-        printf ("Domain %s is unassigned%s\n", vmemctl_get_str (r, "domain"),
-                vmemctl_get_bool (r, "restored") ? "; its memory settings are restored" : "");
+        {
+          /* The restore redefines the persistent definition only; libvirt
+           * leaves a running instance as it is. */
+          gboolean restored = vmemctl_get_bool (r, "restored");
+          printf ("Domain %s is unassigned%s\n", vmemctl_get_str (r, "domain"),
+                  restored ? "; its original memory settings are back in its definition." : "");
+          if (restored)
+            printf ("They apply from its next start: if it is running, it keeps its current "
+                    "memory until then.\n");
+        }
       break;
     case VMEMCTL_CMD_STATUS:
       json_object_object_get_ex (r, "status", &payload);

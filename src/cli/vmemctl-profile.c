@@ -122,7 +122,15 @@ vmemctl_profile_run (VmemctlRequest *req)
       if (req->json)
         vmemctl_print_json (payload ? payload : r);
       else
-        print_profile (payload);
+        {
+          print_profile (payload);
+          /* vmemd writes a changed plan into the persistent definitions;
+           * nothing moves the memory of a guest that is running. */
+          if (req->command != VMEMCTL_CMD_PROFILE_SHOW)
+            printf ("\nThis applies from each domain's next start: running domains of %s\n"
+                    "keep their current memory until then.\n",
+                    vmemctl_get_str (payload, "name"));
+        }
       break;
     case VMEMCTL_CMD_PROFILE_LIST:
       json_object_object_get_ex (r, "profiles", &payload);
