@@ -59,7 +59,7 @@ decide_over (const VmemAdmissionRequest *req, const Figures *f, VmemAdmissionDec
       out->verdict = VMEM_ADMISSION_ADMIT;
       out->event = "admitted-over";
       out->warn = TRUE;
-      out->message = g_strdup_printf ("%s; admitted anyway (admission mode = warn)", line);
+      out->message = g_strdup_printf ("%s; admitted anyway (admission=warn)", line);
       return;
     }
   out->verdict = VMEM_ADMISSION_REFUSE;
@@ -92,7 +92,23 @@ decide_not_ready (const VmemAdmissionRequest *req, const Figures *f, VmemAdmissi
                      "least %s committed; %s)",
                      f->name, unknown, f->need, f->whole, f->capacity, f->committed,
                      req->not_ready == VMEM_NOT_READY_ADMIT ? "admission not_ready = admit"
-                                                            : "admission mode = warn");
+                                                            : "admission=warn");
+}
+
+guint64
+vmem_admission_boot_mib (guint64 memory_mib, guint64 current_mib, gboolean prealloc,
+                         guint64 virtio_mem_size_mib, guint64 virtio_mem_requested_mib)
+{
+  /* With preallocation QEMU touches all the memory present at boot,
+   * whatever vmemd does with the domain (observe changes nothing): the
+   * whole <memory> less the virtio-mem devices' unplugged part.  Without
+   * it, what the guest is given at boot. */
+  if (!prealloc)
+    return current_mib == 0 ? memory_mib : current_mib;
+  guint64 unplugged = virtio_mem_size_mib > virtio_mem_requested_mib
+                        ? virtio_mem_size_mib - virtio_mem_requested_mib
+                        : 0;
+  return memory_mib > unplugged ? memory_mib - unplugged : 0;
 }
 
 void
@@ -102,19 +118,19 @@ vmem_admission_decide (const VmemAdmissionRequest *req, VmemAdmissionDecision *o
   g_return_if_fail (out != NULL);
 
   *out = (VmemAdmissionDecision){ 0 };
-  /* QEMU preallocates the whole <memory> whatever vmemd does with the
-   * domain (observe changes nothing), except under virtio-mem, where only
-   * the base memory is there at boot. */
-  out->prealloc_whole = req->prealloc && req->profile_mode != VMEM_MODE_VIRTIO_MEM;
-  out->needed_mib =
-    out->prealloc_whole || req->current_mib == 0 ? req->memory_mib : req->current_mib;
+  out->prealloc_whole = req->prealloc;
+  out->needed_mib = vmem_admission_boot_mib (req->memory_mib, req->current_mib, req->prealloc,
+                                             req->virtio_mem_size_mib,
+                                             req->virtio_mem_requested_mib);
   out->free_mib =
     req->capacity_mib > req->committed_mib ? req->capacity_mib - req->committed_mib : 0;
   gboolean fits = out->needed_mib <= out->free_mib;
 
   g_auto(Figures) f = {
     .name = req->name != NULL ? req->name : "(unnamed domain)",
-    .whole = out->prealloc_whole ? " (whole <memory> preallocated)" : "",
+    .whole = !out->prealloc_whole              ? ""
+            : req->virtio_mem_size_mib > 0 ? " (preallocated: <memory> less unplugged virtio-mem)"
+                                           : " (whole <memory> preallocated)",
     .least = req->ready ? "" : "at least ",
     .need = vmem_size_format (out->needed_mib),
     .free = vmem_size_format (out->free_mib),

@@ -39,6 +39,12 @@ typedef struct {
  * Saturates at G_MAXUINT64. */
 guint64 vmem_admission_committed (const VmemCommitment *c, gsize n, const char *except_uuid);
 
+/* The memory a domain holds at boot: with preallocation all the memory
+ * present at boot (<memory> less the virtio-mem devices' unplugged part),
+ * else its <currentMemory> (0 = <memory>). */
+guint64 vmem_admission_boot_mib (guint64 memory_mib, guint64 current_mib, gboolean prealloc,
+                                 guint64 virtio_mem_size_mib, guint64 virtio_mem_requested_mib);
+
 typedef struct {
   VmemAdmission mode;          /* enforce | warn | off */
   VmemNotReady  not_ready;     /* what to do before the daemon's first full refresh */
@@ -51,6 +57,8 @@ typedef struct {
   guint64       memory_mib;    /* <memory> */
   guint64       current_mib;   /* <currentMemory>; 0 = same as memory */
   gboolean      prealloc;      /* <allocation mode='immediate'/> */
+  guint64       virtio_mem_size_mib;      /* the virtio-mem devices' <size>, summed */
+  guint64       virtio_mem_requested_mib; /* their <requested>, summed */
   VmemMode      profile_mode;  /* balloon | virtio-mem | observe */
 } VmemAdmissionRequest;
 
@@ -67,7 +75,7 @@ typedef struct {
   const char          *event;
   guint64              needed_mib;     /* the boot footprint */
   guint64              free_mib;       /* capacity - committed, 0 at least */
-  gboolean             prealloc_whole; /* needed_mib is the whole <memory> */
+  gboolean             prealloc_whole; /* needed_mib is all the memory present at boot, preallocated */
   /* One line for the log; for a refusal, the line `virsh start` shows,
    * starting with "vmemd: ". */
   char                *message;

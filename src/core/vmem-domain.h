@@ -35,6 +35,8 @@ typedef struct {
   guint           vcpus;
   char           *workload;    /* the urn:vmemd:1 tag; NULL = none */
   gboolean        prealloc;    /* <allocation mode='immediate'/> */
+  guint64         virtio_mem_size_mib;      /* virtio-mem devices' <size>, summed */
+  guint64         virtio_mem_requested_mib; /* their <requested>, summed */
   /* The plan staged in the definition, when there is one. */
   gboolean        has_plan;
   guint64         plan_demand_mib;

@@ -83,6 +83,21 @@ vmem_log_setup (const char *level)
   g_log_set_writer_func (writer, NULL, NULL);
 }
 
+static void
+log_decision (GLogLevelFlags level, const char *priority, const char *domain,
+              const char *workload, const char *event, const char *msg)
+{
+  const GLogField fields[] = {
+    { "MESSAGE", msg, -1 },
+    { "PRIORITY", priority, -1 },
+    { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
+    { "VMEMD_DOMAIN", domain ? domain : "", -1 },
+    { "VMEMD_WORKLOAD", workload ? workload : "", -1 },
+    { "VMEMD_EVENT", event ? event : "", -1 },
+  };
+  g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+}
+
 void
 vmem_log_decision (const char *domain, const char *workload, const char *event, const char *fmt,
                    ...)
@@ -91,15 +106,18 @@ vmem_log_decision (const char *domain, const char *workload, const char *event, 
   va_start (ap, fmt);
   g_autofree char *msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  const GLogField fields[] = {
-    { "MESSAGE", msg, -1 },
-    { "PRIORITY", "6", -1 },
-    { "GLIB_DOMAIN", G_LOG_DOMAIN, -1 },
-    { "VMEMD_DOMAIN", domain ? domain : "", -1 },
-    { "VMEMD_WORKLOAD", workload ? workload : "", -1 },
-    { "VMEMD_EVENT", event ? event : "", -1 },
-  };
-  g_log_structured_array (G_LOG_LEVEL_INFO, fields, G_N_ELEMENTS (fields));
+  log_decision (G_LOG_LEVEL_INFO, "6", domain, workload, event, msg);
+}
+
+void
+vmem_log_decision_warning (const char *domain, const char *workload, const char *event,
+                           const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  g_autofree char *msg = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  log_decision (G_LOG_LEVEL_WARNING, "4", domain, workload, event, msg);
 }
 
 /* key -> LimitState; main thread only. */

@@ -19,6 +19,14 @@ void vmem_log_decision (const char *domain,
                         const char *fmt,
                         ...) G_GNUC_PRINTF (4, 5);
 
+/* The same, at warning level: a decision an administrator should see
+ * (admitted over capacity, admitted without a check). */
+void vmem_log_decision_warning (const char *domain,
+                                const char *workload,
+                                const char *event,
+                                const char *fmt,
+                                ...) G_GNUC_PRINTF (4, 5);
+
 /* A warning written at most once per @interval_s for each @key (say, the
  * failing operation and the domain); the next one written says how many
  * were dropped meanwhile.  Main thread only. */

@@ -103,19 +103,39 @@ test_prealloc_balloon_needs_whole_memory (void **state)
 }
 
 static void
-test_prealloc_virtio_mem_needs_current (void **state)
+test_prealloc_virtio_mem_needs_plugged (void **state)
 {
   VmemAdmissionRequest r = request ();
   g_auto(VmemAdmissionDecision) d = { 0 };
 
-  /* virtio-mem preallocates only what is plugged. */
+  /* With virtio-mem devices only the base memory and what is plugged are
+   * there at boot: 8G <memory> with a 6G device of which 1G is requested
+   * is 3G. */
+  r.prealloc = TRUE;
+  r.profile_mode = VMEM_MODE_VIRTIO_MEM;
+  r.virtio_mem_size_mib = 6 * GIB;
+  r.virtio_mem_requested_mib = 1 * GIB;
+  decide (&r, &d);
+  assert_int_equal (d.needed_mib, 3 * GIB);
+  assert_true (d.prealloc_whole);
+  assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
+  assert_string_equal (d.event, "admitted");
+  assert_contains (d.message, "less unplugged virtio-mem");
+}
+
+static void
+test_prealloc_virtio_mem_mode_without_device_needs_memory (void **state)
+{
+  VmemAdmissionRequest r = request ();
+  g_auto(VmemAdmissionDecision) d = { 0 };
+
+  /* The profile says virtio-mem but the domain has no such device: QEMU
+   * preallocates its whole <memory>. */
   r.prealloc = TRUE;
   r.profile_mode = VMEM_MODE_VIRTIO_MEM;
   decide (&r, &d);
-  assert_int_equal (d.needed_mib, 4 * GIB);
-  assert_false (d.prealloc_whole);
-  assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
-  assert_string_equal (d.event, "admitted");
+  assert_int_equal (d.needed_mib, r.memory_mib);
+  assert_true (d.prealloc_whole);
 }
 
 static void
@@ -434,7 +454,8 @@ main (void)
     cmocka_unit_test (test_needed_is_current),
     cmocka_unit_test (test_needed_is_memory_without_current),
     cmocka_unit_test (test_prealloc_balloon_needs_whole_memory),
-    cmocka_unit_test (test_prealloc_virtio_mem_needs_current),
+    cmocka_unit_test (test_prealloc_virtio_mem_needs_plugged),
+    cmocka_unit_test (test_prealloc_virtio_mem_mode_without_device_needs_memory),
     cmocka_unit_test (test_prealloc_observe_needs_memory),
     cmocka_unit_test (test_fits_up_to_free),
     cmocka_unit_test (test_free_saturates),

@@ -872,7 +872,8 @@ hook_reply (VmemCall *call, gboolean allow, const char *message, const char *xml
 static guint64
 unmanaged_boot_mib (const VmemDomain *d)
 {
-  return d->prealloc || d->current_mib == 0 ? d->memory_mib : d->current_mib;
+  return vmem_admission_boot_mib (d->memory_mib, d->current_mib, d->prealloc,
+                                  d->virtio_mem_size_mib, d->virtio_mem_requested_mib);
 }
 
 /* Admission control for a managed domain that is about to start.  Answers
@@ -895,6 +896,8 @@ admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message
     .memory_mib = d->memory_mib,
     .current_mib = d->current_mib,
     .prealloc = d->prealloc,
+    .virtio_mem_size_mib = d->virtio_mem_size_mib,
+    .virtio_mem_requested_mib = d->virtio_mem_requested_mib,
     .profile_mode = p->mode,
   };
   g_auto(VmemAdmissionDecision) out = { 0 };
@@ -907,10 +910,7 @@ admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message
       return FALSE;
     }
   if (out.warn)
-    {
-      vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
-      g_warning ("%s", out.message);
-    }
+    vmem_log_decision_warning (d->name, p->name, out.event, "%s", out.message);
   else
     vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
   m->ctx.start_admitted (d->uuid, d->name, out.needed_mib, m->ctx.user_data);
