@@ -27,7 +27,32 @@ print_status (json_object *s)
           vmemctl_get_str (s, "database"), vmemctl_get_str (s, "schema_version"));
   printf ("memory:    %s usable (reserve %s), %s committed; admission %s\n", cap, res, com,
           vmemctl_get_str (s, "admission"));
-  printf ("profiles:  %s\n\n", vmemctl_get_str (s, "profiles"));
+  /* Until vmemd has read every domain once it cannot know what is
+   * committed, and admission says so. */
+  printf ("ready:     %s\n", vmemctl_get_bool (s, "ready")
+                               ? "yes"
+                               : "NO: not every domain has been read yet; admission cannot "
+                                 "count what is committed");
+  printf ("profiles:  %s\n", vmemctl_get_str (s, "profiles"));
+
+  json_object *resv = NULL;
+  json_object_object_get_ex (s, "reservations", &resv);
+  size_t nres = resv && json_object_is_type (resv, json_type_array) ? json_object_array_length (resv) : 0;
+  if (nres == 0)
+    printf ("starting:  none\n\n");
+  else
+    {
+      printf ("starting:  %zu boot reservation%s\n", nres, nres == 1 ? "" : "s");
+      printf ("  %-24s %8s %8s\n", "DOMAIN", "RESERVED", "AGE");
+      for (size_t i = 0; i < nres; i++)
+        {
+          json_object *r = json_object_array_get_idx (resv, i);
+          g_autofree char *mib = fmt_size (vmemctl_get_i64 (r, "mib"));
+          g_autofree char *age = g_strdup_printf ("%" G_GINT64_FORMAT " s", vmemctl_get_i64 (r, "age_s"));
+          printf ("  %-24s %8s %8s\n", vmemctl_get_str (r, "name"), mib, age);
+        }
+      printf ("\n");
+    }
 
   json_object *doms = NULL;
   json_object_object_get_ex (s, "domains", &doms);
