@@ -90,9 +90,17 @@ worker_main (gpointer user_data)
           g_mutex_unlock (&worker->lock);
           continue;
         }
+      /* Always a source, never g_main_context_invoke(): that calls the
+       * function at once, on this thread, whenever it can acquire the
+       * context, which for the global default context is whenever the
+       * owner is not iterating it (before its loop runs, or while it waits
+       * in vmem_worker_call() or vmem_worker_free()). */
       g_atomic_int_inc (&worker->completions);
-      g_main_context_invoke_full (worker->context, G_PRIORITY_DEFAULT, job_complete_cb, job,
-                                  job_complete_free);
+      g_autoptr(GSource) source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, job_complete_cb, job, job_complete_free);
+      g_source_set_static_name (source, "vmem-worker done");
+      g_source_attach (source, worker->context);
     }
   return NULL;
 }
