@@ -1265,6 +1265,81 @@ test_runs (void **state)
 }
 
 static void
+test_moves_and_history (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = DAY0;
+
+  for (guint i = 0; i < 5; i++)
+    {
+      g_autofree char *reason = g_strdup_printf ("step %u", i);
+      VmemMoveRow m = {
+        .uuid = UUID_A,
+        .host = "hostA",
+        .workload = "erp",
+        .t = t0 + 10 * i,
+        .action = i % 2 ? "shrink" : "grow",
+        .mode = "balloon",
+        .from_mib = 1000 + i,
+        .to_mib = 2000 + i,
+        .applied = i != 3,
+        .reason = reason,
+      };
+      assert_true (vmem_store_move_add (f->store, &m, &error));
+      assert_no_error (error);
+    }
+  /* Since a time, oldest first; a limit keeps the newest. */
+  g_autoptr(GPtrArray) moves = vmem_store_move_list (f->store, UUID_A, t0 + 10, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (moves->len, 4);
+  const VmemMoveRow *first = g_ptr_array_index (moves, 0);
+  assert_int_equal (first->t, t0 + 10);
+  assert_string_equal (first->action, "shrink");
+  assert_int_equal (first->from_mib, 1001);
+  assert_int_equal (first->to_mib, 2001);
+  assert_true (first->applied);
+  assert_string_equal (first->reason, "step 1");
+  assert_false (((const VmemMoveRow *) g_ptr_array_index (moves, 2))->applied);
+  g_autoptr(GPtrArray) last2 = vmem_store_move_list (f->store, UUID_A, 0, 2, &error);
+  assert_int_equal (last2->len, 2);
+  assert_int_equal (((const VmemMoveRow *) g_ptr_array_index (last2, 0))->t, t0 + 30);
+  g_autoptr(GPtrArray) other = vmem_store_move_list (f->store, UUID_B, 0, 0, &error);
+  assert_int_equal (other->len, 0);
+
+  /* A move missing a field changes nothing. */
+  VmemMoveRow bad = { .uuid = UUID_A, .host = "hostA", .workload = "erp", .action = "grow",
+                      .mode = "balloon" };
+  assert_false (vmem_store_move_add (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  g_autoptr(GPtrArray) all = vmem_store_move_list (f->store, UUID_A, 0, 0, &error);
+  assert_int_equal (all->len, 5);
+
+  VmemSample v[] = {
+    sample (UUID_A, "erp", t0, 300, TRUE, 2),
+    sample (UUID_A, "erp", t0 + 10, 320, FALSE, 2),
+    sample (UUID_B, "erp", t0 + 10, 999, TRUE, 2),
+  };
+  add_samples (f, v, G_N_ELEMENTS (v));
+  g_autoptr(GPtrArray) samples = vmem_store_sample_list (f->store, UUID_A, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (samples->len, 2);
+  const VmemSampleRow *s0 = g_ptr_array_index (samples, 0);
+  const VmemSampleRow *s1 = g_ptr_array_index (samples, 1);
+  assert_int_equal (s0->t, t0);
+  assert_int_equal (s0->used_mib, 300);
+  assert_true (s0->guest_quality);
+  assert_int_equal (s1->used_mib, 320);
+  assert_false (s1->guest_quality);
+
+  /* Moves are pruned with the peaks. */
+  assert_true (vmem_store_prune (f->store, t0 + 86400 * 3, 1, 1, &error));
+  g_autoptr(GPtrArray) pruned = vmem_store_move_list (f->store, UUID_A, 0, 0, &error);
+  assert_int_equal (pruned->len, 0);
+}
+
+static void
 test_plans (void **state)
 {
   Fixture *f = *state;
@@ -1581,6 +1656,7 @@ main (int argc, char **argv)
     T (test_peaks_latest),
     T (test_prune),
     T (test_runs),
+    T (test_moves_and_history),
     T (test_plans),
     T (test_hosts),
     T (test_locked_fails_fast),

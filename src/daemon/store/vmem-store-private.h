@@ -35,6 +35,11 @@ typedef struct {
   gboolean (*plan_add) (VmemStore *store, const VmemPlanRow *row, GError **error);
   VmemPlanRow *(*plan_latest) (VmemStore *store, const char *uuid, GError **error);
   GPtrArray *(*plan_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
+  gboolean (*move_add) (VmemStore *store, const VmemMoveRow *row, GError **error);
+  GPtrArray *(*move_list) (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                           GError **error);
+  GPtrArray *(*sample_list) (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                             GError **error);
   gboolean (*host_heartbeat) (VmemStore *store, const VmemHostRow *row, GError **error);
   GPtrArray *(*host_list) (VmemStore *store, GError **error);
 } VmemStoreOps;

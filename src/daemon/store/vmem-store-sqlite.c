@@ -84,6 +84,15 @@ static const char *const migrations[] = {
   "CREATE INDEX peaks_start ON peaks(start_t);"
   "CREATE INDEX plans_t ON plans(t);"
   "CREATE INDEX domains_workload ON domains(workload, name);",
+
+  /* 4: the on-demand controller's moves, kept as long as peaks. */
+  "CREATE TABLE moves ("
+  "  id INTEGER PRIMARY KEY, uuid TEXT NOT NULL, host TEXT NOT NULL, workload TEXT NOT NULL,"
+  "  t INTEGER NOT NULL, action TEXT NOT NULL, mode TEXT NOT NULL, from_mib INTEGER NOT NULL,"
+  "  to_mib INTEGER NOT NULL, applied INTEGER NOT NULL, reason TEXT NOT NULL);"
+  "CREATE INDEX moves_uuid ON moves(uuid, t);"
+  "CREATE INDEX moves_t ON moves(t);"
+  "CREATE INDEX samples_uuid ON samples(uuid, t);",
 };
 
 /* The one place where sqlite errors become GErrors: the path, what was
@@ -961,6 +970,7 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **erro
   } steps[] = {
     { "DELETE FROM samples WHERE t < ?", TRUE },
     { "DELETE FROM peaks WHERE start_t < ?", FALSE },
+    { "DELETE FROM moves WHERE t < ?", FALSE },
     /* A domain's latest plan is what explain shows, however old. */
     { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
       FALSE },
@@ -1176,6 +1186,110 @@ sq_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error)
   return plans_read ((Sqlite *) store, uuid, limit, error);
 }
 
+/* ---- moves and history ------------------------------------------------------ */
+
+static gboolean
+sq_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib, applied, reason)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+    error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->uuid);
+  bind_text (st, 2, row->host);
+  bind_text (st, 3, row->workload);
+  sqlite3_bind_int64 (st, 4, row->t);
+  bind_text (st, 5, row->action);
+  bind_text (st, 6, row->mode);
+  sqlite3_bind_int64 (st, 7, (gint64) row->from_mib);
+  sqlite3_bind_int64 (st, 8, (gint64) row->to_mib);
+  sqlite3_bind_int (st, 9, row->applied ? 1 : 0);
+  bind_text (st, 10, row->reason);
+  return sq_run (s, st, "cannot record a move", error);
+}
+
+/* The newest @limit rows at or after @since, returned oldest first. */
+static GPtrArray *
+sq_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "SELECT * FROM (SELECT uuid, host, workload, t, action, mode, from_mib, to_mib, applied,"
+    " reason, id FROM moves WHERE uuid = ? AND t >= ? ORDER BY t DESC, id DESC LIMIT ?)"
+    " ORDER BY t, id",
+    error);
+  if (st == NULL)
+    return NULL;
+  bind_text (st, 1, uuid);
+  sqlite3_bind_int64 (st, 2, since);
+  sqlite3_bind_int64 (st, 3, limit > 0 ? (gint64) limit : -1);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_move_row_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      VmemMoveRow *m = g_new0 (VmemMoveRow, 1);
+      m->uuid = col_text (st, 0);
+      m->host = col_text (st, 1);
+      m->workload = col_text (st, 2);
+      m->t = sqlite3_column_int64 (st, 3);
+      m->action = col_text (st, 4);
+      m->mode = col_text (st, 5);
+      m->from_mib = (guint64) sqlite3_column_int64 (st, 6);
+      m->to_mib = (guint64) sqlite3_column_int64 (st, 7);
+      m->applied = sqlite3_column_int (st, 8) != 0;
+      m->reason = col_text (st, 9);
+      g_ptr_array_add (out, m);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read the moves of %s", uuid);
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
+static GPtrArray *
+sq_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "SELECT * FROM (SELECT t, used_mib, current_mib, available_mib, usable_mib, rss_mib,"
+    " quality, id FROM samples WHERE uuid = ? AND t >= ? ORDER BY t DESC, id DESC LIMIT ?)"
+    " ORDER BY t, id",
+    error);
+  if (st == NULL)
+    return NULL;
+  bind_text (st, 1, uuid);
+  sqlite3_bind_int64 (st, 2, since);
+  sqlite3_bind_int64 (st, 3, limit > 0 ? (gint64) limit : -1);
+  g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func (g_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      VmemSampleRow *r = g_new0 (VmemSampleRow, 1);
+      r->t = sqlite3_column_int64 (st, 0);
+      r->used_mib = (guint64) sqlite3_column_int64 (st, 1);
+      r->current_mib = (guint64) sqlite3_column_int64 (st, 2);
+      r->available_mib = (guint64) sqlite3_column_int64 (st, 3);
+      r->usable_mib = (guint64) sqlite3_column_int64 (st, 4);
+      r->rss_mib = (guint64) sqlite3_column_int64 (st, 5);
+      r->guest_quality = g_strcmp0 ((const char *) sqlite3_column_text (st, 6), "guest") == 0;
+      g_ptr_array_add (out, r);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read the samples of %s", uuid);
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
 /* ---- hosts ---------------------------------------------------------------- */
 
 static gboolean
@@ -1254,6 +1368,9 @@ static const VmemStoreOps sqlite_ops = {
   .plan_add = sq_plan_add,
   .plan_latest = sq_plan_latest,
   .plan_list = sq_plan_list,
+  .move_add = sq_move_add,
+  .move_list = sq_move_list,
+  .sample_list = sq_sample_list,
   .host_heartbeat = sq_host_heartbeat,
   .host_list = sq_host_list,
 };

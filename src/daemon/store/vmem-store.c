@@ -346,6 +346,49 @@ vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **
   return store->ops->plan_list (store, uuid, limit, error);
 }
 
+void
+vmem_move_row_free (VmemMoveRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->uuid);
+  g_free (row->host);
+  g_free (row->workload);
+  g_free (row->action);
+  g_free (row->mode);
+  g_free (row->reason);
+  g_free (row);
+}
+
+gboolean
+vmem_store_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
+{
+  if (!require ("move uuid", row->uuid, error) || !require ("move host", row->host, error) ||
+      !require ("move workload", row->workload, error) ||
+      !require ("move action", row->action, error) || !require ("move mode", row->mode, error) ||
+      !require ("move reason", row->reason, error))
+    return FALSE;
+  return store->ops->move_add (store, row, error);
+}
+
+GPtrArray *
+vmem_store_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                      GError **error)
+{
+  if (!require ("move uuid", uuid, error))
+    return NULL;
+  return store->ops->move_list (store, uuid, since, limit, error);
+}
+
+GPtrArray *
+vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                        GError **error)
+{
+  if (!require ("sample uuid", uuid, error))
+    return NULL;
+  return store->ops->sample_list (store, uuid, since, limit, error);
+}
+
 gboolean
 vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error)
 {

@@ -111,6 +111,34 @@ typedef struct {
   guint64 peak_mib;
 } VmemRun;
 
+/* One decision of the on-demand controller, applied or not (observe mode,
+ * or the libvirt call failed). */
+typedef struct {
+  char *uuid;
+  char *host;
+  char *workload;
+  gint64 t;
+  char *action;  /* "grow", "shrink", ... */
+  char *mode;    /* the profile's mode when it was decided */
+  guint64 from_mib;
+  guint64 to_mib;
+  gboolean applied;
+  char *reason;
+} VmemMoveRow;
+
+/* A raw sample as stored, for history. */
+typedef struct {
+  gint64 t;
+  guint64 used_mib;
+  guint64 current_mib;   /* balloon actual */
+  guint64 available_mib; /* guest MemTotal */
+  guint64 usable_mib;    /* guest MemAvailable */
+  guint64 rss_mib;
+  gboolean guest_quality;
+} VmemSampleRow;
+
+void vmem_move_row_free (VmemMoveRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemMoveRow, vmem_move_row_free)
 void vmem_domain_row_free (VmemDomainRow *row);
 void vmem_peak_free (VmemPeak *peak);
 void vmem_plan_row_free (VmemPlanRow *row);
@@ -198,6 +226,15 @@ GPtrArray *vmem_store_run_list (VmemStore *store, const char *uuid, guint limit,
 gboolean vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error);
 VmemPlanRow *vmem_store_plan_latest (VmemStore *store, const char *uuid, GError **error);
 GPtrArray *vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error);
+
+/* Controller moves, and a domain's history: moves and raw samples at or
+ * after @since, oldest first, at most @limit (0 = all; the newest are
+ * kept), elements VmemMoveRow and VmemSampleRow. */
+gboolean vmem_store_move_add (VmemStore *store, const VmemMoveRow *row, GError **error);
+GPtrArray *vmem_store_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                                 GError **error);
+GPtrArray *vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
+                                   GError **error);
 
 /* Hosts sharing the store; the list is sorted by name, elements VmemHostRow. */
 gboolean vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);

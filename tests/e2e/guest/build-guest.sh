@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Builds a tiny Linux guest for the end-to-end tests into DIR:
 #   DIR/vmlinuz    Debian's kernel (downloaded and unpacked, never installed)
-#   DIR/initrd.gz  busybox plus the virtio balloon modules; its /init loads a
-#                  workload of vmem_workload_mib=N MiB (kernel command line)
-#                  into a tmpfs, reports on the serial console and idles.
+#   DIR/initrd.gz  busybox plus the virtio balloon and virtio-mem modules;
+#                  its /init loads a workload of vmem_workload_mib=N MiB
+#                  (kernel command line) into a tmpfs, reports on the serial
+#                  console, then follows vmem_schedule=MIB@SECONDS,... if
+#                  given (the workload resized to MIB MiB at SECONDS after
+#                  boot, each step reported) and idles.
 # Idempotent: a DIR built by this same script is left as it is.
 set -euo pipefail
 out=${1:?usage: build-guest.sh DIR}
@@ -100,6 +103,23 @@ if [ "\$mib" -gt 0 ]; then
   dd if=/dev/zero of=/mnt/load bs=1M count="\$mib" 2>/dev/null || echo "vmem-guest: workload failed"
 fi
 echo "vmem-guest: workload \$mib MiB loaded"
+# A workload that changes size on a schedule: vmem_schedule=400@60,150@180
+# resizes it to 400 MiB 60 s after boot, then to 150 MiB at 180 s.
+schedule=\$(sed -n 's/.*vmem_schedule=\([0-9@,]*\).*/\1/p' /proc/cmdline)
+for step in \$(echo "\$schedule" | tr ',' ' '); do
+  size=\${step%@*}
+  at=\${step#*@}
+  now=\$(cut -d. -f1 /proc/uptime)
+  [ "\$at" -gt "\$now" ] && sleep \$((at - now))
+  if [ "\$size" -ge "\$mib" ]; then
+    dd if=/dev/zero of=/mnt/load bs=1M seek="\$mib" count=\$((size - mib)) conv=notrunc 2>/dev/null ||
+      echo "vmem-guest: workload failed to grow to \$size MiB"
+  else
+    truncate -s "\${size}M" /mnt/load
+  fi
+  mib=\$size
+  echo "vmem-guest: workload \$mib MiB at \$(cut -d' ' -f1 /proc/uptime) s"
+done
 while true; do sleep 3600; done
 INIT
 chmod 755 "$root/init"
