@@ -50,6 +50,11 @@ static const OptSpec remove_opts[] = { { "--force", FALSE, NULL }, { NULL, FALSE
 static const OptSpec import_opts[] = { { "--replace", FALSE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec unassign_opts[] = { { "--restore", FALSE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec explain_opts[] = { { "--workload", TRUE, NULL }, { NULL, FALSE, NULL } };
+static const OptSpec history_opts[] = {
+  { "--since", TRUE, NULL },
+  { "--limit", TRUE, NULL },
+  { NULL, FALSE, NULL },
+};
 
 /* --- help ------------------------------------------------------------------ */
 
@@ -109,6 +114,13 @@ static const HelpEntry help_entries[] = {
     "show what a domain (or a workload) gets, and why",
     "  Prints the demand, where it comes from (peers or the profile), the quantile,\n"
     "  margin and clamps, and what is staged for the domain's next start.\n" },
+  { "history", "vmemctl history DOMAIN [--since WHEN] [--limit N]\n",
+    "show a domain's memory over time and the controller's moves",
+    "  --since WHEN  a duration back from now (90s, 30m, 6h, 2d; default 6h) or an\n"
+    "                ISO 8601 time (2026-12-02T06:00:00, local time unless zoned)\n"
+    "  --limit N     at most N samples and N moves, the newest (default 2000)\n"
+    "  Prints a chart of the guest's used memory against its balloon size, then\n"
+    "  each move of the on-demand controller, applied or not, and why.\n" },
   { "replay", "vmemctl replay TRACE.csv [OPTIONS]\n", "run the estimator offline on a usage trace",
     "  Needs no daemon.  See vmemctl replay --help for its options.\n" },
   { "version", "vmemctl version\n", "print the versions of vmemctl and vmemd", NULL },
@@ -130,6 +142,7 @@ static const struct {
   { "unassign DOMAIN [--restore]", "remove a domain's workload tag" },
   { "status", "show the daemon, the host's memory and the domains" },
   { "explain DOMAIN | --workload WORKLOAD", "show what a domain gets, and why" },
+  { "history DOMAIN [--since WHEN]", "show a domain's memory over time and its moves" },
   { "replay TRACE.csv [OPTIONS]", "run the estimator offline on a trace" },
   { "version", "print the versions of vmemctl and vmemd" },
   { "help [COMMAND]", "print this help, or a command's" },
@@ -749,6 +762,7 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
     { "unassign", VMEMCTL_CMD_UNASSIGN, unassign_opts, "io.vmemd.Unassign" },
     { "status", VMEMCTL_CMD_STATUS, no_opts, "io.vmemd.Status" },
     { "explain", VMEMCTL_CMD_EXPLAIN, explain_opts, "io.vmemd.Explain" },
+    { "history", VMEMCTL_CMD_HISTORY, history_opts, "io.vmemd.History" },
   };
   guint k;
   for (k = 0; k < G_N_ELEMENTS (cmds); k++)
@@ -846,10 +860,76 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
                                : params_with_string ("domain", g_ptr_array_index (pos, 0));
       }
       break;
+    case VMEMCTL_CMD_HISTORY:
+      {
+        const char *since = flag_value (hits, "--since");
+        const char *limit = flag_value (hits, "--limit");
+        if (!want_positional (name, pos, 1, 1, "DOMAIN", error))
+          return NULL;
+        req->params = params_with_string ("domain", g_ptr_array_index (pos, 0));
+        if (since != NULL)
+          {
+            gint64 t = 0;
+            g_autoptr(GError) local = NULL;
+            if (!vmemctl_parse_since (since, g_get_real_time () / G_USEC_PER_SEC, &t, &local))
+              {
+                usage (error, "history: --since: %s", local->message);
+                return NULL;
+              }
+            json_object_object_add (req->params, "since", json_object_new_int64 (t));
+          }
+        if (limit != NULL)
+          {
+            guint64 n = 0;
+            if (!g_ascii_string_to_unsigned (limit, 10, 1, 100000, &n, NULL))
+              {
+                usage (error, "history: --limit: '%s' is not a number from 1 to 100000", limit);
+                return NULL;
+              }
+            json_object_object_add (req->params, "limit", json_object_new_int64 ((gint64) n));
+          }
+      }
+      break;
     default:
       g_assert_not_reached ();
     }
   return g_steal_pointer (&req);
+}
+
+gboolean
+vmemctl_parse_since (const char *text, gint64 now, gint64 *out, GError **error)
+{
+  static const struct {
+    char unit;
+    gint64 seconds;
+  } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 } };
+  gsize len = text ? strlen (text) : 0;
+
+  if (len >= 2 && g_ascii_isdigit (text[0]))
+    for (guint i = 0; i < G_N_ELEMENTS (units); i++)
+      if (text[len - 1] == units[i].unit)
+        {
+          g_autofree char *digits = g_strndup (text, len - 1);
+          guint64 n = 0;
+          if (!g_ascii_string_to_unsigned (digits, 10, 0, G_MAXINT64 / units[i].seconds, &n, NULL) ||
+              (gint64) n * units[i].seconds > now)
+            break;
+          *out = now - (gint64) n * units[i].seconds;
+          return TRUE;
+        }
+  if (len > 0)
+    {
+      g_autoptr(GTimeZone) local = g_time_zone_new_local ();
+      g_autoptr(GDateTime) dt = g_date_time_new_from_iso8601 (text, local);
+      if (dt != NULL)
+        {
+          *out = g_date_time_to_unix (dt);
+          return TRUE;
+        }
+    }
+  g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+               "'%s' is neither a duration (90s, 30m, 6h, 2d) nor an ISO 8601 time", text ? text : "");
+  return FALSE;
 }
 
 void

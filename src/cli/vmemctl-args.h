@@ -38,6 +38,7 @@ typedef enum {
   VMEMCTL_CMD_UNASSIGN,
   VMEMCTL_CMD_STATUS,
   VMEMCTL_CMD_EXPLAIN,
+  VMEMCTL_CMD_HISTORY,
   VMEMCTL_CMD_REPLAY,
 } VmemctlCommandId;
 
@@ -76,6 +77,11 @@ json_object *vmemctl_load_profiles (const char *path, GError **error);
 /* Validates a JSON array of profiles (as read by vmemctl_load_profiles);
  * @what prefixes the messages (the file name). */
 gboolean vmemctl_check_profiles (json_object *array, const char *what, GError **error);
+
+/* --since: a duration back from @now (90s, 30m, 6h, 2d) or an ISO 8601
+ * time (2026-12-02T06:00:00, local time unless it carries a zone);
+ * unix seconds out. */
+gboolean vmemctl_parse_since (const char *text, gint64 now, gint64 *out, GError **error);
 
 /* Exit code for an error from vmem_varlink_call() or from parsing. */
 int vmemctl_exit_code (const GError *error);

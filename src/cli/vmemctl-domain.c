@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vmemctl assign, unassign, status, explain */
+/* vmemctl assign, unassign, status, explain, history */
 #include "vmemctl.h"
 #include "vmem-cleanup.h"
 #include "vmem-error.h"
@@ -174,6 +174,101 @@ print_explanation (json_object *x, gboolean domain)
     }
 }
 
+/* ---- history ------------------------------------------------------------ */
+
+#define CHART_WIDTH  64
+#define CHART_HEIGHT 12
+
+static char *
+fmt_time (gint64 t)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local (t);
+  return dt ? g_date_time_format (dt, "%Y-%m-%d %H:%M:%S") : g_strdup ("?");
+}
+
+/* Used memory ('u') against the balloon's actual size ('a'), '*' where they
+ * meet, over the samples' time span: one column per time slice, each
+ * showing the slice's highest used and its last actual size. */
+static void
+print_chart (json_object *samples)
+{
+  size_t n = json_object_array_length (samples);
+  gint64 t0 = vmemctl_get_i64 (json_object_array_get_idx (samples, 0), "t");
+  gint64 t1 = vmemctl_get_i64 (json_object_array_get_idx (samples, n - 1), "t");
+  gint64 used[CHART_WIDTH], actual[CHART_WIDTH];
+  gint64 top = 1;
+
+  for (int c = 0; c < CHART_WIDTH; c++)
+    used[c] = actual[c] = -1;
+  for (size_t i = 0; i < n; i++)
+    {
+      json_object *s = json_object_array_get_idx (samples, i);
+      gint64 t = vmemctl_get_i64 (s, "t");
+      int c = t1 > t0 ? (int) ((t - t0) * (CHART_WIDTH - 1) / (t1 - t0)) : 0;
+      used[c] = MAX (used[c], vmemctl_get_i64 (s, "used_mib"));
+      actual[c] = vmemctl_get_i64 (s, "actual_mib");
+      top = MAX (top, MAX (used[c], actual[c]));
+    }
+  /* Columns without a sample carry the last one's values. */
+  for (int c = 1; c < CHART_WIDTH; c++)
+    if (used[c] < 0)
+      {
+        used[c] = used[c - 1];
+        actual[c] = actual[c - 1];
+      }
+
+  printf ("Memory (u = used by the guest, a = balloon size, * = both):\n");
+  for (int row = CHART_HEIGHT; row >= 1; row--)
+    {
+      gint64 lo = top * (row - 1) / CHART_HEIGHT, hi = top * row / CHART_HEIGHT;
+      g_autofree char *label = fmt_size (hi);
+      printf ("%8s |", row == CHART_HEIGHT || row == 1 ? label : "");
+      for (int c = 0; c < CHART_WIDTH; c++)
+        {
+          gboolean u = used[c] > lo && used[c] <= hi;
+          gboolean a = actual[c] > lo && actual[c] <= hi;
+          putchar (u && a ? '*' : u ? 'u' : a ? 'a' : ' ');
+        }
+      putchar ('\n');
+    }
+  g_autofree char *from = fmt_time (t0);
+  g_autofree char *to = fmt_time (t1);
+  printf ("%8s +%.*s\n", "", CHART_WIDTH,
+          "----------------------------------------------------------------------------------");
+  printf ("%8s  %-*s%s\n\n", "", CHART_WIDTH - (int) strlen (to), from, to);
+}
+
+static void
+print_history (json_object *h)
+{
+  json_object *samples = NULL, *moves = NULL;
+  json_object_object_get_ex (h, "samples", &samples);
+  json_object_object_get_ex (h, "moves", &moves);
+  size_t ns = samples ? json_object_array_length (samples) : 0;
+  size_t nm = moves ? json_object_array_length (moves) : 0;
+  g_autofree char *since = fmt_time (vmemctl_get_i64 (h, "since"));
+
+  printf ("Domain %s since %s: %zu sample%s, %zu move%s\n\n", vmemctl_get_str (h, "domain"), since,
+          ns, ns == 1 ? "" : "s", nm, nm == 1 ? "" : "s");
+  if (ns > 0)
+    print_chart (samples);
+  if (nm == 0)
+    {
+      printf ("No moves of the on-demand controller in that time.\n");
+      return;
+    }
+  printf ("%-19s %-8s %8s %8s %-7s %s\n", "TIME", "ACTION", "FROM", "TO", "APPLIED", "WHY");
+  for (size_t i = 0; i < nm; i++)
+    {
+      json_object *m = json_object_array_get_idx (moves, i);
+      g_autofree char *t = fmt_time (vmemctl_get_i64 (m, "t"));
+      g_autofree char *from = fmt_size (vmemctl_get_i64 (m, "from_mib"));
+      g_autofree char *to = fmt_size (vmemctl_get_i64 (m, "to_mib"));
+      printf ("%-19s %-8s %8s %8s %-7s %s\n", t, vmemctl_get_str (m, "action"), from, to,
+              vmemctl_get_bool (m, "applied") ? "yes" : "no", vmemctl_get_str (m, "reason"));
+    }
+}
+
 int
 vmemctl_domain_run (VmemctlRequest *req)
 {
@@ -220,6 +315,12 @@ vmemctl_domain_run (VmemctlRequest *req)
         vmemctl_print_json (payload ? payload : r);
       else
         print_explanation (payload, json_object_object_get (req->params, "domain") != NULL);
+      break;
+    case VMEMCTL_CMD_HISTORY:
+      if (req->json)
+        vmemctl_print_json (r);
+      else
+        print_history (r);
       break;
     default:
       g_assert_not_reached ();

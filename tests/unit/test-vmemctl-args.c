@@ -300,6 +300,45 @@ test_assign_unassign (void **state)
 }
 
 static void
+test_history (void **state)
+{
+  g_autoptr(VmemctlRequest) h = parse_ok ("history", "vm1", NULL);
+  assert_int_equal (h->command, VMEMCTL_CMD_HISTORY);
+  assert_string_equal (h->method, "io.vmemd.History");
+  assert_string_equal (field_str (h->params, "domain"), "vm1");
+  assert_int_equal (json_object_object_length (h->params), 1);
+
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autoptr(VmemctlRequest) s = parse_ok ("history", "vm1", "--since", "2h", "--limit", "50", NULL);
+  gint64 since = json_object_get_int64 (field (s->params, "since"));
+  assert_true (since >= now - 7200 - 2 && since <= now - 7200 + 2);
+  assert_int_equal (json_object_get_int64 (field (s->params, "limit")), 50);
+
+  parse_fails ("history: missing DOMAIN", "history", NULL);
+  parse_fails ("--since: '3x' is neither", "history", "vm1", "--since", "3x", NULL);
+  parse_fails ("--limit: '0' is not a number", "history", "vm1", "--limit", "0", NULL);
+  parse_fails ("--limit: 'many'", "history", "vm1", "--limit", "many", NULL);
+
+  gint64 t = 0;
+  g_autoptr(GError) error = NULL;
+  assert_true (vmemctl_parse_since ("90s", 1000, &t, &error));
+  assert_int_equal (t, 910);
+  assert_true (vmemctl_parse_since ("30m", 10000, &t, &error));
+  assert_int_equal (t, 8200);
+  assert_true (vmemctl_parse_since ("1d", 100000, &t, &error));
+  assert_int_equal (t, 13600);
+  assert_true (vmemctl_parse_since ("2026-12-02T06:00:00Z", 0, &t, &error));
+  assert_int_equal (t, 1796191200);
+  /* Before the epoch, or no unit: refused. */
+  assert_false (vmemctl_parse_since ("2d", 1000, &t, &error));
+  g_clear_error (&error);
+  assert_false (vmemctl_parse_since ("12", 1000, &t, &error));
+  g_clear_error (&error);
+  assert_false (vmemctl_parse_since ("", 1000, &t, &error));
+  g_clear_error (&error);
+}
+
+static void
 test_status_explain_version (void **state)
 {
   g_autoptr(VmemctlRequest) s = parse_ok ("status", NULL);
@@ -624,6 +663,7 @@ main (void)
     cmocka_unit_test (test_profile_show_list_remove),
     cmocka_unit_test (test_profile_import_export),
     cmocka_unit_test (test_assign_unassign),
+    cmocka_unit_test (test_history),
     cmocka_unit_test (test_status_explain_version),
     cmocka_unit_test (test_help),
     cmocka_unit_test (test_replay_gets_its_own_argv),

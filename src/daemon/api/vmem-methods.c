@@ -89,6 +89,27 @@ get_bool (json_object *params, const char *key, gboolean *out, GError **error)
   return TRUE;
 }
 
+/* An optional integer parameter in [min, max]; absent leaves *out alone. */
+static gboolean
+get_int (json_object *params, const char *key, gint64 min, gint64 max, gint64 *out,
+         GError **error)
+{
+  json_object *v = NULL;
+  if (params == NULL || !json_object_object_get_ex (params, key, &v) ||
+      json_object_is_type (v, json_type_null))
+    return TRUE;
+  if (!json_object_is_type (v, json_type_int) || json_object_get_int64 (v) < min ||
+      json_object_get_int64 (v) > max)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s: must be an integer from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT, key,
+                   min, max);
+      return FALSE;
+    }
+  *out = json_object_get_int64 (v);
+  return TRUE;
+}
+
 /* A required object or array parameter. */
 static gboolean
 get_typed (json_object *params, const char *key, json_type type, json_object **out, GError **error)
@@ -853,6 +874,123 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
   vmem_call_reply (call, r);
 }
 
+/* ---- History ---------------------------------------------------------- */
+
+#define HISTORY_DEFAULT_S (6 * 3600)
+#define HISTORY_MAX_ROWS  100000
+
+typedef struct {
+  VmemCall  *call;
+  char      *name;
+  char      *uuid;
+  gint64     since;
+  guint      limit;
+  GPtrArray *moves;
+  GPtrArray *samples;
+} HistoryJob;
+
+static void
+history_job_free (HistoryJob *j)
+{
+  vmem_call_unref (j->call);
+  g_free (j->name);
+  g_free (j->uuid);
+  g_clear_pointer (&j->moves, g_ptr_array_unref);
+  g_clear_pointer (&j->samples, g_ptr_array_unref);
+  g_free (j);
+}
+
+static gpointer
+history_work (gpointer state, gpointer data, GError **error)
+{
+  HistoryJob *j = data;
+  j->moves = vmem_store_move_list (state, j->uuid, j->since, j->limit, error);
+  if (j->moves == NULL)
+    return NULL;
+  j->samples = vmem_store_sample_list (state, j->uuid, j->since, j->limit, error);
+  return j->samples != NULL ? GINT_TO_POINTER (1) : NULL;
+}
+
+static void
+history_done (gpointer result, const GError *error, gpointer data)
+{
+  HistoryJob *j = data;
+  if (error != NULL)
+    {
+      vmem_call_return_error (j->call, error);
+      return;
+    }
+  json_object *moves = json_object_new_array ();
+  for (guint i = 0; i < j->moves->len; i++)
+    {
+      const VmemMoveRow *m = g_ptr_array_index (j->moves, i);
+      json_object *o = json_object_new_object ();
+      json_object_object_add (o, "t", json_object_new_int64 (m->t));
+      json_object_object_add (o, "action", json_object_new_string (m->action));
+      json_object_object_add (o, "mode", json_object_new_string (m->mode));
+      json_object_object_add (o, "from_mib", json_object_new_int64 ((gint64) m->from_mib));
+      json_object_object_add (o, "to_mib", json_object_new_int64 ((gint64) m->to_mib));
+      json_object_object_add (o, "applied", json_object_new_boolean (m->applied));
+      json_object_object_add (o, "reason", json_object_new_string (m->reason));
+      json_object_array_add (moves, o);
+    }
+  json_object *samples = json_object_new_array ();
+  for (guint i = 0; i < j->samples->len; i++)
+    {
+      const VmemSampleRow *r = g_ptr_array_index (j->samples, i);
+      json_object *o = json_object_new_object ();
+      json_object_object_add (o, "t", json_object_new_int64 (r->t));
+      json_object_object_add (o, "used_mib", json_object_new_int64 ((gint64) r->used_mib));
+      json_object_object_add (o, "actual_mib", json_object_new_int64 ((gint64) r->current_mib));
+      json_object_object_add (o, "total_mib", json_object_new_int64 ((gint64) r->available_mib));
+      json_object_object_add (o, "available_mib", json_object_new_int64 ((gint64) r->usable_mib));
+      json_object_object_add (o, "rss_mib", json_object_new_int64 ((gint64) r->rss_mib));
+      json_object_object_add (o, "guest", json_object_new_boolean (r->guest_quality));
+      json_object_array_add (samples, o);
+    }
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "domain", json_object_new_string (j->name));
+  json_object_object_add (r, "uuid", json_object_new_string (j->uuid));
+  json_object_object_add (r, "since", json_object_new_int64 (j->since));
+  json_object_object_add (r, "moves", moves);
+  json_object_object_add (r, "samples", samples);
+  vmem_call_reply (j->call, r);
+}
+
+static void
+method_history (VmemCall *call, json_object *params, gpointer user_data)
+{
+  VmemMethods *m = user_data;
+  g_autoptr(GError) error = NULL;
+  const char *domain;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 since = now - HISTORY_DEFAULT_S, limit = 2000;
+
+  CHECK_KEYS (call, params, "domain", "since", "limit");
+  if (!get_string (params, "domain", TRUE, &domain, &error) ||
+      !get_int (params, "since", 0, G_MAXINT64, &since, &error) ||
+      !get_int (params, "limit", 1, HISTORY_MAX_ROWS, &limit, &error))
+    {
+      vmem_call_return_error (call, error);
+      return;
+    }
+  const VmemCacheEntry *e = vmem_cache_find (m->ctx.cache, domain);
+  if (e == NULL)
+    {
+      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no domain named '%s'", domain);
+      vmem_call_return_error (call, error);
+      return;
+    }
+  HistoryJob *j = g_new0 (HistoryJob, 1);
+  j->call = vmem_call_ref (call);
+  j->name = g_strdup (e->domain->name);
+  j->uuid = g_strdup (e->domain->uuid);
+  j->since = since;
+  j->limit = (guint) limit;
+  store_submit (m, "history", history_work, history_done, j, (GDestroyNotify) history_job_free,
+                NULL);
+}
+
 /* ---- HookEvent -------------------------------------------------------- */
 
 static void
@@ -1061,6 +1199,7 @@ vmem_methods_register (VmemServer *s, const VmemMethodsContext *context)
   vmem_server_add_method (s, "io.vmemd.Unassign", VMEM_METHOD_ADMIN, method_unassign, m);
   vmem_server_add_method (s, "io.vmemd.Status", VMEM_METHOD_ADMIN, method_status, m);
   vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, m);
+  vmem_server_add_method (s, "io.vmemd.History", VMEM_METHOD_ADMIN, method_history, m);
   vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, m);
   return m;
 }
