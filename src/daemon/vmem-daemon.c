@@ -4,6 +4,7 @@
 #include "vmem-collector.h"
 #include "vmem-demand.h"
 #include "vmem-error.h"
+#include "vmem-hostmem.h"
 #include "vmem-log.h"
 #include "vmem-methods.h"
 #include "vmem-planner.h"
@@ -14,7 +15,6 @@
 #include "vmem-virt.h"
 #include "vmem-worker.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #define HEARTBEAT_S        30
@@ -70,22 +70,19 @@ estimator_config (const VmemConfig *c, VmemEstimatorConfig *ec)
 }
 
 static guint64
-meminfo_total_mib (void)
-{
-  g_autofree char *contents = NULL;
-  if (!g_file_get_contents ("/proc/meminfo", &contents, NULL, NULL))
-    return 0;
-  const char *line = strstr (contents, "MemTotal:");
-  guint64 kib = 0;
-  if (line == NULL || sscanf (line, "MemTotal: %" G_GUINT64_FORMAT, &kib) != 1)
-    return 0;
-  return kib / 1024;
-}
-
-static guint64
 host_total_mib (VmemDaemon *daemon)
 {
-  return daemon->config->capacity_mib ? daemon->config->capacity_mib : meminfo_total_mib ();
+  if (daemon->config->capacity_mib)
+    return daemon->config->capacity_mib;
+  VmemHostMem mem;
+  g_autoptr(GError) error = NULL;
+  if (!vmem_hostmem_read (NULL, NULL, &mem, &error))
+    {
+      vmem_log_warning_limited ("meminfo", WARN_EVERY_S, "cannot read the host's memory: %s",
+                                error->message);
+      return 0;
+    }
+  return mem.total_mib;
 }
 
 static guint64
