@@ -1018,7 +1018,9 @@ profiles_changed_cb (GPtrArray *profiles, const char *workload, gpointer user_da
 {
   VmemDaemon *daemon = user_data;
   replace_profiles (daemon, profiles);
-  stage_workload (daemon, workload, "profile changed");
+  /* A write that ends while the daemon stops: the stager is gone. */
+  if (!daemon->stopping)
+    stage_workload (daemon, workload, "profile changed");
 }
 
 static void
@@ -1222,7 +1224,6 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_handle_id (&daemon->prune_id, g_source_remove);
   g_clear_handle_id (&daemon->expire_id, g_source_remove);
   g_clear_pointer (&daemon->server, vmem_server_free);
-  g_clear_pointer (&daemon->methods, vmem_methods_free);
   /* The libvirt worker's last results still reach the collector and the
    * stager: free them after it. */
   g_clear_pointer (&daemon->virt, vmem_virt_free);
@@ -1231,6 +1232,9 @@ vmem_daemon_free (VmemDaemon *daemon)
   /* Writes still queued are written before the store closes. */
   g_clear_pointer (&daemon->store_worker, vmem_worker_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
+  /* Last of the parts: the jobs of an Assign or a profile write still in
+   * flight on either worker finish through the methods. */
+  g_clear_pointer (&daemon->methods, vmem_methods_free);
   g_clear_pointer (&daemon->demand, vmem_demand_free);
   g_clear_pointer (&daemon->cache, vmem_cache_free);
   g_clear_pointer (&daemon->intents, g_hash_table_unref);
