@@ -569,6 +569,10 @@ static void
 on_connected (gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
+  /* A connection that completes while the daemon stops: the libvirt part
+   * is being freed. */
+  if (daemon->stopping)
+    return;
   vmem_virt_submit (daemon->virt, "read all domains", "read-all", read_all_work, read_all_done,
                     daemon, NULL, (GDestroyNotify) g_ptr_array_unref);
 }
@@ -665,6 +669,8 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
   VmemDaemon *daemon = user_data;
   VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
 
+  if (daemon->stopping)
+    return;
   g_debug ("event %s on domain %s (%s)", event_name (event), name, uuid);
   switch (event)
     {
