@@ -566,6 +566,10 @@ static void
 on_connected (gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
+  /* A connection that completes while the daemon stops: the libvirt part
+   * is being freed. */
+  if (daemon->stopping)
+    return;
   vmem_virt_submit (daemon->virt, "read all domains", "read-all", read_all_work, read_all_done,
                     daemon, NULL, (GDestroyNotify) g_ptr_array_unref);
 }
@@ -662,6 +666,8 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
   VmemDaemon *daemon = user_data;
   VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
 
+  if (daemon->stopping)
+    return;
   g_debug ("event %s on domain %s (%s)", event_name (event), name, uuid);
   switch (event)
     {
@@ -1015,7 +1021,9 @@ profiles_changed_cb (GPtrArray *profiles, const char *workload, gpointer user_da
 {
   VmemDaemon *daemon = user_data;
   replace_profiles (daemon, profiles);
-  stage_workload (daemon, workload, "profile changed");
+  /* A write that ends while the daemon stops: the stager is gone. */
+  if (!daemon->stopping)
+    stage_workload (daemon, workload, "profile changed");
 }
 
 static void
@@ -1219,7 +1227,6 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_handle_id (&daemon->prune_id, g_source_remove);
   g_clear_handle_id (&daemon->expire_id, g_source_remove);
   g_clear_pointer (&daemon->server, vmem_server_free);
-  g_clear_pointer (&daemon->methods, vmem_methods_free);
   /* The libvirt worker's last results still reach the collector and the
    * stager: free them after it. */
   g_clear_pointer (&daemon->virt, vmem_virt_free);
@@ -1228,6 +1235,9 @@ vmem_daemon_free (VmemDaemon *daemon)
   /* Writes still queued are written before the store closes. */
   g_clear_pointer (&daemon->store_worker, vmem_worker_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
+  /* Last of the parts: the jobs of an Assign or a profile write still in
+   * flight on either worker finish through the methods. */
+  g_clear_pointer (&daemon->methods, vmem_methods_free);
   g_clear_pointer (&daemon->demand, vmem_demand_free);
   g_clear_pointer (&daemon->cache, vmem_cache_free);
   g_clear_pointer (&daemon->intents, g_hash_table_unref);

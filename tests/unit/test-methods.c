@@ -1,0 +1,1311 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The io.vmemd methods of a real VmemDaemon, run in this process on the
+ * main context against libvirt's in-process test driver
+ * (tests/data/libvirt/methods-host.xml), with its socket and database in a
+ * temporary directory.  Each call goes through the varlink client on a
+ * thread of its own while this thread iterates the main loop; every wait
+ * has a deadline that fails the test.  HookEvent is root's, as are the
+ * children that drop to nobody: without uid 0 those tests fail. */
+#include "vmem-cleanup.h"
+#include "vmem-config.h"
+#include "vmem-daemon.h"
+#include "vmem-error.h"
+#include "vmem-log.h"
+#include "vmem-varlink.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+/* The host in tests/data/libvirt/methods-host.xml. */
+#define WEB_UUID "6a1e2c3d-0000-4000-8000-000000000001" /* running, 1 GiB, unmanaged */
+#define ERP_UUID "6a1e2c3d-0000-4000-8000-000000000002" /* shut off, 2 GiB */
+#define WEB_MIB  1024
+
+/* Starts the hook announces; none of them exists in libvirt. */
+#define UUID_A "7b5d0000-0000-4000-8000-00000000000a"
+#define UUID_B "7b5d0000-0000-4000-8000-00000000000b"
+#define UUID_C "7b5d0000-0000-4000-8000-00000000000c"
+#define UUID_D "7b5d0000-0000-4000-8000-00000000000d"
+
+/* Usable: 8 GiB - 1 GiB = 7 GiB; web-1 holds 1 GiB, so 6 GiB are free. */
+#define CAPACITY_MIB 8192
+#define RESERVE_MIB  1024
+#define USABLE_MIB   (CAPACITY_MIB - RESERVE_MIB)
+#define FREE_MIB     (USABLE_MIB - WEB_MIB)
+
+#define CALL_TIMEOUT_MS  10000 /* the client's own bound on one call */
+#define TICK_MS          50    /* the main loop wakes at least this often */
+#define READY_TIMEOUT_MS 15000
+
+typedef struct {
+  char       *dir;
+  char       *socket_path;
+  char       *database;
+  char       *node_xml; /* the test driver's host, copied here */
+  char       *uri;
+  VmemDaemon *daemon;
+  guint       tick_id;
+  sqlite3    *lock; /* a second connection that holds the database's write lock */
+} Fixture;
+
+/* ---- small helpers ----------------------------------------------------- */
+
+static gint64
+now_us (void)
+{
+  return g_get_monotonic_time ();
+}
+
+static gboolean
+tick (gpointer user_data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Runs the main loop for @ms. */
+static void
+iterate_for (guint ms)
+{
+  gint64 until = now_us () + (gint64) ms * 1000;
+  while (now_us () < until)
+    g_main_context_iteration (NULL, TRUE);
+}
+
+static void
+require_root (void)
+{
+  if (geteuid () != 0)
+    fail_msg ("this test needs uid 0 (HookEvent is root's and the daemon checks the peer's "
+              "credentials): run the unit tests as root, as CI does");
+}
+
+static void
+set_str (char **field, const char *value)
+{
+  g_free (*field);
+  *field = g_strdup (value);
+}
+
+static void
+rm_rf (const char *path)
+{
+  GDir *dir = g_dir_open (path, 0, NULL);
+  if (dir != NULL)
+    {
+      const char *name;
+      while ((name = g_dir_read_name (dir)) != NULL)
+        {
+          g_autofree char *child = g_build_filename (path, name, NULL);
+          struct stat st;
+          if (lstat (child, &st) == 0 && S_ISDIR (st.st_mode))
+            rm_rf (child);
+          else
+            unlink (child);
+        }
+      g_dir_close (dir);
+    }
+  rmdir (path);
+}
+
+/* ---- json ------------------------------------------------------------- */
+
+static json_object *
+jget (json_object *o, const char *key)
+{
+  json_object *v = NULL;
+  if (o == NULL || !json_object_object_get_ex (o, key, &v))
+    return NULL;
+  return v;
+}
+
+static const char *
+jstr (json_object *o, const char *key)
+{
+  json_object *v = jget (o, key);
+  if (v == NULL || !json_object_is_type (v, json_type_string))
+    fail_msg ("'%s' is not a string in %s", key, json_object_to_json_string (o));
+  return json_object_get_string (v);
+}
+
+static gint64
+jint (json_object *o, const char *key)
+{
+  json_object *v = jget (o, key);
+  if (v == NULL || !json_object_is_type (v, json_type_int))
+    fail_msg ("'%s' is not an integer in %s", key, json_object_to_json_string (o));
+  return json_object_get_int64 (v);
+}
+
+static gboolean
+jbool (json_object *o, const char *key)
+{
+  json_object *v = jget (o, key);
+  if (v == NULL || !json_object_is_type (v, json_type_boolean))
+    fail_msg ("'%s' is not a boolean in %s", key, json_object_to_json_string (o));
+  return json_object_get_boolean (v);
+}
+
+static json_object *
+jarr (json_object *o, const char *key)
+{
+  json_object *v = jget (o, key);
+  if (v == NULL || !json_object_is_type (v, json_type_array))
+    fail_msg ("'%s' is not an array in %s", key, json_object_to_json_string (o));
+  return v;
+}
+
+/* The element of @arr whose "name" is @name, or NULL. */
+static json_object *
+find_named (json_object *arr, const char *name)
+{
+  for (size_t i = 0; i < json_object_array_length (arr); i++)
+    {
+      json_object *e = json_object_array_get_idx (arr, i);
+      if (g_strcmp0 (json_object_get_string (jget (e, "name")), name) == 0)
+        return e;
+    }
+  return NULL;
+}
+
+static json_object *
+parse (const char *text)
+{
+  json_object *o = json_tokener_parse (text);
+  if (o == NULL)
+    fail_msg ("bad JSON in the test: %s", text);
+  return o;
+}
+
+/* ---- calls: the client on a thread, the daemon on this one ------------- */
+
+typedef struct {
+  char        *socket;
+  char        *method;
+  char        *params; /* JSON text, NULL = none */
+  json_object *reply;
+  GError      *error;
+  gint64       took_us;
+  gint         done;
+  GThread     *thread;
+} Call;
+
+static void
+call_free (Call *c)
+{
+  g_free (c->socket);
+  g_free (c->method);
+  g_free (c->params);
+  if (c->reply != NULL)
+    json_object_put (c->reply);
+  g_clear_error (&c->error);
+  g_free (c);
+}
+
+static gpointer
+call_thread (gpointer data)
+{
+  Call *c = data;
+  json_object *params = c->params ? json_tokener_parse (c->params) : NULL;
+  gint64 start = now_us ();
+  c->reply = vmem_varlink_call (c->socket, c->method, params, CALL_TIMEOUT_MS, &c->error);
+  c->took_us = now_us () - start;
+  if (params != NULL)
+    json_object_put (params);
+  g_atomic_int_set (&c->done, 1);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+/* Starts @method (@params: transfer none, may be NULL) on a thread. */
+static Call *
+call_begin_at (const char *socket, const char *method, json_object *params)
+{
+  Call *c = g_new0 (Call, 1);
+  c->socket = g_strdup (socket);
+  c->method = g_strdup (method);
+  c->params = params ? g_strdup (json_object_to_json_string (params)) : NULL;
+  c->thread = g_thread_new ("client", call_thread, c);
+  return c;
+}
+
+static Call *
+call_begin (Fixture *fx, const char *method, json_object *params)
+{
+  return call_begin_at (fx->socket_path, method, params);
+}
+
+/* Iterates the main loop until @c is answered; returns its reply (NULL
+ * with @error set on an error reply).  The client gives up after
+ * CALL_TIMEOUT_MS; should even that not happen, the test fails. */
+static json_object *
+call_end (Call *c, GError **error, gint64 *took_us)
+{
+  gint64 deadline = now_us () + (CALL_TIMEOUT_MS + 5000) * G_GINT64_CONSTANT (1000);
+  while (!g_atomic_int_get (&c->done))
+    {
+      if (now_us () > deadline)
+        {
+          /* The thread still owns @c: leave both behind. */
+          fail_msg ("%s: the client thread did not return within %d ms", c->method,
+                    CALL_TIMEOUT_MS + 5000);
+        }
+      g_main_context_iteration (NULL, TRUE);
+    }
+  g_thread_join (c->thread);
+  if (took_us != NULL)
+    *took_us = c->took_us;
+  json_object *reply = g_steal_pointer (&c->reply);
+  if (error != NULL)
+    *error = g_steal_pointer (&c->error);
+  call_free (c);
+  return reply;
+}
+
+static json_object *
+call_ok_timed (Fixture *fx, const char *method, json_object *params, gint64 *took_us)
+{
+  g_autoptr(GError) error = NULL;
+  json_object *r = call_end (call_begin (fx, method, params), &error, took_us);
+  if (r == NULL)
+    fail_msg ("%s %s: %s", method, params ? json_object_to_json_string (params) : "",
+              error->message);
+  return r;
+}
+
+static json_object *
+call_ok (Fixture *fx, const char *method, const char *params)
+{
+  g_autoptr(json_object) p = params ? parse (params) : NULL;
+  return call_ok_timed (fx, method, p, NULL);
+}
+
+static void
+assert_error (GError *error, json_object *reply, const char *method, int code, const char *text)
+{
+  if (reply != NULL)
+    fail_msg ("%s succeeded: %s", method, json_object_to_json_string (reply));
+  if (!g_error_matches (error, VMEM_ERROR, code) ||
+      (text != NULL && strstr (error->message, text) == NULL))
+    fail_msg ("%s: got error %d '%s', want %d '%s'", method, error->code, error->message, code,
+              text ? text : "");
+}
+
+/* @method with @params fails with @code and a message containing @text. */
+static void
+call_fails (Fixture *fx, const char *method, const char *params, int code, const char *text)
+{
+  g_autoptr(json_object) p = params ? parse (params) : NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) r = call_end (call_begin (fx, method, p), &error, NULL);
+  assert_error (error, r, method, code, text);
+}
+
+/* The "status" object of a Status reply (a new reference). */
+static json_object *
+status_timed (Fixture *fx, gint64 *took_us)
+{
+  g_autoptr(json_object) r = call_ok_timed (fx, "io.vmemd.Status", NULL, took_us);
+  json_object *s = jget (r, "status");
+  if (s == NULL)
+    fail_msg ("Status replied without a status: %s", json_object_to_json_string (r));
+  return json_object_get (s);
+}
+
+static json_object *
+status (Fixture *fx)
+{
+  return status_timed (fx, NULL);
+}
+
+typedef gboolean (*StatusCheck) (json_object *status, gconstpointer data);
+
+/* Asks Status until @check holds, for at most @timeout_ms; returns the
+ * status that passed. */
+static json_object *
+wait_status (Fixture *fx, StatusCheck check, gconstpointer data, guint timeout_ms, const char *what)
+{
+  gint64 deadline = now_us () + (gint64) timeout_ms * 1000;
+  for (;;)
+    {
+      json_object *s = status (fx);
+      if (check (s, data))
+        return s;
+      if (now_us () > deadline)
+        {
+          g_autofree char *text = g_strdup (json_object_to_json_string (s));
+          json_object_put (s);
+          fail_msg ("%s: not seen within %u ms; last status: %s", what, timeout_ms, text);
+        }
+      json_object_put (s);
+      iterate_for (100);
+    }
+}
+
+static gboolean
+is_ready (json_object *s, gconstpointer data)
+{
+  return jbool (s, "ready");
+}
+
+static gboolean
+has_no_reservation_of (json_object *s, gconstpointer name)
+{
+  return find_named (jarr (s, "reservations"), name) == NULL;
+}
+
+static void
+wait_ready (Fixture *fx)
+{
+  json_object_put (wait_status (fx, is_ready, NULL, READY_TIMEOUT_MS, "ready"));
+}
+
+/* ---- hooks ------------------------------------------------------------- */
+
+/* A domain definition as the hook reads it on stdin. */
+static char *
+domain_xml (const char *name, const char *uuid, guint memory_mib, const char *workload)
+{
+  g_autofree char *meta =
+    workload ? g_strdup_printf ("<metadata><vmemd:workload xmlns:vmemd=\"urn:vmemd:1\" "
+                                "name=\"%s\"/></metadata>", workload)
+             : g_strdup ("");
+  return g_strdup_printf ("<domain type='kvm'><name>%s</name><uuid>%s</uuid>%s"
+                          "<memory unit='MiB'>%u</memory>"
+                          "<currentMemory unit='MiB'>%u</currentMemory>"
+                          "<vcpu>2</vcpu><os><type arch='x86_64'>hvm</type></os>"
+                          "<devices><memballoon model='virtio'/></devices></domain>",
+                          name, uuid, meta, memory_mib, memory_mib);
+}
+
+static json_object *
+hook_params (const char *op, const char *subop, const char *name, const char *uuid,
+             const char *xml)
+{
+  json_object *p = json_object_new_object ();
+  json_object_object_add (p, "op", json_object_new_string (op));
+  json_object_object_add (p, "subop", json_object_new_string (subop));
+  json_object_object_add (p, "extra", json_object_new_string ("-"));
+  json_object_object_add (p, "domain", json_object_new_string (name));
+  if (uuid != NULL)
+    json_object_object_add (p, "uuid", json_object_new_string (uuid));
+  if (xml != NULL)
+    json_object_object_add (p, "xml", json_object_new_string (xml));
+  return p;
+}
+
+/* The reply of HookEvent prepare begin for a start of @mib. */
+static json_object *
+prepare_timed (Fixture *fx, const char *name, const char *uuid, guint mib, const char *workload,
+               gint64 *took_us)
+{
+  g_autofree char *xml = domain_xml (name, uuid, mib, workload);
+  g_autoptr(json_object) p = hook_params ("prepare", "begin", name, uuid, xml);
+  return call_ok_timed (fx, "io.vmemd.HookEvent", p, took_us);
+}
+
+static void
+prepare_admitted (Fixture *fx, const char *name, const char *uuid, guint mib,
+                  const char *workload)
+{
+  g_autoptr(json_object) r = prepare_timed (fx, name, uuid, mib, workload, NULL);
+  if (!jbool (r, "allow"))
+    fail_msg ("start of %s (%u MiB) refused: %s", name, mib, json_object_to_json_string (r));
+}
+
+/* Returns the refusal's message, which must start with "vmemd: ". */
+static char *
+prepare_refused (Fixture *fx, const char *name, const char *uuid, guint mib, const char *workload)
+{
+  g_autoptr(json_object) r = prepare_timed (fx, name, uuid, mib, workload, NULL);
+  if (jbool (r, "allow"))
+    fail_msg ("start of %s (%u MiB) admitted: %s", name, mib, json_object_to_json_string (r));
+  const char *message = jstr (r, "message");
+  if (!g_str_has_prefix (message, "vmemd: "))
+    fail_msg ("refusal does not start with 'vmemd: ': %s", message);
+  if (strstr (message, name) == NULL)
+    fail_msg ("refusal does not name %s: %s", name, message);
+  return g_strdup (message);
+}
+
+/* A hook that tells the daemon a start is over (release end, stopped end). */
+static void
+hook_notify (Fixture *fx, const char *op, const char *subop, const char *name, const char *uuid)
+{
+  g_autoptr(json_object) p = hook_params (op, subop, name, uuid, NULL);
+  g_autoptr(json_object) r = call_ok_timed (fx, "io.vmemd.HookEvent", p, NULL);
+  assert_true (jbool (r, "allow"));
+}
+
+/* The reservation of @name in @s, or NULL. */
+static json_object *
+reservation (json_object *s, const char *name)
+{
+  return find_named (jarr (s, "reservations"), name);
+}
+
+/* ---- the daemon --------------------------------------------------------- */
+
+static const char *
+log_level (void)
+{
+  const char *l = g_getenv ("VMEM_TEST_LOG");
+  return l ? l : "message";
+}
+
+static VmemConfig *
+make_config (Fixture *fx)
+{
+  VmemConfig *c = vmem_config_new_default ();
+  set_str (&c->uri, fx->uri);
+  set_str (&c->socket_path, fx->socket_path);
+  set_str (&c->database, fx->database);
+  set_str (&c->host_name, "testhost");
+  set_str (&c->log_level, log_level ());
+  set_str (&c->admin_group, NULL);
+  c->backend = VMEM_STORE_SQLITE;
+  c->capacity_mib = CAPACITY_MIB;
+  c->reserve_mib = RESERVE_MIB;
+  c->stats_interval = 1;
+  c->admission = VMEM_ADMISSION_ENFORCE;
+  c->not_ready = VMEM_NOT_READY_ADMIT;
+  return c;
+}
+
+static void
+start (Fixture *fx, VmemConfig *config /* transfer full */)
+{
+  g_autoptr(GError) error = NULL;
+  fx->daemon = vmem_daemon_new (config, &error);
+  if (fx->daemon == NULL)
+    fail_msg ("vmem_daemon_new: %s", error->message);
+  if (!vmem_daemon_start (fx->daemon, -1, &error))
+    fail_msg ("vmem_daemon_start: %s", error->message);
+}
+
+static void
+copy_node (Fixture *fx)
+{
+  const char *srcdir = g_getenv ("VMEM_TEST_SRCDIR");
+  if (srcdir == NULL)
+    fail_msg ("VMEM_TEST_SRCDIR is not set: run the test through meson test");
+  g_autofree char *src = g_build_filename (srcdir, "data", "libvirt", "methods-host.xml", NULL);
+  g_autofree char *text = NULL;
+  gsize len;
+  g_autoptr(GError) error = NULL;
+  if (!g_file_get_contents (src, &text, &len, &error) ||
+      !g_file_set_contents (fx->node_xml, text, (gssize) len, &error))
+    fail_msg ("%s", error->message);
+}
+
+/* Profiles through the daemon, as vmemctl makes them. */
+static void
+profile_create (Fixture *fx, const char *name, guint demand_mib)
+{
+  g_autofree char *p = g_strdup_printf ("{\"create\":true,\"profile\":{\"name\":\"%s\","
+                                        "\"demand_mib\":%u}}", name, demand_mib);
+  json_object_put (call_ok (fx, "io.vmemd.ProfileSet", p));
+}
+
+/* Takes the database's write lock from a second connection, as an
+ * administrator's sqlite3 shell in the middle of a transaction would. */
+static void
+lock_database (Fixture *fx)
+{
+  char *err = NULL;
+  if (sqlite3_open_v2 (fx->database, &fx->lock, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_exec (fx->lock,
+                    "BEGIN EXCLUSIVE; CREATE TABLE held_by_test (x);"
+                    "INSERT INTO held_by_test VALUES (1);",
+                    NULL, NULL, &err) != SQLITE_OK)
+    fail_msg ("cannot lock %s: %s", fx->database, err ? err : sqlite3_errmsg (fx->lock));
+}
+
+static void
+unlock_database (Fixture *fx)
+{
+  if (fx->lock == NULL)
+    return;
+  sqlite3_exec (fx->lock, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_close (fx->lock);
+  fx->lock = NULL;
+}
+
+static int
+setup (void **state)
+{
+  Fixture *fx = g_new0 (Fixture, 1);
+  fx->dir = g_dir_make_tmp ("vmem-methods-XXXXXX", NULL);
+  g_assert (fx->dir != NULL);
+  fx->socket_path = g_build_filename (fx->dir, "run", "io.vmemd", NULL);
+  fx->database = g_build_filename (fx->dir, "lib", "vmemd.db", NULL);
+  fx->node_xml = g_build_filename (fx->dir, "node.xml", NULL);
+  fx->uri = g_strconcat ("test://", fx->node_xml, NULL);
+  fx->tick_id = g_timeout_add (TICK_MS, tick, NULL);
+  *state = fx;
+  copy_node (fx);
+  return 0;
+}
+
+static void
+stop (Fixture *fx)
+{
+  g_clear_pointer (&fx->daemon, vmem_daemon_free);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static int
+teardown (void **state)
+{
+  Fixture *fx = *state;
+  unlock_database (fx);
+  stop (fx);
+  g_source_remove (fx->tick_id);
+  rm_rf (fx->dir);
+  g_free (fx->dir);
+  g_free (fx->socket_path);
+  g_free (fx->database);
+  g_free (fx->node_xml);
+  g_free (fx->uri);
+  g_free (fx);
+  return 0;
+}
+
+/* ---- 1. Ping, Status, readiness ----------------------------------------- */
+
+static void
+test_ping_status (void **state)
+{
+  Fixture *fx = *state;
+
+  /* libvirt is not there yet: the test driver's file appears later. */
+  unlink (fx->node_xml);
+  start (fx, make_config (fx));
+
+  g_autoptr(json_object) ping = call_ok (fx, "io.vmemd.Ping", NULL);
+  assert_string_equal (jstr (ping, "version"), VMEM_VERSION);
+  assert_string_equal (jstr (ping, "host"), "testhost");
+
+  g_autoptr(json_object) before = status (fx);
+  assert_false (jbool (before, "ready"));
+  assert_false (jbool (before, "libvirt_connected"));
+  assert_int_equal (json_object_array_length (jarr (before, "domains")), 0);
+  assert_int_equal (json_object_array_length (jarr (before, "reservations")), 0);
+  assert_string_equal (jstr (before, "uri"), fx->uri);
+  assert_string_equal (jstr (before, "host"), "testhost");
+  assert_string_equal (jstr (before, "store"), "sqlite");
+  assert_string_equal (jstr (before, "database"), fx->database);
+  assert_string_equal (jstr (before, "admission"), "enforce");
+  assert_int_equal (jint (before, "capacity_mib"), USABLE_MIB);
+  assert_int_equal (jint (before, "reserve_mib"), RESERVE_MIB);
+  assert_int_equal (jint (before, "committed_mib"), 0);
+  assert_int_equal (jint (before, "profiles"), 0);
+
+  /* Once libvirt is reachable, the first full read makes it ready. */
+  copy_node (fx);
+  g_autoptr(json_object) after = wait_status (fx, is_ready, NULL, READY_TIMEOUT_MS, "ready");
+  assert_true (jbool (after, "libvirt_connected"));
+  json_object *domains = jarr (after, "domains");
+  assert_int_equal (json_object_array_length (domains), 2);
+  json_object *web = find_named (domains, "web-1");
+  json_object *erp = find_named (domains, "erp-1");
+  assert_non_null (web);
+  assert_non_null (erp);
+  assert_string_equal (jstr (web, "uuid"), WEB_UUID);
+  assert_string_equal (jstr (web, "state"), "running");
+  assert_false (jbool (web, "managed"));
+  assert_int_equal (jint (web, "memory_mib"), WEB_MIB);
+  assert_int_equal (jint (web, "current_mib"), WEB_MIB);
+  assert_string_equal (jstr (erp, "uuid"), ERP_UUID);
+  assert_string_equal (jstr (erp, "state"), "shut-off");
+  assert_false (jbool (erp, "managed"));
+  assert_int_equal (jint (erp, "memory_mib"), 2048);
+  assert_int_equal (jint (erp, "vcpus"), 2);
+  assert_int_equal (json_object_array_length (jarr (after, "reservations")), 0);
+  /* The running domain, managed or not, is what is committed. */
+  assert_int_equal (jint (after, "committed_mib"), WEB_MIB);
+}
+
+/* ---- 2. Profiles --------------------------------------------------------- */
+
+static json_object *
+profile_list (Fixture *fx)
+{
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.ProfileList", NULL);
+  return json_object_get (jarr (r, "profiles"));
+}
+
+static void
+test_profiles (void **state)
+{
+  Fixture *fx = *state;
+  start (fx, make_config (fx));
+
+  g_autoptr(json_object) empty = profile_list (fx);
+  assert_int_equal (json_object_array_length (empty), 0);
+
+  g_autoptr(json_object) created =
+    call_ok (fx, "io.vmemd.ProfileSet",
+             "{\"create\":true,\"profile\":{\"name\":\"erp\",\"demand_mib\":2048,"
+             "\"quantile\":0.9,\"priority\":70}}");
+  json_object *p = jget (created, "profile");
+  assert_string_equal (jstr (p, "name"), "erp");
+  assert_int_equal (jint (p, "demand_mib"), 2048);
+  assert_int_equal (jint (p, "priority"), 70);
+  assert_string_equal (jstr (p, "mode"), "balloon");
+
+  g_autoptr(json_object) got = call_ok (fx, "io.vmemd.ProfileGet", "{\"name\":\"erp\"}");
+  assert_int_equal (jint (jget (got, "profile"), "demand_mib"), 2048);
+  assert_true (json_object_get_double (jget (jget (got, "profile"), "quantile")) == 0.9);
+
+  /* An update merges the fields given into the stored profile. */
+  g_autoptr(json_object) updated =
+    call_ok (fx, "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"erp\",\"demand_mib\":3072}}");
+  assert_int_equal (jint (jget (updated, "profile"), "demand_mib"), 3072);
+  assert_int_equal (jint (jget (updated, "profile"), "priority"), 70);
+  profile_create (fx, "db", 512);
+
+  g_autoptr(json_object) list = profile_list (fx);
+  assert_int_equal (json_object_array_length (list), 2);
+  assert_string_equal (jstr (json_object_array_get_idx (list, 0), "name"), "db");
+  assert_string_equal (jstr (json_object_array_get_idx (list, 1), "name"), "erp");
+  assert_int_equal (jint (find_named (list, "erp"), "demand_mib"), 3072);
+  g_autoptr(json_object) st = status (fx);
+  assert_int_equal (jint (st, "profiles"), 2);
+
+  /* Bad parameters: InvalidArgument (or NotFound, Exists), and nothing
+   * changes. */
+  static const struct {
+    const char *method;
+    const char *params;
+    int         code;
+    const char *text;
+  } bad[] = {
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"erp\",\"quantile\":7}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "quantile" },
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"erp\",\"demand_mib\":\"lots\"}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "demand_mib" },
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"erp\",\"mode\":\"turbo\"}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "mode" },
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"erp\",\"bogus\":1}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "bogus" },
+    { "io.vmemd.ProfileSet", "{\"create\":true,\"profile\":{\"name\":\"bad name!\"}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileSet", "{\"create\":true,\"profile\":{\"demand_mib\":1}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileSet", "{\"profile\":\"erp\"}", VMEM_ERROR_INVALID_ARGUMENT, "profile" },
+    { "io.vmemd.ProfileSet", "{}", VMEM_ERROR_INVALID_ARGUMENT, "profile" },
+    { "io.vmemd.ProfileSet", "{\"create\":\"yes\",\"profile\":{\"name\":\"x\"}}",
+      VMEM_ERROR_INVALID_ARGUMENT, "create" },
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"x\"},\"force\":true}",
+      VMEM_ERROR_INVALID_ARGUMENT, "force" },
+    { "io.vmemd.ProfileSet", "{\"create\":true,\"profile\":{\"name\":\"erp\"}}",
+      VMEM_ERROR_EXISTS, "erp" },
+    { "io.vmemd.ProfileSet", "{\"profile\":{\"name\":\"nope\",\"demand_mib\":1}}",
+      VMEM_ERROR_NOT_FOUND, "nope" },
+    { "io.vmemd.ProfileGet", "{}", VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileGet", "{\"name\":\"\"}", VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileGet", "{\"name\":3}", VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileGet", "{\"name\":\"nope\"}", VMEM_ERROR_NOT_FOUND, "nope" },
+    { "io.vmemd.ProfileList", "{\"all\":true}", VMEM_ERROR_INVALID_ARGUMENT, "all" },
+    { "io.vmemd.ProfileDelete", "{}", VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileDelete", "{\"name\":5}", VMEM_ERROR_INVALID_ARGUMENT, "name" },
+    { "io.vmemd.ProfileDelete", "{\"name\":\"erp\",\"force\":\"yes\"}",
+      VMEM_ERROR_INVALID_ARGUMENT, "force" },
+    { "io.vmemd.ProfileDelete", "{\"name\":\"nope\"}", VMEM_ERROR_NOT_FOUND, "nope" },
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    call_fails (fx, bad[i].method, bad[i].params, bad[i].code, bad[i].text);
+  g_autoptr(json_object) unchanged = profile_list (fx);
+  if (!json_object_equal (unchanged, list))
+    fail_msg ("bad calls changed the profiles: %s, was %s",
+              json_object_to_json_string (unchanged), json_object_to_json_string (list));
+
+  json_object_put (call_ok (fx, "io.vmemd.ProfileDelete", "{\"name\":\"erp\"}"));
+  call_fails (fx, "io.vmemd.ProfileGet", "{\"name\":\"erp\"}", VMEM_ERROR_NOT_FOUND, "erp");
+  g_autoptr(json_object) left = profile_list (fx);
+  assert_int_equal (json_object_array_length (left), 1);
+  assert_non_null (find_named (left, "db"));
+
+  /* What the daemon answered is what it stored: a new daemon on the same
+   * database reads the same profiles. */
+  stop (fx);
+  start (fx, make_config (fx));
+  g_autoptr(json_object) reread = profile_list (fx);
+  assert_true (json_object_equal (reread, left));
+}
+
+/* ---- 3. Assign, Explain ---------------------------------------------------- */
+
+static void
+test_assign_explain (void **state)
+{
+  Fixture *fx = *state;
+  start (fx, make_config (fx));
+  wait_ready (fx);
+  profile_create (fx, "erp", 1536);
+
+  call_fails (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\",\"workload\":\"nope\"}",
+              VMEM_ERROR_NOT_FOUND, "no profile named 'nope'");
+  call_fails (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\",\"workload\":\"bad name!\"}",
+              VMEM_ERROR_INVALID_ARGUMENT, "workload");
+  call_fails (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\"}", VMEM_ERROR_INVALID_ARGUMENT,
+              "workload");
+  call_fails (fx, "io.vmemd.Assign", "{\"domain\":\"ghost\",\"workload\":\"erp\"}",
+              VMEM_ERROR_NOT_FOUND, "ghost");
+
+  g_autoptr(json_object) a =
+    call_ok (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\",\"workload\":\"erp\"}");
+  assert_string_equal (jstr (a, "domain"), "erp-1");
+  assert_string_equal (jstr (a, "uuid"), ERP_UUID);
+  assert_string_equal (jstr (a, "workload"), "erp");
+
+  /* The cache follows at once. */
+  g_autoptr(json_object) s = status (fx);
+  json_object *erp = find_named (jarr (s, "domains"), "erp-1");
+  assert_true (jbool (erp, "managed"));
+  assert_string_equal (jstr (erp, "workload"), "erp");
+  assert_false (jbool (find_named (jarr (s, "domains"), "web-1"), "managed"));
+
+  g_autoptr(json_object) xd = call_ok (fx, "io.vmemd.Explain", "{\"domain\":\"erp-1\"}");
+  json_object *x = jget (xd, "explanation");
+  assert_string_equal (jstr (x, "domain"), "erp-1");
+  assert_string_equal (jstr (x, "uuid"), ERP_UUID);
+  assert_true (jbool (x, "managed"));
+  assert_string_equal (jstr (x, "workload"), "erp");
+  assert_string_equal (jstr (x, "matched_by"), "tag");
+  assert_int_equal (jint (x, "memory_mib"), 2048);
+  json_object *plan = jget (x, "plan");
+  assert_non_null (plan);
+  /* No history: the profile's manual demand. */
+  assert_int_equal (jint (plan, "demand_mib"), 1536);
+  assert_non_null (jstr (plan, "source"));
+
+  /* By uuid too. */
+  g_autoptr(json_object) xu = call_ok (fx, "io.vmemd.Explain", "{\"domain\":\"" ERP_UUID "\"}");
+  assert_string_equal (jstr (jget (xu, "explanation"), "domain"), "erp-1");
+
+  g_autoptr(json_object) xw = call_ok (fx, "io.vmemd.Explain", "{\"workload\":\"erp\"}");
+  json_object *w = jget (xw, "explanation");
+  assert_string_equal (jstr (w, "workload"), "erp");
+  assert_int_equal (jint (jget (w, "plan"), "demand_mib"), 1536);
+  json_object *doms = jarr (w, "domains");
+  assert_int_equal (json_object_array_length (doms), 1);
+  assert_string_equal (json_object_get_string (json_object_array_get_idx (doms, 0)), "erp-1");
+
+  g_autoptr(json_object) xn = call_ok (fx, "io.vmemd.Explain", "{\"domain\":\"web-1\"}");
+  assert_false (jbool (jget (xn, "explanation"), "managed"));
+  assert_null (jget (jget (xn, "explanation"), "plan"));
+
+  call_fails (fx, "io.vmemd.Explain", "{}", VMEM_ERROR_INVALID_ARGUMENT, "either");
+  call_fails (fx, "io.vmemd.Explain", "{\"domain\":\"erp-1\",\"workload\":\"erp\"}",
+              VMEM_ERROR_INVALID_ARGUMENT, "either");
+  call_fails (fx, "io.vmemd.Explain", "{\"domain\":\"ghost\"}", VMEM_ERROR_NOT_FOUND, "ghost");
+  call_fails (fx, "io.vmemd.Explain", "{\"workload\":\"nope\"}", VMEM_ERROR_NOT_FOUND, "nope");
+
+  /* A profile in use is not deleted by accident. */
+  call_fails (fx, "io.vmemd.ProfileDelete", "{\"name\":\"erp\"}", VMEM_ERROR_BUSY, "erp");
+}
+
+/* ---- 4. Admission through HookEvent -------------------------------------- */
+
+static void
+test_admission (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  start (fx, make_config (fx));
+  wait_ready (fx);
+  profile_create (fx, "erp", 1024);
+
+  /* Too big for the free memory at all: refused, and nothing reserved. */
+  g_autofree char *big = prepare_refused (fx, "big", UUID_C, FREE_MIB + 1, "erp");
+  assert_non_null (strstr (big, "not enough host memory"));
+  g_autoptr(json_object) s0 = status (fx);
+  assert_int_equal (json_object_array_length (jarr (s0, "reservations")), 0);
+  assert_int_equal (jint (s0, "committed_mib"), WEB_MIB);
+
+  /* A fits (4 GiB of the 6 free) and is charged until its start ends. */
+  prepare_admitted (fx, "dom-a", UUID_A, 4096, "erp");
+  g_autoptr(json_object) s1 = status (fx);
+  json_object *ra = reservation (s1, "dom-a");
+  if (ra == NULL)
+    fail_msg ("no reservation for dom-a: %s", json_object_to_json_string (s1));
+  assert_string_equal (jstr (ra, "uuid"), UUID_A);
+  assert_int_equal (jint (ra, "mib"), 4096);
+  assert_int_equal (json_object_array_length (jarr (s1, "reservations")), 1);
+  assert_int_equal (jint (s1, "committed_mib"), WEB_MIB + 4096);
+
+  /* B (3 GiB) fits alone, not next to A. */
+  g_autofree char *refused = prepare_refused (fx, "dom-b", UUID_B, 3072, "erp");
+  assert_non_null (strstr (refused, "not enough host memory"));
+  g_autoptr(json_object) s2 = status (fx);
+  assert_non_null (reservation (s2, "dom-a"));
+  assert_null (reservation (s2, "dom-b"));
+
+  /* The same start asked again replaces its own reservation, not adds. */
+  prepare_admitted (fx, "dom-a", UUID_A, 4096, "erp");
+  g_autoptr(json_object) s3 = status (fx);
+  assert_int_equal (json_object_array_length (jarr (s3, "reservations")), 1);
+  assert_int_equal (jint (s3, "committed_mib"), WEB_MIB + 4096);
+
+  /* A's release ends its reservation: now B fits. */
+  hook_notify (fx, "release", "end", "dom-a", UUID_A);
+  g_autoptr(json_object) s4 = status (fx);
+  assert_null (reservation (s4, "dom-a"));
+  assert_int_equal (jint (s4, "committed_mib"), WEB_MIB);
+  prepare_admitted (fx, "dom-b", UUID_B, 3072, "erp");
+  g_autoptr(json_object) s5 = status (fx);
+  json_object *rb = reservation (s5, "dom-b");
+  if (rb == NULL)
+    fail_msg ("no reservation for dom-b: %s", json_object_to_json_string (s5));
+  assert_int_equal (jint (rb, "mib"), 3072);
+
+  /* stopped ends one too. */
+  hook_notify (fx, "stopped", "end", "dom-b", UUID_B);
+  g_autoptr(json_object) s6 = status (fx);
+  assert_int_equal (json_object_array_length (jarr (s6, "reservations")), 0);
+
+  /* A start the daemon does not manage is not judged, but it is charged:
+   * the managed start next to it is refused. */
+  g_autofree char *xml_d = domain_xml ("plain", UUID_D, FREE_MIB - 1024, NULL);
+  g_autoptr(json_object) pd = hook_params ("prepare", "begin", "plain", UUID_D, xml_d);
+  g_autoptr(json_object) rd = call_ok_timed (fx, "io.vmemd.HookEvent", pd, NULL);
+  assert_true (jbool (rd, "allow"));
+  g_autofree char *next = prepare_refused (fx, "dom-b", UUID_B, 3072, "erp");
+  hook_notify (fx, "release", "end", "plain", UUID_D);
+
+  /* Two starts at the same time: only one of them fits. */
+  g_autofree char *xml_a = domain_xml ("dom-a", UUID_A, 4096, "erp");
+  g_autofree char *xml_b = domain_xml ("dom-b", UUID_B, 3072, "erp");
+  g_autoptr(json_object) pa = hook_params ("prepare", "begin", "dom-a", UUID_A, xml_a);
+  g_autoptr(json_object) pb = hook_params ("prepare", "begin", "dom-b", UUID_B, xml_b);
+  Call *ca = call_begin (fx, "io.vmemd.HookEvent", pa);
+  Call *cb = call_begin (fx, "io.vmemd.HookEvent", pb);
+  g_autoptr(GError) ea = NULL, eb = NULL;
+  g_autoptr(json_object) ra2 = call_end (ca, &ea, NULL);
+  g_autoptr(json_object) rb2 = call_end (cb, &eb, NULL);
+  assert_non_null (ra2);
+  assert_non_null (rb2);
+  if (jbool (ra2, "allow") == jbool (rb2, "allow"))
+    fail_msg ("concurrent starts: A %s, B %s", json_object_to_json_string (ra2),
+              json_object_to_json_string (rb2));
+  g_autoptr(json_object) s7 = status (fx);
+  assert_int_equal (json_object_array_length (jarr (s7, "reservations")), 1);
+  assert_non_null (reservation (s7, jbool (ra2, "allow") ? "dom-a" : "dom-b"));
+  hook_notify (fx, "release", "end", "dom-a", UUID_A);
+  hook_notify (fx, "release", "end", "dom-b", UUID_B);
+  g_autoptr(json_object) s8 = status (fx);
+  assert_int_equal (json_object_array_length (jarr (s8, "reservations")), 0);
+}
+
+static void
+test_reservation_expiry (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  VmemConfig *c = make_config (fx);
+  /* Below what the config file accepts (10 s): set on the struct. */
+  c->reservation_timeout = 1;
+  start (fx, c);
+  wait_ready (fx);
+  profile_create (fx, "erp", 1024);
+
+  prepare_admitted (fx, "dom-a", UUID_A, 4096, "erp");
+  gint64 admitted = now_us ();
+  g_autoptr(json_object) s1 = status (fx);
+  assert_non_null (reservation (s1, "dom-a"));
+  g_free (prepare_refused (fx, "dom-b", UUID_B, 3072, "erp"));
+
+  /* No STARTED, STOPPED or release: the reservation ends on its own. */
+  g_autoptr(json_object) s2 =
+    wait_status (fx, has_no_reservation_of, "dom-a", 15000, "dom-a's reservation expiring");
+  gint64 took = now_us () - admitted;
+  print_message ("reservation of 1 s expired after %" G_GINT64_FORMAT " ms\n", took / 1000);
+  assert_true (took >= G_USEC_PER_SEC);
+  assert_int_equal (jint (s2, "committed_mib"), WEB_MIB);
+  prepare_admitted (fx, "dom-b", UUID_B, 3072, "erp");
+}
+
+/* ---- 5. Not ready ------------------------------------------------------- */
+
+static void
+not_ready (Fixture *fx, VmemNotReady not_ready)
+{
+  require_root ();
+  VmemConfig *c = make_config (fx);
+  set_str (&c->uri, "test:///nonexistent/vmemd-test/node.xml");
+  c->not_ready = not_ready;
+  start (fx, c);
+  profile_create (fx, "erp", 1024);
+
+  /* Past the first retries: still not connected, so never ready. */
+  iterate_for (1500);
+  g_autoptr(json_object) s = status (fx);
+  assert_false (jbool (s, "ready"));
+  assert_false (jbool (s, "libvirt_connected"));
+
+  if (not_ready == VMEM_NOT_READY_REFUSE)
+    {
+      g_autofree char *m = prepare_refused (fx, "dom-a", UUID_A, 1024, "erp");
+      if (strstr (m, "has not read every domain yet") == NULL)
+        fail_msg ("refusal does not say why: %s", m);
+      g_autoptr(json_object) s2 = status (fx);
+      assert_int_equal (json_object_array_length (jarr (s2, "reservations")), 0);
+    }
+  else
+    {
+      prepare_admitted (fx, "dom-a", UUID_A, 1024, "erp");
+      g_autoptr(json_object) s2 = status (fx);
+      assert_int_equal (jint (reservation (s2, "dom-a"), "mib"), 1024);
+      hook_notify (fx, "release", "end", "dom-a", UUID_A);
+    }
+  /* What does not fit even by the domains known so far is refused either
+   * way. */
+  g_autofree char *over = prepare_refused (fx, "huge", UUID_C, USABLE_MIB + 1, "erp");
+  assert_non_null (strstr (over, "not enough host memory"));
+  /* A start vmemd does not manage is never refused. */
+  g_autofree char *xml = domain_xml ("plain", UUID_D, 1024, NULL);
+  g_autoptr(json_object) p = hook_params ("prepare", "begin", "plain", UUID_D, xml);
+  g_autoptr(json_object) r = call_ok_timed (fx, "io.vmemd.HookEvent", p, NULL);
+  assert_true (jbool (r, "allow"));
+}
+
+static void
+test_not_ready_refuse (void **state)
+{
+  not_ready (*state, VMEM_NOT_READY_REFUSE);
+}
+
+static void
+test_not_ready_admit (void **state)
+{
+  not_ready (*state, VMEM_NOT_READY_ADMIT);
+}
+
+/* ---- 6. Nothing slow on the hook's loop ---------------------------------- */
+
+static void
+test_store_locked (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  VmemConfig *c = make_config (fx);
+  guint budget_ms = c->hook_timeout_ms;
+  start (fx, c);
+  wait_ready (fx);
+  profile_create (fx, "erp", 1024);
+
+  lock_database (fx);
+  /* A profile write waits on the store's worker for the lock... */
+  g_autoptr(json_object) pset = parse ("{\"create\":true,\"profile\":{\"name\":\"late\"}}");
+  gint64 set_start = now_us ();
+  Call *set_call = call_begin (fx, "io.vmemd.ProfileSet", pset);
+  iterate_for (200);
+
+  /* ...while the start path and Status answer from memory. */
+  gint64 hook_us = 0, status_us = 0, get_us = 0;
+  g_autoptr(json_object) admitted = prepare_timed (fx, "dom-a", UUID_A, 1024, "erp", &hook_us);
+  assert_true (jbool (admitted, "allow"));
+  g_autoptr(json_object) s = status_timed (fx, &status_us);
+  assert_non_null (reservation (s, "dom-a"));
+  g_autoptr(json_object) pget = parse ("{\"name\":\"erp\"}");
+  g_autoptr(json_object) got = call_ok_timed (fx, "io.vmemd.ProfileGet", pget, &get_us);
+  gboolean set_pending = !g_atomic_int_get (&set_call->done);
+
+  g_autoptr(GError) error = NULL;
+  gint64 set_us = 0;
+  g_autoptr(json_object) set_reply = call_end (set_call, &error, &set_us);
+  gint64 set_total = now_us () - set_start;
+  print_message ("database locked: HookEvent prepare %.1f ms, Status %.1f ms, ProfileGet %.1f ms "
+                 "(budget %u ms); ProfileSet failed after %.1f ms%s\n",
+                 hook_us / 1000.0, status_us / 1000.0, get_us / 1000.0, budget_ms,
+                 set_us / 1000.0, set_pending ? " (still pending while the others answered)" : "");
+  assert_true (hook_us < (gint64) budget_ms * 1000);
+  assert_true (status_us < (gint64) budget_ms * 1000);
+  assert_true (get_us < (gint64) budget_ms * 1000);
+  assert_true (set_pending);
+  assert_error (error, set_reply, "ProfileSet", VMEM_ERROR_STORE, NULL);
+  /* About the store's busy timeout (1 s), not blocked for good. */
+  assert_true (set_us >= 500000);
+  assert_true (set_total < 4 * G_USEC_PER_SEC);
+  call_fails (fx, "io.vmemd.ProfileGet", "{\"name\":\"late\"}", VMEM_ERROR_NOT_FOUND, "late");
+
+  unlock_database (fx);
+  g_autoptr(json_object) ok = call_ok (fx, "io.vmemd.ProfileSet",
+                                       "{\"create\":true,\"profile\":{\"name\":\"late\"}}");
+  assert_string_equal (jstr (jget (ok, "profile"), "name"), "late");
+  g_autoptr(json_object) late = call_ok (fx, "io.vmemd.ProfileGet", "{\"name\":\"late\"}");
+  hook_notify (fx, "release", "end", "dom-a", UUID_A);
+}
+
+/* The daemon stops while a profile write is still on the store's worker:
+ * the write is kept and nothing freed is touched. */
+static void
+test_stop_with_write_in_flight (void **state)
+{
+  Fixture *fx = *state;
+  start (fx, make_config (fx));
+  wait_ready (fx);
+  profile_create (fx, "erp", 1024);
+  json_object_put (call_ok (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\",\"workload\":\"erp\"}"));
+
+  lock_database (fx);
+  struct sockaddr_un addr = { .sun_family = AF_UNIX };
+  g_strlcpy (addr.sun_path, fx->socket_path, sizeof addr.sun_path);
+  int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true (fd >= 0);
+  assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+  static const char msg[] = "{\"method\":\"io.vmemd.ProfileSet\",\"parameters\":"
+                            "{\"profile\":{\"name\":\"erp\",\"demand_mib\":2000}}}";
+  assert_int_equal (send (fd, msg, sizeof msg, MSG_NOSIGNAL), (ssize_t) sizeof msg);
+  /* Read and handed to the store's worker before a later client's call
+   * is answered. */
+  json_object_put (call_ok (fx, "io.vmemd.Ping", NULL));
+  iterate_for (100);
+
+  /* The worker gets the lock while the daemon stops. */
+  unlock_database (fx);
+  stop (fx);
+  close (fd);
+
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal (sqlite3_open_v2 (fx->database, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal (sqlite3_prepare_v2 (db, "SELECT demand_mib FROM profiles WHERE name = 'erp'",
+                                        -1, &st, NULL), SQLITE_OK);
+  assert_int_equal (sqlite3_step (st), SQLITE_ROW);
+  assert_int_equal (sqlite3_column_int64 (st, 0), 2000);
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+}
+
+/* Stopped at once, while libvirt is still being connected to and read:
+ * what completes meanwhile must not reach the parts already freed. */
+static void
+test_stop_while_connecting (void **state)
+{
+  Fixture *fx = *state;
+  for (guint i = 0; i < 20; i++)
+    {
+      start (fx, make_config (fx));
+      stop (fx);
+    }
+  start (fx, make_config (fx));
+  wait_ready (fx);
+}
+
+/* ---- 7. Reload ------------------------------------------------------------ */
+
+/* Status from a child running as nobody with @group as its one
+ * supplementary group: 0 answered, 1 permission denied, 2 other error. */
+static int
+status_as_nobody (Fixture *fx, gid_t group)
+{
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (setgroups (1, &group) < 0 || setgid (65534) < 0 || setuid (65534) < 0)
+        _exit (3);
+      GError *error = NULL;
+      json_object *r = vmem_varlink_call (fx->socket_path, "io.vmemd.Status", NULL, 5000, &error);
+      if (r != NULL)
+        _exit (0);
+      if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_PERMISSION_DENIED))
+        _exit (1);
+      _exit (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY) ? 4 : 2);
+    }
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  int status = 0;
+  for (;;)
+    {
+      pid_t got = waitpid (pid, &status, WNOHANG);
+      if (got == pid)
+        break;
+      if (got < 0 && errno != EINTR)
+        fail_msg ("waitpid: %s", g_strerror (errno));
+      if (now_us () > deadline)
+        {
+          kill (pid, SIGKILL);
+          waitpid (pid, &status, 0);
+          fail_msg ("the child's Status did not return within 10 s");
+        }
+      g_main_context_iteration (NULL, TRUE);
+    }
+  if (!WIFEXITED (status) || WEXITSTATUS (status) == 3)
+    fail_msg ("the child could not become nobody (status %d)", status);
+  return WEXITSTATUS (status);
+}
+
+/* The same, again while the server still counts clients that have just
+ * left (under a low max_clients). */
+static int
+status_as_nobody_when_room (Fixture *fx, gid_t group)
+{
+  gint64 deadline = now_us () + 5 * G_USEC_PER_SEC;
+  int r;
+  while ((r = status_as_nobody (fx, group)) == 4)
+    {
+      if (now_us () > deadline)
+        fail_msg ("still too many clients after 5 s");
+      iterate_for (50);
+    }
+  return r;
+}
+
+/* A connection that has been answered once and stays open; retried while
+ * the server still counts clients that have just left. */
+static int
+hold_connection (Fixture *fx)
+{
+  gint64 deadline = now_us () + 5 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      struct sockaddr_un addr = { .sun_family = AF_UNIX };
+      g_strlcpy (addr.sun_path, fx->socket_path, sizeof addr.sun_path);
+      int fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      assert_true (fd >= 0);
+      assert_int_equal (connect (fd, (struct sockaddr *) &addr, sizeof addr), 0);
+      static const char msg[] = "{\"method\":\"io.vmemd.Ping\"}";
+      assert_int_equal (send (fd, msg, sizeof msg, MSG_NOSIGNAL), (ssize_t) sizeof msg);
+      char buf[4096];
+      gsize have = 0;
+      while (have == 0 || buf[have - 1] != '\0')
+        {
+          ssize_t n = recv (fd, buf + have, sizeof buf - have - 1, MSG_DONTWAIT);
+          if (n > 0)
+            have += (gsize) n;
+          else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+            fail_msg ("the connection was closed before its reply: %s",
+                      n == 0 ? "EOF" : g_strerror (errno));
+          if (now_us () > deadline || have == sizeof buf - 1)
+            fail_msg ("no Ping reply on a new connection within 5 s");
+          g_main_context_iteration (NULL, TRUE);
+        }
+      if (strstr (buf, "io.vmemd.Busy") == NULL)
+        {
+          if (strstr (buf, "\"error\"") != NULL)
+            fail_msg ("Ping failed: %s", buf);
+          return fd;
+        }
+      close (fd);
+      if (now_us () > deadline)
+        fail_msg ("still too many clients after 5 s");
+      iterate_for (50);
+    }
+}
+
+static void
+test_reload (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  struct group *gr = getgrgid (65534);
+  if (gr == NULL)
+    fail_msg ("no group 65534 (nogroup) on this system");
+  g_autofree char *group = g_strdup (gr->gr_name);
+  start (fx, make_config (fx));
+
+  /* Nobody in that group may reach the socket, but is no admin yet. */
+  g_autofree char *run = g_path_get_dirname (fx->socket_path);
+  chmod (fx->dir, 0755);
+  chmod (run, 0755);
+  chmod (fx->socket_path, 0666);
+  assert_int_equal (status_as_nobody (fx, gr->gr_gid), 1);
+
+  /* A new socket needs a restart; the rest applies at once. */
+  VmemConfig *c = make_config (fx);
+  g_autofree char *other = g_build_filename (fx->dir, "other", "io.vmemd", NULL);
+  set_str (&c->socket_path, other);
+  set_str (&c->admin_group, group);
+  c->reserve_mib = 2048;
+  c->admission = VMEM_ADMISSION_WARN;
+  g_autofree char *restart = NULL;
+  vmem_daemon_reload (fx->daemon, c, &restart);
+  if (g_strcmp0 (restart, "[daemon] socket") != 0)
+    fail_msg ("restart_needed: '%s', want '[daemon] socket'", restart ? restart : "(none)");
+
+  /* Still on the old socket; the new one is only for the next start. */
+  g_autoptr(json_object) ping = call_ok (fx, "io.vmemd.Ping", NULL);
+  assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+  g_autoptr(json_object) s = status (fx);
+  assert_int_equal (jint (s, "reserve_mib"), 2048);
+  assert_int_equal (jint (s, "capacity_mib"), CAPACITY_MIB - 2048);
+  assert_string_equal (jstr (s, "admission"), "warn");
+  /* The admin group applies at once. */
+  assert_int_equal (status_as_nobody (fx, gr->gr_gid), 0);
+
+  /* The client limit alone: no restart, and one client holds the only
+   * place. */
+  g_clear_pointer (&restart, g_free);
+  VmemConfig *c2 = make_config (fx);
+  set_str (&c2->admin_group, group);
+  c2->max_clients = 1;
+  vmem_daemon_reload (fx->daemon, c2, &restart);
+  if (restart != NULL)
+    fail_msg ("max_clients asked for a restart: %s", restart);
+  int fd = hold_connection (fx);
+  call_fails (fx, "io.vmemd.Ping", NULL, VMEM_ERROR_BUSY, "too many clients");
+  close (fd);
+  /* Once the server has seen it go, there is room again. */
+  gint64 deadline = now_us () + 5 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(json_object) r = call_end (call_begin (fx, "io.vmemd.Ping", NULL), &error, NULL);
+      if (r != NULL)
+        break;
+      assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY));
+      if (now_us () > deadline)
+        fail_msg ("the closed client still counts after 5 s");
+      iterate_for (50);
+    }
+  assert_int_equal (status_as_nobody_when_room (fx, gr->gr_gid), 0);
+
+  /* Back to the first settings: nothing needs a restart, and the admin
+   * group is gone again. */
+  vmem_daemon_reload (fx->daemon, make_config (fx), &restart);
+  assert_null (restart);
+  assert_int_equal (status_as_nobody_when_room (fx, gr->gr_gid), 1);
+  g_autoptr(json_object) s2 = status (fx);
+  assert_string_equal (jstr (s2, "admission"), "enforce");
+  assert_int_equal (jint (s2, "reserve_mib"), RESERVE_MIB);
+}
+
+int
+main (void)
+{
+  signal (SIGPIPE, SIG_IGN);
+  vmem_log_setup (log_level ());
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test_setup_teardown (test_ping_status, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_admission, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_reservation_expiry, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_not_ready_refuse, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_not_ready_admit, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_store_locked, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stop_with_write_in_flight, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_stop_while_connecting, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_reload, setup, teardown),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
