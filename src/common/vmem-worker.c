@@ -90,9 +90,18 @@ worker_main (gpointer user_data)
           g_mutex_unlock (&worker->lock);
           continue;
         }
+      /* Always through a source: g_main_context_invoke() would run the
+       * callback right here, on this thread, whenever the owner's context
+       * is the global default one and nobody iterates it at this instant
+       * (before the main loop runs, or while the owner waits in
+       * vmem_worker_free). */
       g_atomic_int_inc (&worker->completions);
-      g_main_context_invoke_full (worker->context, G_PRIORITY_DEFAULT, job_complete_cb, job,
-                                  job_complete_free);
+      GSource *source = g_idle_source_new ();
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_static_name (source, "vmem-worker done");
+      g_source_set_callback (source, job_complete_cb, job, job_complete_free);
+      g_source_attach (source, worker->context);
+      g_source_unref (source);
     }
   return NULL;
 }
