@@ -50,7 +50,10 @@ typedef struct {
   VmemStager *stager;
   GPtrArray  *staged; /* Staged, in the order the callbacks came */
   Gate        gate;
+  gboolean    restage; /* the next callback stages the same domain again */
 } Fixture;
+
+static VmemStagedPlan *erp_plan (guint64 demand_mib);
 
 static void
 on_staged (const char *uuid, const char *name, const VmemStagedPlan *plan,
@@ -65,6 +68,11 @@ on_staged (const char *uuid, const char *name, const VmemStagedPlan *plan,
   s->error = error ? g_error_copy (error) : NULL;
   s->demand_mib = plan->plan.demand_mib;
   g_ptr_array_add (f->staged, s);
+  if (f->restage)
+    {
+      f->restage = FALSE;
+      vmem_stager_stage (f->stager, uuid, erp_plan (plan->plan.demand_mib + 1), "again");
+    }
 }
 
 static int
@@ -87,7 +95,7 @@ teardown (void **state)
   Fixture *f = *state;
   gate_open (&f->gate);
   /* The worker's last results reach the stager: free it after. */
-  vmem_virt_free (f->virt);
+  g_clear_pointer (&f->virt, vmem_virt_free);
   vmem_stager_free (f->stager);
   gate_clear (&f->gate);
   g_ptr_array_unref (f->staged);
@@ -493,6 +501,23 @@ test_own_define (void **state)
   assert_false (vmem_stager_is_own_define (f->stager, theirs));
 }
 
+/* The connection is freed with a stage queued: it runs, and a stage its
+ * callback asks for then is dropped (freed, never run). */
+static void
+test_stage_while_virt_freed (void **state)
+{
+  Fixture *f = *state;
+
+  f->restage = TRUE;
+  gate_close (&f->gate, f->virt);
+  vmem_stager_stage (f->stager, ERP_1, erp_plan (2048), "last");
+  gate_open (&f->gate);
+  g_clear_pointer (&f->virt, vmem_virt_free);
+  assert_int_equal (f->staged->len, 1);
+  assert_outcome (g_ptr_array_index (f->staged, 0), VMEM_STAGE_STAGED);
+  assert_false (f->restage);
+}
+
 /* ---- live balloon target ------------------------------------------------- */
 
 static void
@@ -534,6 +559,7 @@ main (void)
     T (test_unknown_gone),
     T (test_coalesce),
     T (test_own_define),
+    T (test_stage_while_virt_freed),
     T (test_live_target),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
