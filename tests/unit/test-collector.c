@@ -23,11 +23,41 @@
 
 /* ---- the statistics call, made to fail on demand ---------------------- */
 
-/* The test driver cannot lose its connection.  A cycle on a connection
- * that is gone fails in virConnectGetAllDomainStats(), so this test's own
- * definition of that call, which the collector links against, fails while
- * fail_stats is set and otherwise calls libvirt's. */
-static gint fail_stats;
+/* The test driver cannot lose its connection, and reports no balloon
+ * statistics.  This test defines virConnectGetAllDomainStats itself (the
+ * collector links against it), calling libvirt's and then, as stats_mode
+ * says, failing as on a connection that is gone, or adding to each record
+ * the balloon fields QEMU reports for a guest with a balloon driver. */
+enum { STATS_REAL, STATS_FAIL, STATS_BALLOON };
+static gint stats_mode;
+
+#define LAST_UPDATE G_GUINT64_CONSTANT (1700000000)
+
+static void
+add_balloon_fields (virDomainStatsRecordPtr r)
+{
+  int max = r->nparams;
+  const char *name = virDomainGetName (r->dom);
+  /* Numbered by the domain, so that records cannot be mixed up. */
+  guint64 k = g_str_equal (name, "test") ? 1 : 2;
+
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.current", k * 2 * 1048576);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.maximum", k * 8 * 1048576);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.swap_in", k * 11);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.swap_out", 999);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.major_fault", k * 12);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.minor_fault", 999);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.unused", k * 13);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.available", k * 1900000);
+  /* "extra" has a guest that never reported MemAvailable. */
+  if (k == 1)
+    virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.usable", 524288);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.last-update", LAST_UPDATE);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.disk_caches", 999);
+  virTypedParamsAddULLong (&r->params, &r->nparams, &max, "balloon.rss", k * 3 * 1048576);
+  virTypedParamsAddUInt (&r->params, &r->nparams, &max, "vcpu.current", (unsigned int) k * 3);
+  virTypedParamsAddUInt (&r->params, &r->nparams, &max, "vcpu.maximum", 999);
+}
 
 int
 virConnectGetAllDomainStats (virConnectPtr conn, unsigned int stats,
@@ -37,13 +67,17 @@ virConnectGetAllDomainStats (virConnectPtr conn, unsigned int stats,
                             unsigned int);
   static StatsFunc real;
 
-  if (g_atomic_int_get (&fail_stats))
+  /* The worker thread: no cmocka assertions here. */
+  if (g_atomic_int_get (&stats_mode) == STATS_FAIL)
     return -1;
   if (real == NULL)
     real = (StatsFunc) dlsym (RTLD_NEXT, "virConnectGetAllDomainStats");
-  /* The worker thread: no cmocka assertion here. */
   g_assert_nonnull (real);
-  return real (conn, stats, retStats, flags);
+  int n = real (conn, stats, retStats, flags);
+  if (n > 0 && g_atomic_int_get (&stats_mode) == STATS_BALLOON)
+    for (int i = 0; i < n; i++)
+      add_balloon_fields ((*retStats)[i]);
+  return n;
 }
 
 /* ---- used memory ------------------------------------------------------- */
@@ -160,19 +194,7 @@ test_keep_sample (void **state)
 
 /* ---- cycles -------------------------------------------------------------- */
 
-typedef struct {
-  char   *uuid;
-  char   *name;
-  guint64 current_kib;
-} Seen;
-
-static void
-seen_free (Seen *s)
-{
-  g_free (s->uuid);
-  g_free (s->name);
-  g_free (s);
-}
+typedef VmemBalloonStats Seen;
 
 typedef struct {
   VmemVirt      *virt;
@@ -213,10 +235,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
   for (guint i = 0; i < stats->len; i++)
     {
       const VmemBalloonStats *s = g_ptr_array_index (stats, i);
-      Seen *seen = g_new0 (Seen, 1);
+      Seen *seen = g_memdup2 (s, sizeof *s);
       seen->uuid = g_strdup (s->uuid);
       seen->name = g_strdup (s->name);
-      seen->current_kib = s->current_kib;
       g_ptr_array_add (f->last, seen);
     }
   f->last_now = now;
@@ -243,9 +264,9 @@ setup (void **state)
 {
   Fixture *f = g_new0 (Fixture, 1);
   gate_init (&f->gate);
-  f->last = g_ptr_array_new_with_free_func ((GDestroyNotify) seen_free);
+  f->last = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
   f->virt = virt_connect (DEFAULT_URI, NULL);
-  g_atomic_int_set (&fail_stats, FALSE);
+  g_atomic_int_set (&stats_mode, STATS_REAL);
   *state = f;
   return 0;
 }
@@ -263,7 +284,7 @@ teardown (void **state)
   g_ptr_array_unref (f->last);
   g_free (f->failure);
   g_free (f);
-  g_atomic_int_set (&fail_stats, FALSE);
+  g_atomic_int_set (&stats_mode, STATS_REAL);
   return 0;
 }
 
@@ -368,6 +389,43 @@ test_cycle_every_running_domain (void **state)
   assert_int_equal (f->n_failed, 0);
 }
 
+/* What libvirt reports, field by field; what it does not, zero. */
+static void
+test_cycle_reads_balloon_fields (void **state)
+{
+  Fixture *f = *state;
+
+  g_atomic_int_set (&stats_mode, STATS_BALLOON);
+  virt_call_ok (f->virt, add_domains_work, NULL);
+  f->collector = vmem_collector_new (f->virt, 1, &callbacks, f);
+  WAIT_FOR_S (f->n_collected >= 1, 10);
+  assert_int_equal (f->last->len, 2);
+
+  const Seen *t = find_seen (f, "test");
+  assert_non_null (t);
+  assert_string_equal (t->uuid, TEST_UUID);
+  assert_int_equal (t->current_kib, 2 * 1048576);
+  assert_int_equal (t->maximum_kib, 8 * 1048576);
+  assert_int_equal (t->rss_kib, 3 * 1048576);
+  assert_int_equal (t->available_kib, 1900000);
+  assert_int_equal (t->usable_kib, 524288);
+  assert_int_equal (t->unused_kib, 13);
+  assert_int_equal (t->swap_in_kib, 11);
+  assert_int_equal (t->major_fault, 12);
+  assert_int_equal (t->last_update, (gint64) LAST_UPDATE);
+  assert_int_equal (t->vcpus, 3);
+  assert_true (t->has_guest);
+
+  const Seen *x = find_seen (f, "extra");
+  assert_non_null (x);
+  assert_int_equal (x->current_kib, 4 * 1048576);
+  assert_int_equal (x->rss_kib, 6 * 1048576);
+  assert_int_equal (x->available_kib, 2 * 1900000);
+  assert_int_equal (x->usable_kib, 0);
+  assert_int_equal (x->vcpus, 6);
+  assert_false (x->has_guest);
+}
+
 /* A cycle whose statistics call fails (as on a connection that is gone)
  * reports it, and the next cycles go on. */
 static void
@@ -375,13 +433,13 @@ test_cycle_failed (void **state)
 {
   Fixture *f = *state;
 
-  g_atomic_int_set (&fail_stats, TRUE);
+  g_atomic_int_set (&stats_mode, STATS_FAIL);
   f->collector = vmem_collector_new (f->virt, 1, &callbacks, f);
   WAIT_FOR_S (f->n_failed >= 1, 10);
   assert_int_equal (f->n_collected, 0);
   assert_non_null (strstr (f->failure, "cannot read domain statistics"));
 
-  g_atomic_int_set (&fail_stats, FALSE);
+  g_atomic_int_set (&stats_mode, STATS_REAL);
   WAIT_FOR_S (f->n_collected >= 1, 10);
   assert_int_equal (f->last->len, 1);
 }
@@ -475,6 +533,7 @@ main (void)
     cmocka_unit_test (test_keep_sample),
     T (test_cycle),
     T (test_cycle_every_running_domain),
+    T (test_cycle_reads_balloon_fields),
     T (test_cycle_failed),
     T (test_one_cycle_at_a_time),
     T (test_no_cycle_disconnected),
