@@ -9,11 +9,11 @@ struct _VmemStager {
   VmemStagerCallbacks callbacks;
   gpointer            user_data;
   guint64             replaced;
-  GHashTable         *deferred; /* uuid -> why; main thread */
 
   /* Shared with the worker thread, under lock. */
   GMutex              lock;
   GHashTable         *held;     /* uuid set: starts under way */
+  GHashTable         *deferred; /* uuid set: held when a stage job ran */
   GHashTable         *written;  /* uuid -> VmemDomain last defined */
 };
 
@@ -39,7 +39,7 @@ vmem_stager_new (VmemVirt *virt, const VmemStagerCallbacks *callbacks, gpointer 
   s->held = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   s->written = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) vmem_domain_free);
-  s->deferred = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  s->deferred = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   return s;
 }
 
@@ -78,11 +78,17 @@ stage_job_free (StageJob *j)
   g_free (j);
 }
 
+/* Worker thread.  TRUE when a start of @uuid is under way; the deferral is
+ * then recorded at once, under the same lock as the check, so that the
+ * unhold that ends the start sees it even before this job's result has
+ * reached the main context. */
 static gboolean
-is_held (VmemStager *s, const char *uuid)
+defer_if_held (VmemStager *s, const char *uuid)
 {
   g_mutex_lock (&s->lock);
   gboolean held = g_hash_table_contains (s->held, uuid);
+  if (held)
+    g_hash_table_add (s->deferred, g_strdup (uuid));
   g_mutex_unlock (&s->lock);
   return held;
 }
@@ -101,7 +107,7 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
   if (dom == NULL)
     return NULL;
   j->name = g_strdup (virDomainGetName (dom));
-  if (is_held (s, j->uuid))
+  if (defer_if_held (s, j->uuid))
     return OUTCOME (VMEM_STAGE_DEFERRED);
   if (virDomainIsPersistent (dom) != 1)
     {
@@ -145,7 +151,7 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
   if (j->sp->plan.mode == VMEM_MODE_OBSERVE)
     return OUTCOME (VMEM_STAGE_OBSERVED);
 
-  if (is_held (s, j->uuid))
+  if (defer_if_held (s, j->uuid))
     return OUTCOME (VMEM_STAGE_DEFERRED);
   /* Remembered before the define: its DEFINED event may be dispatched
    * before this job's result. */
@@ -184,8 +190,6 @@ stage_done (gpointer result, const GError *error, gpointer data)
   else
     outcome = VMEM_STAGE_FAILED;
 
-  if (outcome == VMEM_STAGE_DEFERRED)
-    g_hash_table_replace (s->deferred, g_strdup (j->uuid), g_strdup (j->why));
   if (s->callbacks.staged != NULL)
     s->callbacks.staged (j->uuid, j->name ? j->name : j->uuid, j->sp, outcome, error, j->why,
                          s->user_data);
@@ -219,8 +223,9 @@ vmem_stager_unhold (VmemStager *s, const char *uuid)
 {
   g_mutex_lock (&s->lock);
   g_hash_table_remove (s->held, uuid);
+  gboolean deferred = g_hash_table_remove (s->deferred, uuid);
   g_mutex_unlock (&s->lock);
-  return g_hash_table_remove (s->deferred, uuid);
+  return deferred;
 }
 
 gboolean

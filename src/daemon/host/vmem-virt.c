@@ -224,6 +224,8 @@ connect_done (gpointer result, const GError *error, gpointer data)
   VmemVirt *virt = data;
 
   virt->connecting = FALSE;
+  if (virt->stopping)
+    return;
   if (error != NULL)
     {
       if (virt->backoff <= RECONNECT_MIN_S)
@@ -300,8 +302,12 @@ vmem_virt_free (VmemVirt *virt)
   if (virt == NULL)
     return;
   virt->stopping = TRUE;
+  /* Parts that ask see no connection from now on, and start no work. */
+  virt->connected = FALSE;
   g_clear_handle_id (&virt->reconnect_id, g_source_remove);
-  /* Runs what is queued and its callbacks, then the connection closes. */
+  /* Runs what is queued and its callbacks, then the connection closes.
+   * Those callbacks, and whatever else the main context dispatches
+   * meanwhile, may still submit: see vmem_virt_submit. */
   g_clear_pointer (&virt->worker, vmem_worker_free);
   worker_close_conn (virt);
   g_free (virt->uri);
@@ -325,6 +331,13 @@ vmem_virt_submit (VmemVirt *virt, const char *what, const char *key, VmemVirtWor
                   VmemVirtDoneFunc done, gpointer data, GDestroyNotify data_free,
                   GDestroyNotify result_free)
 {
+  if (virt->worker == NULL)
+    {
+      /* vmem_virt_free is under way: the job is dropped. */
+      if (data_free != NULL && data != NULL)
+        data_free (data);
+      return;
+    }
   VirtJob *job = g_new0 (VirtJob, 1);
   job->virt = virt;
   job->work = work;

@@ -50,7 +50,9 @@ const char *vmem_virt_get_uri (VmemVirt *virt);
 /* Queues @work on the one worker thread (see vmem-worker.h: a queued job
  * with the same @key, when not NULL, is replaced); @done (may be NULL) gets
  * the outcome on the main context.  Without a connection, @done gets
- * VMEM_ERROR_UNAVAILABLE.  @result_free frees a result nobody takes. */
+ * VMEM_ERROR_UNAVAILABLE.  @result_free frees a result nobody takes.
+ * Once vmem_virt_free has begun (its last callbacks may still submit), a
+ * job is dropped: @data is freed and @done is not called. */
 void      vmem_virt_submit (VmemVirt        *virt,
                             const char      *what,
                             const char      *key,
