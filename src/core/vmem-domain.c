@@ -55,6 +55,7 @@ gboolean
 vmem_domain_same_definition (const VmemDomain *a, const VmemDomain *b)
 {
   return g_strcmp0 (a->name, b->name) == 0 && a->memory_mib == b->memory_mib &&
+         a->current_mib == b->current_mib &&
          a->vcpus == b->vcpus && g_strcmp0 (a->workload, b->workload) == 0 &&
          a->prealloc == b->prealloc && a->has_plan == b->has_plan &&
          a->plan_demand_mib == b->plan_demand_mib && a->plan_time == b->plan_time;

@@ -51,8 +51,8 @@ VmemDomain *vmem_domain_copy (const VmemDomain *domain);
 void        vmem_domain_free (VmemDomain *domain);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDomain, vmem_domain_free)
 
-/* TRUE when the two carry the same definition facts (name, memory, vCPUs,
- * tag, preallocation, staged plan): a define that changed none of them
+/* TRUE when the two carry the same definition facts (name, memory, current
+ * memory, vCPUs, tag, preallocation, staged plan): a define that changed none of them
  * needs no new plan. */
 gboolean    vmem_domain_same_definition (const VmemDomain *a, const VmemDomain *b);
 

@@ -838,6 +838,11 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
 static void
 collect_failed_cb (const GError *error, gpointer user_data)
 {
+  VmemDaemon *daemon = user_data;
+  /* The stats periods asked for in that cycle may not be set: ask again. */
+  g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < list->len; i++)
+    ((VmemCacheEntry *) g_ptr_array_index (list, i))->period_set = FALSE;
   vmem_log_warning_limited ("collector", WARN_EVERY_S, "cannot collect domain statistics: %s",
                             error->message);
 }

@@ -34,6 +34,7 @@ struct _VmemVirt {
   gboolean          connected;
   gboolean          connecting;
   guint             reconnect_id;
+  guint             closed_id;
   guint             backoff;
   gboolean          stopping;
 };
@@ -140,6 +141,7 @@ closed_idle (gpointer user_data)
 {
   VmemVirt *virt = user_data;
 
+  virt->closed_id = 0;
   if (!virt->connected || virt->stopping)
     return G_SOURCE_REMOVE;
   virt->connected = FALSE;
@@ -156,7 +158,8 @@ close_cb (virConnectPtr conn, int reason, void *opaque)
   VmemVirt *virt = opaque;
   /* Called from libvirt's event dispatch; defer so no libvirt lock is held
    * while the owner reacts. */
-  g_idle_add (closed_idle, virt);
+  if (virt->closed_id == 0)
+    virt->closed_id = g_idle_add (closed_idle, virt);
 }
 
 /* ---- connecting --------------------------------------------------------- */
@@ -305,6 +308,7 @@ vmem_virt_free (VmemVirt *virt)
   /* Parts that ask see no connection from now on, and start no work. */
   virt->connected = FALSE;
   g_clear_handle_id (&virt->reconnect_id, g_source_remove);
+  g_clear_handle_id (&virt->closed_id, g_source_remove);
   /* Runs what is queued and its callbacks, then the connection closes.
    * Those callbacks, and whatever else the main context dispatches
    * meanwhile, may still submit: see vmem_virt_submit. */
