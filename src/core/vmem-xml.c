@@ -1851,3 +1851,80 @@ vmem_xml_migrate_variant (const char *xml, const VmemPlan *plan, GError **error)
   add_allocation (c, root);
   return ctx_finish (c, error);
 }
+
+/* ---- the live virtio-mem device ---------------------------------------- */
+
+static gboolean
+target_kib (xmlNodePtr target, const char *name, gboolean needed, guint64 *kib, GError **error)
+{
+  xmlNodePtr n = child (target, name);
+  *kib = 0;
+  if (n == NULL && !needed)
+    return TRUE;
+  if (n == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "vmemd's virtio-mem device has no <%s>", name);
+      return FALSE;
+    }
+  return memory_kib (n, kib, error);
+}
+
+char *
+vmem_xml_virtio_mem_request (const char *live_xml, guint64 requested_mib,
+                             VmemVirtioMemRequest *request, GError **error)
+{
+  g_autoptr(Ctx) c = ctx_new (live_xml, error);
+  if (c == NULL)
+    return NULL;
+  xmlNodePtr dev = vmemd_device (child (xmlDocGetRootElement (c->doc), "devices"));
+  if (dev == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND,
+                   "the domain has no virtio-mem device of vmemd's (alias '%s'): it did not "
+                   "start in virtio-mem form", VMEM_XML_VIRTIO_MEM_ALIAS);
+      return NULL;
+    }
+  xmlNodePtr target = child (dev, "target");
+  xmlNodePtr req = child (target, "requested");
+  VmemVirtioMemRequest r = { 0 };
+  if (!target_kib (target, "size", TRUE, &r.size_kib, error) ||
+      !target_kib (target, "block", TRUE, &r.block_kib, error) ||
+      !target_kib (target, "requested", TRUE, &r.previous_kib, error) ||
+      !target_kib (target, "current", FALSE, &r.current_kib, error))
+    return NULL;
+  if (r.block_kib == 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "vmemd's virtio-mem device has a block of 0");
+      return NULL;
+    }
+
+  /* Whole blocks, rounded up so that the guest gets at least what was
+   * asked, and never more than the device. */
+  guint64 most = round_down_to (r.size_kib, r.block_kib);
+  guint64 kib = requested_mib >= most / 1024 ? most : round_up_to (requested_mib * 1024, r.block_kib);
+  r.requested_kib = MIN (kib, most);
+  r.changed = r.requested_kib != r.previous_kib;
+
+  /* The live element as libvirt wrote it (alias and address included, by
+   * which it finds the device), with only <requested> new. */
+  const Span *ds = span (c, dev);
+  const Span *rs = span (c, req);
+  g_autoptr(GString) out = g_string_new_len (c->xml + ds->start, (gssize) (rs->start - ds->start));
+  g_string_append_printf (out, "<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>",
+                          r.requested_kib);
+  g_string_append_len (out, c->xml + rs->end, (gssize) (ds->end - rs->end));
+
+  g_autoptr(GError) local = NULL;
+  g_autoptr(xmlDoc) check = parse (out->str, out->len, &local);
+  if (check == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED,
+                   "internal error: the virtio-mem device XML does not parse: %s", local->message);
+      return NULL;
+    }
+  if (request != NULL)
+    *request = r;
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}

@@ -198,6 +198,26 @@ typedef struct {
 gboolean        vmem_xml_virtio_mem_layout (guint64 top_kib, guint64 demand_kib,
                                             VmemVirtioMemLayout *layout, GError **error);
 
+/* For a running domain in virtio-mem form: vmemd's device in @live_xml
+ * (VMEM_XML_VIRTIO_MEM_ALIAS, with the alias and address libvirt gave it),
+ * as the device XML for virDomainUpdateDeviceFlags with <requested> set to
+ * @requested_mib rounded up to its block and clamped to its size.  The
+ * rest of the element is the live XML's, byte for byte.  @request
+ * (optional) gets the figures.  VMEM_ERROR_NOT_FOUND when the domain has no
+ * such device (it did not start in virtio-mem form); VMEM_ERROR_INVALID_ARGUMENT
+ * for bad XML or a device without a size, block or <requested>. */
+typedef struct {
+  guint64  size_kib;
+  guint64  block_kib;
+  guint64  previous_kib;  /* <requested> in @live_xml */
+  guint64  requested_kib; /* the new one */
+  guint64  current_kib;   /* <current>, what the guest has plugged; 0 when absent */
+  gboolean changed;       /* requested_kib != previous_kib */
+} VmemVirtioMemRequest;
+
+char           *vmem_xml_virtio_mem_request (const char *live_xml, guint64 requested_mib,
+                                             VmemVirtioMemRequest *request, GError **error);
+
 /* Puts back what staging replaced, and drops the plan element and the
  * workload tag (restoring ends management), and a <metadata> left empty.
  * From virtio-mem form too: <memory> and <maxMemory> as they were written,

@@ -1265,6 +1265,83 @@ test_virtio_mem_restore_damaged (void **state)
     }
 }
 
+static void
+test_virtio_mem_request (void **state)
+{
+  g_autofree char *live = read_data ("virtio-mem-live.xml");
+  g_autoptr(GError) error = NULL;
+  VmemVirtioMemRequest r;
+
+  /* Whole blocks, rounded up; the rest of the element as libvirt wrote it. */
+  g_autofree char *dev = vmem_xml_virtio_mem_request (live, 701, &r, &error);
+  if (dev == NULL)
+    fail_msg ("%s", error->message);
+  assert_int_equal (r.size_kib, 1572864);
+  assert_int_equal (r.block_kib, 2048);
+  assert_int_equal (r.previous_kib, 0);
+  assert_int_equal (r.current_kib, 0);
+  assert_int_equal (r.requested_kib, 702 * 1024);
+  assert_true (r.changed);
+  const char *want =
+    "<memory model='virtio-mem'>\n"
+    "      <target>\n"
+    "        <size unit='KiB'>1572864</size>\n"
+    "        <node>0</node>\n"
+    "        <block unit='KiB'>2048</block>\n"
+    "        <requested unit='KiB'>718848</requested>\n"
+    "        <current unit='KiB'>0</current>\n"
+    "      </target>\n"
+    "      <alias name='ua-vmemd-mem'/>\n"
+    "      <address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>\n"
+    "    </memory>";
+  assert_same_text (want, dev, "device XML");
+
+  /* Clamped to the device; 0 unplugs all. */
+  g_autofree char *most = vmem_xml_virtio_mem_request (live, 1 << 30, &r, &error);
+  assert_non_null (most);
+  assert_int_equal (r.requested_kib, 1572864);
+  g_autofree char *zero = vmem_xml_virtio_mem_request (live, 0, &r, &error);
+  assert_non_null (zero);
+  assert_int_equal (r.requested_kib, 0);
+  assert_false (r.changed);
+  assert_non_null (strstr (zero, "<requested unit='KiB'>0</requested>"));
+
+  /* From a live XML where it is plugged already. */
+  g_autoptr(GString) plugged = g_string_new (live);
+  g_string_replace (plugged, "<requested unit='KiB'>0</requested>",
+                    "<requested unit='KiB'>524288</requested>", 1);
+  g_string_replace (plugged, "<current unit='KiB'>0</current>",
+                    "<current unit='KiB'>524288</current>", 1);
+  g_autofree char *same = vmem_xml_virtio_mem_request (plugged->str, 512, &r, NULL);
+  assert_non_null (same);
+  assert_false (r.changed);
+  assert_int_equal (r.previous_kib, 524288);
+  assert_int_equal (r.current_kib, 524288);
+  g_autofree char *less = vmem_xml_virtio_mem_request (plugged->str, 256, &r, NULL);
+  assert_true (r.changed);
+  assert_non_null (strstr (less, "<requested unit='KiB'>262144</requested>"));
+
+  /* No device of vmemd's: not found, clearly. */
+  g_autofree char *plain = read_data ("virtio-mem-own-device.in.xml");
+  g_autofree char *none = vmem_xml_virtio_mem_request (plain, 512, &r, &error);
+  assert_null (none);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND));
+  assert_non_null (strstr (error->message, "ua-vmemd-mem"));
+  g_clear_error (&error);
+
+  /* A device without <requested>, and bad XML. */
+  g_autoptr(GString) noreq = g_string_new (live);
+  g_string_replace (noreq, "<requested unit='KiB'>0</requested>", "", 1);
+  g_autofree char *nr = vmem_xml_virtio_mem_request (noreq->str, 512, &r, &error);
+  assert_null (nr);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+  assert_non_null (strstr (error->message, "<requested>"));
+  g_clear_error (&error);
+  g_autofree char *bad = vmem_xml_virtio_mem_request ("<domain>", 512, &r, &error);
+  assert_null (bad);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+}
+
 /* Incoming migration of a domain in virtio-mem form: preallocation only. */
 static void
 test_virtio_mem_migrate_variant (void **state)
@@ -1315,6 +1392,7 @@ main (void)
     cmocka_unit_test (test_virtio_mem_libvirt_roundtrip),
     cmocka_unit_test (test_virtio_mem_balloon_none),
     cmocka_unit_test (test_virtio_mem_restore_damaged),
+    cmocka_unit_test (test_virtio_mem_request),
     cmocka_unit_test (test_virtio_mem_migrate_variant),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
