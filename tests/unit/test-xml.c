@@ -1153,7 +1153,6 @@ test_virtio_mem_restage (void **state)
   /* One cell and one device, however often it is staged. */
   assert_int_equal (i->numa_cells, 1);
   assert_int_equal (i->virtio_mem_devices, 1);
-  g_autofree char *restored = restore_ok (two);
   check_restore ("virtio-mem-debian", in, two);
 
   /* The same plan again: the same bytes. */
