@@ -102,13 +102,16 @@ vmem_admission_boot_mib (guint64 memory_mib, guint64 current_mib, gboolean preal
   /* With preallocation QEMU touches all the memory present at boot,
    * whatever vmemd does with the domain (observe changes nothing): the
    * whole <memory> less the virtio-mem devices' unplugged part.  Without
-   * it, what the guest is given at boot. */
-  if (!prealloc)
-    return current_mib == 0 ? memory_mib : current_mib;
+   * it, what the guest is given at boot: its balloon target, and never
+   * more than that same present memory (in virtio-mem form <currentMemory>
+   * is the whole <memory>, and the unplugged part is not there to touch). */
   guint64 unplugged = virtio_mem_size_mib > virtio_mem_requested_mib
                         ? virtio_mem_size_mib - virtio_mem_requested_mib
                         : 0;
-  return memory_mib > unplugged ? memory_mib - unplugged : 0;
+  guint64 present = memory_mib > unplugged ? memory_mib - unplugged : 0;
+  if (prealloc)
+    return present;
+  return MIN (current_mib == 0 ? memory_mib : current_mib, present);
 }
 
 void

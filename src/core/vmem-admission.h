@@ -8,7 +8,9 @@
  *
  * A start needs its boot footprint: the whole <memory> when it
  * preallocates in balloon mode (QEMU touches every page before the
- * balloon can take any back), else its <currentMemory>.  It fits when
+ * balloon can take any back), else its <currentMemory>; in virtio-mem
+ * form never the device's unplugged part, so just the base and what is
+ * plugged at boot.  It fits when
  * that is no more than capacity minus what is committed.  Then, by mode:
  *   off      admit, unchecked;
  *   warn     admit; over capacity, with a warning;
@@ -41,7 +43,7 @@ guint64 vmem_admission_committed (const VmemCommitment *c, gsize n, const char *
 
 /* The memory a domain holds at boot: with preallocation all the memory
  * present at boot (<memory> less the virtio-mem devices' unplugged part),
- * else its <currentMemory> (0 = <memory>). */
+ * else its <currentMemory> (0 = <memory>) and no more than that. */
 guint64 vmem_admission_boot_mib (guint64 memory_mib, guint64 current_mib, gboolean prealloc,
                                  guint64 virtio_mem_size_mib, guint64 virtio_mem_requested_mib);
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-xml.h"
 #include "vmem-error.h"
+#include "vmem-units.h"
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -23,6 +24,7 @@ vmem_domain_info_free (VmemDomainInfo *i)
   g_free (i->memory_source);
   g_free (i->memory_access);
   g_free (i->unmanageable_reason);
+  g_free (i->virtio_mem_unmanageable_reason);
   g_free (i->plan_source);
   g_free (i->plan_workload);
   g_free (i->plan_mode);
@@ -40,9 +42,10 @@ typedef struct {
 } Span;
 
 typedef struct {
-  gsize start, end;
-  guint seq;
-  char *text;
+  gsize    start, end;
+  guint    seq;
+  gboolean before; /* an insertion that belongs to the element at end */
+  char    *text;
 } Splice;
 
 typedef struct {
@@ -396,10 +399,13 @@ splice_cmp (gconstpointer a, gconstpointer b)
   if (x->start != y->start)
     return x->start < y->start ? -1 : 1;
   /* At one position, insertions go before a replacement that starts there,
-   * in the order they were made. */
+   * in the order they were made, but for those that belong to the element
+   * that follows, which go last. */
   gboolean xi = x->start == x->end, yi = y->start == y->end;
   if (xi != yi)
     return xi ? -1 : 1;
+  if (x->before != y->before)
+    return x->before ? 1 : -1;
   return x->seq < y->seq ? -1 : (x->seq > y->seq ? 1 : 0);
 }
 
@@ -680,6 +686,41 @@ nested_indent (Ctx *c, const char *ci)
   return ci ? g_strconcat (ci, c->unit, NULL) : NULL;
 }
 
+/* Places @text before @sib, on a line of its own when @sib has one, so
+ * that remove_element() takes exactly it away again. */
+static void
+insert_before (Ctx *c, xmlNodePtr sib, const char *text)
+{
+  g_autofree char *ci = line_indent (c->xml, span (c, sib)->start);
+  splice (c, span (c, sib)->start, span (c, sib)->start,
+          ci ? g_strdup_printf ("%s\n%s", text, ci) : g_strdup (text));
+  ((Splice *) g_ptr_array_index (c->splices, c->splices->len - 1))->before = TRUE;
+}
+
+typedef struct {
+  guint       depth;
+  const char *text;
+} Line;
+
+/* Nested elements, one a line, for indentation @ci (NULL: all on one). */
+static char *
+lines_text (Ctx *c, const char *ci, const Line *lines, gsize n)
+{
+  GString *out = g_string_new (NULL);
+  for (gsize i = 0; i < n; i++)
+    {
+      if (i > 0 && ci != NULL)
+        {
+          g_string_append_c (out, '\n');
+          g_string_append (out, ci);
+          for (guint d = 0; d < lines[i].depth; d++)
+            g_string_append (out, c->unit);
+        }
+      g_string_append (out, lines[i].text);
+    }
+  return g_string_free (out, FALSE);
+}
+
 /* ---- reading ------------------------------------------------------------ */
 
 gboolean
@@ -862,6 +903,7 @@ read_devices (VmemDomainInfo *i, xmlNodePtr root, GError **error)
       else if (xmlStrcmp (n->name, BAD_CAST "memory") == 0)
         {
           g_autofree char *model = prop (n, "model");
+          i->memory_devices++;
           if (g_strcmp0 (model, "virtio-mem") != 0)
             continue;
           xmlNodePtr target = child (n, "target");
@@ -878,6 +920,87 @@ read_devices (VmemDomainInfo *i, xmlNodePtr root, GError **error)
         }
     }
   return TRUE;
+}
+
+/* vmemd's virtio-mem device among @devices' children. */
+static xmlNodePtr
+vmemd_device (xmlNodePtr devices)
+{
+  for (xmlNodePtr n = devices ? devices->children : NULL; n; n = n->next)
+    {
+      if (n->type != XML_ELEMENT_NODE || n->ns != NULL ||
+          xmlStrcmp (n->name, BAD_CAST "memory") != 0)
+        continue;
+      g_autofree char *alias = prop (child (n, "alias"), "name");
+      if (g_strcmp0 (alias, VMEM_XML_VIRTIO_MEM_ALIAS) == 0)
+        return n;
+    }
+  return NULL;
+}
+
+/* @text, an element recorded in the plan, parsed on its own: it must be
+ * one <@name>. */
+static xmlDocPtr
+parse_orig (const char *text, const char *name, const char *attr, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(xmlDoc) d = parse (text, strlen (text), &local);
+  xmlNodePtr r = d ? xmlDocGetRootElement (d) : NULL;
+  if (r == NULL || xmlStrcmp (r->name, BAD_CAST name) != 0 || r->ns != NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "the plan's %s is not a <%s> element%s%s", attr, name,
+                   local ? ": " : "", local ? local->message : "");
+      return NULL;
+    }
+  return g_steal_pointer (&d);
+}
+
+/* The top in virtio-mem mode: the original <memory>, which the plan
+ * element holds once a staging in that mode replaced it. */
+static gboolean
+virtio_mem_top (xmlNodePtr root, xmlNodePtr plan_el, guint64 *kib, GError **error)
+{
+  g_autofree char *orig = prop (plan_el, "orig_memory");
+  if (orig == NULL)
+    {
+      xmlNodePtr mem = child (root, "memory");
+      *kib = 0;
+      return mem == NULL || memory_kib (mem, kib, error);
+    }
+  g_autoptr(xmlDoc) d = parse_orig (orig, "memory", "orig_memory", error);
+  return d != NULL && memory_kib (xmlDocGetRootElement (d), kib, error);
+}
+
+static char *
+virtio_mem_unmanageable (const VmemDomainInfo *i, xmlNodePtr root, xmlNodePtr plan)
+{
+  xmlNodePtr devices = child (root, "devices");
+  guint own_devices = i->memory_devices;
+  if (i->virtio_mem_staged && vmemd_device (devices) != NULL)
+    own_devices--;
+
+  if (i->memory_kib == 0)
+    return g_strdup ("the domain has no <memory>");
+  if (i->hugepages)
+    return g_strdup ("its memory is backed by hugepages, which may be larger than the 2 MiB "
+                     "blocks vmemd's virtio-mem device plugs");
+  if (!i->virtio_mem_staged && i->numa_cells > 0)
+    return g_strdup ("it has guest NUMA cells of its own (<cpu><numa>), and virtio-mem mode "
+                     "lays out the one cell itself");
+  if (i->virtio_mem_staged && i->numa_cells != 1)
+    return g_strdup ("it has guest NUMA cells besides the one vmemd staged");
+  if (own_devices > 0)
+    return g_strdup ("it has memory devices of its own (<devices><memory>), and virtio-mem "
+                     "mode adds its own device");
+
+  g_autoptr(GError) error = NULL;
+  guint64 top = 0;
+  VmemVirtioMemLayout l;
+  if (!virtio_mem_top (root, plan, &top, &error) ||
+      !vmem_xml_virtio_mem_layout (top, top, &l, &error))
+    return g_strdup (error->message);
+  return NULL;
 }
 
 static VmemDomainInfo *
@@ -908,6 +1031,8 @@ info_from_doc (xmlDocPtr doc, GError **error)
   if (plan != NULL)
     read_plan (i, plan);
 
+  i->virtio_mem_staged = plan != NULL && xmlHasNsProp (plan, BAD_CAST "orig_memory", NULL);
+
   i->manageable = TRUE;
   if (i->memory_kib == 0)
     i->unmanageable_reason = g_strdup ("the domain has no <memory>");
@@ -915,10 +1040,22 @@ info_from_doc (xmlDocPtr doc, GError **error)
     i->unmanageable_reason = g_strdup ("its <memballoon> has no model");
   else if (i->has_balloon && !is_virtio_balloon (i->balloon_model))
     i->unmanageable_reason = g_strdup_printf ("its <memballoon model='%s'> is not a virtio "
-                                              "balloon, which vmemd needs to set the memory "
-                                              "target", i->balloon_model);
+                                              "balloon, which balloon mode needs to set the "
+                                              "memory target (virtio-mem mode needs none)",
+                                              i->balloon_model);
   i->manageable = i->unmanageable_reason == NULL;
+  i->virtio_mem_unmanageable_reason = virtio_mem_unmanageable (i, root, plan);
   return g_steal_pointer (&i);
+}
+
+const char *
+vmem_xml_unmanageable_reason (const VmemDomainInfo *info, VmemMode mode)
+{
+  g_return_val_if_fail (info != NULL, NULL);
+
+  if (mode == VMEM_MODE_VIRTIO_MEM)
+    return info->virtio_mem_unmanageable_reason;
+  return info->manageable ? NULL : info->unmanageable_reason;
 }
 
 VmemDomainInfo *
@@ -1044,6 +1181,329 @@ stage_balloon (Ctx *c, xmlNodePtr root, guint stats_period)
   append_child (c, balloon, kv, ci, stats_el);
 }
 
+/* ---- virtio-mem form ------------------------------------------------------ */
+
+static guint64
+round_up_to (guint64 v, guint64 m)
+{
+  return v % m == 0 ? v : v - v % m + m;
+}
+
+static guint64
+round_down_to (guint64 v, guint64 m)
+{
+  return v - v % m;
+}
+
+gboolean
+vmem_xml_virtio_mem_layout (guint64 top_kib, guint64 demand_kib, VmemVirtioMemLayout *l,
+                            GError **error)
+{
+  const guint64 block = VMEM_XML_VIRTIO_MEM_BLOCK_KIB;
+  const guint64 unit = VMEM_XML_VIRTIO_MEM_ALIGN_MIB * 1024;
+  const guint64 min_base = VMEM_XML_VIRTIO_MEM_MIN_BASE_MIB * 1024;
+  guint64 top = round_down_to (top_kib, block);
+
+  g_return_val_if_fail (l != NULL, FALSE);
+
+  *l = (VmemVirtioMemLayout){ .top_kib = top };
+  if (top < min_base + unit)
+    {
+      g_autofree char *have = vmem_size_format (top_kib / 1024);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "its <memory> of %s is below the %d MiB virtio-mem mode needs: a base of "
+                   "%d MiB and a device of %d MiB",
+                   have, VMEM_XML_VIRTIO_MEM_MIN_BASE_MIB + VMEM_XML_VIRTIO_MEM_ALIGN_MIB,
+                   VMEM_XML_VIRTIO_MEM_MIN_BASE_MIB, VMEM_XML_VIRTIO_MEM_ALIGN_MIB);
+      return FALSE;
+    }
+  /* What the guest gets at boot: the demand, within the base's bounds. */
+  guint64 least = MAX (min_base, round_up_to (top / 4 + (top % 4 != 0), block));
+  guint64 want = demand_kib >= top ? top : round_up_to (demand_kib, block);
+  want = MAX (want, least);
+  l->size_kib = round_down_to (top - want, unit);
+  if (l->size_kib == 0)
+    {
+      /* No room for a device above the demand: the device sits one unit
+       * below the top and is partly plugged from the start. */
+      l->size_kib = unit;
+      l->base_kib = top - unit;
+      l->requested_kib = want - l->base_kib;
+    }
+  else
+    l->base_kib = want;
+  l->memory_kib = l->base_kib + l->size_kib;
+  return TRUE;
+}
+
+static char *
+kib_text (guint64 kib)
+{
+  return g_strdup_printf ("%" G_GUINT64_FORMAT, kib);
+}
+
+/* Sets a memory size element to @kib, in KiB; one that says so already,
+ * in whatever unit, is left as it is. */
+static void
+set_size (Ctx *c, xmlNodePtr n, guint64 kib)
+{
+  const char *const unit[] = { "unit", "KiB", NULL };
+  guint64 now = 0;
+  if (n == NULL || (memory_kib (n, &now, NULL) && now == kib))
+    return;
+  g_autofree char *v = kib_text (kib);
+  set_text (c, n, unit, v);
+}
+
+/* What libvirt formats before <cpu>, which goes after the last of them. */
+static xmlNodePtr
+cpu_anchor (xmlNodePtr root)
+{
+  static const char *const before[] = {
+    "name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
+    "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu", "vcpus", "iothreads",
+    "iothreadids", "defaultiothread", "cputune", "numatune", "resource", "sysinfo",
+    "bootloader", "bootloader_args", "os", "idmap", "features",
+  };
+  xmlNodePtr anchor = NULL;
+  for (xmlNodePtr n = root->children; n; n = n->next)
+    for (gsize k = 0; k < G_N_ELEMENTS (before); k++)
+      if (n->type == XML_ELEMENT_NODE && n->ns == NULL &&
+          xmlStrcmp (n->name, BAD_CAST before[k]) == 0)
+        anchor = n;
+  return anchor;
+}
+
+static void
+stage_max_memory (Ctx *c, xmlNodePtr root, guint64 total_kib, guint64 orig_kib, guint orig_slots)
+{
+  xmlNodePtr mem = child (root, "memory");
+  xmlNodePtr maxm = child (root, "maxMemory");
+  /* libvirt wants <maxMemory> with slots for any memory device, at least
+   * the total memory; an administrator's larger one stays. */
+  guint64 kib = MAX (orig_kib, total_kib);
+  guint slots = MAX (orig_slots, 1);
+  g_autofree char *v = kib_text (kib);
+  g_autofree char *sl = g_strdup_printf ("%u", slots);
+
+  if (maxm == NULL)
+    {
+      g_autofree char *el = g_strdup_printf ("<maxMemory slots='%u' unit='KiB'>%s</maxMemory>",
+                                             slots, v);
+      insert_before (c, mem, el);
+      return;
+    }
+  g_autofree char *now_slots = prop (maxm, "slots");
+  guint64 now = 0;
+  if (memory_kib (maxm, &now, NULL) && now == kib && parse_uint (now_slots) == slots)
+    return;
+  const char *const kv[] = { "slots", sl, "unit", "KiB", NULL };
+  set_text (c, maxm, kv, v);
+}
+
+static void
+stage_numa (Ctx *c, xmlNodePtr root, guint64 base_kib, guint vcpus)
+{
+  g_autofree char *cpus = vcpus > 1 ? g_strdup_printf ("0-%u", vcpus - 1) : g_strdup ("0");
+  g_autofree char *base = kib_text (base_kib);
+  g_autofree char *cell_el = g_strdup_printf ("<cell id='0' cpus='%s' memory='%s' unit='KiB'/>",
+                                              cpus, base);
+  xmlNodePtr cpu = child (root, "cpu");
+  xmlNodePtr numa = child (cpu, "numa");
+  xmlNodePtr cell = child (numa, "cell");
+
+  if (cell != NULL)
+    {
+      const char *const kv[] = { "cpus", cpus, "memory", base, "unit", "KiB", NULL };
+      set_attrs (c, cell, kv);
+    }
+  else if (numa != NULL)
+    {
+      g_autofree char *ci = child_indent (c, numa);
+      append_child (c, numa, NULL, ci, cell_el);
+    }
+  else if (cpu != NULL)
+    {
+      g_autofree char *ci = child_indent (c, cpu);
+      g_autofree char *n = wrap (c, ci, "<numa>", "numa", cell_el);
+      append_child (c, cpu, NULL, ci, n);
+    }
+  else
+    {
+      xmlNodePtr anchor = cpu_anchor (root);
+      g_autofree char *ci = line_indent (c->xml, span (c, anchor)->start);
+      g_autofree char *ni = nested_indent (c, ci);
+      g_autofree char *n = wrap (c, ni, "<numa>", "numa", cell_el);
+      g_autofree char *w = wrap (c, ci, "<cpu>", "cpu", n);
+      insert_after (c, anchor, ci, w);
+    }
+}
+
+static void
+stage_device (Ctx *c, xmlNodePtr root, const VmemVirtioMemLayout *l)
+{
+  xmlNodePtr devices = child (root, "devices");
+  xmlNodePtr dev = vmemd_device (devices);
+
+  if (dev != NULL)
+    {
+      xmlNodePtr target = child (dev, "target");
+      set_size (c, child (target, "size"), l->size_kib);
+      set_size (c, child (target, "block"), VMEM_XML_VIRTIO_MEM_BLOCK_KIB);
+      set_size (c, child (target, "requested"), l->requested_kib);
+      return;
+    }
+  g_autofree char *size = g_strdup_printf ("<size unit='KiB'>%" G_GUINT64_FORMAT "</size>",
+                                           l->size_kib);
+  g_autofree char *block = g_strdup_printf ("<block unit='KiB'>%d</block>",
+                                            VMEM_XML_VIRTIO_MEM_BLOCK_KIB);
+  g_autofree char *req = g_strdup_printf ("<requested unit='KiB'>%" G_GUINT64_FORMAT
+                                          "</requested>", l->requested_kib);
+  const Line lines[] = {
+    { 0, "<memory model='virtio-mem'>" },
+    { 1, "<target>" },
+    { 2, size },
+    { 2, "<node>0</node>" },
+    { 2, block },
+    { 2, req },
+    { 1, "</target>" },
+    { 1, "<alias name='" VMEM_XML_VIRTIO_MEM_ALIAS "'/>" },
+    { 0, "</memory>" },
+  };
+  xmlNodePtr parent = devices ? devices : root;
+  g_autofree char *ci = child_indent (c, parent);
+  g_autofree char *di = devices ? g_strdup (ci) : nested_indent (c, ci);
+  g_autofree char *d = lines_text (c, di, lines, G_N_ELEMENTS (lines));
+  g_autofree char *w = devices ? NULL : wrap (c, ci, "<devices>", "devices", d);
+  append_child (c, parent, NULL, ci, devices ? d : w);
+}
+
+/* The original <maxMemory>: from the plan once staged, else the XML's. */
+static gboolean
+orig_max_memory (xmlNodePtr root, xmlNodePtr plan_el, guint64 *kib, guint *slots,
+                 GError **error)
+{
+  g_autofree char *orig = prop (plan_el, "orig_maxmemory");
+  g_autoptr(xmlDoc) d = NULL;
+  xmlNodePtr maxm = NULL;
+
+  *kib = 0;
+  *slots = 0;
+  if (orig == NULL || !xmlHasNsProp (plan_el, BAD_CAST "orig_memory", NULL))
+    maxm = child (root, "maxMemory");
+  else if (!g_str_equal (orig, "none"))
+    {
+      d = parse_orig (orig, "maxMemory", "orig_maxmemory", error);
+      if (d == NULL)
+        return FALSE;
+      maxm = xmlDocGetRootElement (d);
+    }
+  if (maxm == NULL)
+    return TRUE;
+  g_autofree char *sl = prop (maxm, "slots");
+  *slots = parse_uint (sl);
+  return memory_kib (maxm, kib, error);
+}
+
+/* The originals of a virtio-mem staging, checked before anything changes. */
+static gboolean
+check_virtio_originals (xmlNodePtr plan_el, GError **error)
+{
+  g_autofree char *mem = prop (plan_el, "orig_memory");
+  g_autofree char *maxm = prop (plan_el, "orig_maxmemory");
+  g_autofree char *cpu = prop (plan_el, "orig_cpu");
+  g_autoptr(xmlDoc) a = NULL, b = NULL, d = NULL;
+  guint64 kib = 0;
+
+  if (mem == NULL)
+    return TRUE;
+  a = parse_orig (mem, "memory", "orig_memory", error);
+  if (a == NULL || !memory_kib (xmlDocGetRootElement (a), &kib, error))
+    return FALSE;
+  if (maxm != NULL && !g_str_equal (maxm, "none") &&
+      (b = parse_orig (maxm, "maxMemory", "orig_maxmemory", error)) == NULL)
+    return FALSE;
+  if (cpu != NULL && !g_str_equal (cpu, "none") && !g_str_equal (cpu, "present") &&
+      (d = parse_orig (cpu, "cpu", "orig_cpu", error)) == NULL)
+    return FALSE;
+  return TRUE;
+}
+
+/* Puts back what a virtio-mem staging changed, but <currentMemory> and
+ * preallocation (the plan's other originals), and, when @device, takes
+ * vmemd's device away. */
+static void
+undo_virtio_mem (Ctx *c, xmlNodePtr root, xmlNodePtr plan_el, gboolean device)
+{
+  g_autofree char *orig_mem = prop (plan_el, "orig_memory");
+  g_autofree char *orig_max = prop (plan_el, "orig_maxmemory");
+  g_autofree char *orig_cpu = prop (plan_el, "orig_cpu");
+  xmlNodePtr mem = child (root, "memory");
+  xmlNodePtr maxm = child (root, "maxMemory");
+  xmlNodePtr cpu = child (root, "cpu");
+  xmlNodePtr numa = child (cpu, "numa");
+
+  if (orig_mem == NULL)
+    return;
+  if (mem != NULL)
+    replace_element (c, mem, orig_mem);
+  if (g_strcmp0 (orig_max, "none") == 0 && maxm != NULL)
+    remove_element (c, maxm);
+  else if (orig_max != NULL && !g_str_equal (orig_max, "none"))
+    {
+      if (maxm != NULL)
+        replace_element (c, maxm, orig_max);
+      else if (mem != NULL)
+        insert_before (c, mem, orig_max);
+    }
+  if (numa != NULL)
+    {
+      /* An administrator's later additions to <cpu> stay. */
+      gboolean alone = only_element_child (cpu, numa);
+      if (alone && g_strcmp0 (orig_cpu, "none") == 0)
+        remove_element (c, cpu);
+      else if (alone && orig_cpu != NULL && !g_str_equal (orig_cpu, "present"))
+        replace_element (c, cpu, orig_cpu);
+      else
+        remove_element (c, numa);
+    }
+  xmlNodePtr dev = device ? vmemd_device (child (root, "devices")) : NULL;
+  if (dev != NULL)
+    remove_element (c, dev);
+}
+
+/* What the first staging in virtio-mem mode replaces. */
+static void
+record_virtio_originals (Ctx *c, xmlNodePtr root, GPtrArray *kv)
+{
+  xmlNodePtr mem = child (root, "memory");
+  xmlNodePtr maxm = child (root, "maxMemory");
+  xmlNodePtr cpu = child (root, "cpu");
+  const Span *sp;
+
+  sp = span (c, mem);
+  g_ptr_array_add (kv, g_strdup ("orig_memory"));
+  g_ptr_array_add (kv, g_strndup (c->xml + sp->start, sp->end - sp->start));
+  g_ptr_array_add (kv, g_strdup ("orig_maxmemory"));
+  if (maxm != NULL)
+    {
+      sp = span (c, maxm);
+      g_ptr_array_add (kv, g_strndup (c->xml + sp->start, sp->end - sp->start));
+    }
+  else
+    g_ptr_array_add (kv, g_strdup ("none"));
+  g_ptr_array_add (kv, g_strdup ("orig_cpu"));
+  if (cpu == NULL)
+    g_ptr_array_add (kv, g_strdup ("none"));
+  else if (xmlFirstElementChild (cpu) != NULL)
+    g_ptr_array_add (kv, g_strdup ("present"));
+  else
+    {
+      sp = span (c, cpu);
+      g_ptr_array_add (kv, g_strndup (c->xml + sp->start, sp->end - sp->start));
+    }
+}
+
 static char *
 format_time (gint64 t)
 {
@@ -1098,14 +1558,15 @@ stage_plan_element (Ctx *c, xmlNodePtr root, const VmemPlan *plan, guint64 deman
   xmlNodePtr meta = child (root, "metadata");
   xmlNodePtr plan_el = child_ns (meta, "plan", VMEM_XML_NS_PLAN);
   g_autoptr(GPtrArray) kv = g_ptr_array_new_with_free_func (g_free);
-  guint period = plan->stats_period;
-
-  if (period == 0)
-    {
-      g_autofree char *cur = prop (child (child (child (root, "devices"), "memballoon"), "stats"),
-                                   "period");
-      period = parse_uint (cur) ? parse_uint (cur) : VMEM_XML_STATS_PERIOD;
-    }
+  g_autofree char *cur = prop (child (child (child (root, "devices"), "memballoon"), "stats"),
+                               "period");
+  guint own = parse_uint (cur);
+  /* In virtio-mem mode the balloon is left as it is: its own period, 0 for
+   * none. */
+  guint period = plan->mode == VMEM_MODE_VIRTIO_MEM ? own
+                 : plan->stats_period != 0          ? plan->stats_period
+                 : own != 0                         ? own
+                                                    : VMEM_XML_STATS_PERIOD;
   g_ptr_array_add (kv, g_strdup ("workload"));
   g_ptr_array_add (kv, g_strdup (plan->workload));
   g_ptr_array_add (kv, g_strdup ("mode"));
@@ -1123,14 +1584,29 @@ stage_plan_element (Ctx *c, xmlNodePtr root, const VmemPlan *plan, guint64 deman
   g_ptr_array_add (kv, g_strdup ("time"));
   g_ptr_array_add (kv, format_time (plan->time));
 
+  gboolean virtio_mem = plan->mode == VMEM_MODE_VIRTIO_MEM;
   if (plan_el != NULL)
     {
-      /* A re-stage: the originals stay as the first staging recorded them. */
+      /* A re-stage: the originals stay as the first staging recorded them;
+       * those of the virtio-mem form come with the first staging in that
+       * mode, and go when a staging in another mode put them back. */
+      static const char *const virtio_orig[] = { "orig_memory", "orig_maxmemory", "orig_cpu" };
+      gboolean staged = xmlHasNsProp (plan_el, BAD_CAST "orig_memory", NULL) != NULL;
+      if (virtio_mem && !staged)
+        record_virtio_originals (c, root, kv);
+      else if (!virtio_mem && staged)
+        for (gsize k = 0; k < G_N_ELEMENTS (virtio_orig); k++)
+          {
+            g_ptr_array_add (kv, g_strdup (virtio_orig[k]));
+            g_ptr_array_add (kv, NULL);
+          }
       g_ptr_array_add (kv, NULL);
       set_attrs (c, plan_el, (const char *const *) kv->pdata);
       return;
     }
   record_originals (c, root, kv);
+  if (virtio_mem)
+    record_virtio_originals (c, root, kv);
 
   g_autoptr(GString) el = g_string_new ("<" VMEM_XML_PLAN_KEY ":plan xmlns:" VMEM_XML_PLAN_KEY
                                         "='" VMEM_XML_NS_PLAN "'");
@@ -1176,24 +1652,58 @@ vmem_xml_apply_plan (const char *xml, const VmemPlan *plan, gboolean *changed, G
   g_autoptr(VmemDomainInfo) info = info_from_doc (c->doc, error);
   if (info == NULL)
     return NULL;
-  if (!info->manageable)
+  const char *why = vmem_xml_unmanageable_reason (info, plan->mode);
+  if (why != NULL)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE, "domain '%s' cannot be managed: %s",
-                   info->name, info->unmanageable_reason);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE, "domain '%s' cannot be managed%s: %s",
+                   info->name, plan->mode == VMEM_MODE_VIRTIO_MEM ? " in virtio-mem mode" : "",
+                   why);
       return NULL;
     }
   xmlNodePtr root = xmlDocGetRootElement (c->doc);
   xmlNodePtr plan_el = child_ns (child (root, "metadata"), "plan", VMEM_XML_NS_PLAN);
+  if (plan_el != NULL && !check_virtio_originals (plan_el, error))
+    return NULL;
 
-  /* The balloon target at boot; <memory> is the most the guest can have. */
-  guint64 demand_kib = plan->demand_mib > info->memory_kib / 1024 ? info->memory_kib
-                                                                  : plan->demand_mib * 1024;
-  stage_current (c, root, demand_kib);
+  guint64 demand_kib = 0;
+  if (plan->mode == VMEM_MODE_VIRTIO_MEM)
+    {
+      guint64 top = 0, max_kib = 0;
+      guint slots = 0;
+      VmemVirtioMemLayout l;
+      if (!virtio_mem_top (root, plan_el, &top, error) ||
+          !orig_max_memory (root, plan_el, &max_kib, &slots, error))
+        return NULL;
+      demand_kib = plan->demand_mib > top / 1024 ? top : plan->demand_mib * 1024;
+      if (!vmem_xml_virtio_mem_layout (top, demand_kib, &l, error))
+        return NULL;
+      demand_kib = MIN (demand_kib, l.memory_kib);
+      stage_max_memory (c, root, l.memory_kib, max_kib, slots);
+      set_size (c, child (root, "memory"), l.memory_kib);
+      /* No balloon target below <memory>: the device holds the rest. */
+      stage_current (c, root, l.memory_kib);
+      stage_numa (c, root, l.base_kib, MAX (info->vcpus, 1));
+      stage_device (c, root, &l);
+    }
+  else
+    {
+      /* The balloon target at boot; <memory> is the most the guest can
+       * have, as it was before any virtio-mem staging. */
+      guint64 memory = info->memory_kib;
+      if (info->virtio_mem_staged)
+        {
+          if (!virtio_mem_top (root, plan_el, &memory, error))
+            return NULL;
+          undo_virtio_mem (c, root, plan_el, TRUE);
+        }
+      demand_kib = plan->demand_mib > memory / 1024 ? memory : plan->demand_mib * 1024;
+      stage_current (c, root, demand_kib);
+      stage_balloon (c, root, plan->stats_period);
+    }
   if (plan->prealloc)
     add_allocation (c, root);
   else if (plan_el != NULL)
     undo_allocation (c, root, plan_el);
-  stage_balloon (c, root, plan->stats_period);
   stage_plan_element (c, root, plan, demand_kib);
 
   char *out = ctx_finish (c, error);
@@ -1207,16 +1717,17 @@ vmem_xml_apply_plan (const char *xml, const VmemPlan *plan, gboolean *changed, G
 static gboolean
 check_orig_balloon (const char *orig, GError **error)
 {
-  g_autoptr(GError) local = NULL;
-  g_autoptr(xmlDoc) d = parse (orig, strlen (orig), &local);
-  xmlNodePtr r = d ? xmlDocGetRootElement (d) : NULL;
-  if (r == NULL || xmlStrcmp (r->name, BAD_CAST "memballoon") != 0 || r->ns != NULL)
-    {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "the plan's orig_memballoon is not a <memballoon> element%s%s",
-                   local ? ": " : "", local ? local->message : "");
+  g_autoptr(xmlDoc) d = parse_orig (orig, "memballoon", "orig_memballoon", error);
+  return d != NULL;
+}
+
+/* Whether every element child of @parent is @a or @b. */
+static gboolean
+only_these (xmlNodePtr parent, xmlNodePtr a, xmlNodePtr b)
+{
+  for (xmlNodePtr n = xmlFirstElementChild (parent); n; n = xmlNextElementSibling (n))
+    if (n != a && n != b)
       return FALSE;
-    }
   return TRUE;
 }
 
@@ -1246,6 +1757,8 @@ vmem_xml_restore (const char *xml, GError **error)
   if (orig_balloon != NULL && !g_str_equal (orig_balloon, "none") &&
       !check_orig_balloon (orig_balloon, error))
     return NULL;
+  if (!check_virtio_originals (plan_el, error))
+    return NULL;
 
   xmlNodePtr cur = child (root, "currentMemory");
   if (g_strcmp0 (orig_cur, "none") == 0 && cur != NULL)
@@ -1266,22 +1779,34 @@ vmem_xml_restore (const char *xml, GError **error)
     }
 
   undo_allocation (c, root, plan_el);
+  undo_virtio_mem (c, root, plan_el, FALSE);
 
+  /* <devices> goes when it holds only what vmemd put there. */
   xmlNodePtr devices = child (root, "devices");
   xmlNodePtr balloon = child (devices, "memballoon");
+  xmlNodePtr dev = xmlHasNsProp (plan_el, BAD_CAST "orig_memory", NULL) ? vmemd_device (devices)
+                                                                         : NULL;
   g_autofree char *orig_devices = prop (plan_el, "orig_devices");
-  if (g_strcmp0 (orig_balloon, "none") == 0 && balloon != NULL)
-    remove_element (c, g_strcmp0 (orig_devices, "none") == 0 &&
-                         only_element_child (devices, balloon) ? devices : balloon);
-  else if (orig_balloon != NULL && !g_str_equal (orig_balloon, "none"))
+  gboolean drop_balloon = g_strcmp0 (orig_balloon, "none") == 0 && balloon != NULL;
+  if (g_strcmp0 (orig_devices, "none") == 0 && (drop_balloon || dev != NULL) &&
+      only_these (devices, drop_balloon ? balloon : NULL, dev))
+    remove_element (c, devices);
+  else
     {
-      if (balloon != NULL)
-        replace_element (c, balloon, orig_balloon);
-      else if (devices != NULL)
+      if (drop_balloon)
+        remove_element (c, balloon);
+      else if (orig_balloon != NULL && !g_str_equal (orig_balloon, "none"))
         {
-          g_autofree char *ci = child_indent (c, devices);
-          append_child (c, devices, NULL, ci, orig_balloon);
+          if (balloon != NULL)
+            replace_element (c, balloon, orig_balloon);
+          else if (devices != NULL)
+            {
+              g_autofree char *ci = child_indent (c, devices);
+              append_child (c, devices, NULL, ci, orig_balloon);
+            }
         }
+      if (dev != NULL)
+        remove_element (c, dev);
     }
 
   /* Restoring ends management: the workload tag goes too, and a
@@ -1325,4 +1850,81 @@ vmem_xml_migrate_variant (const char *xml, const VmemPlan *plan, GError **error)
     }
   add_allocation (c, root);
   return ctx_finish (c, error);
+}
+
+/* ---- the live virtio-mem device ---------------------------------------- */
+
+static gboolean
+target_kib (xmlNodePtr target, const char *name, gboolean needed, guint64 *kib, GError **error)
+{
+  xmlNodePtr n = child (target, name);
+  *kib = 0;
+  if (n == NULL && !needed)
+    return TRUE;
+  if (n == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "vmemd's virtio-mem device has no <%s>", name);
+      return FALSE;
+    }
+  return memory_kib (n, kib, error);
+}
+
+char *
+vmem_xml_virtio_mem_request (const char *live_xml, guint64 requested_mib,
+                             VmemVirtioMemRequest *request, GError **error)
+{
+  g_autoptr(Ctx) c = ctx_new (live_xml, error);
+  if (c == NULL)
+    return NULL;
+  xmlNodePtr dev = vmemd_device (child (xmlDocGetRootElement (c->doc), "devices"));
+  if (dev == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND,
+                   "the domain has no virtio-mem device of vmemd's (alias '%s'): it did not "
+                   "start in virtio-mem form", VMEM_XML_VIRTIO_MEM_ALIAS);
+      return NULL;
+    }
+  xmlNodePtr target = child (dev, "target");
+  xmlNodePtr req = child (target, "requested");
+  VmemVirtioMemRequest r = { 0 };
+  if (!target_kib (target, "size", TRUE, &r.size_kib, error) ||
+      !target_kib (target, "block", TRUE, &r.block_kib, error) ||
+      !target_kib (target, "requested", TRUE, &r.previous_kib, error) ||
+      !target_kib (target, "current", FALSE, &r.current_kib, error))
+    return NULL;
+  if (r.block_kib == 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "vmemd's virtio-mem device has a block of 0");
+      return NULL;
+    }
+
+  /* Whole blocks, rounded up so that the guest gets at least what was
+   * asked, and never more than the device. */
+  guint64 most = round_down_to (r.size_kib, r.block_kib);
+  guint64 kib = requested_mib >= most / 1024 ? most : round_up_to (requested_mib * 1024, r.block_kib);
+  r.requested_kib = MIN (kib, most);
+  r.changed = r.requested_kib != r.previous_kib;
+
+  /* The live element as libvirt wrote it (alias and address included, by
+   * which it finds the device), with only <requested> new. */
+  const Span *ds = span (c, dev);
+  const Span *rs = span (c, req);
+  g_autoptr(GString) out = g_string_new_len (c->xml + ds->start, (gssize) (rs->start - ds->start));
+  g_string_append_printf (out, "<requested unit='KiB'>%" G_GUINT64_FORMAT "</requested>",
+                          r.requested_kib);
+  g_string_append_len (out, c->xml + rs->end, (gssize) (ds->end - rs->end));
+
+  g_autoptr(GError) local = NULL;
+  g_autoptr(xmlDoc) check = parse (out->str, out->len, &local);
+  if (check == NULL)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED,
+                   "internal error: the virtio-mem device XML does not parse: %s", local->message);
+      return NULL;
+    }
+  if (request != NULL)
+    *request = r;
+  return g_string_free (g_steal_pointer (&out), FALSE);
 }

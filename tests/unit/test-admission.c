@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-admission.h"
+#include "vmem-xml.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -151,6 +152,80 @@ test_prealloc_observe_needs_memory (void **state)
   decide (&r, &d);
   assert_int_equal (d.needed_mib, r.memory_mib);
   assert_true (d.prealloc_whole);
+}
+
+/* A definition staged in virtio-mem mode, read by the one XML reader as
+ * the hook's XML is: the boot footprint is the base, with preallocation or
+ * without, and a start that fits in the base but not in <memory> is
+ * admitted. */
+static void
+check_virtio_mem_boot (const char *xml, guint64 base_mib, guint64 memory_mib)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemDomainInfo) i = vmem_xml_parse_domain (xml, &error);
+  if (i == NULL)
+    fail_msg ("%s", error->message);
+  assert_int_equal (i->memory_mib, memory_mib);
+  assert_int_equal (i->numa_memory_mib, base_mib);
+  assert_int_equal (i->current_mib, memory_mib);
+  assert_int_equal (vmem_admission_boot_mib (i->memory_mib, i->current_mib, TRUE,
+                                             i->virtio_mem_size_mib,
+                                             i->virtio_mem_requested_mib),
+                    base_mib);
+  assert_int_equal (vmem_admission_boot_mib (i->memory_mib, i->current_mib, FALSE,
+                                             i->virtio_mem_size_mib,
+                                             i->virtio_mem_requested_mib),
+                    base_mib);
+
+  VmemAdmissionRequest r = request ();
+  g_auto(VmemAdmissionDecision) d = { 0 };
+  r.committed_mib = r.capacity_mib - base_mib - 1;
+  r.memory_mib = i->memory_mib;
+  r.current_mib = i->current_mib;
+  r.prealloc = i->prealloc;
+  r.virtio_mem_size_mib = i->virtio_mem_size_mib;
+  r.virtio_mem_requested_mib = i->virtio_mem_requested_mib;
+  r.profile_mode = VMEM_MODE_VIRTIO_MEM;
+  decide (&r, &d);
+  assert_int_equal (d.needed_mib, base_mib);
+  assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
+  if (r.prealloc)
+    assert_contains (d.message, "less unplugged virtio-mem");
+}
+
+static void
+test_staged_virtio_mem_boots_with_base (void **state)
+{
+  const char *in = "<domain type='kvm'>\n  <name>web-2</name>\n"
+                   "  <memory unit='GiB'>8</memory>\n  <vcpu>4</vcpu>\n"
+                   "  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n"
+                   "  <devices>\n    <memballoon model='none'/>\n  </devices>\n</domain>\n";
+  VmemPlan plan = {
+    .demand_mib = 3000,
+    .prealloc = TRUE,
+    .mode = VMEM_MODE_VIRTIO_MEM,
+    .workload = "web",
+    .source = "profile",
+    .time = 1767225600,
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *staged = vmem_xml_apply_plan (in, &plan, NULL, &error);
+  if (staged == NULL)
+    fail_msg ("%s", error->message);
+  /* 3000 MiB at boot, the rest (5120 MiB in whole 128 MiB) plugged later. */
+  check_virtio_mem_boot (staged, 3000, 8120);
+  plan.prealloc = FALSE;
+  g_autofree char *lazy = vmem_xml_apply_plan (in, &plan, NULL, &error);
+  assert_non_null (lazy);
+  check_virtio_mem_boot (lazy, 3000, 8120);
+
+  /* The same definition as libvirt stored it. */
+  const char *src = g_getenv ("VMEM_TEST_SRCDIR");
+  assert_non_null (src);
+  g_autofree char *path = g_build_filename (src, "data", "xml", "virtio-mem-roundtrip.xml", NULL);
+  g_autofree char *rt = NULL;
+  assert_true (g_file_get_contents (path, &rt, NULL, NULL));
+  check_virtio_mem_boot (rt, 1024, 4096);
 }
 
 /* ---- fitting ---- */
@@ -456,6 +531,7 @@ main (void)
     cmocka_unit_test (test_prealloc_balloon_needs_whole_memory),
     cmocka_unit_test (test_prealloc_virtio_mem_needs_plugged),
     cmocka_unit_test (test_prealloc_virtio_mem_mode_without_device_needs_memory),
+    cmocka_unit_test (test_staged_virtio_mem_boots_with_base),
     cmocka_unit_test (test_prealloc_observe_needs_memory),
     cmocka_unit_test (test_fits_up_to_free),
     cmocka_unit_test (test_free_saturates),

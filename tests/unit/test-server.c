@@ -98,10 +98,12 @@ later_reply (gpointer data)
   Later *l = data;
   json_object *r = json_object_new_object ();
   json_object_object_add (r, "later", json_object_new_boolean (TRUE));
+  /* Counted before the reply goes out, so that a client that has its reply
+   * also sees it counted. */
+  g_atomic_int_inc (&l->fx->late_done);
   /* A no-op when the client is gone: must not crash or warn. */
   vmem_call_reply (l->call, r);
   vmem_call_unref (l->call);
-  g_atomic_int_inc (&l->fx->late_done);
   g_free (l);
   return G_SOURCE_REMOVE;
 }

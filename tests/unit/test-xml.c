@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vmem-admission.h"
 #include "vmem-error.h"
 #include "vmem-xml.h"
 
@@ -190,17 +191,92 @@ assert_secrets_kept (const char *in, const char *out)
     }
 }
 
+/* The domain's <memory> before vmemd staged anything. */
+static guint64
+original_memory_kib (const char *xml)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *r = vmem_xml_restore (xml, &error);
+  if (r == NULL && error != NULL)
+    fail_msg ("restore: %s", error->message);
+  g_autoptr(VmemDomainInfo) i = parse_ok (r ? r : xml);
+  return i->memory_kib;
+}
+
+/* The virtio-mem form: <memory> = the NUMA cell + the device, no balloon
+ * target below it, the guest booting with the demand and the host holding
+ * only that with preallocation. */
 static void
-check_staged (const char *name, const char *in, const char *out, const TestPlan *tp)
+check_staged_virtio_mem (const char *name, const char *in, const char *out, const TestPlan *tp)
 {
   g_autoptr(VmemDomainInfo) a = parse_ok (in);
   g_autoptr(VmemDomainInfo) b = parse_ok (out);
-  guint64 want_kib = MIN (tp->plan.demand_mib * 1024, a->memory_kib);
+  g_autoptr(GError) error = NULL;
+  guint64 top = original_memory_kib (in);
+  guint64 demand = MIN (tp->plan.demand_mib * 1024, top);
+  VmemVirtioMemLayout l;
+
+  if (!vmem_xml_virtio_mem_layout (top, demand, &l, &error))
+    fail_msg ("%s: %s", name, error->message);
+  assert_true (l.memory_kib <= top);
+  assert_true (l.base_kib + l.requested_kib >= MIN (demand, l.top_kib));
+  assert_true (l.base_kib >= VMEM_XML_VIRTIO_MEM_MIN_BASE_MIB * 1024);
+  assert_true (l.base_kib * 4 >= l.top_kib);
+  assert_int_equal (l.size_kib % (VMEM_XML_VIRTIO_MEM_ALIGN_MIB * 1024), 0);
+  assert_int_equal (l.base_kib % VMEM_XML_VIRTIO_MEM_BLOCK_KIB, 0);
+
+  assert_int_equal (b->memory_kib, l.memory_kib);
+  assert_int_equal (b->current_kib, l.memory_kib);
+  assert_int_equal (b->numa_cells, 1);
+  assert_int_equal (b->numa_memory_mib * 1024, l.base_kib);
+  assert_int_equal (b->virtio_mem_devices, 1);
+  assert_int_equal (b->memory_devices, 1);
+  assert_int_equal (b->virtio_mem_size_mib * 1024, l.size_kib);
+  assert_int_equal (b->virtio_mem_requested_mib * 1024, l.requested_kib);
+  assert_true (b->max_memory_mib * 1024 >= b->memory_kib);
+  assert_true (b->max_memory_slots >= 1);
+  assert_true (b->virtio_mem_staged);
+  assert_null (b->virtio_mem_unmanageable_reason);
+  assert_true (b->has_plan);
+  assert_int_equal (b->plan_demand_mib, MIN (demand, l.memory_kib) / 1024);
+  assert_string_equal (b->plan_mode, "virtio-mem");
+  assert_string_equal (b->plan_source, tp->plan.source);
+  assert_int_equal (b->plan_time, tp->plan.time);
+  assert_int_equal (b->prealloc, tp->plan.prealloc || (a->prealloc && !a->has_plan));
+  /* The balloon stays as it was. */
+  if (!a->has_plan)
+    {
+      assert_int_equal (b->has_balloon, a->has_balloon);
+      assert_string_equal (b->balloon_model ? b->balloon_model : "-",
+                           a->balloon_model ? a->balloon_model : "-");
+      assert_int_equal (b->balloon_autodeflate, a->balloon_autodeflate);
+      assert_int_equal (b->balloon_stats_period, a->balloon_stats_period);
+    }
+  /* What admission charges at boot is what the guest boots with. */
+  guint64 boot = vmem_admission_boot_mib (b->memory_mib, b->current_mib, TRUE,
+                                          b->virtio_mem_size_mib, b->virtio_mem_requested_mib);
+  assert_int_equal (boot * 1024, l.base_kib + l.requested_kib);
+  assert_string_equal (b->name, a->name);
+  assert_int_equal (b->vcpus, a->vcpus);
+  assert_secrets_kept (in, out);
+}
+
+static void
+check_staged (const char *name, const char *in, const char *out, const TestPlan *tp)
+{
+  if (tp->plan.mode == VMEM_MODE_VIRTIO_MEM)
+    {
+      check_staged_virtio_mem (name, in, out, tp);
+      return;
+    }
+  g_autoptr(VmemDomainInfo) a = parse_ok (in);
+  g_autoptr(VmemDomainInfo) b = parse_ok (out);
+  guint64 want_kib = MIN (tp->plan.demand_mib * 1024, original_memory_kib (in));
 
   if (b->current_kib != want_kib)
     fail_msg ("%s: currentMemory %" G_GUINT64_FORMAT " KiB, want %" G_GUINT64_FORMAT, name,
               b->current_kib, want_kib);
-  assert_int_equal (b->memory_kib, a->memory_kib);
+  assert_int_equal (b->memory_kib, original_memory_kib (in));
   assert_true (b->has_plan);
   assert_int_equal (b->plan_demand_mib, want_kib / 1024);
   assert_string_equal (b->plan_source, tp->plan.source);
@@ -226,10 +302,20 @@ check_staged (const char *name, const char *in, const char *out, const TestPlan 
   assert_string_equal (b->uuid ? b->uuid : "", a->uuid ? a->uuid : "");
   assert_string_equal (b->workload ? b->workload : "", a->workload ? a->workload : "");
   assert_int_equal (b->hugepages, a->hugepages);
-  assert_int_equal (b->numa_cells, a->numa_cells);
-  assert_int_equal (b->virtio_mem_devices, a->virtio_mem_devices);
-  assert_int_equal (b->virtio_mem_size_mib, a->virtio_mem_size_mib);
-  assert_int_equal (b->virtio_mem_requested_mib, a->virtio_mem_requested_mib);
+  if (a->virtio_mem_staged)
+    {
+      /* Back from virtio-mem form: vmemd's cell and device are gone. */
+      assert_false (b->virtio_mem_staged);
+      assert_int_equal (b->numa_cells, 0);
+      assert_int_equal (b->memory_devices, 0);
+    }
+  else
+    {
+      assert_int_equal (b->numa_cells, a->numa_cells);
+      assert_int_equal (b->virtio_mem_devices, a->virtio_mem_devices);
+      assert_int_equal (b->virtio_mem_size_mib, a->virtio_mem_size_mib);
+      assert_int_equal (b->virtio_mem_requested_mib, a->virtio_mem_requested_mib);
+    }
   assert_string_equal (b->memory_source ? b->memory_source : "", a->memory_source ? a->memory_source : "");
   assert_secrets_kept (in, out);
 }
@@ -399,7 +485,7 @@ test_parse_domain (void **state)
   assert_int_equal (x->max_memory_mib, 32768);
   assert_int_equal (x->max_memory_slots, 16);
 
-  g_autofree char *vm = read_data ("virtio-mem.in.xml");
+  g_autofree char *vm = read_data ("virtio-mem-own-device.in.xml");
   g_autoptr(VmemDomainInfo) v = parse_ok (vm);
   assert_int_equal (v->virtio_mem_devices, 1);
   assert_int_equal (v->virtio_mem_size_mib, 1024);
@@ -840,6 +926,448 @@ test_tag_and_plan_independent (void **state)
   test_plan_clear (&tp);
 }
 
+/* ---- virtio-mem mode ---- */
+
+static void
+test_plan_virtio_mem (TestPlan *tp, guint64 demand_mib)
+{
+  test_plan_defaults (tp);
+  tp->plan.mode = VMEM_MODE_VIRTIO_MEM;
+  tp->plan.demand_mib = demand_mib;
+}
+
+static char *
+apply_ok (const char *xml, const VmemPlan *plan, gboolean *changed)
+{
+  g_autoptr(GError) error = NULL;
+  char *out = vmem_xml_apply_plan (xml, plan, changed, &error);
+  if (out == NULL)
+    fail_msg ("cannot stage: %s", error->message);
+  return out;
+}
+
+static char *
+restore_ok (const char *xml)
+{
+  g_autoptr(GError) error = NULL;
+  char *out = vmem_xml_restore (xml, &error);
+  if (out == NULL)
+    fail_msg ("cannot restore: %s", error ? error->message : "no plan");
+  return out;
+}
+
+static void
+test_virtio_mem_layout (void **state)
+{
+  static const struct {
+    guint64 top_mib, demand_mib;
+    guint64 base_mib, size_mib, requested_mib, memory_mib;
+  } ok[] = {
+    /* The demand, and the rest in whole 128 MiB. */
+    { 8192, 3072, 3072, 5120, 0, 8192 },
+    { 8192, 3000, 3000, 5120, 0, 8120 },
+    /* At least a quarter of the top, and 128 MiB. */
+    { 8192, 512, 2048, 6144, 0, 8192 },
+    { 1024, 100, 256, 768, 0, 1024 },
+    { 256, 1, 128, 128, 0, 256 },
+    /* Rounded up to the 2 MiB block. */
+    { 4096, 1025, 1026, 2944, 0, 3970 },
+    /* Near the top: the device one unit below it, partly plugged. */
+    { 4096, 4000, 3968, 128, 32, 4096 },
+    { 4096, 4096, 3968, 128, 128, 4096 },
+    { 4096, 99999, 3968, 128, 128, 4096 },
+    { 4096, 3968, 3968, 128, 0, 4096 },
+    /* A top off the block is rounded down first. */
+    { 4097, 1024, 1024, 3072, 0, 4096 },
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (ok); k++)
+    {
+      g_autoptr(GError) error = NULL;
+      VmemVirtioMemLayout l;
+      if (!vmem_xml_virtio_mem_layout (ok[k].top_mib * 1024, ok[k].demand_mib * 1024, &l, &error))
+        fail_msg ("%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT ": %s", ok[k].top_mib,
+                  ok[k].demand_mib, error->message);
+      if (l.base_kib != ok[k].base_mib * 1024 || l.size_kib != ok[k].size_mib * 1024 ||
+          l.requested_kib != ok[k].requested_mib * 1024 ||
+          l.memory_kib != ok[k].memory_mib * 1024)
+        fail_msg ("top %" G_GUINT64_FORMAT " demand %" G_GUINT64_FORMAT ": base %" G_GUINT64_FORMAT
+                  " size %" G_GUINT64_FORMAT " requested %" G_GUINT64_FORMAT " memory %"
+                  G_GUINT64_FORMAT " (KiB)", ok[k].top_mib, ok[k].demand_mib, l.base_kib,
+                  l.size_kib, l.requested_kib, l.memory_kib);
+    }
+
+  /* Odd sizes in KiB still give whole blocks. */
+  VmemVirtioMemLayout l;
+  assert_true (vmem_xml_virtio_mem_layout (3145729, 1000001, &l, NULL));
+  assert_int_equal (l.base_kib % VMEM_XML_VIRTIO_MEM_BLOCK_KIB, 0);
+  assert_int_equal (l.size_kib % (VMEM_XML_VIRTIO_MEM_ALIGN_MIB * 1024), 0);
+  assert_true (l.base_kib >= 1000001);
+  assert_true (l.memory_kib <= 3145729);
+
+  g_autoptr(GError) error = NULL;
+  assert_false (vmem_xml_virtio_mem_layout (255 * 1024, 64 * 1024, &l, &error));
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE));
+  assert_non_null (strstr (error->message, "below the 256 MiB"));
+}
+
+/* Which mode a domain can be staged in, and why not. */
+static void
+test_virtio_mem_manageable (void **state)
+{
+  g_autofree char *none = read_data ("memballoon-none.in.xml");
+  g_autoptr(VmemDomainInfo) n = parse_ok (none);
+  assert_non_null (vmem_xml_unmanageable_reason (n, VMEM_MODE_BALLOON));
+  assert_non_null (vmem_xml_unmanageable_reason (n, VMEM_MODE_OBSERVE));
+  assert_null (vmem_xml_unmanageable_reason (n, VMEM_MODE_VIRTIO_MEM));
+
+  g_autofree char *numa = read_data ("numa-cells.in.xml");
+  g_autoptr(VmemDomainInfo) u = parse_ok (numa);
+  assert_null (vmem_xml_unmanageable_reason (u, VMEM_MODE_BALLOON));
+  assert_non_null (strstr (vmem_xml_unmanageable_reason (u, VMEM_MODE_VIRTIO_MEM), "NUMA"));
+
+  /* A memory device of its own, NUMA or not. */
+  const char *dimm = "<domain type='kvm'><name>d</name><memory unit='GiB'>4</memory>"
+                     "<devices><memory model='dimm'><target><size unit='GiB'>1</size>"
+                     "<node>0</node></target></memory></devices></domain>";
+  g_autoptr(VmemDomainInfo) d = parse_ok (dimm);
+  assert_int_equal (d->memory_devices, 1);
+  assert_non_null (strstr (vmem_xml_unmanageable_reason (d, VMEM_MODE_VIRTIO_MEM),
+                           "memory devices of its own"));
+  TestPlan tp;
+  test_plan_virtio_mem (&tp, 1024);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *out = vmem_xml_apply_plan (dimm, &tp.plan, NULL, &error);
+  assert_null (out);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE));
+  assert_non_null (strstr (error->message, "cannot be managed in virtio-mem mode: it has memory "
+                                           "devices of its own"));
+  g_clear_error (&error);
+
+  /* Once staged, the cell and the device are vmemd's; a second cell is
+   * not. */
+  g_autofree char *in = read_data ("virtio-mem-minimal.in.xml");
+  g_autofree char *staged = apply_ok (in, &tp.plan, NULL);
+  g_autoptr(VmemDomainInfo) s = parse_ok (staged);
+  assert_true (s->virtio_mem_staged);
+  assert_null (vmem_xml_unmanageable_reason (s, VMEM_MODE_VIRTIO_MEM));
+  g_autoptr(GString) two = g_string_new (staged);
+  g_string_replace (two, "</numa>", "  <cell id='1' cpus='0' memory='1048576' unit='KiB'/>\n    </numa>", 1);
+  g_autoptr(VmemDomainInfo) t = parse_ok (two->str);
+  assert_non_null (strstr (vmem_xml_unmanageable_reason (t, VMEM_MODE_VIRTIO_MEM), "besides"));
+  /* A device with vmemd's alias in a domain vmemd never staged is not
+   * vmemd's. */
+  g_autofree char *restored = restore_ok (staged);
+  g_autoptr(GString) alias = g_string_new (restored);
+  g_string_replace (alias, "</os>", "</os>\n  <devices>\n    <memory model='virtio-mem'><target>"
+                    "<size unit='KiB'>131072</size><node>0</node><block unit='KiB'>2048</block>"
+                    "<requested unit='KiB'>0</requested></target><alias name='ua-vmemd-mem'/>"
+                    "</memory>\n  </devices>", 1);
+  g_autoptr(VmemDomainInfo) a = parse_ok (alias->str);
+  assert_false (a->virtio_mem_staged);
+  assert_non_null (vmem_xml_unmanageable_reason (a, VMEM_MODE_VIRTIO_MEM));
+  test_plan_clear (&tp);
+}
+
+/* balloon -> virtio-mem -> balloon gives the balloon staging back byte for
+ * byte, each step valid, each restorable to the original. */
+static void
+test_virtio_mem_switch (void **state)
+{
+  static const char *const inputs[] = {
+    "debian-virt-install.in.xml", "virtio-mem-minimal.in.xml", "virtio-mem-cpu-model.in.xml",
+    "virtio-mem-units.in.xml", "virtio-mem-one-line.in.xml", "no-devices.in.xml",
+    "spice-passwd.in.xml",
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (inputs); k++)
+    {
+      g_autofree char *in = read_data (inputs[k]);
+      TestPlan b, v;
+      gboolean changed = FALSE;
+      test_plan_defaults (&b);
+      b.plan.demand_mib = 640;
+      test_plan_virtio_mem (&v, 700);
+      print_message ("switch %s\n", inputs[k]);
+
+      g_autofree char *b1 = apply_ok (in, &b.plan, NULL);
+      g_autofree char *v1 = apply_ok (b1, &v.plan, &changed);
+      assert_true (changed);
+      validate_string (v1, "v1.xml");
+      g_autoptr(VmemDomainInfo) iv = parse_ok (v1);
+      assert_true (iv->virtio_mem_staged);
+      assert_string_equal (iv->plan_mode, "virtio-mem");
+      g_autofree char *b2 = apply_ok (v1, &b.plan, &changed);
+      assert_true (changed);
+      assert_same_text (b1, b2, "balloon staging after virtio-mem");
+
+      /* And the other way round. */
+      g_autofree char *v2 = apply_ok (in, &v.plan, NULL);
+      g_autofree char *b3 = apply_ok (v2, &b.plan, NULL);
+      validate_string (b3, "b3.xml");
+      g_autoptr(VmemDomainInfo) ib = parse_ok (b3);
+      assert_false (ib->virtio_mem_staged);
+      assert_int_equal (ib->numa_cells, 0);
+      assert_int_equal (ib->memory_devices, 0);
+      assert_null (strstr (b3, "orig_memory="));
+      assert_null (strstr (b3, "maxMemory"));
+      assert_int_equal (ib->current_kib, 640 * 1024);
+      g_autofree char *v3 = apply_ok (b3, &v.plan, NULL);
+      validate_string (v3, "v3.xml");
+      g_autofree char *again = apply_ok (v3, &v.plan, &changed);
+      assert_false (changed);
+
+      /* Whatever the path, restore gives the original back. */
+      const char *const staged[] = { v1, b2, v2, b3, v3 };
+      for (gsize m = 0; m < G_N_ELEMENTS (staged); m++)
+        check_restore (inputs[k], in, staged[m]);
+      test_plan_clear (&b);
+      test_plan_clear (&v);
+    }
+}
+
+/* A re-stage with another demand moves only the base, the device and the
+ * sizes that follow; a restore still gives the original. */
+static void
+test_virtio_mem_restage (void **state)
+{
+  g_autofree char *in = read_data ("virtio-mem-debian.in.xml");
+  TestPlan tp;
+  gboolean changed = FALSE;
+  test_plan_virtio_mem (&tp, 3072);
+
+  g_autofree char *one = apply_ok (in, &tp.plan, NULL);
+  tp.plan.demand_mib = 5000;
+  tp.plan.prealloc = FALSE;
+  g_autofree char *two = apply_ok (one, &tp.plan, &changed);
+  assert_true (changed);
+  validate_string (two, "two.xml");
+  g_autoptr(VmemDomainInfo) i = parse_ok (two);
+  assert_int_equal (i->numa_memory_mib, 5000);
+  assert_int_equal (i->virtio_mem_size_mib, 3072);
+  assert_int_equal (i->memory_mib, 8072);
+  assert_int_equal (i->current_mib, 8072);
+  assert_int_equal (i->max_memory_mib, 8072);
+  assert_false (i->prealloc);
+  /* The originals stay the first staging's. */
+  assert_non_null (strstr (two, "orig_memory=\"&lt;memory unit='KiB'&gt;8388608&lt;/memory&gt;\""));
+  assert_non_null (strstr (two, "orig_current_kib='8388608'"));
+  /* One cell and one device, however often it is staged. */
+  assert_int_equal (i->numa_cells, 1);
+  assert_int_equal (i->virtio_mem_devices, 1);
+  check_restore ("virtio-mem-debian", in, two);
+
+  /* The same plan again: the same bytes. */
+  g_autofree char *three = apply_ok (two, &tp.plan, &changed);
+  assert_false (changed);
+  assert_same_text (two, three, "re-staged");
+  test_plan_clear (&tp);
+}
+
+/* After libvirt stored and formatted a staged definition (adding a
+ * default CPU model, addresses and its own quoting), the same plan
+ * changes nothing and a restore takes vmemd's parts out again. */
+static void
+test_virtio_mem_libvirt_roundtrip (void **state)
+{
+  g_autofree char *rt = read_data ("virtio-mem-roundtrip.xml");
+  TestPlan tp;
+  gboolean changed = TRUE;
+  test_plan_virtio_mem (&tp, 1024);
+
+  g_autofree char *again = apply_ok (rt, &tp.plan, &changed);
+  assert_false (changed);
+  assert_same_text (rt, again, "re-staged after libvirt");
+
+  g_autofree char *undone = restore_ok (rt);
+  validate_string (undone, "undone.xml");
+  g_autoptr(VmemDomainInfo) u = parse_ok (undone);
+  assert_int_equal (u->memory_kib, 4194304);
+  assert_int_equal (u->max_memory_mib, 0);
+  assert_int_equal (u->numa_cells, 0);
+  assert_int_equal (u->memory_devices, 0);
+  assert_false (u->has_plan);
+  assert_null (strstr (undone, "currentMemory"));
+  assert_null (strstr (undone, "memoryBacking"));
+  assert_null (strstr (undone, "vmemd"));
+  /* What libvirt filled in stays, as it holds for any domain without
+   * <cpu>; the balloon libvirt added goes with orig_memballoon='none'. */
+  assert_non_null (strstr (undone, "  <cpu mode='custom' match='exact' check='none'>\n"
+                                   "    <model fallback='forbid'>qemu64</model>\n  </cpu>\n"));
+  assert_null (strstr (undone, "memballoon"));
+  assert_non_null (strstr (undone, "<controller type='pci' index='0' model='pci-root'/>"));
+
+  /* Back to balloon mode from libvirt's form. */
+  TestPlan b;
+  test_plan_defaults (&b);
+  g_autofree char *bal = apply_ok (rt, &b.plan, NULL);
+  validate_string (bal, "balloon.xml");
+  g_autoptr(VmemDomainInfo) bi = parse_ok (bal);
+  assert_int_equal (bi->memory_kib, 4194304);
+  assert_int_equal (bi->current_kib, 1048576);
+  assert_int_equal (bi->numa_cells, 0);
+  assert_int_equal (bi->memory_devices, 0);
+  assert_true (bi->balloon_free_page_reporting);
+  test_plan_clear (&b);
+  test_plan_clear (&tp);
+}
+
+/* A <memballoon model='none'> domain: staged and restored in virtio-mem
+ * mode; balloon mode refuses it and leaves the virtio-mem form as it is. */
+static void
+test_virtio_mem_balloon_none (void **state)
+{
+  g_autofree char *in = read_data ("memballoon-none.in.xml");
+  g_autoptr(GError) error = NULL;
+  TestPlan v, b;
+  test_plan_virtio_mem (&v, 300);
+  test_plan_defaults (&b);
+
+  g_autofree char *staged = apply_ok (in, &v.plan, NULL);
+  validate_string (staged, "staged.xml");
+  assert_non_null (strstr (staged, "<memballoon model='none'/>"));
+  g_autofree char *bal = vmem_xml_apply_plan (staged, &b.plan, NULL, &error);
+  assert_null (bal);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE));
+  assert_non_null (strstr (error->message, "model='none'"));
+  g_autofree char *restored = restore_ok (staged);
+  assert_same_text (in, restored, "restored");
+  test_plan_clear (&v);
+  test_plan_clear (&b);
+}
+
+static void
+test_virtio_mem_restore_damaged (void **state)
+{
+  static const struct { const char *attrs, *needle; } bad[] = {
+    { "orig_memory='&lt;disk/&gt;'", "orig_memory" },
+    { "orig_memory='&lt;memory&gt;lots&lt;/memory&gt;'", "<memory>" },
+    { "orig_memory='&lt;memory&gt;1048576&lt;/memory&gt;' orig_maxmemory='junk'", "orig_maxmemory" },
+    { "orig_memory='&lt;memory&gt;1048576&lt;/memory&gt;' orig_cpu='&lt;numa/&gt;'", "orig_cpu" },
+  };
+  for (gsize k = 0; k < G_N_ELEMENTS (bad); k++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GError) error2 = NULL;
+      g_autofree char *xml = g_strdup_printf ("<domain><name>x</name><memory>1048576</memory>"
+                                              "<metadata><p:plan xmlns:p='urn:vmemd:plan:1' %s/>"
+                                              "</metadata></domain>", bad[k].attrs);
+      g_autofree char *r = vmem_xml_restore (xml, &error);
+      assert_null (r);
+      assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+      if (strstr (error->message, bad[k].needle) == NULL)
+        fail_msg ("'%s' does not mention %s", error->message, bad[k].needle);
+      TestPlan tp;
+      test_plan_defaults (&tp);
+      g_autofree char *s = vmem_xml_apply_plan (xml, &tp.plan, NULL, &error2);
+      assert_null (s);
+      assert_non_null (error2);
+      test_plan_clear (&tp);
+    }
+}
+
+static void
+test_virtio_mem_request (void **state)
+{
+  g_autofree char *live = read_data ("virtio-mem-live.xml");
+  g_autoptr(GError) error = NULL;
+  VmemVirtioMemRequest r;
+
+  /* Whole blocks, rounded up; the rest of the element as libvirt wrote it. */
+  g_autofree char *dev = vmem_xml_virtio_mem_request (live, 701, &r, &error);
+  if (dev == NULL)
+    fail_msg ("%s", error->message);
+  assert_int_equal (r.size_kib, 1572864);
+  assert_int_equal (r.block_kib, 2048);
+  assert_int_equal (r.previous_kib, 0);
+  assert_int_equal (r.current_kib, 0);
+  assert_int_equal (r.requested_kib, 702 * 1024);
+  assert_true (r.changed);
+  const char *want =
+    "<memory model='virtio-mem'>\n"
+    "      <target>\n"
+    "        <size unit='KiB'>1572864</size>\n"
+    "        <node>0</node>\n"
+    "        <block unit='KiB'>2048</block>\n"
+    "        <requested unit='KiB'>718848</requested>\n"
+    "        <current unit='KiB'>0</current>\n"
+    "      </target>\n"
+    "      <alias name='ua-vmemd-mem'/>\n"
+    "      <address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>\n"
+    "    </memory>";
+  assert_same_text (want, dev, "device XML");
+
+  /* Clamped to the device; 0 unplugs all. */
+  g_autofree char *most = vmem_xml_virtio_mem_request (live, 1 << 30, &r, &error);
+  assert_non_null (most);
+  assert_int_equal (r.requested_kib, 1572864);
+  g_autofree char *zero = vmem_xml_virtio_mem_request (live, 0, &r, &error);
+  assert_non_null (zero);
+  assert_int_equal (r.requested_kib, 0);
+  assert_false (r.changed);
+  assert_non_null (strstr (zero, "<requested unit='KiB'>0</requested>"));
+
+  /* From a live XML where it is plugged already. */
+  g_autoptr(GString) plugged = g_string_new (live);
+  g_string_replace (plugged, "<requested unit='KiB'>0</requested>",
+                    "<requested unit='KiB'>524288</requested>", 1);
+  g_string_replace (plugged, "<current unit='KiB'>0</current>",
+                    "<current unit='KiB'>524288</current>", 1);
+  g_autofree char *same = vmem_xml_virtio_mem_request (plugged->str, 512, &r, NULL);
+  assert_non_null (same);
+  assert_false (r.changed);
+  assert_int_equal (r.previous_kib, 524288);
+  assert_int_equal (r.current_kib, 524288);
+  g_autofree char *less = vmem_xml_virtio_mem_request (plugged->str, 256, &r, NULL);
+  assert_true (r.changed);
+  assert_non_null (strstr (less, "<requested unit='KiB'>262144</requested>"));
+
+  /* No device of vmemd's: not found, clearly. */
+  g_autofree char *plain = read_data ("virtio-mem-own-device.in.xml");
+  g_autofree char *none = vmem_xml_virtio_mem_request (plain, 512, &r, &error);
+  assert_null (none);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND));
+  assert_non_null (strstr (error->message, "ua-vmemd-mem"));
+  g_clear_error (&error);
+
+  /* A device without <requested>, and bad XML. */
+  g_autoptr(GString) noreq = g_string_new (live);
+  g_string_replace (noreq, "<requested unit='KiB'>0</requested>", "", 1);
+  g_autofree char *nr = vmem_xml_virtio_mem_request (noreq->str, 512, &r, &error);
+  assert_null (nr);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+  assert_non_null (strstr (error->message, "<requested>"));
+  g_clear_error (&error);
+  g_autofree char *bad = vmem_xml_virtio_mem_request ("<domain>", 512, &r, &error);
+  assert_null (bad);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+}
+
+/* Incoming migration of a domain in virtio-mem form: preallocation only. */
+static void
+test_virtio_mem_migrate_variant (void **state)
+{
+  g_autofree char *in = read_data ("virtio-mem-cpu-model.out.xml");
+  g_autoptr(GError) error = NULL;
+  TestPlan tp;
+  test_plan_virtio_mem (&tp, 1536);
+
+  g_autofree char *out = vmem_xml_migrate_variant (in, &tp.plan, &error);
+  assert_non_null (out);
+  g_autoptr(VmemDomainInfo) a = parse_ok (in);
+  g_autoptr(VmemDomainInfo) b = parse_ok (out);
+  assert_true (b->prealloc);
+  assert_int_equal (b->memory_kib, a->memory_kib);
+  assert_int_equal (b->numa_memory_mib, a->numa_memory_mib);
+  assert_int_equal (b->virtio_mem_size_mib, a->virtio_mem_size_mib);
+  assert_int_equal (b->virtio_mem_requested_mib, a->virtio_mem_requested_mib);
+  assert_int_equal (b->current_kib, a->current_kib);
+  g_autoptr(GString) s = g_string_new (out);
+  assert_int_equal (g_string_replace (s, "  <memoryBacking>\n    <allocation mode='immediate'/>\n"
+                                         "  </memoryBacking>\n", "", 1), 1);
+  assert_same_text (in, s->str, "migrate variant");
+  validate_string (out, "migrate.xml");
+  test_plan_clear (&tp);
+}
+
 int
 main (void)
 {
@@ -856,6 +1384,15 @@ main (void)
     cmocka_unit_test (test_huge_input),
     cmocka_unit_test (test_escaping),
     cmocka_unit_test (test_tag_and_plan_independent),
+    cmocka_unit_test (test_virtio_mem_layout),
+    cmocka_unit_test (test_virtio_mem_manageable),
+    cmocka_unit_test (test_virtio_mem_switch),
+    cmocka_unit_test (test_virtio_mem_restage),
+    cmocka_unit_test (test_virtio_mem_libvirt_roundtrip),
+    cmocka_unit_test (test_virtio_mem_balloon_none),
+    cmocka_unit_test (test_virtio_mem_restore_damaged),
+    cmocka_unit_test (test_virtio_mem_request),
+    cmocka_unit_test (test_virtio_mem_migrate_variant),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

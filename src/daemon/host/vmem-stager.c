@@ -299,3 +299,119 @@ vmem_stager_set_live_target (VmemStager *s, const char *uuid, guint64 target_mib
   vmem_virt_submit (s->virt, "set balloon", key, live_work, live_done, j,
                     (GDestroyNotify) live_job_free, g_free);
 }
+
+/* ---- live virtio-mem requested size ------------------------------------ */
+
+typedef struct {
+  char   *uuid;
+  guint64 requested_mib;
+} VirtioMemJob;
+
+typedef struct {
+  char                *name;
+  VmemVirtioMemRequest request;
+} VirtioMemResult;
+
+static void
+virtio_mem_job_free (VirtioMemJob *j)
+{
+  g_free (j->uuid);
+  g_free (j);
+}
+
+static void
+virtio_mem_result_free (VirtioMemResult *r)
+{
+  g_free (r->name);
+  g_free (r);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VirtioMemResult, virtio_mem_result_free)
+
+/* Worker thread. */
+static gpointer
+virtio_mem_work (virConnectPtr conn, gpointer data, GError **error)
+{
+  VirtioMemJob *j = data;
+  g_autoptr(virDomain) dom = vmem_virt_lookup (conn, j->uuid, error);
+  if (dom == NULL)
+    return NULL;
+  const char *name = virDomainGetName (dom);
+  if (virDomainIsActive (dom) != 1)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE,
+                   "cannot set the virtio-mem size of %s: it is not running", name);
+      return NULL;
+    }
+  /* The live XML: the device is found by the alias and address libvirt
+   * gave it at the start. */
+  g_autofree char *xml = virDomainGetXMLDesc (dom, 0);
+  if (xml == NULL)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read the live XML of %s", name);
+      return NULL;
+    }
+  VirtioMemResult *r = g_new0 (VirtioMemResult, 1);
+  g_autoptr(GError) local = NULL;
+  g_autofree char *device = vmem_xml_virtio_mem_request (xml, j->requested_mib, &r->request,
+                                                         &local);
+  if (device == NULL)
+    {
+      virtio_mem_result_free (r);
+      /* Not found here is the device, not the domain: worth a warning. */
+      g_set_error (error, VMEM_ERROR,
+                   g_error_matches (local, VMEM_ERROR, VMEM_ERROR_NOT_FOUND)
+                     ? VMEM_ERROR_UNMANAGEABLE
+                     : local->code,
+                   "cannot set the virtio-mem size of %s: %s", name, local->message);
+      return NULL;
+    }
+  r->name = g_strdup (name);
+  if (r->request.changed &&
+      virDomainUpdateDeviceFlags (dom, device, VIR_DOMAIN_AFFECT_LIVE) < 0)
+    {
+      virtio_mem_result_free (r);
+      vmem_virt_set_error (error, VMEM_ERROR_FAILED, "cannot set the virtio-mem size of %s",
+                           name);
+      return NULL;
+    }
+  return r;
+}
+
+/* Main context. */
+static void
+virtio_mem_done (gpointer result, const GError *error, gpointer data)
+{
+  g_autoptr(VirtioMemResult) r = result;
+  if (error != NULL)
+    {
+      if (!g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
+        g_warning ("%s", error->message);
+      return;
+    }
+  g_autofree char *req = vmem_size_format (r->request.requested_kib / 1024);
+  g_autofree char *size = vmem_size_format (r->request.size_kib / 1024);
+  g_autofree char *cur = vmem_size_format (r->request.current_kib / 1024);
+  if (!r->request.changed)
+    {
+      g_debug ("virtio-mem requested size of %s already %s", r->name, req);
+      return;
+    }
+  g_autofree char *prev = vmem_size_format (r->request.previous_kib / 1024);
+  vmem_log_decision (r->name, NULL, "virtio-mem-requested",
+                     "virtio-mem requested size of %s set to %s (was %s, plugged %s, device %s)",
+                     r->name, req, prev, cur, size);
+}
+
+void
+vmem_stager_set_virtio_mem_requested (VmemStager *s, const char *uuid, guint64 requested_mib)
+{
+  g_return_if_fail (uuid != NULL);
+
+  VirtioMemJob *j = g_new0 (VirtioMemJob, 1);
+  j->uuid = g_strdup (uuid);
+  j->requested_mib = requested_mib;
+  g_autofree char *key = g_strconcat ("virtio-mem:", uuid, NULL);
+  vmem_virt_submit (s->virt, "set virtio-mem size", key, virtio_mem_work, virtio_mem_done, j,
+                    (GDestroyNotify) virtio_mem_job_free,
+                    (GDestroyNotify) virtio_mem_result_free);
+}

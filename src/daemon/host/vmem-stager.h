@@ -66,6 +66,15 @@ gboolean    vmem_stager_is_own_define (VmemStager *stager, const VmemDomain *dom
 void        vmem_stager_set_live_target (VmemStager *stager, const char *uuid,
                                          guint64 target_mib);
 
+/* Sets the live <requested> size of the virtio-mem device that staging in
+ * virtio-mem mode gave a running domain (VMEM_XML_VIRTIO_MEM_ALIAS), rounded
+ * up to its block and clamped to its size, with virDomainUpdateDeviceFlags
+ * (AFFECT_LIVE: the definition keeps 0, so each start boots with the
+ * base).  A newer request for the same domain replaces a queued one.  The
+ * outcome is logged. */
+void        vmem_stager_set_virtio_mem_requested (VmemStager *stager, const char *uuid,
+                                                  guint64 requested_mib);
+
 /* Stage jobs dropped because a newer plan replaced them in the queue. */
 guint64     vmem_stager_n_replaced (VmemStager *stager);
 
