@@ -10,6 +10,7 @@
 typedef struct {
   const char *name;
   void (*free) (VmemStore *store);
+  const char *(*location) (VmemStore *store);
   int (*schema_version) (VmemStore *store);
   GPtrArray *(*profile_list) (VmemStore *store, GError **error);
   VmemProfile *(*profile_get) (VmemStore *store, const char *name, GError **error);

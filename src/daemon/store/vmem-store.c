@@ -151,6 +151,12 @@ vmem_store_backend_name (VmemStore *store)
   return store->ops->name;
 }
 
+const char *
+vmem_store_location (VmemStore *store)
+{
+  return store->ops->location (store);
+}
+
 void
 vmem_store_set_startup_window (VmemStore *store, guint seconds)
 {

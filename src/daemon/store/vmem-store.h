@@ -165,6 +165,10 @@ void vmem_store_free (VmemStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemStore, vmem_store_free)
 int vmem_store_schema_version (VmemStore *store);
 const char *vmem_store_backend_name (VmemStore *store);
+/* Where the store is, for messages and status: the SQLite file's path, or
+ * the PostgreSQL server's host, port, database and user (never more of
+ * the connection string). */
+const char *vmem_store_location (VmemStore *store);
 void vmem_store_set_startup_window (VmemStore *store, guint seconds);
 
 /* Profiles.  Lists are sorted by name; elements are VmemProfile.  put and
