@@ -2,6 +2,8 @@
 /* The SQLite store against real database files.  Checks that look behind
  * the API (integrity, journal mode, raw row counts) use a second sqlite
  * connection, as an administrator with the sqlite3 shell would. */
+#include "config.h"
+
 #include "vmem-store-private.h"
 #include "vmem-error.h"
 
@@ -371,11 +373,19 @@ test_open_from_config (void **state)
   assert_non_null (store);
   assert_true (g_file_test (config->database, G_FILE_TEST_IS_REGULAR));
 
+  /* Without libpq there is no PostgreSQL backend. */
+#if !HAVE_LIBPQ
   config->backend = VMEM_STORE_POSTGRES;
+  config->postgres = g_strdup ("dbname=vmemd");
   g_autoptr(VmemStore) pg = vmem_store_open (config, &error);
   assert_null (pg);
   assert_error (error, VMEM_ERROR_CONFIG);
   assert_contains (error->message, "PostgreSQL backend not built");
+  g_clear_error (&error);
+  assert_false (vmem_store_check_config (config, &error));
+  assert_error (error, VMEM_ERROR_CONFIG);
+  assert_contains (error->message, "PostgreSQL backend not built");
+#endif
 }
 
 static void
