@@ -1,7 +1,9 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # Installs what the tests need, builds with -Werror, and runs every test:
-# the unit suite (also under AddressSanitizer/UBSan) and the end-to-end
+# the unit suite (also under AddressSanitizer/UBSan), the store's half of
+# it on both backends (PostgreSQL: a private server this script starts,
+# its data in a temporary directory, stopped at exit), and the end-to-end
 # suite against a private libvirtd with QEMU guests.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -15,6 +17,12 @@ step "building ($build)"
 rm -rf "$build"
 meson setup "$build" "$top" -Dwerror=true --buildtype=debugoptimized >/dev/null
 ninja -C "$build"
+
+step "starting a private PostgreSQL server for the store tests"
+pgdir=$(mktemp -d /tmp/vmem-pg.XXXXXX)
+trap '"$top/tools/test-postgres" stop "$pgdir"' EXIT
+pgenv=$("$top/tools/test-postgres" start "$pgdir") || die "cannot start PostgreSQL"
+eval "$pgenv"   # VMEM_TEST_PG, for the test store-pg
 
 step "unit and end-to-end tests"
 rc=0

@@ -4,6 +4,7 @@
 #include "vmem-config.h"
 #include "vmem-daemon.h"
 #include "vmem-log.h"
+#include "vmem-store.h"
 
 #include <glib-unix.h>
 #include <locale.h>
@@ -121,6 +122,14 @@ main (int argc, char **argv)
     }
   if (check)
     {
+      /* What the store would refuse before connecting, too. */
+      if (!vmem_store_check_config (config, &error))
+        {
+          fprintf (stderr, "vmemd: %s: %s\n", config->path ? config->path : "defaults",
+                   error->message);
+          g_free (app.config_path);
+          return 1;
+        }
       printf ("%s: OK\n", config->path ? config->path : "defaults (no file)");
       g_free (app.config_path);
       return 0;

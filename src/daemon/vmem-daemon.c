@@ -27,6 +27,7 @@ struct _VmemDaemon {
   VmemStore     *store;       /* used only by store_worker once it runs */
   VmemWorker    *store_worker;
   char          *store_backend;
+  char          *store_location;
   int            schema_version;
   GHashTable    *profiles;    /* name -> VmemProfile: the store's, as last read */
   VmemDemand    *demand;
@@ -1063,6 +1064,7 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   if (daemon->store == NULL)
     return NULL;
   daemon->store_backend = g_strdup (vmem_store_backend_name (daemon->store));
+  daemon->store_location = g_strdup (vmem_store_location (daemon->store));
   daemon->schema_version = vmem_store_schema_version (daemon->store);
   GPtrArray *list = vmem_store_profile_list (daemon->store, error);
   if (list == NULL)
@@ -1114,6 +1116,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .virt = daemon->virt,
     .store = daemon->store_worker,
     .store_backend = daemon->store_backend,
+    .store_location = daemon->store_location,
     .schema_version = daemon->schema_version,
     .started_at = daemon->started_at,
     .plan = plan_cb,
@@ -1137,8 +1140,8 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }
-  g_message ("store: %s %s (schema %d), %u profiles", daemon->store_backend, c->database,
-             daemon->schema_version, g_hash_table_size (daemon->profiles));
+  g_message ("store: %s %s (schema %d), %u profiles", daemon->store_backend,
+             daemon->store_location, daemon->schema_version, g_hash_table_size (daemon->profiles));
 
   vmem_virt_start (daemon->virt);
   const VmemCollectorCallbacks collector_callbacks = {
@@ -1248,6 +1251,7 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_pointer (&daemon->intents, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
   g_free (daemon->store_backend);
+  g_free (daemon->store_location);
   vmem_config_free (daemon->config);
   g_free (daemon);
 }

@@ -1,7 +1,16 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The SQLite store against real database files.  Checks that look behind
- * the API (integrity, journal mode, raw row counts) use a second sqlite
- * connection, as an administrator with the sqlite3 shell would. */
+/* The store against real databases, on either backend: SQLite database
+ * files (the test 'store'), or PostgreSQL databases made fresh for each
+ * test on the server VMEM_TEST_PG names (the test 'store-pg', run with
+ * --backend=postgres; tools/test-postgres starts a private server).  Most
+ * tests run on both, unchanged; the ones about files (backups, a file that
+ * is not a database, a crash mid-write) are SQLite's, and the ones about a
+ * server (migrations racing, a lost connection, the connection string)
+ * PostgreSQL's.  Checks that look behind the API (row counts, the schema)
+ * use a second connection, as an administrator with the sqlite3 shell or
+ * psql would. */
+#include "config.h"
+
 #include "vmem-store-private.h"
 #include "vmem-error.h"
 
@@ -11,6 +20,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#if HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -28,9 +40,21 @@
  * fall on it. */
 #define DAY0 G_GINT64_CONSTANT (1700006400)
 
+typedef enum {
+  BACKEND_SQLITE,
+  BACKEND_PG,
+} Backend;
+
+/* The backend this run tests, from the command line. */
+static Backend backend = BACKEND_SQLITE;
+
+/* One of two SQL texts, when the dialects differ. */
+#define DIALECT(sqlite, pg) (backend == BACKEND_PG ? (pg) : (sqlite))
+
 typedef struct {
-  char *dir;
-  char *path;
+  char *dir;      /* a temporary directory, on either backend */
+  char *target;   /* where the store is: the SQLite file, or a libpq conninfo */
+  GPtrArray *dbs; /* PostgreSQL databases made for this test, dropped after it */
   VmemStore *store;
 } Fixture;
 
@@ -61,6 +85,14 @@ typedef struct {
     }                                                                  \
   while (0)
 
+#define assert_not_contains(haystack, needle)                  \
+  do                                                           \
+    {                                                          \
+      if (strstr ((haystack), (needle)) != NULL)               \
+        fail_msg ("'%s' contains '%s'", (haystack), (needle)); \
+    }                                                          \
+  while (0)
+
 static void
 rm_rf (const char *path)
 {
@@ -80,51 +112,10 @@ rm_rf (const char *path)
     g_unlink (path);
 }
 
-static int
-setup (void **state)
-{
-  g_autoptr(GError) error = NULL;
-  Fixture *f = g_new0 (Fixture, 1);
-
-  f->dir = g_dir_make_tmp ("vmemd-store-XXXXXX", &error);
-  if (f->dir == NULL)
-    fail_msg ("temporary directory: %s", error->message);
-  /* A subdirectory that does not exist yet: opening makes it. */
-  f->path = g_build_filename (f->dir, "state", "vmemd.db", NULL);
-  f->store = vmem_store_open_sqlite (f->path, &error);
-  assert_no_error (error);
-  *state = f;
-  return 0;
-}
-
-static int
-teardown (void **state)
-{
-  Fixture *f = *state;
-
-  vmem_store_sqlite_sample_hook = NULL;
-  vmem_store_free (f->store);
-  rm_rf (f->dir);
-  g_free (f->path);
-  g_free (f->dir);
-  g_free (f);
-  return 0;
-}
-
-static void
-reopen (Fixture *f)
-{
-  g_autoptr(GError) error = NULL;
-
-  g_clear_pointer (&f->store, vmem_store_free);
-  f->store = vmem_store_open_sqlite (f->path, &error);
-  assert_no_error (error);
-}
-
 /* ---- raw access, from outside the store ---------------------------------- */
 
 static sqlite3 *
-raw_open (const char *path)
+sq_raw_open (const char *path)
 {
   sqlite3 *db = NULL;
   if (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK)
@@ -134,9 +125,9 @@ raw_open (const char *path)
 }
 
 static void
-raw_exec (const char *path, const char *sql)
+sq_raw_exec (const char *path, const char *sql)
 {
-  sqlite3 *db = raw_open (path);
+  sqlite3 *db = sq_raw_open (path);
   char *msg = NULL;
   if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
     fail_msg ("raw exec on %s: %s", path, msg);
@@ -144,9 +135,9 @@ raw_exec (const char *path, const char *sql)
 }
 
 static char *
-raw_text (const char *path, const char *sql)
+sq_raw_text (const char *path, const char *sql)
 {
-  sqlite3 *db = raw_open (path);
+  sqlite3 *db = sq_raw_open (path);
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK)
     fail_msg ("raw prepare %s: %s", sql, sqlite3_errmsg (db));
@@ -158,21 +149,153 @@ raw_text (const char *path, const char *sql)
   return out;
 }
 
-static gint64
-raw_int (const char *path, const char *sql)
+#if HAVE_LIBPQ
+static void
+pg_quiet (void *arg, const char *message)
 {
-  g_autofree char *t = raw_text (path, sql);
+}
+
+/* A connection of the tests' own, named so that it can be told from the
+ * store's ("vmemd"). */
+static PGconn *
+pg_raw_open (const char *conninfo)
+{
+  const char *const keys[] = { "application_name", "dbname", NULL };
+  const char *const values[] = { "vmem-test", conninfo, NULL };
+  PGconn *c = PQconnectdbParams (keys, values, 1);
+  if (PQstatus (c) != CONNECTION_OK)
+    fail_msg ("raw connection to %s: %s", conninfo, PQerrorMessage (c));
+  PQsetNoticeProcessor (c, pg_quiet, NULL);
+  return c;
+}
+
+static PGresult *
+pg_raw_query (PGconn *c, const char *sql)
+{
+  PGresult *r = PQexec (c, sql);
+  if (PQresultStatus (r) != PGRES_COMMAND_OK && PQresultStatus (r) != PGRES_TUPLES_OK)
+    fail_msg ("raw query %s: %s", sql, PQerrorMessage (c));
+  return r;
+}
+
+static void
+pg_raw_exec (const char *conninfo, const char *sql)
+{
+  PGconn *c = pg_raw_open (conninfo);
+  PQclear (pg_raw_query (c, sql));
+  PQfinish (c);
+}
+
+static char *
+pg_raw_text (const char *conninfo, const char *sql)
+{
+  PGconn *c = pg_raw_open (conninfo);
+  PGresult *r = pg_raw_query (c, sql);
+  if (PQntuples (r) < 1)
+    fail_msg ("raw query %s returned no row", sql);
+  char *out = PQgetisnull (r, 0, 0) ? NULL : g_strdup (PQgetvalue (r, 0, 0));
+  PQclear (r);
+  PQfinish (c);
+  return out;
+}
+
+/* @conninfo with its dbname replaced, every value quoted. */
+static char *
+conninfo_with_dbname (const char *conninfo, const char *dbname)
+{
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse (conninfo, &err);
+  if (opts == NULL)
+    fail_msg ("VMEM_TEST_PG is not a libpq connection string: %s", err);
+  GString *out = g_string_new (NULL);
+  for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+    {
+      const char *v = g_str_equal (o->keyword, "dbname") ? dbname : o->val;
+      if (v == NULL)
+        continue;
+      g_string_append_printf (out, "%s%s='", out->len ? " " : "", o->keyword);
+      for (const char *c = v; *c != '\0'; c++)
+        {
+          if (*c == '\'' || *c == '\\')
+            g_string_append_c (out, '\\');
+          g_string_append_c (out, *c);
+        }
+      g_string_append_c (out, '\'');
+    }
+  PQconninfoFree (opts);
+  return g_string_free (out, FALSE);
+}
+
+static const char *
+pg_admin (void)
+{
+  return g_getenv ("VMEM_TEST_PG");
+}
+
+static void
+pg_drop_database (const char *name)
+{
+  g_autofree char *sql = g_strdup_printf ("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
+  pg_raw_exec (pg_admin (), sql);
+}
+#endif
+
+/* Runs @sql (any number of statements) on the database at @target. */
+static void
+raw_exec (const char *target, const char *sql)
+{
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    {
+      pg_raw_exec (target, sql);
+      return;
+    }
+#endif
+  sq_raw_exec (target, sql);
+}
+
+/* The first column of the first row @sql returns. */
+static char *
+raw_text (const char *target, const char *sql)
+{
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    return pg_raw_text (target, sql);
+#endif
+  return sq_raw_text (target, sql);
+}
+
+static gint64
+raw_int (const char *target, const char *sql)
+{
+  g_autofree char *t = raw_text (target, sql);
   return t ? g_ascii_strtoll (t, NULL, 10) : 0;
 }
 
-/* The query plan's steps, joined by " | ". */
+/* The query plan, its steps joined by " | ". */
 static char *
-raw_plan (const char *path, const char *query)
+raw_plan (const char *target, const char *query)
 {
-  sqlite3 *db = raw_open (path);
+  GString *out = g_string_new (NULL);
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    {
+      /* The tables are small enough for a scan to be cheaper than any
+       * index: forbid scans, to see which index the query can use. */
+      PGconn *c = pg_raw_open (target);
+      PQclear (pg_raw_query (c, "SET enable_seqscan = off"));
+      g_autofree char *sql = g_strconcat ("EXPLAIN ", query, NULL);
+      PGresult *r = pg_raw_query (c, sql);
+      for (int i = 0; i < PQntuples (r); i++)
+        g_string_append_printf (out, "%s%s", out->len ? " | " : "", PQgetvalue (r, i, 0));
+      PQclear (r);
+      PQfinish (c);
+      return g_string_free (out, FALSE);
+    }
+#endif
+  sqlite3 *db = sq_raw_open (target);
   sqlite3_stmt *st = NULL;
   g_autofree char *sql = g_strconcat ("EXPLAIN QUERY PLAN ", query, NULL);
-  GString *out = g_string_new (NULL);
   if (sqlite3_prepare_v2 (db, sql, -1, &st, NULL) != SQLITE_OK)
     fail_msg ("raw prepare %s: %s", sql, sqlite3_errmsg (db));
   while (sqlite3_step (st) == SQLITE_ROW)
@@ -191,6 +314,117 @@ file_checksum (const char *path)
   if (!g_file_get_contents (path, &data, &len, NULL))
     fail_msg ("cannot read %s", path);
   return g_compute_checksum_for_data (G_CHECKSUM_SHA256, (const guchar *) data, len);
+}
+
+/* ---- databases and stores ----------------------------------------------- */
+
+/* A new, empty database named after @name: a file in the fixture's
+ * directory, or a database on the server dropped with the fixture. */
+static char *
+fresh_target (Fixture *f, const char *name)
+{
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    {
+      static guint counter;
+      g_autofree char *db =
+        g_strdup_printf ("vmem_test_%d_%u_%s", (int) getpid (), ++counter, name);
+      for (char *c = db; *c != '\0'; c++)
+        if (!g_ascii_isalnum (*c))
+          *c = '_';
+      g_autofree char *sql = g_strdup_printf ("CREATE DATABASE \"%s\"", db);
+      pg_raw_exec (pg_admin (), sql);
+      g_ptr_array_add (f->dbs, g_strdup (db));
+      return conninfo_with_dbname (pg_admin (), db);
+    }
+#endif
+  return g_build_filename (f->dir, name, NULL);
+}
+
+static VmemStore *
+store_open_at_version (const char *target, int version, GError **error)
+{
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    return vmem_store_pg_open_at_version (target, version, error);
+#endif
+  return vmem_store_sqlite_open_at_version (target, version, error);
+}
+
+static int
+latest_version (void)
+{
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    return vmem_store_pg_latest_version ();
+#endif
+  return vmem_store_sqlite_latest_version ();
+}
+
+static VmemStore *
+store_open (const char *target, GError **error)
+{
+  return store_open_at_version (target, latest_version (), error);
+}
+
+static int
+setup (void **state)
+{
+  g_autoptr(GError) error = NULL;
+  Fixture *f = g_new0 (Fixture, 1);
+
+  f->dir = g_dir_make_tmp ("vmemd-store-XXXXXX", &error);
+  if (f->dir == NULL)
+    fail_msg ("temporary directory: %s", error->message);
+  f->dbs = g_ptr_array_new_with_free_func (g_free);
+  /* SQLite: a subdirectory that does not exist yet: opening makes it. */
+  f->target = backend == BACKEND_PG ? fresh_target (f, "main")
+                                    : g_build_filename (f->dir, "state", "vmemd.db", NULL);
+  f->store = store_open (f->target, &error);
+  assert_no_error (error);
+  *state = f;
+  return 0;
+}
+
+static int
+teardown (void **state)
+{
+  Fixture *f = *state;
+
+  vmem_store_sqlite_sample_hook = NULL;
+  vmem_store_free (f->store);
+#if HAVE_LIBPQ
+  for (guint i = 0; i < f->dbs->len; i++)
+    pg_drop_database (g_ptr_array_index (f->dbs, i));
+#endif
+  g_ptr_array_unref (f->dbs);
+  rm_rf (f->dir);
+  g_free (f->target);
+  g_free (f->dir);
+  g_free (f);
+  return 0;
+}
+
+static void
+reopen (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_clear_pointer (&f->store, vmem_store_free);
+  f->store = store_open (f->target, &error);
+  assert_no_error (error);
+}
+
+/* How the store's messages name its database: the SQLite file's path, or
+ * the PostgreSQL database's name. */
+static const char *
+target_name (Fixture *f)
+{
+  static char buf[256];
+  if (backend == BACKEND_SQLITE)
+    return f->target;
+  g_snprintf (buf, sizeof buf, "dbname=%s", (const char *) g_ptr_array_index (f->dbs, 0));
+  return buf;
 }
 
 /* ---- builders ------------------------------------------------------------ */
@@ -325,36 +559,82 @@ find_peak (GPtrArray *peaks, const char *uuid, gint64 start_t)
 
 /* ---- opening ------------------------------------------------------------- */
 
+/* The tables and indexes of the schema, as "table.column" and
+ * "index:name" lines: the same in both dialects. */
+static const char sqlite_schema_sql[] =
+  "SELECT group_concat(line, char(10)) FROM (SELECT m.name || '.' || p.name AS line"
+  "  FROM sqlite_master m, pragma_table_info(m.name) p WHERE m.type = 'table'"
+  "  UNION ALL SELECT 'index:' || name FROM sqlite_master"
+  "  WHERE type = 'index' AND name NOT LIKE 'sqlite_autoindex%'"
+  "  ORDER BY line)";
+static const char pg_schema_sql[] =
+  "SELECT string_agg(line, chr(10) ORDER BY line COLLATE \"C\") FROM ("
+  "  SELECT table_name || '.' || column_name AS line FROM information_schema.columns"
+  "  WHERE table_schema = current_schema()"
+  "  UNION ALL SELECT 'index:' || indexname FROM pg_indexes"
+  "  WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey') s";
+
 static void
 test_open_fresh (void **state)
 {
   Fixture *f = *state;
-  g_autofree char *dir = g_path_get_dirname (f->path);
-  struct stat st;
 
-  assert_int_equal (vmem_store_schema_version (f->store), vmem_store_sqlite_latest_version ());
-  assert_string_equal (vmem_store_backend_name (f->store), "sqlite");
-  assert_int_equal (stat (dir, &st), 0);
-  assert_int_equal (st.st_mode & 0777, 0750);
-  assert_int_equal (stat (f->path, &st), 0);
-  assert_int_equal (st.st_mode & 0777, 0640);
+  assert_int_equal (vmem_store_schema_version (f->store), latest_version ());
+  assert_string_equal (vmem_store_backend_name (f->store), DIALECT ("sqlite", "postgres"));
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM schema_version"), latest_version ());
+  assert_int_equal (raw_int (f->target, "SELECT max(version) FROM schema_version"),
+                    latest_version ());
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *dir = g_path_get_dirname (f->target);
+      struct stat st;
+      assert_int_equal (stat (dir, &st), 0);
+      assert_int_equal (st.st_mode & 0777, 0750);
+      assert_int_equal (stat (f->target, &st), 0);
+      assert_int_equal (st.st_mode & 0777, 0640);
 
-  g_autofree char *mode = raw_text (f->path, "PRAGMA journal_mode");
-  assert_string_equal (mode, "wal");
-  g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
-  assert_string_equal (check, "ok");
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM schema_version"),
-                    vmem_store_sqlite_latest_version ());
-  /* No backup for a database that was just made. */
-  g_autofree char *bak = g_strdup_printf ("%s.bak-v0", f->path);
-  assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+      g_autofree char *mode = raw_text (f->target, "PRAGMA journal_mode");
+      assert_string_equal (mode, "wal");
+      g_autofree char *check = raw_text (f->target, "PRAGMA integrity_check");
+      assert_string_equal (check, "ok");
+      /* No backup for a database that was just made. */
+      g_autofree char *bak = g_strdup_printf ("%s.bak-v0", f->target);
+      assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+    }
 
   /* Reopening an up-to-date database changes nothing and backs up nothing. */
+  g_autofree char *schema = raw_text (f->target, DIALECT (sqlite_schema_sql, pg_schema_sql));
   reopen (f);
-  assert_int_equal (vmem_store_schema_version (f->store), vmem_store_sqlite_latest_version ());
-  g_autofree char *bak_latest =
-    g_strdup_printf ("%s.bak-v%d", f->path, vmem_store_sqlite_latest_version ());
-  assert_false (g_file_test (bak_latest, G_FILE_TEST_EXISTS));
+  assert_int_equal (vmem_store_schema_version (f->store), latest_version ());
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM schema_version"), latest_version ());
+  g_autofree char *schema2 = raw_text (f->target, DIALECT (sqlite_schema_sql, pg_schema_sql));
+  assert_string_equal (schema, schema2);
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *bak_latest =
+        g_strdup_printf ("%s.bak-v%d", f->target, vmem_store_sqlite_latest_version ());
+      assert_false (g_file_test (bak_latest, G_FILE_TEST_EXISTS));
+    }
+}
+
+/* Both dialects have the same migrations, tables, columns and indexes. */
+static void
+test_same_schema (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+
+#if HAVE_LIBPQ
+  assert_int_equal (vmem_store_pg_latest_version (), vmem_store_sqlite_latest_version ());
+#endif
+  if (backend == BACKEND_SQLITE)
+    return;
+  g_autofree char *path = g_build_filename (f->dir, "same.db", NULL);
+  g_autoptr(VmemStore) sq = vmem_store_open_sqlite (path, &error);
+  assert_no_error (error);
+  g_autofree char *want = sq_raw_text (path, sqlite_schema_sql);
+  g_autofree char *got = raw_text (f->target, pg_schema_sql);
+  assert_string_equal (got, want);
 }
 
 static void
@@ -369,15 +649,35 @@ test_open_from_config (void **state)
   g_autoptr(VmemStore) store = vmem_store_open (config, &error);
   assert_no_error (error);
   assert_non_null (store);
+  assert_string_equal (vmem_store_backend_name (store), "sqlite");
   assert_true (g_file_test (config->database, G_FILE_TEST_IS_REGULAR));
+  assert_true (vmem_store_check_config (config, &error));
 
   config->backend = VMEM_STORE_POSTGRES;
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    {
+      config->postgres = g_strdup (f->target);
+      g_autoptr(VmemStore) pg = vmem_store_open (config, &error);
+      assert_no_error (error);
+      assert_string_equal (vmem_store_backend_name (pg), "postgres");
+      assert_int_equal (vmem_store_schema_version (pg), latest_version ());
+      return;
+    }
+#else
+  config->postgres = g_strdup ("dbname=vmemd");
   g_autoptr(VmemStore) pg = vmem_store_open (config, &error);
   assert_null (pg);
   assert_error (error, VMEM_ERROR_CONFIG);
   assert_contains (error->message, "PostgreSQL backend not built");
+  g_clear_error (&error);
+  assert_false (vmem_store_check_config (config, &error));
+  assert_error (error, VMEM_ERROR_CONFIG);
+  assert_contains (error->message, "PostgreSQL backend not built");
+#endif
 }
 
+/* SQLite only: a file that is not a database at all. */
 static void
 test_not_a_database (void **state)
 {
@@ -407,19 +707,27 @@ test_foreign_database (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = g_build_filename (f->dir, "foreign.db", NULL);
+  g_autofree char *target = fresh_target (f, "foreign.db");
 
-  raw_exec (path, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT);"
-                  "INSERT INTO accounts (owner) VALUES ('alice');");
-  g_autofree char *before = file_checksum (path);
-  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  raw_exec (target, "CREATE TABLE accounts (id INTEGER PRIMARY KEY, owner TEXT);"
+                    "INSERT INTO accounts (id, owner) VALUES (1, 'alice');");
+  g_autofree char *before = backend == BACKEND_SQLITE ? file_checksum (target) : NULL;
+  g_autoptr(VmemStore) store = store_open (target, &error);
   assert_null (store);
   assert_error (error, VMEM_ERROR_STORE);
   assert_contains (error->message, "not a vmemd database");
-  g_autofree char *after = file_checksum (path);
-  assert_string_equal (before, after);
-  g_autofree char *journal = raw_text (path, "PRAGMA journal_mode");
-  assert_string_equal (journal, "delete");
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *after = file_checksum (target);
+      assert_string_equal (before, after);
+      g_autofree char *journal = raw_text (target, "PRAGMA journal_mode");
+      assert_string_equal (journal, "delete");
+    }
+  else
+    {
+      g_autofree char *schema = raw_text (target, pg_schema_sql);
+      assert_string_equal (schema, "accounts.id\naccounts.owner");
+    }
 }
 
 static void
@@ -427,25 +735,32 @@ test_newer_schema_refused (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  int newer = vmem_store_sqlite_latest_version () + 1;
+  int newer = latest_version () + 1;
   g_autofree char *sql =
     g_strdup_printf ("INSERT INTO schema_version (version, applied) VALUES (%d, 0)", newer);
 
   g_clear_pointer (&f->store, vmem_store_free);
-  raw_exec (f->path, sql);
-  g_autofree char *before = file_checksum (f->path);
+  raw_exec (f->target, sql);
+  g_autofree char *before = backend == BACKEND_SQLITE ? file_checksum (f->target) : NULL;
+  g_autofree char *schema = raw_text (f->target, DIALECT (sqlite_schema_sql, pg_schema_sql));
 
-  f->store = vmem_store_open_sqlite (f->path, &error);
+  f->store = store_open (f->target, &error);
   assert_null (f->store);
   assert_error (error, VMEM_ERROR_STORE);
   assert_contains (error->message, "newer than this vmemd knows");
   g_autofree char *want = g_strdup_printf ("schema version %d", newer);
   assert_contains (error->message, want);
 
-  g_autofree char *after = file_checksum (f->path);
-  assert_string_equal (before, after);
-  g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", f->path, newer);
-  assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+  assert_int_equal (raw_int (f->target, "SELECT max(version) FROM schema_version"), newer);
+  g_autofree char *schema2 = raw_text (f->target, DIALECT (sqlite_schema_sql, pg_schema_sql));
+  assert_string_equal (schema, schema2);
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *after = file_checksum (f->target);
+      assert_string_equal (before, after);
+      g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", f->target, newer);
+      assert_false (g_file_test (bak, G_FILE_TEST_EXISTS));
+    }
 }
 
 /* ---- migrations ---------------------------------------------------------- */
@@ -549,25 +864,28 @@ check_old_rows (VmemStore *store)
 }
 
 static void
-migrate_and_check (const char *path, int from)
+migrate_and_check (const char *target, int from)
 {
   g_autoptr(GError) error = NULL;
 
-  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  g_autoptr(VmemStore) store = store_open (target, &error);
   assert_no_error (error);
-  assert_int_equal (vmem_store_schema_version (store), vmem_store_sqlite_latest_version ());
-  assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"),
-                    vmem_store_sqlite_latest_version ());
+  assert_int_equal (vmem_store_schema_version (store), latest_version ());
+  assert_int_equal (raw_int (target, "SELECT max(version) FROM schema_version"), latest_version ());
 
-  /* The backup is the database as it was, at its old version. */
-  g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", path, from);
-  struct stat st;
-  assert_int_equal (stat (bak, &st), 0);
-  assert_int_equal (st.st_mode & 0777, 0640);
-  assert_int_equal (raw_int (bak, "SELECT max(version) FROM schema_version"), from);
-  assert_int_equal (raw_int (bak, "SELECT count(*) FROM runs"), 2);
-  g_autofree char *check = raw_text (bak, "PRAGMA integrity_check");
-  assert_string_equal (check, "ok");
+  /* SQLite: the backup is the database as it was, at its old version.
+   * (PostgreSQL's backups are the server's business.) */
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *bak = g_strdup_printf ("%s.bak-v%d", target, from);
+      struct stat st;
+      assert_int_equal (stat (bak, &st), 0);
+      assert_int_equal (st.st_mode & 0777, 0640);
+      assert_int_equal (raw_int (bak, "SELECT max(version) FROM schema_version"), from);
+      assert_int_equal (raw_int (bak, "SELECT count(*) FROM runs"), 2);
+      g_autofree char *check = raw_text (bak, "PRAGMA integrity_check");
+      assert_string_equal (check, "ok");
+    }
 
   check_old_rows (store);
 }
@@ -578,23 +896,25 @@ test_migrate_every_version (void **state)
 {
   Fixture *f = *state;
 
-  for (int v = 1; v < vmem_store_sqlite_latest_version (); v++)
+  for (int v = 1; v < latest_version (); v++)
     {
       g_autoptr(GError) error = NULL;
       g_autofree char *name = g_strdup_printf ("v%d.db", v);
-      g_autofree char *path = g_build_filename (f->dir, name, NULL);
+      g_autofree char *target = fresh_target (f, name);
 
-      VmemStore *old = vmem_store_sqlite_open_at_version (path, v, &error);
+      VmemStore *old = store_open_at_version (target, v, &error);
       assert_no_error (error);
       assert_int_equal (vmem_store_schema_version (old), v);
       vmem_store_free (old);
-      raw_exec (path, old_rows);
-      migrate_and_check (path, v);
+      raw_exec (target, old_rows);
+      migrate_and_check (target, v);
     }
 }
 
-/* Databases as earlier releases made them, kept as SQL dumps: they catch a
- * migration edited after it shipped, which the test above cannot. */
+/* SQLite only: databases as earlier releases made them, kept as SQL
+ * dumps: they catch a migration edited after it shipped, which the test
+ * above cannot.  (PostgreSQL's first release has every migration up to
+ * the current one; its dumps start with the next.) */
 static void
 test_migrate_fixtures (void **state)
 {
@@ -625,34 +945,41 @@ test_failed_migration_rolls_back (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = g_build_filename (f->dir, "clash.db", NULL);
+  g_autofree char *target = fresh_target (f, "clash.db");
 
-  VmemStore *old = vmem_store_sqlite_open_at_version (path, 1, &error);
+  VmemStore *old = store_open_at_version (target, 1, &error);
   assert_no_error (error);
   vmem_store_free (old);
-  raw_exec (path, old_rows);
+  raw_exec (target, old_rows);
   /* An object migration 2 wants to create is already there: its second
    * half fails after its first half (the new run columns) ran. */
-  raw_exec (path, "CREATE INDEX runs_open ON runs(started)");
+  raw_exec (target, "CREATE INDEX runs_open ON runs(started)");
 
-  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  g_autoptr(VmemStore) store = store_open (target, &error);
   assert_null (store);
   assert_error (error, VMEM_ERROR_STORE);
   assert_contains (error->message, "migration to schema 2 failed");
   assert_contains (error->message, "runs_open");
 
-  assert_int_equal (raw_int (path, "SELECT max(version) FROM schema_version"), 1);
-  assert_int_equal (raw_int (path, "SELECT count(*) FROM pragma_table_info('runs')"
-                                   " WHERE name = 'peak_mib'"),
+  assert_int_equal (raw_int (target, "SELECT max(version) FROM schema_version"), 1);
+  assert_int_equal (raw_int (target, DIALECT ("SELECT count(*) FROM pragma_table_info('runs')"
+                                              " WHERE name = 'peak_mib'",
+                                              "SELECT count(*) FROM information_schema.columns"
+                                              " WHERE table_schema = current_schema()"
+                                              " AND table_name = 'runs'"
+                                              " AND column_name = 'peak_mib'")),
                     0);
-  assert_int_equal (raw_int (path, "SELECT count(*) FROM runs"), 2);
-  g_autofree char *bak = g_strdup_printf ("%s.bak-v1", path);
-  assert_int_equal (raw_int (bak, "SELECT count(*) FROM profiles"), 2);
+  assert_int_equal (raw_int (target, "SELECT count(*) FROM runs"), 2);
+  if (backend == BACKEND_SQLITE)
+    {
+      g_autofree char *bak = g_strdup_printf ("%s.bak-v1", target);
+      assert_int_equal (raw_int (bak, "SELECT count(*) FROM profiles"), 2);
+    }
 
   /* Once the clash is removed the same database migrates. */
   g_clear_error (&error);
-  raw_exec (path, "DROP INDEX runs_open");
-  migrate_and_check (path, 1);
+  raw_exec (target, "DROP INDEX runs_open");
+  migrate_and_check (target, 1);
 }
 
 /* ---- profiles ------------------------------------------------------------ */
@@ -691,7 +1018,7 @@ test_profile_crud (void **state)
   g_clear_error (&error);
 
   /* An update keeps the creation time. */
-  raw_exec (f->path, "UPDATE profiles SET created = 1000, updated = 1000");
+  raw_exec (f->target, "UPDATE profiles SET created = 1000, updated = 1000");
   erp->demand_mib = 4096;
   assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_UPDATE, &error));
   assert_no_error (error);
@@ -739,13 +1066,13 @@ test_profile_invalid (void **state)
   g_autoptr(VmemProfile) badname = profile ("a b", 0);
   assert_false (vmem_store_profile_put (f->store, badname, VMEM_STORE_PUT_UPSERT, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM profiles"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM profiles"), 0);
 
   /* A row changed behind vmemd's back is reported, not used. */
   g_clear_error (&error);
   g_autoptr(VmemProfile) good = profile ("erp", 2048);
   assert_true (vmem_store_profile_put (f->store, good, VMEM_STORE_PUT_CREATE, &error));
-  raw_exec (f->path, "UPDATE profiles SET mode = 'turbo'");
+  raw_exec (f->target, "UPDATE profiles SET mode = 'turbo'");
   g_autoptr(VmemProfile) got = vmem_store_profile_get (f->store, "erp", &error);
   assert_null (got);
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
@@ -797,7 +1124,14 @@ test_profile_import (void **state)
   g_autoptr(GPtrArray) empty = g_ptr_array_new ();
   assert_true (vmem_store_profile_import (f->store, empty, TRUE, &c, &u, &d, &error));
   assert_int_equal (d, 2);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM profiles"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM profiles"), 0);
+}
+
+static const char *
+profiles_digest_sql (void)
+{
+  return DIALECT ("SELECT group_concat(name || demand_mib) FROM profiles",
+                  "SELECT string_agg(name || demand_mib, ',' ORDER BY name) FROM profiles");
 }
 
 static void
@@ -809,8 +1143,7 @@ test_profile_import_all_or_nothing (void **state)
 
   g_autoptr(VmemProfile) keep = profile ("keep", 512);
   assert_true (vmem_store_profile_put (f->store, keep, VMEM_STORE_PUT_CREATE, &error));
-  g_autofree char *before =
-    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *before = raw_text (f->target, profiles_digest_sql ());
 
   g_autoptr(GPtrArray) batch = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_profile_free);
   g_ptr_array_add (batch, profile ("new1", 1));
@@ -823,8 +1156,7 @@ test_profile_import_all_or_nothing (void **state)
   assert_false (vmem_store_profile_import (f->store, batch, TRUE, &c, &u, &d, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "profiles[2]");
-  g_autofree char *after =
-    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *after = raw_text (f->target, profiles_digest_sql ());
   assert_string_equal (before, after);
   g_clear_error (&error);
 
@@ -835,8 +1167,7 @@ test_profile_import_all_or_nothing (void **state)
   assert_false (vmem_store_profile_import (f->store, twice, FALSE, &c, &u, &d, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "profiles[1]");
-  g_autofree char *after2 =
-    raw_text (f->path, "SELECT group_concat(name || demand_mib) FROM profiles");
+  g_autofree char *after2 = raw_text (f->target, profiles_digest_sql ());
   assert_string_equal (before, after2);
 }
 
@@ -906,6 +1237,15 @@ test_domains (void **state)
 
 /* ---- samples and peaks --------------------------------------------------- */
 
+static const char *
+peaks_workloads_sql (void)
+{
+  return DIALECT ("SELECT count(*) || '/' || sum(peak_mib) || '/' || sum(samples) || '/'"
+                  " || group_concat(workload) FROM peaks",
+                  "SELECT count(*) || '/' || sum(peak_mib) || '/' || sum(samples) || '/'"
+                  " || string_agg(workload, ',' ORDER BY uuid, interval_s, start_t) FROM peaks");
+}
+
 static void
 test_samples_peaks (void **state)
 {
@@ -927,8 +1267,8 @@ test_samples_peaks (void **state)
     sample (UUID_C, "other", DAY0 + 10, 9000, TRUE, 8),
   };
   add_batch (f, cycle1, G_N_ELEMENTS (cycle1), NULL, 0);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 3);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 3);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), 0);
 
   /* Peaks are written as given, even where they disagree with the raw
    * samples: the tracker has seen samples the store never had.  B is a
@@ -950,8 +1290,8 @@ test_samples_peaks (void **state)
     sample (UUID_A, "erp", DAY0 + 1800, 1800, TRUE, 4),
   };
   add_batch (f, cycle2, G_N_ELEMENTS (cycle2), given, G_N_ELEMENTS (given));
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 4);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 4);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
 
   /* Read back identical. */
   g_autoptr(GPtrArray) hourly =
@@ -1005,7 +1345,7 @@ test_samples_peaks (void **state)
   };
   again[1].host = (char *) "hostB";
   add_batch (f, NULL, 0, again, G_N_ELEMENTS (again));
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), G_N_ELEMENTS (given));
   g_autoptr(GPtrArray) moved =
                vmem_store_peaks_for_workload (f->store, "erp-new", VMEM_STORE_HOUR, 0, &error);
   assert_int_equal (moved->len, 1);
@@ -1025,16 +1365,14 @@ test_samples_peaks (void **state)
 
   /* The estimator's read uses the index, not a scan of raw samples. */
   g_autofree char *plan =
-    raw_plan (f->path, "SELECT p.uuid, d.name FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
-                       " WHERE p.workload = 'erp' AND p.interval_s = 3600 AND p.start_t >= 0");
+    raw_plan (f->target, "SELECT p.uuid, d.name FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+                         " WHERE p.workload = 'erp' AND p.interval_s = 3600 AND p.start_t >= 0");
   assert_contains (plan, "peaks_workload");
   if (strstr (plan, "samples") != NULL)
     fail_msg ("the peaks query reads raw samples: %s", plan);
 
   /* One bad sample in a batch: nothing of the batch is written. */
-  g_autofree char *before = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
-                                               " || sum(samples) || '/' || group_concat(workload)"
-                                               " FROM peaks");
+  g_autofree char *before = raw_text (f->target, peaks_workloads_sql ());
   VmemSample mixed[] = {
     sample (UUID_A, "erp", DAY0 + 20, 3999, TRUE, 2),
     sample (UUID_A, NULL, DAY0 + 20, 1, TRUE, 2),
@@ -1074,11 +1412,9 @@ test_samples_peaks (void **state)
       g_clear_error (&error);
     }
 
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 4);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 4);
-  g_autofree char *after = raw_text (f->path, "SELECT count(*) || '/' || sum(peak_mib) || '/'"
-                                              " || sum(samples) || '/' || group_concat(workload)"
-                                              " FROM peaks");
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 4);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM domains"), 4);
+  g_autofree char *after = raw_text (f->target, peaks_workloads_sql ());
   assert_string_equal (before, after);
 
   /* An empty batch touches nothing. */
@@ -1158,11 +1494,11 @@ test_prune (void **state)
 
   assert_true (vmem_store_prune (f->store, now, 48, 90, &error));
   assert_no_error (error);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 1);
-  assert_int_equal (raw_int (f->path, "SELECT min(t) FROM samples"), now - 10 * 3600);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 1);
+  assert_int_equal (raw_int (f->target, "SELECT min(t) FROM samples"), now - 10 * 3600);
   g_autofree char *old_peaks = g_strdup_printf (
     "SELECT count(*) FROM peaks WHERE start_t < %" G_GINT64_FORMAT, now - 90 * 86400);
-  assert_int_equal (raw_int (f->path, old_peaks), 0);
+  assert_int_equal (raw_int (f->target, old_peaks), 0);
   g_autoptr(GPtrArray) hourly =
                vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
   assert_int_equal (hourly->len, 2);
@@ -1261,7 +1597,7 @@ test_runs (void **state)
   g_clear_error (&error);
   assert_int_equal (vmem_store_run_open (f->store, UUID_A, "hostA", NULL, t0, 0, &error), -1);
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM runs"), 3);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs"), 3);
 }
 
 static void
@@ -1308,8 +1644,9 @@ test_moves_and_history (void **state)
   assert_int_equal (other->len, 0);
 
   /* A move missing a field changes nothing. */
-  VmemMoveRow bad = { .uuid = UUID_A, .host = "hostA", .workload = "erp", .action = "grow",
-                      .mode = "balloon" };
+  VmemMoveRow bad = {
+    .uuid = UUID_A, .host = "hostA", .workload = "erp", .action = "grow", .mode = "balloon"
+  };
   assert_false (vmem_store_move_add (f->store, &bad, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
@@ -1434,7 +1771,8 @@ test_hosts (void **state)
 
 /* ---- a locked database --------------------------------------------------- */
 
-/* Another process holding the write lock fails a call within the busy
+/* Another process holding the write lock (SQLite), or a lock on a table
+ * the call writes (PostgreSQL), fails a call within the busy or lock
  * timeout (1 s), well inside the hook's budget, and the call changes
  * nothing; once the lock is gone the same call goes through. */
 static void
@@ -1448,10 +1786,22 @@ test_locked_fails_fast (void **state)
   };
   g_autoptr(GArray) peaks = batch_peaks (v, G_N_ELEMENTS (v));
 
-  sqlite3 *other = raw_open (f->path);
-  char *msg = NULL;
-  if (sqlite3_exec (other, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg ("cannot lock %s: %s", f->path, msg);
+  sqlite3 *other = NULL;
+#if HAVE_LIBPQ
+  PGconn *pg_other = NULL;
+  if (backend == BACKEND_PG)
+    {
+      pg_other = pg_raw_open (f->target);
+      PQclear (pg_raw_query (pg_other, "BEGIN; LOCK TABLE domains IN ACCESS EXCLUSIVE MODE"));
+    }
+  else
+#endif
+    {
+      char *msg = NULL;
+      other = sq_raw_open (f->target);
+      if (sqlite3_exec (other, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg ("cannot lock %s: %s", f->target, msg);
+    }
 
   gint64 t0 = g_get_monotonic_time ();
   gboolean ok = vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
@@ -1459,26 +1809,420 @@ test_locked_fails_fast (void **state)
   gint64 waited_ms = (g_get_monotonic_time () - t0) / 1000;
   assert_false (ok);
   assert_error (error, VMEM_ERROR_STORE);
-  assert_contains (error->message, f->path);
-  assert_contains (error->message, "locked");
+  assert_contains (error->message, target_name (f));
+  assert_contains (error->message, DIALECT ("locked", "lock timeout"));
   /* It did wait for the lock, and not for long. */
   if (waited_ms < 500 || waited_ms >= 3000)
     fail_msg ("a locked database failed the call after %" G_GINT64_FORMAT " ms", waited_ms);
   g_clear_error (&error);
 
-  if (sqlite3_exec (other, "ROLLBACK", NULL, NULL, &msg) != SQLITE_OK)
-    fail_msg ("cannot unlock %s: %s", f->path, msg);
-  sqlite3_close (other);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 0);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 0);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 0);
+#if HAVE_LIBPQ
+  if (pg_other != NULL)
+    {
+      PQclear (pg_raw_query (pg_other, "ROLLBACK"));
+      PQfinish (pg_other);
+    }
+#endif
+  if (other != NULL)
+    {
+      char *msg = NULL;
+      if (sqlite3_exec (other, "ROLLBACK", NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg ("cannot unlock %s: %s", f->target, msg);
+      sqlite3_close (other);
+    }
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM domains"), 0);
 
   assert_true (vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
                                        peaks->len, &error));
   assert_no_error (error);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 2);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), 4);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 2);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), 4);
 }
+
+/* ---- a batch that fails part way ----------------------------------------- */
+
+/* A write the database itself refuses part way through a batch (here a
+ * trigger, standing in for a full disk or a constraint): the call fails
+ * with STORE and nothing of the batch is left, not its samples, domains,
+ * run peaks nor the peaks written before the one refused. */
+static void
+test_batch_fails_midway (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemSample first[] = { sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2) };
+  add_samples (f, first, G_N_ELEMENTS (first));
+  gint64 run = vmem_store_run_open (f->store, UUID_B, "hostA", "erp", DAY0, 0, &error);
+  assert_no_error (error);
+  assert_true (run > 0);
+
+  raw_exec (f->target,
+            DIALECT ("CREATE TRIGGER boom BEFORE INSERT ON peaks WHEN NEW.peak_mib = 666"
+                     " BEGIN SELECT RAISE(ABORT, 'boom: refused'); END",
+                     "CREATE FUNCTION boom () RETURNS trigger LANGUAGE plpgsql AS $$BEGIN"
+                     "  IF NEW.peak_mib = 666 THEN RAISE EXCEPTION 'boom: refused'; END IF;"
+                     "  RETURN NEW; END$$;"
+                     "CREATE TRIGGER boom BEFORE INSERT ON peaks FOR EACH ROW"
+                     "  EXECUTE FUNCTION boom ()"));
+  VmemSample batch[] = {
+    sample (UUID_A, "erp", DAY0 + 20, 3000, FALSE, 4),
+    sample (UUID_B, "erp", DAY0 + 20, 4000, TRUE, 2),
+    sample (UUID_C, "other", DAY0 + 20, 500, TRUE, 1),
+  };
+  g_autoptr(GArray) peaks = batch_peaks (batch, G_N_ELEMENTS (batch));
+  VmemPeak bad = peak (UUID_C, "other", VMEM_STORE_DAY, DAY0 - 86400, 666, 1, 1, 1);
+  g_array_append_val (peaks, bad);
+
+  g_autofree char *before = raw_text (f->target, peaks_workloads_sql ());
+  assert_false (vmem_store_samples_add (f->store, batch, G_N_ELEMENTS (batch),
+                                        (VmemPeak *) peaks->data, peaks->len, &error));
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "boom: refused");
+  g_autofree char *which = g_strdup_printf ("peaks[%u]", peaks->len - 1);
+  assert_contains (error->message, which);
+  g_clear_error (&error);
+
+  g_autofree char *after = raw_text (f->target, peaks_workloads_sql ());
+  assert_string_equal (before, after);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 1);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM domains"), 2);
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_B, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs, 0))->peak_mib, 0);
+  g_autoptr(VmemDomainRow) a = vmem_store_domain_get (f->store, UUID_A, &error);
+  assert_no_error (error);
+  assert_int_equal (a->last_seen, DAY0 + 10);
+
+  /* The store goes on: without the trigger the same batch is written. */
+  raw_exec (f->target, DIALECT ("DROP TRIGGER boom", "DROP TRIGGER boom ON peaks"));
+  add_batch (f, batch, G_N_ELEMENTS (batch), (VmemPeak *) peaks->data, peaks->len);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 4);
+  g_autoptr(GPtrArray) runs2 = vmem_store_run_list (f->store, UUID_B, 0, &error);
+  assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 4000);
+}
+
+/* ---- PostgreSQL only ------------------------------------------------------ */
+
+#if HAVE_LIBPQ
+
+typedef struct {
+  const char *target;
+  VmemStore *store;
+  GError *error;
+} Opener;
+
+static gpointer
+opener_run (gpointer data)
+{
+  Opener *o = data;
+  o->store = vmem_store_open_pg (o->target, &o->error);
+  return NULL;
+}
+
+static const char advisory_waiting_sql[] =
+  "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+  " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+
+/* Opens @n stores of an empty database at once, on threads of their own,
+ * and checks that every one ends at the latest schema, migrated once. */
+static void
+open_racing (const char *target, guint n, PGconn *holder)
+{
+  g_autofree Opener *o = g_new0 (Opener, n);
+  g_autofree GThread **t = g_new0 (GThread *, n);
+
+  for (guint i = 0; i < n; i++)
+    {
+      o[i].target = target;
+      t[i] = g_thread_new ("opener", opener_run, &o[i]);
+    }
+  if (holder != NULL)
+    {
+      /* Every opener waits for the lock the test holds, past the lock
+       * timeout that bounds other calls (1 s): a migration waits as long
+       * as another host's takes.  Nothing is migrated meanwhile. */
+      gint64 waiting = 0;
+      for (guint tries = 0; tries < 200 && waiting < n; tries++)
+        {
+          g_usleep (50 * 1000);
+          waiting = raw_int (target, advisory_waiting_sql);
+        }
+      assert_int_equal (waiting, n);
+      g_usleep (1500 * 1000);
+      assert_int_equal (raw_int (target, advisory_waiting_sql), n);
+      g_autofree char *schema = raw_text (target, pg_schema_sql);
+      assert_null (schema);
+      g_autofree char *unlock = g_strdup_printf ("SELECT pg_advisory_unlock(%" G_GINT64_FORMAT ")",
+                                                 VMEM_STORE_PG_MIGRATION_LOCK);
+      PQclear (pg_raw_query (holder, unlock));
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_thread_join (t[i]);
+      assert_no_error (o[i].error);
+      assert_non_null (o[i].store);
+      assert_int_equal (vmem_store_schema_version (o[i].store), latest_version ());
+      vmem_store_free (o[i].store);
+    }
+  assert_int_equal (raw_int (target, "SELECT count(*) FROM schema_version"), latest_version ());
+  assert_int_equal (raw_int (target, "SELECT max(version) FROM schema_version"), latest_version ());
+}
+
+/* Hosts upgrading at once: each migration takes an advisory lock, so one
+ * migrates while the others wait, then find the work done. */
+static void
+test_pg_concurrent_migration (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *held = fresh_target (f, "held");
+  PGconn *holder = pg_raw_open (held);
+  g_autofree char *lock =
+    g_strdup_printf ("SELECT pg_advisory_lock(%" G_GINT64_FORMAT ")", VMEM_STORE_PG_MIGRATION_LOCK);
+  PQclear (pg_raw_query (holder, lock));
+  open_racing (held, 2, holder);
+  PQfinish (holder);
+
+  /* And a free-for-all, several times over. */
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autofree char *target = fresh_target (f, "race");
+      open_racing (target, 4, NULL);
+    }
+
+  /* A database already migrated is opened without the lock: holding it
+   * does not hold up a start. */
+  PGconn *other = pg_raw_open (f->target);
+  PQclear (pg_raw_query (other, lock));
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = g_get_monotonic_time ();
+  g_autoptr(VmemStore) store = vmem_store_open_pg (f->target, &error);
+  assert_no_error (error);
+  assert_true (g_get_monotonic_time () - t0 < G_USEC_PER_SEC);
+  PQfinish (other);
+}
+
+/* Terminates the store's sessions on the fixture's database, as a server
+ * restart or failover would; how many there were. */
+static gint64
+terminate_store_sessions (const char *dbname)
+{
+  g_autofree char *sql = g_strdup_printf ("SELECT count(pg_terminate_backend(pid, 5000))"
+                                          " FROM pg_stat_activity WHERE datname = '%s'"
+                                          " AND application_name = 'vmemd'",
+                                          dbname);
+  PGconn *c = pg_raw_open (pg_admin ());
+  PGresult *r = PQexec (c, sql);
+  gint64 n =
+    PQresultStatus (r) == PGRES_TUPLES_OK ? g_ascii_strtoll (PQgetvalue (r, 0, 0), NULL, 10) : -1;
+  PQclear (r);
+  PQfinish (c);
+  return n;
+}
+
+static gpointer
+terminate_later (gpointer dbname)
+{
+  g_usleep (300 * 1000);
+  return GINT_TO_POINTER ((int) terminate_store_sessions (dbname));
+}
+
+/* A lost connection fails the call it happens in with STORE, and changes
+ * nothing; the next call connects again and goes through. */
+static void
+test_pg_connection_lost (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  const char *dbname = g_ptr_array_index (f->dbs, 0);
+  g_autoptr(VmemProfile) erp = profile ("erp", 2048);
+
+  /* Lost while idle, between two calls. */
+  assert_int_equal (terminate_store_sessions (dbname), 1);
+  assert_false (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, target_name (f));
+  g_clear_error (&error);
+  assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
+  assert_no_error (error);
+  g_autoptr(VmemProfile) got = vmem_store_profile_get (f->store, "erp", &error);
+  assert_no_error (error);
+  assert_int_equal (got->demand_mib, 2048);
+
+  /* Lost in the middle of a transaction, while it waits for a lock. */
+  VmemSample v[] = {
+    sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
+    sample (UUID_B, "erp", DAY0 + 20, 2000, FALSE, 4),
+  };
+  g_autoptr(GArray) peaks = batch_peaks (v, G_N_ELEMENTS (v));
+  PGconn *other = pg_raw_open (f->target);
+  PQclear (pg_raw_query (other, "BEGIN; LOCK TABLE peaks IN ACCESS EXCLUSIVE MODE"));
+  GThread *killer = g_thread_new ("terminate", terminate_later, (gpointer) dbname);
+  assert_false (vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
+                                        peaks->len, &error));
+  assert_int_equal (GPOINTER_TO_INT (g_thread_join (killer)), 1);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_not_contains (error->message, "lock timeout");
+  g_clear_error (&error);
+  PQclear (pg_raw_query (other, "ROLLBACK"));
+  PQfinish (other);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM domains"), 0);
+
+  add_batch (f, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data, peaks->len);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 2);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), 4);
+}
+
+/* @conninfo with @key set to @value. */
+static char *
+conninfo_with (const char *conninfo, const char *key, const char *value)
+{
+  g_autofree char *quoted = g_strescape (value, NULL);
+  return g_strdup_printf ("%s %s='%s'", conninfo, key, quoted);
+}
+
+static char *
+conninfo_value (const char *conninfo, const char *key)
+{
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse (conninfo, &err);
+  char *out = NULL;
+  for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+    if (g_str_equal (o->keyword, key) && o->val != NULL)
+      out = g_strdup (o->val);
+  PQconninfoFree (opts);
+  return out;
+}
+
+/* A multi-host connection string: the hosts are tried in order, and on
+ * reconnecting only a writable one is taken (target_session_attrs), as
+ * after a failover where the old primary came back as a standby. */
+static void
+test_pg_multi_host (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  const char *dbname = g_ptr_array_index (f->dbs, 0);
+  g_autofree char *host = conninfo_value (f->target, "host");
+  if (host == NULL || host[0] != '/')
+    fail_msg ("VMEM_TEST_PG must name the server by its socket directory (host=/...)");
+  g_autofree char *dead = g_build_filename (f->dir, "no-server", NULL);
+  g_autofree char *hosts = g_strdup_printf ("%s,%s", dead, host);
+  g_autofree char *multi = conninfo_with (f->target, "host", hosts);
+  g_autofree char *conninfo = conninfo_with (multi, "target_session_attrs", "read-write");
+
+  g_clear_pointer (&f->store, vmem_store_free);
+  f->store = vmem_store_open_pg (conninfo, &error);
+  assert_no_error (error);
+  g_autoptr(VmemProfile) a = profile ("a", 1);
+  assert_true (vmem_store_profile_put (f->store, a, VMEM_STORE_PUT_CREATE, &error));
+  assert_no_error (error);
+
+  /* The only server left becomes read-only, and the session is lost. */
+  g_autofree char *ro =
+    g_strdup_printf ("ALTER DATABASE \"%s\" SET default_transaction_read_only = on", dbname);
+  pg_raw_exec (pg_admin (), ro);
+  assert_int_equal (terminate_store_sessions (dbname), 1);
+  g_autoptr(VmemProfile) b = profile ("b", 2);
+  assert_false (vmem_store_profile_put (f->store, b, VMEM_STORE_PUT_CREATE, &error));
+  assert_error (error, VMEM_ERROR_STORE);
+  g_clear_error (&error);
+  /* No writable host: the call fails rather than write to a standby. */
+  assert_false (vmem_store_profile_put (f->store, b, VMEM_STORE_PUT_CREATE, &error));
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "cannot reconnect");
+  assert_contains (error->message, "read-only");
+  g_clear_error (&error);
+
+  /* A writable server is back: the next call connects to it. */
+  g_autofree char *rw =
+    g_strdup_printf ("ALTER DATABASE \"%s\" RESET default_transaction_read_only", dbname);
+  pg_raw_exec (pg_admin (), rw);
+  assert_true (vmem_store_profile_put (f->store, b, VMEM_STORE_PUT_CREATE, &error));
+  assert_no_error (error);
+  g_autoptr(GPtrArray) list = vmem_store_profile_list (f->store, &error);
+  assert_no_error (error);
+  assert_int_equal (list->len, 2);
+
+  /* No host answers at all. */
+  g_autofree char *dead2 = g_build_filename (f->dir, "no-server-either", NULL);
+  g_autofree char *none = g_strdup_printf ("%s,%s", dead, dead2);
+  g_autofree char *nowhere = conninfo_with (f->target, "host", none);
+  g_autoptr(VmemStore) store = vmem_store_open_pg (nowhere, &error);
+  assert_null (store);
+  assert_error (error, VMEM_ERROR_STORE);
+  assert_contains (error->message, "cannot connect");
+  assert_contains (error->message, none);
+}
+
+/* A password in the connection string is refused, never echoed, and so is
+ * a string libpq cannot read; the messages name the server without it. */
+static void
+test_pg_conninfo (void **state)
+{
+  Fixture *f = *state;
+  static const struct {
+    const char *conninfo;
+    const char *want;
+  } refused[] = {
+    { "host=db dbname=vmemd user=vmemd password=s3cret", "put it in a password file" },
+    { "host=db dbname=vmemd user=vmemd password = 's3cret'", "passfile=PATH" },
+    { "postgresql://vmemd:s3cret@db/vmemd", "~/.pgpass" },
+    { "postgres://vmemd@db/vmemd?password=s3cret", "PGPASSFILE" },
+    { "host=db dbname='vmemd password=s3cret", "not a libpq connection string" },
+    { "host=db dbname=vmemd s3cret", "not a libpq connection string" },
+    { "postgresql://vmemd:s3%zzcret@db/vmemd", "not a libpq connection string" },
+    { "host=db dbnme=vmemd", "invalid connection option \"dbnme\"" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (refused); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(VmemStore) store = vmem_store_open_pg (refused[i].conninfo, &error);
+      assert_null (store);
+      assert_error (error, VMEM_ERROR_CONFIG);
+      assert_contains (error->message, "[store] postgres");
+      assert_contains (error->message, refused[i].want);
+      assert_not_contains (error->message, "s3");
+    }
+
+  /* The same through the configuration, and its check, which connects
+   * to nothing. */
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemConfig) config = vmem_config_new_default ();
+  config->backend = VMEM_STORE_POSTGRES;
+  config->postgres = conninfo_with (f->target, "password", "s3cret");
+  g_autoptr(VmemStore) store = vmem_store_open (config, &error);
+  assert_null (store);
+  assert_error (error, VMEM_ERROR_CONFIG);
+  assert_not_contains (error->message, "s3");
+  g_clear_error (&error);
+  assert_false (vmem_store_check_config (config, &error));
+  assert_error (error, VMEM_ERROR_CONFIG);
+  assert_contains (error->message, "password file");
+  assert_not_contains (error->message, "s3");
+  g_clear_error (&error);
+  g_free (config->postgres);
+  config->postgres = g_strdup ("host=/nonexistent-vmem-server dbname=vmemd");
+  assert_true (vmem_store_check_config (config, &error));
+  assert_no_error (error);
+
+  /* A server that cannot be reached: named by host, port, database and
+   * user, not by the rest of the string (the password file's path). */
+  g_autofree char *dead = g_build_filename (f->dir, "no-server", NULL);
+  g_autofree char *nowhere = conninfo_with (f->target, "host", dead);
+  g_autoptr(VmemStore) none = vmem_store_open_pg (nowhere, &error);
+  assert_null (none);
+  assert_error (error, VMEM_ERROR_STORE);
+  g_autofree char *want = g_strdup_printf ("postgres (host=%s", dead);
+  assert_contains (error->message, want);
+  assert_contains (error->message, "cannot connect");
+  assert_not_contains (error->message, "passfile");
+}
+
+#endif /* HAVE_LIBPQ */
 
 /* ---- crash safety -------------------------------------------------------- */
 
@@ -1535,7 +2279,7 @@ test_crash_mid_transaction (void **state)
   g_autoptr(GArray) peaks = batch_peaks ((VmemSample *) second->data, second->len);
 
   g_clear_pointer (&f->store, vmem_store_free);
-  g_autofree char *before = peaks_digest (f->path);
+  g_autofree char *before = peaks_digest (f->target);
 
   /* Killed while writing the samples, then while writing the peaks. */
   const guint points[] = { CRASH_BATCH / 2, second->len + peaks->len / 2 };
@@ -1547,7 +2291,7 @@ test_crash_mid_transaction (void **state)
       if (pid == 0)
         {
           g_autoptr(GError) child_error = NULL;
-          VmemStore *store = vmem_store_open_sqlite (f->path, &child_error);
+          VmemStore *store = vmem_store_open_sqlite (f->target, &child_error);
           if (store == NULL)
             _exit (2);
           vmem_store_sqlite_sample_hook = kill_self;
@@ -1559,21 +2303,21 @@ test_crash_mid_transaction (void **state)
       assert_int_equal (waitpid (pid, &status, 0), pid);
       if (!WIFSIGNALED (status) || WTERMSIG (status) != SIGKILL)
         fail_msg ("child was not killed mid-transaction at %u (status 0x%x)", crash_at, status);
-      g_autofree char *wal = g_strdup_printf ("%s-wal", f->path);
+      g_autofree char *wal = g_strdup_printf ("%s-wal", f->target);
       struct stat st;
       assert_int_equal (stat (wal, &st), 0);
       assert_true (st.st_size > 0);
 
       reopen (f);
-      g_autofree char *check = raw_text (f->path, "PRAGMA integrity_check");
+      g_autofree char *check = raw_text (f->target, "PRAGMA integrity_check");
       assert_string_equal (check, "ok");
-      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
-      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50);
+      assert_int_equal (raw_int (f->target, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+      assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 50);
       g_autofree char *half =
         g_strdup_printf ("SELECT count(*) FROM samples WHERE t >= %" G_GINT64_FORMAT, DAY0 + 7200);
-      assert_int_equal (raw_int (f->path, half), 0);
-      assert_int_equal (raw_int (f->path, "SELECT count(*) FROM domains"), 2);
-      g_autofree char *after = peaks_digest (f->path);
+      assert_int_equal (raw_int (f->target, half), 0);
+      assert_int_equal (raw_int (f->target, "SELECT count(*) FROM domains"), 2);
+      g_autofree char *after = peaks_digest (f->target);
       assert_string_equal (before, after);
       g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_B, 0, &error);
       assert_int_equal (((VmemRun *) g_ptr_array_index (runs, 0))->peak_mib, 0);
@@ -1583,9 +2327,9 @@ test_crash_mid_transaction (void **state)
   /* And the store goes on working: the same batch, uninterrupted. */
   reopen (f);
   add_batch (f, (VmemSample *) second->data, second->len, (VmemPeak *) peaks->data, peaks->len);
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM samples"), 50 + CRASH_BATCH + 2);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 50 + CRASH_BATCH + 2);
   /* A's hour and day were replaced by the batch's own, the rest added. */
-  assert_int_equal (raw_int (f->path, "SELECT count(*) FROM peaks"), peaks->len);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), peaks->len);
   g_autoptr(GPtrArray) hourly =
                vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
   const VmemPeak *a0 = find_peak (hourly, UUID_A, DAY0);
@@ -1632,35 +2376,74 @@ make_fixture (const char *version, const char *path)
 
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
+/* On both backends. */
+#define COMMON_TESTS                                                                               \
+  T (test_open_fresh), T (test_same_schema), T (test_open_from_config), T (test_foreign_database), \
+    T (test_newer_schema_refused), T (test_migrate_every_version),                                 \
+    T (test_failed_migration_rolls_back), T (test_profile_crud), T (test_profile_invalid),         \
+    T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
+    T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
+    T (test_moves_and_history), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
+    T (test_batch_fails_midway)
+
+static int
+run_sqlite (void)
+{
+  const struct CMUnitTest tests[] = {
+    COMMON_TESTS,
+    T (test_not_a_database),
+    T (test_migrate_fixtures),
+    T (test_crash_mid_transaction),
+  };
+  backend = BACKEND_SQLITE;
+  return cmocka_run_group_tests_name ("store-sqlite", tests, NULL, NULL);
+}
+
+static int
+run_pg (void)
+{
+#if HAVE_LIBPQ
+  const struct CMUnitTest tests[] = {
+    COMMON_TESTS,
+    T (test_pg_concurrent_migration),
+    T (test_pg_connection_lost),
+    T (test_pg_multi_host),
+    T (test_pg_conninfo),
+  };
+  /* A missing server is a failure, never a skip. */
+  const char *admin = g_getenv ("VMEM_TEST_PG");
+  if (admin == NULL || *admin == '\0')
+    {
+      g_printerr ("test-store --backend=postgres: VMEM_TEST_PG is not set.  It must be a libpq\n"
+                  "connection string to an administrator's database on a PostgreSQL server the\n"
+                  "tests may create databases on.  Start a private one (Debian's postgresql\n"
+                  "package) and run the tests again:\n"
+                  "    eval \"$(tools/test-postgres start)\"\n"
+                  "    meson test -C build --suite unit\n"
+                  "    tools/test-postgres stop \"$VMEM_TEST_PG_DIR\"\n");
+      return 1;
+    }
+  backend = BACKEND_PG;
+  return cmocka_run_group_tests_name ("store-postgres", tests, NULL, NULL);
+#else
+  g_printerr ("test-store: built without libpq: there is no PostgreSQL backend to test\n");
+  return 1;
+#endif
+}
+
 int
 main (int argc, char **argv)
 {
   if (argc == 4 && g_str_equal (argv[1], "--make-fixture"))
     return make_fixture (argv[2], argv[3]);
-
-  const struct CMUnitTest tests[] = {
-    T (test_open_fresh),
-    T (test_open_from_config),
-    T (test_not_a_database),
-    T (test_foreign_database),
-    T (test_newer_schema_refused),
-    T (test_migrate_every_version),
-    T (test_migrate_fixtures),
-    T (test_failed_migration_rolls_back),
-    T (test_profile_crud),
-    T (test_profile_invalid),
-    T (test_profile_import),
-    T (test_profile_import_all_or_nothing),
-    T (test_domains),
-    T (test_samples_peaks),
-    T (test_peaks_latest),
-    T (test_prune),
-    T (test_runs),
-    T (test_moves_and_history),
-    T (test_plans),
-    T (test_hosts),
-    T (test_locked_fails_fast),
-    T (test_crash_mid_transaction),
-  };
-  return cmocka_run_group_tests (tests, NULL, NULL);
+  if (argc == 2 && g_str_equal (argv[1], "--backend=postgres"))
+    return run_pg ();
+  if (argc == 2 && g_str_equal (argv[1], "--backend=sqlite"))
+    return run_sqlite ();
+  if (argc != 1)
+    {
+      g_printerr ("usage: test-store [--backend=sqlite|postgres | --make-fixture N PATH]\n");
+      return 2;
+    }
+  return run_sqlite ();
 }

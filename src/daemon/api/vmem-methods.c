@@ -675,7 +675,7 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
                           json_object_new_boolean (vmem_virt_is_connected (m->ctx.virt)));
   json_object_object_add (s, "ready", json_object_new_boolean (vmem_cache_is_ready (cache)));
   json_object_object_add (s, "store", json_object_new_string (m->ctx.store_backend));
-  json_object_object_add (s, "database", json_object_new_string (c->backend == VMEM_STORE_SQLITE ? c->database : "postgres"));
+  json_object_object_add (s, "database", json_object_new_string (m->ctx.store_location));
   json_object_object_add (s, "schema_version", json_object_new_int (m->ctx.schema_version));
   json_object_object_add (s, "started", json_object_new_int64 (m->ctx.started_at));
   json_object_object_add (s, "admission", json_object_new_string (vmem_admission_to_string (c->admission)));

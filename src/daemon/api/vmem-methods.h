@@ -29,6 +29,7 @@ typedef struct {
   VmemVirt          *virt;      /* assign and unassign run on its worker */
   VmemWorker        *store;     /* store jobs: the worker's state is the VmemStore */
   const char        *store_backend;
+  const char        *store_location; /* no password: vmem_store_location() */
   int                schema_version;
   gint64             started_at;
 

@@ -10,6 +10,7 @@
 typedef struct {
   const char *name;
   void (*free) (VmemStore *store);
+  const char *(*location) (VmemStore *store);
   int (*schema_version) (VmemStore *store);
   GPtrArray *(*profile_list) (VmemStore *store, GError **error);
   VmemProfile *(*profile_get) (VmemStore *store, const char *name, GError **error);
@@ -59,3 +60,15 @@ int vmem_store_sqlite_latest_version (void);
  * after writing each row of the batch, inside the open transaction, with
  * @index counting the samples first, then the peaks (n + i for peaks[i]). */
 extern void (*vmem_store_sqlite_sample_hook) (guint index);
+
+/* The PostgreSQL backend, built when libpq is found (HAVE_LIBPQ).  For
+ * the tests, as the SQLite ones above: open (creating or migrating) a
+ * database at exactly @version. */
+VmemStore *vmem_store_pg_open_at_version (const char *conninfo, int version, GError **error);
+int vmem_store_pg_latest_version (void);
+/* The checks of a connection string vmem_store_open_pg() makes first. */
+gboolean vmem_store_pg_check_conninfo (const char *conninfo, GError **error);
+
+/* The key of the advisory lock each migration transaction takes, so that
+ * one host migrates while the others wait (and then find it done). */
+#define VMEM_STORE_PG_MIGRATION_LOCK G_GINT64_CONSTANT (0x766d656d64) /* "vmemd" */

@@ -411,6 +411,12 @@ sq_free (VmemStore *store)
   g_free (s);
 }
 
+static const char *
+sq_location (VmemStore *store)
+{
+  return ((Sqlite *) store)->path;
+}
+
 static int
 sq_schema_version (VmemStore *store)
 {
@@ -1349,6 +1355,7 @@ sq_host_list (VmemStore *store, GError **error)
 static const VmemStoreOps sqlite_ops = {
   .name = "sqlite",
   .free = sq_free,
+  .location = sq_location,
   .schema_version = sq_schema_version,
   .profile_list = sq_profile_list,
   .profile_get = sq_profile_get,

@@ -2,6 +2,8 @@
 /* The backend-independent half of the store: argument checks, so that bad
  * input is refused the same way by every backend before anything is
  * written, then dispatch through the backend's operations. */
+#include "config.h"
+
 #include "vmem-store-private.h"
 #include "vmem-error.h"
 
@@ -125,12 +127,53 @@ vmem_store_open (const VmemConfig *config, GError **error)
         return NULL;
       return vmem_store_open_sqlite (config->database, error);
     case VMEM_STORE_POSTGRES:
+      if (!require ("[store] postgres", config->postgres, error))
+        return NULL;
+      return vmem_store_open_pg (config->postgres, error);
     default:
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
-                   "[store] backend=postgres: PostgreSQL backend not built into this vmemd");
-      return NULL;
+      g_return_val_if_reached (NULL);
     }
 }
+
+gboolean
+vmem_store_check_config (const VmemConfig *config, GError **error)
+{
+  g_return_val_if_fail (config != NULL, FALSE);
+
+  if (config->backend != VMEM_STORE_POSTGRES)
+    return TRUE;
+  if (config->postgres == NULL || *config->postgres == '\0')
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
+                   "[store] backend=postgres needs [store] postgres (a libpq connection string)");
+      return FALSE;
+    }
+  return vmem_store_pg_check_conninfo (config->postgres, error);
+}
+
+#if !HAVE_LIBPQ
+static gboolean
+not_built (GError **error)
+{
+  g_set_error (error, VMEM_ERROR, VMEM_ERROR_CONFIG,
+               "[store] backend=postgres: PostgreSQL backend not built into this vmemd "
+               "(it was built without libpq)");
+  return FALSE;
+}
+
+VmemStore *
+vmem_store_open_pg (const char *conninfo, GError **error)
+{
+  not_built (error);
+  return NULL;
+}
+
+gboolean
+vmem_store_pg_check_conninfo (const char *conninfo, GError **error)
+{
+  return not_built (error);
+}
+#endif
 
 void
 vmem_store_free (VmemStore *store)
@@ -149,6 +192,12 @@ const char *
 vmem_store_backend_name (VmemStore *store)
 {
   return store->ops->name;
+}
+
+const char *
+vmem_store_location (VmemStore *store)
+{
+  return store->ops->location (store);
 }
 
 void

@@ -3,8 +3,8 @@
 
 /* Persistent state: profiles, domains, samples, peaks, runs, plans, hosts.
  * Callers see only this interface; the backend (SQLite, the single-host
- * default) sits behind a table of operations so another (PostgreSQL, for a
- * cluster of hosts) can be added without touching them.  Every call is
+ * default, or PostgreSQL, a database that several hosts can reach) sits
+ * behind a table of operations and behaves the same either way.  Every call is
  * atomic: it commits whole or changes nothing.  A store is used from one
  * thread at a time (see vmem_store_open()).  Every failure of the
  * database itself is VMEM_ERROR_STORE; bad arguments are
@@ -161,10 +161,30 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
  * VMEM_ERROR_STORE within about a second, rather than waiting for it. */
 VmemStore *vmem_store_open (const VmemConfig *config, GError **error);
 VmemStore *vmem_store_open_sqlite (const char *path, GError **error);
+/* A PostgreSQL database, by a libpq connection string (one with a
+ * password is refused: libpq reads it from a password file).  Created
+ * tables go to the first schema of the search path, migrated as the SQLite
+ * database is (without a backup: that is the server's), one host at a time
+ * under an advisory lock; a database of a newer schema, or one holding
+ * tables but not vmemd's, is refused and left as it is.  A call that loses
+ * the connection fails with VMEM_ERROR_STORE; the next one connects again,
+ * to whichever host of the string is writable.  A lock held by another
+ * session fails a call after about a second, as in SQLite.  Without libpq
+ * this vmemd has no such backend: VMEM_ERROR_CONFIG. */
+VmemStore *vmem_store_open_pg (const char *conninfo, GError **error);
+/* What vmem_store_open() would refuse in @config before it connects: a
+ * backend this vmemd lacks, a PostgreSQL connection string that libpq
+ * cannot read or that holds a password (VMEM_ERROR_CONFIG).  Opens and
+ * connects to nothing, for vmemd --check-config. */
+gboolean vmem_store_check_config (const VmemConfig *config, GError **error);
 void vmem_store_free (VmemStore *store);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemStore, vmem_store_free)
 int vmem_store_schema_version (VmemStore *store);
 const char *vmem_store_backend_name (VmemStore *store);
+/* Where the store is, for messages and status: the SQLite file's path, or
+ * the PostgreSQL server's host, port, database and user (never more of
+ * the connection string). */
+const char *vmem_store_location (VmemStore *store);
 void vmem_store_set_startup_window (VmemStore *store, guint seconds);
 
 /* Profiles.  Lists are sorted by name; elements are VmemProfile.  put and
