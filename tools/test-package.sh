@@ -36,6 +36,8 @@ done
 
 work=$(mktemp -d /var/tmp/vmemd-package.XXXXXX)
 root="$work/root"
+# Every path below is under $root: never let it be the host's.
+case "$root" in /var/tmp/vmemd-package.*/root) ;; *) die "bad root '$root'" ;; esac
 daemon_pid=
 
 cleanup () {
@@ -43,11 +45,14 @@ cleanup () {
     kill "$daemon_pid" 2>/dev/null || true
     wait "$daemon_pid" 2>/dev/null || true
   fi
-  if mountpoint -q "$root/proc" 2>/dev/null; then umount "$root/proc" || umount -l "$root/proc"; fi
+  # Ours (proc) and any debootstrap left behind when it was interrupted,
+  # deepest first; rm then stays on this file system whatever happens.
+  awk -v r="$root/" 'index($2, r) == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount "$m" 2>/dev/null || umount -l "$m"; done
   if [ "${VMEM_KEEP:-}" = 1 ]; then
     echo "kept $work"
   else
-    rm -rf "$work"
+    rm -rf --one-file-system "$work"
   fi
 }
 trap cleanup EXIT
@@ -126,7 +131,7 @@ in_root bash -c '. /usr/share/bash-completion/completions/vmemctl && complete -p
 
 out=$(in_root vmemctl --version 2>&1) && fail "vmemctl --version: vmemd is not running, yet exit 0"
 echo "$out" | grep -qx "vmemctl ${version%%[-+]*}" || fail "vmemctl --version printed: $out"
-ok "vmemctl --version: $(echo "$out" | head -n 1)"
+ok "vmemctl --version prints vmemctl ${version%%[-+]*} with vmemd down"
 in_root vmemd --check-config | grep -q '^/etc/vmemd/vmemd.conf: OK$' || fail "vmemd --check-config"
 ok "vmemd --check-config: /etc/vmemd/vmemd.conf: OK"
 xml () {  # NAME UUID MEMORY_GIB
@@ -217,8 +222,9 @@ grep -q '^# edited by the administrator$' "$root/etc/vmemd/vmemd.conf" || fail "
 [ ! -e "$root/etc/vmemd/vmemd.conf.dpkg-new" ] || fail "conffile prompt"
 [ "$(readlink "$hook")" = /usr/libexec/vmem-hook ] || fail "hook link lost on upgrade"
 ok "conffile edit and hook kept"
-[ "$(stat -c '%a %U %G' "$root/var/lib/vmemd")" = "750 root vmemd" ] ||
-  fail "/var/lib/vmemd is $(stat -c '%a %U %G' "$root/var/lib/vmemd") after systemd-tmpfiles"
+# stat in the root: its group names are not the host's.
+[ "$(in_root stat -c '%a %U %G' /var/lib/vmemd)" = "750 root vmemd" ] ||
+  fail "/var/lib/vmemd is $(in_root stat -c '%a %U %G' /var/lib/vmemd) after systemd-tmpfiles"
 ok "systemd-tmpfiles gave /var/lib/vmemd to root:vmemd 0750"
 start_vmemd
 [ "$(profiles)" = "erp pg web " ] || fail "profiles after the upgrade: $(profiles)"
@@ -240,20 +246,21 @@ echo "    systemd-analyze security: ${score#→ }"
 # --- remove -----------------------------------------------------------------
 step "package: remove (as if systemd ran: the hook must go before the daemon)"
 mkdir -p "$root/run/systemd/system"
-in_root dpkg-divert --quiet --local --rename --add /usr/bin/deb-systemd-invoke
-cat >"$root/usr/bin/deb-systemd-invoke" <<'EOF'
+# Found first on the PATH the maintainer scripts get: records each call and
+# whether the hook link still exists at that moment.
+cat >"$root/usr/local/sbin/deb-systemd-invoke" <<'EOF'
 #!/bin/sh
-# Records each call and whether the hook link still exists at that moment.
 if [ -e /etc/libvirt/hooks/qemu.d/50-vmemd ]; then h=present; else h=absent; fi
 echo "$* hook=$h" >>/tmp/invoke.log
 EOF
-chmod 0755 "$root/usr/bin/deb-systemd-invoke"
-in_root dpkg -r vmemd >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpkg -r"; }
+chmod 0755 "$root/usr/local/sbin/deb-systemd-invoke"
+chroot "$root" env -i PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 \
+  dpkg -r vmemd >"$work/remove.log" 2>&1 || { cat "$work/remove.log" >&2; fail "dpkg -r"; }
 grep -q "^stop vmemd.service vmemd.socket hook=absent$" "$root/tmp/invoke.log" ||
-  { cat "$root/tmp/invoke.log" >&2; fail "the daemon was stopped before the hook was removed"; }
+  { cat "$root/tmp/invoke.log" "$work/remove.log" >&2
+    fail "the daemon was not stopped, or stopped before the hook was removed"; }
 ok "the hook was gone when the daemon was stopped"
-rm -f "$root/usr/bin/deb-systemd-invoke"
-in_root dpkg-divert --quiet --local --rename --remove /usr/bin/deb-systemd-invoke
+rm -f "$root/usr/local/sbin/deb-systemd-invoke"
 rmdir "$root/run/systemd/system"
 [ "$(in_root dpkg-query -W -f '${Status}' vmemd)" = "deinstall ok config-files" ] ||
   fail "status after remove"
