@@ -3,8 +3,10 @@
 # Installs what the tests need, builds with -Werror, and runs every test:
 # the unit suite (also under AddressSanitizer/UBSan), the store's half of
 # it on both backends (PostgreSQL: a private server this script starts,
-# its data in a temporary directory, stopped at exit), and the end-to-end
-# suite against a private libvirtd with QEMU guests.
+# its data in a temporary directory, stopped at exit), the end-to-end suite
+# against a private libvirtd with QEMU guests, and the Debian package's test
+# (tools/test-package.sh: build, lintian, systemd-analyze, install, upgrade,
+# remove and purge in a clean debootstrapped root).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/tools/lib.sh"
@@ -36,11 +38,19 @@ ninja -C "$asan" >/dev/null
 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   meson test -C "$asan" --no-rebuild --print-errorlogs --suite unit || rc=$?
 
-# One closing line over both builds: meson tests passed and failed.
-python3 - "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
+step "Debian package: build, lintian, install, upgrade, remove, purge in a clean root"
+package=passed
+bash "$top/tools/test-package.sh" || { package=failed; rc=1; }
+
+# One closing line over both builds and the package: tests passed and failed.
+python3 - "$package" "$build/meson-logs/testlog.json" "$asan/meson-logs/testlog.json" <<'PY'
 import json, sys
 ok = bad = 0
-for path in sys.argv[1:]:
+if sys.argv[1] == "passed":
+    ok += 1
+else:
+    bad += 1
+for path in sys.argv[2:]:
     try:
         lines = open(path).read().splitlines()
     except OSError:

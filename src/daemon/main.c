@@ -19,6 +19,7 @@ typedef struct {
   VmemDaemon *daemon;
   char       *config_path;
   gboolean    config_explicit;
+  char       *log_level; /* --log-level, which wins over the file's; NULL when not given */
 } App;
 
 static gboolean
@@ -50,6 +51,11 @@ on_hup (gpointer user_data)
   else
     {
       g_autofree char *restart = NULL;
+      if (app->log_level != NULL)
+        {
+          g_free (config->log_level);
+          config->log_level = g_strdup (app->log_level);
+        }
       vmem_daemon_reload (app->daemon, g_steal_pointer (&config), &restart);
       if (restart != NULL)
         g_warning ("configuration reloaded from %s, except what needs a restart of vmemd: %s",
@@ -76,11 +82,15 @@ int
 main (int argc, char **argv)
 {
   g_autofree char *config_path = NULL;
+  g_autofree char *log_level = NULL;
   gboolean version = FALSE, check = FALSE, foreground = FALSE;
   g_autoptr(GError) error = NULL;
   const GOptionEntry entries[] = {
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &config_path,
       "Configuration file (default: $VMEMD_CONFIG or " VMEM_CONFIG_DEFAULT_PATH ")", "FILE" },
+    { "log-level", 0, 0, G_OPTION_ARG_STRING, &log_level,
+      "Log threshold: error, warning, message, info or debug (overrides log_level in the "
+      "configuration file)", "LEVEL" },
     { "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
       "Run in the foreground (always the case; accepted for scripts)", NULL },
     { "check-config", 0, 0, G_OPTION_ARG_NONE, &check,
@@ -100,6 +110,13 @@ main (int argc, char **argv)
   if (argc > 1)
     {
       fprintf (stderr, "vmemd: unexpected argument '%s'\n", argv[1]);
+      return 2;
+    }
+  if (log_level != NULL && !vmem_log_level_valid (log_level))
+    {
+      fprintf (stderr,
+               "vmemd: --log-level: '%s' is not one of error, warning, message, info, debug\n",
+               log_level);
       return 2;
     }
   if (version)
@@ -135,7 +152,13 @@ main (int argc, char **argv)
       return 0;
     }
 
+  if (log_level != NULL)
+    {
+      g_free (config->log_level);
+      config->log_level = g_strdup (log_level);
+    }
   vmem_log_setup (config->log_level);
+  app.log_level = g_steal_pointer (&log_level);
 
   int listen_fd = -1;
 #if HAVE_LIBSYSTEMD
@@ -163,6 +186,7 @@ main (int argc, char **argv)
       g_clear_pointer (&app.daemon, vmem_daemon_free);
       g_main_loop_unref (app.loop);
       g_free (app.config_path);
+      g_free (app.log_level);
       return 1;
     }
 
@@ -180,6 +204,7 @@ main (int argc, char **argv)
   vmem_daemon_free (app.daemon);
   g_main_loop_unref (app.loop);
   g_free (app.config_path);
+  g_free (app.log_level);
   g_message ("stopped");
   return 0;
 }

@@ -7,6 +7,14 @@
 static GLogLevelFlags max_level = G_LOG_LEVEL_INFO;
 static gboolean to_journal;
 
+static const char *const level_names[] = { "error", "warning", "message", "info", "debug", NULL };
+
+gboolean
+vmem_log_level_valid (const char *level)
+{
+  return level != NULL && g_strv_contains (level_names, level);
+}
+
 static GLogLevelFlags
 level_from_string (const char *level)
 {
@@ -83,10 +91,51 @@ vmem_log_setup (const char *level)
   g_log_set_writer_func (writer, NULL, NULL);
 }
 
+/* One MESSAGE_ID per decision, so that the journal's message catalog
+ * (data/vmemd.catalog, installed in /usr/lib/systemd/catalog) explains it
+ * (journalctl -x).  An ID never changes once shipped; a new event gets a new
+ * one here and an entry in the catalog: tools/check-docs compares the two. */
+static const struct {
+  const char *event;
+  const char *message_id;
+} message_ids[] = {
+  { "admitted", "5d65703bd54b45b2837df3ad48cc198a" },
+  { "admitted-over", "b2256c135426483897c5d98b76dd20cd" },
+  { "admitted-not-ready", "694240edcee44441a646f9d69745429f" },
+  { "admitted-unchecked", "a0f719e25bd5432aa74416054fc6e340" },
+  { "refused", "486280cfa7f34787b856c0627743c36a" },
+  { "refused-not-ready", "f1a32be1578849c0ba50a27df83d8415" },
+  { "staged", "9f7ad0d76f16439bac03861a529983ef" },
+  { "observed", "af38b1643d5947788c411318329d1e72" },
+  { "not-staged", "346c0624e28445949550c11f9054e05c" },
+  { "plan-stale", "f54d188ea32949eb86db48b0453a9042" },
+  { "balloon-target", "707f72a90f4d4f51a8906fc17e3967aa" },
+  { "reservation-expired", "1b086a1b6cd94a97a6fc5150c4120928" },
+  { "assigned", "9d635da0ba0f4e87a9d02216779bae23" },
+  { "unassigned", "a1289cbee29546daac6c91e9824a63ac" },
+  { "profile-added", "59b21f5cf77c4d1e922ca83ca697f19a" },
+  { "profile-changed", "ff1ecc06df014541b882b2042fbfe78a" },
+  { "profile-removed", "6f2240333a2e44b0843890ee1c7a8a6e" },
+  { "profiles-imported", "a335b84d293f40baa11be1c01c5adce8" },
+  { "migrate", "d4264f9425644afba157538a2a067158" },
+  { "restore", "c5c414a2ac3d4b509312aa6bd59f4092" },
+};
+
+const char *
+vmem_log_message_id (const char *event)
+{
+  for (gsize i = 0; event != NULL && i < G_N_ELEMENTS (message_ids); i++)
+    if (g_str_equal (message_ids[i].event, event))
+      return message_ids[i].message_id;
+  return NULL;
+}
+
 static void
 log_decision (GLogLevelFlags level, const char *priority, const char *domain,
               const char *workload, const char *event, const char *msg)
 {
+  const char *id = vmem_log_message_id (event);
+  /* MESSAGE_ID last, so that an event without one leaves it out. */
   const GLogField fields[] = {
     { "MESSAGE", msg, -1 },
     { "PRIORITY", priority, -1 },
@@ -94,8 +143,10 @@ log_decision (GLogLevelFlags level, const char *priority, const char *domain,
     { "VMEMD_DOMAIN", domain ? domain : "", -1 },
     { "VMEMD_WORKLOAD", workload ? workload : "", -1 },
     { "VMEMD_EVENT", event ? event : "", -1 },
+    { "VMEMD_DECISION", event ? event : "", -1 },
+    { "MESSAGE_ID", id, -1 },
   };
-  g_log_structured_array (level, fields, G_N_ELEMENTS (fields));
+  g_log_structured_array (level, fields, G_N_ELEMENTS (fields) - (id == NULL ? 1 : 0));
 }
 
 void

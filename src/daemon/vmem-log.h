@@ -11,8 +11,16 @@ G_BEGIN_DECLS
 void vmem_log_setup (const char *level);
 void vmem_log_set_level (const char *level);
 
+/* Whether @level is one of the names vmem_log_setup() takes. */
+gboolean vmem_log_level_valid (const char *level);
+
+/* The journal MESSAGE_ID (32 hex digits) of a decision's @event, as in the
+ * message catalog vmemd.catalog; NULL for an event that has none. */
+const char *vmem_log_message_id (const char *event);
+
 /* One structured line per decision: MESSAGE plus VMEMD_DOMAIN,
- * VMEMD_WORKLOAD and VMEMD_EVENT fields in the journal. */
+ * VMEMD_WORKLOAD, VMEMD_EVENT, VMEMD_DECISION (the same as VMEMD_EVENT) and
+ * the event's MESSAGE_ID fields in the journal. */
 void vmem_log_decision (const char *domain,
                         const char *workload,
                         const char *event,
