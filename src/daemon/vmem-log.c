@@ -119,6 +119,11 @@ static const struct {
   { "profiles-imported", "a335b84d293f40baa11be1c01c5adce8" },
   { "migrate", "d4264f9425644afba157538a2a067158" },
   { "restore", "c5c414a2ac3d4b509312aa6bd59f4092" },
+  { "grow", "5fd31fa9fb4f42feacea93cf9276f5b9" },
+  { "shrink", "b7e7f74635f8446d8cd73afc0b33eabb" },
+  { "stuck", "597de45dfdc84ce182c8921469c7e33d" },
+  { "no-driver", "7c12d59650e8431dad1e801515e01b18" },
+  { "virtio-mem-requested", "c6ffbb87a34f4e74b0e23f376b2622a9" },
 };
 
 const char *
