@@ -71,6 +71,33 @@ print_status (json_object *s)
       printf ("%-24s %-10s %-20s %8s %8s %5s\n", vmemctl_get_str (d, "name"),
               vmemctl_get_str (d, "state"), wl, mem, cur, vmemctl_get_str (d, "vcpus"));
     }
+
+  /* After the start: each managed running domain, as the on-demand
+   * controller sees it. */
+  gboolean header = FALSE;
+  for (size_t i = 0; doms && i < json_object_array_length (doms); i++)
+    {
+      json_object *d = json_object_array_get_idx (doms, i);
+      json_object *action = NULL;
+      if (!vmemctl_get_bool (d, "managed") || !json_object_object_get_ex (d, "action", &action))
+        continue;
+      if (!header)
+        {
+          printf ("\nOn demand:\n%-24s %8s %8s %8s %8s %8s %-9s %s\n", "DOMAIN", "DEMAND",
+                  "TARGET", "ACTUAL", "USED", "AVAIL", "ACTION", "WHY");
+          header = TRUE;
+        }
+      g_autofree char *demand = json_object_object_get (d, "demand_mib")
+                                  ? fmt_size (vmemctl_get_i64 (d, "demand_mib"))
+                                  : g_strdup ("-");
+      g_autofree char *target = fmt_size (vmemctl_get_i64 (d, "target_mib"));
+      g_autofree char *actual = fmt_size (vmemctl_get_i64 (d, "current_mib"));
+      gboolean seen = json_object_object_get (d, "used_mib") != NULL;
+      g_autofree char *used = seen ? fmt_size (vmemctl_get_i64 (d, "used_mib")) : g_strdup ("-");
+      g_autofree char *avail = seen ? fmt_size (vmemctl_get_i64 (d, "available_mib")) : g_strdup ("-");
+      printf ("%-24s %8s %8s %8s %8s %8s %-9s %s\n", vmemctl_get_str (d, "name"), demand, target,
+              actual, used, avail, json_object_get_string (action), vmemctl_get_str (d, "reason"));
+    }
 }
 
 /* The estimator's working: the quantile of the peer levels, the margin and

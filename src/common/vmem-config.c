@@ -46,6 +46,11 @@ vmem_config_new_default (void)
   c->min_history_hours = 6.0;
   c->hysteresis_pct = 5.0;
   c->hysteresis_mib = 64;
+  /* The controller's own defaults (vmem_controller_config_init). */
+  c->min_buffer_mib = 512;
+  c->min_buffer_pct = 10;
+  c->surplus_hold = 3600;
+  c->shrink_half_life = 3600;
   return c;
 }
 
@@ -156,6 +161,10 @@ static const KeyDef keys[] = {
   { "estimator", "min_history_hours", KEY_DOUBLE, OFF (min_history_hours), 0, 24 * 365 },
   { "estimator", "hysteresis_pct", KEY_DOUBLE, OFF (hysteresis_pct), 0, 100 },
   { "estimator", "hysteresis_mib", KEY_SIZE, OFF (hysteresis_mib), 0, 0 },
+  { "controller", "min_buffer", KEY_SIZE, OFF (min_buffer_mib), 0, 0 },
+  { "controller", "min_buffer_pct", KEY_DOUBLE, OFF (min_buffer_pct), 0, 100 },
+  { "controller", "surplus_hold", KEY_UINT, OFF (surplus_hold), 0, 7 * 86400 },
+  { "controller", "shrink_half_life", KEY_UINT, OFF (shrink_half_life), 10, 7 * 86400 },
 };
 
 /* GKeyFile does not say on which line a key sits; find it so that errors

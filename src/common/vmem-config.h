@@ -65,6 +65,12 @@ typedef struct {
   double           min_history_hours; /* default 6 */
   double           hysteresis_pct;    /* default 5 */
   guint64          hysteresis_mib;    /* default 64 */
+
+  /* [controller]: the on-demand controller after the start */
+  guint64          min_buffer_mib;      /* free memory kept in a guest at least, default 512 */
+  double           min_buffer_pct;      /* ... and at least this % of <memory>, default 10 */
+  guint            surplus_hold;        /* seconds a surplus lasts before a shrink, default 3600 */
+  guint            shrink_half_life;    /* seconds in which a surplus then halves, default 3600 */
 } VmemConfig;
 
 #define VMEM_CONFIG_DEFAULT_PATH SYSCONFDIR "/vmemd/vmemd.conf"

@@ -15,6 +15,7 @@ vmem_domain_new_from_info (const VmemDomainInfo *info)
   d->prealloc = info->prealloc;
   d->virtio_mem_size_mib = info->virtio_mem_size_mib;
   d->virtio_mem_requested_mib = info->virtio_mem_requested_mib;
+  d->virtio_mem_staged = info->virtio_mem_staged;
   d->has_plan = info->has_plan;
   d->plan_demand_mib = info->plan_demand_mib;
   d->plan_time = info->plan_time;

@@ -37,6 +37,7 @@ typedef struct {
   gboolean        prealloc;    /* <allocation mode='immediate'/> */
   guint64         virtio_mem_size_mib;      /* virtio-mem devices' <size>, summed */
   guint64         virtio_mem_requested_mib; /* their <requested>, summed */
+  gboolean        virtio_mem_staged;        /* vmemd gave it its virtio-mem layout */
   /* The plan staged in the definition, when there is one. */
   gboolean        has_plan;
   guint64         plan_demand_mib;

@@ -13,6 +13,7 @@ static void
 entry_free (VmemCacheEntry *e)
 {
   vmem_domain_free (e->domain);
+  g_free (e->reason);
   g_free (e);
 }
 
@@ -65,6 +66,11 @@ vmem_cache_update (VmemCache *cache, VmemDomain *domain, gint64 now)
     {
       e->active_since = 0;
       e->period_set = FALSE;
+      e->seen_t = 0;
+      e->action = NULL;
+      g_clear_pointer (&e->reason, g_free);
+      e->target_mib = 0;
+      e->action_t = 0;
     }
   else if (e->active_since == 0)
     e->active_since = now;

@@ -19,6 +19,16 @@ typedef struct {
   gint64      active_since; /* monotonic µs when first seen running; 0 = not running */
   gboolean    period_set;   /* the collector gave it a stats period in this run */
   guint64     staged_mib;   /* demand known to be staged in its definition; 0 = unknown */
+  /* What the guest reported last, and the on-demand controller's last
+   * decision (action NULL: none yet in this run). */
+  gint64      seen_t;       /* unix seconds of the last sample; 0 = none */
+  guint64     used_mib;
+  guint64     available_mib;
+  gboolean    guest_quality;
+  const char *action;       /* static string */
+  char       *reason;
+  guint64     target_mib;
+  gint64      action_t;
 } VmemCacheEntry;
 
 /* A boot reservation: the boot footprint of a start admitted at prepare,

@@ -2,6 +2,7 @@
 #include "vmem-daemon.h"
 #include "vmem-cache.h"
 #include "vmem-collector.h"
+#include "vmem-control.h"
 #include "vmem-demand.h"
 #include "vmem-error.h"
 #include "vmem-hostmem.h"
@@ -34,6 +35,7 @@ struct _VmemDaemon {
   VmemCache     *cache;
   VmemVirt      *virt;
   VmemStager    *stager;
+  VmemControl   *control;
   VmemCollector *collector;
   VmemServer    *server;
   VmemMethods   *methods;
@@ -118,6 +120,7 @@ typedef enum {
   WRITE_PLAN,
   WRITE_HEARTBEAT,
   WRITE_PRUNE,
+  WRITE_MOVE,
 } WriteKind;
 
 typedef struct {
@@ -129,6 +132,7 @@ typedef struct {
   VmemDomainRow domain;
   VmemPlanRow   plan;
   VmemHostRow   host;
+  VmemMoveRow   move;
   char         *uuid, *host_name, *workload, *reason;
   gint64        t;
   guint64       mib;
@@ -197,6 +201,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
     case WRITE_PRUNE:
       ok = vmem_store_prune (store, w->t, w->raw_hours, w->peak_days, error);
       break;
+    case WRITE_MOVE:
+      ok = vmem_store_move_add (store, &w->move, error);
+      break;
     }
   return ok ? GINT_TO_POINTER (1) : NULL;
 }
@@ -204,6 +211,7 @@ store_write_work (gpointer state, gpointer data, GError **error)
 static const char *const write_names[] = {
   "record samples", "record a domain", "record the start of", "record the stop of",
   "record the plan of", "record the host heartbeat", "prune old samples",
+  "record a move of",
 };
 
 static void
@@ -427,11 +435,18 @@ static void
 apply_live_target (VmemDaemon *daemon, const VmemDomain *d)
 {
   const VmemProfile *p = profile_for (daemon, d);
-  if (p == NULL || !d->active || p->mode != VMEM_MODE_BALLOON)
+  if (p == NULL || !d->active)
     return;
+  if (p->mode != VMEM_MODE_BALLOON)
+    {
+      vmem_control_started (daemon->control, d->uuid, 0, now_s ());
+      return;
+    }
   g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
+  guint64 target = MIN (sp->plan.demand_mib, d->memory_mib);
   if (sp->plan.demand_mib < d->memory_mib)
-    vmem_stager_set_live_target (daemon->stager, d->uuid, sp->plan.demand_mib);
+    vmem_stager_set_live_target (daemon->stager, d->uuid, target);
+  vmem_control_started (daemon->control, d->uuid, target, now_s ());
 }
 
 typedef struct {
@@ -687,6 +702,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
       break;
     case VIR_DOMAIN_EVENT_STOPPED:
       start_over (daemon, uuid, "stopped");
+      vmem_control_forget (daemon->control, uuid);
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
@@ -730,6 +746,28 @@ want_period_cb (gpointer user_data)
   return out;
 }
 
+/* The host as the controller sees it: capacity, what is committed, and
+ * the kernel's figures. */
+static void
+controller_host (VmemDaemon *daemon, VmemControllerHost *host)
+{
+  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
+  VmemHostMem mem;
+  *host = (VmemControllerHost){
+    .capacity_mib = capacity_cb (daemon),
+    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                               commitments->len, NULL),
+  };
+  if (vmem_hostmem_read (NULL, NULL, &mem, NULL))
+    {
+      host->has_available = TRUE;
+      host->mem_available_mib = mem.available_mib;
+      host->has_psi = mem.has_psi;
+      host->psi_some_avg10 = mem.psi_some_avg10;
+      host->psi_full_avg10 = mem.psi_full_avg10;
+    }
+}
+
 static VmemPeak
 peak_row (StoreWrite *w, const char *workload, const VmemPeakObs *o)
 {
@@ -757,6 +795,7 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
   w->samples = g_array_new (FALSE, TRUE, sizeof (VmemSample));
   w->peaks = g_array_new (FALSE, TRUE, sizeof (VmemPeak));
   g_autoptr(GHashTable) moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GArray) inputs = g_array_new (FALSE, TRUE, sizeof (VmemControlInput));
 
   if (daemon->stopping)
     {
@@ -776,6 +815,37 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
         continue;
       gboolean guest = FALSE;
       guint64 used = vmem_collector_used_mib (s, now, interval, &guest);
+      if (e->domain->active)
+        {
+          /* The controller sees every cycle of a running domain, also a
+           * guest that does not report (it is then left alone). */
+          VmemControlInput in = {
+            .entry = e,
+            .profile = p,
+            .sample = {
+              .t = now,
+              .fresh = guest,
+              /* MemTotal less MemAvailable: the guest's own view, which
+               * also counts plugged virtio-mem memory. */
+              .used_mib = guest && s->available_kib >= s->usable_kib
+                            ? (s->available_kib - s->usable_kib) / 1024
+                            : used,
+              .available_mib = s->usable_kib / 1024,
+              .total_mib = s->available_kib / 1024,
+              .actual_mib = s->current_kib / 1024,
+              .swap_in_kib = s->swap_in_kib,
+              .major_fault = s->major_fault,
+            },
+          };
+          g_array_append_val (inputs, in);
+          if (guest)
+            {
+              e->seen_t = now;
+              e->used_mib = in.sample.used_mib;
+              e->available_mib = in.sample.available_mib;
+              e->guest_quality = TRUE;
+            }
+        }
       if (!vmem_collector_keep_sample (guest, e->active_since, mono))
         continue;
       guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
@@ -828,12 +898,40 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
   else
     store_write (daemon, w);
 
+  if (inputs->len > 0)
+    {
+      VmemControllerHost host;
+      controller_host (daemon, &host);
+      vmem_control_cycle (daemon->control, (VmemControlInput *) inputs->data, inputs->len, &host,
+                          now);
+    }
+
   /* Peers' new peaks may move the estimate of domains staged earlier. */
   GHashTableIter it;
   const char *workload;
   g_hash_table_iter_init (&it, moved);
   while (g_hash_table_iter_next (&it, (gpointer *) &workload, NULL))
     restage_moved (daemon, workload);
+}
+
+static void
+moved_cb (const VmemControlMove *m, gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  StoreWrite *w = store_write_new (WRITE_MOVE, m->name);
+  w->move = (VmemMoveRow){
+    .uuid = (char *) str (w, m->uuid),
+    .host = (char *) str (w, daemon->config->host_name),
+    .workload = (char *) str (w, m->workload),
+    .t = m->t,
+    .action = (char *) str (w, m->action),
+    .mode = (char *) str (w, m->mode),
+    .from_mib = m->from_mib,
+    .to_mib = m->to_mib,
+    .applied = m->applied,
+    .reason = (char *) str (w, m->reason),
+  };
+  store_write (daemon, w);
 }
 
 static void
@@ -1106,6 +1204,13 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   daemon->virt = vmem_virt_new (c->uri, &virt_callbacks, daemon);
   const VmemStagerCallbacks stager_callbacks = { .staged = on_staged };
   daemon->stager = vmem_stager_new (daemon->virt, &stager_callbacks, daemon);
+  const VmemControlCallbacks control_callbacks = { .moved = moved_cb };
+  daemon->control = vmem_control_new (daemon->stager, &control_callbacks, daemon);
+  if (!vmem_control_configure (daemon->control, c, error))
+    {
+      g_prefix_error (error, "[controller]: ");
+      return FALSE;
+    }
 
   daemon->server = vmem_server_new (&limits);
   vmem_server_set_admin_group (daemon->server, c->admin_group);
@@ -1191,6 +1296,13 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
                                cur->margin_pct != next->margin_pct ||
                                cur->min_peers != next->min_peers ||
                                cur->min_history_hours != next->min_history_hours;
+  if (daemon->control != NULL)
+    {
+      g_autoptr(GError) local = NULL;
+      if (!vmem_control_configure (daemon->control, next, &local))
+        g_warning ("[controller] settings not applied, keeping the running ones: %s",
+                   local->message);
+    }
   vmem_log_set_level (next->log_level);
   if (daemon->collector != NULL)
     vmem_collector_set_interval (daemon->collector, next->stats_interval);
@@ -1239,6 +1351,7 @@ vmem_daemon_free (VmemDaemon *daemon)
    * stager: free them after it. */
   g_clear_pointer (&daemon->virt, vmem_virt_free);
   g_clear_pointer (&daemon->collector, vmem_collector_free);
+  g_clear_pointer (&daemon->control, vmem_control_free);
   g_clear_pointer (&daemon->stager, vmem_stager_free);
   /* Writes still queued are written before the store closes. */
   g_clear_pointer (&daemon->store_worker, vmem_worker_free);

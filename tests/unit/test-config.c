@@ -125,6 +125,10 @@ assert_defaults (const VmemConfig *c)
   assert_true (c->min_history_hours == 6.0);
   assert_true (c->hysteresis_pct == 5.0);
   assert_int_equal (c->hysteresis_mib, 64);
+  assert_int_equal (c->min_buffer_mib, 512);
+  assert_true (c->min_buffer_pct == 10);
+  assert_int_equal (c->surplus_hold, 3600);
+  assert_int_equal (c->shrink_half_life, 3600);
 }
 
 static void
@@ -557,6 +561,8 @@ static const char *const all_keys[] = {
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
   "estimator.hysteresis_pct", "estimator.hysteresis_mib",
+  "controller.min_buffer", "controller.min_buffer_pct", "controller.surplus_hold",
+  "controller.shrink_half_life",
 };
 
 /* The shipped data/vmemd.conf loads as it is, names every key once, and

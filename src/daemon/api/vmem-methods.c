@@ -718,6 +718,27 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
       json_object_object_add (d, "memory_mib", json_object_new_int64 ((gint64) dom->memory_mib));
       json_object_object_add (d, "current_mib", json_object_new_int64 ((gint64) dom->current_mib));
       json_object_object_add (d, "vcpus", json_object_new_int ((int) dom->vcpus));
+      if (p != NULL && e->staged_mib > 0)
+        json_object_object_add (d, "demand_mib", json_object_new_int64 ((gint64) e->staged_mib));
+      if (p != NULL && dom->active)
+        {
+          /* After the start: what the guest said last and what the
+           * on-demand controller made of it. */
+          if (e->seen_t > 0)
+            {
+              json_object_object_add (d, "used_mib", json_object_new_int64 ((gint64) e->used_mib));
+              json_object_object_add (d, "available_mib",
+                                      json_object_new_int64 ((gint64) e->available_mib));
+              json_object_object_add (d, "seen", json_object_new_int64 (e->seen_t));
+            }
+          if (e->action != NULL)
+            {
+              json_object_object_add (d, "target_mib", json_object_new_int64 ((gint64) e->target_mib));
+              json_object_object_add (d, "action", json_object_new_string (e->action));
+              json_object_object_add (d, "reason", json_object_new_string (e->reason ? e->reason : ""));
+              json_object_object_add (d, "action_time", json_object_new_int64 (e->action_t));
+            }
+        }
       json_object_array_add (arr, d);
     }
   json_object_object_add (s, "domains", arr);

@@ -1,0 +1,241 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "vmem-control.h"
+#include "vmem-log.h"
+#include "vmem-units.h"
+
+#include <string.h>
+
+/* Samples kept per domain: the newest is acted on, the one before gives
+ * the rates. */
+#define KEEP_SAMPLES 4
+
+typedef struct {
+  VmemControllerState  state;
+  VmemControllerSample samples[KEEP_SAMPLES];
+  guint                n_samples;
+  gboolean             said_no_driver;
+} DomainState;
+
+struct _VmemControl {
+  VmemStager          *stager;
+  VmemControlCallbacks callbacks;
+  gpointer             user_data;
+  VmemControllerConfig config;
+  GHashTable          *domains; /* uuid -> DomainState */
+};
+
+VmemControl *
+vmem_control_new (VmemStager *stager, const VmemControlCallbacks *callbacks, gpointer user_data)
+{
+  VmemControl *c = g_new0 (VmemControl, 1);
+  c->stager = stager;
+  if (callbacks != NULL)
+    c->callbacks = *callbacks;
+  c->user_data = user_data;
+  vmem_controller_config_init (&c->config);
+  c->domains = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  return c;
+}
+
+gboolean
+vmem_control_configure (VmemControl *c, const VmemConfig *config, GError **error)
+{
+  VmemControllerConfig next;
+  vmem_controller_config_init (&next);
+  next.min_buffer_mib = config->min_buffer_mib;
+  next.min_buffer_pct = config->min_buffer_pct;
+  next.surplus_hold_s = config->surplus_hold;
+  next.shrink_half_life_s = config->shrink_half_life;
+  next.pressure_hold_s = MIN (next.pressure_hold_s, next.surplus_hold_s);
+  if (!vmem_controller_config_validate (&next, error))
+    return FALSE;
+  c->config = next;
+  return TRUE;
+}
+
+void
+vmem_control_free (VmemControl *c)
+{
+  if (c == NULL)
+    return;
+  g_hash_table_unref (c->domains);
+  g_free (c);
+}
+
+static DomainState *
+state_for (VmemControl *c, const char *uuid)
+{
+  DomainState *ds = g_hash_table_lookup (c->domains, uuid);
+  if (ds == NULL)
+    {
+      ds = g_new0 (DomainState, 1);
+      vmem_controller_state_init (&ds->state);
+      g_hash_table_insert (c->domains, g_strdup (uuid), ds);
+    }
+  return ds;
+}
+
+void
+vmem_control_started (VmemControl *c, const char *uuid, guint64 target_mib, gint64 now)
+{
+  g_hash_table_remove (c->domains, uuid);
+  DomainState *ds = state_for (c, uuid);
+  if (target_mib > 0)
+    vmem_controller_sent (&ds->state, target_mib, now);
+}
+
+void
+vmem_control_forget (VmemControl *c, const char *uuid)
+{
+  g_hash_table_remove (c->domains, uuid);
+}
+
+static void
+push_sample (DomainState *ds, const VmemControllerSample *s)
+{
+  if (ds->n_samples == KEEP_SAMPLES)
+    {
+      memmove (ds->samples, ds->samples + 1, sizeof ds->samples[0] * (KEEP_SAMPLES - 1));
+      ds->n_samples--;
+    }
+  ds->samples[ds->n_samples++] = *s;
+}
+
+/* In virtio-mem form the target is the guest's memory: the device's
+ * requested size is what lies above the base. */
+static gboolean
+is_virtio_mem (const VmemProfile *p, const VmemDomain *d)
+{
+  return p->mode == VMEM_MODE_VIRTIO_MEM && d->virtio_mem_staged && d->virtio_mem_size_mib > 0;
+}
+
+static guint64
+virtio_mem_base_mib (const VmemDomain *d)
+{
+  return d->memory_mib > d->virtio_mem_size_mib ? d->memory_mib - d->virtio_mem_size_mib : 0;
+}
+
+static void
+apply (VmemControl *c, VmemCacheEntry *e, const VmemProfile *p, const VmemControllerDecision *d,
+       gint64 now)
+{
+  const VmemDomain *dom = e->domain;
+  gboolean applied = FALSE;
+
+  if (!d->observe && p->mode != VMEM_MODE_OBSERVE)
+    {
+      if (is_virtio_mem (p, dom))
+        {
+          guint64 base = virtio_mem_base_mib (dom);
+          vmem_stager_set_virtio_mem_requested (c->stager, dom->uuid,
+                                                d->target_mib > base ? d->target_mib - base : 0);
+          applied = TRUE;
+        }
+      else if (p->mode == VMEM_MODE_BALLOON)
+        {
+          vmem_stager_set_live_target (c->stager, dom->uuid, d->target_mib);
+          applied = TRUE;
+        }
+    }
+  DomainState *ds = state_for (c, dom->uuid);
+  if (applied)
+    vmem_controller_sent (&ds->state, d->target_mib, now);
+
+  g_autofree char *from = vmem_size_format (d->from_mib);
+  g_autofree char *to = vmem_size_format (d->target_mib);
+  const char *action = vmem_controller_action_to_string (d->action);
+  if (applied)
+    vmem_log_decision (dom->name, p->name, action, "%s %s from %s to %s: %s", action, dom->name,
+                       from, to, d->reason);
+  else
+    vmem_log_decision (dom->name, p->name, action,
+                       "would %s %s from %s to %s (mode %s: nothing changed): %s", action,
+                       dom->name, from, to, vmem_mode_to_string (p->mode), d->reason);
+  if (c->callbacks.moved != NULL)
+    {
+      const VmemControlMove move = {
+        .uuid = dom->uuid,
+        .name = dom->name,
+        .workload = p->name,
+        .mode = vmem_mode_to_string (p->mode),
+        .action = action,
+        .from_mib = d->from_mib,
+        .to_mib = d->target_mib,
+        .applied = applied,
+        .reason = d->reason,
+        .t = now,
+      };
+      c->callbacks.moved (&move, c->user_data);
+    }
+}
+
+void
+vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
+                    const VmemControllerHost *host, gint64 now)
+{
+  g_autofree VmemControllerDecision *decisions = g_new0 (VmemControllerDecision, MAX (n, 1));
+
+  for (gsize i = 0; i < n; i++)
+    {
+      VmemCacheEntry *e = in[i].entry;
+      const VmemDomain *dom = e->domain;
+      DomainState *ds = state_for (c, dom->uuid);
+      push_sample (ds, &in[i].sample);
+
+      guint64 actual = in[i].sample.actual_mib;
+      if (is_virtio_mem (in[i].profile, dom))
+        actual = ds->state.sent_mib ? ds->state.sent_mib
+                                    : virtio_mem_base_mib (dom) + dom->virtio_mem_requested_mib;
+      const VmemControllerDomain cd = {
+        .name = dom->name,
+        .memory_mib = dom->memory_mib,
+        .target_mib = ds->state.sent_mib ? ds->state.sent_mib : actual,
+        .actual_mib = actual,
+      };
+      vmem_controller_decide (&c->config, in[i].profile, &cd, ds->samples, ds->n_samples, host,
+                              &ds->state, now, &decisions[i]);
+    }
+  vmem_controller_arbitrate (&c->config, host, decisions, n);
+
+  for (gsize i = 0; i < n; i++)
+    {
+      VmemCacheEntry *e = in[i].entry;
+      const VmemProfile *p = in[i].profile;
+      const VmemControllerDecision *d = &decisions[i];
+      DomainState *ds = state_for (c, e->domain->uuid);
+
+      e->action = vmem_controller_action_to_string (d->action);
+      g_free (e->reason);
+      e->reason = g_strdup (d->reason);
+      e->target_mib = d->target_mib;
+      e->action_t = now;
+
+      switch (d->action)
+        {
+        case VMEM_CONTROLLER_NO_DRIVER:
+          if (!ds->said_no_driver)
+            vmem_log_decision (e->domain->name, p->name, "no-driver", "%s: %s", e->domain->name,
+                               d->reason);
+          ds->said_no_driver = TRUE;
+          break;
+        case VMEM_CONTROLLER_STUCK:
+          {
+            g_autofree char *key = g_strconcat ("stuck:", e->domain->uuid, NULL);
+            vmem_log_warning_limited (key, 1800, "%s: %s", e->domain->name, d->reason);
+          }
+          if (d->send)
+            apply (c, e, p, d, now);
+          break;
+        case VMEM_CONTROLLER_GROW:
+        case VMEM_CONTROLLER_SHRINK:
+          if (d->send)
+            apply (c, e, p, d, now);
+          break;
+        case VMEM_CONTROLLER_HOLD:
+        case VMEM_CONTROLLER_NO_STATS:
+        default:
+          break;
+        }
+      vmem_controller_decision_clear (&decisions[i]);
+    }
+}
