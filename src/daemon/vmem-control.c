@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-control.h"
+#include "vmem-collector.h"
 #include "vmem-log.h"
 #include "vmem-units.h"
 
@@ -127,8 +128,7 @@ apply (VmemControl *c, VmemCacheEntry *e, const VmemProfile *p, const VmemContro
       if (is_virtio_mem (p, dom))
         {
           guint64 base = virtio_mem_base_mib (dom);
-          vmem_stager_set_virtio_mem_requested (c->stager, dom->uuid,
-                                                d->target_mib > base ? d->target_mib - base : 0);
+          vmem_stager_set_virtio_mem_requested (c->stager, dom->uuid, d->target_mib - base);
           applied = TRUE;
         }
       else if (p->mode == VMEM_MODE_BALLOON)
@@ -201,8 +201,20 @@ vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
     {
       VmemCacheEntry *e = in[i].entry;
       const VmemProfile *p = in[i].profile;
-      const VmemControllerDecision *d = &decisions[i];
+      VmemControllerDecision *d = &decisions[i];
       DomainState *ds = state_for (c, e->domain->uuid);
+
+      /* A guest in virtio-mem form never goes below its base memory: a
+       * shrink there is no move. */
+      if (is_virtio_mem (p, e->domain) && (d->action == VMEM_CONTROLLER_GROW ||
+                                           d->action == VMEM_CONTROLLER_SHRINK))
+        {
+          guint64 base = virtio_mem_base_mib (e->domain);
+          if (d->target_mib < base)
+            d->target_mib = base;
+          if (d->target_mib == d->from_mib)
+            d->send = FALSE;
+        }
 
       e->action = vmem_controller_action_to_string (d->action);
       g_free (e->reason);
@@ -213,7 +225,11 @@ vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
       switch (d->action)
         {
         case VMEM_CONTROLLER_NO_DRIVER:
-          if (!ds->said_no_driver)
+          /* A booting guest has not loaded its driver yet: say it once
+           * the start-up grace is over. */
+          if (!ds->said_no_driver && e->active_since > 0 &&
+              g_get_monotonic_time () - e->active_since >=
+                VMEM_COLLECTOR_STARTUP_GRACE_S * G_USEC_PER_SEC)
             vmem_log_decision (e->domain->name, p->name, "no-driver", "%s: %s", e->domain->name,
                                d->reason);
           ds->said_no_driver = TRUE;

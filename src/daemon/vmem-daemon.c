@@ -825,9 +825,12 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
             .sample = {
               .t = now,
               .fresh = guest,
-              /* MemTotal less MemAvailable: the guest's own view, which
-               * also counts plugged virtio-mem memory. */
-              .used_mib = guest && s->available_kib >= s->usable_kib
+              /* In virtio-mem form, MemTotal less MemAvailable: plugged
+               * memory is not in the balloon's actual size.  Otherwise the
+               * balloon's actual size less MemAvailable: with autodeflate
+               * an inflated balloon stays in MemTotal. */
+              .used_mib = guest && p->mode == VMEM_MODE_VIRTIO_MEM &&
+                              e->domain->virtio_mem_staged && s->available_kib >= s->usable_kib
                             ? (s->available_kib - s->usable_kib) / 1024
                             : used,
               .available_mib = s->usable_kib / 1024,

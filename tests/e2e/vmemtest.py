@@ -312,6 +312,9 @@ class Host:
             "store": {"database": self.database},
             "hook": {"timeout_ms": "2000"},
             "admission": {"mode": "enforce", "reserve": "0"},
+            # Test guests are small: a buffer sized for them, so that the
+            # on-demand controller moves them only on real pressure.
+            "controller": {"min_buffer": "32M", "min_buffer_pct": "0"},
         }
         for group, keys in (config or {}).items():
             for name, value in keys.items():

@@ -91,7 +91,12 @@ mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "vmem-guest: init started"
+# vmem_no_balloon=1 leaves the balloon driver out: a guest that never
+# reports memory statistics.
+skip=
+grep -q vmem_no_balloon=1 /proc/cmdline && skip=virtio_balloon
 for m in $modules; do
+  [ "\$m" = "\$skip" ] && continue
   [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko
 done
 echo "vmem-guest: modules loaded"
