@@ -18,7 +18,15 @@
 gboolean
 vmem_hook_may_refuse (const char *op, const char *subop)
 {
-  return (g_str_equal (op, "prepare") || g_str_equal (op, "start")) && g_str_equal (subop, "begin");
+  return (g_str_equal (op, "prepare") || g_str_equal (op, "migrate") ||
+          g_str_equal (op, "restore")) &&
+         g_str_equal (subop, "begin");
+}
+
+guint
+vmem_hook_short_ms (guint timeout_ms)
+{
+  return CLAMP (timeout_ms / 10, 20, 200);
 }
 
 gboolean
@@ -164,6 +172,43 @@ say (int fd, const char *text)
   write_all (fd, line, strlen (line));
 }
 
+/* --- vmemd known to be silent ------------------------------------------------ */
+
+/* A file beside vmemd's socket holds the monotonic time at which a call
+ * last went unanswered for the whole timeout. */
+static char *
+silent_path (const VmemConfig *config)
+{
+  return g_strconcat (config->socket_path, ".silent", NULL);
+}
+
+static gboolean
+silent_recently (const char *path)
+{
+  char buf[64] = "";
+  int fd = open (path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  gint64 t = 0;
+  if (n <= 0 || !g_ascii_string_to_signed (g_strstrip (buf), 10, 0, G_MAXINT64, &t, NULL))
+    return FALSE;
+  gint64 age = g_get_monotonic_time () - t;
+  return age >= 0 && age < (gint64) VMEM_HOOK_SILENT_WINDOW_S * G_USEC_PER_SEC;
+}
+
+static void
+silent_mark (const char *path)
+{
+  g_autofree char *text = g_strdup_printf ("%" G_GINT64_FORMAT "\n", g_get_monotonic_time ());
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  write_all (fd, text, strlen (text));
+  close (fd);
+}
+
 /* --- the hook --------------------------------------------------------------- */
 
 /* vmemd could not be asked.  Only a start may be refused for that, and only
@@ -199,10 +244,11 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   const char *domain = argv[1], *op = argv[2];
   const char *subop = argc > 3 ? argv[3] : "-";
   const char *extra = argc > 4 ? argv[4] : NULL;
-  gboolean may_refuse = vmem_hook_may_refuse (op, subop);
+  /* Only the events that need an answer wait for one. */
+  gboolean waits = vmem_hook_may_refuse (op, subop);
 
   /* Until the config says otherwise: the default timeout, fail open. */
-  backstop_arm (2000 + VMEM_HOOK_GRACE_MS, 0,
+  backstop_arm ((int) (waits ? 2000 : vmem_hook_short_ms (2000)) + VMEM_HOOK_GRACE_MS, 0,
                 "vmem-hook: out of time; going ahead without vmemd\n");
 
   g_autoptr(GError) error = NULL;
@@ -215,24 +261,31 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
       config = vmem_config_new_default ();
     }
 
-  gint64 deadline = start + (gint64) config->hook_timeout_ms * 1000;
-  int refuse = may_refuse && config->fail_closed;
+  /* The whole timeout for an event that needs an answer, unless vmemd
+   * left one unanswered a moment ago; a small part of it otherwise. */
+  g_autofree char *silent = silent_path (config);
+  gboolean hurried = waits && silent_recently (silent);
+  guint budget_ms = waits && !hurried ? config->hook_timeout_ms
+                                      : vmem_hook_short_ms (config->hook_timeout_ms);
+  gint64 deadline = start + (gint64) budget_ms * 1000;
+  int refuse = waits && config->fail_closed;
   g_autofree char *last_word =
     refuse
       ? g_strdup_printf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
                          "fail_closed is set\n",
-                         domain, config->hook_timeout_ms)
+                         domain, budget_ms)
       : g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
-                         op, subop, domain, config->hook_timeout_ms);
+                         op, subop, domain, budget_ms);
   int backstop_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 0) + VMEM_HOOK_GRACE_MS;
   backstop_arm (backstop_ms, refuse ? 1 : 0, last_word);
 
   gboolean too_big = FALSE, timed_out = FALSE;
   g_autofree char *xml = read_input (in_fd, deadline, &too_big, &timed_out);
-  if (too_big)
+  if (too_big && waits)
     syslog (LOG_WARNING, "%s %s of %s: the domain XML is larger than %d MiB; not sent", op, subop,
             domain, VMEM_HOOK_MAX_XML / (1024 * 1024));
-  if (timed_out)
+  /* A notification goes with what was read: the uuid comes first. */
+  if (timed_out && waits)
     return without_daemon (config, domain, op, subop,
                            "libvirt did not finish writing the domain XML in time", err_fd);
   g_autofree char *uuid = vmem_hook_find_uuid (xml);
@@ -245,7 +298,8 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   json_object_object_add (params, "domain", json_object_new_string (domain));
   if (uuid != NULL)
     json_object_object_add (params, "uuid", json_object_new_string (uuid));
-  if (xml != NULL && *xml != '\0')
+  /* vmemd needs the XML only to answer. */
+  if (waits && !timed_out && xml != NULL && *xml != '\0')
     {
       json_object_object_add (params, "xml", json_object_new_string (xml));
       /* vmemd drops a message over its limit, and the event with it: send
@@ -260,10 +314,26 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
     }
 
   int left_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 1);
+  if (!waits)
+    {
+      /* A notification: handed to vmemd's socket, never waited on. */
+      if (!vmem_varlink_send_oneway (config->socket_path, "io.vmemd.HookEvent", params,
+                                     MAX (left_ms, 20), VMEM_VARLINK_MAX_MESSAGE, &error))
+        return without_daemon (config, domain, op, subop, error->message, err_fd);
+      return 0;
+    }
   g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
                                                      params, left_ms, &error);
   if (reply == NULL)
-    return without_daemon (config, domain, op, subop, error->message, err_fd);
+    {
+      /* Silent for the whole timeout: the calls that follow, those of
+       * this very start among them, do not wait that long again. */
+      if (!hurried && g_error_matches (error, VMEM_ERROR, VMEM_ERROR_TIMEOUT))
+        silent_mark (silent);
+      return without_daemon (config, domain, op, subop, error->message, err_fd);
+    }
+  if (hurried)
+    unlink (silent);
 
   json_object *allow = NULL, *message = NULL, *out = NULL;
   json_object_object_get_ex (reply, "allow", &allow);
@@ -277,12 +347,6 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
                     : NULL;
   if (!json_object_get_boolean (allow))
     {
-      if (!may_refuse)
-        {
-          syslog (LOG_WARNING, "%s %s of %s: vmemd objected (%s); libvirt cannot be stopped here",
-                  op, subop, domain, m ? m : "no reason given");
-          return 0;
-        }
       g_autofree char *line =
         g_strdup_printf ("%s", m && *m ? m : "vmemd refused to start the domain");
       syslog (LOG_NOTICE, "%s: %s", domain, line);

@@ -16,6 +16,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HEARTBEAT_S        30
 #define PRUNE_S            3600
@@ -1127,6 +1128,11 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }
+  /* The hook's note that vmemd did not answer (vmem-hook(8)) is stale
+   * now: the next start may wait for it the whole timeout again. */
+  g_autofree char *silent = g_strconcat (c->socket_path, ".silent", NULL);
+  if (unlink (silent) == 0)
+    g_info ("removed %s, left by a hook that vmemd did not answer", silent);
   g_message ("store: %s %s (schema %d), %u profiles", daemon->store_backend, c->database,
              daemon->schema_version, g_hash_table_size (daemon->profiles));
 

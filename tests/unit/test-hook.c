@@ -307,6 +307,8 @@ static int
 teardown (void **state)
 {
   Fixture *f = *state;
+  g_autofree char *silent = g_strconcat (f->sock, ".silent", NULL);
+  g_unlink (silent);
   g_unlink (f->config);
   g_unlink (f->sock);
   g_rmdir (f->dir);
@@ -344,20 +346,24 @@ test_no_daemon_fail_closed_refuses_only_the_start (void **state)
   Fixture *f = *state;
   write_config (f, f->sock, TIMEOUT_MS, TRUE);
 
-  g_auto(Run) prepare = { 0 };
-  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
-  assert_int_equal (prepare.status, 1);
-  assert_string_equal (prepare.out, "");
-  assert_one_line (prepare.err, "fail_closed");
+  /* What starts a domain and waits for vmemd's answer. */
+  static const char *const starts[][2] = {
+    { "prepare", "begin" }, { "migrate", "begin" }, { "restore", "begin" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (starts); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, starts[i][0], starts[i][1], domain_xml, &r);
+      assert_int_equal (r.status, 1);
+      assert_string_equal (r.out, "");
+      assert_one_line (r.err, "fail_closed");
+    }
 
-  g_auto(Run) start = { 0 };
-  run_hook (f->config, "start", "begin", domain_xml, &start);
-  assert_int_equal (start.status, 1);
-
-  /* Failing these would kill a running domain or gain nothing. */
+  /* Failing these would kill a running domain or gain nothing; start
+   * begin comes after prepare, which was asked already. */
   static const char *const never[][2] = {
-    { "reconnect", "begin" }, { "stopped", "end" },   { "release", "end" },  { "started", "begin" },
-    { "migrate", "begin" },   { "restore", "begin" }, { "attach", "begin" }, { "prepare", "end" },
+    { "reconnect", "begin" }, { "stopped", "end" }, { "release", "end" },  { "started", "begin" },
+    { "start", "begin" },     { "attach", "begin" }, { "prepare", "end" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (never); i++)
     {
@@ -441,6 +447,88 @@ test_silent_daemon_fail_closed (void **state)
   assert_in_time (&rc, TIMEOUT_MS);
 }
 
+/* The hook timeout is a budget per start: with a vmemd that takes the
+ * connections and never answers, a start waits for it once. */
+static void
+test_silent_daemon_costs_one_timeout (void **state)
+{
+  Fixture *f = *state;
+  const int timeout_ms = 2000;
+  write_config (f, f->sock, timeout_ms, FALSE);
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
+
+  g_auto(Run) prepare = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
+  assert_int_equal (prepare.status, 0);
+  assert_one_line (prepare.err, "goes ahead without vmemd");
+  assert_true (prepare.elapsed_ms >= timeout_ms - 50);
+  assert_in_time (&prepare, timeout_ms);
+
+  /* The rest of the start, and its stop, are notifications: never waited
+   * on.  A restore (which asks again at prepare) and a refusal under
+   * fail_closed do not wait the whole timeout again either. */
+  static const char *const after[][2] = {
+    { "start", "begin" }, { "started", "begin" }, { "stopped", "end" },
+    { "release", "end" }, { "restore", "begin" }, { "prepare", "begin" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (after); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, after[i][0], after[i][1], domain_xml, &r);
+      assert_int_equal (r.status, 0);
+      assert_string_equal (r.out, "");
+      if (r.elapsed_ms > timeout_ms / 2)
+        fail_msg ("%s %s took %" G_GINT64_FORMAT " ms", after[i][0], after[i][1], r.elapsed_ms);
+    }
+  write_config (f, f->sock, timeout_ms, TRUE);
+  g_auto(Run) closed = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &closed);
+  assert_int_equal (closed.status, 1);
+  assert_one_line (closed.err, "fail_closed");
+  assert_true (closed.elapsed_ms < timeout_ms / 2);
+  g_clear_pointer (&d, fake_daemon_free);
+
+  /* Once vmemd answers again, it is given the whole timeout again. */
+  write_config (f, f->sock, timeout_ms, FALSE);
+  g_autoptr(FakeDaemon) ok = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  g_auto(Run) answered = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &answered);
+  assert_int_equal (answered.status, 0);
+  assert_string_equal (answered.err, "");
+  g_clear_pointer (&ok, fake_daemon_free);
+  g_autoptr(FakeDaemon) silent = fake_daemon_new (f->dir, NULL);
+  g_auto(Run) again = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &again);
+  assert_int_equal (again.status, 0);
+  assert_true (again.elapsed_ms >= timeout_ms - 50);
+}
+
+/* Notifications go oneway, with the domain and its uuid but no XML. */
+static void
+test_notifications_are_oneway (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":false}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "release", "end", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.err, "");
+  json_object *p = NULL, *v = NULL;
+  g_autoptr(json_object) req = NULL;
+  gint64 until = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while ((req = fake_daemon_request (d)) == NULL && g_get_monotonic_time () < until)
+    g_usleep (10000);
+  assert_non_null (req);
+  assert_true (json_object_object_get_ex (req, "oneway", &v));
+  assert_true (json_object_get_boolean (v));
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "uuid", &v));
+  assert_string_equal (json_object_get_string (v), "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  assert_true (json_object_object_get_ex (p, "op", &v));
+  assert_string_equal (json_object_get_string (v), "release");
+}
+
 static void
 test_hung_stdin_does_not_hang (void **state)
 {
@@ -513,7 +601,7 @@ test_refusal_is_one_line (void **state)
   g_autoptr(FakeDaemon) d = fake_daemon_new (
     f->dir, "{\"parameters\":{\"allow\":false,\"message\":\"first\\nsecond\"}}");
   g_auto(Run) r = { 0 };
-  run_hook (f->config, "start", "begin", domain_xml, &r);
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
   assert_int_equal (r.status, 1);
   assert_string_equal (r.err, "first second\n");
 }
@@ -629,7 +717,9 @@ static void
 test_which_events (void **state)
 {
   assert_true (vmem_hook_may_refuse ("prepare", "begin"));
-  assert_true (vmem_hook_may_refuse ("start", "begin"));
+  assert_true (vmem_hook_may_refuse ("migrate", "begin"));
+  assert_true (vmem_hook_may_refuse ("restore", "begin"));
+  assert_false (vmem_hook_may_refuse ("start", "begin"));
   assert_false (vmem_hook_may_refuse ("prepare", "end"));
   assert_false (vmem_hook_may_refuse ("reconnect", "begin"));
   assert_false (vmem_hook_may_refuse ("started", "begin"));
@@ -792,6 +882,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stuck_config_is_cut_short, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_fail_closed, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_daemon_costs_one_timeout, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_notifications_are_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_hung_stdin_does_not_hang, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refusal_exits_1_with_the_message, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refusal_is_one_line, setup, teardown),

@@ -117,6 +117,26 @@ method_later (VmemCall *call, json_object *parameters, gpointer user_data)
   g_source_attach (src, g_main_context_get_thread_default ());
 }
 
+/* Whether the caller is still there, 200 ms after its call. */
+static gboolean
+connected_reply (gpointer data)
+{
+  VmemCall *call = data;
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "connected", json_object_new_boolean (vmem_call_is_connected (call)));
+  vmem_call_reply (call, r);
+  vmem_call_unref (call);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+method_connected (VmemCall *call, json_object *parameters, gpointer user_data)
+{
+  g_autoptr(GSource) src = g_timeout_source_new (200);
+  g_source_set_callback (src, connected_reply, vmem_call_ref (call), NULL);
+  g_source_attach (src, g_main_context_get_thread_default ());
+}
+
 static void
 method_blob (VmemCall *call, json_object *parameters, gpointer user_data)
 {
@@ -152,6 +172,7 @@ server_thread (gpointer data)
   vmem_server_add_method (fx->server, "io.vmemd.test.Count", 0, method_count, fx);
   vmem_server_add_method (fx->server, "io.vmemd.test.Later", 0, method_later, fx);
   vmem_server_add_method (fx->server, "io.vmemd.test.Blob", 0, method_blob, fx);
+  vmem_server_add_method (fx->server, "io.vmemd.test.Connected", 0, method_connected, fx);
 
   /* World-connectable so that children running as nobody reach the
    * methods; the admin group is root's, which nobody is not in. */
@@ -697,6 +718,24 @@ test_async_reply (void **state)
   g_autoptr(json_object) after = call_ok (fx, "io.vmemd.test.Echo", NULL);
 }
 
+/* A caller that has closed its end, its call still unread, has gone as
+ * far as a method can tell. */
+static void
+test_caller_gone (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.test.Connected", NULL);
+  assert_true (json_object_get_boolean (json_object_object_get (r, "connected")));
+
+  int fd = raw_connect (fx);
+  RAW_SEND (fd, "{\"method\":\"io.vmemd.test.Connected\"}");
+  assert_int_equal (shutdown (fd, SHUT_WR), 0);
+  g_autoptr(json_object) gone = raw_recv (fd);
+  json_object *p = json_object_object_get (gone, "parameters");
+  assert_false (json_object_get_boolean (json_object_object_get (p, "connected")));
+  close (fd);
+}
+
 static void
 test_oneway (void **state)
 {
@@ -910,6 +949,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_max_clients, setup, teardown),
     cmocka_unit_test_setup_teardown (test_permission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_async_reply, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_caller_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_slow_client, setup, teardown),
     cmocka_unit_test_setup_teardown (test_idle_client, setup, teardown),

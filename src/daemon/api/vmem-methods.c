@@ -962,6 +962,18 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
       return;
     }
 
+  gboolean prepare = g_str_equal (op, "prepare") && g_str_equal (subop, "begin");
+  /* A hook that gave up waiting (vmemd was stopped or too slow) has let
+   * the start go on or refused it already: judging it now would only leave
+   * a reservation behind for a start that is not there. */
+  if (prepare && !vmem_call_is_connected (call))
+    {
+      g_warning ("hook prepare begin for %s: the hook gave up waiting before vmemd read its "
+                 "call; the start was not checked and nothing is reserved", domain);
+      hook_reply (call, TRUE, NULL, NULL);
+      return;
+    }
+
   const VmemCacheEntry *e = vmem_cache_find (m->ctx.cache, uuid ? uuid : domain);
   g_autoptr(VmemDomain) x = NULL;
   if (xml != NULL)
@@ -987,7 +999,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   g_info ("hook %s %s%s%s for %s%s%s", op, subop, extra ? " " : "", extra ? extra : "", domain,
           p ? ", workload " : " (unmanaged)", p ? p->name : "");
 
-  if (g_str_equal (op, "prepare") && g_str_equal (subop, "begin"))
+  if (prepare)
     {
       g_autofree char *message = NULL;
       if (x == NULL)

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <grp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -151,7 +152,13 @@ vmem_call_get_peer_pid (VmemCall *call)
 gboolean
 vmem_call_is_connected (VmemCall *call)
 {
-  return call->client != NULL && call->client->fd >= 0 && !call->client->eof;
+  Client *c = call->client;
+  if (c == NULL || c->fd < 0 || c->eof)
+    return FALSE;
+  /* A client that has closed its end may still have unread bytes (its
+   * call, among them): ask the socket rather than wait to read an EOF. */
+  struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+  return poll (&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
 static void

@@ -105,7 +105,9 @@ const char *vmem_call_get_method (VmemCall *call);
 uid_t       vmem_call_get_peer_uid (VmemCall *call);
 gid_t       vmem_call_get_peer_gid (VmemCall *call);
 pid_t       vmem_call_get_peer_pid (VmemCall *call);
-/* FALSE once the client has disconnected: a long job may stop early. */
+/* FALSE once the client has disconnected, or closed its end of the
+ * connection even with its call still unread: a long job may stop early,
+ * and a call whose caller has given up need not act. */
 gboolean    vmem_call_is_connected (VmemCall *call);
 
 G_END_DECLS
