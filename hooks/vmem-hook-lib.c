@@ -101,8 +101,9 @@ backstop_disarm (void)
 /* --- I/O -------------------------------------------------------------------- */
 
 /* Reads @fd until EOF or the deadline; libvirt writes the XML and closes.
- * Sets *too_big (and returns NULL) past VMEM_HOOK_MAX_XML: a cut XML is
- * worse than none. */
+ * Sets *too_big past VMEM_HOOK_MAX_XML and returns what was read (its
+ * start names the domain, but it must not be sent: a cut XML is worse
+ * than none). */
 static char *
 read_input (int fd, gint64 deadline, gboolean *too_big, gboolean *timed_out)
 {
@@ -124,7 +125,7 @@ read_input (int fd, gint64 deadline, gboolean *too_big, gboolean *timed_out)
           if (s->len + (gsize) n > VMEM_HOOK_MAX_XML)
             {
               *too_big = TRUE;
-              return NULL;
+              break;
             }
           g_string_append_len (s, buf, n);
           continue;
@@ -281,14 +282,19 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
 
   gboolean too_big = FALSE, timed_out = FALSE;
   g_autofree char *xml = read_input (in_fd, deadline, &too_big, &timed_out);
-  if (too_big && waits)
-    syslog (LOG_WARNING, "%s %s of %s: the domain XML is larger than %d MiB; not sent", op, subop,
-            domain, VMEM_HOOK_MAX_XML / (1024 * 1024));
   /* A notification goes with what was read: the uuid comes first. */
   if (timed_out && waits)
     return without_daemon (config, domain, op, subop,
                            "libvirt did not finish writing the domain XML in time", err_fd);
   g_autofree char *uuid = vmem_hook_find_uuid (xml);
+  /* Why vmemd cannot have the XML, when it cannot: it says so rather than
+   * admit the start unchecked and silently. */
+  g_autofree char *xml_missing = NULL;
+  if (too_big)
+    xml_missing = g_strdup_printf ("its domain XML is larger than the %d MiB the hook reads",
+                                   VMEM_HOOK_MAX_XML / (1024 * 1024));
+  else if (xml == NULL || *xml == '\0')
+    xml_missing = g_strdup ("libvirt gave the hook no domain XML");
 
   g_autoptr(json_object) params = json_object_new_object ();
   json_object_object_add (params, "op", json_object_new_string (op));
@@ -299,18 +305,24 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   if (uuid != NULL)
     json_object_object_add (params, "uuid", json_object_new_string (uuid));
   /* vmemd needs the XML only to answer. */
-  if (waits && !timed_out && xml != NULL && *xml != '\0')
+  if (waits && xml_missing == NULL)
     {
       json_object_object_add (params, "xml", json_object_new_string (xml));
       /* vmemd drops a message over its limit, and the event with it: send
-       * the event without the XML rather than lose it. */
-      if (strlen (json_object_to_json_string_ext (params, JSON_C_TO_STRING_PLAIN)) + 256 >
-          VMEM_VARLINK_MAX_MESSAGE)
+       * the event without the XML rather than lose it.  Any XML the hook
+       * reads fits, unless it is full of control characters. */
+      if (strlen (json_object_to_json_string_ext (
+            params, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) + 256 >
+          VMEM_VARLINK_MAX_ROOT_MESSAGE)
         {
-          syslog (LOG_WARNING, "%s %s of %s: the domain XML is too large for one message; not sent",
-                  op, subop, domain);
           json_object_object_del (params, "xml");
+          xml_missing = g_strdup ("its domain XML does not fit into one message to vmemd");
         }
+    }
+  if (waits && xml_missing != NULL)
+    {
+      syslog (LOG_WARNING, "%s %s of %s: %s; not sent", op, subop, domain, xml_missing);
+      json_object_object_add (params, "xml_missing", json_object_new_string (xml_missing));
     }
 
   int left_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 1);
@@ -322,8 +334,9 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
         return without_daemon (config, domain, op, subop, error->message, err_fd);
       return 0;
     }
-  g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
-                                                     params, left_ms, &error);
+  g_autoptr(json_object) reply =
+    vmem_varlink_call_sized (config->socket_path, "io.vmemd.HookEvent", params, left_ms,
+                             VMEM_VARLINK_MAX_ROOT_MESSAGE, &error);
   if (reply == NULL)
     {
       /* Silent for the whole timeout: the calls that follow, those of
@@ -352,6 +365,12 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
       syslog (LOG_NOTICE, "%s: %s", domain, line);
       say (err_fd, line);
       return 1;
+    }
+  /* Allowed with a warning (not checked, over capacity in warn mode). */
+  if (m != NULL && *m != '\0')
+    {
+      syslog (LOG_WARNING, "%s: %s", domain, m);
+      say (err_fd, m);
     }
 
   if (vmem_hook_prints_xml (op, subop) && out != NULL &&

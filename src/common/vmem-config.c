@@ -37,6 +37,7 @@ vmem_config_new_default (void)
   c->reserve_mib = 1024;
   c->capacity_mib = 0;
   c->not_ready = VMEM_NOT_READY_ADMIT;
+  c->unchecked = VMEM_UNCHECKED_ADMIT;
   c->reservation_timeout = 300;
 
   c->half_life_hours = 24.0;
@@ -102,6 +103,20 @@ vmem_not_ready_to_string (VmemNotReady not_ready)
     }
 }
 
+const char *
+vmem_unchecked_to_string (VmemUnchecked unchecked)
+{
+  switch (unchecked)
+    {
+    case VMEM_UNCHECKED_ADMIT:
+      return "admit";
+    case VMEM_UNCHECKED_REFUSE:
+      return "refuse";
+    default:
+      return "unknown";
+    }
+}
+
 /* A key the file may contain; the parser rejects any other, so that a typo
  * is an error rather than a silently ignored setting. */
 typedef enum {
@@ -113,6 +128,7 @@ typedef enum {
   KEY_SIZE,
   KEY_ADMISSION,
   KEY_NOT_READY,
+  KEY_UNCHECKED,
   KEY_BACKEND,
   KEY_LOGLEVEL,
 } KeyType;
@@ -148,6 +164,7 @@ static const KeyDef keys[] = {
   { "admission", "reserve", KEY_SIZE, OFF (reserve_mib), 0, 0 },
   { "admission", "capacity", KEY_SIZE, OFF (capacity_mib), 0, 0 },
   { "admission", "not_ready", KEY_NOT_READY, OFF (not_ready), 0, 0 },
+  { "admission", "unchecked", KEY_UNCHECKED, OFF (unchecked), 0, 0 },
   { "admission", "reservation_timeout", KEY_UINT, OFF (reservation_timeout), 10, 3600 },
   { "estimator", "half_life_hours", KEY_DOUBLE, OFF (half_life_hours), 0.1, 24 * 365 },
   { "estimator", "quantile", KEY_DOUBLE, OFF (quantile), 0.5, 1.0 },
@@ -295,6 +312,16 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
         *(VmemNotReady *) field = VMEM_NOT_READY_ADMIT;
       else if (g_str_equal (value, "refuse"))
         *(VmemNotReady *) field = VMEM_NOT_READY_REFUSE;
+      else
+        return fail (error, path, contents, def->group, def->key,
+                     "'%s' is not one of admit, refuse", value);
+      return TRUE;
+
+    case KEY_UNCHECKED:
+      if (g_str_equal (value, "admit"))
+        *(VmemUnchecked *) field = VMEM_UNCHECKED_ADMIT;
+      else if (g_str_equal (value, "refuse"))
+        *(VmemUnchecked *) field = VMEM_UNCHECKED_REFUSE;
       else
         return fail (error, path, contents, def->group, def->key,
                      "'%s' is not one of admit, refuse", value);

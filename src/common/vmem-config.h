@@ -18,6 +18,14 @@ typedef enum {
   VMEM_NOT_READY_REFUSE, /* refuse when mode = enforce */
 } VmemNotReady;
 
+/* What admission does with a start it cannot check: the hook could not
+ * hand vmemd a domain XML it can use (too large, unreadable, another
+ * domain's). */
+typedef enum {
+  VMEM_UNCHECKED_ADMIT,  /* admit, with a warning */
+  VMEM_UNCHECKED_REFUSE, /* refuse when mode = enforce */
+} VmemUnchecked;
+
 typedef enum {
   VMEM_STORE_SQLITE,
   VMEM_STORE_POSTGRES,
@@ -54,6 +62,7 @@ typedef struct {
   guint64          reserve_mib;     /* host memory kept back, default 1024 */
   guint64          capacity_mib;    /* 0 = MemTotal from /proc/meminfo */
   VmemNotReady     not_ready;       /* before the first full refresh, default admit */
+  VmemUnchecked    unchecked;       /* a start whose XML cannot be used, default admit */
   guint            reservation_timeout; /* seconds a boot reservation is held at most,
                                            default 300 */
 
@@ -82,5 +91,6 @@ const char *vmem_config_default_path (void);
 
 const char *vmem_admission_to_string (VmemAdmission mode);
 const char *vmem_not_ready_to_string (VmemNotReady not_ready);
+const char *vmem_unchecked_to_string (VmemUnchecked unchecked);
 
 G_END_DECLS

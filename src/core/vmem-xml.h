@@ -37,13 +37,15 @@
 #include <glib.h>
 
 #include "vmem-profile.h"
+#include "vmem-varlink.h"
 
 G_BEGIN_DECLS
 
 #define VMEM_XML_NS_WORKLOAD  "urn:vmemd:1"
 #define VMEM_XML_NS_PLAN      "urn:vmemd:plan:1"
 #define VMEM_XML_PLAN_KEY     "vmemd-plan"
-#define VMEM_XML_MAX_SIZE     (16 * 1024 * 1024)
+/* The same limit as the hook's and one HookEvent's. */
+#define VMEM_XML_MAX_SIZE     VMEM_VARLINK_MAX_XML
 /* Used when a plan gives no stats period and the balloon has none. */
 #define VMEM_XML_STATS_PERIOD 5
 

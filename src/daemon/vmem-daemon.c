@@ -11,6 +11,7 @@
 #include "vmem-stager.h"
 #include "vmem-store.h"
 #include "vmem-units.h"
+#include "vmem-varlink.h"
 #include "vmem-virt.h"
 #include "vmem-worker.h"
 
@@ -1073,7 +1074,8 @@ static VmemServerLimits
 server_limits (const VmemConfig *c)
 {
   return (VmemServerLimits){
-    .max_message = 1024 * 1024,
+    .max_message = VMEM_VARLINK_MAX_MESSAGE,
+    .max_root_message = VMEM_VARLINK_MAX_ROOT_MESSAGE,
     .max_clients = c->max_clients,
     .request_timeout_s = c->request_timeout,
   };

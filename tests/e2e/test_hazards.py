@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""What goes wrong around a start, on a real libvirtd: admin calls racing
-on three connections leave an unassigned domain as it was."""
+"""What goes wrong around a start, on a real libvirtd: a domain XML vmemd
+cannot check (too large, unreadable) is never admitted silently, and admin
+calls racing on three connections leave an unassigned domain as it was."""
 
 import json
 import os
@@ -14,9 +15,24 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmemtest  # noqa: E402
 from vmemtest import wait_for  # noqa: E402
 
+MIB = 1024 * 1024
+
 
 def staged(h, name):
     return wait_for(lambda: "vmemd-plan" in h.dumpxml(name), timeout=20, what=f"{name} staged")
+
+
+def described_xml(h, name, size):
+    """The persistent XML of name with a <description> of size bytes."""
+    xml = h.dumpxml(name, secure=False)
+    return xml.replace("</name>", "</name>\n  <description>" + "d" * size + "</description>", 1)
+
+
+def run_hook(name, op, subop, xml):
+    """The installed hook run as libvirt runs it: NAME OP SUBOP -, the XML
+    on standard input, an environment cleared but for LC_ALL and PATH."""
+    return vmemtest.run(vmemtest.HOOK, name, op, subop, "-", check=False, input=xml,
+                        env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}, timeout=30)
 
 
 class Varlink:
@@ -42,6 +58,65 @@ class Varlink:
 
     def close(self):
         self.sock.close()
+
+
+class Unchecked(vmemtest.E2ETestCase):
+    def setUp(self):
+        h = self.host
+        h.cleanup_domains()
+        h.start_vmemd(admission__capacity="300M", admission__reserve="0")
+        h.vmemctl("profile", "remove", "big", "--force", check=False)
+        h.vmemctl("profile", "add", "big", "--demand", "128M")
+
+    def test_large_description_does_not_skip_admission(self):
+        # Larger than the 1 MiB the hook used to send: vmemd still gets the
+        # XML, and a domain that does not fit is refused.
+        h = self.host
+        h.define_guest("described", memory_mib=512)
+        h.vmemctl("assign", "described", "big")
+        staged(h, "described")
+        path = os.path.join(h.tmp, "described.xml")
+        with open(path, "w") as f:
+            f.write(described_xml(h, "described", 1200 * 1024))
+        h.virsh("define", path)
+        self.assertGreater(len(h.dumpxml("described")), 1200 * 1024)
+        r = h.virsh("start", "described", check=False)
+        self.assertNotEqual(r.rc, 0, "a 512 MiB domain started on a 300 MiB host")
+        self.assertIn("not enough host memory to start described", r.stderr)
+        self.assertEqual(h.domstate("described"), "shut off")
+
+    def test_could_not_check_is_visible(self):
+        h = self.host
+        h.define_guest("opaque", memory_mib=512)
+        h.vmemctl("assign", "opaque", "big")
+        staged(h, "opaque")
+        cases = {
+            # Over what the hook reads from libvirt.
+            "too large": described_xml(h, "opaque", 17 * MIB),
+            # Cut short: vmemd cannot parse it.
+            "unreadable": h.dumpxml("opaque", secure=False)[:400],
+        }
+        for why, xml in cases.items():
+            mark = h.log_mark()
+            r = run_hook("opaque", "prepare", "begin", xml)
+            self.assertEqual(r.rc, 0, f"{why}: {r.stderr}")
+            self.assertRegex(r.stderr, r"vmemd: the start of opaque was not checked", why)
+            self.assertEqual(len(r.stderr.splitlines()), 1, f"{why}: {r.stderr!r}")
+            h.wait_log("warning", "the start of opaque was not checked", since=mark)
+            self.assertEqual(h.log_lines("start of opaque admitted:", since=mark), [])
+
+        # Refused when the administrator says so (mode enforce).
+        h.start_vmemd(admission__capacity="300M", admission__reserve="0",
+                      admission__unchecked="refuse")
+        for why, xml in cases.items():
+            r = run_hook("opaque", "prepare", "begin", xml)
+            self.assertEqual(r.rc, 1, f"{why}: {r.stderr}")
+            self.assertRegex(r.stderr, r"^vmemd: cannot check the start of opaque: .*unchecked = refuse",
+                             why)
+        # The same XML with the domain's own, readable definition is judged.
+        r = run_hook("opaque", "prepare", "begin", h.dumpxml("opaque", secure=False))
+        self.assertEqual(r.rc, 1)
+        self.assertIn("not enough host memory to start opaque", r.stderr)
 
 
 class Races(vmemtest.E2ETestCase):

@@ -116,6 +116,7 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->reserve_mib, 1024);
   assert_int_equal (c->capacity_mib, 0);
   assert_int_equal (c->not_ready, VMEM_NOT_READY_ADMIT);
+  assert_int_equal (c->unchecked, VMEM_UNCHECKED_ADMIT);
   assert_int_equal (c->reservation_timeout, 300);
 
   assert_true (c->half_life_hours == 24.0);
@@ -214,6 +215,7 @@ test_every_key (void **state)
     "reserve = 2G\n"
     "capacity = 1.5T\n"
     "not_ready = refuse\n"
+    "unchecked = refuse\n"
     "reservation_timeout = 90\n"
     "\n"
     "[estimator]\n"
@@ -244,6 +246,7 @@ test_every_key (void **state)
   assert_int_equal (c->reserve_mib, 2048);
   assert_int_equal (c->capacity_mib, 1536 * 1024);
   assert_int_equal (c->not_ready, VMEM_NOT_READY_REFUSE);
+  assert_int_equal (c->unchecked, VMEM_UNCHECKED_REFUSE);
   assert_int_equal (c->reservation_timeout, 90);
   assert_true (c->half_life_hours == 12.5);
   assert_true (c->quantile == 0.99);
@@ -310,6 +313,15 @@ test_value_forms (void **state)
       assert_string_equal (vmem_not_ready_to_string (n->not_ready), not_ready[i]);
     }
   assert_string_equal (vmem_not_ready_to_string ((VmemNotReady) 9), "unknown");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (not_ready); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("[admission]\nunchecked = %s\n", not_ready[i]);
+      g_autoptr(VmemConfig) u = load_ok (f, text);
+      assert_int_equal (u->unchecked, (VmemUnchecked) i);
+      assert_string_equal (vmem_unchecked_to_string (u->unchecked), not_ready[i]);
+    }
+  assert_string_equal (vmem_unchecked_to_string ((VmemUnchecked) 9), "unknown");
 
   static const char *const levels[] = { "error", "warning", "message", "info", "debug" };
   for (gsize i = 0; i < G_N_ELEMENTS (levels); i++)
@@ -407,6 +419,8 @@ test_bad_values (void **state)
     { "admission", "not_ready", "wait", "'wait' is not one of admit, refuse" },
     { "admission", "not_ready", "Admit", "'Admit' is not one of admit, refuse" },
     { "admission", "not_ready", "", "'' is not one of admit, refuse" },
+    { "admission", "unchecked", "warn", "'warn' is not one of admit, refuse" },
+    { "admission", "unchecked", "", "'' is not one of admit, refuse" },
     { "admission", "reservation_timeout", "9", "'9' is not a whole number from 10 to 3600" },
     { "admission", "reservation_timeout", "3601", "from 10 to 3600" },
     { "admission", "reservation_timeout", "0", "from 10 to 3600" },
@@ -553,7 +567,7 @@ static const char *const all_keys[] = {
   "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.request_timeout",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
   "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
-  "admission.reserve", "admission.capacity", "admission.not_ready",
+  "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
   "estimator.hysteresis_pct", "estimator.hysteresis_mib",

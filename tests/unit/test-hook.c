@@ -660,15 +660,15 @@ test_daemon_error_reply_fails_open (void **state)
   assert_one_line (c.err, "root only");
 }
 
-/* Sends @len bytes of XML padded with blanks; the request must carry the
- * domain but no xml. */
-static void
-assert_xml_not_sent (Fixture *f, gsize len)
+/* Sends @len bytes of XML padded with @pad; returns the request's
+ * parameters, which always name the domain and its uuid. */
+static json_object *
+send_padded_xml (Fixture *f, gsize len, char pad)
 {
-  write_config (f, f->sock, 5000, FALSE);
+  write_config (f, f->sock, 10000, FALSE);
   g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
   g_autofree char *big = g_malloc (len);
-  memset (big, ' ', len);
+  memset (big, pad, len);
   memcpy (big, domain_xml, strlen (domain_xml));
 
   g_auto(Run) r = { 0 };
@@ -682,18 +682,63 @@ assert_xml_not_sent (Fixture *f, gsize len)
     fail_msg ("vmemd got no event for %zu bytes of XML", len);
   json_object *p = NULL, *v = NULL;
   assert_true (json_object_object_get_ex (req, "parameters", &p));
-  assert_false (json_object_object_get_ex (p, "xml", &v));
   assert_true (json_object_object_get_ex (p, "domain", &v));
-  assert_true (json_object_object_get_ex (p, "uuid", &v) || len > VMEM_HOOK_MAX_XML);
+  assert_true (json_object_object_get_ex (p, "uuid", &v));
+  assert_string_equal (json_object_get_string (v), "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  return json_object_get (p);
+}
+
+static void
+assert_xml_missing (json_object *p, const char *why)
+{
+  json_object *v = NULL;
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "xml_missing", &v));
+  if (strstr (json_object_get_string (v), why) == NULL)
+    fail_msg ("xml_missing '%s' lacks '%s'", json_object_get_string (v), why);
 }
 
 static void
 test_oversized_xml_is_not_sent (void **state)
 {
-  /* Larger than the hook reads at all. */
-  assert_xml_not_sent (*state, VMEM_HOOK_MAX_XML + 4096);
-  /* Read, but larger than one varlink message: the event still arrives. */
-  assert_xml_not_sent (*state, 2 * 1024 * 1024);
+  /* Larger than the hook reads at all: the event arrives, and says why it
+   * comes without the XML. */
+  g_autoptr(json_object) huge = send_padded_xml (*state, VMEM_HOOK_MAX_XML + 4096, ' ');
+  assert_xml_missing (huge, "larger than the 16 MiB the hook reads");
+  /* Within what the hook reads, but not into one message once escaped. */
+  g_autoptr(json_object) escaped = send_padded_xml (*state, 6 * 1024 * 1024, '\001');
+  assert_xml_missing (escaped, "does not fit into one message");
+}
+
+/* What the hook reads, vmemd gets: the limits agree (a 1 MiB message
+ * limit used to drop a domain XML with a large <description>). */
+static void
+test_large_xml_is_sent (void **state)
+{
+  static const gsize sizes[] = { 2 * 1024 * 1024, VMEM_HOOK_MAX_XML };
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autoptr(json_object) p = send_padded_xml (*state, sizes[i], '\n');
+      json_object *v = NULL;
+      assert_true (json_object_object_get_ex (p, "xml", &v));
+      assert_int_equal (json_object_get_string_len (v), sizes[i]);
+      assert_false (json_object_object_get_ex (p, "xml_missing", &v));
+    }
+}
+
+/* A start vmemd admits with a warning: the hook shows it, and goes on. */
+static void
+test_warning_is_shown (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"allow\":true,\"message\":\"vmemd: the start of vm1 was not "
+            "checked\"}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_string_equal (r.err, "vmemd: the start of vm1 was not checked\n");
 }
 
 /* --- pure helpers ------------------------------------------------------------------ */
@@ -890,6 +935,8 @@ main (void)
     cmocka_unit_test_setup_teardown (test_restore_prints_the_xml, setup, teardown),
     cmocka_unit_test_setup_teardown (test_daemon_error_reply_fails_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oversized_xml_is_not_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_large_xml_is_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_warning_is_shown, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_unreachable, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_usage_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_daemon_errors, setup, teardown),

@@ -28,6 +28,8 @@
 #define REQUEST_TIMEOUT 1 /* s */
 #define IDLE_TIMEOUT    3 /* s */
 #define MAX_CLIENTS     4
+#define MAX_MESSAGE      (1024 * 1024)
+#define MAX_ROOT_MESSAGE (1536 * 1024)
 
 static const char test_idl[] =
   "interface io.vmemd.test\n"
@@ -157,6 +159,8 @@ server_thread (gpointer data)
 {
   Fixture *fx = data;
   const VmemServerLimits limits = {
+    .max_message = MAX_MESSAGE,
+    .max_root_message = MAX_ROOT_MESSAGE,
     .max_clients = MAX_CLIENTS,
     .request_timeout_s = REQUEST_TIMEOUT,
     .idle_timeout_s = IDLE_TIMEOUT,
@@ -531,7 +535,7 @@ test_oversized (void **state)
       off += (gsize) n;
     }
   g_autoptr(json_object) r = raw_recv (fd);
-  assert_error_reply (r, "io.vmemd.ProtocolError", "message", "larger than 1048576 bytes");
+  assert_error_reply (r, "io.vmemd.ProtocolError", "message", "larger than 1572864 bytes");
   assert_closed (fd);
   close (fd);
   g_autoptr(json_object) ok = call_ok (fx, "io.vmemd.test.Echo", NULL);
@@ -540,6 +544,46 @@ test_oversized (void **state)
   g_autoptr(json_object) p = json_object_new_object ();
   json_object_object_add (p, "size", json_object_new_int (2 * 1024 * 1024));
   call_fails (fx, "io.vmemd.test.Blob", p, VMEM_ERROR_FAILED, "reply is larger than");
+}
+
+/* Root (the hook) may send and get larger messages than others: a domain
+ * XML over the general limit still reaches the daemon. */
+static void
+test_root_message_limit (void **state)
+{
+  Fixture *fx = *state;
+  if (getuid () != 0)
+    fail_msg ("this test must run as root (it drops to uid %d)", NOBODY);
+  gsize len = MAX_MESSAGE + 200 * 1024;
+  g_autofree char *text = g_malloc (len + 1);
+  memset (text, 'x', len);
+  text[len] = '\0';
+  g_autoptr(json_object) params = json_object_new_object ();
+  json_object_object_add (params, "text", json_object_new_string (text));
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) r = vmem_varlink_call_sized (fx->path, "io.vmemd.test.Echo", params, 5000,
+                                                      MAX_ROOT_MESSAGE, &error);
+  if (r == NULL)
+    fail_msg ("root: %s", error->message);
+  json_object *echo = json_object_object_get (r, "echo");
+  assert_int_equal (json_object_get_string_len (json_object_object_get (echo, "text")), len);
+
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) < 0 || setgid (NOBODY) < 0 || setuid (NOBODY) < 0)
+        _exit (3);
+      g_autoptr(GError) child_error = NULL;
+      g_autoptr(json_object) cr = vmem_varlink_call_sized (fx->path, "io.vmemd.test.Echo", params,
+                                                           5000, MAX_ROOT_MESSAGE, &child_error);
+      _exit (cr == NULL && strstr (child_error->message, "larger than 1048576 bytes") ? 0 : 2);
+    }
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
 }
 
 static void
@@ -946,6 +990,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_invalid_parameter, setup, teardown),
     cmocka_unit_test_setup_teardown (test_bad_json, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oversized, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_root_message_limit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_max_clients, setup, teardown),
     cmocka_unit_test_setup_teardown (test_permission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_async_reply, setup, teardown),

@@ -161,6 +161,14 @@ vmem_call_is_connected (VmemCall *call)
   return poll (&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+/* Root (the hook) may exchange larger messages: a domain XML of any size
+ * the XML reader takes. */
+static gsize
+client_max_message (Client *c)
+{
+  return c->uid == 0 ? c->server->limits.max_root_message : c->server->limits.max_message;
+}
+
 static void
 client_queue (Client *c, json_object *msg)
 {
@@ -168,12 +176,12 @@ client_queue (Client *c, json_object *msg)
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
 
-  if (len - 1 > c->server->limits.max_message)
+  if (len - 1 > client_max_message (c))
     {
       g_warning ("reply to pid %d is %" G_GSIZE_FORMAT " bytes, over the message limit",
                  (int) c->pid, len - 1);
       g_autofree char *text = g_strdup_printf ("the reply is larger than %" G_GSIZE_FORMAT
-                                               " bytes", c->server->limits.max_message);
+                                               " bytes", client_max_message (c));
       g_autoptr(json_object) err = vmem_varlink_new_error ("io.vmemd.Failed", text);
       client_queue (c, err);
       return;
@@ -777,9 +785,9 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
   c->ref = 1; /* the server's */
   c->server = s;
   c->fd = cfd;
-  c->framer = vmem_varlink_framer_new (s->limits.max_message);
   c->out = g_byte_array_new ();
   c->uid = cred.uid;
+  c->framer = vmem_varlink_framer_new (client_max_message (c));
   c->gid = cred.gid;
   c->pid = cred.pid;
   c->groups = peer_groups (cfd, cred.pid);
@@ -798,6 +806,9 @@ vmem_server_set_limits (VmemServer *s, const VmemServerLimits *limits)
   s->limits = limits != NULL ? *limits : (VmemServerLimits){ 0 };
   if (s->limits.max_message == 0)
     s->limits.max_message = VMEM_VARLINK_MAX_MESSAGE;
+  if (s->limits.max_root_message == 0)
+    s->limits.max_root_message = VMEM_VARLINK_MAX_ROOT_MESSAGE;
+  s->limits.max_root_message = MAX (s->limits.max_root_message, s->limits.max_message);
   if (s->limits.max_clients == 0)
     s->limits.max_clients = 64;
   if (s->limits.request_timeout_s == 0)

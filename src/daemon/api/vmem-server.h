@@ -17,8 +17,9 @@
  *   - The calls of one connection are answered in order: the next message
  *     is read only once the current call has replied and the reply has been
  *     written out.  That also bounds what a client can make the daemon hold.
- *   - A message that is not a JSON object, or is longer than max_message,
- *     gets io.vmemd.ProtocolError {message}, then the connection is closed.
+ *   - A message that is not a JSON object, or is longer than max_message
+ *     (max_root_message for uid 0), gets io.vmemd.ProtocolError {message},
+ *     then the connection is closed.
  *   - Above max_clients, a new connection gets io.vmemd.Busy and is closed.
  *   - A client that leaves a message unfinished, or its reply unread, for
  *     request_timeout_s is dropped (an unfinished message first gets
@@ -45,6 +46,8 @@ typedef enum {
 /* Zero fields take the default. */
 typedef struct {
   gsize max_message;       /* bytes of one message, NUL excluded; default 1 MiB */
+  gsize max_root_message;  /* the same for uid 0 (the hook), at least max_message;
+                              default VMEM_VARLINK_MAX_ROOT_MESSAGE */
   guint max_clients;       /* connections at once; default 64 */
   guint request_timeout_s; /* to finish a begun message or take a reply; default 10 */
   guint idle_timeout_s;    /* a connection doing nothing is closed after; default 300 */
@@ -92,8 +95,8 @@ void        vmem_call_unref (VmemCall *call);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemCall, vmem_call_unref)
 
 /* Replies (parameters: transfer full, NULL = empty object).  A no-op when
- * the client has gone or the call was oneway.  A reply larger than
- * max_message is replaced by an io.vmemd.Failed error. */
+ * the client has gone or the call was oneway.  A reply larger than the
+ * client's message limit is replaced by an io.vmemd.Failed error. */
 void        vmem_call_reply (VmemCall *call, json_object *parameters);
 /* Replies with the varlink name of @error and parameters {message}. */
 void        vmem_call_return_error (VmemCall *call, const GError *error);
