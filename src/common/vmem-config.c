@@ -23,7 +23,10 @@ vmem_config_new_default (void)
     g_strlcpy (host, "localhost", sizeof host);
   c->host_name = g_strdup (host);
   c->max_clients = 64;
+  c->root_clients = 16;
   c->request_timeout = 10;
+  c->idle_timeout = 60;
+  c->silent_timeout = 5;
 
   c->backend = VMEM_STORE_SQLITE;
   c->database = g_strdup (LOCALSTATEDIR "/lib/vmemd/vmemd.db");
@@ -152,7 +155,10 @@ static const KeyDef keys[] = {
   { "daemon", "log_level", KEY_LOGLEVEL, OFF (log_level), 0, 0 },
   { "daemon", "host_name", KEY_STRING, OFF (host_name), 0, 0 },
   { "daemon", "max_clients", KEY_UINT, OFF (max_clients), 1, 4096 },
+  { "daemon", "root_clients", KEY_UINT, OFF (root_clients), 1, 4096 },
   { "daemon", "request_timeout", KEY_UINT, OFF (request_timeout), 1, 3600 },
+  { "daemon", "idle_timeout", KEY_UINT, OFF (idle_timeout), 1, 3600 },
+  { "daemon", "silent_timeout", KEY_UINT, OFF (silent_timeout), 1, 3600 },
   { "store", "backend", KEY_BACKEND, OFF (backend), 0, 0 },
   { "store", "database", KEY_PATH, OFF (database), 0, 0 },
   { "store", "postgres", KEY_STRING, OFF (postgres), 0, 0 },

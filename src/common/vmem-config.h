@@ -44,7 +44,10 @@ typedef struct {
   char            *log_level;       /* error|warning|message|info|debug, default info */
   char            *host_name;       /* default: gethostname() */
   guint            max_clients;     /* default 64 */
+  guint            root_clients;    /* more connections kept for root, default 16 */
   guint            request_timeout; /* seconds a client may take to send one request, default 10 */
+  guint            idle_timeout;    /* seconds a connection may idle between calls, default 60 */
+  guint            silent_timeout;  /* seconds a new connection may send nothing, default 5 */
 
   /* [store] */
   VmemStoreBackend backend;         /* sqlite (default) | postgres */

@@ -1077,7 +1077,10 @@ server_limits (const VmemConfig *c)
     .max_message = VMEM_VARLINK_MAX_MESSAGE,
     .max_root_message = VMEM_VARLINK_MAX_ROOT_MESSAGE,
     .max_clients = c->max_clients,
+    .root_clients = c->root_clients,
     .request_timeout_s = c->request_timeout,
+    .idle_timeout_s = c->idle_timeout,
+    .silent_timeout_s = c->silent_timeout,
   };
 }
 

@@ -119,6 +119,44 @@ class Unchecked(vmemtest.E2ETestCase):
         self.assertIn("not enough host memory to start opaque", r.stderr)
 
 
+class Crowd(vmemtest.E2ETestCase):
+    def setUp(self):
+        self.host.cleanup_domains()
+        self.host.start_vmemd(hook__fail_closed="true")
+        self.host.vmemctl("profile", "remove", "crowd", "--force", check=False)
+        self.host.vmemctl("profile", "add", "crowd", "--demand", "96M")
+
+    def tearDown(self):
+        self.host.write_config()
+
+    def test_idle_connections_do_not_lock_out_the_hook(self):
+        # 64 connections that say nothing used to hold every place for
+        # 300 s: status failed, and with fail_closed every managed start
+        # was refused.
+        h = self.host
+        h.define_guest("crowded", memory_mib=128)
+        h.vmemctl("assign", "crowded", "crowd")
+        idle = []
+        try:
+            for _ in range(64):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(h.socket)
+                idle.append(s)
+            h.status()
+            r = h.virsh("start", "crowded", check=False)
+            self.assertEqual(r.rc, 0, r.stderr)
+            # They are closed after the silent timeout, well before 300 s.
+            t0 = time.monotonic()
+            for s in idle:
+                s.settimeout(30)
+                self.assertEqual(s.recv(1), b"")
+            self.assertLess(time.monotonic() - t0, 15)
+        finally:
+            for s in idle:
+                s.close()
+        h.virsh("destroy", "crowded")
+
+
 class Races(vmemtest.E2ETestCase):
     def setUp(self):
         self.host.cleanup_domains()

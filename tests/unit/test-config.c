@@ -101,7 +101,10 @@ assert_defaults (const VmemConfig *c)
   assert_non_null (c->host_name);
   assert_true (c->host_name[0] != '\0');
   assert_int_equal (c->max_clients, 64);
+  assert_int_equal (c->root_clients, 16);
   assert_int_equal (c->request_timeout, 10);
+  assert_int_equal (c->idle_timeout, 60);
+  assert_int_equal (c->silent_timeout, 5);
 
   assert_int_equal (c->backend, VMEM_STORE_SQLITE);
   assert_string_equal (c->database, LOCALSTATEDIR "/lib/vmemd/vmemd.db");
@@ -197,7 +200,10 @@ test_every_key (void **state)
     "log_level = debug\n"
     "host_name = node-7\n"
     "max_clients = 8\n"
+    "root_clients = 2\n"
     "request_timeout = 3\n"
+    "idle_timeout = 20\n"
+    "silent_timeout = 1\n"
     "\n"
     "[store]\n"
     "backend = postgres\n"
@@ -234,7 +240,10 @@ test_every_key (void **state)
   assert_string_equal (c->log_level, "debug");
   assert_string_equal (c->host_name, "node-7");
   assert_int_equal (c->max_clients, 8);
+  assert_int_equal (c->root_clients, 2);
   assert_int_equal (c->request_timeout, 3);
+  assert_int_equal (c->idle_timeout, 20);
+  assert_int_equal (c->silent_timeout, 1);
   assert_int_equal (c->backend, VMEM_STORE_POSTGRES);
   assert_string_equal (c->database, "/srv/vmemd.db");
   assert_string_equal (c->postgres, "host=db dbname=vmemd user=vmemd");
@@ -400,6 +409,10 @@ test_bad_values (void **state)
     { "daemon", "max_clients", "0", "from 1 to 4096" },
     { "daemon", "max_clients", "4097", "from 1 to 4096" },
     { "daemon", "request_timeout", "0", "from 1 to 3600" },
+    { "daemon", "root_clients", "0", "from 1 to 4096" },
+    { "daemon", "idle_timeout", "0", "from 1 to 3600" },
+    { "daemon", "idle_timeout", "3601", "from 1 to 3600" },
+    { "daemon", "silent_timeout", "0", "from 1 to 3600" },
     { "store", "backend", "mysql", "'mysql' is not one of sqlite, postgres" },
     { "store", "database", "vmemd.db", "'vmemd.db' is not an absolute path" },
     { "store", "database", "./vmemd.db", "not an absolute path" },
@@ -564,7 +577,8 @@ test_env_path_loads (void **state)
 /* Every key of the table, as "group.key". */
 static const char *const all_keys[] = {
   "daemon.uri", "daemon.socket", "daemon.admin_group", "daemon.stats_interval",
-  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.request_timeout",
+  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
+  "daemon.idle_timeout", "daemon.silent_timeout",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
   "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",

@@ -27,7 +27,9 @@
 #define NOBODY          65534
 #define REQUEST_TIMEOUT 1 /* s */
 #define IDLE_TIMEOUT    3 /* s */
+#define SILENT_TIMEOUT  1 /* s */
 #define MAX_CLIENTS     4
+#define ROOT_CLIENTS    2
 #define MAX_MESSAGE      (1024 * 1024)
 #define MAX_ROOT_MESSAGE (1536 * 1024)
 
@@ -162,8 +164,10 @@ server_thread (gpointer data)
     .max_message = MAX_MESSAGE,
     .max_root_message = MAX_ROOT_MESSAGE,
     .max_clients = MAX_CLIENTS,
+    .root_clients = ROOT_CLIENTS,
     .request_timeout_s = REQUEST_TIMEOUT,
     .idle_timeout_s = IDLE_TIMEOUT,
+    .silent_timeout_s = SILENT_TIMEOUT,
   };
 
   g_main_context_push_thread_default (fx->context);
@@ -590,9 +594,10 @@ static void
 test_max_clients (void **state)
 {
   Fixture *fx = *state;
-  int fds[MAX_CLIENTS];
+  int fds[MAX_CLIENTS + ROOT_CLIENTS];
 
-  for (guint i = 0; i < MAX_CLIENTS; i++)
+  /* Root's own places too: this test runs as root. */
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
     {
       fds[i] = raw_connect (fx);
       /* An answer proves the server took this connection. */
@@ -621,8 +626,65 @@ test_max_clients (void **state)
       assert_true (g_get_monotonic_time () < until);
       g_usleep (20000);
     }
-  for (guint i = 1; i < MAX_CLIENTS; i++)
+  for (guint i = 1; i < G_N_ELEMENTS (fds); i++)
     close (fds[i]);
+}
+
+/* Others filling every place leave root (the hook) places of its own. */
+static void
+test_root_keeps_places (void **state)
+{
+  Fixture *fx = *state;
+  if (getuid () != 0)
+    fail_msg ("this test must run as root (it drops to uid %d)", NOBODY);
+  int ready[2], done[2];
+  assert_int_equal (pipe (ready), 0);
+  assert_int_equal (pipe (done), 0);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (ready[0]);
+      close (done[1]);
+      if (setgroups (0, NULL) < 0 || setgid (NOBODY) < 0 || setuid (NOBODY) < 0)
+        _exit (3);
+      int fds[MAX_CLIENTS];
+      for (guint i = 0; i < MAX_CLIENTS; i++)
+        {
+          fds[i] = raw_connect (fx);
+          RAW_SEND (fds[i], "{\"method\":\"org.varlink.service.GetInfo\"}");
+          g_autoptr(json_object) r = raw_recv (fds[i]);
+          if (r == NULL || json_object_object_get (r, "error") != NULL)
+            _exit (4);
+        }
+      /* Every place others may take is taken. */
+      g_autoptr(GError) error = NULL;
+      g_autoptr(json_object) r = vmem_varlink_call (fx->path, "io.vmemd.test.Echo", NULL, 2000,
+                                                    &error);
+      char verdict = r == NULL && g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY) ? 'y' : 'n';
+      if (write (ready[1], &verdict, 1) != 1)
+        _exit (5);
+      char c;
+      if (read (done[0], &c, 1) < 0)
+        _exit (6);
+      _exit (0);
+    }
+  close (ready[1]);
+  close (done[0]);
+  char verdict = 0;
+  assert_int_equal (read (ready[0], &verdict, 1), 1);
+  assert_int_equal (verdict, 'y');
+  /* Root still gets in, for every call of a start. */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(json_object) r = call_ok (fx, "io.vmemd.test.Echo", NULL);
+    }
+  close (done[1]);
+  close (ready[0]);
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
 }
 
 /* Runs @method in a child with the given credentials.  Returns 0 when it
@@ -863,6 +925,27 @@ test_slow_client (void **state)
   g_autoptr(json_object) r2 = call_ok (fx, "io.vmemd.test.Echo", NULL);
 }
 
+/* A connection that says nothing is closed long before an idle one. */
+static void
+test_silent_client (void **state)
+{
+  Fixture *fx = *state;
+  int fd = raw_connect (fx);
+  gint64 start = g_get_monotonic_time ();
+  assert_closed (fd);
+  assert_took (start, SILENT_TIMEOUT);
+  close (fd);
+
+  /* Having said something, it has the idle time between calls. */
+  int talker = raw_connect (fx);
+  RAW_SEND (talker, "{\"method\":\"io.vmemd.test.Echo\"}");
+  g_autoptr(json_object) r = raw_recv (talker);
+  start = g_get_monotonic_time ();
+  assert_closed (talker);
+  assert_took (start, IDLE_TIMEOUT);
+  close (talker);
+}
+
 static void
 test_idle_client (void **state)
 {
@@ -992,11 +1075,13 @@ main (void)
     cmocka_unit_test_setup_teardown (test_oversized, setup, teardown),
     cmocka_unit_test_setup_teardown (test_root_message_limit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_max_clients, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_root_keeps_places, setup, teardown),
     cmocka_unit_test_setup_teardown (test_permission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_async_reply, setup, teardown),
     cmocka_unit_test_setup_teardown (test_caller_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_slow_client, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_client, setup, teardown),
     cmocka_unit_test_setup_teardown (test_idle_client, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reader_stalls, setup, teardown),
     cmocka_unit_test_setup_teardown (test_listen_socket_file, setup, teardown),

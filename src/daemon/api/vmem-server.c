@@ -55,7 +55,8 @@ struct _Client {
   GByteArray        *out;
   gint64             partial_since; /* a begun message waits for its end since */
   gint64             out_since;     /* a reply waits for the client to take it since */
-  gint64             active_at;     /* last read or reply */
+  gint64             active_at;     /* accepted, or last read or reply */
+  gboolean           spoke;         /* it has sent something */
   uid_t              uid;
   gid_t              gid;
   pid_t              pid;
@@ -508,7 +509,9 @@ client_deadline (Client *c)
     return G_MAXINT64; /* our turn: the handler is working */
   if (c->partial_since != 0)
     return c->partial_since + seconds (l->request_timeout_s);
-  return c->active_at + seconds (l->idle_timeout_s);
+  /* A connection that has not said a word has less time: idle ones must
+   * not hold every place for long. */
+  return c->active_at + seconds (c->spoke ? l->idle_timeout_s : l->silent_timeout_s);
 }
 
 /* Reads only between calls, with nothing queued either way. */
@@ -659,6 +662,7 @@ on_readable (gint fd, GIOCondition cond, gpointer user_data)
   else
     {
       c->active_at = g_get_monotonic_time ();
+      c->spoke = TRUE;
       g_autoptr(GError) error = NULL;
       if (!vmem_varlink_framer_feed (c->framer, buf, (gsize) n, &error))
         client_fail (c, "io.vmemd.ProtocolError", error->message);
@@ -774,9 +778,13 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
       close (cfd);
       return G_SOURCE_CONTINUE;
     }
-  if (s->n_clients >= s->limits.max_clients)
+  /* Root (the hook among them) has places of its own: others cannot lock
+   * it out by filling the rest. */
+  guint limit = s->limits.max_clients + (cred.uid == 0 ? s->limits.root_clients : 0);
+  if (s->n_clients >= limit)
     {
-      g_info ("refusing pid %d: %u clients already", (int) cred.pid, s->n_clients);
+      g_info ("refusing pid %d uid %u: %u clients already", (int) cred.pid, (unsigned) cred.uid,
+              s->n_clients);
       refuse_busy (cfd);
       return G_SOURCE_CONTINUE;
     }
@@ -811,10 +819,14 @@ vmem_server_set_limits (VmemServer *s, const VmemServerLimits *limits)
   s->limits.max_root_message = MAX (s->limits.max_root_message, s->limits.max_message);
   if (s->limits.max_clients == 0)
     s->limits.max_clients = 64;
+  if (s->limits.root_clients == 0)
+    s->limits.root_clients = 16;
   if (s->limits.request_timeout_s == 0)
     s->limits.request_timeout_s = 10;
   if (s->limits.idle_timeout_s == 0)
-    s->limits.idle_timeout_s = 300;
+    s->limits.idle_timeout_s = 60;
+  if (s->limits.silent_timeout_s == 0)
+    s->limits.silent_timeout_s = 5;
 }
 
 VmemServer *

@@ -20,10 +20,14 @@
  *   - A message that is not a JSON object, or is longer than max_message
  *     (max_root_message for uid 0), gets io.vmemd.ProtocolError {message},
  *     then the connection is closed.
- *   - Above max_clients, a new connection gets io.vmemd.Busy and is closed.
+ *   - With max_clients connections open, a new one gets io.vmemd.Busy and
+ *     is closed, unless it comes from root (the hook, vmemctl run as root):
+ *     root_clients more are kept for root.
  *   - A client that leaves a message unfinished, or its reply unread, for
  *     request_timeout_s is dropped (an unfinished message first gets
- *     io.vmemd.Timeout); one that does nothing for idle_timeout_s is closed.
+ *     io.vmemd.Timeout); one that has sent nothing for silent_timeout_s
+ *     since it connected, or nothing more for idle_timeout_s since its
+ *     last call, is closed.
  *   - Method flags are checked against the peer credentials taken at
  *     accept (SO_PEERCRED, SO_PEERGROUPS); a refused call gets
  *     io.vmemd.PermissionDenied {message}.
@@ -49,8 +53,11 @@ typedef struct {
   gsize max_root_message;  /* the same for uid 0 (the hook), at least max_message;
                               default VMEM_VARLINK_MAX_ROOT_MESSAGE */
   guint max_clients;       /* connections at once; default 64 */
+  guint root_clients;      /* more connections kept for uid 0; default 16 */
   guint request_timeout_s; /* to finish a begun message or take a reply; default 10 */
-  guint idle_timeout_s;    /* a connection doing nothing is closed after; default 300 */
+  guint idle_timeout_s;    /* a connection doing nothing between calls is closed after;
+                              default 60 */
+  guint silent_timeout_s;  /* a new connection that sends nothing is closed after; default 5 */
 } VmemServerLimits;
 
 /* Called for an authorised call.  @parameters is never NULL (an empty
