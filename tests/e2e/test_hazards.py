@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """What goes wrong around a start, on a real libvirtd: a domain XML vmemd
-cannot check (too large, unreadable) is never admitted silently, and admin
-calls racing on three connections leave an unassigned domain as it was."""
+cannot check (too large, unreadable) is never admitted silently, a libvirtd
+that dies in the middle of a start leaves no boot reservation behind once it
+is back, idle connections do not lock the hook out, and admin calls racing
+on three connections leave an unassigned domain as it was."""
 
 import json
 import os
 import re
+import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -16,6 +20,7 @@ import vmemtest  # noqa: E402
 from vmemtest import wait_for  # noqa: E402
 
 MIB = 1024 * 1024
+STALL_HOOK = "/etc/libvirt/hooks/qemu.d/60-stall"
 
 
 def staged(h, name):
@@ -117,6 +122,77 @@ class Unchecked(vmemtest.E2ETestCase):
         r = run_hook("opaque", "prepare", "begin", h.dumpxml("opaque", secure=False))
         self.assertEqual(r.rc, 1)
         self.assertIn("not enough host memory to start opaque", r.stderr)
+
+
+class LibvirtdCrash(vmemtest.E2ETestCase):
+    def setUp(self):
+        h = self.host
+        h.cleanup_domains()
+        # 700 MiB: the lost start (512 MiB, preallocated) and the later one
+        # (256 MiB) do not fit together.
+        h.start_vmemd(admission__capacity="700M", admission__reserve="0")
+        h.vmemctl("profile", "remove", "crash", "--force", check=False)
+        h.vmemctl("profile", "add", "crash", "--demand", "128M")
+
+    def tearDown(self):
+        try:
+            os.remove(STALL_HOOK)
+        except FileNotFoundError:
+            pass
+
+    def test_crash_mid_start_leaves_no_reservation(self):
+        h = self.host
+        for name, mib in (("lost", 512), ("later", 256)):
+            h.define_guest(name, memory_mib=mib)
+            h.vmemctl("assign", name, "crash")
+            staged(h, name)
+        # A hook after vmemd's that holds the start of "lost" after vmemd
+        # admitted it, and before QEMU runs.
+        pidfile = os.path.join(h.tmp, "stall.pid")
+        with open(STALL_HOOK, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "if [ \"$1\" = lost ] && [ \"$2\" = prepare ] && [ \"$3\" = begin ]; then\n"
+                    f"  echo $$ > {pidfile}\n"
+                    "  exec sleep 120\n"
+                    "fi\n"
+                    "exit 0\n")
+        os.chmod(STALL_HOOK, 0o755)
+        start = subprocess.Popen(["virsh", "-c", vmemtest.URI, "start", "lost"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stall = None
+        try:
+            stall = int(wait_for(lambda: open(pidfile).read().strip(), timeout=30,
+                                 what="the start of lost to reach the stalling hook"))
+            wait_for(lambda: [r["name"] for r in h.status()["reservations"]] == ["lost"],
+                     timeout=10, what="the boot reservation of lost")
+            # Older than any start still in flight could be.
+            time.sleep(6)
+            libvirtd = vmemtest._pid_from(h.libvirtd_pidfile)
+            os.kill(libvirtd, signal.SIGKILL)
+            wait_for(lambda: not vmemtest._alive(libvirtd), timeout=10, what="libvirtd to die")
+            os.remove(h.libvirtd_pidfile)
+            start.wait(30)
+        finally:
+            if start.poll() is None:
+                start.kill()
+            if stall is not None:
+                vmemtest.kill_pid(stall)
+            os.remove(STALL_HOOK)
+        mark = h.log_mark()
+        h.start_libvirtd()
+        self.assertEqual(h.domstate("lost"), "shut off")
+        wait_for(lambda: h.status()["libvirt_connected"], timeout=60, what="vmemd to reconnect")
+        wait_for(lambda: h.status()["reservations"] == [], timeout=30,
+                 what="the lost start's reservation to go")
+        h.wait_log("boot reservation of lost", "dropped", since=mark)
+        lost = [d for d in h.status()["domains"] if d["name"] == "lost"]
+        self.assertEqual(lost[0]["state"], "shut-off")
+        # It is staged again for its next start.
+        h.wait_log("lost", "start did not happen", since=mark)
+        # A start that fits only without the phantom is admitted.
+        r = h.virsh("start", "later", check=False)
+        self.assertEqual(r.rc, 0, r.stderr)
+        h.virsh("destroy", "later")
 
 
 class Crowd(vmemtest.E2ETestCase):
