@@ -449,7 +449,19 @@ test_method_not_found (void **state)
   RAW_SEND (fd, "{\"method\":\"io.vmemd.test.Nope\",\"parameters\":{}}");
   g_autoptr(json_object) r = raw_recv (fd);
   assert_error_reply (r, "org.varlink.service.MethodNotFound", "method", "io.vmemd.test.Nope");
+  RAW_SEND (fd, "{\"method\":\"org.varlink.service.Nope\"}");
+  g_autoptr(json_object) r2 = raw_recv (fd);
+  assert_error_reply (r2, "org.varlink.service.MethodNotFound", "method",
+                      "org.varlink.service.Nope");
+
+  /* An interface the server does not have is named as such. */
+  RAW_SEND (fd, "{\"method\":\"io.nope.Ping\"}");
+  g_autoptr(json_object) r3 = raw_recv (fd);
+  assert_error_reply (r3, "org.varlink.service.InterfaceNotFound", "interface", "io.nope");
+  json_object *p = json_object_object_get (r3, "parameters");
+  assert_string_equal (json_object_get_string (json_object_object_get (p, "interface")), "io.nope");
   close (fd);
+  call_fails (fx, "io.nope.Ping", NULL, VMEM_ERROR_INVALID_ARGUMENT, "InterfaceNotFound: io.nope");
 }
 
 static void

@@ -460,8 +460,17 @@ handle_message (Client *c, json_object *msg)
   Method *m = g_hash_table_lookup (s->methods, call->method);
   if (m == NULL)
     {
-      vmem_call_return_varlink_error (call, "org.varlink.service.MethodNotFound",
-                                      param_obj ("method", call->method));
+      /* The interface is the name up to its last dot. */
+      const char *dot = strrchr (call->method, '.');
+      g_autofree char *iface =
+        dot ? g_strndup (call->method, (gsize) (dot - call->method)) : g_strdup (call->method);
+      if (!g_str_equal (iface, "org.varlink.service") &&
+          !g_hash_table_contains (s->interfaces, iface))
+        vmem_call_return_varlink_error (call, "org.varlink.service.InterfaceNotFound",
+                                        param_obj ("interface", iface));
+      else
+        vmem_call_return_varlink_error (call, "org.varlink.service.MethodNotFound",
+                                        param_obj ("method", call->method));
       return;
     }
   gboolean allowed = TRUE;

@@ -7,7 +7,9 @@
  * Protocol: NUL-terminated JSON objects on a Unix stream socket.  Besides
  * the registered methods it answers org.varlink.service.GetInfo and
  * GetInterfaceDescription, so varlinkctl works.
- *   - An unknown method gets org.varlink.service.MethodNotFound {method};
+ *   - A method of an interface the server does not have gets
+ *     org.varlink.service.InterfaceNotFound {interface}; an unknown method
+ *     of one it has gets org.varlink.service.MethodNotFound {method};
  *     a call without a string "method", with "parameters" that is not an
  *     object, or with a non-boolean flag gets
  *     org.varlink.service.InvalidParameter {parameter}.
