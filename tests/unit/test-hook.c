@@ -914,6 +914,59 @@ test_vmemctl_daemon_errors (void **state)
   assert_int_equal (json_object_get_int64 (dm), 2048);
 }
 
+/* vmemctl replay: a bad trace is a usage error (2), and prints no estimate
+ * even when good lines came before the bad one; options must be numbers. */
+static void
+test_vmemctl_replay_errors (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GString) trace = g_string_new ("time,domain,workload,vcpus,ceiling_kib,used_kib\n");
+  for (int h = 0; h <= 72; h++)
+    g_string_append_printf (trace, "%d,a,web,1,1048576,%d\n", h * 3600, 102400 + h * 1024);
+  g_autofree char *good = g_build_filename (f->dir, "good.csv", NULL);
+  assert_true (g_file_set_contents (good, trace->str, -1, NULL));
+  g_string_append (trace, "266400,a,web,one,1048576,1024\n");
+  g_autofree char *bad = g_build_filename (f->dir, "bad.csv", NULL);
+  assert_true (g_file_set_contents (bad, trace->str, -1, NULL));
+
+  char *ok_argv[] = { (char *) vmemctl_path (), (char *) "replay", good, NULL };
+  g_auto(Run) ok = { 0 };
+  run_binary (ok_argv, f->config, "", 0, &ok);
+  assert_int_equal (ok.status, 0);
+  assert_true (g_str_has_prefix (ok.out, "time,domain,estimate_kib,source\n"));
+  assert_non_null (strstr (ok.out, "\n172800,a,"));
+
+  char *bad_argv[] = { (char *) vmemctl_path (), (char *) "replay", bad, NULL };
+  g_auto(Run) r = { 0 };
+  run_binary (bad_argv, f->config, "", 0, &r);
+  assert_int_equal (r.status, 2);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "bad.csv:75: vcpus");
+
+  static const char *const numbers[][2] = {
+    { "--quantile", "nan" }, { "--margin", "inf" }, { "--half-life", "soon" }, { "--quantile", "" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (numbers); i++)
+    {
+      char *argv[] = { (char *) vmemctl_path (), (char *) "replay", good,
+                       (char *) numbers[i][0], (char *) numbers[i][1], NULL };
+      g_auto(Run) n = { 0 };
+      run_binary (argv, f->config, "", 0, &n);
+      if (n.status != 2)
+        fail_msg ("%s %s: exit %d", numbers[i][0], numbers[i][1], n.status);
+      assert_string_equal (n.out, "");
+      assert_one_line (n.err, numbers[i][0]);
+      assert_non_null (strstr (n.err, "is not a number"));
+    }
+  char *q_argv[] = { (char *) vmemctl_path (), (char *) "replay", good, (char *) "--quantile",
+                     (char *) "0.9", NULL };
+  g_auto(Run) q = { 0 };
+  run_binary (q_argv, f->config, "", 0, &q);
+  assert_int_equal (q.status, 0);
+  g_unlink (good);
+  g_unlink (bad);
+}
+
 int
 main (void)
 {
@@ -940,6 +993,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_vmemctl_unreachable, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_usage_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_daemon_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_vmemctl_replay_errors, setup, teardown),
   };
   signal (SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests (tests, NULL, NULL);
