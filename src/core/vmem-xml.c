@@ -909,7 +909,13 @@ info_from_doc (xmlDocPtr doc, GError **error)
     read_plan (i, plan);
 
   i->manageable = TRUE;
-  if (i->memory_kib == 0)
+  if (!vmem_xml_type_is_managed (i->type))
+    i->unmanageable_reason =
+      i->type != NULL
+        ? g_strdup_printf ("it is a type='%s' domain, and vmemd manages QEMU and KVM domains only",
+                           i->type)
+        : g_strdup ("its <domain> names no type, and vmemd manages QEMU and KVM domains only");
+  else if (i->memory_kib == 0)
     i->unmanageable_reason = g_strdup ("the domain has no <memory>");
   else if (i->has_balloon && i->balloon_model == NULL)
     i->unmanageable_reason = g_strdup ("its <memballoon> has no model");
@@ -919,6 +925,13 @@ info_from_doc (xmlDocPtr doc, GError **error)
                                               "target", i->balloon_model);
   i->manageable = i->unmanageable_reason == NULL;
   return g_steal_pointer (&i);
+}
+
+gboolean
+vmem_xml_type_is_managed (const char *type)
+{
+  return g_strcmp0 (type, "kvm") == 0 || g_strcmp0 (type, "qemu") == 0 ||
+         g_strcmp0 (type, "test") == 0;
 }
 
 VmemDomainInfo *

@@ -103,6 +103,14 @@ typedef struct {
 void            vmem_domain_info_free (VmemDomainInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDomainInfo, vmem_domain_info_free)
 
+/* The domain types vmemd manages: kvm and qemu, and libvirt's test
+ * driver's, which takes the same XML.  Other hypervisors treat memory
+ * otherwise: libxl (Xen) rejects a virtio balloon at build and has a
+ * balloon of its own, VMware takes <currentMemory> for a hard cap; LXC and
+ * bhyve have no virtio balloon to set a target with.  A domain of another
+ * type (or none) is not manageable: its info says why. */
+gboolean        vmem_xml_type_is_managed (const char *type);
+
 /* VMEM_ERROR_INVALID_ARGUMENT with the parser's line for bad XML, for a
  * root that is not <domain>, a DOCTYPE (never fetched nor expanded), input
  * over VMEM_XML_MAX_SIZE, or an unreadable memory size. */

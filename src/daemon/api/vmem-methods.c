@@ -492,7 +492,27 @@ tag_work (virConnectPtr conn, gpointer data, GError **error)
 
   g_autofree char *xml = NULL;
   if (j->workload != NULL)
-    xml = g_markup_printf_escaped ("<workload name=\"%s\"/>", j->workload);
+    {
+      /* Another hypervisor's domain would never take a plan: say so now. */
+      g_autofree char *def = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE);
+      if (def == NULL)
+        {
+          vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", j->domain);
+          return NULL;
+        }
+      g_autoptr(VmemDomainInfo) info = vmem_xml_parse_domain (def, error);
+      if (info == NULL)
+        return NULL;
+      if (!vmem_xml_type_is_managed (info->type))
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                       "domain '%s' cannot be managed: it is a type='%s' domain, and vmemd "
+                       "manages QEMU and KVM domains only",
+                       j->domain, info->type ? info->type : "");
+          return NULL;
+        }
+      xml = g_markup_printf_escaped ("<workload name=\"%s\"/>", j->workload);
+    }
 
   if (j->workload == NULL && j->restore)
     {
