@@ -52,6 +52,68 @@ vmem_hook_find_uuid (const char *xml)
   return g_steal_pointer (&uuid);
 }
 
+/* Decodes the five predefined entities and numeric character references
+ * of XML text; NULL for anything else. */
+static char *
+xml_unescape (const char *s, gsize len)
+{
+  static const struct {
+    const char *name;
+    char c;
+  } entities[] = { { "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' }, { "quot;", '"' },
+                   { "apos;", '\'' } };
+  g_autoptr(GString) out = g_string_sized_new (len);
+  const char *end = s + len;
+
+  while (s < end)
+    {
+      if (*s != '&')
+        {
+          g_string_append_c (out, *s++);
+          continue;
+        }
+      const char *semi = memchr (s, ';', (gsize) (end - s));
+      if (semi == NULL)
+        return NULL;
+      gsize n = (gsize) (semi - s) + 1; /* "&...;" */
+      gboolean done = FALSE;
+      for (gsize i = 0; i < G_N_ELEMENTS (entities) && !done; i++)
+        if (n - 1 == strlen (entities[i].name) && strncmp (s + 1, entities[i].name, n - 1) == 0)
+          {
+            g_string_append_c (out, entities[i].c);
+            done = TRUE;
+          }
+      if (!done && n > 3 && s[1] == '#')
+        {
+          gboolean hex = s[2] == 'x';
+          g_autofree char *digits = g_strndup (s + (hex ? 3 : 2), n - (hex ? 4 : 3));
+          guint64 cp = 0;
+          if (!g_ascii_string_to_unsigned (digits, hex ? 16 : 10, 1, 0x10FFFF, &cp, NULL) ||
+              !g_unichar_validate ((gunichar) cp))
+            return NULL;
+          g_string_append_unichar (out, (gunichar) cp);
+          done = TRUE;
+        }
+      if (!done)
+        return NULL;
+      s += n;
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+char *
+vmem_hook_find_name (const char *xml)
+{
+  const char *s = xml ? strstr (xml, "<name>") : NULL;
+  if (s == NULL)
+    return NULL;
+  s += strlen ("<name>");
+  const char *e = strstr (s, "</name>");
+  if (e == NULL)
+    return NULL;
+  return xml_unescape (s, (gsize) (e - s));
+}
+
 /* --- the backstop ---------------------------------------------------------- */
 
 /* Whatever blocks (a config file on a stuck mount, a full syslog socket, a
@@ -286,15 +348,24 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   if (timed_out && waits)
     return without_daemon (config, domain, op, subop,
                            "libvirt did not finish writing the domain XML in time", err_fd);
-  g_autofree char *uuid = vmem_hook_find_uuid (xml);
   /* Why vmemd cannot have the XML, when it cannot: it says so rather than
    * admit the start unchecked and silently. */
   g_autofree char *xml_missing = NULL;
-  if (too_big)
+  g_autofree char *named = vmem_hook_find_name (xml);
+  if (xml != NULL && *xml != '\0' && g_strcmp0 (named, domain) != 0)
+    {
+      /* Not this domain's XML (or not one): neither it nor its uuid go. */
+      xml_missing = named != NULL
+                      ? g_strdup_printf ("the domain XML the hook was given is that of '%s'", named)
+                      : g_strdup ("the domain XML the hook was given names no domain");
+      g_clear_pointer (&xml, g_free);
+    }
+  else if (too_big)
     xml_missing = g_strdup_printf ("its domain XML is larger than the %d MiB the hook reads",
                                    VMEM_HOOK_MAX_XML / (1024 * 1024));
   else if (xml == NULL || *xml == '\0')
     xml_missing = g_strdup ("libvirt gave the hook no domain XML");
+  g_autofree char *uuid = vmem_hook_find_uuid (xml);
 
   g_autoptr(json_object) params = json_object_new_object ();
   json_object_object_add (params, "op", json_object_new_string (op));

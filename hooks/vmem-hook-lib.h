@@ -49,4 +49,9 @@ gboolean vmem_hook_prints_xml (const char *op, const char *subop);
  * there is none or it does not look like a UUID. */
 char *vmem_hook_find_uuid (const char *xml);
 
+/* Cheap scan for the domain's <name> (the first <name> element: libvirt
+ * writes it first), its character references decoded; NULL when there is
+ * none or it cannot be decoded. */
+char *vmem_hook_find_name (const char *xml);
+
 G_END_DECLS

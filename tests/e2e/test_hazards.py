@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """What goes wrong around a start, on a real libvirtd: a domain XML vmemd
-cannot check (too large, unreadable) is never admitted silently, a libvirtd
-that dies in the middle of a start leaves no boot reservation behind once it
-is back, idle connections do not lock the hook out, and admin calls racing
-on three connections leave an unassigned domain as it was."""
+cannot check (too large, unreadable, another domain's) is never admitted
+silently, a libvirtd that dies in the middle of a start leaves no boot
+reservation behind once it is back, idle connections do not lock the hook
+out, and admin calls racing on three connections leave an unassigned
+domain as it was."""
 
 import json
 import os
@@ -93,6 +94,7 @@ class Unchecked(vmemtest.E2ETestCase):
     def test_could_not_check_is_visible(self):
         h = self.host
         h.define_guest("opaque", memory_mib=512)
+        h.define_guest("other", memory_mib=128)
         h.vmemctl("assign", "opaque", "big")
         staged(h, "opaque")
         cases = {
@@ -100,6 +102,8 @@ class Unchecked(vmemtest.E2ETestCase):
             "too large": described_xml(h, "opaque", 17 * MIB),
             # Cut short: vmemd cannot parse it.
             "unreadable": h.dumpxml("opaque", secure=False)[:400],
+            # The XML of another domain: the hook does not send it.
+            "another domain": h.dumpxml("other", secure=False),
         }
         for why, xml in cases.items():
             mark = h.log_mark()
@@ -109,6 +113,18 @@ class Unchecked(vmemtest.E2ETestCase):
             self.assertEqual(len(r.stderr.splitlines()), 1, f"{why}: {r.stderr!r}")
             h.wait_log("warning", "the start of opaque was not checked", since=mark)
             self.assertEqual(h.log_lines("start of opaque admitted:", since=mark), [])
+
+        # vmemd checks the name too, whoever sends the XML.
+        c = Varlink(h.socket)
+        try:
+            c.send("io.vmemd.HookEvent", op="prepare", subop="begin", domain="opaque",
+                   xml=h.dumpxml("other", secure=False))
+            r = c.reply()
+        finally:
+            c.close()
+        self.assertTrue(r["parameters"]["allow"], r)
+        self.assertIn("the start of opaque was not checked: the domain XML sent with it is that "
+                      "of 'other'", r["parameters"]["message"])
 
         # Refused when the administrator says so (mode enforce).
         h.start_vmemd(admission__capacity="300M", admission__reserve="0",

@@ -759,6 +759,49 @@ test_find_uuid (void **state)
 }
 
 static void
+test_find_name (void **state)
+{
+  g_autofree char *n = vmem_hook_find_name (domain_xml);
+  assert_string_equal (n, "vm1");
+  g_autofree char *esc = vmem_hook_find_name ("<domain><name>a&amp;b&lt;&gt;&quot;&apos;&#233;&#x41;"
+                                              "</name><name>second</name></domain>");
+  assert_string_equal (esc, "a&b<>\"'\xc3\xa9" "A");
+  g_autofree char *spaced = vmem_hook_find_name ("<name> vm1 </name>");
+  assert_string_equal (spaced, " vm1 ");
+  assert_null (vmem_hook_find_name (NULL));
+  assert_null (vmem_hook_find_name ("<domain><uuid>x</uuid></domain>"));
+  assert_null (vmem_hook_find_name ("<name>vm1"));
+  assert_null (vmem_hook_find_name ("<name>a&bogus;b</name>"));
+  assert_null (vmem_hook_find_name ("<name>a&b</name>"));
+  assert_null (vmem_hook_find_name ("<name>&#0;</name>"));
+}
+
+/* The XML on standard input must be the domain's the arguments name:
+ * another's is not sent, nor its uuid, and vmemd is told why. */
+static void
+test_xml_of_another_domain_is_not_sent (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  g_auto(Run) r = { 0 };
+  char *argv[] = { (char *) hook_path (), (char *) "vm2", (char *) "prepare", (char *) "begin",
+                   (char *) "-", NULL };
+  run_binary (argv, f->config, domain_xml, strlen (domain_xml), &r);
+  assert_int_equal (r.status, 0);
+  g_autoptr(json_object) req = fake_daemon_request (d);
+  assert_non_null (req);
+  json_object *p = NULL, *v = NULL;
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_true (json_object_object_get_ex (p, "domain", &v));
+  assert_string_equal (json_object_get_string (v), "vm2");
+  assert_false (json_object_object_get_ex (p, "uuid", &v));
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "xml_missing", &v));
+  assert_string_equal (json_object_get_string (v),
+                       "the domain XML the hook was given is that of 'vm1'");
+}
+
+static void
 test_which_events (void **state)
 {
   assert_true (vmem_hook_may_refuse ("prepare", "begin"));
@@ -972,6 +1015,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_find_uuid),
+    cmocka_unit_test (test_find_name),
     cmocka_unit_test (test_which_events),
     cmocka_unit_test_setup_teardown (test_no_daemon_fails_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup,
@@ -989,6 +1033,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_daemon_error_reply_fails_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oversized_xml_is_not_sent, setup, teardown),
     cmocka_unit_test_setup_teardown (test_large_xml_is_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_xml_of_another_domain_is_not_sent, setup, teardown),
     cmocka_unit_test_setup_teardown (test_warning_is_shown, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_unreachable, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_usage_errors, setup, teardown),

@@ -1042,6 +1042,12 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
       x = vmem_domain_new_from_xml (xml, &error);
       if (x == NULL)
         unusable = g_strdup_printf ("vmemd cannot read its domain XML (%s)", error->message);
+      else if (g_strcmp0 (x->name, domain) != 0)
+        {
+          /* Another domain's XML says nothing about this start. */
+          unusable = g_strdup_printf ("the domain XML sent with it is that of '%s'", x->name);
+          g_clear_pointer (&x, vmem_domain_free);
+        }
       g_clear_error (&error);
     }
   else
