@@ -60,8 +60,9 @@ xml_unescape (const char *s, gsize len)
   static const struct {
     const char *name;
     char c;
-  } entities[] = { { "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' }, { "quot;", '"' },
-                   { "apos;", '\'' } };
+  } entities[] = {
+    { "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' }, { "quot;", '"' }, { "apos;", '\'' }
+  };
   g_autoptr(GString) out = g_string_sized_new (len);
   const char *end = s + len;
 
@@ -328,8 +329,8 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
    * left one unanswered a moment ago; a small part of it otherwise. */
   g_autofree char *silent = silent_path (config);
   gboolean hurried = waits && silent_recently (silent);
-  guint budget_ms = waits && !hurried ? config->hook_timeout_ms
-                                      : vmem_hook_short_ms (config->hook_timeout_ms);
+  guint budget_ms =
+    waits && !hurried ? config->hook_timeout_ms : vmem_hook_short_ms (config->hook_timeout_ms);
   gint64 deadline = start + (gint64) budget_ms * 1000;
   int refuse = waits && config->fail_closed;
   g_autofree char *last_word =
@@ -382,9 +383,9 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
       /* vmemd drops a message over its limit, and the event with it: send
        * the event without the XML rather than lose it.  Any XML the hook
        * reads fits, unless it is full of control characters. */
-      if (strlen (json_object_to_json_string_ext (
-            params, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) + 256 >
-          VMEM_VARLINK_MAX_ROOT_MESSAGE)
+      const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+      gsize encoded = strlen (json_object_to_json_string_ext (params, flags));
+      if (encoded + 256 > VMEM_VARLINK_MAX_ROOT_MESSAGE)
         {
           json_object_object_del (params, "xml");
           xml_missing = g_strdup ("its domain XML does not fit into one message to vmemd");
@@ -405,9 +406,9 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
         return without_daemon (config, domain, op, subop, error->message, err_fd);
       return 0;
     }
-  g_autoptr(json_object) reply =
-    vmem_varlink_call_sized (config->socket_path, "io.vmemd.HookEvent", params, left_ms,
-                             VMEM_VARLINK_MAX_ROOT_MESSAGE, &error);
+  g_autoptr(json_object) reply = NULL;
+  reply = vmem_varlink_call_sized (config->socket_path, "io.vmemd.HookEvent", params, left_ms,
+                                   VMEM_VARLINK_MAX_ROOT_MESSAGE, &error);
   if (reply == NULL)
     {
       /* Silent for the whole timeout: the calls that follow, those of

@@ -40,7 +40,7 @@ gboolean vmem_hook_may_refuse (const char *op, const char *subop);
 
 /* What a notification may take, and a call while vmemd is known to be
  * silent: a small fraction of the hook timeout. */
-guint    vmem_hook_short_ms (guint timeout_ms);
+guint vmem_hook_short_ms (guint timeout_ms);
 
 /* Does libvirt use what the hook prints for this event? */
 gboolean vmem_hook_prints_xml (const char *op, const char *subop);

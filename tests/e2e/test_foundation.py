@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Foundation: profiles through the running daemon, assignment visible in
 the domain XML, the hook called by a real libvirtd on `virsh start`,
-fail-open and fail-closed, untagged domains untouched, and reconnect after
-a libvirtd restart."""
+fail-open and fail-closed (a hung vmemd costs a start the hook timeout
+once), untagged domains untouched, and reconnect after a libvirtd
+restart."""
 
 import os
 import signal

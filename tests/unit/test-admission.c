@@ -401,7 +401,8 @@ test_unchecked_refuse (void **state)
     decide (&r, &d);
     assert_int_equal (d.verdict, VMEM_ADMISSION_REFUSE);
     assert_string_equal (d.event, "refused-not-checked");
-    assert_contains (d.message, "cannot check the start of web-1: vmemd cannot read its domain XML");
+    assert_contains (d.message,
+                     "cannot check the start of web-1: vmemd cannot read its domain XML");
     assert_contains (d.message, "unchecked = refuse");
   }
   /* Only enforce refuses. */

@@ -348,7 +348,9 @@ test_no_daemon_fail_closed_refuses_only_the_start (void **state)
 
   /* What starts a domain and waits for vmemd's answer. */
   static const char *const starts[][2] = {
-    { "prepare", "begin" }, { "migrate", "begin" }, { "restore", "begin" },
+    { "prepare", "begin" },
+    { "migrate", "begin" },
+    { "restore", "begin" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (starts); i++)
     {
@@ -362,7 +364,7 @@ test_no_daemon_fail_closed_refuses_only_the_start (void **state)
   /* Failing these would kill a running domain or gain nothing; start
    * begin comes after prepare, which was asked already. */
   static const char *const never[][2] = {
-    { "reconnect", "begin" }, { "stopped", "end" }, { "release", "end" },  { "started", "begin" },
+    { "reconnect", "begin" }, { "stopped", "end" },  { "release", "end" }, { "started", "begin" },
     { "start", "begin" },     { "attach", "begin" }, { "prepare", "end" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (never); i++)
@@ -763,9 +765,11 @@ test_find_name (void **state)
 {
   g_autofree char *n = vmem_hook_find_name (domain_xml);
   assert_string_equal (n, "vm1");
-  g_autofree char *esc = vmem_hook_find_name ("<domain><name>a&amp;b&lt;&gt;&quot;&apos;&#233;&#x41;"
-                                              "</name><name>second</name></domain>");
-  assert_string_equal (esc, "a&b<>\"'\xc3\xa9" "A");
+  g_autofree char *esc =
+    vmem_hook_find_name ("<domain><name>a&amp;b&lt;&gt;&quot;&apos;&#233;&#x41;"
+                         "</name><name>second</name></domain>");
+  assert_string_equal (esc, "a&b<>\"'\xc3\xa9"
+                            "A");
   g_autofree char *spaced = vmem_hook_find_name ("<name> vm1 </name>");
   assert_string_equal (spaced, " vm1 ");
   assert_null (vmem_hook_find_name (NULL));
@@ -784,8 +788,8 @@ test_xml_of_another_domain_is_not_sent (void **state)
   Fixture *f = *state;
   g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
   g_auto(Run) r = { 0 };
-  char *argv[] = { (char *) hook_path (), (char *) "vm2", (char *) "prepare", (char *) "begin",
-                   (char *) "-", NULL };
+  char *argv[] = { (char *) hook_path (), (char *) "vm2", (char *) "prepare",
+                   (char *) "begin",      (char *) "-",   NULL };
   run_binary (argv, f->config, domain_xml, strlen (domain_xml), &r);
   assert_int_equal (r.status, 0);
   g_autoptr(json_object) req = fake_daemon_request (d);
@@ -987,12 +991,15 @@ test_vmemctl_replay_errors (void **state)
   assert_one_line (r.err, "bad.csv:75: vcpus");
 
   static const char *const numbers[][2] = {
-    { "--quantile", "nan" }, { "--margin", "inf" }, { "--half-life", "soon" }, { "--quantile", "" },
+    { "--quantile", "nan" },
+    { "--margin", "inf" },
+    { "--half-life", "soon" },
+    { "--quantile", "" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (numbers); i++)
     {
-      char *argv[] = { (char *) vmemctl_path (), (char *) "replay", good,
-                       (char *) numbers[i][0], (char *) numbers[i][1], NULL };
+      char *argv[] = { (char *) vmemctl_path (), (char *) "replay",      good,
+                       (char *) numbers[i][0],   (char *) numbers[i][1], NULL };
       g_auto(Run) n = { 0 };
       run_binary (argv, f->config, "", 0, &n);
       if (n.status != 2)
@@ -1001,8 +1008,8 @@ test_vmemctl_replay_errors (void **state)
       assert_one_line (n.err, numbers[i][0]);
       assert_non_null (strstr (n.err, "is not a number"));
     }
-  char *q_argv[] = { (char *) vmemctl_path (), (char *) "replay", good, (char *) "--quantile",
-                     (char *) "0.9", NULL };
+  char *q_argv[] = { (char *) vmemctl_path (), (char *) "replay", good,
+                     (char *) "--quantile",    (char *) "0.9",    NULL };
   g_auto(Run) q = { 0 };
   run_binary (q_argv, f->config, "", 0, &q);
   assert_int_equal (q.status, 0);
