@@ -20,8 +20,9 @@ from vmemtest import wait_for  # noqa: E402
 # What `virsh start` may take beyond the hook timeout: QEMU's own start
 # under TCG and libvirt's work, on a loaded CI machine.
 START_SLACK_S = 10
-# What two starts of the same guest may differ by for reasons of their own
-# (QEMU under TCG on a shared machine: seen up to 0.7 s).
+# What the best of two starts of the same guest may differ by for reasons
+# of their own (QEMU under TCG on a shared machine: one start alone was
+# seen up to 0.7 s slower than another).
 NOISE_S = 1.0
 # The same for two refused starts, where no QEMU runs.
 REFUSED_NOISE_S = 0.3
@@ -110,6 +111,21 @@ class Foundation(vmemtest.E2ETestCase):
         except FileNotFoundError:
             pass
 
+    def best_of(self, name, rounds=2):
+        """The shortest `virsh start` and `virsh destroy` of name in a few
+        rounds, each start paying the whole hook timeout if it waits: QEMU
+        under TCG on a shared machine adds its own noise (seen: 0.7 s)."""
+        starts, destroys = [], []
+        for _ in range(rounds):
+            self.forget_silence()
+            t, r = self.timed("start", name)
+            self.assertEqual(r.rc, 0, r.stderr)
+            self.assertEqual(self.host.domstate(name), "running")
+            starts.append(t)
+            t, _ = self.timed("destroy", name)
+            destroys.append(t)
+        return min(starts), min(destroys)
+
     def test_start_fails_open_when_daemon_is_silent(self):
         # A socket that accepts connections and never answers: a start waits
         # the hook timeout once (at prepare), not once per hook call.
@@ -117,28 +133,23 @@ class Foundation(vmemtest.E2ETestCase):
         h.define_guest("open2", memory_mib=128)
         h.stop_vmemd()
         h.write_config(hook__timeout_ms="1000")
-        down, _ = self.timed("start", "open2")
-        h.virsh("destroy", "open2")
+        down, _ = self.best_of("open2")
         os.makedirs(os.path.dirname(h.socket), exist_ok=True)
         if os.path.exists(h.socket):
             os.unlink(h.socket)
         silent = socket.socket(socket.AF_UNIX)
         silent.bind(h.socket)
         silent.listen(16)
-        self.forget_silence()
         try:
-            elapsed, r = self.timed("start", "open2")
+            elapsed, _ = self.best_of("open2")
         finally:
             silent.close()
             os.unlink(h.socket)
             h.write_config()
-        self.assertEqual(r.rc, 0, r.stderr)
-        self.assertEqual(h.domstate("open2"), "running")
         print(f"\n    e2e: start with vmemd down {down:.2f}s, silent {elapsed:.2f}s "
-              f"(timeout 1.0s)", file=sys.stderr)
+              f"(timeout 1.0s, best of 2)", file=sys.stderr)
         self.assertGreaterEqual(elapsed, 1.0)
         self.assertLess(elapsed - down, 1.0 + NOISE_S)
-        h.virsh("destroy", "open2")
 
     def test_hung_daemon_costs_a_start_one_timeout(self):
         # vmemd stopped (SIGSTOP) keeps its socket: connections are taken
@@ -152,22 +163,18 @@ class Foundation(vmemtest.E2ETestCase):
         timeout = h.hook_timeout
         h.stop_vmemd()
         down = {}
-        down["start"], r = self.timed("start", "hung1")
-        self.assertEqual(r.rc, 0, r.stderr)
-        down["destroy"], _ = self.timed("destroy", "hung1")
+        down["start"], down["destroy"] = self.best_of("hung1")
         h.write_config(hook__fail_closed="true")
         down["refused"], r = self.timed("start", "hung1")
         self.assertNotEqual(r.rc, 0)
+        h.write_config()
 
         h.start_vmemd()
         pid = h.vmemd.pid
         hung = {}
         os.kill(pid, signal.SIGSTOP)
         try:
-            self.forget_silence()
-            hung["start"], r = self.timed("start", "hung1")
-            self.assertEqual(r.rc, 0, r.stderr)
-            hung["destroy"], _ = self.timed("destroy", "hung1")
+            hung["start"], hung["destroy"] = self.best_of("hung1")
             h.write_config(hook__fail_closed="true")
             self.forget_silence()
             hung["refused"], r = self.timed("start", "hung1")
@@ -178,7 +185,7 @@ class Foundation(vmemtest.E2ETestCase):
         self.assertIn("fail_closed", r.stderr)
         self.assertEqual(h.domstate("hung1"), "shut off")
         print("\n    e2e: " + ", ".join(f"{k} down {down[k]:.2f}s hung {hung[k]:.2f}s"
-                                          for k in down) + f" (timeout {timeout:.1f}s)",
+                                          for k in down) + f" (timeout {timeout:.1f}s, best of 2)",
               file=sys.stderr)
         # The difference of two starts, not a multiple of the timeout;
         # fail_closed refuses at the first timeout.
@@ -188,7 +195,7 @@ class Foundation(vmemtest.E2ETestCase):
         # Stopping waits for nothing.
         self.assertLess(hung["destroy"] - down["destroy"], NOISE_S)
         # Once running again, vmemd has not kept a reservation for the
-        # start it never answered.
+        # starts it never answered.
         wait_for(lambda: h.status()["reservations"] == [], timeout=15,
                  what="no reservation left by the stale prepare")
 
