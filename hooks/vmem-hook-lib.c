@@ -18,7 +18,15 @@
 gboolean
 vmem_hook_may_refuse (const char *op, const char *subop)
 {
-  return (g_str_equal (op, "prepare") || g_str_equal (op, "start")) && g_str_equal (subop, "begin");
+  return (g_str_equal (op, "prepare") || g_str_equal (op, "migrate") ||
+          g_str_equal (op, "restore")) &&
+         g_str_equal (subop, "begin");
+}
+
+guint
+vmem_hook_short_ms (guint timeout_ms)
+{
+  return CLAMP (timeout_ms / 10, 20, 200);
 }
 
 gboolean
@@ -42,6 +50,69 @@ vmem_hook_find_uuid (const char *xml)
   if (!g_uuid_string_is_valid (uuid))
     return NULL;
   return g_steal_pointer (&uuid);
+}
+
+/* Decodes the five predefined entities and numeric character references
+ * of XML text; NULL for anything else. */
+static char *
+xml_unescape (const char *s, gsize len)
+{
+  static const struct {
+    const char *name;
+    char c;
+  } entities[] = {
+    { "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' }, { "quot;", '"' }, { "apos;", '\'' }
+  };
+  g_autoptr(GString) out = g_string_sized_new (len);
+  const char *end = s + len;
+
+  while (s < end)
+    {
+      if (*s != '&')
+        {
+          g_string_append_c (out, *s++);
+          continue;
+        }
+      const char *semi = memchr (s, ';', (gsize) (end - s));
+      if (semi == NULL)
+        return NULL;
+      gsize n = (gsize) (semi - s) + 1; /* "&...;" */
+      gboolean done = FALSE;
+      for (gsize i = 0; i < G_N_ELEMENTS (entities) && !done; i++)
+        if (n - 1 == strlen (entities[i].name) && strncmp (s + 1, entities[i].name, n - 1) == 0)
+          {
+            g_string_append_c (out, entities[i].c);
+            done = TRUE;
+          }
+      if (!done && n > 3 && s[1] == '#')
+        {
+          gboolean hex = s[2] == 'x';
+          g_autofree char *digits = g_strndup (s + (hex ? 3 : 2), n - (hex ? 4 : 3));
+          guint64 cp = 0;
+          if (!g_ascii_string_to_unsigned (digits, hex ? 16 : 10, 1, 0x10FFFF, &cp, NULL) ||
+              !g_unichar_validate ((gunichar) cp))
+            return NULL;
+          g_string_append_unichar (out, (gunichar) cp);
+          done = TRUE;
+        }
+      if (!done)
+        return NULL;
+      s += n;
+    }
+  return g_string_free (g_steal_pointer (&out), FALSE);
+}
+
+char *
+vmem_hook_find_name (const char *xml)
+{
+  const char *s = xml ? strstr (xml, "<name>") : NULL;
+  if (s == NULL)
+    return NULL;
+  s += strlen ("<name>");
+  const char *e = strstr (s, "</name>");
+  if (e == NULL)
+    return NULL;
+  return xml_unescape (s, (gsize) (e - s));
 }
 
 /* --- the backstop ---------------------------------------------------------- */
@@ -93,8 +164,9 @@ backstop_disarm (void)
 /* --- I/O -------------------------------------------------------------------- */
 
 /* Reads @fd until EOF or the deadline; libvirt writes the XML and closes.
- * Sets *too_big (and returns NULL) past VMEM_HOOK_MAX_XML: a cut XML is
- * worse than none. */
+ * Sets *too_big past VMEM_HOOK_MAX_XML and returns what was read (its
+ * start names the domain, but it must not be sent: a cut XML is worse
+ * than none). */
 static char *
 read_input (int fd, gint64 deadline, gboolean *too_big, gboolean *timed_out)
 {
@@ -116,7 +188,7 @@ read_input (int fd, gint64 deadline, gboolean *too_big, gboolean *timed_out)
           if (s->len + (gsize) n > VMEM_HOOK_MAX_XML)
             {
               *too_big = TRUE;
-              return NULL;
+              break;
             }
           g_string_append_len (s, buf, n);
           continue;
@@ -164,6 +236,43 @@ say (int fd, const char *text)
   write_all (fd, line, strlen (line));
 }
 
+/* --- vmemd known to be silent ------------------------------------------------ */
+
+/* A file beside vmemd's socket holds the monotonic time at which a call
+ * last went unanswered for the whole timeout. */
+static char *
+silent_path (const VmemConfig *config)
+{
+  return g_strconcat (config->socket_path, ".silent", NULL);
+}
+
+static gboolean
+silent_recently (const char *path)
+{
+  char buf[64] = "";
+  int fd = open (path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  ssize_t n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  gint64 t = 0;
+  if (n <= 0 || !g_ascii_string_to_signed (g_strstrip (buf), 10, 0, G_MAXINT64, &t, NULL))
+    return FALSE;
+  gint64 age = g_get_monotonic_time () - t;
+  return age >= 0 && age < (gint64) VMEM_HOOK_SILENT_WINDOW_S * G_USEC_PER_SEC;
+}
+
+static void
+silent_mark (const char *path)
+{
+  g_autofree char *text = g_strdup_printf ("%" G_GINT64_FORMAT "\n", g_get_monotonic_time ());
+  int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return;
+  write_all (fd, text, strlen (text));
+  close (fd);
+}
+
 /* --- the hook --------------------------------------------------------------- */
 
 /* vmemd could not be asked.  Only a start may be refused for that, and only
@@ -199,10 +308,11 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   const char *domain = argv[1], *op = argv[2];
   const char *subop = argc > 3 ? argv[3] : "-";
   const char *extra = argc > 4 ? argv[4] : NULL;
-  gboolean may_refuse = vmem_hook_may_refuse (op, subop);
+  /* Only the events that need an answer wait for one. */
+  gboolean waits = vmem_hook_may_refuse (op, subop);
 
   /* Until the config says otherwise: the default timeout, fail open. */
-  backstop_arm (2000 + VMEM_HOOK_GRACE_MS, 0,
+  backstop_arm ((int) (waits ? 2000 : vmem_hook_short_ms (2000)) + VMEM_HOOK_GRACE_MS, 0,
                 "vmem-hook: out of time; going ahead without vmemd\n");
 
   g_autoptr(GError) error = NULL;
@@ -215,26 +325,47 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
       config = vmem_config_new_default ();
     }
 
-  gint64 deadline = start + (gint64) config->hook_timeout_ms * 1000;
-  int refuse = may_refuse && config->fail_closed;
+  /* The whole timeout for an event that needs an answer, unless vmemd
+   * left one unanswered a moment ago; a small part of it otherwise. */
+  g_autofree char *silent = silent_path (config);
+  gboolean hurried = waits && silent_recently (silent);
+  guint budget_ms =
+    waits && !hurried ? config->hook_timeout_ms : vmem_hook_short_ms (config->hook_timeout_ms);
+  gint64 deadline = start + (gint64) budget_ms * 1000;
+  int refuse = waits && config->fail_closed;
   g_autofree char *last_word =
     refuse
       ? g_strdup_printf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
                          "fail_closed is set\n",
-                         domain, config->hook_timeout_ms)
+                         domain, budget_ms)
       : g_strdup_printf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
-                         op, subop, domain, config->hook_timeout_ms);
+                         op, subop, domain, budget_ms);
   int backstop_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 0) + VMEM_HOOK_GRACE_MS;
   backstop_arm (backstop_ms, refuse ? 1 : 0, last_word);
 
   gboolean too_big = FALSE, timed_out = FALSE;
   g_autofree char *xml = read_input (in_fd, deadline, &too_big, &timed_out);
-  if (too_big)
-    syslog (LOG_WARNING, "%s %s of %s: the domain XML is larger than %d MiB; not sent", op, subop,
-            domain, VMEM_HOOK_MAX_XML / (1024 * 1024));
-  if (timed_out)
+  /* A notification goes with what was read: the uuid comes first. */
+  if (timed_out && waits)
     return without_daemon (config, domain, op, subop,
                            "libvirt did not finish writing the domain XML in time", err_fd);
+  /* Why vmemd cannot have the XML, when it cannot: it says so rather than
+   * admit the start unchecked and silently. */
+  g_autofree char *xml_missing = NULL;
+  g_autofree char *named = vmem_hook_find_name (xml);
+  if (xml != NULL && *xml != '\0' && g_strcmp0 (named, domain) != 0)
+    {
+      /* Not this domain's XML (or not one): neither it nor its uuid go. */
+      xml_missing = named != NULL
+                      ? g_strdup_printf ("the domain XML the hook was given is that of '%s'", named)
+                      : g_strdup ("the domain XML the hook was given names no domain");
+      g_clear_pointer (&xml, g_free);
+    }
+  else if (too_big)
+    xml_missing = g_strdup_printf ("its domain XML is larger than the %d MiB the hook reads",
+                                   VMEM_HOOK_MAX_XML / (1024 * 1024));
+  else if (xml == NULL || *xml == '\0')
+    xml_missing = g_strdup ("libvirt gave the hook no domain XML");
   g_autofree char *uuid = vmem_hook_find_uuid (xml);
 
   g_autoptr(json_object) params = json_object_new_object ();
@@ -245,25 +376,49 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
   json_object_object_add (params, "domain", json_object_new_string (domain));
   if (uuid != NULL)
     json_object_object_add (params, "uuid", json_object_new_string (uuid));
-  if (xml != NULL && *xml != '\0')
+  /* vmemd needs the XML only to answer. */
+  if (waits && xml_missing == NULL)
     {
       json_object_object_add (params, "xml", json_object_new_string (xml));
       /* vmemd drops a message over its limit, and the event with it: send
-       * the event without the XML rather than lose it. */
-      if (strlen (json_object_to_json_string_ext (params, JSON_C_TO_STRING_PLAIN)) + 256 >
-          VMEM_VARLINK_MAX_MESSAGE)
+       * the event without the XML rather than lose it.  Any XML the hook
+       * reads fits, unless it is full of control characters. */
+      const int flags = JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE;
+      gsize encoded = strlen (json_object_to_json_string_ext (params, flags));
+      if (encoded + 256 > VMEM_VARLINK_MAX_ROOT_MESSAGE)
         {
-          syslog (LOG_WARNING, "%s %s of %s: the domain XML is too large for one message; not sent",
-                  op, subop, domain);
           json_object_object_del (params, "xml");
+          xml_missing = g_strdup ("its domain XML does not fit into one message to vmemd");
         }
+    }
+  if (waits && xml_missing != NULL)
+    {
+      syslog (LOG_WARNING, "%s %s of %s: %s; not sent", op, subop, domain, xml_missing);
+      json_object_object_add (params, "xml_missing", json_object_new_string (xml_missing));
     }
 
   int left_ms = (int) MAX ((deadline - g_get_monotonic_time ()) / 1000, 1);
-  g_autoptr(json_object) reply = vmem_varlink_call (config->socket_path, "io.vmemd.HookEvent",
-                                                     params, left_ms, &error);
+  if (!waits)
+    {
+      /* A notification: handed to vmemd's socket, never waited on. */
+      if (!vmem_varlink_send_oneway (config->socket_path, "io.vmemd.HookEvent", params,
+                                     MAX (left_ms, 20), VMEM_VARLINK_MAX_MESSAGE, &error))
+        return without_daemon (config, domain, op, subop, error->message, err_fd);
+      return 0;
+    }
+  g_autoptr(json_object) reply = NULL;
+  reply = vmem_varlink_call_sized (config->socket_path, "io.vmemd.HookEvent", params, left_ms,
+                                   VMEM_VARLINK_MAX_ROOT_MESSAGE, &error);
   if (reply == NULL)
-    return without_daemon (config, domain, op, subop, error->message, err_fd);
+    {
+      /* Silent for the whole timeout: the calls that follow, those of
+       * this very start among them, do not wait that long again. */
+      if (!hurried && g_error_matches (error, VMEM_ERROR, VMEM_ERROR_TIMEOUT))
+        silent_mark (silent);
+      return without_daemon (config, domain, op, subop, error->message, err_fd);
+    }
+  if (hurried)
+    unlink (silent);
 
   json_object *allow = NULL, *message = NULL, *out = NULL;
   json_object_object_get_ex (reply, "allow", &allow);
@@ -277,17 +432,17 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, gint64 start
                     : NULL;
   if (!json_object_get_boolean (allow))
     {
-      if (!may_refuse)
-        {
-          syslog (LOG_WARNING, "%s %s of %s: vmemd objected (%s); libvirt cannot be stopped here",
-                  op, subop, domain, m ? m : "no reason given");
-          return 0;
-        }
       g_autofree char *line =
         g_strdup_printf ("%s", m && *m ? m : "vmemd refused to start the domain");
       syslog (LOG_NOTICE, "%s: %s", domain, line);
       say (err_fd, line);
       return 1;
+    }
+  /* Allowed with a warning (not checked, over capacity in warn mode). */
+  if (m != NULL && *m != '\0')
+    {
+      syslog (LOG_WARNING, "%s: %s", domain, m);
+      say (err_fd, m);
     }
 
   if (vmem_hook_prints_xml (op, subop) && out != NULL &&

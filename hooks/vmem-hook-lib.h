@@ -3,25 +3,44 @@
 
 #include <glib.h>
 
+#include "vmem-varlink.h"
+
 G_BEGIN_DECLS
 
 /* Largest domain XML read from standard input; a larger one is not sent. */
-#define VMEM_HOOK_MAX_XML (16 * 1024 * 1024)
-/* Time allowed beyond the configured timeout before the hook exits anyway. */
+#define VMEM_HOOK_MAX_XML VMEM_VARLINK_MAX_XML
+/* Time allowed beyond the deadline before the hook exits anyway. */
 #define VMEM_HOOK_GRACE_MS 400
+/* After a call that vmemd left unanswered for the whole timeout, the calls
+ * of the next this many seconds wait only vmem_hook_short_ms(), until
+ * vmemd answers one: the timeout is a budget per start, and a restore or
+ * an incoming migration asks twice (restore/migrate begin, prepare). */
+#define VMEM_HOOK_SILENT_WINDOW_S 60
 
 /* The whole hook: libvirt's arguments (NAME OP SUBOP EXTRA), the domain XML
  * on @in_fd; prints a replacement XML on @out_fd only for migrate/restore,
- * and one line on @err_fd when refusing or when vmemd could not be asked.
- * Returns the exit status.  Reading the XML and the call to vmemd share one
- * deadline (the config's hook timeout); a timer ends the process at that
- * deadline plus VMEM_HOOK_GRACE_MS whatever else blocks. */
+ * and one line on @err_fd when refusing, when vmemd warns, or when vmemd
+ * could not be asked.  Returns the exit status.
+ *
+ * Only the events that need vmemd's answer (vmem_hook_may_refuse) wait for
+ * it: reading the XML and the call share one deadline, the config's hook
+ * timeout (vmem_hook_short_ms of it while vmemd is known to be silent,
+ * see VMEM_HOOK_SILENT_WINDOW_S).  Every other event is sent as a oneway
+ * call within vmem_hook_short_ms and nothing is waited for.  A timer ends
+ * the process at the deadline plus VMEM_HOOK_GRACE_MS whatever else
+ * blocks. */
 int vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd);
 
-/* May this event stop what libvirt is doing?  Only prepare/start begin:
- * failing the others gains nothing, and failing reconnect kills a running
- * domain. */
+/* Does this event wait for vmemd's answer, and may it stop what libvirt
+ * is doing?  prepare begin (admission control), migrate begin and restore
+ * begin (libvirt uses the XML the hook prints; they start a domain too).
+ * The others are notifications: failing them gains nothing, and failing
+ * reconnect kills a running domain. */
 gboolean vmem_hook_may_refuse (const char *op, const char *subop);
+
+/* What a notification may take, and a call while vmemd is known to be
+ * silent: a small fraction of the hook timeout. */
+guint vmem_hook_short_ms (guint timeout_ms);
 
 /* Does libvirt use what the hook prints for this event? */
 gboolean vmem_hook_prints_xml (const char *op, const char *subop);
@@ -29,5 +48,10 @@ gboolean vmem_hook_prints_xml (const char *op, const char *subop);
 /* Cheap scan for the domain's <uuid> (no XML parser in the hook); NULL when
  * there is none or it does not look like a UUID. */
 char *vmem_hook_find_uuid (const char *xml);
+
+/* Cheap scan for the domain's <name> (the first <name> element: libvirt
+ * writes it first), its character references decoded; NULL when there is
+ * none or it cannot be decoded. */
+char *vmem_hook_find_name (const char *xml);
 
 G_END_DECLS

@@ -17,6 +17,7 @@ typedef struct {
   VmemReplayEstimator estimator;
   gboolean            summary;
   gboolean            json;
+  GString            *out;             /* printed once the whole trace is read */
   guint64             n_printed;
   VmemReplaySummary   totals;
   int                 progress_shown;  /* last percentage drawn; -1 = none */
@@ -43,13 +44,13 @@ print_case (const VmemReplayCase *c, gpointer user_data)
       json_object_object_add (obj, "source", json_object_new_string (c->source[o->estimator]));
       json_object_object_add (obj, "peers", json_object_new_int64 (c->peers));
       json_object_object_add (obj, "peak_kib", json_object_new_int64 ((gint64) c->peak_kib));
-      printf ("%s%s", o->n_printed == 0 ? "[\n  " : ",\n  ",
-              json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PLAIN));
+      g_string_append_printf (o->out, "%s%s", o->n_printed == 0 ? "[\n  " : ",\n  ",
+                              json_object_to_json_string_ext (obj, JSON_C_TO_STRING_PLAIN));
     }
   else
-    printf ("%s%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s\n",
-            o->n_printed == 0 ? CSV_HEADER : "", c->t, c->domain,
-            c->estimate_kib[o->estimator], c->source[o->estimator]);
+    g_string_append_printf (o->out, "%s%" G_GINT64_FORMAT ",%s,%" G_GUINT64_FORMAT ",%s\n",
+                            o->n_printed == 0 ? CSV_HEADER : "", c->t, c->domain,
+                            c->estimate_kib[o->estimator], c->source[o->estimator]);
   o->n_printed++;
 }
 
@@ -74,21 +75,40 @@ usage_error (const char *message)
   return VMEMCTL_EXIT_USAGE;
 }
 
+/* A finite number, or a usage error naming the option; NULL @text (not
+ * given) leaves *value alone. */
+static gboolean
+parse_number (const char *option, const char *text, double *value, GError **error)
+{
+  if (text == NULL)
+    return TRUE;
+  char *end = NULL;
+  double d = g_ascii_strtod (text, &end);
+  if (*text == '\0' || end == text || *end != '\0' || !isfinite (d))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT, "%s: '%s' is not a number",
+                   option, text);
+      return FALSE;
+    }
+  *value = d;
+  return TRUE;
+}
+
 int
 vmemctl_replay_main (int argc, char **argv)
 {
   gboolean summary = FALSE, json = FALSE;
-  double half_life = NAN, quantile = NAN, margin = NAN;
+  g_autofree char *half_life = NULL, *quantile = NULL, *margin = NULL;
   g_autofree char *estimator_name = NULL;
   GOptionEntry entries[] = {
     { "summary", 0, 0, G_OPTION_ARG_NONE, &summary,
       "Print under-provisioned starts, waste and GiB-days instead of the estimates", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
-    { "half-life", 0, 0, G_OPTION_ARG_DOUBLE, &half_life,
+    { "half-life", 0, 0, G_OPTION_ARG_STRING, &half_life,
       "Half-life of peak weights in hours (default 24)", "H" },
-    { "quantile", 0, 0, G_OPTION_ARG_DOUBLE, &quantile,
+    { "quantile", 0, 0, G_OPTION_ARG_STRING, &quantile,
       "Quantile of the peer levels, 0.5 to 1 (default 0.95)", "Q" },
-    { "margin", 0, 0, G_OPTION_ARG_DOUBLE, &margin, "Margin in percent (default 15)", "PCT" },
+    { "margin", 0, 0, G_OPTION_ARG_STRING, &margin, "Margin in percent (default 15)", "PCT" },
     { "estimator", 0, 0, G_OPTION_ARG_STRING, &estimator_name,
       "vmemd (default), vpa (Kubernetes VPA: p90 of daily peaks +15 %) or static "
       "(the domain's memory)", "NAME" },
@@ -102,7 +122,10 @@ vmemctl_replay_main (int argc, char **argv)
     "the estimator: every domain starts at every 24 h boundary, sized from its\n"
     "peers' history before that instant (their hourly peaks, as vmemd keeps them),\n"
     "and the estimate is compared with its peak over the next 24 h.  Prints\n"
-    "time,domain,estimate_kib,source.");
+    "time,domain,estimate_kib,source, once the whole trace has been read.\n"
+    "\n"
+    "Exit status: 0 success; 1 the output could not be written; 2 a bad option,\n"
+    "or a trace that cannot be read or has a bad line (named; nothing printed).");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_set_help_enabled (ctx, TRUE);
 
@@ -119,20 +142,18 @@ vmemctl_replay_main (int argc, char **argv)
   if (parse_argc != 2)
     return usage_error (parse_argc < 2 ? "missing TRACE.csv" : "more than one trace given");
 
-  Output o = { .progress_shown = -1, .summary = summary, .json = json };
+  g_autoptr(GString) out = g_string_new (NULL);
+  Output o = { .progress_shown = -1, .summary = summary, .json = json, .out = out };
   if (estimator_name != NULL &&
       !vmem_replay_estimator_from_string (estimator_name, &o.estimator, &error))
     return usage_error (error->message);
 
   VmemEstimatorConfig config;
   vmem_estimator_config_init (&config);
-  if (!isnan (half_life))
-    config.half_life_hours = half_life;
-  if (!isnan (quantile))
-    config.quantile = quantile;
-  if (!isnan (margin))
-    config.margin_pct = margin;
-  if (!vmem_estimator_config_validate (&config, &error))
+  if (!parse_number ("--half-life", half_life, &config.half_life_hours, &error) ||
+      !parse_number ("--quantile", quantile, &config.quantile, &error) ||
+      !parse_number ("--margin", margin, &config.margin_pct, &error) ||
+      !vmem_estimator_config_validate (&config, &error))
     return usage_error (error->message);
 
   gboolean tty = isatty (STDERR_FILENO);
@@ -142,10 +163,12 @@ vmemctl_replay_main (int argc, char **argv)
     fprintf (stderr, "\r%*s\r", 60, "");
   if (!ok)
     {
-      fflush (stdout);
+      /* The trace is the input: a file that cannot be read or has a bad
+       * line is a usage error, and no estimate made before it is printed. */
       fprintf (stderr, "vmemctl replay: %s\n", error->message);
-      return VMEMCTL_EXIT_FAILED;
+      return VMEMCTL_EXIT_USAGE;
     }
+  fwrite (out->str, 1, out->len, stdout);
 
   if (o.summary && o.json)
     {

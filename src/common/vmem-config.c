@@ -23,7 +23,10 @@ vmem_config_new_default (void)
     g_strlcpy (host, "localhost", sizeof host);
   c->host_name = g_strdup (host);
   c->max_clients = 64;
+  c->root_clients = 16;
   c->request_timeout = 10;
+  c->idle_timeout = 60;
+  c->silent_timeout = 5;
 
   c->backend = VMEM_STORE_SQLITE;
   c->database = g_strdup (LOCALSTATEDIR "/lib/vmemd/vmemd.db");
@@ -37,6 +40,7 @@ vmem_config_new_default (void)
   c->reserve_mib = 1024;
   c->capacity_mib = 0;
   c->not_ready = VMEM_NOT_READY_ADMIT;
+  c->unchecked = VMEM_UNCHECKED_ADMIT;
   c->reservation_timeout = 300;
 
   c->half_life_hours = 24.0;
@@ -107,6 +111,20 @@ vmem_not_ready_to_string (VmemNotReady not_ready)
     }
 }
 
+const char *
+vmem_unchecked_to_string (VmemUnchecked unchecked)
+{
+  switch (unchecked)
+    {
+    case VMEM_UNCHECKED_ADMIT:
+      return "admit";
+    case VMEM_UNCHECKED_REFUSE:
+      return "refuse";
+    default:
+      return "unknown";
+    }
+}
+
 /* A key the file may contain; the parser rejects any other, so that a typo
  * is an error rather than a silently ignored setting. */
 typedef enum {
@@ -118,6 +136,7 @@ typedef enum {
   KEY_SIZE,
   KEY_ADMISSION,
   KEY_NOT_READY,
+  KEY_UNCHECKED,
   KEY_BACKEND,
   KEY_LOGLEVEL,
 } KeyType;
@@ -141,7 +160,10 @@ static const KeyDef keys[] = {
   { "daemon", "log_level", KEY_LOGLEVEL, OFF (log_level), 0, 0 },
   { "daemon", "host_name", KEY_STRING, OFF (host_name), 0, 0 },
   { "daemon", "max_clients", KEY_UINT, OFF (max_clients), 1, 4096 },
+  { "daemon", "root_clients", KEY_UINT, OFF (root_clients), 1, 4096 },
   { "daemon", "request_timeout", KEY_UINT, OFF (request_timeout), 1, 3600 },
+  { "daemon", "idle_timeout", KEY_UINT, OFF (idle_timeout), 1, 3600 },
+  { "daemon", "silent_timeout", KEY_UINT, OFF (silent_timeout), 1, 3600 },
   { "store", "backend", KEY_BACKEND, OFF (backend), 0, 0 },
   { "store", "database", KEY_PATH, OFF (database), 0, 0 },
   { "store", "postgres", KEY_STRING, OFF (postgres), 0, 0 },
@@ -153,6 +175,7 @@ static const KeyDef keys[] = {
   { "admission", "reserve", KEY_SIZE, OFF (reserve_mib), 0, 0 },
   { "admission", "capacity", KEY_SIZE, OFF (capacity_mib), 0, 0 },
   { "admission", "not_ready", KEY_NOT_READY, OFF (not_ready), 0, 0 },
+  { "admission", "unchecked", KEY_UNCHECKED, OFF (unchecked), 0, 0 },
   { "admission", "reservation_timeout", KEY_UINT, OFF (reservation_timeout), 10, 3600 },
   { "estimator", "half_life_hours", KEY_DOUBLE, OFF (half_life_hours), 0.1, 24 * 365 },
   { "estimator", "quantile", KEY_DOUBLE, OFF (quantile), 0.5, 1.0 },
@@ -304,6 +327,16 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
         *(VmemNotReady *) field = VMEM_NOT_READY_ADMIT;
       else if (g_str_equal (value, "refuse"))
         *(VmemNotReady *) field = VMEM_NOT_READY_REFUSE;
+      else
+        return fail (error, path, contents, def->group, def->key,
+                     "'%s' is not one of admit, refuse", value);
+      return TRUE;
+
+    case KEY_UNCHECKED:
+      if (g_str_equal (value, "admit"))
+        *(VmemUnchecked *) field = VMEM_UNCHECKED_ADMIT;
+      else if (g_str_equal (value, "refuse"))
+        *(VmemUnchecked *) field = VMEM_UNCHECKED_REFUSE;
       else
         return fail (error, path, contents, def->group, def->key,
                      "'%s' is not one of admit, refuse", value);

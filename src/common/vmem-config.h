@@ -18,6 +18,14 @@ typedef enum {
   VMEM_NOT_READY_REFUSE, /* refuse when mode = enforce */
 } VmemNotReady;
 
+/* What admission does with a start it cannot check: the hook could not
+ * hand vmemd a domain XML it can use (too large, unreadable, another
+ * domain's). */
+typedef enum {
+  VMEM_UNCHECKED_ADMIT,  /* admit, with a warning */
+  VMEM_UNCHECKED_REFUSE, /* refuse when mode = enforce */
+} VmemUnchecked;
+
 typedef enum {
   VMEM_STORE_SQLITE,
   VMEM_STORE_POSTGRES,
@@ -36,7 +44,10 @@ typedef struct {
   char            *log_level;       /* error|warning|message|info|debug, default info */
   char            *host_name;       /* default: gethostname() */
   guint            max_clients;     /* default 64 */
+  guint            root_clients;    /* more connections kept for root, default 16 */
   guint            request_timeout; /* seconds a client may take to send one request, default 10 */
+  guint            idle_timeout;    /* seconds a connection may idle between calls, default 60 */
+  guint            silent_timeout;  /* seconds a new connection may send nothing, default 5 */
 
   /* [store] */
   VmemStoreBackend backend;         /* sqlite (default) | postgres */
@@ -54,6 +65,7 @@ typedef struct {
   guint64          reserve_mib;     /* host memory kept back, default 1024 */
   guint64          capacity_mib;    /* 0 = MemTotal from /proc/meminfo */
   VmemNotReady     not_ready;       /* before the first full refresh, default admit */
+  VmemUnchecked    unchecked;       /* a start whose XML cannot be used, default admit */
   guint            reservation_timeout; /* seconds a boot reservation is held at most,
                                            default 300 */
 
@@ -88,5 +100,6 @@ const char *vmem_config_default_path (void);
 
 const char *vmem_admission_to_string (VmemAdmission mode);
 const char *vmem_not_ready_to_string (VmemNotReady not_ready);
+const char *vmem_unchecked_to_string (VmemUnchecked unchecked);
 
 G_END_DECLS

@@ -179,7 +179,9 @@ GBytes *
 vmem_varlink_encode (json_object *msg)
 {
   size_t len = 0;
-  const char *s = json_object_to_json_string_length (msg, JSON_C_TO_STRING_PLAIN, &len);
+  /* Slashes as they are: a domain XML is full of them. */
+  const char *s = json_object_to_json_string_length (
+    msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
   char *out = g_malloc (len + 1);
   memcpy (out, s, len);
   out[len] = '\0';
@@ -383,14 +385,15 @@ reply_to_result (json_object *reply, GError **error)
   return NULL;
 }
 
-json_object *
-vmem_varlink_call (const char *socket_path, const char *method, json_object *parameters,
-                   int timeout_ms, GError **error)
+/* Connects to @socket_path and sends @method with @parameters, both
+ * within @deadline; returns the socket, or -1 with @error set.  A send
+ * cut short because the server hung up is left in *send_error: the
+ * server may have said why before it did. */
+static int
+client_open (const char *socket_path, const char *method, json_object *parameters, gboolean oneway,
+             gint64 deadline, int timeout_ms, gsize max_message, GError **send_error,
+             GError **error)
 {
-  g_return_val_if_fail (socket_path != NULL && method != NULL, NULL);
-
-  timeout_ms = MAX (timeout_ms, 1);
-  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
 
   if (*socket_path == '\0' || strlen (socket_path) >= sizeof addr.sun_path)
@@ -398,42 +401,89 @@ vmem_varlink_call (const char *socket_path, const char *method, json_object *par
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
                    "socket path is empty or longer than %zu bytes: '%s'",
                    sizeof addr.sun_path - 1, socket_path);
-      return NULL;
+      return -1;
     }
   strcpy (addr.sun_path, socket_path);
+
+  g_autoptr(json_object) call =
+    vmem_varlink_new_call (method, parameters ? json_object_get (parameters) : NULL);
+  if (oneway)
+    json_object_object_add (call, "oneway", json_object_new_boolean (TRUE));
+  g_autoptr(GBytes) bytes = vmem_varlink_encode (call);
+  gsize len = 0;
+  const char *data = g_bytes_get_data (bytes, &len);
+  if (len - 1 > max_message)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "%s: call is %zu bytes, more than the %zu byte limit", method, len - 1,
+                   max_message);
+      return -1;
+    }
 
   vmem_autofd int sock = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (sock < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "socket: %s", g_strerror (errno));
-      return NULL;
+      return -1;
     }
   if (!client_connect (sock, socket_path, &addr, deadline, timeout_ms, error))
-    return NULL;
-
-  g_autoptr(json_object) call = vmem_varlink_new_call (method, parameters ? json_object_get (parameters) : NULL);
-  g_autoptr(GBytes) bytes = vmem_varlink_encode (call);
-  gsize len = 0;
-  const char *data = g_bytes_get_data (bytes, &len);
-  if (len - 1 > VMEM_VARLINK_MAX_MESSAGE)
+    return -1;
+  if (!client_send_all (sock, data, len, deadline, timeout_ms, send_error) &&
+      !g_error_matches (*send_error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE))
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-                   "%s: call is %zu bytes, more than the %d byte limit", method, len - 1,
-                   VMEM_VARLINK_MAX_MESSAGE);
-      return NULL;
+      g_propagate_error (error, g_steal_pointer (send_error));
+      return -1;
     }
+  return g_steal_fd (&sock);
+}
+
+gboolean
+vmem_varlink_send_oneway (const char *socket_path, const char *method, json_object *parameters,
+                          int timeout_ms, gsize max_message, GError **error)
+{
+  g_return_val_if_fail (socket_path != NULL && method != NULL, FALSE);
+
+  timeout_ms = MAX (timeout_ms, 1);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  g_autoptr(GError) send_error = NULL;
+  vmem_autofd int sock = client_open (socket_path, method, parameters, TRUE, deadline, timeout_ms,
+                                      max_message, &send_error, error);
+  if (sock < 0)
+    return FALSE;
+  if (send_error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&send_error));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+json_object *
+vmem_varlink_call (const char *socket_path, const char *method, json_object *parameters,
+                   int timeout_ms, GError **error)
+{
+  return vmem_varlink_call_sized (socket_path, method, parameters, timeout_ms,
+                                  VMEM_VARLINK_MAX_MESSAGE, error);
+}
+
+json_object *
+vmem_varlink_call_sized (const char *socket_path, const char *method, json_object *parameters,
+                         int timeout_ms, gsize max_message, GError **error)
+{
+  g_return_val_if_fail (socket_path != NULL && method != NULL, NULL);
+
+  timeout_ms = MAX (timeout_ms, 1);
+  gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
   /* A server that turns a client away (too many clients, bad message) says
    * why and hangs up, maybe before the call is out: read its reason rather
    * than report a broken pipe. */
   g_autoptr(GError) send_error = NULL;
-  if (!client_send_all (sock, data, len, deadline, timeout_ms, &send_error) &&
-      !g_error_matches (send_error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE))
-    {
-      g_propagate_error (error, g_steal_pointer (&send_error));
-      return NULL;
-    }
+  vmem_autofd int sock = client_open (socket_path, method, parameters, FALSE, deadline, timeout_ms,
+                                      max_message, &send_error, error);
+  if (sock < 0)
+    return NULL;
 
-  g_autoptr(VmemVarlinkFramer) framer = vmem_varlink_framer_new (VMEM_VARLINK_MAX_MESSAGE);
+  g_autoptr(VmemVarlinkFramer) framer = vmem_varlink_framer_new (max_message);
   for (;;)
     {
       if (vmem_varlink_framer_get_n_complete (framer) > 0)

@@ -14,6 +14,13 @@ G_BEGIN_DECLS
 
 #define VMEM_VARLINK_INTERFACE   "io.vmemd"
 #define VMEM_VARLINK_MAX_MESSAGE (1024 * 1024) /* bytes, NUL excluded */
+/* The largest domain XML vmemd takes anywhere: what the hook reads from
+ * libvirt, what the XML reader parses and what one HookEvent carries. */
+#define VMEM_VARLINK_MAX_XML     (16 * 1024 * 1024)
+/* The message limit for root (the hook) in both directions: a HookEvent
+ * with the largest domain XML, JSON-escaped (valid XML at most doubles:
+ * quotes, backslashes, tabs and newlines), and its reply. */
+#define VMEM_VARLINK_MAX_ROOT_MESSAGE (2 * VMEM_VARLINK_MAX_XML + 64 * 1024)
 
 /* Incremental framing: feed bytes as they arrive, pop complete messages. */
 typedef struct _VmemVarlinkFramer VmemVarlinkFramer;
@@ -62,5 +69,26 @@ json_object *vmem_varlink_call (const char  *socket_path,
                                 json_object *parameters /* transfer none, may be NULL */,
                                 int          timeout_ms,
                                 GError     **error);
+
+/* The same with a size limit other than VMEM_VARLINK_MAX_MESSAGE, for the
+ * call (VMEM_ERROR_INVALID_ARGUMENT when it is longer) and for the reply. */
+json_object *vmem_varlink_call_sized (const char  *socket_path,
+                                      const char  *method,
+                                      json_object *parameters,
+                                      int          timeout_ms,
+                                      gsize        max_message,
+                                      GError     **error);
+
+/* Sends one call marked "oneway": the server runs it and answers nothing,
+ * and nothing is waited for here: connecting and handing the call to the
+ * socket are bounded by @timeout_ms (VMEM_ERROR_TIMEOUT), then the
+ * connection is closed.  Success means the whole call reached the
+ * server's socket, not that the server has read it, or ever will. */
+gboolean     vmem_varlink_send_oneway (const char  *socket_path,
+                                       const char  *method,
+                                       json_object *parameters /* transfer none, may be NULL */,
+                                       int          timeout_ms,
+                                       gsize        max_message,
+                                       GError     **error);
 
 G_END_DECLS

@@ -95,6 +95,37 @@ decide_not_ready (const VmemAdmissionRequest *req, const Figures *f, VmemAdmissi
                                                             : "admission=warn");
 }
 
+/* The XML could not be used: nothing to measure. */
+static void
+decide_unchecked (const VmemAdmissionRequest *req, const char *name, VmemAdmissionDecision *out)
+{
+  if (req->mode == VMEM_ADMISSION_OFF)
+    {
+      out->verdict = VMEM_ADMISSION_ADMIT;
+      out->event = "admitted-unchecked";
+      out->message = g_strdup_printf ("start of %s admitted unchecked (admission mode = off; %s)",
+                                      name, req->unchecked_why);
+      return;
+    }
+  if (req->mode == VMEM_ADMISSION_ENFORCE && req->unchecked == VMEM_UNCHECKED_REFUSE)
+    {
+      out->verdict = VMEM_ADMISSION_REFUSE;
+      out->event = "refused-not-checked";
+      out->message = g_strdup_printf ("vmemd: cannot check the start of %s: %s; refused "
+                                      "(admission unchecked = refuse)",
+                                      name, req->unchecked_why);
+      return;
+    }
+  out->verdict = VMEM_ADMISSION_ADMIT;
+  out->event = "admitted-not-checked";
+  out->warn = TRUE;
+  out->message = g_strdup_printf ("the start of %s was not checked: %s; admitted (%s)",
+                                  name, req->unchecked_why,
+                                  req->unchecked == VMEM_UNCHECKED_ADMIT
+                                    ? "admission unchecked = admit"
+                                    : "admission mode = warn");
+}
+
 guint64
 vmem_admission_boot_mib (guint64 memory_mib, guint64 current_mib, gboolean prealloc,
                          guint64 virtio_mem_size_mib, guint64 virtio_mem_requested_mib)
@@ -121,6 +152,13 @@ vmem_admission_decide (const VmemAdmissionRequest *req, VmemAdmissionDecision *o
   g_return_if_fail (out != NULL);
 
   *out = (VmemAdmissionDecision){ 0 };
+  if (req->unchecked_why != NULL)
+    {
+      out->free_mib =
+        req->capacity_mib > req->committed_mib ? req->capacity_mib - req->committed_mib : 0;
+      decide_unchecked (req, req->name != NULL ? req->name : "(unnamed domain)", out);
+      return;
+    }
   out->prealloc_whole = req->prealloc;
   out->needed_mib = vmem_admission_boot_mib (req->memory_mib, req->current_mib, req->prealloc,
                                              req->virtio_mem_size_mib,

@@ -18,7 +18,18 @@
  * Before the daemon's first full refresh what is committed is only known
  * in part (a lower bound): a start that does not fit even so is judged as
  * above; one that does is admitted with a warning or, with
- * not_ready = refuse and mode = enforce, refused. */
+ * not_ready = refuse and mode = enforce, refused.
+ *
+ * A start whose domain XML cannot be used (the hook could not read it all
+ * or send it, vmemd cannot parse it, it is another domain's) cannot be
+ * judged: its boot footprint is unknown.  The definition in the daemon's
+ * cache is no substitute: the XML being started is not always the
+ * persistent one (a restore, an incoming migration, a transient domain,
+ * a define not yet seen), and what the hook cannot deliver the daemon
+ * could not read from libvirt either (the same reader, the same limit).
+ * Such a start is "not checked": admitted with a warning or, with
+ * unchecked = refuse and mode = enforce, refused; mode off admits it as
+ * it admits everything. */
 
 #include <glib.h>
 
@@ -62,6 +73,10 @@ typedef struct {
   guint64       virtio_mem_size_mib;      /* the virtio-mem devices' <size>, summed */
   guint64       virtio_mem_requested_mib; /* their <requested>, summed */
   VmemMode      profile_mode;  /* balloon | virtio-mem | observe */
+  /* Set when the domain XML cannot be used: why, for the message (the
+   * memory fields above are then unknown and ignored). */
+  const char   *unchecked_why;
+  VmemUnchecked unchecked;     /* what to do then */
 } VmemAdmissionRequest;
 
 typedef enum {
@@ -73,15 +88,17 @@ typedef struct {
   VmemAdmissionVerdict verdict;
   /* Static, for the decision log: "admitted", "admitted-over" (warn,
    * over capacity), "refused", "admitted-not-ready", "refused-not-ready",
-   * "admitted-unchecked" (mode off). */
+   * "admitted-unchecked" (mode off), "admitted-not-checked",
+   * "refused-not-checked" (the XML could not be used). */
   const char          *event;
-  guint64              needed_mib;     /* the boot footprint */
+  guint64              needed_mib;     /* the boot footprint; 0 when not checked */
   guint64              free_mib;       /* capacity - committed, 0 at least */
   gboolean             prealloc_whole; /* needed_mib is all the memory present at boot, preallocated */
   /* One line for the log; for a refusal, the line `virsh start` shows,
    * starting with "vmemd: ". */
   char                *message;
-  gboolean             warn;           /* admitted, but log the message as a warning */
+  /* Admitted, but log the message as a warning; the hook shows it too. */
+  gboolean             warn;
 } VmemAdmissionDecision;
 
 /* Fills @out; free its message with vmem_admission_decision_clear(). */

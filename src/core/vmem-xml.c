@@ -1034,7 +1034,13 @@ info_from_doc (xmlDocPtr doc, GError **error)
   i->virtio_mem_staged = plan != NULL && xmlHasNsProp (plan, BAD_CAST "orig_memory", NULL);
 
   i->manageable = TRUE;
-  if (i->memory_kib == 0)
+  if (!vmem_xml_type_is_managed (i->type))
+    i->unmanageable_reason =
+      i->type != NULL
+        ? g_strdup_printf ("it is a type='%s' domain, and vmemd manages QEMU and KVM domains only",
+                           i->type)
+        : g_strdup ("its <domain> names no type, and vmemd manages QEMU and KVM domains only");
+  else if (i->memory_kib == 0)
     i->unmanageable_reason = g_strdup ("the domain has no <memory>");
   else if (i->has_balloon && i->balloon_model == NULL)
     i->unmanageable_reason = g_strdup ("its <memballoon> has no model");
@@ -1053,9 +1059,19 @@ vmem_xml_unmanageable_reason (const VmemDomainInfo *info, VmemMode mode)
 {
   g_return_val_if_fail (info != NULL, NULL);
 
+  /* No mode makes another hypervisor's domain vmemd's. */
+  if (!vmem_xml_type_is_managed (info->type))
+    return info->unmanageable_reason;
   if (mode == VMEM_MODE_VIRTIO_MEM)
     return info->virtio_mem_unmanageable_reason;
   return info->manageable ? NULL : info->unmanageable_reason;
+}
+
+gboolean
+vmem_xml_type_is_managed (const char *type)
+{
+  return g_strcmp0 (type, "kvm") == 0 || g_strcmp0 (type, "qemu") == 0 ||
+         g_strcmp0 (type, "test") == 0;
 }
 
 VmemDomainInfo *

@@ -68,13 +68,15 @@
 #include <glib.h>
 
 #include "vmem-profile.h"
+#include "vmem-varlink.h"
 
 G_BEGIN_DECLS
 
 #define VMEM_XML_NS_WORKLOAD  "urn:vmemd:1"
 #define VMEM_XML_NS_PLAN      "urn:vmemd:plan:1"
 #define VMEM_XML_PLAN_KEY     "vmemd-plan"
-#define VMEM_XML_MAX_SIZE     (16 * 1024 * 1024)
+/* The same limit as the hook's and one HookEvent's. */
+#define VMEM_XML_MAX_SIZE     VMEM_VARLINK_MAX_XML
 /* Used when a plan gives no stats period and the balloon has none. */
 #define VMEM_XML_STATS_PERIOD 5
 
@@ -151,6 +153,14 @@ typedef struct {
 
 void            vmem_domain_info_free (VmemDomainInfo *info);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDomainInfo, vmem_domain_info_free)
+
+/* The domain types vmemd manages: kvm and qemu, and libvirt's test
+ * driver's, which takes the same XML.  Other hypervisors treat memory
+ * otherwise: libxl (Xen) rejects a virtio balloon at build and has a
+ * balloon of its own, VMware takes <currentMemory> for a hard cap; LXC and
+ * bhyve have no virtio balloon to set a target with.  A domain of another
+ * type (or none) is not manageable: its info says why. */
+gboolean        vmem_xml_type_is_managed (const char *type);
 
 /* VMEM_ERROR_INVALID_ARGUMENT with the parser's line for bad XML, for a
  * root that is not <domain>, a DOCTYPE (never fetched nor expanded), input

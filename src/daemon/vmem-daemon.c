@@ -13,14 +13,21 @@
 #include "vmem-stager.h"
 #include "vmem-store.h"
 #include "vmem-units.h"
+#include "vmem-varlink.h"
 #include "vmem-virt.h"
 #include "vmem-worker.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #define HEARTBEAT_S        30
 #define PRUNE_S            3600
 #define EXPIRE_CHECK_S     5
+/* A reservation taken this long before a full read began, of a domain the
+ * read shows shut off, belongs to a start that did not happen: a start
+ * still in flight reads as active (libvirt marks it so before its prepare
+ * hook runs), or holds the read up until it ends. */
+#define RECONCILE_GRACE_S  5
 #define WARN_EVERY_S       300
 
 struct _VmemDaemon {
@@ -537,21 +544,76 @@ refresh (VmemDaemon *daemon, const char *uuid, guint flags, const char *why)
                     (GDestroyNotify) refresh_job_free, (GDestroyNotify) vmem_domain_free);
 }
 
+/* Every domain, and when the read began (monotonic µs). */
+typedef struct {
+  GPtrArray *domains;
+  gint64     read_at;
+} ReadAll;
+
+static void
+read_all_free (ReadAll *r)
+{
+  g_clear_pointer (&r->domains, g_ptr_array_unref);
+  g_free (r);
+}
+
 static gpointer
 read_all_work (virConnectPtr conn, gpointer data, GError **error)
 {
-  return vmem_virt_read_all (conn, error);
+  gint64 read_at = g_get_monotonic_time ();
+  GPtrArray *domains = vmem_virt_read_all (conn, error);
+  if (domains == NULL)
+    return NULL;
+  ReadAll *r = g_new0 (ReadAll, 1);
+  r->domains = domains;
+  r->read_at = read_at;
+  return r;
+}
+
+/* After a full read: the boot reservations of starts that did not happen
+ * (libvirtd died in the middle of one, and no STOPPED event or release
+ * hook came) are dropped, and their domains staged again. */
+static void
+reconcile_reservations (VmemDaemon *daemon, gint64 read_at)
+{
+  g_autoptr(GPtrArray) held = vmem_cache_reservations (daemon->cache);
+  g_autoptr(GPtrArray) lost = g_ptr_array_new_with_free_func (g_free);
+  gint64 now = g_get_monotonic_time ();
+
+  for (guint i = 0; i < held->len; i++)
+    {
+      const VmemReservation *r = g_ptr_array_index (held, i);
+      if (r->since > read_at - (gint64) RECONCILE_GRACE_S * G_USEC_PER_SEC)
+        continue; /* maybe a start still in flight when the read began */
+      const VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, r->uuid);
+      if (e != NULL && e->domain->active)
+        continue;
+      g_autofree char *mib = vmem_size_format (r->mib);
+      vmem_log_decision (r->name, NULL, "reservation-dropped",
+                         "boot reservation of %s (%s) dropped: libvirt shows it %s %" G_GINT64_FORMAT
+                         " s after its start was admitted, so that start did not happen",
+                         r->name, mib, e != NULL ? "shut off" : "gone",
+                         (now - r->since) / G_USEC_PER_SEC);
+      g_ptr_array_add (lost, g_strdup (r->uuid));
+    }
+  for (guint i = 0; i < lost->len; i++)
+    {
+      const char *uuid = g_ptr_array_index (lost, i);
+      vmem_cache_release (daemon->cache, uuid);
+      vmem_stager_unhold (daemon->stager, uuid);
+      stage (daemon, uuid, "start did not happen");
+    }
 }
 
 static void
 read_all_done (gpointer result, const GError *error, gpointer data)
 {
   VmemDaemon *daemon = data;
-  GPtrArray *list = result;
+  ReadAll *all = result;
 
   if (daemon->stopping)
     {
-      g_clear_pointer (&list, g_ptr_array_unref);
+      g_clear_pointer (&all, read_all_free);
       return;
     }
   if (error != NULL)
@@ -561,7 +623,9 @@ read_all_done (gpointer result, const GError *error, gpointer data)
       return;
     }
   gboolean was_ready = vmem_cache_is_ready (daemon->cache);
-  vmem_cache_replace_all (daemon->cache, list, g_get_monotonic_time ());
+  gint64 read_at = all->read_at;
+  vmem_cache_replace_all (daemon->cache, g_steal_pointer (&all->domains), g_get_monotonic_time ());
+  read_all_free (all);
   guint managed = 0;
   g_autoptr(GPtrArray) entries = vmem_cache_list (daemon->cache);
   for (guint i = 0; i < entries->len; i++)
@@ -576,6 +640,9 @@ read_all_done (gpointer result, const GError *error, gpointer data)
   g_message ("%u domains known, %u managed%s", vmem_cache_size (daemon->cache), managed,
              was_ready ? "" : "; admission control is ready");
   stage_workload (daemon, NULL, "daemon start");
+  /* After the stage jobs above: a lost start's domain is staged once more,
+   * now that nothing holds it, for its own reason. */
+  reconcile_reservations (daemon, read_at);
 }
 
 static void
@@ -587,7 +654,7 @@ on_connected (gpointer user_data)
   if (daemon->stopping)
     return;
   vmem_virt_submit (daemon->virt, "read all domains", "read-all", read_all_work, read_all_done,
-                    daemon, NULL, (GDestroyNotify) g_ptr_array_unref);
+                    daemon, NULL, (GDestroyNotify) read_all_free);
 }
 
 static void
@@ -1185,9 +1252,13 @@ static VmemServerLimits
 server_limits (const VmemConfig *c)
 {
   return (VmemServerLimits){
-    .max_message = 1024 * 1024,
+    .max_message = VMEM_VARLINK_MAX_MESSAGE,
+    .max_root_message = VMEM_VARLINK_MAX_ROOT_MESSAGE,
     .max_clients = c->max_clients,
+    .root_clients = c->root_clients,
     .request_timeout_s = c->request_timeout,
+    .idle_timeout_s = c->idle_timeout,
+    .silent_timeout_s = c->silent_timeout,
   };
 }
 
@@ -1248,6 +1319,11 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }
+  /* The hook's note that vmemd did not answer (vmem-hook(8)) is stale
+   * now: the next start may wait for it the whole timeout again. */
+  g_autofree char *silent = g_strconcat (c->socket_path, ".silent", NULL);
+  if (unlink (silent) == 0)
+    g_info ("removed %s, left by a hook that vmemd did not answer", silent);
   g_message ("store: %s %s (schema %d), %u profiles", daemon->store_backend,
              daemon->store_location, daemon->schema_version, g_hash_table_size (daemon->profiles));
 

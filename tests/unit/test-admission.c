@@ -437,6 +437,80 @@ test_not_ready_over_known (void **state)
   }
 }
 
+/* ---- a domain XML that cannot be used ---- */
+
+/* Whatever the figures would say, a start whose XML cannot be used is
+ * not checked, and says so: the memory fields are not to be trusted. */
+static void
+test_unchecked_admit_warns (void **state)
+{
+  static const VmemAdmission modes[] = { VMEM_ADMISSION_ENFORCE, VMEM_ADMISSION_WARN };
+  for (gsize i = 0; i < G_N_ELEMENTS (modes); i++)
+    {
+      VmemAdmissionRequest r = request ();
+      g_auto(VmemAdmissionDecision) d = { 0 };
+      r.mode = modes[i];
+      r.current_mib = 64 * GIB; /* would not fit, were it known */
+      r.unchecked_why = "its domain XML is larger than 16 MiB";
+      r.unchecked = VMEM_UNCHECKED_ADMIT;
+      decide (&r, &d);
+      assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
+      assert_string_equal (d.event, "admitted-not-checked");
+      assert_true (d.warn);
+      assert_int_equal (d.needed_mib, 0);
+      assert_contains (d.message, "the start of web-1 was not checked");
+      assert_contains (d.message, "larger than 16 MiB");
+      assert_contains (d.message, "unchecked = admit");
+    }
+}
+
+static void
+test_unchecked_refuse (void **state)
+{
+  VmemAdmissionRequest r = request ();
+  r.current_mib = 1; /* would fit, were it known */
+  r.unchecked_why = "vmemd cannot read its domain XML";
+  r.unchecked = VMEM_UNCHECKED_REFUSE;
+  {
+    g_auto(VmemAdmissionDecision) d = { 0 };
+    decide (&r, &d);
+    assert_int_equal (d.verdict, VMEM_ADMISSION_REFUSE);
+    assert_string_equal (d.event, "refused-not-checked");
+    assert_contains (d.message,
+                     "cannot check the start of web-1: vmemd cannot read its domain XML");
+    assert_contains (d.message, "unchecked = refuse");
+  }
+  /* Only enforce refuses. */
+  r.mode = VMEM_ADMISSION_WARN;
+  {
+    g_auto(VmemAdmissionDecision) d = { 0 };
+    decide (&r, &d);
+    assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
+    assert_string_equal (d.event, "admitted-not-checked");
+    assert_true (d.warn);
+    assert_contains (d.message, "admission mode = warn");
+  }
+  r.mode = VMEM_ADMISSION_OFF;
+  {
+    g_auto(VmemAdmissionDecision) d = { 0 };
+    decide (&r, &d);
+    assert_int_equal (d.verdict, VMEM_ADMISSION_ADMIT);
+    assert_string_equal (d.event, "admitted-unchecked");
+    assert_false (d.warn);
+    assert_contains (d.message, "mode = off");
+  }
+  /* Not ready changes nothing: there is nothing to compare anyway. */
+  r.mode = VMEM_ADMISSION_ENFORCE;
+  r.ready = FALSE;
+  r.not_ready = VMEM_NOT_READY_ADMIT;
+  {
+    g_auto(VmemAdmissionDecision) d = { 0 };
+    decide (&r, &d);
+    assert_int_equal (d.verdict, VMEM_ADMISSION_REFUSE);
+    assert_string_equal (d.event, "refused-not-checked");
+  }
+}
+
 /* ---- what is committed ---- */
 
 static void
@@ -542,6 +616,8 @@ main (void)
     cmocka_unit_test (test_not_ready_refuse_enforce),
     cmocka_unit_test (test_not_ready_refuse_warn),
     cmocka_unit_test (test_not_ready_over_known),
+    cmocka_unit_test (test_unchecked_admit_warns),
+    cmocka_unit_test (test_unchecked_refuse),
     cmocka_unit_test (test_committed_running_only),
     cmocka_unit_test (test_committed_reservation_only),
     cmocka_unit_test (test_committed_both_counts_max),

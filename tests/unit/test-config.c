@@ -101,7 +101,10 @@ assert_defaults (const VmemConfig *c)
   assert_non_null (c->host_name);
   assert_true (c->host_name[0] != '\0');
   assert_int_equal (c->max_clients, 64);
+  assert_int_equal (c->root_clients, 16);
   assert_int_equal (c->request_timeout, 10);
+  assert_int_equal (c->idle_timeout, 60);
+  assert_int_equal (c->silent_timeout, 5);
 
   assert_int_equal (c->backend, VMEM_STORE_SQLITE);
   assert_string_equal (c->database, LOCALSTATEDIR "/lib/vmemd/vmemd.db");
@@ -116,6 +119,7 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->reserve_mib, 1024);
   assert_int_equal (c->capacity_mib, 0);
   assert_int_equal (c->not_ready, VMEM_NOT_READY_ADMIT);
+  assert_int_equal (c->unchecked, VMEM_UNCHECKED_ADMIT);
   assert_int_equal (c->reservation_timeout, 300);
 
   assert_true (c->half_life_hours == 24.0);
@@ -200,7 +204,10 @@ test_every_key (void **state)
     "log_level = debug\n"
     "host_name = node-7\n"
     "max_clients = 8\n"
+    "root_clients = 2\n"
     "request_timeout = 3\n"
+    "idle_timeout = 20\n"
+    "silent_timeout = 1\n"
     "\n"
     "[store]\n"
     "backend = postgres\n"
@@ -218,6 +225,7 @@ test_every_key (void **state)
     "reserve = 2G\n"
     "capacity = 1.5T\n"
     "not_ready = refuse\n"
+    "unchecked = refuse\n"
     "reservation_timeout = 90\n"
     "\n"
     "[estimator]\n"
@@ -236,7 +244,10 @@ test_every_key (void **state)
   assert_string_equal (c->log_level, "debug");
   assert_string_equal (c->host_name, "node-7");
   assert_int_equal (c->max_clients, 8);
+  assert_int_equal (c->root_clients, 2);
   assert_int_equal (c->request_timeout, 3);
+  assert_int_equal (c->idle_timeout, 20);
+  assert_int_equal (c->silent_timeout, 1);
   assert_int_equal (c->backend, VMEM_STORE_POSTGRES);
   assert_string_equal (c->database, "/srv/vmemd.db");
   assert_string_equal (c->postgres, "host=db dbname=vmemd user=vmemd");
@@ -248,6 +259,7 @@ test_every_key (void **state)
   assert_int_equal (c->reserve_mib, 2048);
   assert_int_equal (c->capacity_mib, 1536 * 1024);
   assert_int_equal (c->not_ready, VMEM_NOT_READY_REFUSE);
+  assert_int_equal (c->unchecked, VMEM_UNCHECKED_REFUSE);
   assert_int_equal (c->reservation_timeout, 90);
   assert_true (c->half_life_hours == 12.5);
   assert_true (c->quantile == 0.99);
@@ -314,6 +326,15 @@ test_value_forms (void **state)
       assert_string_equal (vmem_not_ready_to_string (n->not_ready), not_ready[i]);
     }
   assert_string_equal (vmem_not_ready_to_string ((VmemNotReady) 9), "unknown");
+
+  for (gsize i = 0; i < G_N_ELEMENTS (not_ready); i++)
+    {
+      g_autofree char *text = g_strdup_printf ("[admission]\nunchecked = %s\n", not_ready[i]);
+      g_autoptr(VmemConfig) u = load_ok (f, text);
+      assert_int_equal (u->unchecked, (VmemUnchecked) i);
+      assert_string_equal (vmem_unchecked_to_string (u->unchecked), not_ready[i]);
+    }
+  assert_string_equal (vmem_unchecked_to_string ((VmemUnchecked) 9), "unknown");
 
   static const char *const levels[] = { "error", "warning", "message", "info", "debug" };
   for (gsize i = 0; i < G_N_ELEMENTS (levels); i++)
@@ -392,6 +413,10 @@ test_bad_values (void **state)
     { "daemon", "max_clients", "0", "from 1 to 4096" },
     { "daemon", "max_clients", "4097", "from 1 to 4096" },
     { "daemon", "request_timeout", "0", "from 1 to 3600" },
+    { "daemon", "root_clients", "0", "from 1 to 4096" },
+    { "daemon", "idle_timeout", "0", "from 1 to 3600" },
+    { "daemon", "idle_timeout", "3601", "from 1 to 3600" },
+    { "daemon", "silent_timeout", "0", "from 1 to 3600" },
     { "store", "backend", "mysql", "'mysql' is not one of sqlite, postgres" },
     { "store", "database", "vmemd.db", "'vmemd.db' is not an absolute path" },
     { "store", "database", "./vmemd.db", "not an absolute path" },
@@ -411,6 +436,8 @@ test_bad_values (void **state)
     { "admission", "not_ready", "wait", "'wait' is not one of admit, refuse" },
     { "admission", "not_ready", "Admit", "'Admit' is not one of admit, refuse" },
     { "admission", "not_ready", "", "'' is not one of admit, refuse" },
+    { "admission", "unchecked", "warn", "'warn' is not one of admit, refuse" },
+    { "admission", "unchecked", "", "'' is not one of admit, refuse" },
     { "admission", "reservation_timeout", "9", "'9' is not a whole number from 10 to 3600" },
     { "admission", "reservation_timeout", "3601", "from 10 to 3600" },
     { "admission", "reservation_timeout", "0", "from 10 to 3600" },
@@ -554,10 +581,11 @@ test_env_path_loads (void **state)
 /* Every key of the table, as "group.key". */
 static const char *const all_keys[] = {
   "daemon.uri", "daemon.socket", "daemon.admin_group", "daemon.stats_interval",
-  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.request_timeout",
+  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
+  "daemon.idle_timeout", "daemon.silent_timeout",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
   "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
-  "admission.reserve", "admission.capacity", "admission.not_ready",
+  "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
   "estimator.hysteresis_pct", "estimator.hysteresis_mib",

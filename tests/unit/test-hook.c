@@ -307,6 +307,8 @@ static int
 teardown (void **state)
 {
   Fixture *f = *state;
+  g_autofree char *silent = g_strconcat (f->sock, ".silent", NULL);
+  g_unlink (silent);
   g_unlink (f->config);
   g_unlink (f->sock);
   g_rmdir (f->dir);
@@ -344,20 +346,26 @@ test_no_daemon_fail_closed_refuses_only_the_start (void **state)
   Fixture *f = *state;
   write_config (f, f->sock, TIMEOUT_MS, TRUE);
 
-  g_auto(Run) prepare = { 0 };
-  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
-  assert_int_equal (prepare.status, 1);
-  assert_string_equal (prepare.out, "");
-  assert_one_line (prepare.err, "fail_closed");
+  /* What starts a domain and waits for vmemd's answer. */
+  static const char *const starts[][2] = {
+    { "prepare", "begin" },
+    { "migrate", "begin" },
+    { "restore", "begin" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (starts); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, starts[i][0], starts[i][1], domain_xml, &r);
+      assert_int_equal (r.status, 1);
+      assert_string_equal (r.out, "");
+      assert_one_line (r.err, "fail_closed");
+    }
 
-  g_auto(Run) start = { 0 };
-  run_hook (f->config, "start", "begin", domain_xml, &start);
-  assert_int_equal (start.status, 1);
-
-  /* Failing these would kill a running domain or gain nothing. */
+  /* Failing these would kill a running domain or gain nothing; start
+   * begin comes after prepare, which was asked already. */
   static const char *const never[][2] = {
-    { "reconnect", "begin" }, { "stopped", "end" },   { "release", "end" },  { "started", "begin" },
-    { "migrate", "begin" },   { "restore", "begin" }, { "attach", "begin" }, { "prepare", "end" },
+    { "reconnect", "begin" }, { "stopped", "end" },  { "release", "end" }, { "started", "begin" },
+    { "start", "begin" },     { "attach", "begin" }, { "prepare", "end" },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (never); i++)
     {
@@ -441,6 +449,88 @@ test_silent_daemon_fail_closed (void **state)
   assert_in_time (&rc, TIMEOUT_MS);
 }
 
+/* The hook timeout is a budget per start: with a vmemd that takes the
+ * connections and never answers, a start waits for it once. */
+static void
+test_silent_daemon_costs_one_timeout (void **state)
+{
+  Fixture *f = *state;
+  const int timeout_ms = 2000;
+  write_config (f, f->sock, timeout_ms, FALSE);
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, NULL);
+
+  g_auto(Run) prepare = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
+  assert_int_equal (prepare.status, 0);
+  assert_one_line (prepare.err, "goes ahead without vmemd");
+  assert_true (prepare.elapsed_ms >= timeout_ms - 50);
+  assert_in_time (&prepare, timeout_ms);
+
+  /* The rest of the start, and its stop, are notifications: never waited
+   * on.  A restore (which asks again at prepare) and a refusal under
+   * fail_closed do not wait the whole timeout again either. */
+  static const char *const after[][2] = {
+    { "start", "begin" }, { "started", "begin" }, { "stopped", "end" },
+    { "release", "end" }, { "restore", "begin" }, { "prepare", "begin" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (after); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, after[i][0], after[i][1], domain_xml, &r);
+      assert_int_equal (r.status, 0);
+      assert_string_equal (r.out, "");
+      if (r.elapsed_ms > timeout_ms / 2)
+        fail_msg ("%s %s took %" G_GINT64_FORMAT " ms", after[i][0], after[i][1], r.elapsed_ms);
+    }
+  write_config (f, f->sock, timeout_ms, TRUE);
+  g_auto(Run) closed = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &closed);
+  assert_int_equal (closed.status, 1);
+  assert_one_line (closed.err, "fail_closed");
+  assert_true (closed.elapsed_ms < timeout_ms / 2);
+  g_clear_pointer (&d, fake_daemon_free);
+
+  /* Once vmemd answers again, it is given the whole timeout again. */
+  write_config (f, f->sock, timeout_ms, FALSE);
+  g_autoptr(FakeDaemon) ok = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  g_auto(Run) answered = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &answered);
+  assert_int_equal (answered.status, 0);
+  assert_string_equal (answered.err, "");
+  g_clear_pointer (&ok, fake_daemon_free);
+  g_autoptr(FakeDaemon) silent = fake_daemon_new (f->dir, NULL);
+  g_auto(Run) again = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &again);
+  assert_int_equal (again.status, 0);
+  assert_true (again.elapsed_ms >= timeout_ms - 50);
+}
+
+/* Notifications go oneway, with the domain and its uuid but no XML. */
+static void
+test_notifications_are_oneway (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":false}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "release", "end", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.err, "");
+  json_object *p = NULL, *v = NULL;
+  g_autoptr(json_object) req = NULL;
+  gint64 until = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while ((req = fake_daemon_request (d)) == NULL && g_get_monotonic_time () < until)
+    g_usleep (10000);
+  assert_non_null (req);
+  assert_true (json_object_object_get_ex (req, "oneway", &v));
+  assert_true (json_object_get_boolean (v));
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "uuid", &v));
+  assert_string_equal (json_object_get_string (v), "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  assert_true (json_object_object_get_ex (p, "op", &v));
+  assert_string_equal (json_object_get_string (v), "release");
+}
+
 static void
 test_hung_stdin_does_not_hang (void **state)
 {
@@ -513,7 +603,7 @@ test_refusal_is_one_line (void **state)
   g_autoptr(FakeDaemon) d = fake_daemon_new (
     f->dir, "{\"parameters\":{\"allow\":false,\"message\":\"first\\nsecond\"}}");
   g_auto(Run) r = { 0 };
-  run_hook (f->config, "start", "begin", domain_xml, &r);
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
   assert_int_equal (r.status, 1);
   assert_string_equal (r.err, "first second\n");
 }
@@ -572,15 +662,15 @@ test_daemon_error_reply_fails_open (void **state)
   assert_one_line (c.err, "root only");
 }
 
-/* Sends @len bytes of XML padded with blanks; the request must carry the
- * domain but no xml. */
-static void
-assert_xml_not_sent (Fixture *f, gsize len)
+/* Sends @len bytes of XML padded with @pad; returns the request's
+ * parameters, which always name the domain and its uuid. */
+static json_object *
+send_padded_xml (Fixture *f, gsize len, char pad)
 {
-  write_config (f, f->sock, 5000, FALSE);
+  write_config (f, f->sock, 10000, FALSE);
   g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
   g_autofree char *big = g_malloc (len);
-  memset (big, ' ', len);
+  memset (big, pad, len);
   memcpy (big, domain_xml, strlen (domain_xml));
 
   g_auto(Run) r = { 0 };
@@ -594,18 +684,63 @@ assert_xml_not_sent (Fixture *f, gsize len)
     fail_msg ("vmemd got no event for %zu bytes of XML", len);
   json_object *p = NULL, *v = NULL;
   assert_true (json_object_object_get_ex (req, "parameters", &p));
-  assert_false (json_object_object_get_ex (p, "xml", &v));
   assert_true (json_object_object_get_ex (p, "domain", &v));
-  assert_true (json_object_object_get_ex (p, "uuid", &v) || len > VMEM_HOOK_MAX_XML);
+  assert_true (json_object_object_get_ex (p, "uuid", &v));
+  assert_string_equal (json_object_get_string (v), "c7a5fdbd-edaf-9455-926a-d65c16db1809");
+  return json_object_get (p);
+}
+
+static void
+assert_xml_missing (json_object *p, const char *why)
+{
+  json_object *v = NULL;
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "xml_missing", &v));
+  if (strstr (json_object_get_string (v), why) == NULL)
+    fail_msg ("xml_missing '%s' lacks '%s'", json_object_get_string (v), why);
 }
 
 static void
 test_oversized_xml_is_not_sent (void **state)
 {
-  /* Larger than the hook reads at all. */
-  assert_xml_not_sent (*state, VMEM_HOOK_MAX_XML + 4096);
-  /* Read, but larger than one varlink message: the event still arrives. */
-  assert_xml_not_sent (*state, 2 * 1024 * 1024);
+  /* Larger than the hook reads at all: the event arrives, and says why it
+   * comes without the XML. */
+  g_autoptr(json_object) huge = send_padded_xml (*state, VMEM_HOOK_MAX_XML + 4096, ' ');
+  assert_xml_missing (huge, "larger than the 16 MiB the hook reads");
+  /* Within what the hook reads, but not into one message once escaped. */
+  g_autoptr(json_object) escaped = send_padded_xml (*state, 6 * 1024 * 1024, '\001');
+  assert_xml_missing (escaped, "does not fit into one message");
+}
+
+/* What the hook reads, vmemd gets: the limits agree (a 1 MiB message
+ * limit used to drop a domain XML with a large <description>). */
+static void
+test_large_xml_is_sent (void **state)
+{
+  static const gsize sizes[] = { 2 * 1024 * 1024, VMEM_HOOK_MAX_XML };
+  for (gsize i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autoptr(json_object) p = send_padded_xml (*state, sizes[i], '\n');
+      json_object *v = NULL;
+      assert_true (json_object_object_get_ex (p, "xml", &v));
+      assert_int_equal (json_object_get_string_len (v), sizes[i]);
+      assert_false (json_object_object_get_ex (p, "xml_missing", &v));
+    }
+}
+
+/* A start vmemd admits with a warning: the hook shows it, and goes on. */
+static void
+test_warning_is_shown (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (
+    f->dir, "{\"parameters\":{\"allow\":true,\"message\":\"vmemd: the start of vm1 was not "
+            "checked\"}}");
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.out, "");
+  assert_string_equal (r.err, "vmemd: the start of vm1 was not checked\n");
 }
 
 /* --- pure helpers ------------------------------------------------------------------ */
@@ -626,10 +761,57 @@ test_find_uuid (void **state)
 }
 
 static void
+test_find_name (void **state)
+{
+  g_autofree char *n = vmem_hook_find_name (domain_xml);
+  assert_string_equal (n, "vm1");
+  g_autofree char *esc =
+    vmem_hook_find_name ("<domain><name>a&amp;b&lt;&gt;&quot;&apos;&#233;&#x41;"
+                         "</name><name>second</name></domain>");
+  assert_string_equal (esc, "a&b<>\"'\xc3\xa9"
+                            "A");
+  g_autofree char *spaced = vmem_hook_find_name ("<name> vm1 </name>");
+  assert_string_equal (spaced, " vm1 ");
+  assert_null (vmem_hook_find_name (NULL));
+  assert_null (vmem_hook_find_name ("<domain><uuid>x</uuid></domain>"));
+  assert_null (vmem_hook_find_name ("<name>vm1"));
+  assert_null (vmem_hook_find_name ("<name>a&bogus;b</name>"));
+  assert_null (vmem_hook_find_name ("<name>a&b</name>"));
+  assert_null (vmem_hook_find_name ("<name>&#0;</name>"));
+}
+
+/* The XML on standard input must be the domain's the arguments name:
+ * another's is not sent, nor its uuid, and vmemd is told why. */
+static void
+test_xml_of_another_domain_is_not_sent (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  g_auto(Run) r = { 0 };
+  char *argv[] = { (char *) hook_path (), (char *) "vm2", (char *) "prepare",
+                   (char *) "begin",      (char *) "-",   NULL };
+  run_binary (argv, f->config, domain_xml, strlen (domain_xml), &r);
+  assert_int_equal (r.status, 0);
+  g_autoptr(json_object) req = fake_daemon_request (d);
+  assert_non_null (req);
+  json_object *p = NULL, *v = NULL;
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_true (json_object_object_get_ex (p, "domain", &v));
+  assert_string_equal (json_object_get_string (v), "vm2");
+  assert_false (json_object_object_get_ex (p, "uuid", &v));
+  assert_false (json_object_object_get_ex (p, "xml", &v));
+  assert_true (json_object_object_get_ex (p, "xml_missing", &v));
+  assert_string_equal (json_object_get_string (v),
+                       "the domain XML the hook was given is that of 'vm1'");
+}
+
+static void
 test_which_events (void **state)
 {
   assert_true (vmem_hook_may_refuse ("prepare", "begin"));
-  assert_true (vmem_hook_may_refuse ("start", "begin"));
+  assert_true (vmem_hook_may_refuse ("migrate", "begin"));
+  assert_true (vmem_hook_may_refuse ("restore", "begin"));
+  assert_false (vmem_hook_may_refuse ("start", "begin"));
   assert_false (vmem_hook_may_refuse ("prepare", "end"));
   assert_false (vmem_hook_may_refuse ("reconnect", "begin"));
   assert_false (vmem_hook_may_refuse ("started", "begin"));
@@ -779,11 +961,68 @@ test_vmemctl_daemon_errors (void **state)
   assert_int_equal (json_object_get_int64 (dm), 2048);
 }
 
+/* vmemctl replay: a bad trace is a usage error (2), and prints no estimate
+ * even when good lines came before the bad one; options must be numbers. */
+static void
+test_vmemctl_replay_errors (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GString) trace = g_string_new ("time,domain,workload,vcpus,ceiling_kib,used_kib\n");
+  for (int h = 0; h <= 72; h++)
+    g_string_append_printf (trace, "%d,a,web,1,1048576,%d\n", h * 3600, 102400 + h * 1024);
+  g_autofree char *good = g_build_filename (f->dir, "good.csv", NULL);
+  assert_true (g_file_set_contents (good, trace->str, -1, NULL));
+  g_string_append (trace, "266400,a,web,one,1048576,1024\n");
+  g_autofree char *bad = g_build_filename (f->dir, "bad.csv", NULL);
+  assert_true (g_file_set_contents (bad, trace->str, -1, NULL));
+
+  char *ok_argv[] = { (char *) vmemctl_path (), (char *) "replay", good, NULL };
+  g_auto(Run) ok = { 0 };
+  run_binary (ok_argv, f->config, "", 0, &ok);
+  assert_int_equal (ok.status, 0);
+  assert_true (g_str_has_prefix (ok.out, "time,domain,estimate_kib,source\n"));
+  assert_non_null (strstr (ok.out, "\n172800,a,"));
+
+  char *bad_argv[] = { (char *) vmemctl_path (), (char *) "replay", bad, NULL };
+  g_auto(Run) r = { 0 };
+  run_binary (bad_argv, f->config, "", 0, &r);
+  assert_int_equal (r.status, 2);
+  assert_string_equal (r.out, "");
+  assert_one_line (r.err, "bad.csv:75: vcpus");
+
+  static const char *const numbers[][2] = {
+    { "--quantile", "nan" },
+    { "--margin", "inf" },
+    { "--half-life", "soon" },
+    { "--quantile", "" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (numbers); i++)
+    {
+      char *argv[] = { (char *) vmemctl_path (), (char *) "replay",      good,
+                       (char *) numbers[i][0],   (char *) numbers[i][1], NULL };
+      g_auto(Run) n = { 0 };
+      run_binary (argv, f->config, "", 0, &n);
+      if (n.status != 2)
+        fail_msg ("%s %s: exit %d", numbers[i][0], numbers[i][1], n.status);
+      assert_string_equal (n.out, "");
+      assert_one_line (n.err, numbers[i][0]);
+      assert_non_null (strstr (n.err, "is not a number"));
+    }
+  char *q_argv[] = { (char *) vmemctl_path (), (char *) "replay", good,
+                     (char *) "--quantile",    (char *) "0.9",    NULL };
+  g_auto(Run) q = { 0 };
+  run_binary (q_argv, f->config, "", 0, &q);
+  assert_int_equal (q.status, 0);
+  g_unlink (good);
+  g_unlink (bad);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_find_uuid),
+    cmocka_unit_test (test_find_name),
     cmocka_unit_test (test_which_events),
     cmocka_unit_test_setup_teardown (test_no_daemon_fails_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup,
@@ -792,15 +1031,21 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stuck_config_is_cut_short, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_fail_closed, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_daemon_costs_one_timeout, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_notifications_are_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_hung_stdin_does_not_hang, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refusal_exits_1_with_the_message, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refusal_is_one_line, setup, teardown),
     cmocka_unit_test_setup_teardown (test_restore_prints_the_xml, setup, teardown),
     cmocka_unit_test_setup_teardown (test_daemon_error_reply_fails_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oversized_xml_is_not_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_large_xml_is_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_xml_of_another_domain_is_not_sent, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_warning_is_shown, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_unreachable, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_usage_errors, setup, teardown),
     cmocka_unit_test_setup_teardown (test_vmemctl_daemon_errors, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_vmemctl_replay_errors, setup, teardown),
   };
   signal (SIGPIPE, SIG_IGN);
   return cmocka_run_group_tests (tests, NULL, NULL);

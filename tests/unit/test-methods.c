@@ -1252,17 +1252,20 @@ test_reload (void **state)
   /* The admin group applies at once. */
   assert_int_equal (status_as_nobody (fx, gr->gr_gid), 0);
 
-  /* The client limit alone: no restart, and one client holds the only
-   * place. */
+  /* The client limits alone: no restart, and two clients hold the only
+   * place and the one kept for root (this test runs as root). */
   g_clear_pointer (&restart, g_free);
   VmemConfig *c2 = make_config (fx);
   set_str (&c2->admin_group, group);
   c2->max_clients = 1;
+  c2->root_clients = 1;
   vmem_daemon_reload (fx->daemon, c2, &restart);
   if (restart != NULL)
     fail_msg ("max_clients asked for a restart: %s", restart);
   int fd = hold_connection (fx);
+  int fd2 = hold_connection (fx);
   call_fails (fx, "io.vmemd.Ping", NULL, VMEM_ERROR_BUSY, "too many clients");
+  close (fd2);
   close (fd);
   /* Once the server has seen it go, there is room again. */
   gint64 deadline = now_us () + 5 * G_USEC_PER_SEC;

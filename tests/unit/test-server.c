@@ -27,7 +27,11 @@
 #define NOBODY          65534
 #define REQUEST_TIMEOUT 1 /* s */
 #define IDLE_TIMEOUT    3 /* s */
+#define SILENT_TIMEOUT  1 /* s */
 #define MAX_CLIENTS     4
+#define ROOT_CLIENTS    2
+#define MAX_MESSAGE      (1024 * 1024)
+#define MAX_ROOT_MESSAGE (1536 * 1024)
 
 static const char test_idl[] =
   "interface io.vmemd.test\n"
@@ -119,6 +123,26 @@ method_later (VmemCall *call, json_object *parameters, gpointer user_data)
   g_source_attach (src, g_main_context_get_thread_default ());
 }
 
+/* Whether the caller is still there, 200 ms after its call. */
+static gboolean
+connected_reply (gpointer data)
+{
+  VmemCall *call = data;
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "connected", json_object_new_boolean (vmem_call_is_connected (call)));
+  vmem_call_reply (call, r);
+  vmem_call_unref (call);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+method_connected (VmemCall *call, json_object *parameters, gpointer user_data)
+{
+  g_autoptr(GSource) src = g_timeout_source_new (200);
+  g_source_set_callback (src, connected_reply, vmem_call_ref (call), NULL);
+  g_source_attach (src, g_main_context_get_thread_default ());
+}
+
 static void
 method_blob (VmemCall *call, json_object *parameters, gpointer user_data)
 {
@@ -139,9 +163,13 @@ server_thread (gpointer data)
 {
   Fixture *fx = data;
   const VmemServerLimits limits = {
+    .max_message = MAX_MESSAGE,
+    .max_root_message = MAX_ROOT_MESSAGE,
     .max_clients = MAX_CLIENTS,
+    .root_clients = ROOT_CLIENTS,
     .request_timeout_s = REQUEST_TIMEOUT,
     .idle_timeout_s = IDLE_TIMEOUT,
+    .silent_timeout_s = SILENT_TIMEOUT,
   };
 
   g_main_context_push_thread_default (fx->context);
@@ -154,6 +182,7 @@ server_thread (gpointer data)
   vmem_server_add_method (fx->server, "io.vmemd.test.Count", 0, method_count, fx);
   vmem_server_add_method (fx->server, "io.vmemd.test.Later", 0, method_later, fx);
   vmem_server_add_method (fx->server, "io.vmemd.test.Blob", 0, method_blob, fx);
+  vmem_server_add_method (fx->server, "io.vmemd.test.Connected", 0, method_connected, fx);
 
   /* World-connectable so that children running as nobody reach the
    * methods; the admin group is root's, which nobody is not in. */
@@ -422,7 +451,19 @@ test_method_not_found (void **state)
   RAW_SEND (fd, "{\"method\":\"io.vmemd.test.Nope\",\"parameters\":{}}");
   g_autoptr(json_object) r = raw_recv (fd);
   assert_error_reply (r, "org.varlink.service.MethodNotFound", "method", "io.vmemd.test.Nope");
+  RAW_SEND (fd, "{\"method\":\"org.varlink.service.Nope\"}");
+  g_autoptr(json_object) r2 = raw_recv (fd);
+  assert_error_reply (r2, "org.varlink.service.MethodNotFound", "method",
+                      "org.varlink.service.Nope");
+
+  /* An interface the server does not have is named as such. */
+  RAW_SEND (fd, "{\"method\":\"io.nope.Ping\"}");
+  g_autoptr(json_object) r3 = raw_recv (fd);
+  assert_error_reply (r3, "org.varlink.service.InterfaceNotFound", "interface", "io.nope");
+  json_object *p = json_object_object_get (r3, "parameters");
+  assert_string_equal (json_object_get_string (json_object_object_get (p, "interface")), "io.nope");
   close (fd);
+  call_fails (fx, "io.nope.Ping", NULL, VMEM_ERROR_INVALID_ARGUMENT, "InterfaceNotFound: io.nope");
 }
 
 static void
@@ -512,7 +553,7 @@ test_oversized (void **state)
       off += (gsize) n;
     }
   g_autoptr(json_object) r = raw_recv (fd);
-  assert_error_reply (r, "io.vmemd.ProtocolError", "message", "larger than 1048576 bytes");
+  assert_error_reply (r, "io.vmemd.ProtocolError", "message", "larger than 1572864 bytes");
   assert_closed (fd);
   close (fd);
   g_autoptr(json_object) ok = call_ok (fx, "io.vmemd.test.Echo", NULL);
@@ -523,13 +564,54 @@ test_oversized (void **state)
   call_fails (fx, "io.vmemd.test.Blob", p, VMEM_ERROR_FAILED, "reply is larger than");
 }
 
+/* Root (the hook) may send and get larger messages than others: a domain
+ * XML over the general limit still reaches the daemon. */
+static void
+test_root_message_limit (void **state)
+{
+  Fixture *fx = *state;
+  if (getuid () != 0)
+    fail_msg ("this test must run as root (it drops to uid %d)", NOBODY);
+  gsize len = MAX_MESSAGE + 200 * 1024;
+  g_autofree char *text = g_malloc (len + 1);
+  memset (text, 'x', len);
+  text[len] = '\0';
+  g_autoptr(json_object) params = json_object_new_object ();
+  json_object_object_add (params, "text", json_object_new_string (text));
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) r = vmem_varlink_call_sized (fx->path, "io.vmemd.test.Echo", params, 5000,
+                                                      MAX_ROOT_MESSAGE, &error);
+  if (r == NULL)
+    fail_msg ("root: %s", error->message);
+  json_object *echo = json_object_object_get (r, "echo");
+  assert_int_equal (json_object_get_string_len (json_object_object_get (echo, "text")), len);
+
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      if (setgroups (0, NULL) < 0 || setgid (NOBODY) < 0 || setuid (NOBODY) < 0)
+        _exit (3);
+      g_autoptr(GError) child_error = NULL;
+      g_autoptr(json_object) cr = vmem_varlink_call_sized (fx->path, "io.vmemd.test.Echo", params,
+                                                           5000, MAX_ROOT_MESSAGE, &child_error);
+      _exit (cr == NULL && strstr (child_error->message, "larger than 1048576 bytes") ? 0 : 2);
+    }
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
+}
+
 static void
 test_max_clients (void **state)
 {
   Fixture *fx = *state;
-  int fds[MAX_CLIENTS];
+  int fds[MAX_CLIENTS + ROOT_CLIENTS];
 
-  for (guint i = 0; i < MAX_CLIENTS; i++)
+  /* Root's own places too: this test runs as root. */
+  for (guint i = 0; i < G_N_ELEMENTS (fds); i++)
     {
       fds[i] = raw_connect (fx);
       /* An answer proves the server took this connection. */
@@ -558,8 +640,65 @@ test_max_clients (void **state)
       assert_true (g_get_monotonic_time () < until);
       g_usleep (20000);
     }
-  for (guint i = 1; i < MAX_CLIENTS; i++)
+  for (guint i = 1; i < G_N_ELEMENTS (fds); i++)
     close (fds[i]);
+}
+
+/* Others filling every place leave root (the hook) places of its own. */
+static void
+test_root_keeps_places (void **state)
+{
+  Fixture *fx = *state;
+  if (getuid () != 0)
+    fail_msg ("this test must run as root (it drops to uid %d)", NOBODY);
+  int ready[2], done[2];
+  assert_int_equal (pipe (ready), 0);
+  assert_int_equal (pipe (done), 0);
+  pid_t pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (ready[0]);
+      close (done[1]);
+      if (setgroups (0, NULL) < 0 || setgid (NOBODY) < 0 || setuid (NOBODY) < 0)
+        _exit (3);
+      int fds[MAX_CLIENTS];
+      for (guint i = 0; i < MAX_CLIENTS; i++)
+        {
+          fds[i] = raw_connect (fx);
+          RAW_SEND (fds[i], "{\"method\":\"org.varlink.service.GetInfo\"}");
+          g_autoptr(json_object) r = raw_recv (fds[i]);
+          if (r == NULL || json_object_object_get (r, "error") != NULL)
+            _exit (4);
+        }
+      /* Every place others may take is taken. */
+      g_autoptr(GError) error = NULL;
+      g_autoptr(json_object) r = vmem_varlink_call (fx->path, "io.vmemd.test.Echo", NULL, 2000,
+                                                    &error);
+      char verdict = r == NULL && g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY) ? 'y' : 'n';
+      if (write (ready[1], &verdict, 1) != 1)
+        _exit (5);
+      char c;
+      if (read (done[0], &c, 1) < 0)
+        _exit (6);
+      _exit (0);
+    }
+  close (ready[1]);
+  close (done[0]);
+  char verdict = 0;
+  assert_int_equal (read (ready[0], &verdict, 1), 1);
+  assert_int_equal (verdict, 'y');
+  /* Root still gets in, for every call of a start. */
+  for (guint i = 0; i < 3; i++)
+    {
+      g_autoptr(json_object) r = call_ok (fx, "io.vmemd.test.Echo", NULL);
+    }
+  close (done[1]);
+  close (ready[0]);
+  int status = 0;
+  assert_int_equal (waitpid (pid, &status, 0), pid);
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
 }
 
 /* Runs @method in a child with the given credentials.  Returns 0 when it
@@ -699,6 +838,24 @@ test_async_reply (void **state)
   g_autoptr(json_object) after = call_ok (fx, "io.vmemd.test.Echo", NULL);
 }
 
+/* A caller that has closed its end, its call still unread, has gone as
+ * far as a method can tell. */
+static void
+test_caller_gone (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.test.Connected", NULL);
+  assert_true (json_object_get_boolean (json_object_object_get (r, "connected")));
+
+  int fd = raw_connect (fx);
+  RAW_SEND (fd, "{\"method\":\"io.vmemd.test.Connected\"}");
+  assert_int_equal (shutdown (fd, SHUT_WR), 0);
+  g_autoptr(json_object) gone = raw_recv (fd);
+  json_object *p = json_object_object_get (gone, "parameters");
+  assert_false (json_object_get_boolean (json_object_object_get (p, "connected")));
+  close (fd);
+}
+
 static void
 test_oneway (void **state)
 {
@@ -780,6 +937,27 @@ test_slow_client (void **state)
   close (t.fd);
 
   g_autoptr(json_object) r2 = call_ok (fx, "io.vmemd.test.Echo", NULL);
+}
+
+/* A connection that says nothing is closed long before an idle one. */
+static void
+test_silent_client (void **state)
+{
+  Fixture *fx = *state;
+  int fd = raw_connect (fx);
+  gint64 start = g_get_monotonic_time ();
+  assert_closed (fd);
+  assert_took (start, SILENT_TIMEOUT);
+  close (fd);
+
+  /* Having said something, it has the idle time between calls. */
+  int talker = raw_connect (fx);
+  RAW_SEND (talker, "{\"method\":\"io.vmemd.test.Echo\"}");
+  g_autoptr(json_object) r = raw_recv (talker);
+  start = g_get_monotonic_time ();
+  assert_closed (talker);
+  assert_took (start, IDLE_TIMEOUT);
+  close (talker);
 }
 
 static void
@@ -909,11 +1087,15 @@ main (void)
     cmocka_unit_test_setup_teardown (test_invalid_parameter, setup, teardown),
     cmocka_unit_test_setup_teardown (test_bad_json, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oversized, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_root_message_limit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_max_clients, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_root_keeps_places, setup, teardown),
     cmocka_unit_test_setup_teardown (test_permission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_async_reply, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_caller_gone, setup, teardown),
     cmocka_unit_test_setup_teardown (test_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_slow_client, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_silent_client, setup, teardown),
     cmocka_unit_test_setup_teardown (test_idle_client, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reader_stalls, setup, teardown),
     cmocka_unit_test_setup_teardown (test_listen_socket_file, setup, teardown),

@@ -637,6 +637,37 @@ test_same_schema (void **state)
   assert_string_equal (got, want);
 }
 
+/* The database and its journal files take their directory's group when
+ * the directory is setgid (as the packaged state directory is), whoever
+ * runs vmemd: members of that group may read them, nobody else. */
+static void
+test_database_group_follows_directory (void **state)
+{
+  Fixture *f = *state;
+  const gid_t group = 65534; /* nogroup: not this process's */
+  if (getuid () != 0)
+    fail_msg ("this test must run as root (it gives a directory to gid %u)", (unsigned) group);
+  assert_int_not_equal (getgid (), group);
+  g_autofree char *dir = g_build_filename (f->dir, "shared", NULL);
+  assert_int_equal (g_mkdir (dir, 0750), 0);
+  assert_int_equal (chown (dir, 0, group), 0);
+  assert_int_equal (chmod (dir, 02750), 0);
+  g_autofree char *path = g_build_filename (dir, "vmemd.db", NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (path, &error);
+  assert_no_error (error);
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *file = g_strconcat (path, suffixes[i], NULL);
+      struct stat st;
+      if (stat (file, &st) < 0)
+        fail_msg ("%s: %s", file, g_strerror (errno));
+      assert_int_equal (st.st_gid, group);
+      assert_int_equal (st.st_mode & 0777, 0640);
+    }
+}
+
 static void
 test_open_from_config (void **state)
 {
@@ -2392,6 +2423,7 @@ run_sqlite (void)
   const struct CMUnitTest tests[] = {
     COMMON_TESTS,
     T (test_not_a_database),
+    T (test_database_group_follows_directory),
     T (test_migrate_fixtures),
     T (test_crash_mid_transaction),
   };

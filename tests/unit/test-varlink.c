@@ -288,6 +288,11 @@ test_builders (void **state)
   g_autofree char *s5 = encoded (err2);
   assert_string_equal (s5, "{\"error\":\"io.vmemd.PermissionDenied\",\"parameters\":{\"message\":\"no\"}}");
 
+  /* Slashes are not escaped: a domain XML keeps its size. */
+  g_autoptr(json_object) slashes = vmem_varlink_new_error ("io.vmemd.Failed", "</a>");
+  g_autofree char *s6 = encoded (slashes);
+  assert_string_equal (s6, "{\"error\":\"io.vmemd.Failed\",\"parameters\":{\"message\":\"</a>\"}}");
+
   /* A framed encoding parses back to the same object. */
   g_autoptr(GBytes) b = vmem_varlink_encode (call2);
   g_autoptr(VmemVarlinkFramer) f = vmem_varlink_framer_new (1024);
@@ -568,6 +573,37 @@ test_client_timeout_backlog (void **state)
 }
 
 static void
+test_client_oneway (void **state)
+{
+  /* Handed over without waiting for a reply (this server sends none). */
+  g_autoptr(Fake) fk = fake_new (NULL, 0);
+  fake_start (fk);
+  g_autoptr(json_object) params = json_object_new_object ();
+  json_object_object_add (params, "op", json_object_new_string ("release"));
+  g_autoptr(GError) error = NULL;
+  gint64 start = g_get_monotonic_time ();
+  assert_true (vmem_varlink_send_oneway (fk->path, "io.vmemd.HookEvent", params, 200,
+                                         VMEM_VARLINK_MAX_MESSAGE, &error));
+  assert_null (error);
+  assert_true (g_get_monotonic_time () - start < 150000);
+  g_clear_pointer (&fk->thread, g_thread_join);
+  assert_string_equal (fk->call, "{\"method\":\"io.vmemd.HookEvent\",\"parameters\":{\"op\":"
+                                 "\"release\"},\"oneway\":true}");
+
+  /* Nobody there: said at once. */
+  g_autofree char *missing = g_build_filename (fk->dir, "missing", NULL);
+  assert_false (vmem_varlink_send_oneway (missing, "io.vmemd.HookEvent", params, 200,
+                                          VMEM_VARLINK_MAX_MESSAGE, &error));
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE));
+  g_clear_error (&error);
+
+  /* Over the limit given: nothing is sent. */
+  assert_false (vmem_varlink_send_oneway (fk->path, "io.vmemd.HookEvent", params, 200, 16,
+                                          &error));
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+}
+
+static void
 test_client_closed_early (void **state)
 {
   g_autoptr(Fake) fk = fake_new (NULL, 0);
@@ -701,6 +737,7 @@ main (void)
     cmocka_unit_test (test_client_timeout_silent),
     cmocka_unit_test (test_client_timeout_partial),
     cmocka_unit_test (test_client_timeout_backlog),
+    cmocka_unit_test (test_client_oneway),
     cmocka_unit_test (test_client_closed_early),
     cmocka_unit_test (test_client_closed_mid_reply),
     cmocka_unit_test (test_client_turned_away),

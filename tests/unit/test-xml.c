@@ -783,12 +783,26 @@ test_malformed (void **state)
   g_autoptr(GError) error = NULL;
   TestPlan tp;
   test_plan_defaults (&tp);
-  g_autofree char *nomem = vmem_xml_apply_plan ("<domain><name>x</name></domain>", &tp.plan, NULL,
-                                                &error);
+  g_autofree char *nomem = vmem_xml_apply_plan ("<domain type='kvm'><name>x</name></domain>",
+                                                &tp.plan, NULL, &error);
   assert_null (nomem);
   assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE));
   assert_non_null (strstr (error->message, "no <memory>"));
   g_clear_error (&error);
+  /* Only QEMU and KVM domains (and the test driver's) are vmemd's. */
+  g_autofree char *notype = vmem_xml_apply_plan ("<domain><name>x</name><memory>1048576</memory>"
+                                                 "</domain>", &tp.plan, NULL, &error);
+  assert_null (notype);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE));
+  assert_non_null (strstr (error->message, "names no type"));
+  g_clear_error (&error);
+  static const char *const types[] = { "kvm", "qemu", "test" };
+  for (gsize i = 0; i < G_N_ELEMENTS (types); i++)
+    assert_true (vmem_xml_type_is_managed (types[i]));
+  static const char *const others[] = { "xen", "lxc", "vmware", "bhyve", "hyperv", "vbox",
+                                        "KVM", "", NULL };
+  for (gsize i = 0; i < G_N_ELEMENTS (others); i++)
+    assert_false (vmem_xml_type_is_managed (others[i]));
   tp.plan.demand_mib = 0;
   g_autofree char *zero = vmem_xml_apply_plan ("<domain><name>x</name><memory>1048576</memory>"
                                                "</domain>", &tp.plan, NULL, &error);

@@ -513,7 +513,27 @@ tag_work (virConnectPtr conn, gpointer data, GError **error)
 
   g_autofree char *xml = NULL;
   if (j->workload != NULL)
-    xml = g_markup_printf_escaped ("<workload name=\"%s\"/>", j->workload);
+    {
+      /* Another hypervisor's domain would never take a plan: say so now. */
+      g_autofree char *def = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE);
+      if (def == NULL)
+        {
+          vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read domain '%s'", j->domain);
+          return NULL;
+        }
+      g_autoptr(VmemDomainInfo) info = vmem_xml_parse_domain (def, error);
+      if (info == NULL)
+        return NULL;
+      if (!vmem_xml_type_is_managed (info->type))
+        {
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                       "domain '%s' cannot be managed: it is a type='%s' domain, and vmemd "
+                       "manages QEMU and KVM domains only",
+                       j->domain, info->type ? info->type : "");
+          return NULL;
+        }
+      xml = g_markup_printf_escaped ("<workload name=\"%s\"/>", j->workload);
+    }
 
   if (j->workload == NULL && j->restore)
     {
@@ -1035,45 +1055,81 @@ unmanaged_boot_mib (const VmemDomain *d)
                                   d->virtio_mem_size_mib, d->virtio_mem_requested_mib);
 }
 
+/* Logs @out, takes its reservation when it admits, and gives the line the
+ * hook shows: a refusal, or a warning ("vmemd: ..."); NULL otherwise. */
+static gboolean
+admission_done (VmemMethods *m, const char *name, const char *workload, const char *uuid,
+                guint64 reserve_mib, VmemAdmissionDecision *out, char **message)
+{
+  if (out->verdict == VMEM_ADMISSION_REFUSE)
+    {
+      vmem_log_decision (name, workload, out->event, "%s", out->message);
+      *message = g_steal_pointer (&out->message);
+      return FALSE;
+    }
+  if (out->warn)
+    {
+      vmem_log_decision_warning (name, workload, out->event, "%s", out->message);
+      *message = g_strdup_printf ("vmemd: %s", out->message);
+    }
+  else
+    vmem_log_decision (name, workload, out->event, "%s", out->message);
+  if (uuid != NULL)
+    m->ctx.start_admitted (uuid, name, reserve_mib, m->ctx.user_data);
+  return TRUE;
+}
+
+static VmemAdmissionRequest
+admission_request (VmemMethods *m, const char *uuid, const char *name, const char *workload,
+                   GArray *commitments)
+{
+  const VmemConfig *c = CONFIG (m);
+  return (VmemAdmissionRequest){
+    .mode = c->admission,
+    .not_ready = c->not_ready,
+    .unchecked = c->unchecked,
+    .ready = vmem_cache_is_ready (m->ctx.cache),
+    .capacity_mib = m->ctx.capacity (m->ctx.user_data),
+    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                               commitments->len, uuid),
+    .name = name,
+    .workload = workload,
+  };
+}
+
 /* Admission control for a managed domain that is about to start.  Answers
  * from memory only: the domain is locked by libvirt while its hook runs,
  * so no libvirt call can be made here, and the store may be slow. */
 static gboolean
 admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message)
 {
-  const VmemConfig *c = CONFIG (m);
   g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
-  const VmemAdmissionRequest req = {
-    .mode = c->admission,
-    .not_ready = c->not_ready,
-    .ready = vmem_cache_is_ready (m->ctx.cache),
-    .capacity_mib = m->ctx.capacity (m->ctx.user_data),
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, d->uuid),
-    .name = d->name,
-    .workload = p->name,
-    .memory_mib = d->memory_mib,
-    .current_mib = d->current_mib,
-    .prealloc = d->prealloc,
-    .virtio_mem_size_mib = d->virtio_mem_size_mib,
-    .virtio_mem_requested_mib = d->virtio_mem_requested_mib,
-    .profile_mode = p->mode,
-  };
+  VmemAdmissionRequest req = admission_request (m, d->uuid, d->name, p->name, commitments);
+  req.memory_mib = d->memory_mib;
+  req.current_mib = d->current_mib;
+  req.prealloc = d->prealloc;
+  req.virtio_mem_size_mib = d->virtio_mem_size_mib;
+  req.virtio_mem_requested_mib = d->virtio_mem_requested_mib;
+  req.profile_mode = p->mode;
   g_auto(VmemAdmissionDecision) out = { 0 };
   vmem_admission_decide (&req, &out);
+  return admission_done (m, d->name, p->name, d->uuid, out.needed_mib, &out, message);
+}
 
-  if (out.verdict == VMEM_ADMISSION_REFUSE)
-    {
-      vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
-      *message = g_steal_pointer (&out.message);
-      return FALSE;
-    }
-  if (out.warn)
-    vmem_log_decision_warning (d->name, p->name, out.event, "%s", out.message);
-  else
-    vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
-  m->ctx.start_admitted (d->uuid, d->name, out.needed_mib, m->ctx.user_data);
-  return TRUE;
+/* The start of @domain cannot be checked: its XML cannot be used (@why).
+ * The cache's definition may charge the start for the starts after it,
+ * but not judge it (see vmem-admission.h). */
+static gboolean
+admit_unchecked (VmemMethods *m, const VmemProfile *p, const VmemCacheEntry *e,
+                 const char *domain, const char *uuid, const char *why, char **message)
+{
+  g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
+  VmemAdmissionRequest req = admission_request (m, uuid, domain, p ? p->name : NULL, commitments);
+  req.unchecked_why = why;
+  g_auto(VmemAdmissionDecision) out = { 0 };
+  vmem_admission_decide (&req, &out);
+  return admission_done (m, domain, p ? p->name : NULL, uuid,
+                         e != NULL ? unmanaged_boot_mib (e->domain) : 0, &out, message);
 }
 
 /* The definition being started carries the plan staged earlier; if the
@@ -1109,32 +1165,52 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   g_autoptr(GError) error = NULL;
   const char *op, *subop, *extra, *domain, *uuid, *xml;
 
-  CHECK_KEYS (call, params, "op", "subop", "extra", "domain", "uuid", "xml");
+  const char *xml_missing;
+
+  CHECK_KEYS (call, params, "op", "subop", "extra", "domain", "uuid", "xml", "xml_missing");
   if (!get_string (params, "op", TRUE, &op, &error) ||
       !get_string (params, "subop", TRUE, &subop, &error) ||
       !get_string (params, "extra", FALSE, &extra, &error) ||
       !get_string (params, "domain", TRUE, &domain, &error) ||
       !get_string (params, "uuid", FALSE, &uuid, &error) ||
-      !get_string (params, "xml", FALSE, &xml, &error))
+      !get_string (params, "xml", FALSE, &xml, &error) ||
+      !get_string (params, "xml_missing", FALSE, &xml_missing, &error))
     {
       vmem_call_return_error (call, error);
       return;
     }
 
+  gboolean prepare = g_str_equal (op, "prepare") && g_str_equal (subop, "begin");
+  /* A hook that gave up waiting (vmemd was stopped or too slow) has let
+   * the start go on or refused it already: judging it now would only leave
+   * a reservation behind for a start that is not there. */
+  if (prepare && !vmem_call_is_connected (call))
+    {
+      g_warning ("hook prepare begin for %s: the hook gave up waiting before vmemd read its "
+                 "call; the start was not checked and nothing is reserved", domain);
+      hook_reply (call, TRUE, NULL, NULL);
+      return;
+    }
+
   const VmemCacheEntry *e = vmem_cache_find (m->ctx.cache, uuid ? uuid : domain);
   g_autoptr(VmemDomain) x = NULL;
+  /* Why the XML of this event cannot be used, when it cannot. */
+  g_autofree char *unusable = NULL;
   if (xml != NULL)
     {
       x = vmem_domain_new_from_xml (xml, &error);
       if (x == NULL)
+        unusable = g_strdup_printf ("vmemd cannot read its domain XML (%s)", error->message);
+      else if (g_strcmp0 (x->name, domain) != 0)
         {
-          /* Never block a start on what we cannot read: log and let it go. */
-          g_warning ("hook %s %s for %s: unreadable domain XML, not checked: %s", op, subop,
-                     domain, error->message);
-          hook_reply (call, TRUE, NULL, NULL);
-          return;
+          /* Another domain's XML says nothing about this start. */
+          unusable = g_strdup_printf ("the domain XML sent with it is that of '%s'", x->name);
+          g_clear_pointer (&x, vmem_domain_free);
         }
+      g_clear_error (&error);
     }
+  else
+    unusable = g_strdup (xml_missing ? xml_missing : "the hook sent no domain XML");
 
   /* Who is this? The XML the hook got is the truth for this start; the
    * cache may not have seen the domain yet (transient, just defined).  A
@@ -1146,14 +1222,25 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   g_info ("hook %s %s%s%s for %s%s%s", op, subop, extra ? " " : "", extra ? extra : "", domain,
           p ? ", workload " : " (unmanaged)", p ? p->name : "");
 
-  if (g_str_equal (op, "prepare") && g_str_equal (subop, "begin"))
+  if (prepare)
     {
       g_autofree char *message = NULL;
       if (x == NULL)
         {
-          if (p != NULL)
-            g_warning ("hook prepare for %s came without its XML: start not checked", domain);
-          hook_reply (call, TRUE, NULL, NULL);
+          /* A domain the cache knows as unmanaged is not judged anyway;
+           * any other (managed, or unknown: it may carry a tag) is "not
+           * checked", visibly. */
+          if (p == NULL && e != NULL)
+            {
+              g_info ("hook prepare begin for %s (unmanaged): %s", domain, unusable);
+              if (id != NULL)
+                m->ctx.start_admitted (id, domain, unmanaged_boot_mib (e->domain),
+                                       m->ctx.user_data);
+              hook_reply (call, TRUE, NULL, NULL);
+              return;
+            }
+          gboolean ok = admit_unchecked (m, p, e, domain, id, unusable, &message);
+          hook_reply (call, ok, message, NULL);
           return;
         }
       if (p == NULL)
@@ -1172,6 +1259,10 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
 
   if ((g_str_equal (op, "stopped") || g_str_equal (op, "release")) && id != NULL)
     m->ctx.start_ended (id, op, m->ctx.user_data);
+
+  if ((g_str_equal (op, "migrate") || g_str_equal (op, "restore")) &&
+      g_str_equal (subop, "begin") && p != NULL && x == NULL)
+    g_warning ("hook %s begin for %s: %s; its XML is left as it is", op, domain, unusable);
 
   /* Incoming migration and restore: libvirt uses the XML the hook prints,
    * if it passes the ABI check, so only non-ABI parts (preallocation) go in

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <glib-unix.h>
 #include <grp.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -54,7 +55,8 @@ struct _Client {
   GByteArray        *out;
   gint64             partial_since; /* a begun message waits for its end since */
   gint64             out_since;     /* a reply waits for the client to take it since */
-  gint64             active_at;     /* last read or reply */
+  gint64             active_at;     /* accepted, or last read or reply */
+  gboolean           spoke;         /* it has sent something */
   uid_t              uid;
   gid_t              gid;
   pid_t              pid;
@@ -151,7 +153,21 @@ vmem_call_get_peer_pid (VmemCall *call)
 gboolean
 vmem_call_is_connected (VmemCall *call)
 {
-  return call->client != NULL && call->client->fd >= 0 && !call->client->eof;
+  Client *c = call->client;
+  if (c == NULL || c->fd < 0 || c->eof)
+    return FALSE;
+  /* A client that has closed its end may still have unread bytes (its
+   * call, among them): ask the socket rather than wait to read an EOF. */
+  struct pollfd p = { .fd = c->fd, .events = POLLRDHUP };
+  return poll (&p, 1, 0) <= 0 || !(p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+/* Root (the hook) may exchange larger messages: a domain XML of any size
+ * the XML reader takes. */
+static gsize
+client_max_message (Client *c)
+{
+  return c->uid == 0 ? c->server->limits.max_root_message : c->server->limits.max_message;
 }
 
 static void
@@ -161,12 +177,12 @@ client_queue (Client *c, json_object *msg)
   gsize len;
   const guint8 *data = g_bytes_get_data (bytes, &len);
 
-  if (len - 1 > c->server->limits.max_message)
+  if (len - 1 > client_max_message (c))
     {
       g_warning ("reply to pid %d is %" G_GSIZE_FORMAT " bytes, over the message limit",
                  (int) c->pid, len - 1);
       g_autofree char *text = g_strdup_printf ("the reply is larger than %" G_GSIZE_FORMAT
-                                               " bytes", c->server->limits.max_message);
+                                               " bytes", client_max_message (c));
       g_autoptr(json_object) err = vmem_varlink_new_error ("io.vmemd.Failed", text);
       client_queue (c, err);
       return;
@@ -444,8 +460,17 @@ handle_message (Client *c, json_object *msg)
   Method *m = g_hash_table_lookup (s->methods, call->method);
   if (m == NULL)
     {
-      vmem_call_return_varlink_error (call, "org.varlink.service.MethodNotFound",
-                                      param_obj ("method", call->method));
+      /* The interface is the name up to its last dot. */
+      const char *dot = strrchr (call->method, '.');
+      g_autofree char *iface =
+        dot ? g_strndup (call->method, (gsize) (dot - call->method)) : g_strdup (call->method);
+      if (!g_str_equal (iface, "org.varlink.service") &&
+          !g_hash_table_contains (s->interfaces, iface))
+        vmem_call_return_varlink_error (call, "org.varlink.service.InterfaceNotFound",
+                                        param_obj ("interface", iface));
+      else
+        vmem_call_return_varlink_error (call, "org.varlink.service.MethodNotFound",
+                                        param_obj ("method", call->method));
       return;
     }
   gboolean allowed = TRUE;
@@ -493,7 +518,9 @@ client_deadline (Client *c)
     return G_MAXINT64; /* our turn: the handler is working */
   if (c->partial_since != 0)
     return c->partial_since + seconds (l->request_timeout_s);
-  return c->active_at + seconds (l->idle_timeout_s);
+  /* A connection that has not said a word has less time: idle ones must
+   * not hold every place for long. */
+  return c->active_at + seconds (c->spoke ? l->idle_timeout_s : l->silent_timeout_s);
 }
 
 /* Reads only between calls, with nothing queued either way. */
@@ -644,6 +671,7 @@ on_readable (gint fd, GIOCondition cond, gpointer user_data)
   else
     {
       c->active_at = g_get_monotonic_time ();
+      c->spoke = TRUE;
       g_autoptr(GError) error = NULL;
       if (!vmem_varlink_framer_feed (c->framer, buf, (gsize) n, &error))
         client_fail (c, "io.vmemd.ProtocolError", error->message);
@@ -759,9 +787,13 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
       close (cfd);
       return G_SOURCE_CONTINUE;
     }
-  if (s->n_clients >= s->limits.max_clients)
+  /* Root (the hook among them) has places of its own: others cannot lock
+   * it out by filling the rest. */
+  guint limit = s->limits.max_clients + (cred.uid == 0 ? s->limits.root_clients : 0);
+  if (s->n_clients >= limit)
     {
-      g_info ("refusing pid %d: %u clients already", (int) cred.pid, s->n_clients);
+      g_info ("refusing pid %d uid %u: %u clients already", (int) cred.pid, (unsigned) cred.uid,
+              s->n_clients);
       refuse_busy (cfd);
       return G_SOURCE_CONTINUE;
     }
@@ -770,9 +802,9 @@ on_accept (gint fd, GIOCondition cond, gpointer user_data)
   c->ref = 1; /* the server's */
   c->server = s;
   c->fd = cfd;
-  c->framer = vmem_varlink_framer_new (s->limits.max_message);
   c->out = g_byte_array_new ();
   c->uid = cred.uid;
+  c->framer = vmem_varlink_framer_new (client_max_message (c));
   c->gid = cred.gid;
   c->pid = cred.pid;
   c->groups = peer_groups (cfd, cred.pid);
@@ -791,12 +823,19 @@ vmem_server_set_limits (VmemServer *s, const VmemServerLimits *limits)
   s->limits = limits != NULL ? *limits : (VmemServerLimits){ 0 };
   if (s->limits.max_message == 0)
     s->limits.max_message = VMEM_VARLINK_MAX_MESSAGE;
+  if (s->limits.max_root_message == 0)
+    s->limits.max_root_message = VMEM_VARLINK_MAX_ROOT_MESSAGE;
+  s->limits.max_root_message = MAX (s->limits.max_root_message, s->limits.max_message);
   if (s->limits.max_clients == 0)
     s->limits.max_clients = 64;
+  if (s->limits.root_clients == 0)
+    s->limits.root_clients = 16;
   if (s->limits.request_timeout_s == 0)
     s->limits.request_timeout_s = 10;
   if (s->limits.idle_timeout_s == 0)
-    s->limits.idle_timeout_s = 300;
+    s->limits.idle_timeout_s = 60;
+  if (s->limits.silent_timeout_s == 0)
+    s->limits.silent_timeout_s = 5;
 }
 
 VmemServer *

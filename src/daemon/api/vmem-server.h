@@ -7,7 +7,9 @@
  * Protocol: NUL-terminated JSON objects on a Unix stream socket.  Besides
  * the registered methods it answers org.varlink.service.GetInfo and
  * GetInterfaceDescription, so varlinkctl works.
- *   - An unknown method gets org.varlink.service.MethodNotFound {method};
+ *   - A method of an interface the server does not have gets
+ *     org.varlink.service.InterfaceNotFound {interface}; an unknown method
+ *     of one it has gets org.varlink.service.MethodNotFound {method};
  *     a call without a string "method", with "parameters" that is not an
  *     object, or with a non-boolean flag gets
  *     org.varlink.service.InvalidParameter {parameter}.
@@ -17,12 +19,17 @@
  *   - The calls of one connection are answered in order: the next message
  *     is read only once the current call has replied and the reply has been
  *     written out.  That also bounds what a client can make the daemon hold.
- *   - A message that is not a JSON object, or is longer than max_message,
- *     gets io.vmemd.ProtocolError {message}, then the connection is closed.
- *   - Above max_clients, a new connection gets io.vmemd.Busy and is closed.
+ *   - A message that is not a JSON object, or is longer than max_message
+ *     (max_root_message for uid 0), gets io.vmemd.ProtocolError {message},
+ *     then the connection is closed.
+ *   - With max_clients connections open, a new one gets io.vmemd.Busy and
+ *     is closed, unless it comes from root (the hook, vmemctl run as root):
+ *     root_clients more are kept for root.
  *   - A client that leaves a message unfinished, or its reply unread, for
  *     request_timeout_s is dropped (an unfinished message first gets
- *     io.vmemd.Timeout); one that does nothing for idle_timeout_s is closed.
+ *     io.vmemd.Timeout); one that has sent nothing for silent_timeout_s
+ *     since it connected, or nothing more for idle_timeout_s since its
+ *     last call, is closed.
  *   - Method flags are checked against the peer credentials taken at
  *     accept (SO_PEERCRED, SO_PEERGROUPS); a refused call gets
  *     io.vmemd.PermissionDenied {message}.
@@ -45,9 +52,14 @@ typedef enum {
 /* Zero fields take the default. */
 typedef struct {
   gsize max_message;       /* bytes of one message, NUL excluded; default 1 MiB */
+  gsize max_root_message;  /* the same for uid 0 (the hook), at least max_message;
+                              default VMEM_VARLINK_MAX_ROOT_MESSAGE */
   guint max_clients;       /* connections at once; default 64 */
+  guint root_clients;      /* more connections kept for uid 0; default 16 */
   guint request_timeout_s; /* to finish a begun message or take a reply; default 10 */
-  guint idle_timeout_s;    /* a connection doing nothing is closed after; default 300 */
+  guint idle_timeout_s;    /* a connection doing nothing between calls is closed after;
+                              default 60 */
+  guint silent_timeout_s;  /* a new connection that sends nothing is closed after; default 5 */
 } VmemServerLimits;
 
 /* Called for an authorised call.  @parameters is never NULL (an empty
@@ -92,8 +104,8 @@ void        vmem_call_unref (VmemCall *call);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemCall, vmem_call_unref)
 
 /* Replies (parameters: transfer full, NULL = empty object).  A no-op when
- * the client has gone or the call was oneway.  A reply larger than
- * max_message is replaced by an io.vmemd.Failed error. */
+ * the client has gone or the call was oneway.  A reply larger than the
+ * client's message limit is replaced by an io.vmemd.Failed error. */
 void        vmem_call_reply (VmemCall *call, json_object *parameters);
 /* Replies with the varlink name of @error and parameters {message}. */
 void        vmem_call_return_error (VmemCall *call, const GError *error);
@@ -105,7 +117,9 @@ const char *vmem_call_get_method (VmemCall *call);
 uid_t       vmem_call_get_peer_uid (VmemCall *call);
 gid_t       vmem_call_get_peer_gid (VmemCall *call);
 pid_t       vmem_call_get_peer_pid (VmemCall *call);
-/* FALSE once the client has disconnected: a long job may stop early. */
+/* FALSE once the client has disconnected, or closed its end of the
+ * connection even with its call still unread: a long job may stop early,
+ * and a call whose caller has given up need not act. */
 gboolean    vmem_call_is_connected (VmemCall *call);
 
 G_END_DECLS
