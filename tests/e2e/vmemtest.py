@@ -31,6 +31,7 @@ A test module looks like:
 
 import ctypes
 import json
+import fcntl
 import os
 import re
 import shutil
@@ -234,6 +235,11 @@ class Host:
     config_path, guest_dir (vmlinuz and initrd.gz)."""
 
     def __init__(self):
+        # One private host at a time on a machine: two would share the
+        # configuration directory the hook reads and the machine's CPUs.
+        # The lock goes with the process.
+        self._lock = open(os.path.join(tempfile.gettempdir(), "vmem-e2e.lock"), "w")
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.tmp = tempfile.mkdtemp(prefix="vmem-e2e-")
         os.chmod(self.tmp, 0o755)
         self.libvirtd_pidfile = os.path.join(self.tmp, "libvirtd.pid")
