@@ -180,6 +180,11 @@ vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
       VmemCacheEntry *e = in[i].entry;
       const VmemDomain *dom = e->domain;
       DomainState *ds = state_for (c, dom->uuid);
+      /* The balloon's size is read live, the guest's figures only every
+       * stats period: until the guest reports after the last move, they
+       * belong to the size before it. */
+      if (in[i].sample.fresh && ds->state.sent_at > 0 && in[i].reported_t <= ds->state.sent_at)
+        in[i].sample.fresh = FALSE;
       push_sample (ds, &in[i].sample);
 
       guint64 actual = in[i].sample.actual_mib;

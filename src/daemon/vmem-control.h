@@ -54,6 +54,7 @@ typedef struct {
   VmemCacheEntry       *entry;
   const VmemProfile    *profile;
   VmemControllerSample  sample;
+  gint64                reported_t; /* when the guest's figures were taken (unix s) */
 } VmemControlInput;
 
 /* Decides and acts for this cycle's @inputs at @now (unix seconds);

@@ -906,6 +906,7 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
               .swap_in_kib = s->swap_in_kib,
               .major_fault = s->major_fault,
             },
+            .reported_t = s->last_update,
           };
           g_array_append_val (inputs, in);
           if (guest)

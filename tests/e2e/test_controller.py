@@ -62,7 +62,7 @@ class Controller(vmemtest.E2ETestCase):
         self.assertTrue(hist["samples"], "no samples in the history")
         out = h.vmemctl("history", "grow-1", "--since", "10m").stdout
         self.assertIn("u = used by the guest", out)
-        self.assertRegex(out, r"\ngrow +\S+ +\S+ +yes ")
+        self.assertRegex(out, r"\n\S+ \S+ +grow +\S+ +\S+ +yes ")
         status = h.vmemctl("status").stdout
         self.assertRegex(status, r"\nOn demand:\n")
         self.assertRegex(status, r"\ngrow-1 +200M ")

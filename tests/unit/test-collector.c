@@ -138,15 +138,16 @@ test_used_host_side (void **state)
   assert_false (guest);
 }
 
-/* Fresh is within two stats periods, with a second's grace for rounding:
+/* Fresh is within two periods, the longer of the collector's interval and
+ * the guests' stats period, with a second's grace for rounding:
  * last-update and now are whole seconds read at different times. */
 static void
 test_used_two_periods (void **state)
 {
-  const guint intervals[] = { 10, 60, 1 };
+  const guint intervals[] = { 10, 60, 1, 5 };
   for (guint i = 0; i < G_N_ELEMENTS (intervals); i++)
     {
-      gint64 two = 2 * (gint64) intervals[i];
+      gint64 two = 2 * (gint64) MAX (intervals[i], VMEM_COLLECTOR_STATS_PERIOD_S);
       gboolean guest;
       VmemBalloonStats s = guest_stats (NOW - two);
       vmem_collector_used_mib (&s, NOW, intervals[i], &guest);
@@ -159,12 +160,12 @@ test_used_two_periods (void **state)
       assert_false (guest);
     }
 
-  /* No interval is one second. */
+  /* No interval: the stats period alone. */
   gboolean guest;
-  VmemBalloonStats s = guest_stats (NOW - 3);
+  VmemBalloonStats s = guest_stats (NOW - 2 * VMEM_COLLECTOR_STATS_PERIOD_S - 1);
   vmem_collector_used_mib (&s, NOW, 0, &guest);
   assert_true (guest);
-  s.last_update = NOW - 4;
+  s.last_update = NOW - 2 * VMEM_COLLECTOR_STATS_PERIOD_S - 2;
   vmem_collector_used_mib (&s, NOW, 0, &guest);
   assert_false (guest);
 }

@@ -28,7 +28,8 @@ vmem_collector_used_mib (const VmemBalloonStats *s, gint64 now, guint interval,
                          gboolean *guest_quality)
 {
   gboolean fresh = s->has_guest && s->last_update > 0 &&
-                   now - s->last_update <= 2 * (gint64) MAX (interval, 1) + 1;
+                   now - s->last_update <=
+                     2 * (gint64) MAX (interval, VMEM_COLLECTOR_STATS_PERIOD_S) + 1;
   if (fresh && s->current_kib >= s->usable_kib)
     {
       *guest_quality = TRUE;
@@ -121,7 +122,7 @@ collect_work (virConnectPtr conn, gpointer data, GError **error)
     {
       g_autoptr(GError) local = NULL;
       g_autoptr(virDomain) dom = vmem_virt_lookup (conn, g_ptr_array_index (j->want_period, i), &local);
-      if (dom != NULL && virDomainSetMemoryStatsPeriod (dom, 5, VIR_DOMAIN_AFFECT_LIVE) < 0)
+      if (dom != NULL && virDomainSetMemoryStatsPeriod (dom, VMEM_COLLECTOR_STATS_PERIOD_S, VIR_DOMAIN_AFFECT_LIVE) < 0)
         virResetLastError ();
     }
   return out;

@@ -51,7 +51,12 @@ typedef struct {
 
 void vmem_balloon_stats_free (VmemBalloonStats *s);
 
-/* Pure: the used memory in MiB and whether it is the guest's own figure. */
+/* The stats period, in seconds, the collector gives a managed guest. */
+#define VMEM_COLLECTOR_STATS_PERIOD_S 5
+
+/* Pure: the used memory in MiB and whether it is the guest's own figure:
+ * a guest's report counts when it is at most two periods old, the period
+ * being the longer of @interval and VMEM_COLLECTOR_STATS_PERIOD_S. */
 guint64 vmem_collector_used_mib (const VmemBalloonStats *s, gint64 now, guint interval,
                                  gboolean *guest_quality);
 
