@@ -189,8 +189,20 @@ vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
 
       guint64 actual = in[i].sample.actual_mib;
       if (is_virtio_mem (in[i].profile, dom))
-        actual = ds->state.sent_mib ? ds->state.sent_mib
-                                    : virtio_mem_base_mib (dom) + dom->virtio_mem_requested_mib;
+        {
+          /* The guest has its base and what is plugged; the balloon's
+           * actual size knows only the base.  What it uses is what it
+           * was given less what it has available: the kernel's own
+           * reservations (more of them for the hot-pluggable range)
+           * count as used, as they do for the host. */
+          actual = ds->state.sent_mib ? ds->state.sent_mib
+                                      : virtio_mem_base_mib (dom) + dom->virtio_mem_requested_mib;
+          VmemControllerSample *last = &ds->samples[ds->n_samples - 1];
+          last->actual_mib = actual;
+          last->used_mib = actual > last->available_mib ? actual - last->available_mib : 0;
+          if (last->fresh)
+            e->used_mib = last->used_mib;
+        }
       const VmemControllerDomain cd = {
         .name = dom->name,
         .memory_mib = dom->memory_mib,

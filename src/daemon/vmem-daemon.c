@@ -892,14 +892,11 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
             .sample = {
               .t = now,
               .fresh = guest,
-              /* In virtio-mem form, MemTotal less MemAvailable: plugged
-               * memory is not in the balloon's actual size.  Otherwise the
-               * balloon's actual size less MemAvailable: with autodeflate
-               * an inflated balloon stays in MemTotal. */
-              .used_mib = guest && p->mode == VMEM_MODE_VIRTIO_MEM &&
-                              e->domain->virtio_mem_staged && s->available_kib >= s->usable_kib
-                            ? (s->available_kib - s->usable_kib) / 1024
-                            : used,
+              /* The balloon's actual size less MemAvailable: with
+               * autodeflate an inflated balloon stays in MemTotal.  (In
+               * virtio-mem form VmemControl counts from the memory it
+               * gave the guest instead.) */
+              .used_mib = used,
               .available_mib = s->usable_kib / 1024,
               .total_mib = s->available_kib / 1024,
               .actual_mib = s->current_kib / 1024,

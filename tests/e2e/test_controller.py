@@ -112,6 +112,10 @@ class Controller(vmemtest.E2ETestCase):
 
     def test_virtio_mem_plugs_memory_as_the_guest_grows(self):
         h = self.host
+        # A plug lands a few seconds after the guest's report: room for a
+        # 50 MiB step of the workload meanwhile.
+        h.start_vmemd(controller__surplus_hold="20", controller__shrink_half_life="20",
+                      controller__min_buffer="128M")
         h.vmemctl("profile", "add", "plug", "--demand", "256M", "--mode", "virtio-mem", check=False)
         h.define_guest("plug-1", memory_mib=1280, workload_mib=100, stats_period=2, vcpus=1,
                        cmdline="memhp_default_state=online_movable "
