@@ -1292,6 +1292,114 @@ test_reload (void **state)
   assert_int_equal (jint (s2, "reserve_mib"), RESERVE_MIB);
 }
 
+/* ---- 12. Metrics ----------------------------------------------------------- */
+
+static gboolean
+has_line (const char *text, const char *line)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  return g_strv_contains ((const char *const *) lines, line);
+}
+
+static void
+assert_line (const char *text, const char *line)
+{
+  if (!has_line (text, line))
+    fail_msg ("no line '%s' in:\n%s", line, text);
+}
+
+/* The value of the sample that @prefix (name and labels) starts, or -1. */
+static double
+sample_value (const char *text, const char *prefix)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], prefix) && lines[i][strlen (prefix)] == ' ')
+      return g_ascii_strtod (lines[i] + strlen (prefix) + 1, NULL);
+  return -1;
+}
+
+static char *
+metrics_text (Fixture *fx, const char *format)
+{
+  g_autofree char *params = g_strdup_printf ("{\"format\":\"%s\"}", format);
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.Metrics", params);
+  assert_string_equal (jstr (r, "format"), format);
+  return g_strdup (jstr (r, "text"));
+}
+
+static void
+test_metrics (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  start (fx, make_config (fx));
+  wait_ready (fx);
+
+  /* web-1 (running) is managed by its name; two hook calls and a bad one. */
+  json_object_put (call_ok (fx, "io.vmemd.ProfileSet",
+                            "{\"create\":true,\"profile\":{\"name\":\"web\",\"demand_mib\":512,"
+                            "\"match\":\"web-*\"}}"));
+  prepare_admitted (fx, "new-1", UUID_A, 512, "web");
+  hook_notify (fx, "release", "end", "new-1", UUID_A);
+  call_fails (fx, "io.vmemd.HookEvent", "{\"op\":\"prepare\",\"domain\":\"x\"}",
+              VMEM_ERROR_INVALID_ARGUMENT, "subop");
+
+  /* Once a collector cycle has ended (one every second here). */
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autofree char *text = metrics_text (fx, "openmetrics");
+      if (sample_value (text, "vmemd_collector_cycles_total{result=\"read\"}") >= 1)
+        break;
+      if (now_us () > deadline)
+        fail_msg ("no collector cycle counted within 10 s:\n%s", text);
+      iterate_for (200);
+    }
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.Metrics", NULL);
+  assert_string_equal (jstr (r, "format"), "openmetrics");
+  const char *om = jstr (r, "text");
+  assert_true (g_str_has_suffix (om, "\n# EOF\n"));
+  assert_line (om, "vmemd_build_info{version=\"" VMEM_VERSION "\"} 1");
+  assert_line (om, "vmemd_ready 1");
+  assert_line (om, "vmemd_libvirt_connected 1");
+  g_autofree char *capacity = g_strdup_printf ("vmemd_host_capacity_bytes %" G_GUINT64_FORMAT,
+                                               (guint64) USABLE_MIB * 1048576);
+  assert_line (om, capacity);
+  g_autofree char *committed = g_strdup_printf ("vmemd_host_committed_bytes %" G_GUINT64_FORMAT,
+                                                (guint64) WEB_MIB * 1048576);
+  assert_line (om, committed);
+  assert_line (om, "vmemd_host_boot_reservations 0");
+  assert_line (om, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  assert_line (om, "vmemd_hook_requests_total{op=\"prepare\",result=\"error\"} 1");
+  assert_line (om, "vmemd_hook_requests_total{op=\"release\",result=\"allowed\"} 1");
+  assert_line (om, "vmemd_hook_request_duration_seconds_count{op=\"prepare\"} 2");
+  assert_line (om, "vmemd_hook_request_duration_seconds_bucket{op=\"release\",le=\"+Inf\"} 1");
+  assert_line (om, "vmemd_domain_running{domain=\"web-1\",workload=\"web\"} 1");
+  assert_line (om, "vmemd_domain_memory_bytes{domain=\"web-1\",workload=\"web\"} 1073741824");
+  assert_line (om, "vmemd_domain_actual_bytes{domain=\"web-1\",workload=\"web\"} 1073741824");
+  assert_line (om, "vmemd_workload_domains{workload=\"web\"} 1");
+  /* No history yet: the profile's demand. */
+  assert_line (om, "vmemd_workload_estimate_bytes{workload=\"web\"} 536870912");
+  assert_line (om, "vmemd_workload_estimate_source{workload=\"web\",source=\"profile\"} 1");
+  assert_true (sample_value (om, "vmemd_collector_cycles_total{result=\"read\"}") >= 1);
+  assert_true (sample_value (om, "vmemd_collector_cycle_duration_seconds_count") >= 1);
+  assert_true (sample_value (om, "vmemd_store_writes_total{write=\"heartbeat\"}") >= 1);
+  assert_line (om, "vmemd_store_write_errors_total{write=\"heartbeat\"} 0");
+
+  /* The Prometheus text form, and JSON. */
+  g_autofree char *prom = metrics_text (fx, "prometheus");
+  assert_line (prom, "# TYPE vmemd_hook_requests_total counter");
+  assert_line (prom, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  g_autoptr(json_object) j = call_ok (fx, "io.vmemd.Metrics", "{\"format\":\"json\"}");
+  assert_string_equal (jstr (j, "format"), "json");
+  assert_true (json_object_array_length (jarr (j, "families")) > 20);
+  assert_null (jget (j, "text"));
+  call_fails (fx, "io.vmemd.Metrics", "{\"format\":\"xml\"}", VMEM_ERROR_INVALID_ARGUMENT,
+              "'xml' is not one of openmetrics, prometheus, json");
+  call_fails (fx, "io.vmemd.Metrics", "{\"since\":1}", VMEM_ERROR_INVALID_ARGUMENT, "since");
+}
+
 int
 main (void)
 {
@@ -1309,6 +1417,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stop_with_write_in_flight, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stop_while_connecting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reload, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_metrics, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
