@@ -13,11 +13,13 @@
 #include "vmem-server.h"
 #include "vmem-stager.h"
 #include "vmem-store.h"
+#include "vmem-textfile.h"
 #include "vmem-units.h"
 #include "vmem-varlink.h"
 #include "vmem-virt.h"
 #include "vmem-worker.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -56,6 +58,9 @@ struct _VmemDaemon {
   /* What the daemon did, for its metrics: the methods count the hook's
    * calls through a pointer, the rest is counted here. */
   VmemMetricsCounters counters;
+  guint          textfile_id;       /* writes [daemon] metrics_textfile */
+  guint          textfile_interval; /* its period, seconds */
+  char          *textfile;          /* the file last written, removed at stop */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1271,7 +1276,8 @@ compare_names (gconstpointer a, gconstpointer b)
   return strcmp (*(const char *const *) a, *(const char *const *) b);
 }
 
-/* What the metrics show now: the snapshot behind io.vmemd.Metrics.  Per managed domain what status shows; per
+/* What the metrics show now: the one snapshot behind io.vmemd.Metrics and
+ * [daemon] metrics_textfile.  Per managed domain what status shows; per
  * workload the estimate for a new domain of it, as explain --workload. */
 static VmemMetricsSnapshot *
 metrics_snapshot (VmemDaemon *daemon)
@@ -1352,6 +1358,73 @@ static VmemMetricsSnapshot *
 metrics_cb (gpointer user_data)
 {
   return metrics_snapshot (user_data);
+}
+
+/* [daemon] metrics_textfile, for node exporter's textfile collector: the
+ * Prometheus text format, which it reads. */
+static void
+textfile_write (VmemDaemon *daemon)
+{
+  const char *path = daemon->config->metrics_textfile;
+  if (path == NULL)
+    return;
+  g_autoptr(VmemMetricsSnapshot) s = metrics_snapshot (daemon);
+  g_autofree char *text = vmem_metrics_format (s, VMEM_METRICS_PROMETHEUS);
+  g_autoptr(GError) error = NULL;
+  if (!vmem_textfile_write (path, text, &error))
+    {
+      daemon->counters.textfile_errors++;
+      vmem_log_warning_limited ("metrics-textfile", WARN_EVERY_S,
+                                "cannot write the metrics for node exporter: %s", error->message);
+      return;
+    }
+  if (g_strcmp0 (daemon->textfile, path) != 0)
+    {
+      g_free (daemon->textfile);
+      daemon->textfile = g_strdup (path);
+    }
+}
+
+static gboolean
+textfile_tick (gpointer user_data)
+{
+  textfile_write (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+/* The file written last, once the configuration no longer names it or
+ * vmemd stops: metrics left behind would read as current. */
+static void
+textfile_remove (VmemDaemon *daemon)
+{
+  if (daemon->textfile == NULL)
+    return;
+  if (unlink (daemon->textfile) < 0 && errno != ENOENT)
+    vmem_log_warning_limited ("metrics-textfile", WARN_EVERY_S, "cannot remove %s: %s",
+                              daemon->textfile, g_strerror (errno));
+  g_clear_pointer (&daemon->textfile, g_free);
+}
+
+/* Writes the textfile now and every stats interval, as the configuration
+ * says. */
+static void
+textfile_schedule (VmemDaemon *daemon)
+{
+  const VmemConfig *c = daemon->config;
+  if (g_strcmp0 (daemon->textfile, c->metrics_textfile) != 0)
+    textfile_remove (daemon);
+  if (c->metrics_textfile == NULL)
+    {
+      g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+      return;
+    }
+  if (daemon->textfile_id == 0 || daemon->textfile_interval != c->stats_interval)
+    {
+      g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+      daemon->textfile_interval = c->stats_interval;
+      daemon->textfile_id = g_timeout_add_seconds (c->stats_interval, textfile_tick, daemon);
+    }
+  textfile_write (daemon);
 }
 
 /* ---- life cycle --------------------------------------------------------- */
@@ -1490,6 +1563,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   prune (daemon);
   daemon->prune_id = g_timeout_add_seconds (PRUNE_S, prune, daemon);
   daemon->expire_id = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_reservations, daemon);
+  textfile_schedule (daemon);
   return TRUE;
 }
 
@@ -1543,6 +1617,8 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
     }
   vmem_config_free (daemon->config);
   daemon->config = g_steal_pointer (&next);
+  if (daemon->virt != NULL)
+    textfile_schedule (daemon);
 
   /* An aggregate's decay is fixed when it is built: rebuild them from the
    * store, then re-stage with the new settings. */
@@ -1575,6 +1651,8 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
   g_clear_handle_id (&daemon->prune_id, g_source_remove);
   g_clear_handle_id (&daemon->expire_id, g_source_remove);
+  g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+  textfile_remove (daemon);
   g_clear_pointer (&daemon->server, vmem_server_free);
   /* The libvirt worker's last results still reach the collector and the
    * stager: free them after it. */

@@ -1328,12 +1328,42 @@ metrics_text (Fixture *fx, const char *format)
   return g_strdup (jstr (r, "text"));
 }
 
+static char *
+read_file (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, &error))
+    fail_msg ("%s", error->message);
+  return text;
+}
+
+/* Waits for @path to hold @line, rewritten every stats interval. */
+static char *
+wait_textfile (const char *path, const char *line)
+{
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autofree char *text = NULL;
+      if (g_file_get_contents (path, &text, NULL, NULL) && has_line (text, line))
+        return g_steal_pointer (&text);
+      if (now_us () > deadline)
+        fail_msg ("%s: no line '%s' within 10 s:\n%s", path, line, text ? text : "(no file)");
+      iterate_for (100);
+    }
+}
+
 static void
 test_metrics (void **state)
 {
   Fixture *fx = *state;
   require_root ();
-  start (fx, make_config (fx));
+  VmemConfig *c = make_config (fx);
+  g_autofree char *textfile = g_build_filename (fx->dir, "vmemd.prom", NULL);
+  g_autofree char *tmp = g_strconcat (textfile, ".tmp", NULL);
+  c->metrics_textfile = g_strdup (textfile);
+  start (fx, c);
   wait_ready (fx);
 
   /* web-1 (running) is managed by its name; two hook calls and a bad one. */
@@ -1398,6 +1428,46 @@ test_metrics (void **state)
   call_fails (fx, "io.vmemd.Metrics", "{\"format\":\"xml\"}", VMEM_ERROR_INVALID_ARGUMENT,
               "'xml' is not one of openmetrics, prometheus, json");
   call_fails (fx, "io.vmemd.Metrics", "{\"since\":1}", VMEM_ERROR_INVALID_ARGUMENT, "since");
+
+  /* The textfile: rewritten every stats interval, readable by all, in the
+   * form node exporter reads. */
+  g_autofree char *file = wait_textfile (
+    textfile, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  assert_line (file, "# TYPE vmemd_hook_requests_total counter");
+  assert_line (file, "vmemd_domain_running{domain=\"web-1\",workload=\"web\"} 1");
+  struct stat st;
+  assert_int_equal (stat (textfile, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 0644);
+  assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
+
+  /* Another path: the old file goes; none: the file goes. */
+  VmemConfig *c2 = make_config (fx);
+  g_autofree char *other = g_build_filename (fx->dir, "other.prom", NULL);
+  c2->metrics_textfile = g_strdup (other);
+  vmem_daemon_reload (fx->daemon, c2, NULL);
+  assert_false (g_file_test (textfile, G_FILE_TEST_EXISTS));
+  g_autofree char *moved = read_file (other);
+  assert_line (moved, "vmemd_ready 1");
+  vmem_daemon_reload (fx->daemon, make_config (fx), NULL);
+  assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+  iterate_for (1500);
+  assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+
+  /* A directory that is not there: counted, warned, and the daemon goes on. */
+  VmemConfig *c3 = make_config (fx);
+  g_autofree char *nowhere = g_build_filename (fx->dir, "nowhere", "vmemd.prom", NULL);
+  c3->metrics_textfile = g_strdup (nowhere);
+  vmem_daemon_reload (fx->daemon, c3, NULL);
+  g_autofree char *after = metrics_text (fx, "openmetrics");
+  assert_true (sample_value (after, "vmemd_textfile_write_errors_total") >= 1);
+
+  /* Written again, then removed when vmemd stops. */
+  VmemConfig *c4 = make_config (fx);
+  c4->metrics_textfile = g_strdup (textfile);
+  vmem_daemon_reload (fx->daemon, c4, NULL);
+  assert_true (g_file_test (textfile, G_FILE_TEST_EXISTS));
+  stop (fx);
+  assert_false (g_file_test (textfile, G_FILE_TEST_EXISTS));
 }
 
 int

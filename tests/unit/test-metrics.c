@@ -1,9 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* The metrics formatter on constructed snapshots (vmem-metrics). */
+/* The metrics formatter on constructed snapshots (vmem-metrics), and the
+ * textfile writer (vmem-textfile).  Real parsers read the same output in
+ * test_metrics_text.py. */
 #include "metrics-sample.h"
 #include "vmem-metrics.h"
+#include "vmem-textfile.h"
 
+#include <errno.h>
 #include <math.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -404,6 +410,81 @@ test_format_names (void **state)
   assert_int_equal (f, VMEM_METRICS_OPENMETRICS);
 }
 
+/* ---- the textfile -------------------------------------------------------- */
+
+static char *
+read_text (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, &error))
+    fail_msg ("%s", error->message);
+  return text;
+}
+
+static void
+test_textfile (void **state)
+{
+  g_autofree char *dir = g_dir_make_tmp ("vmem-textfile-XXXXXX", NULL);
+  assert_non_null (dir);
+  g_autofree char *path = g_build_filename (dir, "vmemd.prom", NULL);
+  g_autofree char *tmp = g_strconcat (path, ".tmp", NULL);
+  g_autoptr(GError) error = NULL;
+
+  /* Readable by node exporter whatever vmemd's umask. */
+  mode_t old = umask (077);
+  gboolean ok = vmem_textfile_write (path, "a 1\n", &error);
+  umask (old);
+  if (!ok)
+    fail_msg ("%s", error->message);
+  struct stat st;
+  assert_int_equal (stat (path, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 0644);
+  g_autofree char *first = read_text (path);
+  assert_string_equal (first, "a 1\n");
+  assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
+
+  /* Replaced whole, over a PATH.tmp left by a crash. */
+  assert_true (g_file_set_contents (tmp, "stale", -1, NULL));
+  if (!vmem_textfile_write (path, "b 2\n", &error))
+    fail_msg ("%s", error->message);
+  g_autofree char *second = read_text (path);
+  assert_string_equal (second, "b 2\n");
+  assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
+
+  /* A link planted at PATH.tmp is not followed. */
+  g_autofree char *victim = g_build_filename (dir, "victim", NULL);
+  assert_true (g_file_set_contents (victim, "keep", -1, NULL));
+  assert_int_equal (symlink (victim, tmp), 0);
+  if (!vmem_textfile_write (path, "c 3\n", &error))
+    fail_msg ("%s", error->message);
+  g_autofree char *kept = read_text (victim);
+  assert_string_equal (kept, "keep");
+  g_autofree char *third = read_text (path);
+  assert_string_equal (third, "c 3\n");
+  assert_int_equal (lstat (path, &st), 0);
+  assert_true (S_ISREG (st.st_mode));
+
+  /* A directory that is not there: the error names the file. */
+  g_autofree char *missing = g_build_filename (dir, "no", "such", "vmemd.prom", NULL);
+  assert_false (vmem_textfile_write (missing, "x\n", &error));
+  assert_non_null (strstr (error->message, "no/such/vmemd.prom.tmp"));
+  g_clear_error (&error);
+
+  /* PATH cannot be replaced (it is a directory): PATH.tmp goes too. */
+  g_autofree char *sub = g_build_filename (dir, "sub.prom", NULL);
+  g_autofree char *sub_tmp = g_strconcat (sub, ".tmp", NULL);
+  assert_int_equal (mkdir (sub, 0755), 0);
+  assert_false (vmem_textfile_write (sub, "x\n", &error));
+  assert_non_null (strstr (error->message, "cannot replace"));
+  assert_false (g_file_test (sub_tmp, G_FILE_TEST_EXISTS));
+
+  rmdir (sub);
+  unlink (victim);
+  unlink (path);
+  assert_int_equal (rmdir (dir), 0);
+}
+
 int
 main (void)
 {
@@ -418,6 +499,7 @@ main (void)
     cmocka_unit_test (test_values),
     cmocka_unit_test (test_set_estimate),
     cmocka_unit_test (test_format_names),
+    cmocka_unit_test (test_textfile),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1313,8 +1313,8 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
 
 /* ---- Metrics ---------------------------------------------------------- */
 
-/* The daemon's metrics as the one formatter writes them, in the format
- * asked for. */
+/* The text vmemd writes to [daemon] metrics_textfile, in the format asked
+ * for: the same snapshot, the same formatter. */
 static void
 method_metrics (VmemCall *call, json_object *params, gpointer user_data)
 {

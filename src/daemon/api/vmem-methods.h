@@ -52,7 +52,8 @@ typedef struct {
   void (*start_ended) (const char *uuid, const char *why, gpointer user_data);
   /* Memory usable by guests: capacity minus reserve. */
   guint64 (*capacity) (gpointer user_data);
-  /* What the metrics show now (transfer full). */
+  /* What the metrics show now (transfer full): the one snapshot that
+   * [daemon] metrics_textfile is written from too. */
   VmemMetricsSnapshot *(*metrics) (gpointer user_data);
   gpointer user_data;
 } VmemMethodsContext;
