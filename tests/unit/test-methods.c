@@ -14,6 +14,7 @@
 #include "vmem-varlink.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <grp.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1294,6 +1295,82 @@ test_reload (void **state)
 
 /* ---- 12. Metrics ----------------------------------------------------------- */
 
+typedef struct {
+  gboolean done;
+  char    *out;
+  char    *err;
+  GError  *error;
+} Spawned;
+
+static void
+communicated (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Spawned *sp = data;
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &sp->out, &sp->err,
+                                        &sp->error);
+  sp->done = TRUE;
+}
+
+/* Runs vmemctl --socket SOCKET @args while the daemon serves on this
+ * thread; its standard output, and its exit status in @status. */
+static char *
+vmemctl_run (Fixture *fx, const char *const *args, int *status)
+{
+  const char *vmemctl = g_getenv ("VMEMCTL");
+  if (vmemctl == NULL)
+    fail_msg ("VMEMCTL is not set: run the test through meson test");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) vmemctl);
+  g_ptr_array_add (argv, (gpointer) "--socket");
+  g_ptr_array_add (argv, fx->socket_path);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
+                                                G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                  G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                                                &error);
+  if (p == NULL)
+    fail_msg ("%s: %s", vmemctl, error->message);
+  Spawned sp = { 0 };
+  g_subprocess_communicate_utf8_async (p, NULL, NULL, communicated, &sp);
+  gint64 deadline = now_us () + (CALL_TIMEOUT_MS + 5000) * G_GINT64_CONSTANT (1000);
+  while (!sp.done)
+    {
+      if (now_us () > deadline)
+        fail_msg ("vmemctl %s did not end in time", args[0]);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  if (sp.error != NULL)
+    fail_msg ("vmemctl %s: %s", args[0], sp.error->message);
+  *status = g_subprocess_get_exit_status (p);
+  if (*status != 0)
+    g_printerr ("vmemctl %s: %s", args[0], sp.err);
+  g_free (sp.err);
+  return sp.out;
+}
+
+/* tests/unit/check_metrics.py: the real parsers read @path, or fail. */
+static void
+check_metrics (const char *form, const char *path)
+{
+  const char *python = g_getenv ("VMEM_PYTHON3");
+  const char *script = g_getenv ("VMEM_CHECK_METRICS");
+  if (python == NULL || script == NULL)
+    fail_msg ("VMEM_PYTHON3 or VMEM_CHECK_METRICS is not set: run the test through meson test");
+  g_autofree char *option = g_strconcat ("--", form, NULL);
+  const char *argv[] = { python, script, option, path, NULL };
+  g_autofree char *out = NULL;
+  int status = -1;
+  g_autoptr(GError) error = NULL;
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                     NULL, &status, &error))
+    fail_msg ("%s: %s", script, error->message);
+  if (!g_spawn_check_wait_status (status, NULL))
+    fail_msg ("%s %s %s:\n%s", script, option, path, out);
+}
+
 static gboolean
 has_line (const char *text, const char *line)
 {
@@ -1417,7 +1494,7 @@ test_metrics (void **state)
   assert_true (sample_value (om, "vmemd_store_writes_total{write=\"heartbeat\"}") >= 1);
   assert_line (om, "vmemd_store_write_errors_total{write=\"heartbeat\"} 0");
 
-  /* The Prometheus text form, and JSON. */
+  /* The textfile's form, and JSON. */
   g_autofree char *prom = metrics_text (fx, "prometheus");
   assert_line (prom, "# TYPE vmemd_hook_requests_total counter");
   assert_line (prom, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
@@ -1429,8 +1506,28 @@ test_metrics (void **state)
               "'xml' is not one of openmetrics, prometheus, json");
   call_fails (fx, "io.vmemd.Metrics", "{\"since\":1}", VMEM_ERROR_INVALID_ARGUMENT, "since");
 
+  /* vmemctl prints them as they are, for the real parsers. */
+  int code = -1;
+  g_autofree char *printed = vmemctl_run (fx, (const char *const[]){ "metrics", NULL }, &code);
+  assert_int_equal (code, 0);
+  assert_true (g_str_has_suffix (printed, "\n# EOF\n"));
+  assert_line (printed, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  g_autofree char *printed_path = g_build_filename (fx->dir, "vmemctl.txt", NULL);
+  assert_true (g_file_set_contents (printed_path, printed, -1, NULL));
+  check_metrics ("openmetrics", printed_path);
+  g_autofree char *printed_prom =
+    vmemctl_run (fx, (const char *const[]){ "metrics", "--format", "prometheus", NULL }, &code);
+  assert_int_equal (code, 0);
+  assert_true (g_file_set_contents (printed_path, printed_prom, -1, NULL));
+  check_metrics ("prometheus", printed_path);
+  g_autofree char *printed_json =
+    vmemctl_run (fx, (const char *const[]){ "metrics", "--json", NULL }, &code);
+  assert_int_equal (code, 0);
+  g_autoptr(json_object) families = parse (printed_json);
+  assert_true (json_object_is_type (families, json_type_array));
+
   /* The textfile: rewritten every stats interval, readable by all, in the
-   * form node exporter reads. */
+   * form promtool and node exporter read. */
   g_autofree char *file = wait_textfile (
     textfile, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
   assert_line (file, "# TYPE vmemd_hook_requests_total counter");
@@ -1439,6 +1536,7 @@ test_metrics (void **state)
   assert_int_equal (stat (textfile, &st), 0);
   assert_int_equal (st.st_mode & 07777, 0644);
   assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
+  check_metrics ("prometheus", textfile);
 
   /* Another path: the old file goes; none: the file goes. */
   VmemConfig *c2 = make_config (fx);
