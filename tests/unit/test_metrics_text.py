@@ -4,7 +4,8 @@
 realistic snapshot (metrics-sample) through the Prometheus client's strict
 OpenMetrics parser, its Prometheus text form through promtool check metrics
 (parser and linter) and the client's text parser, the same samples in both
-and in the JSON form."""
+and in the JSON form; and the Grafana dashboard data/vmemd-grafana.json
+queries only metrics that vmemd writes."""
 import json
 import os
 import re
@@ -17,6 +18,7 @@ import check_metrics  # noqa: E402
 
 SAMPLE = os.environ["METRICS_SAMPLE"]
 SRC = os.environ["VMEM_SRCDIR"]
+DASHBOARD = os.path.join(SRC, "data", "vmemd-grafana.json")
 
 
 def sample(form):
@@ -81,6 +83,83 @@ class Metrics(unittest.TestCase):
                 self.assertFalse(name.endswith("_total"), name)
         for name, _ in samples:
             self.assertTrue(name.startswith("vmemd_"), name)
+
+
+def dashboard_exprs(node, out):
+    """Every PromQL text of the dashboard: targets' expr, variables' query."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "expr" and isinstance(v, str):
+                out.append(v)
+            elif k == "definition" and isinstance(v, str):
+                out.append(v)
+            else:
+                dashboard_exprs(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            dashboard_exprs(v, out)
+    return out
+
+
+def datasources(node, out):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "datasource":
+                out.append(v)
+            else:
+                datasources(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            datasources(v, out)
+    return out
+
+
+class Dashboard(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        with open(DASHBOARD, encoding="utf-8") as f:
+            cls.dash = json.load(f)
+        _, samples = check_metrics.parse_openmetrics(sample("openmetrics"))
+        cls.names = {name for name, _ in samples}
+
+    def test_datasource_variable(self):
+        variables = self.dash["templating"]["list"]
+        ds = [v for v in variables if v["type"] == "datasource"]
+        self.assertEqual(len(ds), 1)
+        self.assertEqual(ds[0]["query"], "prometheus")
+        name = ds[0]["name"]
+        # Every panel, query and variable reads through it.
+        for d in datasources(self.dash["panels"], []) + datasources(variables, []):
+            self.assertEqual(d, {"type": "prometheus", "uid": "${%s}" % name})
+
+    def test_every_metric_queried_exists(self):
+        exprs = dashboard_exprs(self.dash, [])
+        self.assertGreater(len(exprs), 10)
+        queried = set()
+        for e in exprs:
+            queried |= set(re.findall(r"\bvmemd_[a-z0-9_]+\b", e))
+        missing = queried - self.names
+        self.assertEqual(missing, set(), f"queried but not written: {sorted(missing)}")
+
+    def test_what_it_shows(self):
+        text = "\n".join(dashboard_exprs(self.dash, []))
+        for name in ("vmemd_host_capacity_bytes", "vmemd_host_committed_bytes",
+                     "vmemd_domain_target_bytes", "vmemd_domain_actual_bytes",
+                     "vmemd_domain_used_bytes", "vmemd_controller_moves_total",
+                     "vmemd_hook_request_duration_seconds_bucket",
+                     "vmemd_store_write_errors_total"):
+            self.assertIn(name, text)
+        self.assertRegex(text, r"histogram_quantile\(0\.99, [^\n]*vmemd_hook_request_duration")
+
+    def test_panels(self):
+        ids = [p["id"] for p in self.dash["panels"]]
+        self.assertEqual(len(ids), len(set(ids)))
+        for p in self.dash["panels"]:
+            self.assertTrue(p.get("title"), p)
+            if p["type"] != "row":
+                self.assertTrue(p["targets"], p["title"])
+                refs = [t["refId"] for t in p["targets"]]
+                self.assertEqual(len(refs), len(set(refs)), p["title"])
 
 
 if __name__ == "__main__":
