@@ -4,8 +4,8 @@
 realistic snapshot (metrics-sample) through the Prometheus client's strict
 OpenMetrics parser, its Prometheus text form through promtool check metrics
 (parser and linter) and the client's text parser, the same samples in both
-and in the JSON form; and the Grafana dashboard data/vmemd-grafana.json
-queries only metrics that vmemd writes."""
+and in the JSON form; the Grafana dashboard data/vmemd-grafana.json
+queries only metrics that vmemd writes; vmemd(8) lists them all."""
 import json
 import os
 import re
@@ -83,6 +83,20 @@ class Metrics(unittest.TestCase):
                 self.assertFalse(name.endswith("_total"), name)
         for name, _ in samples:
             self.assertTrue(name.startswith("vmemd_"), name)
+
+
+class ManPage(unittest.TestCase):
+    def test_vmemd_8_lists_every_metric(self):
+        # The METRICS section of vmemd(8) names each metric as it is
+        # queried: a counter with its _total, an info with its _info.
+        with open(os.path.join(SRC, "man", "vmemd.8"), encoding="utf-8") as f:
+            man = f.read()
+        section = re.search(r"^\.SH METRICS\n(.*?)^\.SH ", man, re.M | re.S).group(1)
+        listed = set(re.findall(r"^\.BR? (vmemd_[a-z0-9_]+)", section, re.M))
+        families, _ = check_metrics.parse_openmetrics(sample("openmetrics"))
+        suffix = {"counter": "_total", "info": "_info"}
+        written = {name + suffix.get(typ, "") for name, (typ, _) in families.items()}
+        self.assertEqual(listed, written)
 
 
 def dashboard_exprs(node, out):
