@@ -50,6 +50,7 @@ static const OptSpec remove_opts[] = { { "--force", FALSE, NULL }, { NULL, FALSE
 static const OptSpec import_opts[] = { { "--replace", FALSE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec unassign_opts[] = { { "--restore", FALSE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec explain_opts[] = { { "--workload", TRUE, NULL }, { NULL, FALSE, NULL } };
+static const OptSpec metrics_opts[] = { { "--format", TRUE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec history_opts[] = {
   { "--since", TRUE, NULL },
   { "--limit", TRUE, NULL },
@@ -126,6 +127,15 @@ static const HelpEntry help_entries[] = {
     "  --limit N     at most N samples and N moves, the newest (default 2000)\n"
     "  Prints a chart of the guest's used memory against its balloon size, then\n"
     "  each move of the on-demand controller, applied or not, and why.\n" },
+  { "metrics", "vmemctl metrics [--format FORMAT]\n", "print vmemd's metrics for Prometheus",
+    "  --format FORMAT  openmetrics (default): the OpenMetrics text; prometheus: the\n"
+    "                   Prometheus text format, as vmemd writes it for node exporter\n"
+    "                   ([daemon] metrics_textfile in vmemd.conf)\n"
+    "  Per managed domain its demand, target, balloon size and used memory; per\n"
+    "  workload the estimate and its calibration; the host's capacity, committed\n"
+    "  memory and boot reservations; the daemon's collector cycles, hook calls and\n"
+    "  their latency, store errors, stage jobs and controller moves.  In JSON (the\n"
+    "  global option), the metric families and their samples.\n" },
   { "replay", "vmemctl replay TRACE.csv [OPTIONS]\n", "run the estimator offline on a usage trace",
     "  Needs no daemon.  See vmemctl replay --help for its options.\n" },
   { "version", "vmemctl version\n", "print the versions of vmemctl and vmemd", NULL },
@@ -148,6 +158,7 @@ static const struct {
   { "status", "show the daemon, the host's memory and the domains" },
   { "explain DOMAIN | --workload WORKLOAD", "show what a domain gets, and why" },
   { "history DOMAIN [--since WHEN]", "show a domain's memory over time and its moves" },
+  { "metrics [--format FORMAT]", "print vmemd's metrics for Prometheus" },
   { "replay TRACE.csv [OPTIONS]", "run the estimator offline on a trace" },
   { "version", "print the versions of vmemctl and vmemd" },
   { "help [COMMAND]", "print this help, or a command's" },
@@ -768,6 +779,7 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
     { "status", VMEMCTL_CMD_STATUS, no_opts, "io.vmemd.Status" },
     { "explain", VMEMCTL_CMD_EXPLAIN, explain_opts, "io.vmemd.Explain" },
     { "history", VMEMCTL_CMD_HISTORY, history_opts, "io.vmemd.History" },
+    { "metrics", VMEMCTL_CMD_METRICS, metrics_opts, "io.vmemd.Metrics" },
   };
   guint k;
   for (k = 0; k < G_N_ELEMENTS (cmds); k++)
@@ -893,6 +905,27 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
               }
             json_object_object_add (req->params, "limit", json_object_new_int64 ((gint64) n));
           }
+      }
+      break;
+    case VMEMCTL_CMD_METRICS:
+      {
+        const char *format = flag_value (hits, "--format");
+        if (!want_positional (name, pos, 0, 0, "", error))
+          return NULL;
+        if (format != NULL && req->json)
+          {
+            usage (error, "metrics: give --format or --json, not both");
+            return NULL;
+          }
+        if (format != NULL && !g_str_equal (format, "openmetrics") &&
+            !g_str_equal (format, "prometheus"))
+          {
+            usage (error, "metrics: --format: '%s' is not openmetrics or prometheus", format);
+            return NULL;
+          }
+        req->params = params_with_string ("format", req->json ? "json"
+                                                    : format ? format
+                                                             : "openmetrics");
       }
       break;
     default:

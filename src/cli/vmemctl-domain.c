@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* vmemctl assign, unassign, status, explain, history */
+/* vmemctl assign, unassign, status, explain, history, metrics */
 #include "vmemctl.h"
 #include "vmem-cleanup.h"
 #include "vmem-error.h"
@@ -348,6 +348,16 @@ vmemctl_domain_run (VmemctlRequest *req)
         vmemctl_print_json (r);
       else
         print_history (r);
+      break;
+    case VMEMCTL_CMD_METRICS:
+      /* The daemon's text as it is: a scraper or promtool reads it. */
+      if (req->json)
+        {
+          json_object_object_get_ex (r, "families", &payload);
+          vmemctl_print_json (payload ? payload : r);
+        }
+      else
+        fputs (vmemctl_get_str (r, "text"), stdout);
       break;
     default:
       g_assert_not_reached ();

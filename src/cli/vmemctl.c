@@ -159,6 +159,7 @@ static const struct {
   { VMEMCTL_CMD_STATUS, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_EXPLAIN, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_HISTORY, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_METRICS, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_REPLAY, FALSE, run_replay },
 };
 

@@ -71,6 +71,7 @@ vmem_config_free (VmemConfig *c)
   g_free (c->host_name);
   g_free (c->database);
   g_free (c->postgres);
+  g_free (c->metrics_textfile);
   g_free (c);
 }
 
@@ -130,6 +131,7 @@ vmem_unchecked_to_string (VmemUnchecked unchecked)
 typedef enum {
   KEY_STRING,
   KEY_PATH,
+  KEY_OPTIONAL_PATH, /* empty: unset (NULL) */
   KEY_UINT,
   KEY_BOOL,
   KEY_DOUBLE,
@@ -164,6 +166,7 @@ static const KeyDef keys[] = {
   { "daemon", "request_timeout", KEY_UINT, OFF (request_timeout), 1, 3600 },
   { "daemon", "idle_timeout", KEY_UINT, OFF (idle_timeout), 1, 3600 },
   { "daemon", "silent_timeout", KEY_UINT, OFF (silent_timeout), 1, 3600 },
+  { "daemon", "metrics_textfile", KEY_OPTIONAL_PATH, OFF (metrics_textfile), 0, 0 },
   { "store", "backend", KEY_BACKEND, OFF (backend), 0, 0 },
   { "store", "database", KEY_PATH, OFF (database), 0, 0 },
   { "store", "postgres", KEY_STRING, OFF (postgres), 0, 0 },
@@ -260,6 +263,19 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
 
   switch (def->type)
     {
+    case KEY_OPTIONAL_PATH:
+      if (*value == '\0')
+        {
+          g_clear_pointer ((char **) field, g_free);
+          return TRUE;
+        }
+      if (!g_path_is_absolute (value))
+        return fail (error, path, contents, def->group, def->key,
+                     "'%s' is not an absolute path", value);
+      g_free (*(char **) field);
+      *(char **) field = g_steal_pointer (&value);
+      return TRUE;
+
     case KEY_STRING:
     case KEY_PATH:
       if (*value == '\0')

@@ -48,6 +48,8 @@ typedef struct {
   guint            request_timeout; /* seconds a client may take to send one request, default 10 */
   guint            idle_timeout;    /* seconds a connection may idle between calls, default 60 */
   guint            silent_timeout;  /* seconds a new connection may send nothing, default 5 */
+  char            *metrics_textfile; /* metrics for node exporter, rewritten every
+                                        stats_interval; NULL (default) = none */
 
   /* [store] */
   VmemStoreBackend backend;         /* sqlite (default) | postgres */

@@ -8,15 +8,18 @@
 #include "vmem-hostmem.h"
 #include "vmem-log.h"
 #include "vmem-methods.h"
+#include "vmem-metrics.h"
 #include "vmem-planner.h"
 #include "vmem-server.h"
 #include "vmem-stager.h"
 #include "vmem-store.h"
+#include "vmem-textfile.h"
 #include "vmem-units.h"
 #include "vmem-varlink.h"
 #include "vmem-virt.h"
 #include "vmem-worker.h"
 
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,6 +55,12 @@ struct _VmemDaemon {
   guint          expire_id;
   gint64         started_at;
   gboolean       stopping;
+  /* What the daemon did, for its metrics: the methods count the hook's
+   * calls through a pointer, the rest is counted here. */
+  VmemMetricsCounters counters;
+  guint          textfile_id;       /* writes [daemon] metrics_textfile */
+  guint          textfile_interval; /* its period, seconds */
+  char          *textfile;          /* the file last written, removed at stop */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -132,6 +141,7 @@ typedef enum {
 
 typedef struct {
   WriteKind     kind;
+  VmemMetricsCounters *counters; /* the daemon's, counting the write once it ends */
   char         *about;     /* the domain's name, for the warning */
   GStringChunk *strings;
   GArray       *samples;   /* VmemSample */
@@ -221,12 +231,27 @@ static const char *const write_names[] = {
   "record a move of",
 };
 
+/* The metrics' name of each WriteKind. */
+static const VmemMetricsWrite write_metrics[] = {
+  [WRITE_SAMPLES] = VMEM_METRICS_WRITE_SAMPLES,
+  [WRITE_DOMAIN] = VMEM_METRICS_WRITE_DOMAIN,
+  [WRITE_RUN_OPEN] = VMEM_METRICS_WRITE_RUN_OPEN,
+  [WRITE_RUN_CLOSE] = VMEM_METRICS_WRITE_RUN_CLOSE,
+  [WRITE_PLAN] = VMEM_METRICS_WRITE_PLAN,
+  [WRITE_HEARTBEAT] = VMEM_METRICS_WRITE_HEARTBEAT,
+  [WRITE_PRUNE] = VMEM_METRICS_WRITE_PRUNE,
+  [WRITE_MOVE] = VMEM_METRICS_WRITE_MOVE,
+};
+G_STATIC_ASSERT (G_N_ELEMENTS (write_metrics) == G_N_ELEMENTS (write_names));
+
 static void
 store_write_done (gpointer result, const GError *error, gpointer data)
 {
   StoreWrite *w = data;
+  w->counters->store_writes[write_metrics[w->kind]]++;
   if (error == NULL)
     return;
+  w->counters->store_write_errors[write_metrics[w->kind]]++;
   g_autofree char *key = g_strdup_printf ("store:%d:%s", w->kind, w->about ? w->about : "");
   vmem_log_warning_limited (key, WARN_EVERY_S, "cannot %s%s%s: %s", write_names[w->kind],
                             w->about ? " " : "", w->about ? w->about : "", error->message);
@@ -235,6 +260,7 @@ store_write_done (gpointer result, const GError *error, gpointer data)
 static void
 store_write (VmemDaemon *daemon, StoreWrite *w)
 {
+  w->counters = &daemon->counters;
   const VmemWorkerJob job = {
     .what = write_names[w->kind],
     .work = store_write_work,
@@ -350,6 +376,29 @@ restage_moved (VmemDaemon *daemon, const char *workload)
     }
 }
 
+static VmemMetricsStage
+stage_metric (VmemStageOutcome outcome)
+{
+  switch (outcome)
+    {
+    case VMEM_STAGE_STAGED:
+      return VMEM_METRICS_STAGE_STAGED;
+    case VMEM_STAGE_UNCHANGED:
+      return VMEM_METRICS_STAGE_UNCHANGED;
+    case VMEM_STAGE_OBSERVED:
+      return VMEM_METRICS_STAGE_OBSERVED;
+    case VMEM_STAGE_DEFERRED:
+      return VMEM_METRICS_STAGE_DEFERRED;
+    case VMEM_STAGE_SKIPPED:
+      return VMEM_METRICS_STAGE_SKIPPED;
+    case VMEM_STAGE_GONE:
+      return VMEM_METRICS_STAGE_GONE;
+    case VMEM_STAGE_FAILED:
+    default:
+      return VMEM_METRICS_STAGE_FAILED;
+    }
+}
+
 static void
 on_staged (const char *uuid, const char *name, const VmemStagedPlan *sp, VmemStageOutcome outcome,
            const GError *error, const char *why, gpointer user_data)
@@ -358,6 +407,7 @@ on_staged (const char *uuid, const char *name, const VmemStagedPlan *sp, VmemSta
   VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, uuid);
   g_autofree char *demand = vmem_size_format (sp->plan.demand_mib);
 
+  daemon->counters.stages[stage_metric (outcome)]++;
   switch (outcome)
     {
     case VMEM_STAGE_STAGED:
@@ -852,6 +902,15 @@ peak_row (StoreWrite *w, const char *workload, const VmemPeakObs *o)
   };
 }
 
+/* A collector cycle ended: its time, from its statistics call to now. */
+static void
+count_cycle (VmemDaemon *daemon, gboolean ok)
+{
+  gint64 began = vmem_collector_cycle_started (daemon->collector);
+  vmem_metrics_collector_cycle (&daemon->counters, ok,
+                                (double) (g_get_monotonic_time () - began) / G_USEC_PER_SEC);
+}
+
 static void
 collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
 {
@@ -980,12 +1039,14 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
   g_hash_table_iter_init (&it, moved);
   while (g_hash_table_iter_next (&it, (gpointer *) &workload, NULL))
     restage_moved (daemon, workload);
+  count_cycle (daemon, TRUE);
 }
 
 static void
 moved_cb (const VmemControlMove *m, gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
+  vmem_metrics_move (&daemon->counters, m->action, m->applied);
   StoreWrite *w = store_write_new (WRITE_MOVE, m->name);
   w->move = (VmemMoveRow){
     .uuid = (char *) str (w, m->uuid),
@@ -1012,6 +1073,7 @@ collect_failed_cb (const GError *error, gpointer user_data)
     ((VmemCacheEntry *) g_ptr_array_index (list, i))->period_set = FALSE;
   vmem_log_warning_limited ("collector", WARN_EVERY_S, "cannot collect domain statistics: %s",
                             error->message);
+  count_cycle (daemon, FALSE);
 }
 
 /* ---- timers ------------------------------------------------------------- */
@@ -1204,6 +1266,165 @@ domain_read_cb (VmemDomain *domain, gpointer user_data)
   entry_updated (user_data, domain);
 }
 
+/* ---- metrics ------------------------------------------------------------ */
+
+static gint
+compare_names (gconstpointer a, gconstpointer b)
+{
+  return strcmp (*(const char *const *) a, *(const char *const *) b);
+}
+
+/* What the metrics show now: the one snapshot behind io.vmemd.Metrics and
+ * [daemon] metrics_textfile.  Per managed domain what status shows; per
+ * workload the estimate for a new domain of it, as explain --workload. */
+static VmemMetricsSnapshot *
+metrics_snapshot (VmemDaemon *daemon)
+{
+  VmemMetricsSnapshot *s = vmem_metrics_snapshot_new (VMEM_VERSION);
+  gint64 now = now_s ();
+
+  s->started_at = daemon->started_at;
+  s->ready = vmem_cache_is_ready (daemon->cache);
+  s->libvirt_connected = daemon->virt != NULL && vmem_virt_is_connected (daemon->virt);
+  s->capacity_mib = capacity_cb (daemon);
+  s->reserve_mib = daemon->config->reserve_mib;
+  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
+  s->committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
+                                               commitments->len, NULL);
+  g_autoptr(GPtrArray) reservations = vmem_cache_reservations (daemon->cache);
+  for (guint i = 0; i < reservations->len; i++)
+    {
+      const VmemReservation *r = g_ptr_array_index (reservations, i);
+      s->boot_reservations++;
+      s->boot_reserved_mib += r->mib;
+    }
+
+  g_autoptr(GHashTable) per_workload = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GPtrArray) entries = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (entries, i);
+      const VmemDomain *d = e->domain;
+      const VmemProfile *p = profile_for (daemon, d);
+      if (p == NULL)
+        continue;
+      VmemMetricsDomain *md = vmem_metrics_snapshot_add_domain (s, d->name, p->name);
+      md->running = d->active;
+      md->memory_mib = d->memory_mib;
+      md->demand_mib = e->staged_mib;
+      if (d->active)
+        {
+          md->actual_mib = d->current_mib;
+          /* A guest that never reported has no target yet. */
+          md->has_target = e->action != NULL && e->target_mib > 0;
+          md->target_mib = e->target_mib;
+          md->has_used = e->seen_t > 0;
+          md->used_mib = e->used_mib;
+          md->available_mib = e->available_mib;
+        }
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (per_workload, p->name));
+      g_hash_table_insert (per_workload, (gpointer) p->name, GUINT_TO_POINTER (n + 1));
+    }
+
+  g_autoptr(GPtrArray) names = g_ptr_array_new ();
+  GHashTableIter it;
+  gpointer name;
+  g_hash_table_iter_init (&it, daemon->profiles);
+  while (g_hash_table_iter_next (&it, &name, NULL))
+    g_ptr_array_add (names, name);
+  g_ptr_array_sort (names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    {
+      const VmemProfile *p = g_hash_table_lookup (daemon->profiles, g_ptr_array_index (names, i));
+      VmemMetricsWorkload *w = vmem_metrics_snapshot_add_workload (s, p->name);
+      w->domains = GPOINTER_TO_UINT (g_hash_table_lookup (per_workload, p->name));
+      const VmemEstimateTarget target = { 0 };
+      g_autoptr(GError) error = NULL;
+      g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon->demand, p->name, p, &target, now,
+                                                          &error);
+      if (est == NULL)
+        vmem_log_warning_limited ("estimate", WARN_EVERY_S,
+                                  "cannot estimate the demand of %s: %s", p->name,
+                                  error->message);
+      vmem_metrics_workload_set_estimate (w, est);
+    }
+  s->counters = daemon->counters;
+  return s;
+}
+
+static VmemMetricsSnapshot *
+metrics_cb (gpointer user_data)
+{
+  return metrics_snapshot (user_data);
+}
+
+/* [daemon] metrics_textfile, for node exporter's textfile collector: the
+ * Prometheus text format, which it reads. */
+static void
+textfile_write (VmemDaemon *daemon)
+{
+  const char *path = daemon->config->metrics_textfile;
+  if (path == NULL)
+    return;
+  g_autoptr(VmemMetricsSnapshot) s = metrics_snapshot (daemon);
+  g_autofree char *text = vmem_metrics_format (s, VMEM_METRICS_PROMETHEUS);
+  g_autoptr(GError) error = NULL;
+  if (!vmem_textfile_write (path, text, &error))
+    {
+      daemon->counters.textfile_errors++;
+      vmem_log_warning_limited ("metrics-textfile", WARN_EVERY_S,
+                                "cannot write the metrics for node exporter: %s", error->message);
+      return;
+    }
+  if (g_strcmp0 (daemon->textfile, path) != 0)
+    {
+      g_free (daemon->textfile);
+      daemon->textfile = g_strdup (path);
+    }
+}
+
+static gboolean
+textfile_tick (gpointer user_data)
+{
+  textfile_write (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+/* The file written last, once the configuration no longer names it or
+ * vmemd stops: metrics left behind would read as current. */
+static void
+textfile_remove (VmemDaemon *daemon)
+{
+  if (daemon->textfile == NULL)
+    return;
+  if (unlink (daemon->textfile) < 0 && errno != ENOENT)
+    vmem_log_warning_limited ("metrics-textfile", WARN_EVERY_S, "cannot remove %s: %s",
+                              daemon->textfile, g_strerror (errno));
+  g_clear_pointer (&daemon->textfile, g_free);
+}
+
+/* Writes the textfile now and every stats interval, as the configuration
+ * says. */
+static void
+textfile_schedule (VmemDaemon *daemon)
+{
+  const VmemConfig *c = daemon->config;
+  if (g_strcmp0 (daemon->textfile, c->metrics_textfile) != 0)
+    textfile_remove (daemon);
+  if (c->metrics_textfile == NULL)
+    {
+      g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+      return;
+    }
+  if (daemon->textfile_id == 0 || daemon->textfile_interval != c->stats_interval)
+    {
+      g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+      daemon->textfile_interval = c->stats_interval;
+      daemon->textfile_id = g_timeout_add_seconds (c->stats_interval, textfile_tick, daemon);
+    }
+  textfile_write (daemon);
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 VmemDaemon *
@@ -1302,6 +1523,8 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .start_admitted = start_admitted_cb,
     .start_ended = start_ended_cb,
     .capacity = capacity_cb,
+    .counters = &daemon->counters,
+    .metrics = metrics_cb,
     .user_data = daemon,
   };
   daemon->methods = vmem_methods_register (daemon->server, &ctx);
@@ -1338,6 +1561,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   prune (daemon);
   daemon->prune_id = g_timeout_add_seconds (PRUNE_S, prune, daemon);
   daemon->expire_id = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_reservations, daemon);
+  textfile_schedule (daemon);
   return TRUE;
 }
 
@@ -1391,6 +1615,8 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
     }
   vmem_config_free (daemon->config);
   daemon->config = g_steal_pointer (&next);
+  if (daemon->virt != NULL)
+    textfile_schedule (daemon);
 
   /* An aggregate's decay is fixed when it is built: rebuild them from the
    * store, then re-stage with the new settings. */
@@ -1423,6 +1649,8 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
   g_clear_handle_id (&daemon->prune_id, g_source_remove);
   g_clear_handle_id (&daemon->expire_id, g_source_remove);
+  g_clear_handle_id (&daemon->textfile_id, g_source_remove);
+  textfile_remove (daemon);
   g_clear_pointer (&daemon->server, vmem_server_free);
   /* The libvirt worker's last results still reach the collector and the
    * stager: free them after it. */

@@ -104,6 +104,7 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->root_clients, 16);
   assert_int_equal (c->request_timeout, 10);
   assert_int_equal (c->idle_timeout, 60);
+  assert_null (c->metrics_textfile);
   assert_int_equal (c->silent_timeout, 5);
 
   assert_int_equal (c->backend, VMEM_STORE_SQLITE);
@@ -208,6 +209,7 @@ test_every_key (void **state)
     "request_timeout = 3\n"
     "idle_timeout = 20\n"
     "silent_timeout = 1\n"
+    "metrics_textfile = /var/lib/prometheus/node-exporter/vmemd.prom\n"
     "\n"
     "[store]\n"
     "backend = postgres\n"
@@ -248,6 +250,7 @@ test_every_key (void **state)
   assert_int_equal (c->request_timeout, 3);
   assert_int_equal (c->idle_timeout, 20);
   assert_int_equal (c->silent_timeout, 1);
+  assert_string_equal (c->metrics_textfile, "/var/lib/prometheus/node-exporter/vmemd.prom");
   assert_int_equal (c->backend, VMEM_STORE_POSTGRES);
   assert_string_equal (c->database, "/srv/vmemd.db");
   assert_string_equal (c->postgres, "host=db dbname=vmemd user=vmemd");
@@ -292,6 +295,10 @@ test_value_forms (void **state)
                                         "log_level= warning \n");
   assert_int_equal (c->stats_interval, 20);
   assert_string_equal (c->log_level, "warning");
+
+  /* An empty path turns the metrics textfile off. */
+  g_autoptr(VmemConfig) nofile = load_ok (f, "[daemon]\nmetrics_textfile = \n");
+  assert_null (nofile->metrics_textfile);
 
   static const struct {
     const char *text;
@@ -417,6 +424,7 @@ test_bad_values (void **state)
     { "daemon", "idle_timeout", "0", "from 1 to 3600" },
     { "daemon", "idle_timeout", "3601", "from 1 to 3600" },
     { "daemon", "silent_timeout", "0", "from 1 to 3600" },
+    { "daemon", "metrics_textfile", "vmemd.prom", "'vmemd.prom' is not an absolute path" },
     { "store", "backend", "mysql", "'mysql' is not one of sqlite, postgres" },
     { "store", "database", "vmemd.db", "'vmemd.db' is not an absolute path" },
     { "store", "database", "./vmemd.db", "not an absolute path" },
@@ -582,7 +590,7 @@ test_env_path_loads (void **state)
 static const char *const all_keys[] = {
   "daemon.uri", "daemon.socket", "daemon.admin_group", "daemon.stats_interval",
   "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
-  "daemon.idle_timeout", "daemon.silent_timeout",
+  "daemon.idle_timeout", "daemon.silent_timeout", "daemon.metrics_textfile",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
   "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",

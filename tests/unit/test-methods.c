@@ -14,6 +14,7 @@
 #include "vmem-varlink.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <grp.h>
 #include <signal.h>
 #include <sqlite3.h>
@@ -1292,6 +1293,281 @@ test_reload (void **state)
   assert_int_equal (jint (s2, "reserve_mib"), RESERVE_MIB);
 }
 
+/* ---- 12. Metrics ----------------------------------------------------------- */
+
+typedef struct {
+  gboolean done;
+  char    *out;
+  char    *err;
+  GError  *error;
+} Spawned;
+
+static void
+communicated (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Spawned *sp = data;
+  g_subprocess_communicate_utf8_finish (G_SUBPROCESS (source), result, &sp->out, &sp->err,
+                                        &sp->error);
+  sp->done = TRUE;
+}
+
+/* Runs vmemctl --socket SOCKET @args while the daemon serves on this
+ * thread; its standard output, and its exit status in @status. */
+static char *
+vmemctl_run (Fixture *fx, const char *const *args, int *status)
+{
+  const char *vmemctl = g_getenv ("VMEMCTL");
+  if (vmemctl == NULL)
+    fail_msg ("VMEMCTL is not set: run the test through meson test");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  g_ptr_array_add (argv, (gpointer) vmemctl);
+  g_ptr_array_add (argv, (gpointer) "--socket");
+  g_ptr_array_add (argv, fx->socket_path);
+  for (guint i = 0; args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GSubprocess) p = g_subprocess_newv ((const char *const *) argv->pdata,
+                                                G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                                  G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                                                &error);
+  if (p == NULL)
+    fail_msg ("%s: %s", vmemctl, error->message);
+  Spawned sp = { 0 };
+  g_subprocess_communicate_utf8_async (p, NULL, NULL, communicated, &sp);
+  gint64 deadline = now_us () + (CALL_TIMEOUT_MS + 5000) * G_GINT64_CONSTANT (1000);
+  while (!sp.done)
+    {
+      if (now_us () > deadline)
+        fail_msg ("vmemctl %s did not end in time", args[0]);
+      g_main_context_iteration (NULL, TRUE);
+    }
+  if (sp.error != NULL)
+    fail_msg ("vmemctl %s: %s", args[0], sp.error->message);
+  *status = g_subprocess_get_exit_status (p);
+  if (*status != 0)
+    g_printerr ("vmemctl %s: %s", args[0], sp.err);
+  g_free (sp.err);
+  return sp.out;
+}
+
+/* tests/unit/check_metrics.py: the real parsers read @path, or fail. */
+static void
+check_metrics (const char *form, const char *path)
+{
+  const char *python = g_getenv ("VMEM_PYTHON3");
+  const char *script = g_getenv ("VMEM_CHECK_METRICS");
+  if (python == NULL || script == NULL)
+    fail_msg ("VMEM_PYTHON3 or VMEM_CHECK_METRICS is not set: run the test through meson test");
+  g_autofree char *option = g_strconcat ("--", form, NULL);
+  const char *argv[] = { python, script, option, path, NULL };
+  g_autofree char *out = NULL;
+  int status = -1;
+  g_autoptr(GError) error = NULL;
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_STDERR_TO_DEV_NULL, NULL, NULL, &out,
+                     NULL, &status, &error))
+    fail_msg ("%s: %s", script, error->message);
+  if (!g_spawn_check_wait_status (status, NULL))
+    fail_msg ("%s %s %s:\n%s", script, option, path, out);
+}
+
+static gboolean
+has_line (const char *text, const char *line)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  return g_strv_contains ((const char *const *) lines, line);
+}
+
+static void
+assert_line (const char *text, const char *line)
+{
+  if (!has_line (text, line))
+    fail_msg ("no line '%s' in:\n%s", line, text);
+}
+
+/* The value of the sample that @prefix (name and labels) starts, or -1. */
+static double
+sample_value (const char *text, const char *prefix)
+{
+  g_auto(GStrv) lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], prefix) && lines[i][strlen (prefix)] == ' ')
+      return g_ascii_strtod (lines[i] + strlen (prefix) + 1, NULL);
+  return -1;
+}
+
+static char *
+metrics_text (Fixture *fx, const char *format)
+{
+  g_autofree char *params = g_strdup_printf ("{\"format\":\"%s\"}", format);
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.Metrics", params);
+  assert_string_equal (jstr (r, "format"), format);
+  return g_strdup (jstr (r, "text"));
+}
+
+static char *
+read_file (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  char *text = NULL;
+  if (!g_file_get_contents (path, &text, NULL, &error))
+    fail_msg ("%s", error->message);
+  return text;
+}
+
+/* Waits for @path to hold @line, rewritten every stats interval. */
+static char *
+wait_textfile (const char *path, const char *line)
+{
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autofree char *text = NULL;
+      if (g_file_get_contents (path, &text, NULL, NULL) && has_line (text, line))
+        return g_steal_pointer (&text);
+      if (now_us () > deadline)
+        fail_msg ("%s: no line '%s' within 10 s:\n%s", path, line, text ? text : "(no file)");
+      iterate_for (100);
+    }
+}
+
+static void
+test_metrics (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  VmemConfig *c = make_config (fx);
+  g_autofree char *textfile = g_build_filename (fx->dir, "vmemd.prom", NULL);
+  g_autofree char *tmp = g_strconcat (textfile, ".tmp", NULL);
+  c->metrics_textfile = g_strdup (textfile);
+  start (fx, c);
+  wait_ready (fx);
+
+  /* web-1 (running) is managed by its name; two hook calls and a bad one. */
+  json_object_put (call_ok (fx, "io.vmemd.ProfileSet",
+                            "{\"create\":true,\"profile\":{\"name\":\"web\",\"demand_mib\":512,"
+                            "\"match\":\"web-*\"}}"));
+  prepare_admitted (fx, "new-1", UUID_A, 512, "web");
+  hook_notify (fx, "release", "end", "new-1", UUID_A);
+  call_fails (fx, "io.vmemd.HookEvent", "{\"op\":\"prepare\",\"domain\":\"x\"}",
+              VMEM_ERROR_INVALID_ARGUMENT, "subop");
+
+  /* Once a collector cycle has ended (one every second here). */
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  for (;;)
+    {
+      g_autofree char *text = metrics_text (fx, "openmetrics");
+      if (sample_value (text, "vmemd_collector_cycles_total{result=\"read\"}") >= 1)
+        break;
+      if (now_us () > deadline)
+        fail_msg ("no collector cycle counted within 10 s:\n%s", text);
+      iterate_for (200);
+    }
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.Metrics", NULL);
+  assert_string_equal (jstr (r, "format"), "openmetrics");
+  const char *om = jstr (r, "text");
+  assert_true (g_str_has_suffix (om, "\n# EOF\n"));
+  assert_line (om, "vmemd_build_info{version=\"" VMEM_VERSION "\"} 1");
+  assert_line (om, "vmemd_ready 1");
+  assert_line (om, "vmemd_libvirt_connected 1");
+  g_autofree char *capacity = g_strdup_printf ("vmemd_host_capacity_bytes %" G_GUINT64_FORMAT,
+                                               (guint64) USABLE_MIB * 1048576);
+  assert_line (om, capacity);
+  g_autofree char *committed = g_strdup_printf ("vmemd_host_committed_bytes %" G_GUINT64_FORMAT,
+                                                (guint64) WEB_MIB * 1048576);
+  assert_line (om, committed);
+  assert_line (om, "vmemd_host_boot_reservations 0");
+  assert_line (om, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  assert_line (om, "vmemd_hook_requests_total{op=\"prepare\",result=\"error\"} 1");
+  assert_line (om, "vmemd_hook_requests_total{op=\"release\",result=\"allowed\"} 1");
+  assert_line (om, "vmemd_hook_request_duration_seconds_count{op=\"prepare\"} 2");
+  assert_line (om, "vmemd_hook_request_duration_seconds_bucket{op=\"release\",le=\"+Inf\"} 1");
+  assert_line (om, "vmemd_domain_running{domain=\"web-1\",workload=\"web\"} 1");
+  assert_line (om, "vmemd_domain_memory_bytes{domain=\"web-1\",workload=\"web\"} 1073741824");
+  assert_line (om, "vmemd_domain_actual_bytes{domain=\"web-1\",workload=\"web\"} 1073741824");
+  assert_line (om, "vmemd_workload_domains{workload=\"web\"} 1");
+  /* No history yet: the profile's demand. */
+  assert_line (om, "vmemd_workload_estimate_bytes{workload=\"web\"} 536870912");
+  assert_line (om, "vmemd_workload_estimate_source{workload=\"web\",source=\"profile\"} 1");
+  assert_true (sample_value (om, "vmemd_collector_cycles_total{result=\"read\"}") >= 1);
+  assert_true (sample_value (om, "vmemd_collector_cycle_duration_seconds_count") >= 1);
+  assert_true (sample_value (om, "vmemd_store_writes_total{write=\"heartbeat\"}") >= 1);
+  assert_line (om, "vmemd_store_write_errors_total{write=\"heartbeat\"} 0");
+
+  /* The textfile's form, and JSON. */
+  g_autofree char *prom = metrics_text (fx, "prometheus");
+  assert_line (prom, "# TYPE vmemd_hook_requests_total counter");
+  assert_line (prom, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  g_autoptr(json_object) j = call_ok (fx, "io.vmemd.Metrics", "{\"format\":\"json\"}");
+  assert_string_equal (jstr (j, "format"), "json");
+  assert_true (json_object_array_length (jarr (j, "families")) > 20);
+  assert_null (jget (j, "text"));
+  call_fails (fx, "io.vmemd.Metrics", "{\"format\":\"xml\"}", VMEM_ERROR_INVALID_ARGUMENT,
+              "'xml' is not one of openmetrics, prometheus, json");
+  call_fails (fx, "io.vmemd.Metrics", "{\"since\":1}", VMEM_ERROR_INVALID_ARGUMENT, "since");
+
+  /* vmemctl prints them as they are, for the real parsers. */
+  int code = -1;
+  g_autofree char *printed = vmemctl_run (fx, (const char *const[]){ "metrics", NULL }, &code);
+  assert_int_equal (code, 0);
+  assert_true (g_str_has_suffix (printed, "\n# EOF\n"));
+  assert_line (printed, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  g_autofree char *printed_path = g_build_filename (fx->dir, "vmemctl.txt", NULL);
+  assert_true (g_file_set_contents (printed_path, printed, -1, NULL));
+  check_metrics ("openmetrics", printed_path);
+  g_autofree char *printed_prom =
+    vmemctl_run (fx, (const char *const[]){ "metrics", "--format", "prometheus", NULL }, &code);
+  assert_int_equal (code, 0);
+  assert_true (g_file_set_contents (printed_path, printed_prom, -1, NULL));
+  check_metrics ("prometheus", printed_path);
+  g_autofree char *printed_json =
+    vmemctl_run (fx, (const char *const[]){ "metrics", "--json", NULL }, &code);
+  assert_int_equal (code, 0);
+  g_autoptr(json_object) families = parse (printed_json);
+  assert_true (json_object_is_type (families, json_type_array));
+
+  /* The textfile: rewritten every stats interval, readable by all, in the
+   * form promtool and node exporter read. */
+  g_autofree char *file = wait_textfile (
+    textfile, "vmemd_hook_requests_total{op=\"prepare\",result=\"allowed\"} 1");
+  assert_line (file, "# TYPE vmemd_hook_requests_total counter");
+  assert_line (file, "vmemd_domain_running{domain=\"web-1\",workload=\"web\"} 1");
+  struct stat st;
+  assert_int_equal (stat (textfile, &st), 0);
+  assert_int_equal (st.st_mode & 07777, 0644);
+  assert_false (g_file_test (tmp, G_FILE_TEST_EXISTS));
+  check_metrics ("prometheus", textfile);
+
+  /* Another path: the old file goes; none: the file goes. */
+  VmemConfig *c2 = make_config (fx);
+  g_autofree char *other = g_build_filename (fx->dir, "other.prom", NULL);
+  c2->metrics_textfile = g_strdup (other);
+  vmem_daemon_reload (fx->daemon, c2, NULL);
+  assert_false (g_file_test (textfile, G_FILE_TEST_EXISTS));
+  g_autofree char *moved = read_file (other);
+  assert_line (moved, "vmemd_ready 1");
+  vmem_daemon_reload (fx->daemon, make_config (fx), NULL);
+  assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+  iterate_for (1500);
+  assert_false (g_file_test (other, G_FILE_TEST_EXISTS));
+
+  /* A directory that is not there: counted, warned, and the daemon goes on. */
+  VmemConfig *c3 = make_config (fx);
+  g_autofree char *nowhere = g_build_filename (fx->dir, "nowhere", "vmemd.prom", NULL);
+  c3->metrics_textfile = g_strdup (nowhere);
+  vmem_daemon_reload (fx->daemon, c3, NULL);
+  g_autofree char *after = metrics_text (fx, "openmetrics");
+  assert_true (sample_value (after, "vmemd_textfile_write_errors_total") >= 1);
+
+  /* Written again, then removed when vmemd stops. */
+  VmemConfig *c4 = make_config (fx);
+  c4->metrics_textfile = g_strdup (textfile);
+  vmem_daemon_reload (fx->daemon, c4, NULL);
+  assert_true (g_file_test (textfile, G_FILE_TEST_EXISTS));
+  stop (fx);
+  assert_false (g_file_test (textfile, G_FILE_TEST_EXISTS));
+}
+
 int
 main (void)
 {
@@ -1309,6 +1585,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stop_with_write_in_flight, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stop_while_connecting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reload, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_metrics, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -339,6 +339,33 @@ test_history (void **state)
 }
 
 static void
+test_metrics (void **state)
+{
+  g_autoptr(VmemctlRequest) m = parse_ok ("metrics", NULL);
+  assert_int_equal (m->command, VMEMCTL_CMD_METRICS);
+  assert_string_equal (m->method, "io.vmemd.Metrics");
+  assert_string_equal (field_str (m->params, "format"), "openmetrics");
+  assert_int_equal (json_object_object_length (m->params), 1);
+
+  g_autoptr(VmemctlRequest) p = parse_ok ("metrics", "--format", "prometheus", NULL);
+  assert_string_equal (field_str (p->params, "format"), "prometheus");
+  g_autoptr(VmemctlRequest) o = parse_ok ("metrics", "--format=openmetrics", NULL);
+  assert_string_equal (field_str (o->params, "format"), "openmetrics");
+  /* --json asks for the families, wherever it stands. */
+  g_autoptr(VmemctlRequest) j = parse_ok ("metrics", "--json", NULL);
+  assert_string_equal (field_str (j->params, "format"), "json");
+  g_autoptr(VmemctlRequest) j2 = parse_ok ("--json", "metrics", NULL);
+  assert_string_equal (field_str (j2->params, "format"), "json");
+
+  parse_fails ("metrics: --format: 'xml' is not openmetrics or prometheus", "metrics", "--format",
+               "xml", NULL);
+  parse_fails ("metrics: give --format or --json, not both", "metrics", "--json", "--format",
+               "prometheus", NULL);
+  parse_fails ("metrics", "metrics", "web-1", NULL);
+  parse_fails ("metrics: unknown option --since", "metrics", "--since", "1h", NULL);
+}
+
+static void
 test_status_explain_version (void **state)
 {
   g_autoptr(VmemctlRequest) s = parse_ok ("status", NULL);
@@ -664,6 +691,7 @@ main (void)
     cmocka_unit_test (test_profile_import_export),
     cmocka_unit_test (test_assign_unassign),
     cmocka_unit_test (test_history),
+    cmocka_unit_test (test_metrics),
     cmocka_unit_test (test_status_explain_version),
     cmocka_unit_test (test_help),
     cmocka_unit_test (test_replay_gets_its_own_argv),

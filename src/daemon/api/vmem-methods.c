@@ -1034,8 +1034,18 @@ method_history (VmemCall *call, json_object *params, gpointer user_data)
 
 /* ---- HookEvent -------------------------------------------------------- */
 
+/* The time since the call came in, in seconds, into the daemon's counters. */
 static void
-hook_reply (VmemCall *call, gboolean allow, const char *message, const char *xml)
+hook_count (VmemMethods *m, VmemCall *call, VmemMetricsHookOp op, VmemMetricsHookResult result)
+{
+  double seconds = (double) (g_get_monotonic_time () - vmem_call_get_received (call)) /
+                   G_USEC_PER_SEC;
+  vmem_metrics_hook_request (m->ctx.counters, op, result, seconds);
+}
+
+static void
+hook_reply (VmemMethods *m, VmemCall *call, VmemMetricsHookOp op, gboolean allow,
+            const char *message, const char *xml)
 {
   json_object *r = json_object_new_object ();
   json_object_object_add (r, "allow", json_object_new_boolean (allow));
@@ -1044,6 +1054,14 @@ hook_reply (VmemCall *call, gboolean allow, const char *message, const char *xml
   if (xml != NULL)
     json_object_object_add (r, "xml", json_object_new_string (xml));
   vmem_call_reply (call, r);
+  hook_count (m, call, op, allow ? VMEM_METRICS_HOOK_ALLOWED : VMEM_METRICS_HOOK_REFUSED);
+}
+
+static void
+hook_error (VmemMethods *m, VmemCall *call, VmemMetricsHookOp op, const GError *error)
+{
+  vmem_call_return_error (call, error);
+  hook_count (m, call, op, VMEM_METRICS_HOOK_ERROR);
 }
 
 /* The boot footprint of a domain that is not managed: admission does not
@@ -1166,9 +1184,18 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
   const char *op, *subop, *extra, *domain, *uuid, *xml;
 
   const char *xml_missing;
+  static const char *const allowed[] = {
+    "op", "subop", "extra", "domain", "uuid", "xml", "xml_missing", NULL,
+  };
 
-  CHECK_KEYS (call, params, "op", "subop", "extra", "domain", "uuid", "xml", "xml_missing");
-  if (!get_string (params, "op", TRUE, &op, &error) ||
+  /* Every call is counted, by its op, with the time to its reply. */
+  json_object *jop = NULL;
+  VmemMetricsHookOp hop = vmem_metrics_hook_op (
+    json_object_object_get_ex (params, "op", &jop) && json_object_is_type (jop, json_type_string)
+      ? json_object_get_string (jop)
+      : NULL);
+  if (!check_keys (params, allowed, &error) ||
+      !get_string (params, "op", TRUE, &op, &error) ||
       !get_string (params, "subop", TRUE, &subop, &error) ||
       !get_string (params, "extra", FALSE, &extra, &error) ||
       !get_string (params, "domain", TRUE, &domain, &error) ||
@@ -1176,7 +1203,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
       !get_string (params, "xml", FALSE, &xml, &error) ||
       !get_string (params, "xml_missing", FALSE, &xml_missing, &error))
     {
-      vmem_call_return_error (call, error);
+      hook_error (m, call, hop, error);
       return;
     }
 
@@ -1188,7 +1215,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
     {
       g_warning ("hook prepare begin for %s: the hook gave up waiting before vmemd read its "
                  "call; the start was not checked and nothing is reserved", domain);
-      hook_reply (call, TRUE, NULL, NULL);
+      hook_reply (m, call, hop, TRUE, NULL, NULL);
       return;
     }
 
@@ -1236,24 +1263,24 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
               if (id != NULL)
                 m->ctx.start_admitted (id, domain, unmanaged_boot_mib (e->domain),
                                        m->ctx.user_data);
-              hook_reply (call, TRUE, NULL, NULL);
+              hook_reply (m, call, hop, TRUE, NULL, NULL);
               return;
             }
           gboolean ok = admit_unchecked (m, p, e, domain, id, unusable, &message);
-          hook_reply (call, ok, message, NULL);
+          hook_reply (m, call, hop, ok, message, NULL);
           return;
         }
       if (p == NULL)
         {
           if (id != NULL)
             m->ctx.start_admitted (id, domain, unmanaged_boot_mib (x), m->ctx.user_data);
-          hook_reply (call, TRUE, NULL, NULL);
+          hook_reply (m, call, hop, TRUE, NULL, NULL);
           return;
         }
       gboolean ok = admit (m, p, x, &message);
       if (ok)
         check_freshness (m, p, x);
-      hook_reply (call, ok, message, NULL);
+      hook_reply (m, call, hop, ok, message, NULL);
       return;
     }
 
@@ -1277,11 +1304,52 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
       else if (out != NULL)
         vmem_log_decision (domain, p->name, op, "%s of %s: preallocation staged in the incoming XML",
                            op, domain);
-      hook_reply (call, TRUE, NULL, out);
+      hook_reply (m, call, hop, TRUE, NULL, out);
       return;
     }
 
-  hook_reply (call, TRUE, NULL, NULL);
+  hook_reply (m, call, hop, TRUE, NULL, NULL);
+}
+
+/* ---- Metrics ---------------------------------------------------------- */
+
+/* The text vmemd writes to [daemon] metrics_textfile, in the format asked
+ * for: the same snapshot, the same formatter. */
+static void
+method_metrics (VmemCall *call, json_object *params, gpointer user_data)
+{
+  VmemMethods *m = user_data;
+  g_autoptr(GError) error = NULL;
+  const char *format;
+  VmemMetricsFormat f = VMEM_METRICS_OPENMETRICS;
+
+  CHECK_KEYS (call, params, "format");
+  if (!get_string (params, "format", FALSE, &format, &error))
+    {
+      vmem_call_return_error (call, error);
+      return;
+    }
+  gboolean json = g_strcmp0 (format, "json") == 0;
+  if (format != NULL && !json && !vmem_metrics_format_from_string (format, &f))
+    {
+      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "format: '%s' is not one of openmetrics, prometheus, json", format);
+      vmem_call_return_error (call, error);
+      return;
+    }
+  g_autoptr(VmemMetricsSnapshot) snapshot = m->ctx.metrics (m->ctx.user_data);
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "format",
+                          json_object_new_string (json ? "json"
+                                                       : vmem_metrics_format_to_string (f)));
+  if (json)
+    json_object_object_add (r, "families", vmem_metrics_to_json (snapshot));
+  else
+    {
+      g_autofree char *text = vmem_metrics_format (snapshot, f);
+      json_object_object_add (r, "text", json_object_new_string (text));
+    }
+  vmem_call_reply (call, r);
 }
 
 /* ---- registration ----------------------------------------------------- */
@@ -1312,6 +1380,7 @@ vmem_methods_register (VmemServer *s, const VmemMethodsContext *context)
   vmem_server_add_method (s, "io.vmemd.Status", VMEM_METHOD_ADMIN, method_status, m);
   vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, m);
   vmem_server_add_method (s, "io.vmemd.History", VMEM_METHOD_ADMIN, method_history, m);
+  vmem_server_add_method (s, "io.vmemd.Metrics", VMEM_METHOD_ADMIN, method_metrics, m);
   vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, m);
   return m;
 }

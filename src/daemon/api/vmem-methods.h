@@ -14,6 +14,7 @@
 
 #include "vmem-cache.h"
 #include "vmem-config.h"
+#include "vmem-metrics.h"
 #include "vmem-planner.h"
 #include "vmem-server.h"
 #include "vmem-virt.h"
@@ -32,6 +33,7 @@ typedef struct {
   const char        *store_location; /* no password: vmem_store_location() */
   int                schema_version;
   gint64             started_at;
+  VmemMetricsCounters *counters; /* the daemon's: HookEvent counts its calls here */
 
   /* Calls up to the owner, on the main thread. */
   /* The plan for @domain's next start (@domain NULL: a new domain of the
@@ -50,6 +52,9 @@ typedef struct {
   void (*start_ended) (const char *uuid, const char *why, gpointer user_data);
   /* Memory usable by guests: capacity minus reserve. */
   guint64 (*capacity) (gpointer user_data);
+  /* What the metrics show now (transfer full): the one snapshot that
+   * [daemon] metrics_textfile is written from too. */
+  VmemMetricsSnapshot *(*metrics) (gpointer user_data);
   gpointer user_data;
 } VmemMethodsContext;
 

@@ -76,6 +76,7 @@ struct _VmemCall {
   pid_t    pid;
   gboolean oneway;
   gboolean answered;
+  gint64   received; /* monotonic µs when the message was taken in */
 };
 
 static void client_pump (Client *c);
@@ -124,6 +125,12 @@ vmem_call_unref (VmemCall *call)
     return;
   g_free (call->method);
   g_free (call);
+}
+
+gint64
+vmem_call_get_received (VmemCall *call)
+{
+  return call->received;
 }
 
 const char *
@@ -411,6 +418,7 @@ handle_message (Client *c, json_object *msg)
   gboolean more, upgrade;
 
   VmemCall *call = g_new0 (VmemCall, 1);
+  call->received = g_get_monotonic_time ();
   call->ref = 1; /* the client's, dropped on reply or close */
   call->client = c;
   call->uid = c->uid;

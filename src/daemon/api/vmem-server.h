@@ -113,6 +113,8 @@ void        vmem_call_return_error (VmemCall *call, const GError *error);
 void        vmem_call_return_varlink_error (VmemCall *call, const char *name, json_object *parameters);
 
 const char *vmem_call_get_method (VmemCall *call);
+/* When the server took the call's message in (monotonic µs). */
+gint64      vmem_call_get_received (VmemCall *call);
 /* Peer credentials at connect time (still valid after the client left). */
 uid_t       vmem_call_get_peer_uid (VmemCall *call);
 gid_t       vmem_call_get_peer_gid (VmemCall *call);

@@ -11,6 +11,7 @@ struct _VmemCollector {
   guint                  interval;
   guint                  timer_id;
   gboolean               busy;
+  gint64                 cycle_started; /* monotonic µs */
 };
 
 void
@@ -158,6 +159,7 @@ tick (gpointer user_data)
   if (c->callbacks.want_period != NULL)
     j->want_period = c->callbacks.want_period (c->user_data);
   c->busy = TRUE;
+  c->cycle_started = g_get_monotonic_time ();
   vmem_virt_submit (c->virt, "collect", "collect", collect_work, collect_done, j,
                     (GDestroyNotify) collect_job_free, (GDestroyNotify) g_ptr_array_unref);
   return G_SOURCE_CONTINUE;
@@ -180,6 +182,12 @@ guint
 vmem_collector_get_interval (VmemCollector *c)
 {
   return c->interval;
+}
+
+gint64
+vmem_collector_cycle_started (VmemCollector *c)
+{
+  return c->cycle_started;
 }
 
 void

@@ -31,6 +31,9 @@ VmemCollector *vmem_collector_new (VmemVirt *virt, guint interval,
 void           vmem_collector_free (VmemCollector *collector);
 void           vmem_collector_set_interval (VmemCollector *collector, guint seconds);
 guint          vmem_collector_get_interval (VmemCollector *collector);
+/* When the latest cycle began (its statistics call was queued), monotonic
+ * µs: in the collected and failed callbacks, the cycle they end. */
+gint64         vmem_collector_cycle_started (VmemCollector *collector);
 
 /* One domain's balloon statistics, as libvirt reports them (KiB). */
 typedef struct {
