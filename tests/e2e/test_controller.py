@@ -119,7 +119,7 @@ class Controller(vmemtest.E2ETestCase):
         h.vmemctl("profile", "add", "plug", "--demand", "256M", "--mode", "virtio-mem", check=False)
         h.define_guest("plug-1", memory_mib=1280, workload_mib=100, stats_period=2, vcpus=1,
                        cmdline="memhp_default_state=online_movable "
-                               "vmem_schedule=150@60,200@70,250@80,300@90,350@100")
+                               "vmem_schedule=150@60,200@70,250@80,300@90,350@100,120@120")
         h.vmemctl("assign", "plug-1", "plug")
         wait_for(lambda: "model='virtio-mem'" in h.domain_xml("plug-1"), timeout=20,
                  what="plug-1 staged in virtio-mem form")
@@ -137,11 +137,58 @@ class Controller(vmemtest.E2ETestCase):
                  interval=1, what="the workload to reach 350 MiB")
         requested = wait_for(plugged, timeout=60, interval=1, what="memory plugged into plug-1")
         self.assertGreater(requested, 0)
+        # The workload drops to 120 MiB: once the surplus has lasted, the
+        # memory is unplugged again, step by step.
+        wait_for(lambda: re.search(r"workload 120 MiB at", h.console("plug-1")), timeout=90,
+                 interval=1, what="the workload to drop to 120 MiB")
+        top = max(requested, plugged() or 0)
+        wait_for(lambda: (plugged() or 0) < top, timeout=120, interval=2,
+                 what="memory unplugged from plug-1 after its workload shrank")
         hist = h.vmemctl_json("history", "plug-1", "--since", "10m")
         self.assertTrue([m for m in hist["moves"] if m["action"] == "grow" and m["applied"]
                          and m["mode"] == "virtio-mem"], hist["moves"])
         self.assertNotIn("Out of memory", h.console("plug-1"))
         h.virsh("destroy", "plug-1")
+
+
+class Priority(vmemtest.E2ETestCase):
+    def test_host_short_shares_by_priority(self):
+        h = self.host
+        h.cleanup_domains()
+        # Room for both guests at boot, not for both workloads at their peak.
+        h.start_vmemd(controller__surplus_hold="20", controller__shrink_half_life="20",
+                      controller__min_buffer="64M", admission__capacity="1000M")
+        h.vmemctl("profile", "add", "gold", "--demand", "200M", "--prealloc", "off",
+                  "--priority", "90", check=False)
+        h.vmemctl("profile", "add", "bronze", "--demand", "200M", "--prealloc", "off",
+                  "--priority", "10", check=False)
+        schedule = "vmem_schedule=150@50,200@60,250@70,300@80,350@90,400@100"
+        for name, workload in (("gold-1", "gold"), ("bronze-1", "bronze")):
+            h.define_guest(name, memory_mib=768, workload_mib=100, stats_period=2, cmdline=schedule)
+            h.vmemctl("assign", name, workload)
+        for name in ("gold-1", "bronze-1"):
+            h.start_guest(name, wait=False)
+        for name in ("gold-1", "bronze-1"):
+            h.wait_booted(name, timeout=120)
+
+        seen_short = []
+
+        def shared():
+            doms = {d["name"]: d for d in h.status()["domains"]}
+            g, b = doms.get("gold-1", {}), doms.get("bronze-1", {})
+            if "target_mib" not in g or "target_mib" not in b:
+                return None
+            # Arbitration says so in the decision it limited.
+            if "host is short" in b.get("reason", ""):
+                seen_short.append(b["reason"])
+            return (g, b) if seen_short and g["target_mib"] > b["target_mib"] else None
+
+        g, b = wait_for(shared, timeout=240, interval=2,
+                        what="the host's memory shared by priority (gold above bronze)")
+        # Together they stay within what the host has for guests.
+        self.assertLessEqual(g["target_mib"] + b["target_mib"], 1000 + 64)
+        h.virsh("destroy", "gold-1")
+        h.virsh("destroy", "bronze-1")
 
 
 if __name__ == "__main__":
