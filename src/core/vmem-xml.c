@@ -111,7 +111,9 @@ parse (const char *xml, gsize len, GError **error)
   if (doc == NULL)
     {
       const xmlError *e = xmlCtxtGetLastError (ctxt);
-      g_autofree char *msg = g_strdup (e != NULL && e->message ? e->message : "cannot parse");
+      /* libxml2 quotes the input's bytes (a broken tag name), which need
+       * not be UTF-8; the message goes into varlink replies, which must. */
+      g_autofree char *msg = g_utf8_make_valid (e != NULL && e->message ? e->message : "cannot parse", -1);
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
                    "invalid domain XML, line %d: %s", e != NULL ? e->line : 0, g_strstrip (msg));
       return NULL;
