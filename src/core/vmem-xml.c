@@ -547,6 +547,12 @@ start_tag_with (Ctx *c, xmlNodePtr n, const char *const *kv, gboolean open)
           pos = r->value_end + 1;
           continue;
         }
+      /* A value that stays keeps its bytes: written again, escaped our
+       * way, it would differ from the original, and so would a second
+       * staging from the first. */
+      g_autofree char *cur = prop (n, an);
+      if (g_strcmp0 (cur, kv[k + 1]) == 0)
+        continue;
       g_string_append_len (out, s + pos, (gssize) (r->value - pos));
       escape_attr (out, kv[k + 1], r->quote);
       pos = r->value_end;
