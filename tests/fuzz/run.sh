@@ -24,12 +24,13 @@ for name in "${names[@]}"; do
   mkdir -p "$work/corpus"
   echo "== $name: ${seconds}s, log $work/fuzz.log"
   rc=0
+  TMPDIR=${TMPDIR:-/dev/shm} \
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     nice -n 10 "$build/tests/fuzz/fuzz-$name" \
       -max_total_time="$seconds" -max_len="$(max_len "$name")" -timeout=25 \
       -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$work/" \
       "$work/corpus" "$top/tests/fuzz/corpus/$name" >"$work/fuzz.log" 2>&1 || rc=$?
-  grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units|SUMMARY|Test unit written' "$work/fuzz.log" || true
+  grep -E '^#[0-9]+[[:space:]]+DONE|^stat::number_of_executed_units|SUMMARY|Test unit written' "$work/fuzz.log" || true
   echo "   exit $rc"
 done
