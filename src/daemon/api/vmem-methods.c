@@ -878,9 +878,11 @@ unmanaged_boot_mib (const VmemDomain *d)
 
 /* Admission control for a managed domain that is about to start.  Answers
  * from memory only: the domain is locked by libvirt while its hook runs,
- * so no libvirt call can be made here, and the store may be slow. */
+ * so no libvirt call can be made here, and the store may be slow.  @id is
+ * the domain's uuid as best known (the XML's may be missing); NULL: the
+ * start is judged but cannot be charged. */
 static gboolean
-admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message)
+admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, const char *id, char **message)
 {
   const VmemConfig *c = CONFIG (m);
   g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
@@ -890,7 +892,7 @@ admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message
     .ready = vmem_cache_is_ready (m->ctx.cache),
     .capacity_mib = m->ctx.capacity (m->ctx.user_data),
     .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, d->uuid),
+                                               commitments->len, id),
     .name = d->name,
     .workload = p->name,
     .memory_mib = d->memory_mib,
@@ -913,7 +915,8 @@ admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message
     vmem_log_decision_warning (d->name, p->name, out.event, "%s", out.message);
   else
     vmem_log_decision (d->name, p->name, out.event, "%s", out.message);
-  m->ctx.start_admitted (d->uuid, d->name, out.needed_mib, m->ctx.user_data);
+  if (id != NULL)
+    m->ctx.start_admitted (id, d->name, out.needed_mib, m->ctx.user_data);
   return TRUE;
 }
 
@@ -1004,7 +1007,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
           hook_reply (call, TRUE, NULL, NULL);
           return;
         }
-      gboolean ok = admit (m, p, x, &message);
+      gboolean ok = admit (m, p, x, id, &message);
       if (ok)
         check_freshness (m, p, x);
       hook_reply (call, ok, message, NULL);
