@@ -114,7 +114,9 @@ parse (const char *xml, gsize len, GError **error)
   if (doc == NULL)
     {
       const xmlError *e = xmlCtxtGetLastError (ctxt);
-      g_autofree char *msg = g_strdup (e != NULL && e->message ? e->message : "cannot parse");
+      /* libxml2 quotes the input's bytes (a broken tag name), which need
+       * not be UTF-8; the message goes into varlink replies, which must. */
+      g_autofree char *msg = g_utf8_make_valid (e != NULL && e->message ? e->message : "cannot parse", -1);
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
                    "invalid domain XML, line %d: %s", e != NULL ? e->line : 0, g_strstrip (msg));
       return NULL;
@@ -551,6 +553,12 @@ start_tag_with (Ctx *c, xmlNodePtr n, const char *const *kv, gboolean open)
           pos = r->value_end + 1;
           continue;
         }
+      /* A value that stays keeps its bytes: written again, escaped our
+       * way, it would differ from the original, and so would a second
+       * staging from the first. */
+      g_autofree char *cur = prop (n, an);
+      if (g_strcmp0 (cur, kv[k + 1]) == 0)
+        continue;
       g_string_append_len (out, s + pos, (gssize) (r->value - pos));
       escape_attr (out, kv[k + 1], r->quote);
       pos = r->value_end;

@@ -1040,7 +1040,8 @@ hook_count (VmemMethods *m, VmemCall *call, VmemMetricsHookOp op, VmemMetricsHoo
 {
   double seconds = (double) (g_get_monotonic_time () - vmem_call_get_received (call)) /
                    G_USEC_PER_SEC;
-  vmem_metrics_hook_request (m->ctx.counters, op, result, seconds);
+  if (m->ctx.counters != NULL)
+    vmem_metrics_hook_request (m->ctx.counters, op, result, seconds);
 }
 
 static void
@@ -1117,12 +1118,14 @@ admission_request (VmemMethods *m, const char *uuid, const char *name, const cha
 
 /* Admission control for a managed domain that is about to start.  Answers
  * from memory only: the domain is locked by libvirt while its hook runs,
- * so no libvirt call can be made here, and the store may be slow. */
+ * so no libvirt call can be made here, and the store may be slow.  @id is
+ * the domain's uuid as best known (the XML's may be missing); NULL: the
+ * start is judged but cannot be charged. */
 static gboolean
-admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message)
+admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, const char *id, char **message)
 {
   g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
-  VmemAdmissionRequest req = admission_request (m, d->uuid, d->name, p->name, commitments);
+  VmemAdmissionRequest req = admission_request (m, id, d->name, p->name, commitments);
   req.memory_mib = d->memory_mib;
   req.current_mib = d->current_mib;
   req.prealloc = d->prealloc;
@@ -1131,7 +1134,7 @@ admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, char **message
   req.profile_mode = p->mode;
   g_auto(VmemAdmissionDecision) out = { 0 };
   vmem_admission_decide (&req, &out);
-  return admission_done (m, d->name, p->name, d->uuid, out.needed_mib, &out, message);
+  return admission_done (m, d->name, p->name, id, out.needed_mib, &out, message);
 }
 
 /* The start of @domain cannot be checked: its XML cannot be used (@why).
@@ -1277,7 +1280,7 @@ method_hook_event (VmemCall *call, json_object *params, gpointer user_data)
           hook_reply (m, call, hop, TRUE, NULL, NULL);
           return;
         }
-      gboolean ok = admit (m, p, x, &message);
+      gboolean ok = admit (m, p, x, id, &message);
       if (ok)
         check_freshness (m, p, x);
       hook_reply (m, call, hop, ok, message, NULL);
@@ -1334,6 +1337,12 @@ method_metrics (VmemCall *call, json_object *params, gpointer user_data)
     {
       g_set_error (&error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
                    "format: '%s' is not one of openmetrics, prometheus, json", format);
+      vmem_call_return_error (call, error);
+      return;
+    }
+  if (m->ctx.metrics == NULL)
+    {
+      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_UNAVAILABLE, "no metrics in this server");
       vmem_call_return_error (call, error);
       return;
     }
