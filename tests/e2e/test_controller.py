@@ -171,22 +171,32 @@ class Priority(vmemtest.E2ETestCase):
         for name in ("gold-1", "bronze-1"):
             h.wait_booted(name, timeout=120)
 
-        seen_short = []
+        def short_moves():
+            out = {}
+            for name in ("gold-1", "bronze-1"):
+                for m in h.vmemctl_json("history", name, "--since", "15m")["moves"]:
+                    if "the host is short" in m["reason"]:
+                        out.setdefault(m["t"], {})[name] = m
+            return out
 
-        def shared():
-            doms = {d["name"]: d for d in h.status()["domains"]}
-            g, b = doms.get("gold-1", {}), doms.get("bronze-1", {})
-            if "target_mib" not in g or "target_mib" not in b:
-                return None
-            # Arbitration says so in the decision it limited.
-            if "host is short" in b.get("reason", ""):
-                seen_short.append(b["reason"])
-            return (g, b) if seen_short and g["target_mib"] > b["target_mib"] else None
-
-        g, b = wait_for(shared, timeout=240, interval=2,
-                        what="the host's memory shared by priority (gold above bronze)")
-        # Together they stay within what the host has for guests.
-        self.assertLessEqual(g["target_mib"] + b["target_mib"], 1000 + 64)
+        wait_for(lambda: all(re.search(r"workload 400 MiB at", h.console(n))
+                             for n in ("gold-1", "bronze-1")),
+                 timeout=240, interval=2, what="both workloads at 400 MiB")
+        shorts = wait_for(short_moves, timeout=90, interval=2,
+                          what="the controller to find the host short and share it")
+        doms = {d["name"]: d for d in h.status()["domains"]}
+        # Together they stay within what the host has for guests (a move
+        # is at least one step of 64 MiB).
+        self.assertLessEqual(doms["gold-1"]["target_mib"] + doms["bronze-1"]["target_mib"],
+                             1000 + 64)
+        # Where both asked for more in the same interval, the higher
+        # priority was granted the larger part of what it asked.
+        for t, pair in shorts.items():
+            if len(pair) == 2 and all(m["action"] == "grow" for m in pair.values()):
+                def granted(m):
+                    f = re.search(r"(\d+)M of the (\d+)M asked granted", m["reason"])
+                    return int(f.group(1)) / int(f.group(2)) if f else 1.0
+                self.assertGreaterEqual(granted(pair["gold-1"]), granted(pair["bronze-1"]), pair)
         h.virsh("destroy", "gold-1")
         h.virsh("destroy", "bronze-1")
 
