@@ -20,7 +20,7 @@ step "installing"
 meson install -C "$build" --no-rebuild >/dev/null
 
 getent group vmemd >/dev/null || groupadd --system vmemd
-install -d -m 0750 -g vmemd /var/lib/vmemd
+install -d -m 2750 -g vmemd /var/lib/vmemd
 
 step "starting libvirtd"
 start_libvirtd

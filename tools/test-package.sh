@@ -112,7 +112,7 @@ in_root apt-get install -y -q --no-install-recommends "/tmp/$(basename "$deb")" 
 [ "$(in_root dpkg-query -W -f '${Status}' vmemd)" = "install ok installed" ] || fail "not installed"
 in_root getent group vmemd >/dev/null || fail "no vmemd group"
 ok "group vmemd made without systemd"
-[ "$(stat -c '%a %U' "$root/var/lib/vmemd")" = "750 root" ] || fail "/var/lib/vmemd mode"
+[ "$(stat -c '%a %U' "$root/var/lib/vmemd")" = "2750 root" ] || fail "/var/lib/vmemd mode"
 hook="$root/etc/libvirt/hooks/qemu.d/50-vmemd"
 [ "$(readlink "$hook")" = /usr/libexec/vmem-hook ] || fail "hook link missing"
 ok "hook linked: /etc/libvirt/hooks/qemu.d/50-vmemd -> /usr/libexec/vmem-hook"
@@ -224,9 +224,9 @@ grep -q '^# edited by the administrator$' "$root/etc/vmemd/vmemd.conf" || fail "
 [ "$(readlink "$hook")" = /usr/libexec/vmem-hook ] || fail "hook link lost on upgrade"
 ok "conffile edit and hook kept"
 # stat in the root: its group names are not the host's.
-[ "$(in_root stat -c '%a %U %G' /var/lib/vmemd)" = "750 root vmemd" ] ||
+[ "$(in_root stat -c '%a %U %G' /var/lib/vmemd)" = "2750 root vmemd" ] ||
   fail "/var/lib/vmemd is $(in_root stat -c '%a %U %G' /var/lib/vmemd) after systemd-tmpfiles"
-ok "systemd-tmpfiles gave /var/lib/vmemd to root:vmemd 0750"
+ok "systemd-tmpfiles gave /var/lib/vmemd to root:vmemd 2750"
 start_vmemd
 [ "$(profiles)" = "erp pg web " ] || fail "profiles after the upgrade: $(profiles)"
 ok "profiles erp, pg and web kept"
