@@ -54,6 +54,7 @@ struct _VmemDaemon {
   guint          prune_id;
   guint          expire_id;
   gint64         started_at;
+  guint64        mem_total_mib; /* MemTotal as last read; the hook path reads no file */
   gboolean       stopping;
   /* What the daemon did, for its metrics: the methods count the hook's
    * calls through a pointer, the rest is counted here. */
@@ -88,20 +89,26 @@ estimator_config (const VmemConfig *c, VmemEstimatorConfig *ec)
   ec->min_history_hours = c->min_history_hours;
 }
 
-static guint64
-host_total_mib (VmemDaemon *daemon)
+/* Reads the host's memory; MemTotal is kept for the hook path, which
+ * reads no file.  FALSE (and a rate-limited warning) when unreadable. */
+static gboolean
+read_host_memory (VmemDaemon *daemon, VmemHostMem *mem)
 {
-  if (daemon->config->capacity_mib)
-    return daemon->config->capacity_mib;
-  VmemHostMem mem;
   g_autoptr(GError) error = NULL;
-  if (!vmem_hostmem_read (NULL, NULL, &mem, &error))
+  if (!vmem_hostmem_read (NULL, NULL, mem, &error))
     {
       vmem_log_warning_limited ("meminfo", WARN_EVERY_S, "cannot read the host's memory: %s",
                                 error->message);
-      return 0;
+      return FALSE;
     }
-  return mem.total_mib;
+  daemon->mem_total_mib = mem->total_mib;
+  return TRUE;
+}
+
+static guint64
+host_total_mib (VmemDaemon *daemon)
+{
+  return daemon->config->capacity_mib ? daemon->config->capacity_mib : daemon->mem_total_mib;
 }
 
 static guint64
@@ -353,10 +360,11 @@ stage_workload (VmemDaemon *daemon, const char *workload, const char *why)
     }
 }
 
-/* Re-stages the shut-off domains of @workload whose estimate moved beyond
- * the hysteresis since they were staged. */
+/* Re-stages the shut-off domains of the workloads in @workloads (a set of
+ * names) whose estimate moved beyond the hysteresis since they were
+ * staged: one pass over the cache whatever the number of workloads. */
 static void
-restage_moved (VmemDaemon *daemon, const char *workload)
+restage_moved (VmemDaemon *daemon, GHashTable *workloads)
 {
   const VmemConfig *c = daemon->config;
   g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
@@ -367,7 +375,7 @@ restage_moved (VmemDaemon *daemon, const char *workload)
       if (d->active || e->staged_mib == 0 || vmem_cache_is_starting (daemon->cache, d->uuid))
         continue;
       const VmemProfile *p = profile_for (daemon, d);
-      if (p == NULL || g_strcmp0 (p->name, workload) != 0)
+      if (p == NULL || !g_hash_table_contains (workloads, p->name))
         continue;
       g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
       if (vmem_planner_moved (e->staged_mib, sp->plan.demand_mib, c->hysteresis_pct,
@@ -481,11 +489,12 @@ intent_free (Intent *i)
 
 static void start_over (VmemDaemon *daemon, const char *uuid, const char *why);
 
-static void
+static VmemCacheEntry *
 entry_updated (VmemDaemon *daemon, VmemDomain *d /* transfer full */)
 {
   VmemCacheEntry *e = vmem_cache_update (daemon->cache, d, g_get_monotonic_time ());
   record_domain (daemon, e->domain);
+  return e;
 }
 
 static void
@@ -558,17 +567,15 @@ refresh_done (gpointer result, const GError *error, gpointer data)
       g_debug ("domain %s: the definition vmemd staged", d->name);
       flags &= ~INTENT_STAGE_DEFINED;
     }
-  VmemDomain *copy = vmem_domain_copy (d);
-  entry_updated (daemon, g_steal_pointer (&d));
+  const VmemDomain *dom = entry_updated (daemon, g_steal_pointer (&d))->domain;
   /* Its boot reservation ends once the cache counts it running. */
   if (flags & INTENT_STARTED)
     {
-      start_over (daemon, copy->uuid, "start ended");
-      apply_live_target (daemon, copy);
+      start_over (daemon, r->uuid, "start ended");
+      apply_live_target (daemon, dom);
     }
   if (flags & (INTENT_STAGE | INTENT_STAGE_DEFINED))
-    stage (daemon, copy->uuid, why ? why : "refresh");
-  vmem_domain_free (copy);
+    stage (daemon, r->uuid, why ? why : "refresh");
 }
 
 static void
@@ -870,12 +877,13 @@ controller_host (VmemDaemon *daemon, VmemControllerHost *host)
 {
   g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   VmemHostMem mem;
+  gboolean read = read_host_memory (daemon, &mem);
   *host = (VmemControllerHost){
     .capacity_mib = capacity_cb (daemon),
     .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
                                                commitments->len, NULL),
   };
-  if (vmem_hostmem_read (NULL, NULL, &mem, NULL))
+  if (read)
     {
       host->has_available = TRUE;
       host->mem_available_mib = mem.available_mib;
@@ -1034,11 +1042,8 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
     }
 
   /* Peers' new peaks may move the estimate of domains staged earlier. */
-  GHashTableIter it;
-  const char *workload;
-  g_hash_table_iter_init (&it, moved);
-  while (g_hash_table_iter_next (&it, (gpointer *) &workload, NULL))
-    restage_moved (daemon, workload);
+  if (g_hash_table_size (moved) > 0)
+    restage_moved (daemon, moved);
   count_cycle (daemon, TRUE);
 }
 
@@ -1082,6 +1087,8 @@ static gboolean
 heartbeat (gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
+  VmemHostMem mem;
+  read_host_memory (daemon, &mem);
   g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   StoreWrite *w = store_write_new (WRITE_HEARTBEAT, NULL);
   w->host = (VmemHostRow){
@@ -1440,6 +1447,8 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   daemon->intents = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify) intent_free);
   daemon->cache = vmem_cache_new ();
+  VmemHostMem mem;
+  read_host_memory (daemon, &mem);
   estimator_config (daemon->config, &ec);
   daemon->demand = vmem_demand_new (&ec, error);
   if (daemon->demand == NULL)
