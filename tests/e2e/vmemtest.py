@@ -253,7 +253,6 @@ class Host:
         self.config = {}
         self.keep = bool(os.environ.get("VMEM_E2E_KEEP"))
         self._mounted = []
-        self._created = []
         self._closed = False
         open(self.vmemd_log, "w").close()
         try:
@@ -300,9 +299,11 @@ class Host:
             src = etc if d == "/etc/libvirt" else os.path.join(self.tmp, d.strip("/").replace("/", "-"))
             os.makedirs(src, exist_ok=True)
             if not os.path.isdir(d):
-                # The mount point has to exist; it is removed again at close.
+                # The mount point has to exist.  It is left in place at
+                # close: removing it would detach the same mount from any
+                # other run's namespace (rmdir of a mount point in another
+                # namespace succeeds and unmounts it there).
                 os.makedirs(d)
-                self._created.append(d)
             run("mount", "--bind", src, d)
             self._mounted.append(d)
 
@@ -624,11 +625,6 @@ class Host:
         kill_pid(_pid_from(self.virtlogd_pidfile))
         for d in reversed(self._mounted):
             subprocess.run(["umount", "-l", d], capture_output=True)
-        for d in reversed(self._created):
-            try:
-                os.rmdir(d)
-            except OSError:
-                pass
         if failed or self.keep:
             print(f"e2e: logs kept in {self.tmp} (vmemd.log, var-log-libvirt/, *.console)", file=sys.stderr)
         else:
