@@ -33,8 +33,9 @@ VmemCollector *vmem_collector_new (VmemVirt *virt, guint interval,
  * virConnectGetAllDomainStats call on the libvirt worker, read at the
  * current time.  A source set here replaces it: it runs on the main context
  * and returns the cycle's statistics (VmemBalloonStats, transfer full) and
- * sets *@now to the time (unix seconds) they stand for, or sets @error.
- * bench/scale replays a usage trace through it. */
+ * sets *@now to the time (unix seconds) they stand for, or sets @error;
+ * want_period is not asked (nothing is asked of libvirt).  NULL sets
+ * libvirt back.  bench/scale replays a usage trace through it. */
 typedef GPtrArray *(*VmemStatsSourceFunc) (gint64 *now, gpointer data, GError **error);
 void           vmem_collector_set_source (VmemCollector *collector, VmemStatsSourceFunc source,
                                           gpointer data);
