@@ -241,11 +241,15 @@ def main():
         s = {k: summary(v) for k, v in start_times.items()}
         ratio = e["vmem-hook"]["p50"] / e["/bin/true"]["p50"]
         added = s["vmem-hook"]["p99"] - s["empty hook"]["p99"]
+        _, noise = mean_diff_ci(start_times["vmem-hook"], start_times["empty hook"])
         print("\nAgainst the targets:")
         print(f"  exec → reply within 1.3× of /bin/true at p50: {ratio:.2f}× "
               f"({'met' if ratio < 1.3 else 'not met'})")
-        print(f"  under 5 ms added to virsh start at p99: {added:+.1f} ms "
-              f"({'met' if added < 5 else 'not met'})")
+        # A difference inside the noise of the starts shows nothing.
+        verdict = ("met" if added + noise < 5 else
+                   "not met" if added - noise >= 5 else
+                   f"not resolved: the starts' noise, ±{noise:.0f} ms, is larger than the target")
+        print(f"  under 5 ms added to virsh start at p99: {added:+.1f} ms ({verdict})")
         ok = True
     finally:
         h.close(failed=not ok)
