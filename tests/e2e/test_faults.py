@@ -11,12 +11,10 @@ VMEM_E2E_SEED=N repeats a run.  (libvirtd killed between a start's
 prepare hook and QEMU's start is test_hazards.LibvirtdCrash.)"""
 
 import concurrent.futures
-import json
 import os
 import random
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,7 +29,7 @@ from vmemtest import wait_for  # noqa: E402
 # Chosen once: the module runs again in its namespace with the same
 # environment.
 SEED = int(os.environ.setdefault("VMEM_E2E_SEED", str(random.SystemRandom().randrange(1 << 32))))
-NS = "{urn:vmemd:1}"
+OTHER_METADATA = "<other:note xmlns:other='urn:example:other'>keep</other:note>"
 
 
 def normal(xml):
@@ -101,7 +99,9 @@ class KillStaging(vmemtest.E2ETestCase):
         names = [f"k{i}" for i in range(4)]
         original = {}
         for i, n in enumerate(names):
-            h.define_guest(n, memory_mib=256 + 64 * i, current_mib=200 + 64 * i, stats_period=5)
+            # Content vmemd does not know must survive every rewrite.
+            h.define_guest(n, memory_mib=256 + 64 * i, current_mib=200 + 64 * i, stats_period=5,
+                           metadata=OTHER_METADATA, extra_xml=f"<description>{n} kept</description>")
             original[n] = h.dumpxml(n)
         h.vmemctl("profile", "add", "kw", "--demand", "128M")
         acked_profiles = {"kw": "128M"}
@@ -145,6 +145,8 @@ class KillStaging(vmemtest.E2ETestCase):
                 xml = h.dumpxml(n)
                 root = ET.fromstring(xml)    # whole and well-formed
                 self.assertEqual(root.findtext("name"), n)
+                self.assertEqual(root.findtext("description"), f"{n} kept")
+                self.assertEqual(root.findtext("metadata/{urn:example:other}note"), "keep", n)
                 self.assertEqual(root.findtext("uuid"), ET.fromstring(original[n]).findtext("uuid"))
                 tagged = "urn:vmemd" in xml
                 if n in maybe:
