@@ -545,7 +545,13 @@ main (int argc, char **argv)
   g_autofree char *node = g_build_filename (dir, "node.xml", NULL);
   g_autofree char *db = g_build_filename (dir, "vmemd.db", NULL);
   g_autofree char *sock = g_build_filename (dir, "io.vmemd", NULL);
-  g_unlink (db);
+  /* Nothing of an earlier run is overwritten: --keep takes a new directory. */
+  if (g_file_test (db, G_FILE_TEST_EXISTS) || g_file_test (node, G_FILE_TEST_EXISTS))
+    {
+      fprintf (stderr, "bench-scale: %s already holds a run (vmemd.db or node.xml); give --keep "
+                       "a new directory\n", dir);
+      return 1;
+    }
   if (!write_node (&fleet, node, &error) || !add_profiles (db, workloads, &error))
     {
       fprintf (stderr, "bench-scale: %s\n", error->message);
