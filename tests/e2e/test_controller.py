@@ -342,6 +342,8 @@ class Priority(vmemtest.E2ETestCase):
                 # Both asked, the host was short: the higher priority got
                 # the larger part of its ask.
                 shared_short += 1
+                print(f"\n  shared at {t}: gold granted {granted(g):.0%} of its ask, "
+                      f"bronze {granted(b):.0%}", file=sys.stderr)
                 self.assertGreater(granted(g), granted(b), pair)
             if all("of the surplus reclaimed" in m["reason"] for m in pair.values()):
                 # The lower priority gave the larger part of its surplus.
@@ -350,6 +352,8 @@ class Priority(vmemtest.E2ETestCase):
                 def given(m):
                     return (m["from_mib"] - m["to_mib"]) / (m["from_mib"] - need_of(m))
 
+                print(f"\n  reclaimed at {t}: bronze gave {given(b):.0%} of its surplus, "
+                      f"gold {given(g):.0%}", file=sys.stderr)
                 self.assertGreater(given(b), given(g), pair)
         self.assertGreaterEqual(shared_short, 1, moves)
         self.assertGreaterEqual(reclaims, 1, moves)
