@@ -94,10 +94,12 @@ def proc_mem(pid):
     return int(rss.group(1)) / 1024, int(hwm.group(1)) / 1024
 
 
-def one_run(h, wait_for, mib, mode, settle):
+def one_run(h, wait_for, mib, mode, settle, run):
     """Starts one guest that touches mib MiB right after boot; returns its
     figures."""
-    name = f"pre-{mode}-{mib}"
+    # A name per run: vmemd re-stages a managed domain when it stops, and
+    # that definition may land after the undefine below.
+    name = f"pre-{mode}-{mib}-{run}"
     memory = mib + 512       # <memory>: room above what the workload touches
     demand = mib + 256       # what vmemd's plan gives it from the start: the touch and
                              # about 150 MiB of the guest's own (kernel, initramfs)
@@ -105,7 +107,7 @@ def one_run(h, wait_for, mib, mode, settle):
     cmdline = f"vmem_touch_mib={mib}" + (" memhp_default_state=online_movable" if virtio else "")
     h.define_guest(name, memory_mib=memory, workload_mib=0, stats_period=2, cmdline=cmdline)
     if mode != "lazy":
-        profile = f"pre-{mode}-{mib}"
+        profile = f"pre-{mode}-{mib}-{run}"
         h.vmemctl("profile", "remove", profile, "--force", check=False)
         args = ["profile", "add", profile, "--demand", f"{demand}M", "--prealloc", "on"]
         if virtio:
@@ -204,7 +206,7 @@ def main():
             for mib in args.sizes:
                 order = MODES[r % len(MODES):] + MODES[:r % len(MODES)]
                 for mode in order:
-                    fig = one_run(h, vmemtest.wait_for, mib, mode, args.settle)
+                    fig = one_run(h, vmemtest.wait_for, mib, mode, args.settle, r + 1)
                     results[(mib, mode)].append(fig)
                     print(f"prealloc: run {r + 1}/{args.runs} N={mib} {mode}: "
                           + ", ".join(f"{k} {v:.1f}" for k, v in fig.items()), flush=True)
