@@ -136,7 +136,10 @@ class CockpitPage(vmemtest.E2ETestCase):
     def open(self, path):
         b = self.browser
         b.goto(f"{self.cockpit.url}{PAGE}#/{path}")
-        b.wait_js("+document.body.dataset.loaded > 0", timeout=90, what=f"the page #/{path} to render")
+        # A new hash on the same page is no new document: wait for its section.
+        section = "page-" + path.split("/")[0]
+        b.wait_js(f"+document.body.dataset.loaded > 0 && !document.getElementById('{section}').hidden",
+                  timeout=90, what=f"the page #/{path} to render")
 
     def shot(self, name):
         path = self.browser.screenshot(os.path.join(self.shots, f"{name}.png"))
