@@ -236,12 +236,14 @@ function renderHost() {
     if (!s)
         return;
     const reserved = (s.reservations || []).reduce((a, r) => a + (r.mib || 0), 0);
-    const free = s.capacity_mib - s.committed_mib - reserved;
+    /* Committed counts each boot reservation already (the larger of a
+     * domain's balloon and its reservation). */
+    const free = s.capacity_mib - s.committed_mib;
     const fig = (label, value, key) => el("div", { "data-key": key }, el("dt", {}, label), el("dd", {}, value));
     $("#host-figures").replaceChildren(
         fig("Capacity", mib(s.capacity_mib), "capacity_mib"),
         fig("Committed", mib(s.committed_mib), "committed_mib"),
-        fig("Reservations", mib(reserved), "reservations"),
+        fig("Boot reservations", mib(reserved), "reservations"),
         fig("Free", mib(free), "free_mib"),
         fig("Admission", s.admission, "admission"),
         fig("libvirt", s.libvirt_connected ? "connected" : "not connected", "libvirt"),

@@ -219,10 +219,13 @@ class CockpitPage(vmemtest.E2ETestCase):
 
         # Host: the daemon's figures, one stacked area per managed domain.
         s = h.status()
+        self.refresh()
+        s2 = h.status()
         figures = b.js("""Object.fromEntries(Array.from(document.querySelectorAll('#host-figures [data-key]'))
                           .map(d => [d.dataset.key, d.querySelector('dd').textContent]))""")
         self.assertEqual(figures["capacity_mib"], mib(s["capacity_mib"]))
         self.assertEqual(figures["admission"], s["admission"])
+        self.assertIn(figures["committed_mib"], (mib(s["committed_mib"]), mib(s2["committed_mib"])))
         b.wait_js("document.querySelectorAll('#host-chart path[data-series]').length === 2",
                   what="the host chart's two areas")
         series = b.js("Array.from(document.querySelectorAll('#host-chart path[data-series]')).map(p => p.dataset.series).sort()")
