@@ -66,7 +66,13 @@ class Cockpit:
                                           "--port", str(self.port)],
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f)
         self.url = f"http://127.0.0.1:{self.port}"
+        try:
+            self._wait_up(log)
+        except BaseException:
+            self.close()
+            raise
 
+    def _wait_up(self, log):
         def up():
             if self.proc.poll() is not None:
                 raise AssertionError(f"cockpit-ws exited with status {self.proc.returncode}; see {log}")
@@ -102,6 +108,14 @@ class Browser:
                                           f"--user-data-dir={self.profile}", "--window-size=1280,900",
                                           "about:blank"],
                                          stdin=subprocess.DEVNULL, stdout=f, stderr=f)
+        self.ws = None
+        try:
+            self._connect(log)
+        except BaseException:
+            self.close()
+            raise
+
+    def _connect(self, log):
         port_file = os.path.join(self.profile, "DevToolsActivePort")
 
         def port():
@@ -195,10 +209,8 @@ class Browser:
         return path
 
     def close(self):
-        try:
+        if self.ws is not None:
             self.ws.close()
-        except Exception:
-            pass
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

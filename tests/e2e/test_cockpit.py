@@ -74,6 +74,8 @@ class CockpitPage(vmemtest.E2ETestCase):
         h = cls.host
         cls.shots = shots_dir()
         remove_users()
+        # Class cleanups run also when setUpClass fails half-way.
+        cls.addClassCleanup(remove_users)
         run("groupadd", GROUP)
         run("useradd", "-m", "-G", GROUP, ADMIN)
         run("useradd", "-m", READER)
@@ -104,8 +106,9 @@ class CockpitPage(vmemtest.E2ETestCase):
             h.define_guest(name, memory_mib=288, workload_mib=48, stats_period=2)
             h.vmemctl("assign", name, wl)
         h.define_guest("cp-other", memory_mib=128)
-        for name in ("cp-web", "cp-db"):
-            wait_for(lambda n=name: "<vmemd:plan" in h.domain_xml(n), timeout=30, what=f"{name} staged")
+        for name, demand in (("cp-web", 160), ("cp-db", 192)):
+            wait_for(lambda n=name, d=demand: f"<currentMemory unit='KiB'>{d * 1024}</currentMemory>" in h.domain_xml(n),
+                     timeout=30, what=f"{name} staged at {demand}M")
             h.start_guest(name)
         for name in ("cp-web", "cp-db"):
             h.wait_booted(name, timeout=120)
@@ -116,16 +119,9 @@ class CockpitPage(vmemtest.E2ETestCase):
         wait_for(reported, timeout=120, interval=1, what="both guests' used memory and a controller action")
 
         cls.cockpit = browser.Cockpit(os.path.join(h.tmp, "cockpit-ws.log"))
+        cls.addClassCleanup(cls.cockpit.close)
         cls.browser = browser.Browser(os.path.join(h.tmp, "chromium.log"))
-
-    @classmethod
-    def tearDownClass(cls):
-        if cls.browser is not None:
-            cls.browser.close()
-        if cls.cockpit is not None:
-            cls.cockpit.close()
-        remove_users()
-        super().tearDownClass()
+        cls.addClassCleanup(cls.browser.close)
 
     # -- helpers ----------------------------------------------------------
     def login(self, user):
