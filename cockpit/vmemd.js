@@ -493,7 +493,10 @@ function refresh() {
     }).then(xs => {
         state.explain = Object.fromEntries(xs);
         render();
-    }, ex => showError(ex));
+    }, ex => {
+        showError(ex);
+        render();
+    });
 }
 
 function render() {

@@ -100,6 +100,9 @@ class CockpitPage(vmemtest.E2ETestCase):
 
         h.cleanup_domains()
         h.start_vmemd(daemon__admin_group=GROUP, admission__mode="warn")
+        # The harness keeps the socket beside the store, whose directory
+        # vmemd makes 0750; open it as systemd's RuntimeDirectory is.
+        os.chmod(os.path.dirname(h.socket), 0o755)
         h.vmemctl("profile", "add", "web", "--demand", "160M", "--prealloc", "off")
         h.vmemctl("profile", "add", "db", "--demand", "192M", "--prealloc", "off")
         for name, wl in (("cp-web", "web"), ("cp-db", "db")):
@@ -134,8 +137,11 @@ class CockpitPage(vmemtest.E2ETestCase):
         b.goto(f"{self.cockpit.url}{PAGE}#/{path}")
         # A new hash on the same page is no new document: wait for its section.
         section = "page-" + path.split("/")[0]
-        b.wait_js(f"+document.body.dataset.loaded > 0 && !document.getElementById('{section}').hidden",
-                  timeout=90, what=f"the page #/{path} to render")
+        try:
+            b.wait_js(f"+document.body.dataset.loaded > 0 && !document.getElementById('{section}').hidden",
+                      timeout=90, what=f"the page #/{path} to render")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the page says: {self.error_text()!r}") from None
 
     def shot(self, name):
         path = self.browser.screenshot(os.path.join(self.shots, f"{name}.png"))
