@@ -248,7 +248,6 @@ function renderHost() {
         fig("Admission", s.admission, "admission"),
         fig("libvirt", s.libvirt_connected ? "connected" : "not connected", "libvirt"),
         fig("Ready", s.ready ? "yes" : "no", "ready"));
-    $("#host-name").textContent = `vmemd ${s.version} on ${s.host}`;
     const tbody = $("#reservations tbody");
     tbody.replaceChildren(...(s.reservations || []).map(r =>
         el("tr", {}, el("td", {}, r.name), el("td", { class: "num" }, mib(r.mib)), el("td", { class: "num" }, r.age_s + " s"))));
@@ -501,6 +500,8 @@ function refresh() {
 
 function render() {
     const path = cockpit.location.path;
+    if (state.status)
+        $("#host-name").textContent = `vmemd ${state.status.version} on ${state.status.host}`;
     const page = path[0] || "host";
     for (const a of document.querySelectorAll("#tabs a"))
         a.classList.toggle("active", a.dataset.tab === (page === "domain" ? "domains" : page));
