@@ -16,7 +16,10 @@ import tempfile
 import time
 import urllib.request
 
-import websocket
+try:
+    import websocket
+except ImportError:
+    websocket = None
 
 COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +38,10 @@ REQUIRED = {
 
 def missing():
     """What is not installed, as 'PATH (Debian package P)' lines."""
-    return [f"{p} (install the Debian package {pkg})" for p, pkg in REQUIRED.items() if not os.path.exists(p)]
+    out = [f"{p} (install the Debian package {pkg})" for p, pkg in REQUIRED.items() if not os.path.exists(p)]
+    if websocket is None:
+        out.append("python3's websocket module (install the Debian package python3-websocket)")
+    return out
 
 
 def free_port():
