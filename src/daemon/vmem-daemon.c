@@ -1554,7 +1554,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     }
   else
     {
-      if (!vmem_server_listen (daemon->server, c->socket_path, 0660, c->admin_group, error))
+      if (!vmem_server_listen (daemon->server, c->socket_path, 0666, c->admin_group, error))
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }

@@ -21,4 +21,9 @@ dpkg
 python3
 util-linux
 mount
+cockpit-ws
+cockpit-bridge
+chromium
+python3-websocket
+passwd
 LIST
