@@ -13,6 +13,7 @@
 #include "vmem-server.h"
 #include "vmem-stager.h"
 #include "vmem-store.h"
+#include "vmem-store-buffer.h"
 #include "vmem-textfile.h"
 #include "vmem-units.h"
 #include "vmem-varlink.h"
@@ -35,6 +36,8 @@
 struct _VmemDaemon {
   VmemConfig    *config;
   VmemStore     *store;       /* used only by store_worker once it runs */
+  VmemStoreBuffer *buffer;    /* samples not yet written; store_worker's too */
+  guint64        dropped_logged; /* buffer drops already warned about */
   VmemWorker    *store_worker;
   char          *store_backend;
   char          *store_location;
@@ -149,6 +152,8 @@ typedef enum {
 typedef struct {
   WriteKind     kind;
   VmemMetricsCounters *counters; /* the daemon's, counting the write once it ends */
+  VmemStoreBuffer *buffer;       /* the daemon's, for samples */
+  guint64      *dropped_logged; /* the daemon's: drops already warned about */
   char         *about;     /* the domain's name, for the warning */
   GStringChunk *strings;
   GArray       *samples;   /* VmemSample */
@@ -198,8 +203,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
   switch (w->kind)
     {
     case WRITE_SAMPLES:
-      ok = vmem_store_samples_add (store, (const VmemSample *) w->samples->data, w->samples->len,
-                                   (const VmemPeak *) w->peaks->data, w->peaks->len, error);
+      ok = vmem_store_buffer_write (w->buffer, store, (const VmemSample *) w->samples->data,
+                                    w->samples->len, (const VmemPeak *) w->peaks->data,
+                                    w->peaks->len, error);
       break;
     case WRITE_DOMAIN:
       ok = vmem_store_domain_upsert (store, &w->domain, error);
@@ -220,6 +226,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_plan_add (store, &w->plan, error);
       break;
     case WRITE_HEARTBEAT:
+      /* Samples kept while the store was away go in when it is back, also
+       * with no domain running to bring a new batch. */
+      vmem_store_buffer_flush (w->buffer, store, NULL);
       ok = vmem_store_host_heartbeat (store, &w->host, error);
       break;
     case WRITE_PRUNE:
@@ -256,6 +265,15 @@ store_write_done (gpointer result, const GError *error, gpointer data)
 {
   StoreWrite *w = data;
   w->counters->store_writes[write_metrics[w->kind]]++;
+  guint64 dropped = vmem_store_buffer_dropped (w->buffer);
+  if (dropped > *w->dropped_logged)
+    {
+      *w->dropped_logged = dropped;
+      vmem_log_warning_limited ("store:dropped", WARN_EVERY_S,
+                                "%" G_GUINT64_FORMAT " samples dropped in all: the store could "
+                                "not be written and [store] buffer_samples were kept",
+                                dropped);
+    }
   if (error == NULL)
     return;
   w->counters->store_write_errors[write_metrics[w->kind]]++;
@@ -268,6 +286,8 @@ static void
 store_write (VmemDaemon *daemon, StoreWrite *w)
 {
   w->counters = &daemon->counters;
+  w->buffer = daemon->buffer;
+  w->dropped_logged = &daemon->dropped_logged;
   const VmemWorkerJob job = {
     .what = write_names[w->kind],
     .work = store_write_work,
@@ -1382,6 +1402,8 @@ metrics_snapshot (VmemDaemon *daemon)
       vmem_metrics_workload_set_estimate (w, est);
     }
   s->counters = daemon->counters;
+  s->counters.store_samples_dropped = vmem_store_buffer_dropped (daemon->buffer);
+  s->store_samples_buffered = vmem_store_buffer_pending (daemon->buffer);
   return s;
 }
 
@@ -1498,6 +1520,7 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   if (peaks == NULL)
     return NULL;
   demand_fill (daemon, peaks);
+  daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples);
   daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
 }
@@ -1623,6 +1646,11 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
   KEEP_STR (database, "[store] database");
   KEEP_STR (postgres, "[store] postgres");
 #undef KEEP_STR
+  if (cur->buffer_samples != next->buffer_samples)
+    {
+      g_ptr_array_add (restart, g_strdup ("[store] buffer_samples"));
+      next->buffer_samples = cur->buffer_samples;
+    }
   if (cur->backend != next->backend)
     {
       g_ptr_array_add (restart, g_strdup ("[store] backend"));
@@ -1698,6 +1726,7 @@ vmem_daemon_free (VmemDaemon *daemon)
   /* Writes still queued are written before the store closes. */
   g_clear_pointer (&daemon->store_worker, vmem_worker_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
+  g_clear_pointer (&daemon->buffer, vmem_store_buffer_free);
   /* Last of the parts: the jobs of an Assign or a profile write still in
    * flight on either worker finish through the methods. */
   g_clear_pointer (&daemon->methods, vmem_methods_free);
