@@ -133,9 +133,13 @@ print_estimate (json_object *est, const char *self_uuid)
       json_object *p = json_object_array_get_idx (peers, i);
       const char *uuid = vmemctl_get_str (p, "uuid");
       const char *name = vmemctl_get_str (p, "name");
+      json_object *hn = NULL;
+      const char *host = json_object_object_get_ex (p, "host_name", &hn)
+                           ? json_object_get_string (hn)
+                           : vmemctl_get_str (p, "host");
       g_autofree char *level = fmt_size ((gint64) ceil (vmemctl_get_double (p, "peak_mib")));
       printf ("           %-24s %-16s %8s %5s %10s %7.2f%s\n", g_str_equal (name, "-") ? uuid : name,
-              vmemctl_get_str (p, "host"), vmemctl_get_str (p, "samples"),
+              host, vmemctl_get_str (p, "samples"),
               vmemctl_get_str (p, "vcpus"), level, vmemctl_get_double (p, "weight"),
               self_uuid && g_str_equal (uuid, self_uuid) ? "  (this domain's own history)" : "");
     }

@@ -52,6 +52,8 @@ struct _VmemDaemon {
   VmemServer    *server;
   VmemMethods   *methods;
   GHashTable    *intents;     /* uuid -> Intent: what to do once a refresh is read */
+  GHashTable    *host_names;  /* host id -> name, this host's and, with a shared store,
+                                 the others' as their heartbeats last wrote them */
   guint          heartbeat_id;
   guint          heartbeat_interval; /* seconds, the stats interval when it was set */
   gint64         sync_since;  /* other hosts' hourly peaks are read from here on */
@@ -1321,6 +1323,7 @@ typedef struct {
   gint64      now;
   GPtrArray  *profiles; /* VmemProfile, the store's */
   GPtrArray  *peaks;    /* WorkloadPeaks, hours only, other hosts' */
+  GPtrArray  *hosts;    /* VmemHostRow */
 } SyncJob;
 
 static void
@@ -1330,6 +1333,7 @@ sync_job_free (SyncJob *j)
   g_ptr_array_unref (j->names);
   g_clear_pointer (&j->profiles, g_ptr_array_unref);
   g_clear_pointer (&j->peaks, g_ptr_array_unref);
+  g_clear_pointer (&j->hosts, g_ptr_array_unref);
   g_free (j);
 }
 
@@ -1340,6 +1344,9 @@ sync_work (gpointer state, gpointer data, GError **error)
   SyncJob *j = data;
   j->profiles = vmem_store_profile_list (store, error);
   if (j->profiles == NULL)
+    return NULL;
+  j->hosts = vmem_store_host_list (store, error);
+  if (j->hosts == NULL)
     return NULL;
   j->peaks = g_ptr_array_new_with_free_func ((GDestroyNotify) workload_peaks_free);
   for (guint i = 0; i < j->names->len; i++)
@@ -1410,6 +1417,12 @@ sync_done (gpointer result, const GError *error, gpointer data)
       return;
     }
   daemon->sync_since = j->now - j->now % VMEM_STORE_HOUR;
+  for (guint i = 0; i < j->hosts->len; i++)
+    {
+      const VmemHostRow *h = g_ptr_array_index (j->hosts, i);
+      if (!g_str_equal (h->id, daemon->config->host_id))
+        g_hash_table_replace (daemon->host_names, g_strdup (h->id), g_strdup (h->name));
+    }
 
   g_autoptr(GHashTable) moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   for (guint i = 0; i < j->peaks->len; i++)
@@ -1702,6 +1715,9 @@ vmem_daemon_new (VmemConfig *config, GError **error)
     return NULL;
   demand_fill (daemon, peaks);
   daemon->sync_since = now_s () - now_s () % VMEM_STORE_HOUR;
+  daemon->host_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_hash_table_replace (daemon->host_names, g_strdup (daemon->config->host_id),
+                        g_strdup (daemon->config->host_name));
   daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples);
   daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
@@ -1764,6 +1780,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .start_ended = start_ended_cb,
     .capacity = capacity_cb,
     .counters = &daemon->counters,
+    .host_names = daemon->host_names,
     .metrics = metrics_cb,
     .user_data = daemon,
   };
@@ -1915,6 +1932,7 @@ vmem_daemon_free (VmemDaemon *daemon)
   g_clear_pointer (&daemon->demand, vmem_demand_free);
   g_clear_pointer (&daemon->cache, vmem_cache_free);
   g_clear_pointer (&daemon->intents, g_hash_table_unref);
+  g_clear_pointer (&daemon->host_names, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
   g_free (daemon->store_backend);
   g_free (daemon->store_location);

@@ -821,6 +821,29 @@ explain_done (gpointer result, const GError *error, gpointer data)
   vmem_call_reply (j->call, r);
 }
 
+/* Names each peer's host (peers carry its id) in a plan's reasons. */
+static json_object *
+name_peer_hosts (VmemMethods *m, json_object *plan)
+{
+  json_object *est = NULL, *peers = NULL;
+  if (m->ctx.host_names == NULL || !json_object_object_get_ex (plan, "estimate", &est) ||
+      !json_object_object_get_ex (est, "peers", &peers) ||
+      !json_object_is_type (peers, json_type_array))
+    return plan;
+  for (size_t i = 0; i < json_object_array_length (peers); i++)
+    {
+      json_object *peer = json_object_array_get_idx (peers, i);
+      json_object *id = NULL;
+      if (!json_object_object_get_ex (peer, "host", &id) ||
+          !json_object_is_type (id, json_type_string))
+        continue;
+      const char *name = g_hash_table_lookup (m->ctx.host_names, json_object_get_string (id));
+      if (name != NULL)
+        json_object_object_add (peer, "host_name", json_object_new_string (name));
+    }
+  return plan;
+}
+
 static void
 method_explain (VmemCall *call, json_object *params, gpointer user_data)
 {
@@ -877,7 +900,7 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
                                   json_object_new_string (d->workload ? "tag" : "name pattern"));
           json_object_object_add (x, "profile", vmem_profile_to_json (p));
           g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, d, m->ctx.user_data);
-          json_object_object_add (x, "plan", json_object_get (sp->reasons));
+          json_object_object_add (x, "plan", name_peer_hosts (m, json_object_get (sp->reasons)));
           ExplainJob *j = g_new0 (ExplainJob, 1);
           j->call = vmem_call_ref (call);
           j->x = g_steal_pointer (&x);
@@ -899,7 +922,7 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
       json_object_object_add (x, "workload", json_object_new_string (p->name));
       json_object_object_add (x, "profile", vmem_profile_to_json (p));
       g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, NULL, m->ctx.user_data);
-      json_object_object_add (x, "plan", json_object_get (sp->reasons));
+      json_object_object_add (x, "plan", name_peer_hosts (m, json_object_get (sp->reasons)));
       json_object *doms = json_object_new_array ();
       g_autoptr(GPtrArray) entries = vmem_cache_list (m->ctx.cache);
       for (guint i = 0; i < entries->len; i++)
