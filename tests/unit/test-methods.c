@@ -532,7 +532,10 @@ static void
 lock_database (Fixture *fx)
 {
   char *err = NULL;
+  /* The daemon writes every stats interval (its heartbeat, samples):
+   * wait for a write in progress, as the shell would. */
   if (sqlite3_open_v2 (fx->database, &fx->lock, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout (fx->lock, 5000) != SQLITE_OK ||
       sqlite3_exec (fx->lock,
                     "BEGIN EXCLUSIVE; CREATE TABLE held_by_test (x);"
                     "INSERT INTO held_by_test VALUES (1);",
