@@ -455,11 +455,11 @@ function saveProfile(ev) {
 
 /* ---- Hosts ------------------------------------------------------------------ */
 
-/* The tab is there only when `vmemctl hosts` exists and says the store is
- * shared. */
+/* The tab is there only when the store is shared: `vmemctl hosts` lists a
+ * host other than this one. */
 function probeHosts() {
     return vmemctl(["hosts"], true).then(h => {
-        state.hosts = h && h.shared === true && Array.isArray(h.hosts) ? h : null;
+        state.hosts = h && Array.isArray(h.hosts) && h.hosts.some(x => !x.self) ? h : null;
     }, () => { state.hosts = null }).then(() => {
         $("#tab-hosts").hidden = !state.hosts;
     });
@@ -469,12 +469,12 @@ function renderHosts() {
     if (!state.hosts)
         return;
     $("#hosts tbody").replaceChildren(...state.hosts.hosts.map(h => {
-        const name = h.host || h.name;
-        const free = h.capacity_mib !== undefined && h.committed_mib !== undefined ? h.capacity_mib - h.committed_mib : undefined;
-        return el("tr", { "data-name": name }, el("td", {}, name),
+        const name = h.name && h.name !== h.id ? `${h.name} (${h.id})` : h.id;
+        const note = [h.self ? "this host" : "", h.alive ? "" : "no heartbeat"].filter(x => x).join(", ");
+        return el("tr", { "data-name": h.id }, el("td", {}, name),
                   el("td", { class: "num" }, mib(h.capacity_mib)), el("td", { class: "num" }, mib(h.committed_mib)),
-                  el("td", { class: "num" }, mib(free)),
-                  el("td", { class: "note" }, state.status && name === state.status.host ? "this host" : ""));
+                  el("td", { class: "num" }, mib(h.free_mib)),
+                  el("td", { class: "note" }, note));
     }));
 }
 
