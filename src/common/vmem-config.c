@@ -44,7 +44,7 @@ vmem_config_new_default (void)
   c->reservation_timeout = 300;
 
   c->half_life_hours = 24.0;
-  c->quantile = 0.95;
+  c->quantile = 0.90;
   c->margin_pct = 15.0;
   c->min_peers = 1;
   c->min_history_hours = 6.0;

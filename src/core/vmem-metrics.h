@@ -152,7 +152,7 @@ typedef struct {
   /* The estimator's calibration, when the estimate comes from peers. */
   double             margin_pct;
   double             effective_margin_pct;
-  double             confidence;
+  double             observed_risk;
 } VmemMetricsWorkload;
 
 typedef struct {

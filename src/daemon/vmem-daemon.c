@@ -305,6 +305,30 @@ record_domain (VmemDaemon *daemon, const VmemDomain *d)
     .last_seen = now_s (),
   };
   store_write (daemon, w);
+  /* Its peers compare their usage with it relative to its size. */
+  vmem_demand_set_memory (daemon->demand, workload, d->uuid, (double) d->memory_mib);
+}
+
+/* The domain started: the estimate it started with is checked against
+ * what it then uses, to calibrate the margin (vmem_demand_start()). */
+static void
+track_outcome (VmemDaemon *daemon, const VmemDomain *d)
+{
+  const VmemProfile *p = profile_for (daemon, d);
+  if (p == NULL)
+    return;
+  VmemEstimateTarget target = {
+    .uuid = d->uuid,
+    .vcpus = d->vcpus,
+    .memory_mib = (double) d->memory_mib,
+  };
+  gint64 now = now_s ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon->demand, p->name, p, &target, now,
+                                                      &error);
+  if (est == NULL || !vmem_demand_start (daemon->demand, p->name, d->uuid, est, now, &error))
+    vmem_log_warning_limited ("estimate", WARN_EVERY_S, "cannot track the start of %s: %s",
+                              d->name, error->message);
 }
 
 /* ---- planning and staging ----------------------------------------------- */
@@ -821,12 +845,14 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
           w->t = now_s ();
           w->mib = e->staged_mib;
           store_write (daemon, w);
+          track_outcome (daemon, e->domain);
         }
       refresh (daemon, uuid, INTENT_STARTED, NULL);
       break;
     case VIR_DOMAIN_EVENT_STOPPED:
       start_over (daemon, uuid, "stopped");
       vmem_control_forget (daemon->control, uuid);
+      vmem_demand_stop (daemon->demand, uuid, now_s ());
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
@@ -1011,6 +1037,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
         .used_mib = (double) used,
         .guest = guest,
         .vcpus = vcpus,
+        /* MemAvailable under 2 % of MemTotal: the guest is short, and
+         * what it uses is only a lower bound of what it needs. */
+        .squeezed = guest && s->has_guest && s->usable_kib * 50 < s->available_kib,
       };
       VmemPeakObs out[2];
       g_autoptr(GError) error = NULL;

@@ -124,7 +124,7 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->reservation_timeout, 300);
 
   assert_true (c->half_life_hours == 24.0);
-  assert_true (c->quantile == 0.95);
+  assert_true (c->quantile == 0.90);
   assert_true (c->margin_pct == 15.0);
   assert_int_equal (c->min_peers, 1);
   assert_true (c->min_history_hours == 6.0);
@@ -282,7 +282,7 @@ test_partial_file_keeps_other_defaults (void **state)
   assert_int_equal (c->stats_interval, 5);
   assert_string_equal (c->uri, "qemu:///system");
   assert_int_equal (c->reserve_mib, 1024);
-  assert_true (c->quantile == 0.95);
+  assert_true (c->quantile == 0.90);
 }
 
 static void

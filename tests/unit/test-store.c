@@ -1026,6 +1026,7 @@ test_profile_crud (void **state)
   erp->match = g_strdup ("erp-*");
   erp->scale = VMEM_SCALE_PER_VCPU;
   erp->quantile = 0.9;
+  erp->risk_pct = 2.5;
   assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
   assert_no_error (error);
 
@@ -1035,6 +1036,7 @@ test_profile_crud (void **state)
   assert_string_equal (got->match, "erp-*");
   assert_int_equal (got->scale, VMEM_SCALE_PER_VCPU);
   assert_true (got->quantile == 0.9);
+  assert_true (got->risk_pct == 2.5);
   assert_true (got->created >= before);
   assert_int_equal (got->created, got->updated);
 

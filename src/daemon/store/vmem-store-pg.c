@@ -115,10 +115,13 @@ static const char *const migrations[] = {
   "CREATE INDEX moves_uuid ON moves(uuid, t);"
   "CREATE INDEX moves_t ON moves(t);"
   "CREATE INDEX samples_uuid ON samples(uuid, t);",
+
+  /* 5: the profile's risk, the target its margin is calibrated to. */
+  "ALTER TABLE profiles ADD COLUMN risk_pct DOUBLE PRECISION NOT NULL DEFAULT 5;",
 };
 #undef TEXT
 
-G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == 4);
+G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == 5);
 
 /* ---- parameters ------------------------------------------------------------ */
 
@@ -638,7 +641,7 @@ pg_schema_version (VmemStore *store)
 
 #define PROFILE_COLS                                                             \
   "name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile, buffer_pct, " \
-  "mode, prealloc, scale, priority, match, created, updated"
+  "mode, prealloc, scale, priority, match, created, updated, risk_pct"
 
 static VmemProfile *
 profile_from_row (Pg *pg, const PGresult *r, int i, GError **error)
@@ -655,6 +658,7 @@ profile_from_row (Pg *pg, const PGresult *r, int i, GError **error)
   p->match = col_text (r, i, 11);
   p->created = col_int (r, i, 12);
   p->updated = col_int (r, i, 13);
+  p->risk_pct = col_double (r, i, 14);
   /* The store is input too: a row changed behind vmemd's back is reported,
    * not used. */
   if (!vmem_mode_from_string (PQgetvalue (r, i, 7), &p->mode, error) ||
@@ -763,10 +767,12 @@ profile_write (Pg *pg, const VmemProfile *x, VmemStorePut mode, gboolean *was_cr
       if (exists)
         {
           p_int (&p, now);
+          p_double (&p, x->risk_pct);
           if (!pg_run (pg,
                        "UPDATE profiles SET demand_mib=$2, floor_mib=$3, ceiling_mib=$4,"
                        " margin_pct=$5, quantile=$6, buffer_pct=$7, mode=$8, prealloc=$9,"
-                       " scale=$10, priority=$11, match=$12, updated=$13 WHERE name = $1",
+                       " scale=$10, priority=$11, match=$12, updated=$13, risk_pct=$14"
+                       " WHERE name = $1",
                        &p, "write a profile", error))
             return FALSE;
           if (was_created != NULL)
@@ -775,10 +781,11 @@ profile_write (Pg *pg, const VmemProfile *x, VmemStorePut mode, gboolean *was_cr
         }
       p_int (&p, now);
       p_int (&p, now);
+      p_double (&p, x->risk_pct);
       g_autoptr(PGresult) ins = pg_query (pg,
                                            "INSERT INTO profiles (" PROFILE_COLS
                                            ") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,"
-                                           "$13,$14) ON CONFLICT (name) DO NOTHING",
+                                           "$13,$14,$15) ON CONFLICT (name) DO NOTHING",
                                            &p, "write a profile", error);
       if (ins == NULL)
         return FALSE;

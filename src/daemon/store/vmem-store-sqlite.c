@@ -93,6 +93,9 @@ static const char *const migrations[] = {
   "CREATE INDEX moves_uuid ON moves(uuid, t);"
   "CREATE INDEX moves_t ON moves(t);"
   "CREATE INDEX samples_uuid ON samples(uuid, t);",
+
+  /* 5: the profile's risk, the target its margin is calibrated to. */
+  "ALTER TABLE profiles ADD COLUMN risk_pct REAL NOT NULL DEFAULT 5;",
 };
 
 /* The one place where sqlite errors become GErrors: the path, what was
@@ -427,7 +430,7 @@ sq_schema_version (VmemStore *store)
 
 #define PROFILE_COLS                                                             \
   "name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile, buffer_pct, " \
-  "mode, prealloc, scale, priority, match, created, updated"
+  "mode, prealloc, scale, priority, match, created, updated, risk_pct"
 
 static VmemProfile *
 profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
@@ -444,6 +447,7 @@ profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
   p->match = col_text (st, 11);
   p->created = sqlite3_column_int64 (st, 12);
   p->updated = sqlite3_column_int64 (st, 13);
+  p->risk_pct = sqlite3_column_double (st, 14);
   /* The store is input too: a row changed behind vmemd's back is reported,
    * not used. */
   if (!vmem_mode_from_string ((const char *) sqlite3_column_text (st, 7), &p->mode, error) ||
@@ -528,12 +532,13 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
     }
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(name) DO UPDATE SET demand_mib=excluded.demand_mib,"
     " floor_mib=excluded.floor_mib, ceiling_mib=excluded.ceiling_mib,"
     " margin_pct=excluded.margin_pct, quantile=excluded.quantile, buffer_pct=excluded.buffer_pct,"
     " mode=excluded.mode, prealloc=excluded.prealloc, scale=excluded.scale,"
-    " priority=excluded.priority, match=excluded.match, updated=excluded.updated",
+    " priority=excluded.priority, match=excluded.match, updated=excluded.updated,"
+    " risk_pct=excluded.risk_pct",
     error);
   if (st == NULL)
     return FALSE;
@@ -551,6 +556,7 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
   bind_text (st, 12, p->match);
   sqlite3_bind_int64 (st, 13, created);
   sqlite3_bind_int64 (st, 14, now);
+  sqlite3_bind_double (st, 15, p->risk_pct);
   if (was_created != NULL)
     *was_created = !exists;
   return sq_run (s, st, "cannot write a profile", error);
