@@ -87,6 +87,7 @@ estimator_config (const VmemConfig *c, VmemEstimatorConfig *ec)
   ec->margin_pct = c->margin_pct;
   ec->min_peers = c->min_peers;
   ec->min_history_hours = c->min_history_hours;
+  ec->prior_hours = c->prior_hours;
 }
 
 /* Reads the host's memory; MemTotal is kept for the hook path, which
@@ -1634,7 +1635,8 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
                                cur->quantile != next->quantile ||
                                cur->margin_pct != next->margin_pct ||
                                cur->min_peers != next->min_peers ||
-                               cur->min_history_hours != next->min_history_hours;
+                               cur->min_history_hours != next->min_history_hours ||
+                               cur->prior_hours != next->prior_hours;
   if (daemon->control != NULL)
     {
       g_autoptr(GError) local = NULL;
