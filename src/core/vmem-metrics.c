@@ -22,6 +22,7 @@ static const char *const hook_ops[] = {
 static const char *const hook_results[] = { "allowed", "refused", "error" };
 static const char *const writes[] = {
   "samples", "domain", "run-open", "run-close", "plan", "heartbeat", "prune", "move",
+  "outcome",
 };
 static const char *const stages[] = {
   "staged", "unchanged", "observed", "deferred", "skipped", "gone", "failed",

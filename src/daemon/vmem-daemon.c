@@ -145,6 +145,7 @@ typedef enum {
   WRITE_HEARTBEAT,
   WRITE_PRUNE,
   WRITE_MOVE,
+  WRITE_OUTCOME,
 } WriteKind;
 
 typedef struct {
@@ -158,6 +159,7 @@ typedef struct {
   VmemPlanRow   plan;
   VmemHostRow   host;
   VmemMoveRow   move;
+  VmemOutcomeRow outcome;
   char         *uuid, *host_name, *workload, *reason;
   gint64        t;
   guint64       mib;
@@ -229,6 +231,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
     case WRITE_MOVE:
       ok = vmem_store_move_add (store, &w->move, error);
       break;
+    case WRITE_OUTCOME:
+      ok = vmem_store_outcome_add (store, &w->outcome, error);
+      break;
     }
   return ok ? GINT_TO_POINTER (1) : NULL;
 }
@@ -236,7 +241,7 @@ store_write_work (gpointer state, gpointer data, GError **error)
 static const char *const write_names[] = {
   "record samples", "record a domain", "record the start of", "record the stop of",
   "record the plan of", "record the host heartbeat", "prune old samples",
-  "record a move of",
+  "record a move of", "record the outcome of a start of",
 };
 
 /* The metrics' name of each WriteKind. */
@@ -249,6 +254,7 @@ static const VmemMetricsWrite write_metrics[] = {
   [WRITE_HEARTBEAT] = VMEM_METRICS_WRITE_HEARTBEAT,
   [WRITE_PRUNE] = VMEM_METRICS_WRITE_PRUNE,
   [WRITE_MOVE] = VMEM_METRICS_WRITE_MOVE,
+  [WRITE_OUTCOME] = VMEM_METRICS_WRITE_OUTCOME,
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (write_metrics) == G_N_ELEMENTS (write_names));
 
@@ -310,6 +316,8 @@ record_domain (VmemDaemon *daemon, const VmemDomain *d)
   vmem_demand_set_memory (daemon->demand, workload, d->uuid, (double) d->memory_mib);
 }
 
+static void record_outcomes (VmemDaemon *daemon);
+
 /* The domain started: the estimate it started with is checked against
  * what it then uses, to calibrate the margin (vmem_demand_start()). */
 static void
@@ -330,6 +338,7 @@ track_outcome (VmemDaemon *daemon, const VmemDomain *d)
   if (est == NULL || !vmem_demand_start (daemon->demand, p->name, d->uuid, est, now, &error))
     vmem_log_warning_limited ("estimate", WARN_EVERY_S, "cannot track the start of %s: %s",
                               d->name, error->message);
+  record_outcomes (daemon);
 }
 
 /* ---- planning and staging ----------------------------------------------- */
@@ -854,6 +863,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
       start_over (daemon, uuid, "stopped");
       vmem_control_forget (daemon->control, uuid);
       vmem_demand_stop (daemon->demand, uuid, now_s ());
+      record_outcomes (daemon);
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
@@ -1062,6 +1072,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
     store_write_free (w);
   else
     store_write (daemon, w);
+  /* Starts whose 24 h are over are checked now, not at the next estimate. */
+  vmem_demand_settle (daemon->demand, now);
+  record_outcomes (daemon);
 
   if (inputs->len > 0)
     {
@@ -1154,6 +1167,7 @@ typedef struct {
   GPtrArray *names;     /* workloads */
   gint64     since_hour;
   gint64     since_day;
+  GPtrArray *outcomes;  /* VmemOutcomeRow, read with the peaks */
 } PeaksLoad;
 
 typedef struct {
@@ -1175,6 +1189,7 @@ static void
 peaks_load_free (PeaksLoad *l)
 {
   g_ptr_array_unref (l->names);
+  g_clear_pointer (&l->outcomes, g_ptr_array_unref);
   g_free (l);
 }
 
@@ -1200,6 +1215,10 @@ peaks_load_work (gpointer state, gpointer data, GError **error)
       if (wp->days == NULL)
         return NULL;
     }
+  g_clear_pointer (&l->outcomes, g_ptr_array_unref);
+  l->outcomes = vmem_store_outcome_list (store, l->since_hour, error);
+  if (l->outcomes == NULL)
+    return NULL;
   return g_steal_pointer (&out);
 }
 
@@ -1220,9 +1239,9 @@ peaks_load_new (VmemDaemon *daemon)
   return l;
 }
 
-/* Rebuilds the demand from loaded peaks (transfer full). */
+/* Rebuilds the demand from loaded peaks (transfer full) and outcomes. */
 static void
-demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
+demand_fill (VmemDaemon *daemon, GPtrArray *loaded, GPtrArray *outcomes)
 {
   g_autoptr(GPtrArray) owned = loaded;
   VmemEstimatorConfig ec;
@@ -1262,7 +1281,56 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
               g_debug ("estimator: %s", error->message);
           }
     }
-  g_info ("estimator: %u hourly peaks loaded for %u workloads", total, owned->len);
+  guint learnt = 0;
+  for (guint i = 0; outcomes != NULL && i < outcomes->len; i++)
+    {
+      const VmemOutcomeRow *row = g_ptr_array_index (outcomes, i);
+      VmemOutcome o = {
+        .uuid = row->uuid,
+        .workload = row->workload,
+        .kind = g_strcmp0 (row->kind, "own") == 0 ? VMEM_START_OWN : VMEM_START_FIRST,
+        .start_t = row->start_t,
+        .end_t = row->end_t,
+        .base_mib = row->base_mib,
+        .given_mib = row->given_mib,
+        .risk = row->risk,
+        .peak_mib = row->peak_mib,
+        .censored = row->censored,
+      };
+      g_clear_error (&error);
+      if (vmem_demand_load_outcome (daemon->demand, &o, &error))
+        learnt++;
+      else
+        g_debug ("estimator: outcome: %s", error->message);
+    }
+  g_info ("estimator: %u hourly peaks loaded for %u workloads, %u outcomes of past starts",
+          total, owned->len, learnt);
+}
+
+/* Outcomes completed since the last call go to the store. */
+static void
+record_outcomes (VmemDaemon *daemon)
+{
+  g_autoptr(GArray) done = vmem_demand_take_outcomes (daemon->demand);
+  for (guint i = 0; i < done->len; i++)
+    {
+      const VmemOutcome *o = &g_array_index (done, VmemOutcome, i);
+      StoreWrite *w = store_write_new (WRITE_OUTCOME, o->uuid);
+      w->outcome = (VmemOutcomeRow){
+        .uuid = (char *) str (w, o->uuid),
+        .host = (char *) str (w, daemon->config->host_name),
+        .workload = (char *) str (w, o->workload),
+        .kind = (char *) str (w, vmem_start_kind_to_string (o->kind)),
+        .start_t = o->start_t,
+        .end_t = o->end_t,
+        .base_mib = o->base_mib,
+        .given_mib = o->given_mib,
+        .peak_mib = o->peak_mib,
+        .risk = o->risk,
+        .censored = o->censored,
+      };
+      store_write (daemon, w);
+    }
 }
 
 static void
@@ -1281,7 +1349,7 @@ peaks_reload_done (gpointer result, const GError *error, gpointer data)
       g_warning ("cannot reload the peaks; estimates keep the old settings: %s", error->message);
       return;
     }
-  demand_fill (daemon, result);
+  demand_fill (daemon, result, l->outcomes);
   stage_workload (daemon, NULL, "estimator settings reloaded");
 }
 
@@ -1498,10 +1566,13 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   replace_profiles (daemon, list);
   PeaksLoad *load = peaks_load_new (daemon);
   GPtrArray *peaks = peaks_load_work (daemon->store, load, error);
-  peaks_load_free (load);
   if (peaks == NULL)
-    return NULL;
-  demand_fill (daemon, peaks);
+    {
+      peaks_load_free (load);
+      return NULL;
+    }
+  demand_fill (daemon, peaks, load->outcomes);
+  peaks_load_free (load);
   daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
 }

@@ -1633,6 +1633,77 @@ test_runs (void **state)
   assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs"), 3);
 }
 
+/* Outcomes of past starts: written, listed by end since a time, oldest
+ * first, pruned with the peaks; a bad one changes nothing. */
+static void
+test_outcomes (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = DAY0;
+
+  for (guint i = 0; i < 3; i++)
+    {
+      VmemOutcomeRow o = {
+        .uuid = i == 1 ? UUID_B : UUID_A,
+        .host = "hostA",
+        .workload = "erp",
+        .kind = i == 2 ? "first-start" : "own",
+        .start_t = t0 + 86400 * i,
+        .end_t = t0 + 86400 * (i + 1) - 60 * i,
+        .base_mib = 1000.5 + i,
+        .given_mib = 1100.25,
+        .peak_mib = 900 + 200 * i,
+        .risk = 0.05,
+        .censored = i == 1,
+      };
+      assert_true (vmem_store_outcome_add (f->store, &o, &error));
+      assert_no_error (error);
+    }
+  g_autoptr(GPtrArray) all = vmem_store_outcome_list (f->store, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (all->len, 3);
+  const VmemOutcomeRow *o1 = g_ptr_array_index (all, 1);
+  assert_string_equal (o1->uuid, UUID_B);
+  assert_string_equal (o1->host, "hostA");
+  assert_string_equal (o1->workload, "erp");
+  assert_string_equal (o1->kind, "own");
+  assert_int_equal (o1->start_t, t0 + 86400);
+  assert_int_equal (o1->end_t, t0 + 2 * 86400 - 60);
+  assert_true (o1->base_mib == 1001.5);
+  assert_true (o1->given_mib == 1100.25);
+  assert_true (o1->peak_mib == 1100);
+  assert_true (o1->risk == 0.05);
+  assert_true (o1->censored);
+  assert_string_equal (((const VmemOutcomeRow *) g_ptr_array_index (all, 2))->kind,
+                       "first-start");
+  g_autoptr(GPtrArray) late = vmem_store_outcome_list (f->store, t0 + 86400 + 1, &error);
+  assert_int_equal (late->len, 2);
+
+  VmemOutcomeRow bad = {
+    .uuid = UUID_A, .host = "hostA", .workload = "erp", .kind = "own", .base_mib = 0,
+    .risk = 0.05,
+  };
+  assert_false (vmem_store_outcome_add (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  bad.base_mib = 1;
+  bad.kind = NULL;
+  assert_false (vmem_store_outcome_add (f->store, &bad, &error));
+  g_clear_error (&error);
+  g_autoptr(GPtrArray) still = vmem_store_outcome_list (f->store, 0, &error);
+  assert_int_equal (still->len, 3);
+
+  /* Kept as long as peaks: one day's retention at t0 + 3 days keeps the
+   * outcomes that ended at or after t0 + 2 days. */
+  assert_true (vmem_store_prune (f->store, t0 + 86400 * 3, 1, 1, &error));
+  assert_no_error (error);
+  g_autoptr(GPtrArray) kept = vmem_store_outcome_list (f->store, 0, &error);
+  assert_int_equal (kept->len, 1);
+  assert_string_equal (((const VmemOutcomeRow *) g_ptr_array_index (kept, 0))->kind,
+                       "first-start");
+}
+
 static void
 test_moves_and_history (void **state)
 {
@@ -2416,7 +2487,7 @@ make_fixture (const char *version, const char *path)
     T (test_failed_migration_rolls_back), T (test_profile_crud), T (test_profile_invalid),         \
     T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
     T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
-    T (test_moves_and_history), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
+    T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
     T (test_batch_fails_midway)
 
 static int

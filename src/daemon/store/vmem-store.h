@@ -126,6 +126,22 @@ typedef struct {
   char *reason;
 } VmemMoveRow;
 
+/* One checked estimate (vmem-demand.h VmemOutcome): what a start was given
+ * against what it then used, for the calibration of the margin. */
+typedef struct {
+  char *uuid;
+  char *host;
+  char *workload;
+  char *kind;       /* "own" or "first-start" */
+  gint64 start_t;
+  gint64 end_t;
+  double base_mib;
+  double given_mib;
+  double peak_mib;
+  double risk;      /* 0..1 */
+  gboolean censored;
+} VmemOutcomeRow;
+
 /* A raw sample as stored, for history. */
 typedef struct {
   gint64 t;
@@ -138,6 +154,8 @@ typedef struct {
 } VmemSampleRow;
 
 void vmem_move_row_free (VmemMoveRow *row);
+void vmem_outcome_row_free (VmemOutcomeRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemOutcomeRow, vmem_outcome_row_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemMoveRow, vmem_move_row_free)
 void vmem_domain_row_free (VmemDomainRow *row);
 void vmem_peak_free (VmemPeak *peak);
@@ -255,6 +273,11 @@ GPtrArray *vmem_store_move_list (VmemStore *store, const char *uuid, gint64 sinc
                                  GError **error);
 GPtrArray *vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
                                    GError **error);
+
+/* Outcomes of past starts, kept as long as peaks; the list holds those
+ * that ended at or after @since, oldest first, elements VmemOutcomeRow. */
+gboolean vmem_store_outcome_add (VmemStore *store, const VmemOutcomeRow *row, GError **error);
+GPtrArray *vmem_store_outcome_list (VmemStore *store, gint64 since, GError **error);
 
 /* Hosts sharing the store; the list is sorted by name, elements VmemHostRow. */
 gboolean vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);
