@@ -1021,6 +1021,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
       if (!vmem_collector_keep_sample (guest, e->active_since, mono))
         continue;
       guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
+      gboolean swapped = e->swap_in_seen && s->swap_in_kib > e->swap_in_kib;
+      e->swap_in_kib = s->swap_in_kib;
+      e->swap_in_seen = TRUE;
       VmemSample smp = {
         .uuid = str (w, e->domain->uuid),
         .host = str (w, daemon->config->host_name),
@@ -1048,9 +1051,10 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
         .used_mib = (double) used,
         .guest = guest,
         .vcpus = vcpus,
-        /* MemAvailable under 2 % of MemTotal: the guest is short, and
-         * what it uses is only a lower bound of what it needs. */
-        .squeezed = guest && s->has_guest && s->usable_kib * 50 < s->available_kib,
+        /* MemAvailable under 2 % of MemTotal, or swapping in: the guest
+         * is short, and what it uses is only a lower bound of what it
+         * needs. */
+        .squeezed = (guest && s->has_guest && s->usable_kib * 50 < s->available_kib) || swapped,
       };
       VmemPeakObs out[2];
       g_autoptr(GError) error = NULL;
