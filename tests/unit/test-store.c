@@ -942,10 +942,12 @@ test_migrate_every_version (void **state)
     }
 }
 
-/* SQLite only: databases as earlier releases made them, kept as SQL
- * dumps: they catch a migration edited after it shipped, which the test
- * above cannot.  (PostgreSQL's first release has every migration up to
- * the current one; its dumps start with the next.) */
+/* Databases as earlier releases made them, kept as SQL dumps: they catch
+ * a migration edited after it shipped, which the test above cannot.
+ * PostgreSQL's first release had every migration up to 4, so its dumps
+ * (pg-vN.sql, made by pg_dump) start there. */
+#define PG_FIRST_SHIPPED 4
+
 static void
 test_migrate_fixtures (void **state)
 {
@@ -954,6 +956,26 @@ test_migrate_fixtures (void **state)
   if (srcdir == NULL)
     fail_msg ("VMEM_TEST_SRCDIR is not set (run the tests with meson test)");
 
+#if HAVE_LIBPQ
+  if (backend == BACKEND_PG)
+    {
+      for (int v = PG_FIRST_SHIPPED; v < latest_version (); v++)
+        {
+          g_autoptr(GError) error = NULL;
+          g_autofree char *name = g_strdup_printf ("pg-v%d.sql", v);
+          g_autofree char *fixture = g_build_filename (srcdir, "data", "db", name, NULL);
+          g_autofree char *sql = NULL;
+          if (!g_file_get_contents (fixture, &sql, NULL, &error))
+            fail_msg ("every earlier schema needs a fixture: %s", error->message);
+          g_autofree char *dbname = g_strdup_printf ("fixture_v%d", v);
+          g_autofree char *target = fresh_target (f, dbname);
+          raw_exec (target, sql);
+          assert_int_equal (raw_int (target, "SELECT max(version) FROM schema_version"), v);
+          migrate_and_check (target, v);
+        }
+      return;
+    }
+#endif
   for (int v = 1; v < vmem_store_sqlite_latest_version (); v++)
     {
       g_autoptr(GError) error = NULL;
@@ -2478,6 +2500,38 @@ make_fixture (const char *version, const char *path)
   return 0;
 }
 
+#if HAVE_LIBPQ
+/* The same on PostgreSQL: a new database @dbname on the server that
+ * VMEM_TEST_PG names, at schema @version with the old rows; dump it with
+ * pg_dump --inserts --no-owner --no-privileges. */
+static int
+make_fixture_pg (const char *version, const char *dbname)
+{
+  g_autoptr(GError) error = NULL;
+  int v = atoi (version);
+
+  if (pg_admin () == NULL || v < 1 || v > vmem_store_pg_latest_version ())
+    {
+      g_printerr ("VMEM_TEST_PG must be set and the version 1..%d\n",
+                  vmem_store_pg_latest_version ());
+      return 1;
+    }
+  backend = BACKEND_PG;
+  g_autofree char *sql = g_strdup_printf ("CREATE DATABASE \"%s\"", dbname);
+  pg_raw_exec (pg_admin (), sql);
+  g_autofree char *target = conninfo_with_dbname (pg_admin (), dbname);
+  VmemStore *store = vmem_store_pg_open_at_version (target, v, &error);
+  if (store == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+  vmem_store_free (store);
+  pg_raw_exec (target, old_rows);
+  return 0;
+}
+#endif
+
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
 /* On both backends. */
@@ -2487,8 +2541,8 @@ make_fixture (const char *version, const char *path)
     T (test_failed_migration_rolls_back), T (test_profile_crud), T (test_profile_invalid),         \
     T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
     T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
-    T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
-    T (test_batch_fails_midway)
+    T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts),                 \
+    T (test_locked_fails_fast), T (test_batch_fails_midway), T (test_migrate_fixtures)
 
 static int
 run_sqlite (void)
@@ -2497,7 +2551,6 @@ run_sqlite (void)
     COMMON_TESTS,
     T (test_not_a_database),
     T (test_database_group_follows_directory),
-    T (test_migrate_fixtures),
     T (test_crash_mid_transaction),
   };
   backend = BACKEND_SQLITE;
@@ -2541,13 +2594,18 @@ main (int argc, char **argv)
 {
   if (argc == 4 && g_str_equal (argv[1], "--make-fixture"))
     return make_fixture (argv[2], argv[3]);
+#if HAVE_LIBPQ
+  if (argc == 4 && g_str_equal (argv[1], "--make-fixture-pg"))
+    return make_fixture_pg (argv[2], argv[3]);
+#endif
   if (argc == 2 && g_str_equal (argv[1], "--backend=postgres"))
     return run_pg ();
   if (argc == 2 && g_str_equal (argv[1], "--backend=sqlite"))
     return run_sqlite ();
   if (argc != 1)
     {
-      g_printerr ("usage: test-store [--backend=sqlite|postgres | --make-fixture N PATH]\n");
+      g_printerr ("usage: test-store [--backend=sqlite|postgres | --make-fixture N PATH |\n"
+                  "                   --make-fixture-pg N DBNAME]\n");
       return 2;
     }
   return run_sqlite ();
