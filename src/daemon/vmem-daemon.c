@@ -1178,6 +1178,7 @@ typedef struct {
   char      *workload;
   GPtrArray *hours;     /* VmemPeak */
   GPtrArray *days;
+  GPtrArray *domains;   /* VmemDomainRow: their <memory>, to compare peers */
 } WorkloadPeaks;
 
 static void
@@ -1186,6 +1187,7 @@ workload_peaks_free (WorkloadPeaks *wp)
   g_free (wp->workload);
   g_clear_pointer (&wp->hours, g_ptr_array_unref);
   g_clear_pointer (&wp->days, g_ptr_array_unref);
+  g_clear_pointer (&wp->domains, g_ptr_array_unref);
   g_free (wp);
 }
 
@@ -1217,6 +1219,9 @@ peaks_load_work (gpointer state, gpointer data, GError **error)
       wp->days = vmem_store_peaks_for_workload (store, wp->workload, VMEM_STORE_DAY,
                                                 l->since_day, error);
       if (wp->days == NULL)
+        return NULL;
+      wp->domains = vmem_store_domain_list (store, wp->workload, error);
+      if (wp->domains == NULL)
         return NULL;
     }
   g_clear_pointer (&l->outcomes, g_ptr_array_unref);
@@ -1261,6 +1266,15 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded, GPtrArray *outcomes)
   for (guint i = 0; i < owned->len; i++)
     {
       WorkloadPeaks *wp = g_ptr_array_index (owned, i);
+      /* Peers on other hosts, or not defined here now, are compared by
+       * the <memory> the store last saw them with. */
+      for (guint j = 0; wp->domains != NULL && j < wp->domains->len; j++)
+        {
+          const VmemDomainRow *row = g_ptr_array_index (wp->domains, j);
+          if (row->memory_mib > 0)
+            vmem_demand_set_memory (daemon->demand, wp->workload, row->uuid,
+                                    (double) row->memory_mib);
+        }
       GPtrArray *sets[] = { wp->hours, wp->days };
       guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
       for (guint k = 0; k < G_N_ELEMENTS (sets); k++)

@@ -758,9 +758,10 @@ test_profiles (void **state)
 
 /* A domain that has run before is sized from its own history first, its
  * peers' as the prior, and explain says so.  The store holds ten hours of
- * erp-1 at 600 MiB and of a peer at 150 MiB (its size unknown here: it
- * counts as it is), from the same hour: equal hours of history on each
- * side, so the base is (600 + 150) / 2 = 375, +15 % (no outcomes yet). */
+ * erp-1 (2 GiB) at 600 MiB and of a peer of 1 GiB, not defined here, at
+ * 150 MiB: scaled to erp-1's size, 300 MiB.  Both from the same hour:
+ * equal hours of history on each side, so the base is (600 + 300) / 2 =
+ * 450, +15 % (no outcomes yet) = 517.5. */
 static void
 test_explain_own_history (void **state)
 {
@@ -780,7 +781,8 @@ test_explain_own_history (void **state)
       {
         VmemDomainRow d = {
           .uuid = (char *) uuids[k], .name = (char *) names[k], .host = (char *) "testhost",
-          .workload = (char *) "erp", .memory_mib = 2048, .vcpus = 1, .last_seen = now,
+          .workload = (char *) "erp", .memory_mib = k == 0 ? 2048 : 1024, .vcpus = 1,
+          .last_seen = now,
           .first_seen = h0,
         };
         assert_true (vmem_store_domain_upsert (store, &d, &error));
@@ -806,13 +808,15 @@ test_explain_own_history (void **state)
   assert_string_equal (jstr (est, "kind"), "own");
   assert_true (json_object_get_double (jget (est, "own_level_mib")) == 600);
   assert_true (json_object_get_double (jget (est, "own_weight")) == 0.5);
-  assert_true (json_object_get_double (jget (est, "quantile_mib")) == 150);
-  assert_true (json_object_get_double (jget (est, "base_mib")) == 375);
-  assert_int_equal (jint (plan, "demand_mib"), 432);
+  assert_true (json_object_get_double (jget (est, "quantile_mib")) == 300);
+  assert_true (json_object_get_double (jget (est, "base_mib")) == 450);
+  assert_int_equal (jint (plan, "demand_mib"), 518);
   /* The domain is not its own peer. */
   json_object *peers = jarr (est, "peers");
   assert_int_equal (json_object_array_length (peers), 1);
   assert_string_equal (jstr (json_object_array_get_idx (peers, 0), "name"), "erp-gone");
+  assert_true (json_object_get_double (jget (json_object_array_get_idx (peers, 0), "memory_mib")) ==
+               1024);
   assert_string_equal (jstr (jget (est, "calibration"), "scope"), "none");
   assert_non_null (strstr (jstr (plan, "why"), "own history"));
 }
