@@ -67,9 +67,9 @@ class Estimate(vmemtest.E2ETestCase):
     def test_restart_is_staged_from_own_history_not_peers(self):
         h = self.host
         h.cleanup_domains()
-        # No minimum history, and the peers' history weighs at most 36 s
-        # against the domain's own minutes: its own leads.
-        h.start_vmemd(estimator__min_history_hours="0", estimator__prior_hours="0.01")
+        # No minimum history, and the peers' history weighs at most 3.6 s
+        # against the domain's own minute or more: its own leads.
+        h.start_vmemd(estimator__min_history_hours="0", estimator__prior_hours="0.001")
         h.vmemctl("profile", "add", "own", "--demand", "900M", check=False)
         h.define_guest("own-big", memory_mib=1024, workload_mib=300)
         h.define_guest("own-small", memory_mib=1024, workload_mib=150)
@@ -101,7 +101,10 @@ class Estimate(vmemtest.E2ETestCase):
         x = wait_for(restaged, timeout=60, interval=2, what="own-big restaged from its own history")
         est = x["plan"]["estimate"]
         self.assertEqual(est["kind"], "own")
-        self.assertGreater(est["own_weight"], 0.9)
+        # Shrinkage by hours of history: own / (own + min(peers', prior_hours)).
+        prior = min(est["history_hours"], 0.001)
+        self.assertAlmostEqual(est["own_weight"], est["own_hours"] / (est["own_hours"] + prior), places=4)
+        self.assertGreater(est["own_weight"], 0.8)
         self.assertEqual([p["name"] for p in est["peers"]], ["own-small"])
         peer_level = est["peers"][0]["scaled_mib"]
         demand = x["staged"]["demand_mib"]
@@ -111,7 +114,7 @@ class Estimate(vmemtest.E2ETestCase):
         self.assertGreater(est["base_mib"], peer_level + 100)
         out = h.vmemctl("explain", "own-big").stdout
         self.assertIn("from own", out)
-        self.assertRegex(out, r"Estimate:  own history: level \d+(\.\d+)?[KMGT] over \d+\.\d h, weight 0\.9\d")
+        self.assertRegex(out, r"Estimate:  own history: level \d+(\.\d+)?[KMGT] over \d+\.\d h, weight 0\.\d\d")
         # Sized as a first start it would have come from the peer alone.
         self.assertEqual(h.vmemctl_json("explain", "own-small")["plan"]["estimate"]["peers"][0]["name"],
                          "own-big")
