@@ -11,6 +11,8 @@ libvirt-clients
 qemu-system-x86
 dnsmasq-base
 busybox-static
+gcc
+libc6-dev
 cpio
 gzip
 xz-utils

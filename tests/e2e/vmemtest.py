@@ -102,10 +102,13 @@ REQUIRED_TOOLS = {
     "cpio": "cpio",
     "gzip": "gzip",
     "xz": "xz-utils",
+    "cc": "gcc",
 }
 REQUIRED_FILES = {
     "/etc/libvirt/libvirtd.conf": "libvirt-daemon-system",
     "/etc/libvirt/qemu.conf": "libvirt-daemon-system",
+    # build-guest.sh links the guest's vmem-touch statically.
+    "/usr/lib/x86_64-linux-gnu/libc.a": "libc6-dev",
 }
 
 _NS_ENV = "VMEM_E2E_PARENT_MNTNS"
