@@ -35,6 +35,7 @@ static const OptSpec profile_opts[] = {
   { "--ceiling", TRUE, "ceiling_mib" },
   { "--margin", TRUE, "margin_pct" },
   { "--quantile", TRUE, "quantile" },
+  { "--risk", TRUE, "risk_pct" },
   { "--buffer", TRUE, "buffer_pct" },
   { "--mode", TRUE, "mode" },
   { "--prealloc", TRUE, "prealloc" },
@@ -72,8 +73,12 @@ static const char profile_options_help[] =
   "  --demand SIZE       memory the workload needs from the start (512M, 4G; none = unset)\n"
   "  --floor SIZE        never give a domain less (none = unset)\n"
   "  --ceiling SIZE      never give a domain more (none = unset)\n"
-  "  --margin PCT        added on top of the peers' quantile, 0..400 (default 15)\n"
-  "  --quantile Q        quantile of peer usage: 0.5..1, 50..100 or p95 (default 0.95)\n"
+  "  --margin PCT        added on top of the estimate until there are enough outcomes\n"
+  "                      to calibrate the margin, 0..400 (default 15)\n"
+  "  --quantile Q        quantile of the peers' usage, relative to their <memory>:\n"
+  "                      0.5..1, 50..100 or p90 (default 0.9)\n"
+  "  --risk PCT          share of starts allowed to need more than they were given,\n"
+  "                      the target the margin is calibrated to, 0.1..50 (default 5)\n"
   "  --buffer PCT        free memory kept in a running guest, % of what it uses,\n"
   "                      0..400 (default 20)\n"
   "  --mode MODE         balloon (default): the balloon follows the guest after the\n"
@@ -298,6 +303,8 @@ option_for_field (const char *field)
     { "margin", "--margin" },
     { "margin_pct", "--margin" },
     { "quantile", "--quantile" },
+    { "risk", "--risk" },
+    { "risk_pct", "--risk" },
     { "buffer", "--buffer" },
     { "buffer_pct", "--buffer" },
     { "mode", "--mode" },
@@ -551,7 +558,7 @@ add_profile_field (json_object *o, const OptHit *hit, GError **error)
       return TRUE;
     }
   if (g_str_equal (key, "margin_pct") || g_str_equal (key, "buffer_pct") ||
-      g_str_equal (key, "quantile"))
+      g_str_equal (key, "risk_pct") || g_str_equal (key, "quantile"))
     {
       double d = 0;
       if (!parse_number (opt, v, g_str_equal (key, "quantile"), &d, error))

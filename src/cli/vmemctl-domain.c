@@ -100,34 +100,57 @@ print_status (json_object *s)
     }
 }
 
-/* The estimator's working: the quantile of the peer levels, the margin and
- * what widened it, then one line per peer.  @self_uuid marks the domain's
- * own history when it is one of the peers. */
+/* The estimator's working: the domain's own level and the peers' prior
+ * (or the prior alone for a first start), the margin and its calibration,
+ * then one line per peer (the domain itself is never one). */
 static void
-print_estimate (json_object *est, const char *self_uuid)
+print_estimate (json_object *est)
 {
   json_object *peers = NULL;
   json_object_object_get_ex (est, "peers", &peers);
   size_t n = peers && json_object_is_type (peers, json_type_array) ? json_object_array_length (peers) : 0;
 
-  if (g_str_equal (vmemctl_get_str (est, "source"), "peers"))
+  const char *source = vmemctl_get_str (est, "source");
+  if (g_str_equal (source, "peers") || g_str_equal (source, "own"))
     {
       gboolean per_vcpu = g_str_equal (vmemctl_get_str (est, "scale"), "per-vcpu");
       g_autofree char *q = fmt_size ((gint64) ceil (vmemctl_get_double (est, "quantile_mib")));
+      g_autofree char *base = fmt_size ((gint64) ceil (vmemctl_get_double (est, "base_mib")));
       g_autofree char *raw = fmt_size ((gint64) ceil (vmemctl_get_double (est, "raw_mib")));
-      printf ("Estimate:  p%g of %zu peer level%s = %s%s%s; margin %g %%, widened to %.1f %% "
-              "(confidence %.2f, %.1f h of history) = %s\n",
-              vmemctl_get_double (est, "quantile") * 100, n, n == 1 ? "" : "s", q,
-              per_vcpu ? " per vCPU, times " : "", per_vcpu ? vmemctl_get_str (est, "vcpus") : "",
-              vmemctl_get_double (est, "margin_pct"), vmemctl_get_double (est, "effective_margin_pct"),
-              vmemctl_get_double (est, "confidence"), vmemctl_get_double (est, "history_hours"), raw);
+      if (g_str_equal (source, "own"))
+        {
+          g_autofree char *own = fmt_size ((gint64) ceil (vmemctl_get_double (est, "own_level_mib")));
+          printf ("Estimate:  own history: level %s over %.1f h, weight %.2f; prior from %zu "
+                  "peer%s = %s; together %s\n", own, vmemctl_get_double (est, "own_hours"),
+                  vmemctl_get_double (est, "own_weight"), n, n == 1 ? "" : "s", q, base);
+        }
+      else
+        printf ("Estimate:  first start: p%g of %zu peer level%s %s = %s (%.1f h of history)\n",
+                vmemctl_get_double (est, "quantile") * 100, n, n == 1 ? "" : "s",
+                per_vcpu ? "per vCPU, times its vCPUs" : "relative to <memory>, times its own",
+                q, vmemctl_get_double (est, "history_hours"));
+      json_object *cal = NULL;
+      json_object_object_get_ex (est, "calibration", &cal);
+      if (cal != NULL && !g_str_equal (vmemctl_get_str (cal, "scope"), "none"))
+        printf ("Margin:    %+.1f %%, calibrated to %g %% risk on %s %s outcomes of %s starts "
+                "(%.1f %% under-provisioned) = %s\n",
+                vmemctl_get_double (est, "effective_margin_pct"),
+                vmemctl_get_double (cal, "risk") * 100, vmemctl_get_str (cal, "outcomes"),
+                g_str_equal (vmemctl_get_str (cal, "scope"), "workload") ? "of the workload's"
+                                                                        : "pooled",
+                vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"), raw);
+      else
+        printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
+                "%g %% risk = %s\n", vmemctl_get_double (est, "margin_pct"),
+                cal != NULL ? vmemctl_get_str (cal, "outcomes") : "0",
+                cal != NULL ? vmemctl_get_double (cal, "risk") * 100 : 5.0, raw);
     }
   else
     printf ("Estimate:  %s\n", vmemctl_get_str (est, "reason"));
   if (n == 0)
     return;
-  printf ("Peers:     %-24s %-16s %8s %5s %10s %7s\n", "NAME", "HOST", "SAMPLES", "VCPUS", "LEVEL",
-          "WEIGHT");
+  printf ("Peers:     %-24s %-16s %8s %5s %10s %10s %7s\n", "NAME", "HOST", "SAMPLES", "VCPUS",
+          "LEVEL", "SCALED", "WEIGHT");
   for (size_t i = 0; i < n; i++)
     {
       json_object *p = json_object_array_get_idx (peers, i);
@@ -138,10 +161,11 @@ print_estimate (json_object *est, const char *self_uuid)
                            ? json_object_get_string (hn)
                            : vmemctl_get_str (p, "host");
       g_autofree char *level = fmt_size ((gint64) ceil (vmemctl_get_double (p, "peak_mib")));
-      printf ("           %-24s %-16s %8s %5s %10s %7.2f%s\n", g_str_equal (name, "-") ? uuid : name,
-              host, vmemctl_get_str (p, "samples"),
-              vmemctl_get_str (p, "vcpus"), level, vmemctl_get_double (p, "weight"),
-              self_uuid && g_str_equal (uuid, self_uuid) ? "  (this domain's own history)" : "");
+      g_autofree char *scaled = fmt_size ((gint64) ceil (vmemctl_get_double (p, "scaled_mib")));
+      printf ("           %-24s %-16s %8s %5s %10s %10s %7.2f\n",
+              g_str_equal (name, "-") ? uuid : name, host,
+              vmemctl_get_str (p, "samples"), vmemctl_get_str (p, "vcpus"), level, scaled,
+              vmemctl_get_double (p, "weight"));
     }
 }
 
@@ -173,7 +197,7 @@ print_explanation (json_object *x, gboolean domain)
   json_object *est = NULL;
   if (json_object_object_get_ex (plan, "estimate", &est) &&
       json_object_is_type (est, json_type_object))
-    print_estimate (est, domain ? vmemctl_get_str (x, "uuid") : NULL);
+    print_estimate (est);
   json_object *clamps = NULL;
   json_object_object_get_ex (plan, "clamps", &clamps);
   if (clamps && json_object_array_length (clamps) > 0)

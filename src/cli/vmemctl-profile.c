@@ -26,6 +26,7 @@ print_profile (json_object *p)
   g_autofree char *ceiling = vmemctl_size (vmemctl_get_i64 (p, "ceiling_mib"), TRUE);
   g_autofree char *margin = number (p, "margin_pct");
   g_autofree char *quantile = number (p, "quantile");
+  g_autofree char *risk = number (p, "risk_pct");
   g_autofree char *buffer = number (p, "buffer_pct");
 
   printf ("Profile:   %s\n", vmemctl_get_str (p, "name"));
@@ -34,6 +35,7 @@ print_profile (json_object *p)
   printf ("Ceiling:   %s\n", ceiling);
   printf ("Margin:    %s%%\n", margin);
   printf ("Quantile:  %s\n", quantile);
+  printf ("Risk:      %s%%\n", risk);
   printf ("Buffer:    %s%%\n", buffer);
   printf ("Mode:      %s\n", vmemctl_get_str (p, "mode"));
   printf ("Prealloc:  %s\n", vmemctl_get_bool (p, "prealloc") ? "on" : "off");

@@ -4,12 +4,13 @@
 
 gboolean
 vmemctl_replay_file (const char *path, const VmemEstimatorConfig *config,
-                     VmemReplayCaseFunc on_case, VmemctlReplayProgressFunc on_progress,
+                     gboolean first_start, VmemReplayCaseFunc on_case,
+                     VmemctlReplayProgressFunc on_progress,
                      gpointer user_data, GError **error)
 {
   g_return_val_if_fail (path != NULL && config != NULL, FALSE);
 
-  g_autoptr(VmemReplay) replay = vmem_replay_new (config, on_case, user_data, error);
+  g_autoptr(VmemReplay) replay = vmem_replay_new (config, first_start, on_case, user_data, error);
   if (replay == NULL)
     return FALSE;
   g_autoptr(VmemTraceReader) reader = vmem_trace_reader_open (path, error);

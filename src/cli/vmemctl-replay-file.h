@@ -15,10 +15,12 @@ G_BEGIN_DECLS
 typedef void (*VmemctlReplayProgressFunc) (double fraction, gpointer user_data);
 
 /* Replays @path (CSV, plain or gzip) with vmemd's estimator set by
- * @config; @on_case and @on_progress (either may be NULL) get @user_data.
+ * @config, every start a first start when @first_start; @on_case and
+ * @on_progress (either may be NULL) get @user_data.
  * Bad lines in the trace are errors naming FILE:LINE. */
 gboolean vmemctl_replay_file (const char                *path,
                               const VmemEstimatorConfig *config,
+                              gboolean                   first_start,
                               VmemReplayCaseFunc         on_case,
                               VmemctlReplayProgressFunc  on_progress,
                               gpointer                   user_data,

@@ -97,21 +97,27 @@ parse_number (const char *option, const char *text, double *value, GError **erro
 int
 vmemctl_replay_main (int argc, char **argv)
 {
-  gboolean summary = FALSE, json = FALSE;
-  g_autofree char *half_life = NULL, *quantile = NULL, *margin = NULL;
+  gboolean summary = FALSE, json = FALSE, first_start = FALSE;
+  g_autofree char *half_life = NULL, *quantile = NULL, *margin = NULL, *risk = NULL;
   g_autofree char *estimator_name = NULL;
   GOptionEntry entries[] = {
     { "summary", 0, 0, G_OPTION_ARG_NONE, &summary,
       "Print under-provisioned starts, waste and GiB-days instead of the estimates", NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &json, "Print JSON", NULL },
+    { "first-start", 0, 0, G_OPTION_ARG_NONE, &first_start,
+      "Size every start as if the domain were new, from its peers alone", NULL },
     { "half-life", 0, 0, G_OPTION_ARG_STRING, &half_life,
       "Half-life of peak weights in hours (default 24)", "H" },
     { "quantile", 0, 0, G_OPTION_ARG_STRING, &quantile,
       "Quantile of the peer levels, 0.5 to 1 (default 0.95)", "Q" },
-    { "margin", 0, 0, G_OPTION_ARG_STRING, &margin, "Margin in percent (default 15)", "PCT" },
+    { "margin", 0, 0, G_OPTION_ARG_STRING, &margin,
+      "Margin in percent until there are outcomes to calibrate it (default 15)", "PCT" },
+    { "risk", 0, 0, G_OPTION_ARG_STRING, &risk,
+      "Share of starts allowed to need more than they were given, in percent, "
+      "the target the margin is calibrated to (default 5)", "PCT" },
     { "estimator", 0, 0, G_OPTION_ARG_STRING, &estimator_name,
-      "vmemd (default), vpa (Kubernetes VPA: p90 of daily peaks +15 %) or static "
-      "(the domain's memory)", "NAME" },
+      "vmemd (default), vpa (Kubernetes VPA: p90 of daily peaks +15 %), vpa-upper "
+      "(VPA's upper bound) or static (the domain's memory)", "NAME" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("TRACE.csv[.gz]");
@@ -119,10 +125,12 @@ vmemctl_replay_main (int argc, char **argv)
 
   g_option_context_set_summary (ctx,
     "Replays a usage trace (time,domain,workload,vcpus,ceiling_kib,used_kib) through\n"
-    "the estimator: every domain starts at every 24 h boundary, sized from its\n"
-    "peers' history before that instant (their hourly peaks, as vmemd keeps them),\n"
-    "and the estimate is compared with its peak over the next 24 h.  Prints\n"
-    "time,domain,estimate_kib,source, once the whole trace has been read.\n"
+    "the estimator: every domain starts at every 24 h boundary, sized as the daemon\n"
+    "sizes it from the history before that instant (its own and its peers' hourly\n"
+    "peaks; with --first-start its peers' alone), with the margin calibrated to the\n"
+    "risk on the outcomes complete by then, and the estimate is compared with its\n"
+    "peak over the next 24 h.  Prints time,domain,estimate_kib,source, once the\n"
+    "whole trace has been read.\n"
     "\n"
     "Exit status: 0 success; 1 the output could not be written; 2 a bad option,\n"
     "or a trace that cannot be read or has a bad line (named; nothing printed).");
@@ -153,11 +161,12 @@ vmemctl_replay_main (int argc, char **argv)
   if (!parse_number ("--half-life", half_life, &config.half_life_hours, &error) ||
       !parse_number ("--quantile", quantile, &config.quantile, &error) ||
       !parse_number ("--margin", margin, &config.margin_pct, &error) ||
+      !parse_number ("--risk", risk, &config.risk_pct, &error) ||
       !vmem_estimator_config_validate (&config, &error))
     return usage_error (error->message);
 
   gboolean tty = isatty (STDERR_FILENO);
-  gboolean ok = vmemctl_replay_file (parse_argv[1], &config, print_case,
+  gboolean ok = vmemctl_replay_file (parse_argv[1], &config, first_start, print_case,
                                      tty ? draw_progress : NULL, &o, &error);
   if (o.progress_shown >= 0)
     fprintf (stderr, "\r%*s\r", 60, "");

@@ -76,10 +76,11 @@ vmem_config_new_default (void)
   c->reservation_timeout = 300;
 
   c->half_life_hours = 24.0;
-  c->quantile = 0.95;
+  c->quantile = 0.90;
   c->margin_pct = 15.0;
   c->min_peers = 1;
   c->min_history_hours = 6.0;
+  c->prior_hours = 24.0;
   c->hysteresis_pct = 5.0;
   c->hysteresis_mib = 64;
   /* The controller's own defaults (vmem_controller_config_init). */
@@ -221,6 +222,7 @@ static const KeyDef keys[] = {
   { "estimator", "margin_pct", KEY_DOUBLE, OFF (margin_pct), 0, 400 },
   { "estimator", "min_peers", KEY_UINT, OFF (min_peers), 1, 1000 },
   { "estimator", "min_history_hours", KEY_DOUBLE, OFF (min_history_hours), 0, 24 * 365 },
+  { "estimator", "prior_hours", KEY_DOUBLE, OFF (prior_hours), 0, 24 * 365 },
   { "estimator", "hysteresis_pct", KEY_DOUBLE, OFF (hysteresis_pct), 0, 100 },
   { "estimator", "hysteresis_mib", KEY_SIZE, OFF (hysteresis_mib), 0, 0 },
   { "controller", "min_buffer", KEY_SIZE, OFF (min_buffer_mib), 0, 0 },

@@ -80,6 +80,7 @@ typedef struct {
   double           margin_pct;        /* default 15 (a profile may override) */
   guint            min_peers;         /* default 1 */
   double           min_history_hours; /* default 6 */
+  double           prior_hours;       /* the most the peers weigh against own history; default 24 */
   double           hysteresis_pct;    /* default 5 */
   guint64          hysteresis_mib;    /* default 64 */
 

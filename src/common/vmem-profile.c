@@ -13,7 +13,8 @@ vmem_profile_new (const char *name)
   VmemProfile *p = g_new0 (VmemProfile, 1);
   p->name = g_strdup (name);
   p->margin_pct = 15.0;
-  p->quantile = 0.95;
+  p->risk_pct = 5.0;
+  p->quantile = 0.90;
   p->buffer_pct = 20.0;
   p->mode = VMEM_MODE_BALLOON;
   p->prealloc = TRUE;
@@ -126,6 +127,7 @@ vmem_profile_validate (const VmemProfile *p, GError **error)
     }
   if (!check_range ("margin", p->margin_pct, 0, 400, error) ||
       !check_range ("quantile", p->quantile, 0.5, 1.0, error) ||
+      !check_range ("risk", p->risk_pct, 0.1, 50, error) ||
       !check_range ("buffer", p->buffer_pct, 0, 400, error))
     return FALSE;
   if (p->priority < 0 || p->priority > 100)
@@ -229,6 +231,7 @@ vmem_profile_to_json (const VmemProfile *p)
   json_object_object_add (o, "ceiling_mib", json_object_new_int64 ((gint64) p->ceiling_mib));
   json_object_object_add (o, "margin_pct", new_double (p->margin_pct));
   json_object_object_add (o, "quantile", new_double (p->quantile));
+  json_object_object_add (o, "risk_pct", new_double (p->risk_pct));
   json_object_object_add (o, "buffer_pct", new_double (p->buffer_pct));
   json_object_object_add (o, "mode", json_object_new_string (vmem_mode_to_string (p->mode)));
   json_object_object_add (o, "prealloc", json_object_new_boolean (p->prealloc));
@@ -346,6 +349,11 @@ vmem_profile_from_json (json_object *obj, const VmemProfile *base, GError **erro
       else if (g_str_equal (key, "margin_pct"))
         {
           if (!json_get_number (v, key, &p->margin_pct, error))
+            return NULL;
+        }
+      else if (g_str_equal (key, "risk_pct"))
+        {
+          if (!json_get_number (v, key, &p->risk_pct, error))
             return NULL;
         }
       else if (g_str_equal (key, "quantile"))

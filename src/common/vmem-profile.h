@@ -25,7 +25,9 @@ typedef struct {
   guint64   floor_mib;   /* never below; 0 = none */
   guint64   ceiling_mib; /* never above; 0 = none (the domain's <memory> still applies) */
   double    margin_pct;  /* added on top of the quantile, 0..400; default 15 */
-  double    quantile;    /* 0.5..1.0; default 0.95 */
+  double    quantile;    /* of the peers' levels, 0.5..1.0; default 0.90 */
+  double    risk_pct;    /* share of starts allowed to need more than they were given,
+                          * the target the margin is calibrated to, 0.1..50; default 5 */
   double    buffer_pct;  /* free memory kept in the guest, % of used, 0..400; default 20 */
   VmemMode  mode;        /* default balloon */
   gboolean  prealloc;    /* default TRUE */
@@ -52,7 +54,7 @@ gboolean     vmem_scale_from_string (const char *s, VmemScale *out, GError **err
 
 /* JSON form (the varlink wire form and the import/export file form):
  * {"name":"erp","demand_mib":2048,"floor_mib":0,"ceiling_mib":0,
- *  "margin_pct":15,"quantile":0.95,"buffer_pct":20,"mode":"balloon",
+ *  "margin_pct":15,"quantile":0.9,"risk_pct":5,"buffer_pct":20,"mode":"balloon",
  *  "prealloc":true,"scale":"absolute","priority":50,"match":"erp-*"}
  * created/updated are emitted when non-zero and ignored on input. */
 json_object *vmem_profile_to_json (const VmemProfile *profile);

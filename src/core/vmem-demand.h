@@ -43,7 +43,8 @@ gboolean vmem_demand_load_peak (VmemDemand        *d,
                                 const VmemPeakObs *peak,
                                 GError           **error);
 
-/* One new sample of a domain of @workload: updates its hourly and daily
+/* One new sample of a domain of @workload: raises its pending outcome's
+ * peak (a squeezed sample marks it censored), updates its hourly and daily
  * peaks, feeds the hourly one into the workload's aggregate, and copies
  * both updated peaks into out[0] (hour) and out[1] (day) for the store to
  * write as they are.  Their strings point into @d and stay valid until the
@@ -57,7 +58,8 @@ gboolean vmem_demand_observe (VmemDemand           *d,
                               GError              **error);
 
 /* The estimate for @target of @workload at @now (@profile may be NULL):
- * vmem_estimator_estimate() on the workload's aggregate.  A workload with
+ * vmem_estimator_estimate() on the workload's aggregate, with the margin
+ * calibrated on the outcomes complete at @now (settled first).  A workload with
  * no peaks yet gets the estimate of an empty one (the profile's demand or
  * the fallback). */
 VmemEstimate *vmem_demand_estimate (VmemDemand               *d,
@@ -66,6 +68,54 @@ VmemEstimate *vmem_demand_estimate (VmemDemand               *d,
                                     const VmemEstimateTarget *target,
                                     gint64                    now,
                                     GError                  **error);
+
+/* A domain's <memory> in MiB (0 = unknown), by which its peers compare
+ * their levels with its own (vmem-estimator.h). */
+void vmem_demand_set_memory (VmemDemand *d,
+                             const char *workload,
+                             const char *uuid,
+                             double      memory_mib);
+
+/* One checked estimate: what a start was given against what it then used. */
+typedef struct {
+  const char    *uuid;
+  const char    *workload;
+  VmemStartKind  kind;
+  gint64         start_t;    /* the start */
+  gint64         end_t;      /* 24 h later, or when the run ended */
+  double         base_mib;   /* the estimate before its margin */
+  double         given_mib;  /* the estimate */
+  double         risk;       /* the target it was calibrated to, 0..1 */
+  double         peak_mib;   /* the highest used memory seen in between */
+  gboolean       censored;   /* squeezed in between: the need was at least what it had */
+} VmemOutcome;
+
+#define VMEM_OUTCOME_SPAN (24 * 3600)
+
+/* A start of @uuid at @t sized by @estimate: its outcome is its peak over
+ * the next VMEM_OUTCOME_SPAN or until its run stops, whichever is first,
+ * learnt by the calibration once complete.  An estimate without a base
+ * (a fallback) is not checked: returns TRUE and tracks nothing.  A start
+ * replaces a pending one of the same domain, which is completed first. */
+gboolean vmem_demand_start (VmemDemand         *d,
+                            const char         *workload,
+                            const char         *uuid,
+                            const VmemEstimate *estimate,
+                            gint64              t,
+                            GError            **error);
+/* The run of @uuid ended at @t: its pending outcome is complete (it is
+ * dropped when no sample was seen). */
+void     vmem_demand_stop (VmemDemand *d, const char *uuid, gint64 t);
+/* Completes the outcomes whose span is over at @now.  Returns how many. */
+guint    vmem_demand_settle (VmemDemand *d, gint64 now);
+/* Outcomes completed since the last call (for the store), oldest first;
+ * free with g_array_unref(); their strings stay valid until then. */
+GArray  *vmem_demand_take_outcomes (VmemDemand *d);
+/* A stored outcome, loaded at start, for the calibration.  A bad one is
+ * VMEM_ERROR_INVALID_ARGUMENT and changes nothing. */
+gboolean vmem_demand_load_outcome (VmemDemand *d, const VmemOutcome *o, GError **error);
+/* The calibration the estimates use. */
+const VmemCalibration *vmem_demand_calibration (VmemDemand *d);
 
 /* Forgets a domain (undefined): its history in every workload's aggregate
  * and the peaks tracked for it. */

@@ -24,6 +24,8 @@ typedef struct {
   guint   samples;
   guint   intervals;
   gint64  first_start;
+  gint64  first_t;      /* the first sample seen */
+  double  memory_mib;   /* its <memory>; 0 = unknown */
   /* The latest peak, so that a growing current interval replaces it. */
   gint64  last_start;
   int     last_bucket;
@@ -45,7 +47,7 @@ struct _VmemWorkloadAgg {
 };
 
 static const char *const source_names[] = {
-  "peers", "profile", "fallback-domain-memory", "none",
+  "peers", "profile", "fallback-domain-memory", "none", "own",
 };
 
 const char *
@@ -58,13 +60,18 @@ void
 vmem_estimator_config_init (VmemEstimatorConfig *config)
 {
   config->half_life_hours = 24.0;
-  config->quantile = 0.95;
+  config->quantile = 0.90;
   config->margin_pct = 15.0;
   config->min_peers = 1;
   config->min_history_hours = 6.0;
   config->full_history_hours = 72.0;
   config->peer_quantile = 0.99;
   config->rss_weight = 0.5;
+  config->risk_pct = 5.0;
+  config->prior_hours = 24.0;
+  config->calibration_window = 200;
+  config->calibration_min = 20;
+  config->calibration_step = 0.005;
 }
 
 static gboolean
@@ -90,7 +97,12 @@ vmem_estimator_config_validate (const VmemEstimatorConfig *c, GError **error)
       !check_range ("min_history_hours", c->min_history_hours, 0, 24.0 * 365, error) ||
       !check_range ("full_history_hours", c->full_history_hours, 0.01, 24.0 * 365, error) ||
       !check_range ("peer_quantile", c->peer_quantile, 0.5, 1.0, error) ||
-      !check_range ("rss_weight", c->rss_weight, 0.0, 1.0, error))
+      !check_range ("rss_weight", c->rss_weight, 0.0, 1.0, error) ||
+      !check_range ("risk_pct", c->risk_pct, 0.1, 50, error) ||
+      !check_range ("prior_hours", c->prior_hours, 0, 24.0 * 365, error) ||
+      !check_range ("calibration_window", c->calibration_window, 1, 100000, error) ||
+      !check_range ("calibration_min", c->calibration_min, 0, 100000, error) ||
+      !check_range ("calibration_step", c->calibration_step, 0, 0.5, error))
     return FALSE;
   return TRUE;
 }
@@ -134,6 +146,24 @@ guint
 vmem_workload_agg_n_peers (const VmemWorkloadAgg *agg)
 {
   return g_hash_table_size (agg->peers);
+}
+
+void
+vmem_workload_agg_set_memory (VmemWorkloadAgg *agg, const char *uuid, double memory_mib)
+{
+  g_return_if_fail (agg != NULL && uuid != NULL && *uuid != '\0');
+
+  if (!isfinite (memory_mib) || memory_mib < 0)
+    memory_mib = 0;
+  Peer *p = g_hash_table_lookup (agg->peers, uuid);
+  if (p == NULL)
+    {
+      p = g_new0 (Peer, 1);
+      p->uuid = g_strdup (uuid);
+      p->first_t = G_MAXINT64;
+      g_hash_table_insert (agg->peers, p->uuid, p);
+    }
+  p->memory_mib = memory_mib;
 }
 
 gboolean
@@ -256,6 +286,7 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
       p = g_new0 (Peer, 1);
       p->uuid = g_strdup (obs->uuid);
       p->first_start = obs->start_t;
+      p->first_t = G_MAXINT64;
       g_hash_table_insert (agg->peers, p->uuid, p);
     }
   else if (p->intervals > 0 && obs->start_t == p->last_start)
@@ -292,7 +323,8 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
   p->vmax[b - p->lo] = MAX (p->vmax[b - p->lo], obs->peak_mib);
   p->samples += MAX (obs->samples, 1);
   p->intervals++;
-  p->first_start = MIN (p->first_start, obs->start_t);
+  p->first_start = p->intervals == 1 ? obs->start_t : MIN (p->first_start, obs->start_t);
+  p->first_t = MIN (p->first_t, obs->first_t > obs->start_t ? obs->first_t : obs->start_t);
   if (newest)
     {
       p->last_start = obs->start_t;
@@ -470,10 +502,51 @@ apply_clamps (VmemEstimate *e, const VmemProfile *profile, const VmemEstimateTar
   e->demand_mib = (guint64) ceil (v - 1e-9);
 }
 
+/* The fallback when there is too little history: the profile's demand,
+ * else the domain's memory. */
+static void
+estimate_fallback (VmemEstimate *e, const VmemProfile *profile, const VmemEstimateTarget *target,
+                   const char *why)
+{
+  if (profile != NULL && profile->demand_mib != 0)
+    {
+      e->source = VMEM_SOURCE_PROFILE;
+      e->raw_mib = (double) profile->demand_mib;
+      e->reason = g_strdup_printf ("%s: using the profile's demand", why);
+    }
+  else if (target->memory_mib > 0)
+    {
+      e->source = VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY;
+      e->raw_mib = target->memory_mib;
+      e->reason = g_strdup_printf ("%s and the profile sets no demand: using the "
+                                   "domain's memory", why);
+    }
+  else
+    {
+      e->source = VMEM_SOURCE_NONE;
+      e->reason = g_strdup_printf ("%s, the profile sets no demand and the domain's "
+                                   "memory is unknown", why);
+      return;
+    }
+  apply_clamps (e, profile, target);
+}
+
+/* A peer's level scaled to the target: relative to its <memory> (or per
+ * vCPU), times the target's; absolute when either size is unknown. */
+static double
+scale_level (const VmemEstimate *e, const Peer *p, double level, const VmemEstimateTarget *target)
+{
+  if (e->scale == VMEM_SCALE_PER_VCPU)
+    return level / MAX (p->vcpus, 1) * e->vcpus;
+  if (p->memory_mib > 0 && target->memory_mib > 0)
+    return level / p->memory_mib * target->memory_mib;
+  return level;
+}
+
 VmemEstimate *
-vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemEstimatorConfig *config,
-                         const VmemProfile *profile, const VmemEstimateTarget *target,
-                         gint64 now, GError **error)
+vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
+                         const VmemEstimatorConfig *config, const VmemProfile *profile,
+                         const VmemEstimateTarget *target, gint64 now, GError **error)
 {
   g_return_val_if_fail (agg != NULL && config != NULL && target != NULL, NULL);
 
@@ -493,11 +566,14 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemEstimatorConfig *
   e->margin_pct = profile != NULL ? profile->margin_pct : config->margin_pct;
   e->scale = profile != NULL ? profile->scale : VMEM_SCALE_ABSOLUTE;
   e->vcpus = MAX (target->vcpus, 1);
+  e->kind = VMEM_START_FIRST;
+  e->calibration.risk = (profile != NULL ? profile->risk_pct : config->risk_pct) / 100.0;
 
   /* Weights are stored relative to ref_t; this brings them to @now. */
   double to_now = agg->have_ref ? exp2 ((double) (agg->ref_t - now) / agg->half_life_s) : 0;
   g_autoptr(GArray) levels = g_array_new (FALSE, FALSE, sizeof (Level));
   gint64 oldest = G_MAXINT64;
+  const Peer *own = NULL;
   GHashTableIter iter;
   gpointer value;
 
@@ -505,11 +581,16 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemEstimatorConfig *
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       Peer *p = value;
-      if (target->exclude_self && target->uuid != NULL && g_str_equal (p->uuid, target->uuid))
-        continue;
       double total = peer_total (p);
       if (p->n == 0 || total <= 0)
         continue;
+      if (target->uuid != NULL && g_str_equal (p->uuid, target->uuid))
+        {
+          /* A first start never reads the domain's own peaks. */
+          if (!target->exclude_self)
+            own = p;
+          continue;
+        }
 
       VmemEstimatePeer *ep = g_new0 (VmemEstimatePeer, 1);
       ep->uuid = g_strdup (p->uuid);
@@ -518,25 +599,32 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemEstimatorConfig *
       ep->samples = p->samples;
       ep->intervals = p->intervals;
       ep->vcpus = p->vcpus;
+      ep->memory_mib = p->memory_mib;
       ep->peak_mib = hist_quantile (p->w, p->vmax, p->n, config->peer_quantile);
+      ep->scaled_mib = scale_level (e, p, ep->peak_mib, target);
       ep->weight = total * to_now;
       g_ptr_array_add (e->peers, ep);
 
       /* Relative weights suffice for the quantile and do not underflow
        * however long ago the last peak was. */
-      Level l = { ep->peak_mib, total };
-      if (e->scale == VMEM_SCALE_PER_VCPU)
-        l.level /= MAX (p->vcpus, 1);
+      Level l = { ep->scaled_mib, total };
       g_array_append_val (levels, l);
-      oldest = MIN (oldest, p->first_start);
+      oldest = MIN (oldest, p->first_t);
     }
   g_ptr_array_sort (e->peers, peer_cmp_desc);
 
   guint n = levels->len;
   e->history_hours = n > 0 ? MAX (0.0, (double) (now - oldest) / 3600.0) : 0.0;
+  if (own != NULL)
+    {
+      e->own_hours = MAX (0.0, (double) (now - own->first_t) / 3600.0);
+      e->own_level_mib = hist_quantile (own->w, own->vmax, own->n, config->peer_quantile);
+    }
   guint min_peers = MAX (config->min_peers, 1);
+  gboolean peers_ok = n >= min_peers && e->history_hours >= config->min_history_hours;
+  gboolean own_ok = own != NULL && e->own_hours >= config->min_history_hours;
 
-  if (n < min_peers || e->history_hours < config->min_history_hours)
+  if (!peers_ok && !own_ok)
     {
       g_autofree char *why = NULL;
       if (n < min_peers)
@@ -545,43 +633,71 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemEstimatorConfig *
       else
         why = g_strdup_printf ("peer history covers %.1f h, %.1f h needed",
                                e->history_hours, config->min_history_hours);
-      if (profile != NULL && profile->demand_mib != 0)
+      if (own != NULL)
         {
-          e->source = VMEM_SOURCE_PROFILE;
-          e->raw_mib = (double) profile->demand_mib;
-          e->reason = g_strdup_printf ("%s: using the profile's demand", why);
+          g_autofree char *t = why;
+          why = g_strdup_printf ("%s, own history %.1f h", t, e->own_hours);
         }
-      else if (target->memory_mib > 0)
-        {
-          e->source = VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY;
-          e->raw_mib = target->memory_mib;
-          e->reason = g_strdup_printf ("%s and the profile sets no demand: using the "
-                                       "domain's memory", why);
-        }
-      else
-        {
-          e->source = VMEM_SOURCE_NONE;
-          e->reason = g_strdup_printf ("%s, the profile sets no demand and the domain's "
-                                       "memory is unknown", why);
-          return g_steal_pointer (&e);
-        }
-      apply_clamps (e, profile, target);
+      estimate_fallback (e, profile, target, why);
       return g_steal_pointer (&e);
     }
 
-  double hist = MIN (1.0, e->history_hours / config->full_history_hours);
-  e->confidence = ((double) n / (n + 1.0)) * (0.5 + 0.5 * hist);
-  e->effective_margin_pct = e->margin_pct / e->confidence;
-  e->quantile_mib = levels_quantile (levels, e->quantile);
-  e->raw_mib = e->quantile_mib * (1.0 + e->effective_margin_pct / 100.0);
-  if (e->scale == VMEM_SCALE_PER_VCPU)
-    e->raw_mib *= e->vcpus;
-  e->source = VMEM_SOURCE_PEERS;
-  e->reason = g_strdup_printf ("p%g of the levels of %u peer%s over %.1f h of history, "
-                               "margin %g %% widened to %.1f %% (confidence %.2f)%s",
-                               e->quantile * 100, n, n == 1 ? "" : "s", e->history_hours,
-                               e->margin_pct, e->effective_margin_pct, e->confidence,
-                               e->scale == VMEM_SCALE_PER_VCPU ? ", per vCPU" : "");
+  double prior_w = 0;
+  if (peers_ok)
+    {
+      e->quantile_mib = levels_quantile (levels, e->quantile);
+      prior_w = MIN (e->history_hours, config->prior_hours);
+    }
+  if (own_ok)
+    {
+      /* Own history first, the peers as the prior: each side weighs the
+       * hours of history it has, the peers at most prior_hours. */
+      e->own_weight = prior_w > 0 ? e->own_hours / (e->own_hours + prior_w) : 1.0;
+      e->base_mib = e->own_weight * e->own_level_mib + (1.0 - e->own_weight) * e->quantile_mib;
+      e->kind = VMEM_START_OWN;
+      e->source = VMEM_SOURCE_OWN;
+    }
+  else
+    {
+      e->base_mib = e->quantile_mib;
+      e->source = VMEM_SOURCE_PEERS;
+    }
+
+  double factor = 1.0 + e->margin_pct / 100.0;
+  double risk = e->calibration.risk;
+  if (cal != NULL &&
+      vmem_calibration_margin (cal, target->workload, e->kind, risk, &e->calibration))
+    factor = e->calibration.factor;
+  else
+    e->calibration.kind = e->kind;
+  e->effective_margin_pct = 100.0 * (factor - 1.0);
+  e->raw_mib = e->base_mib * factor;
+
+  g_autofree char *margin = NULL;
+  if (e->calibration.scope != VMEM_CALIBRATION_NONE)
+    margin = g_strdup_printf ("margin %+.1f %% calibrated to %g %% risk on %u %s outcomes "
+                              "(%.1f %% of them under-provisioned)",
+                              e->effective_margin_pct, risk * 100, e->calibration.outcomes,
+                              e->calibration.scope == VMEM_CALIBRATION_WORKLOAD
+                                ? "of the workload's" : "pooled",
+                              e->calibration.observed_pct);
+  else
+    margin = g_strdup_printf ("margin %g %% (too few outcomes to calibrate to %g %% risk)",
+                              e->margin_pct, risk * 100);
+  const char *per = e->scale == VMEM_SCALE_PER_VCPU ? "per vCPU" : "relative to <memory>";
+  if (own_ok && peers_ok)
+    e->reason = g_strdup_printf ("own history: level %.0f MiB over %.1f h, weighted %.2f "
+                                 "against the prior of %u peer%s (p%g %s, %.0f MiB); %s",
+                                 e->own_level_mib, e->own_hours, e->own_weight, n,
+                                 n == 1 ? "" : "s", e->quantile * 100, per, e->quantile_mib,
+                                 margin);
+  else if (own_ok)
+    e->reason = g_strdup_printf ("own history: level %.0f MiB over %.1f h, no peers; %s",
+                                 e->own_level_mib, e->own_hours, margin);
+  else
+    e->reason = g_strdup_printf ("first start: p%g of the levels of %u peer%s %s over %.1f h "
+                                 "of history; %s", e->quantile * 100, n, n == 1 ? "" : "s",
+                                 per, e->history_hours, margin);
   apply_clamps (e, profile, target);
   return g_steal_pointer (&e);
 }
@@ -604,7 +720,7 @@ vmem_estimator_estimate_peaks (const VmemPeakObs *peaks, gsize n_peaks,
         g_prefix_error (error, "peak %" G_GSIZE_FORMAT ": ", i);
         return NULL;
       }
-  return vmem_estimator_estimate (agg, config, profile, target, now, error);
+  return vmem_estimator_estimate (agg, NULL, config, profile, target, now, error);
 }
 
 /* "0.95", not "0.94999999999999996". */
@@ -640,8 +756,13 @@ vmem_estimate_to_json (const VmemEstimate *e)
   json_object_object_add (o, "quantile_mib", new_double (e->quantile_mib));
   json_object_object_add (o, "margin_pct", new_double (e->margin_pct));
   json_object_object_add (o, "effective_margin_pct", new_double (e->effective_margin_pct));
-  json_object_object_add (o, "confidence", new_double (e->confidence));
+  json_object_object_add (o, "kind", json_object_new_string (vmem_start_kind_to_string (e->kind)));
   json_object_object_add (o, "history_hours", new_double (e->history_hours));
+  json_object_object_add (o, "own_level_mib", new_double (e->own_level_mib));
+  json_object_object_add (o, "own_hours", new_double (e->own_hours));
+  json_object_object_add (o, "own_weight", new_double (e->own_weight));
+  json_object_object_add (o, "base_mib", new_double (e->base_mib));
+  json_object_object_add (o, "calibration", vmem_calibration_result_to_json (&e->calibration));
   json_object_object_add (o, "scale", json_object_new_string (vmem_scale_to_string (e->scale)));
   json_object_object_add (o, "vcpus", json_object_new_int ((int) e->vcpus));
   json_object_object_add (o, "raw_mib", new_double (e->raw_mib));
@@ -667,7 +788,9 @@ vmem_estimate_to_json (const VmemEstimate *e)
       json_object_object_add (po, "samples", json_object_new_int64 (p->samples));
       json_object_object_add (po, "intervals", json_object_new_int64 (p->intervals));
       json_object_object_add (po, "vcpus", json_object_new_int ((int) p->vcpus));
+      json_object_object_add (po, "memory_mib", new_double (p->memory_mib));
       json_object_object_add (po, "peak_mib", new_double (p->peak_mib));
+      json_object_object_add (po, "scaled_mib", new_double (p->scaled_mib));
       json_object_object_add (po, "weight", new_double (p->weight));
       json_object_array_add (peers, po);
     }

@@ -22,6 +22,7 @@ static const char *const hook_ops[] = {
 static const char *const hook_results[] = { "allowed", "refused", "error" };
 static const char *const writes[] = {
   "samples", "domain", "run-open", "run-close", "plan", "heartbeat", "prune", "move",
+  "outcome",
 };
 static const char *const stages[] = {
   "staged", "unchanged", "observed", "deferred", "skipped", "gone", "failed",
@@ -158,7 +159,7 @@ vmem_metrics_workload_set_estimate (VmemMetricsWorkload *w, const VmemEstimate *
   w->history_hours = e->history_hours;
   w->margin_pct = e->margin_pct;
   w->effective_margin_pct = e->effective_margin_pct;
-  w->confidence = e->confidence;
+  w->observed_risk = e->calibration.observed_pct / 100.0;
 }
 
 /* ---- output --------------------------------------------------------------- */
@@ -462,7 +463,7 @@ fig_history (const VmemMetricsWorkload *wl, double *v)
 static gboolean
 from_peers (const VmemMetricsWorkload *wl)
 {
-  return wl->has_estimate && wl->source == VMEM_SOURCE_PEERS;
+  return wl->has_estimate && (wl->source == VMEM_SOURCE_PEERS || wl->source == VMEM_SOURCE_OWN);
 }
 
 static gboolean
@@ -480,9 +481,9 @@ fig_effective_margin (const VmemMetricsWorkload *wl, double *v)
 }
 
 static gboolean
-fig_confidence (const VmemMetricsWorkload *wl, double *v)
+fig_observed_risk (const VmemMetricsWorkload *wl, double *v)
 {
-  *v = wl->confidence;
+  *v = wl->observed_risk;
   return from_peers (wl);
 }
 
@@ -577,9 +578,9 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
                   "The margin on top of the peers' quantile, as configured (0.15 is 15 %).",
                   fig_margin);
   workload_gauge (w, s, "vmemd_workload_effective_margin_ratio", "ratio",
-                  "The margin as applied: widened by the confidence.", fig_effective_margin);
-  workload_gauge (w, s, "vmemd_workload_confidence_ratio", "ratio",
-                  "The estimator's confidence in the peers' history, from 0 to 1.", fig_confidence);
+                  "The margin as applied: calibrated to the risk, or the configured one.", fig_effective_margin);
+  workload_gauge (w, s, "vmemd_workload_observed_risk_ratio", "ratio",
+                  "The share of the workload's checked starts that needed more than they were given.", fig_observed_risk);
 
   /* What the daemon did since it started. */
   counter_by (w, "vmemd_collector_cycles", "Collector cycles: statistics read, or failed.",

@@ -71,6 +71,7 @@ typedef enum {
   VMEM_METRICS_WRITE_HEARTBEAT,
   VMEM_METRICS_WRITE_PRUNE,
   VMEM_METRICS_WRITE_MOVE,
+  VMEM_METRICS_WRITE_OUTCOME,
   VMEM_METRICS_N_WRITES,
 } VmemMetricsWrite;
 
@@ -153,7 +154,7 @@ typedef struct {
   /* The estimator's calibration, when the estimate comes from peers. */
   double             margin_pct;
   double             effective_margin_pct;
-  double             confidence;
+  double             observed_risk;
 } VmemMetricsWorkload;
 
 typedef struct {

@@ -9,6 +9,7 @@ typedef struct {
   char   *domain;
   char   *host;
   gint64  start_t;
+  gint64  first_t;
   double  peak_mib;
   guint   samples;
   guint   guest_samples;
@@ -92,6 +93,7 @@ entry_to_obs (const VmemPeakTracker *t, const Entry *e, VmemPeakObs *out)
     .domain = e->domain,
     .host = e->host,
     .start_t = e->start_t,
+    .first_t = e->first_t,
     .interval_s = t->interval_s,
     .peak_mib = e->peak_mib,
     .samples = e->samples,
@@ -117,6 +119,7 @@ vmem_peak_tracker_seed (VmemPeakTracker *t, const VmemPeakObs *peak)
     {
       e = entry_get (t, peak->uuid);
       e->start_t = start;
+      e->first_t = peak->first_t > start ? peak->first_t : start;
       e->peak_mib = peak->peak_mib;
       e->samples = peak->samples;
       e->guest_samples = MIN (peak->guest_samples, peak->samples);
@@ -131,6 +134,8 @@ vmem_peak_tracker_seed (VmemPeakTracker *t, const VmemPeakObs *peak)
           e->peak_mib = peak->peak_mib;
           e->vcpus = peak->vcpus;
         }
+      if (peak->first_t > start)
+        e->first_t = MIN (e->first_t, peak->first_t);
       e->samples = MAX (e->samples, peak->samples);
       e->guest_samples = MIN (MAX (e->guest_samples, peak->guest_samples), e->samples);
     }
@@ -172,6 +177,7 @@ vmem_peak_tracker_add (VmemPeakTracker *t, const VmemPeakSample *s, VmemPeakObs 
   if (start > e->start_t)
     {
       e->start_t = start;
+      e->first_t = s->t;
       e->peak_mib = s->used_mib;
       e->samples = 0;
       e->guest_samples = 0;
@@ -182,6 +188,7 @@ vmem_peak_tracker_add (VmemPeakTracker *t, const VmemPeakSample *s, VmemPeakObs 
       e->peak_mib = s->used_mib;
       e->vcpus = s->vcpus;
     }
+  e->first_t = MIN (e->first_t, s->t);
   e->samples++;
   e->guest_samples += s->guest ? 1 : 0;
   if (s->domain != NULL)

@@ -26,6 +26,7 @@ typedef struct {
   const char *host;          /* may be NULL */
   gint64      start_t;       /* start of the interval, unix seconds */
   guint       interval_s;    /* length of the interval, > 0 */
+  gint64      first_t;       /* its first sample; at or before start_t = unknown (the start) */
   double      peak_mib;
   guint       samples;       /* samples behind the peak; 0 = unknown, counted as one guest sample */
   guint       guest_samples; /* of which the guest reported itself (the rest are rss) */
@@ -41,6 +42,9 @@ typedef struct {
   double      used_mib;
   gboolean    guest;    /* the guest reported it (else host-side rss) */
   guint       vcpus;
+  gboolean    squeezed; /* taken while the guest was short of memory (available near
+                         * zero, swap-in, a deflate on OOM): the demand was at least
+                         * used_mib, not used_mib */
 } VmemPeakSample;
 
 /* The start of the @interval_s interval that holds @t (also for t < 0). */

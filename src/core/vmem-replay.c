@@ -10,15 +10,18 @@
 #define VPA_QUANTILE    0.90
 #define VPA_MARGIN      0.15
 #define VPA_HALF_LIFE_H 24.0
+#define VPA_UPPER_QUANTILE 0.95
 
 typedef struct {
   char            *name;
-  VmemWorkloadAgg *vpa;   /* daily peaks */
+  VmemWorkloadAgg *vpa;     /* daily peaks */
+  GPtrArray       *members; /* Domain */
 } Workload;
 
 typedef struct {
   char          *name;    /* also its uuid in the VmemDemand */
   Workload      *workload;
+  gint64         first_day;    /* its first daily peak in the VPA aggregate; -1 = none */
   /* The current day. */
   gboolean       active;
   guint          vcpus;        /* at its first sample of the day */
@@ -42,6 +45,7 @@ struct _VmemReplay {
   VmemEstimatorConfig config;
   VmemEstimatorConfig vpa_config;
   VmemDemand         *demand;
+  gboolean            first_start;
   GHashTable         *workloads;  /* name -> Workload */
   GHashTable         *domains;    /* name -> Domain */
   GArray             *rows;       /* DayRow of the current day */
@@ -56,7 +60,7 @@ struct _VmemReplay {
   gpointer            user_data;
 };
 
-static const char *const estimator_names[] = { "vmemd", "vpa", "static" };
+static const char *const estimator_names[] = { "vmemd", "vpa", "vpa-upper", "static" };
 
 const char *
 vmem_replay_estimator_to_string (VmemReplayEstimator estimator)
@@ -75,7 +79,7 @@ vmem_replay_estimator_from_string (const char *s, VmemReplayEstimator *out, GErr
         return TRUE;
       }
   g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
-               "estimator: unknown value '%s' (use vmemd, vpa or static)", s ? s : "");
+               "estimator: unknown value '%s' (use vmemd, vpa, vpa-upper or static)", s ? s : "");
   return FALSE;
 }
 
@@ -85,6 +89,7 @@ workload_free (gpointer data)
   Workload *w = data;
   g_free (w->name);
   vmem_workload_agg_free (w->vpa);
+  g_ptr_array_unref (w->members);
   g_free (w);
 }
 
@@ -97,8 +102,8 @@ domain_free (gpointer data)
 }
 
 VmemReplay *
-vmem_replay_new (const VmemEstimatorConfig *config, VmemReplayCaseFunc on_case,
-                 gpointer user_data, GError **error)
+vmem_replay_new (const VmemEstimatorConfig *config, gboolean first_start,
+                 VmemReplayCaseFunc on_case, gpointer user_data, GError **error)
 {
   g_return_val_if_fail (config != NULL, NULL);
 
@@ -110,6 +115,7 @@ vmem_replay_new (const VmemEstimatorConfig *config, VmemReplayCaseFunc on_case,
   vmem_estimator_config_init (&r->vpa_config);
   r->vpa_config.half_life_hours = VPA_HALF_LIFE_H;
   r->demand = g_steal_pointer (&demand);
+  r->first_start = first_start;
   r->workloads = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, workload_free);
   r->domains = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, domain_free);
   r->rows = g_array_new (FALSE, FALSE, sizeof (DayRow));
@@ -160,31 +166,54 @@ replay_estimate (VmemReplay *r, Domain *d, GError **error)
 
   VmemEstimateTarget target = {
     .uuid = d->name,
-    .exclude_self = TRUE,
+    .exclude_self = r->first_start,
     .vcpus = d->vcpus,
     .memory_mib = memory_mib,
   };
+  vmem_demand_set_memory (r->demand, d->workload->name, d->name, memory_mib);
   g_autoptr(VmemEstimate) e = vmem_demand_estimate (r->demand, d->workload->name, NULL, &target,
                                                     r->day, error);
   if (e == NULL)
     return FALSE;
+  /* Its outcome, complete a day later, calibrates the starts after it. */
+  if (!vmem_demand_start (r->demand, d->workload->name, d->name, e, r->day, error))
+    return FALSE;
   c->peers = e->peers->len;
+  c->own = e->source == VMEM_SOURCE_OWN;
   c->estimate_kib[VMEM_REPLAY_VMEMD] = mib_to_kib_ceil (e->value_mib);
   c->source[VMEM_REPLAY_VMEMD] = vmem_estimate_source_to_string (e->source);
 
-  double q = 0;
-  if (vmem_workload_agg_pooled_quantile (d->workload->vpa, d->name, VPA_QUANTILE, r->day, &q,
-                                         NULL))
+  /* VPA pools the workload's daily peaks, the domain's own among them
+   * unless this is a first start. */
+  const char *exclude = r->first_start ? d->name : NULL;
+  double q = 0, upper = 0;
+  if (vmem_workload_agg_pooled_quantile (d->workload->vpa, exclude, VPA_QUANTILE, r->day, &q,
+                                         NULL) &&
+      vmem_workload_agg_pooled_quantile (d->workload->vpa, exclude, VPA_UPPER_QUANTILE, r->day,
+                                         &upper, NULL))
     {
+      gint64 first = G_MAXINT64;
+      for (guint i = 0; i < d->workload->members->len; i++)
+        {
+          const Domain *m = g_ptr_array_index (d->workload->members, i);
+          if (m->first_day >= 0 && (exclude == NULL || m != d))
+            first = MIN (first, m->first_day);
+        }
+      double days = MAX ((double) (r->day - first) / VMEM_REPLAY_DAY, 1.0 / 24);
       c->estimate_kib[VMEM_REPLAY_VPA] = mib_to_kib_ceil (MIN (q * (1.0 + VPA_MARGIN),
                                                                memory_mib));
+      c->estimate_kib[VMEM_REPLAY_VPA_UPPER] =
+        mib_to_kib_ceil (MIN (upper * (1.0 + VPA_MARGIN) * (1.0 + 1.0 / days), memory_mib));
       c->source[VMEM_REPLAY_VPA] = vmem_estimate_source_to_string (VMEM_SOURCE_PEERS);
+      c->source[VMEM_REPLAY_VPA_UPPER] = c->source[VMEM_REPLAY_VPA];
     }
   else
     {
-      c->estimate_kib[VMEM_REPLAY_VPA] = d->ceiling_kib;
-      c->source[VMEM_REPLAY_VPA] =
-        vmem_estimate_source_to_string (VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY);
+      for (guint k = VMEM_REPLAY_VPA; k <= VMEM_REPLAY_VPA_UPPER; k++)
+        {
+          c->estimate_kib[k] = d->ceiling_kib;
+          c->source[k] = vmem_estimate_source_to_string (VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY);
+        }
     }
 
   c->estimate_kib[VMEM_REPLAY_STATIC] = d->ceiling_kib;
@@ -259,6 +288,8 @@ replay_close_day (VmemReplay *r, GError **error)
       obs.host = NULL;
       if (!vmem_workload_agg_add (d->workload->vpa, &obs, error))
         return FALSE;
+      if (d->first_day < 0)
+        d->first_day = obs.start_t;
       d->active = FALSE;
       d->has_case = FALSE;
     }
@@ -317,11 +348,14 @@ replay_feed (VmemReplay *r, const VmemTraceRow *row, const char *source, GError 
           w = g_new0 (Workload, 1);
           w->name = g_strdup (row->workload);
           w->vpa = vmem_workload_agg_new (&r->vpa_config, NULL);
+          w->members = g_ptr_array_new ();
           g_hash_table_insert (r->workloads, w->name, w);
         }
       d = g_new0 (Domain, 1);
       d->name = g_strdup (row->domain);
       d->workload = w;
+      d->first_day = -1;
+      g_ptr_array_add (w->members, d);
       g_hash_table_insert (r->domains, d->name, d);
     }
   if (!d->active)

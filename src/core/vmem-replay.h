@@ -7,17 +7,25 @@
  *
  * The trace is cut into days (multiples of 86400 s).  Every domain that
  * runs on a day, from the first day boundary at or after the trace's first
- * sample, is a simulated start at that boundary: each estimator sizes it
- * from its peers' peaks before the boundary only, leaving the domain's own
- * history out, and the outcome is the domain's peak over the 24 h that
- * follow.
+ * sample, is a simulated start at that boundary, sized from the history
+ * before the boundary only; the outcome is the domain's peak over the 24 h
+ * that follow.  Two kinds of start:
+ *  - restart (the default): the domain's own earlier history counts, as in
+ *    the daemon;
+ *  - first start: every start is sized as if the domain were new, from its
+ *    peers alone; the domain's own samples are never read for it.
  *
  * vmemd's estimator runs as in the daemon: every row is a sample observed
  * through a VmemDemand (vmem-demand.h), so the workload's aggregate holds
- * the same hourly peaks the daemon would store, and a start is sized by
- * vmem_demand_estimate() at the boundary.  The VPA reference keeps its own
- * aggregate of the daily peaks the same VmemDemand computes, each added
- * when its day is over. */
+ * the same hourly peaks the daemon would store; each domain's <memory> is
+ * handed to it (vmem_demand_set_memory()); a start is sized by
+ * vmem_demand_estimate() at the boundary and registered with
+ * vmem_demand_start(), and its outcome, complete 24 h later, calibrates the
+ * margin of the starts after it, exactly as the daemon learns.  The VPA
+ * reference keeps its own aggregate of the daily peaks the same VmemDemand
+ * computes, each added when its day is over: one histogram per workload,
+ * as VPA pools the containers of one workload (for a first start without
+ * the domain's own peaks). */
 
 #include <glib.h>
 #include <json-c/json.h>
@@ -33,6 +41,8 @@ typedef enum {
   VMEM_REPLAY_VMEMD,   /* vmemd's estimator with the given config */
   VMEM_REPLAY_VPA,     /* Kubernetes VPA's memory recommender: pooled p90 of
                         * daily peaks, 24 h half-life, +15 % */
+  VMEM_REPLAY_VPA_UPPER, /* VPA's upper bound: the p95, +15 %, times
+                          * 1 + 1/(days of history) */
   VMEM_REPLAY_STATIC,  /* the domain's provisioned memory (ceiling_kib) */
   VMEM_REPLAY_N_ESTIMATORS,
 } VmemReplayEstimator;
@@ -48,6 +58,7 @@ typedef struct {
   const char *domain;
   const char *workload;
   guint       peers;        /* peers with history before t */
+  gboolean    own;          /* vmemd sized it with the domain's own history */
   guint64     ceiling_kib;
   guint64     peak_kib;     /* highest used over [t, t + 24 h) */
   guint64     estimate_kib[VMEM_REPLAY_N_ESTIMATORS];
@@ -60,8 +71,10 @@ typedef void (*VmemReplayCaseFunc) (const VmemReplayCase *c, gpointer user_data)
 
 typedef struct _VmemReplay VmemReplay;
 
-/* Validates @config, vmemd's estimator settings. */
+/* Validates @config, vmemd's estimator settings.  @first_start: size
+ * every start from the peers alone. */
 VmemReplay *vmem_replay_new (const VmemEstimatorConfig *config,
+                             gboolean                   first_start,
                              VmemReplayCaseFunc         on_case,
                              gpointer                   user_data,
                              GError                   **error);

@@ -29,6 +29,9 @@ typedef struct {
   char       *reason;
   guint64     target_mib;
   gint64      action_t;
+  /* The guest's swap-in counter at the last sample, to see it grow. */
+  guint64     swap_in_kib;
+  gboolean    swap_in_seen;
 } VmemCacheEntry;
 
 /* A boot reservation: the boot footprint of a start admitted at prepare,

@@ -97,6 +97,7 @@ estimator_config (const VmemConfig *c, VmemEstimatorConfig *ec)
   ec->margin_pct = c->margin_pct;
   ec->min_peers = c->min_peers;
   ec->min_history_hours = c->min_history_hours;
+  ec->prior_hours = c->prior_hours;
 }
 
 /* Reads the host's memory; MemTotal is kept for the hook path, which
@@ -154,6 +155,7 @@ typedef enum {
   WRITE_HEARTBEAT,
   WRITE_PRUNE,
   WRITE_MOVE,
+  WRITE_OUTCOME,
 } WriteKind;
 
 typedef struct {
@@ -169,6 +171,7 @@ typedef struct {
   VmemPlanRow   plan;
   VmemHostRow   host;
   VmemMoveRow   move;
+  VmemOutcomeRow outcome;
   char         *uuid, *host_name, *workload, *reason;
   gint64        t;
   guint64       mib;
@@ -244,6 +247,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
     case WRITE_MOVE:
       ok = vmem_store_move_add (store, &w->move, error);
       break;
+    case WRITE_OUTCOME:
+      ok = vmem_store_outcome_add (store, &w->outcome, error);
+      break;
     }
   return ok ? GINT_TO_POINTER (1) : NULL;
 }
@@ -251,7 +257,7 @@ store_write_work (gpointer state, gpointer data, GError **error)
 static const char *const write_names[] = {
   "record samples", "record a domain", "record the start of", "record the stop of",
   "record the plan of", "record the host heartbeat", "prune old samples",
-  "record a move of",
+  "record a move of", "record the outcome of a start of",
 };
 
 /* The metrics' name of each WriteKind. */
@@ -264,6 +270,7 @@ static const VmemMetricsWrite write_metrics[] = {
   [WRITE_HEARTBEAT] = VMEM_METRICS_WRITE_HEARTBEAT,
   [WRITE_PRUNE] = VMEM_METRICS_WRITE_PRUNE,
   [WRITE_MOVE] = VMEM_METRICS_WRITE_MOVE,
+  [WRITE_OUTCOME] = VMEM_METRICS_WRITE_OUTCOME,
 };
 G_STATIC_ASSERT (G_N_ELEMENTS (write_metrics) == G_N_ELEMENTS (write_names));
 
@@ -332,6 +339,33 @@ record_domain (VmemDaemon *daemon, const VmemDomain *d)
     .last_seen = now_s (),
   };
   store_write (daemon, w);
+  /* Its peers compare their usage with it relative to its size. */
+  vmem_demand_set_memory (daemon->demand, workload, d->uuid, (double) d->memory_mib);
+}
+
+static void record_outcomes (VmemDaemon *daemon);
+
+/* The domain started: the estimate it started with is checked against
+ * what it then uses, to calibrate the margin (vmem_demand_start()). */
+static void
+track_outcome (VmemDaemon *daemon, const VmemDomain *d)
+{
+  const VmemProfile *p = profile_for (daemon, d);
+  if (p == NULL)
+    return;
+  VmemEstimateTarget target = {
+    .uuid = d->uuid,
+    .vcpus = d->vcpus,
+    .memory_mib = (double) d->memory_mib,
+  };
+  gint64 now = now_s ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) est = vmem_demand_estimate (daemon->demand, p->name, p, &target, now,
+                                                      &error);
+  if (est == NULL || !vmem_demand_start (daemon->demand, p->name, d->uuid, est, now, &error))
+    vmem_log_warning_limited ("estimate", WARN_EVERY_S, "cannot track the start of %s: %s",
+                              d->name, error->message);
+  record_outcomes (daemon);
 }
 
 /* ---- planning and staging ----------------------------------------------- */
@@ -849,12 +883,15 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
           w->t = now_s ();
           w->mib = e->staged_mib;
           store_write (daemon, w);
+          track_outcome (daemon, e->domain);
         }
       refresh (daemon, uuid, INTENT_STARTED, NULL);
       break;
     case VIR_DOMAIN_EVENT_STOPPED:
       start_over (daemon, uuid, "stopped");
       vmem_control_forget (daemon->control, uuid);
+      vmem_demand_stop (daemon->demand, uuid, now_s ());
+      record_outcomes (daemon);
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
@@ -1012,6 +1049,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
       if (!vmem_collector_keep_sample (guest, e->active_since, mono))
         continue;
       guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
+      gboolean swapped = e->swap_in_seen && s->swap_in_kib > e->swap_in_kib;
+      e->swap_in_kib = s->swap_in_kib;
+      e->swap_in_seen = TRUE;
       VmemSample smp = {
         .uuid = str (w, e->domain->uuid),
         .host = str (w, daemon->config->host_id),
@@ -1039,6 +1079,10 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
         .used_mib = (double) used,
         .guest = guest,
         .vcpus = vcpus,
+        /* MemAvailable under 2 % of MemTotal, or swapping in: the guest
+         * is short, and what it uses is only a lower bound of what it
+         * needs. */
+        .squeezed = (guest && s->has_guest && s->usable_kib * 50 < s->available_kib) || swapped,
       };
       VmemPeakObs out[2];
       g_autoptr(GError) error = NULL;
@@ -1060,6 +1104,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
     store_write_free (w);
   else
     store_write (daemon, w);
+  /* Starts whose 24 h are over are checked now, not at the next estimate. */
+  vmem_demand_settle (daemon->demand, now);
+  record_outcomes (daemon);
 
   if (inputs->len > 0)
     {
@@ -1185,12 +1232,14 @@ typedef struct {
   GPtrArray *names;     /* workloads */
   gint64     since_hour;
   gint64     since_day;
+  GPtrArray *outcomes;  /* VmemOutcomeRow, read with the peaks */
 } PeaksLoad;
 
 typedef struct {
   char      *workload;
   GPtrArray *hours;     /* VmemPeak */
   GPtrArray *days;
+  GPtrArray *domains;   /* VmemDomainRow: their <memory>, to compare peers */
 } WorkloadPeaks;
 
 static void
@@ -1199,6 +1248,7 @@ workload_peaks_free (WorkloadPeaks *wp)
   g_free (wp->workload);
   g_clear_pointer (&wp->hours, g_ptr_array_unref);
   g_clear_pointer (&wp->days, g_ptr_array_unref);
+  g_clear_pointer (&wp->domains, g_ptr_array_unref);
   g_free (wp);
 }
 
@@ -1206,6 +1256,7 @@ static void
 peaks_load_free (PeaksLoad *l)
 {
   g_ptr_array_unref (l->names);
+  g_clear_pointer (&l->outcomes, g_ptr_array_unref);
   g_free (l);
 }
 
@@ -1230,7 +1281,14 @@ peaks_load_work (gpointer state, gpointer data, GError **error)
                                                 l->since_day, error);
       if (wp->days == NULL)
         return NULL;
+      wp->domains = vmem_store_domain_list (store, wp->workload, error);
+      if (wp->domains == NULL)
+        return NULL;
     }
+  g_clear_pointer (&l->outcomes, g_ptr_array_unref);
+  l->outcomes = vmem_store_outcome_list (store, l->since_hour, error);
+  if (l->outcomes == NULL)
+    return NULL;
   return g_steal_pointer (&out);
 }
 
@@ -1251,9 +1309,9 @@ peaks_load_new (VmemDaemon *daemon)
   return l;
 }
 
-/* Rebuilds the demand from loaded peaks (transfer full). */
+/* Rebuilds the demand from loaded peaks (transfer full) and outcomes. */
 static void
-demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
+demand_fill (VmemDaemon *daemon, GPtrArray *loaded, GPtrArray *outcomes)
 {
   g_autoptr(GPtrArray) owned = loaded;
   VmemEstimatorConfig ec;
@@ -1269,6 +1327,15 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
   for (guint i = 0; i < owned->len; i++)
     {
       WorkloadPeaks *wp = g_ptr_array_index (owned, i);
+      /* Peers on other hosts, or not defined here now, are compared by
+       * the <memory> the store last saw them with. */
+      for (guint j = 0; wp->domains != NULL && j < wp->domains->len; j++)
+        {
+          const VmemDomainRow *row = g_ptr_array_index (wp->domains, j);
+          if (row->memory_mib > 0)
+            vmem_demand_set_memory (daemon->demand, wp->workload, row->uuid,
+                                    (double) row->memory_mib);
+        }
       GPtrArray *sets[] = { wp->hours, wp->days };
       const guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
       for (guint k = 0; k < G_N_ELEMENTS (sets); k++)
@@ -1293,7 +1360,56 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
               g_debug ("estimator: %s", error->message);
           }
     }
-  g_info ("estimator: %u hourly peaks loaded for %u workloads", total, owned->len);
+  guint learnt = 0;
+  for (guint i = 0; outcomes != NULL && i < outcomes->len; i++)
+    {
+      const VmemOutcomeRow *row = g_ptr_array_index (outcomes, i);
+      VmemOutcome o = {
+        .uuid = row->uuid,
+        .workload = row->workload,
+        .kind = g_strcmp0 (row->kind, "own") == 0 ? VMEM_START_OWN : VMEM_START_FIRST,
+        .start_t = row->start_t,
+        .end_t = row->end_t,
+        .base_mib = row->base_mib,
+        .given_mib = row->given_mib,
+        .risk = row->risk,
+        .peak_mib = row->peak_mib,
+        .censored = row->censored,
+      };
+      g_clear_error (&error);
+      if (vmem_demand_load_outcome (daemon->demand, &o, &error))
+        learnt++;
+      else
+        g_debug ("estimator: outcome: %s", error->message);
+    }
+  g_info ("estimator: %u hourly peaks loaded for %u workloads, %u outcomes of past starts",
+          total, owned->len, learnt);
+}
+
+/* Outcomes completed since the last call go to the store. */
+static void
+record_outcomes (VmemDaemon *daemon)
+{
+  g_autoptr(GArray) done = vmem_demand_take_outcomes (daemon->demand);
+  for (guint i = 0; i < done->len; i++)
+    {
+      const VmemOutcome *o = &g_array_index (done, VmemOutcome, i);
+      StoreWrite *w = store_write_new (WRITE_OUTCOME, o->uuid);
+      w->outcome = (VmemOutcomeRow){
+        .uuid = (char *) str (w, o->uuid),
+        .host = (char *) str (w, daemon->config->host_id),
+        .workload = (char *) str (w, o->workload),
+        .kind = (char *) str (w, vmem_start_kind_to_string (o->kind)),
+        .start_t = o->start_t,
+        .end_t = o->end_t,
+        .base_mib = o->base_mib,
+        .given_mib = o->given_mib,
+        .peak_mib = o->peak_mib,
+        .risk = o->risk,
+        .censored = o->censored,
+      };
+      store_write (daemon, w);
+    }
 }
 
 static void
@@ -1312,7 +1428,7 @@ peaks_reload_done (gpointer result, const GError *error, gpointer data)
       g_warning ("cannot reload the peaks; estimates keep the old settings: %s", error->message);
       return;
     }
-  demand_fill (daemon, result);
+  demand_fill (daemon, result, l->outcomes);
   stage_workload (daemon, NULL, "estimator settings reloaded");
 }
 
@@ -1719,10 +1835,13 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   replace_profiles (daemon, list);
   PeaksLoad *load = peaks_load_new (daemon);
   GPtrArray *peaks = peaks_load_work (daemon->store, load, error);
-  peaks_load_free (load);
   if (peaks == NULL)
-    return NULL;
-  demand_fill (daemon, peaks);
+    {
+      peaks_load_free (load);
+      return NULL;
+    }
+  demand_fill (daemon, peaks, load->outcomes);
+  peaks_load_free (load);
   daemon->sync_since = now_s () - now_s () % VMEM_STORE_HOUR;
   daemon->host_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_hash_table_replace (daemon->host_names, g_strdup (daemon->config->host_id),
@@ -1897,7 +2016,8 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
                                cur->quantile != next->quantile ||
                                cur->margin_pct != next->margin_pct ||
                                cur->min_peers != next->min_peers ||
-                               cur->min_history_hours != next->min_history_hours;
+                               cur->min_history_hours != next->min_history_hours ||
+                               cur->prior_hours != next->prior_hours;
   if (daemon->control != NULL)
     {
       g_autoptr(GError) local = NULL;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Peer-based demand on a real host: a second VM of a workload is staged
-from what the first one really used, not from the profile's manual value,
-and explain says so."""
+"""Demand on a real host: a second VM of a workload is staged from what the
+first one really used (a first start, peers only), a VM that has run
+before is staged from its own history rather than its peers', and explain
+says which."""
 
 import os
 import re
@@ -47,17 +48,77 @@ class Estimate(vmemtest.E2ETestCase):
         self.assertGreater(demand, 300)
         self.assertLess(demand, 900, "the demand comes from the peer, not the manual 900M")
         est = x["plan"]["estimate"]
+        self.assertEqual(est["kind"], "first-start")
         self.assertEqual([p["name"] for p in est["peers"]], ["peer-a"])
         self.assertEqual(current_mib(h.dumpxml("peer-b")), x["staged"]["demand_mib"])
         out = h.vmemctl("explain", "peer-b").stdout
         self.assertIn("from peers", out)
-        # The working, readable: the quantile of the peer levels, then the peer itself.
-        self.assertRegex(out, r"Estimate:  p95 of 1 peer level = \d+(\.\d+)?[KMGT]; margin 15 %")
-        self.assertRegex(out, r"\n +peer-a +\S+ +\d+ +1 +\d+(\.\d+)?[KMGT] +\d+\.\d\d\n")
-        # peer-a's own explanation counts its own history among the peers, and says so.
-        own = h.vmemctl("explain", "peer-a").stdout
-        self.assertIn("(this domain's own history)", own)
+        # The working, readable: the quantile of the peer levels, the margin,
+        # then the peer itself (level, and level scaled to peer-b's size).
+        self.assertRegex(out, r"Estimate:  first start: p90 of 1 peer level relative to <memory>")
+        self.assertRegex(out, r"Margin:    15 %, as configured: \d+ outcomes, too few to calibrate")
+        self.assertRegex(out, r"\n +peer-a +\S+ +\d+ +1 +\d+(\.\d+)?[KMGT] +\d+(\.\d+)?[KMGT] +\d+\.\d\d\n")
+        # peer-a, running, is sized from its own history: it is not its own peer.
+        own = h.vmemctl_json("explain", "peer-a")["plan"]["estimate"]
+        self.assertEqual(own["source"], "own")
+        self.assertEqual(own["peers"], [])
         h.virsh("destroy", "peer-a")
+
+    def test_restart_is_staged_from_own_history_not_peers(self):
+        h = self.host
+        h.cleanup_domains()
+        # No minimum history, and the peers' history weighs at most 3.6 s
+        # against the domain's own minute or more: its own leads.
+        h.start_vmemd(estimator__min_history_hours="0", estimator__prior_hours="0.001")
+        h.vmemctl("profile", "add", "own", "--demand", "900M", check=False)
+        h.define_guest("own-big", memory_mib=1024, workload_mib=300)
+        h.define_guest("own-small", memory_mib=1024, workload_mib=150)
+        for name in ("own-big", "own-small"):
+            h.vmemctl("assign", name, "own")
+        for name in ("own-big", "own-small"):
+            h.virsh("start", name)
+
+        def level(name, above):
+            # The domain's own level, as its running explanation shows it,
+            # once the guest has loaded its workload.
+            est = h.vmemctl_json("explain", name)["plan"]["estimate"]
+            return est if est["source"] == "own" and est["own_level_mib"] > above else None
+
+        big = wait_for(lambda: level("own-big", 300), timeout=240, interval=2,
+                       what="own-big's ~300 MiB seen")
+        small = wait_for(lambda: level("own-small", 150), timeout=120, interval=2,
+                         what="own-small's ~150 MiB seen")
+        self.assertLess(small["own_level_mib"], big["own_level_mib"] - 100)
+        # Let a few more samples in, then stop the big one: it is restaged
+        # for its next start.
+        h.virsh("destroy", "own-big")
+
+        def restaged():
+            x = h.vmemctl_json("explain", "own-big")
+            st = x.get("staged", {})
+            return x if st.get("source") == "own" and x["plan"]["source"] == "own" else None
+
+        x = wait_for(restaged, timeout=60, interval=2, what="own-big restaged from its own history")
+        est = x["plan"]["estimate"]
+        self.assertEqual(est["kind"], "own")
+        # Shrinkage by hours of history: own / (own + min(peers', prior_hours)).
+        prior = min(est["history_hours"], 0.001)
+        self.assertAlmostEqual(est["own_weight"], est["own_hours"] / (est["own_hours"] + prior), places=4)
+        self.assertGreater(est["own_weight"], 0.8)
+        self.assertEqual([p["name"] for p in est["peers"]], ["own-small"])
+        peer_level = est["peers"][0]["scaled_mib"]
+        demand = x["staged"]["demand_mib"]
+        self.assertEqual(current_mib(h.dumpxml("own-big")), demand)
+        # Its own ~300 MiB, not its peer's ~150 MiB (a first start's base).
+        self.assertGreater(demand, 300)
+        self.assertGreater(est["base_mib"], peer_level + 100)
+        out = h.vmemctl("explain", "own-big").stdout
+        self.assertIn("from own", out)
+        self.assertRegex(out, r"Estimate:  own history: level \d+(\.\d+)?[KMGT] over \d+\.\d h, weight 0\.\d\d")
+        # Sized as a first start it would have come from the peer alone.
+        self.assertEqual(h.vmemctl_json("explain", "own-small")["plan"]["estimate"]["peers"][0]["name"],
+                         "own-big")
+        h.virsh("destroy", "own-small")
 
 
 if __name__ == "__main__":

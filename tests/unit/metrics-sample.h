@@ -63,7 +63,7 @@ metrics_sample_snapshot (void)
   w->history_hours = 30.5;
   w->margin_pct = 15;
   w->effective_margin_pct = 19.6;
-  w->confidence = 0.765625;
+  w->observed_risk = 0.765625;
 
   w = vmem_metrics_snapshot_add_workload (s, "web");
   w->domains = 2;

@@ -126,10 +126,11 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->reservation_timeout, 300);
 
   assert_true (c->half_life_hours == 24.0);
-  assert_true (c->quantile == 0.95);
+  assert_true (c->quantile == 0.90);
   assert_true (c->margin_pct == 15.0);
   assert_int_equal (c->min_peers, 1);
   assert_true (c->min_history_hours == 6.0);
+  assert_true (c->prior_hours == 24.0);
   assert_true (c->hysteresis_pct == 5.0);
   assert_int_equal (c->hysteresis_mib, 64);
   assert_int_equal (c->min_buffer_mib, 512);
@@ -239,6 +240,7 @@ test_every_key (void **state)
     "margin_pct = 25\n"
     "min_peers = 3\n"
     "min_history_hours = 0\n"
+    "prior_hours = 48\n"
     "hysteresis_pct = 7.5\n"
     "hysteresis_mib = 128M\n");
 
@@ -273,6 +275,7 @@ test_every_key (void **state)
   assert_true (c->margin_pct == 25.0);
   assert_int_equal (c->min_peers, 3);
   assert_true (c->min_history_hours == 0.0);
+  assert_true (c->prior_hours == 48.0);
   assert_true (c->hysteresis_pct == 7.5);
   assert_int_equal (c->hysteresis_mib, 128);
 }
@@ -286,7 +289,7 @@ test_partial_file_keeps_other_defaults (void **state)
   assert_int_equal (c->stats_interval, 5);
   assert_string_equal (c->uri, "qemu:///system");
   assert_int_equal (c->reserve_mib, 1024);
-  assert_true (c->quantile == 0.95);
+  assert_true (c->quantile == 0.90);
 }
 
 static void
@@ -608,6 +611,7 @@ static const char *const all_keys[] = {
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
+  "estimator.prior_hours",
   "estimator.hysteresis_pct", "estimator.hysteresis_mib",
   "controller.min_buffer", "controller.min_buffer_pct", "controller.surplus_hold",
   "controller.shrink_half_life",

@@ -164,7 +164,7 @@ assert_same_estimate (const VmemEstimate *a, const VmemEstimate *b)
   assert_int_equal (a->demand_mib, b->demand_mib);
   assert_close (a->raw_mib, b->raw_mib);
   assert_close (a->quantile_mib, b->quantile_mib);
-  assert_close (a->confidence, b->confidence);
+  assert_close (a->base_mib, b->base_mib);
   assert_close (a->history_hours, b->history_hours);
   assert_int_equal (a->peers->len, b->peers->len);
   for (guint i = 0; i < a->peers->len; i++)
@@ -302,7 +302,7 @@ test_estimate_equals_estimator (void **state)
                                          prof, &targets[i], t + HOUR, &error);
         assert_non_null (want);
         g_autoptr(VmemEstimate) got = demand_estimate (d, "web", prof, &targets[i], t + HOUR);
-        assert_int_equal (got->source, VMEM_SOURCE_PEERS);
+        assert_int_equal (got->source, i == 1 ? VMEM_SOURCE_OWN : VMEM_SOURCE_PEERS);
         assert_same_estimate (got, want);
       }
 
@@ -591,6 +591,100 @@ test_load_peak_bad (void **state)
   assert_int_equal (vmem_demand_n_workloads (d), 1);
 }
 
+static void
+observe_at (VmemDemand *d, const char *uuid, gint64 t, double used, gboolean squeezed)
+{
+  VmemPeakSample s = {
+    .uuid = uuid, .domain = uuid, .t = t, .used_mib = used, .guest = TRUE, .vcpus = 1,
+    .squeezed = squeezed,
+  };
+  VmemPeakObs out[2];
+  g_autoptr(GError) error = NULL;
+  if (!vmem_demand_observe (d, "w", &s, out, &error))
+    fail_msg ("observe failed: %s", error->message);
+}
+
+/* A start's outcome is its peak over the next 24 h, or until it stops;
+ * complete only then; a squeezed sample makes it under-provisioned. */
+static void
+test_outcomes (void **state)
+{
+  VmemEstimatorConfig config;
+  vmem_estimator_config_init (&config);
+  config.min_history_hours = 1;
+  g_autoptr(VmemDemand) d = vmem_demand_new (&config, NULL);
+  /* Two domains with 2 h of history each: levels 100 and 200 MiB. */
+  for (gint64 t = T0; t < T0 + 2 * HOUR; t += 600)
+    {
+      observe_at (d, "a", t, 100, FALSE);
+      observe_at (d, "b", t, 200, FALSE);
+    }
+  gint64 start = T0 + 2 * HOUR;
+  VmemEstimateTarget ta = { .uuid = "a", .memory_mib = 1024 };
+  g_autoptr(VmemEstimate) ea = vmem_demand_estimate (d, "w", NULL, &ta, start, NULL);
+  assert_int_equal (ea->source, VMEM_SOURCE_OWN);
+  assert_true (vmem_demand_start (d, "w", "a", ea, start, NULL));
+  VmemEstimateTarget tb = { .uuid = "b", .memory_mib = 1024 };
+  g_autoptr(VmemEstimate) eb = vmem_demand_estimate (d, "w", NULL, &tb, start, NULL);
+  assert_true (vmem_demand_start (d, "w", "b", eb, start, NULL));
+  /* A fallback (no history at all) is not checked. */
+  VmemEstimateTarget tn = { .uuid = "n", .memory_mib = 1024 };
+  g_autoptr(VmemEstimate) en = vmem_demand_estimate (d, "v", NULL, &tn, start, NULL);
+  assert_int_equal (en->source, VMEM_SOURCE_FALLBACK_DOMAIN_MEMORY);
+  assert_true (vmem_demand_start (d, "v", "n", en, start, NULL));
+
+  /* a uses up to 150; b is squeezed at 180; a sample of a past the span
+   * does not count. */
+  observe_at (d, "a", start + HOUR, 150, FALSE);
+  observe_at (d, "a", start + 2 * HOUR, 120, FALSE);
+  observe_at (d, "b", start + HOUR, 180, TRUE);
+  assert_int_equal (vmem_demand_settle (d, start + DAY - 1), 0);
+  g_autoptr(GArray) none = vmem_demand_take_outcomes (d);
+  assert_int_equal (none->len, 0);
+  /* b stops after 3 h: its outcome is complete then. */
+  vmem_demand_stop (d, "b", start + 3 * HOUR);
+  observe_at (d, "a", start + DAY + 60, 900, FALSE);
+  assert_int_equal (vmem_demand_settle (d, start + DAY), 1);
+  g_autoptr(GArray) out = vmem_demand_take_outcomes (d);
+  assert_int_equal (out->len, 2);
+  const VmemOutcome *ob = &g_array_index (out, VmemOutcome, 0);
+  const VmemOutcome *oa = &g_array_index (out, VmemOutcome, 1);
+  assert_string_equal (ob->uuid, "b");
+  assert_int_equal (ob->end_t, start + 3 * HOUR);
+  assert_true (ob->censored);
+  /* Censored: at least what it was given. */
+  assert_true (ob->peak_mib > ob->given_mib);
+  assert_string_equal (oa->uuid, "a");
+  assert_string_equal (oa->workload, "w");
+  assert_int_equal (oa->kind, VMEM_START_OWN);
+  assert_int_equal (oa->start_t, start);
+  assert_int_equal (oa->end_t, start + DAY);
+  assert_close (oa->peak_mib, 150);
+  assert_close (oa->base_mib, ea->base_mib);
+  assert_close (oa->given_mib, ea->value_mib);
+  assert_close (oa->risk, 0.05);
+  assert_false (oa->censored);
+
+  /* The calibration learnt both, the censored one as under-provisioned. */
+  VmemCalibrationResult r;
+  assert_true (vmem_calibration_margin (vmem_demand_calibration (d), "w", VMEM_START_OWN, 0.5, &r));
+  assert_int_equal (r.outcomes, 2);
+  assert_int_equal (r.under, 1);
+
+  /* Stored outcomes load back; bad ones change nothing. */
+  VmemOutcome bad = *oa;
+  bad.base_mib = 0;
+  g_autoptr(GError) error = NULL;
+  assert_false (vmem_demand_load_outcome (d, &bad, &error));
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT));
+  bad = *oa;
+  bad.workload = "";
+  assert_false (vmem_demand_load_outcome (d, &bad, NULL));
+  assert_true (vmem_demand_load_outcome (d, oa, NULL));
+  assert_true (vmem_calibration_margin (vmem_demand_calibration (d), "w", VMEM_START_OWN, 0.5, &r));
+  assert_int_equal (r.outcomes, 3);
+}
+
 int
 main (void)
 {
@@ -603,6 +697,7 @@ main (void)
     cmocka_unit_test (test_forget),
     cmocka_unit_test (test_reset),
     cmocka_unit_test (test_load_peak_bad),
+    cmocka_unit_test (test_outcomes),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

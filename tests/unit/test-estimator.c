@@ -130,9 +130,10 @@ test_peer_quantile (void **state)
   assert_close (find_peer (e3, "a")->peak_mib, 100);
 }
 
-/* The quantile of peer levels, the margin widened by confidence. */
+/* The quantile of peer levels and, without outcomes to calibrate on, the
+ * configured margin. */
 static void
-test_quantile_margin_confidence (void **state)
+test_quantile_margin (void **state)
 {
   VmemPeakObs peaks[] = {
     day_peak ("a", 0, 100),
@@ -143,18 +144,19 @@ test_quantile_margin_confidence (void **state)
   VmemEstimatorConfig config = default_config ();
   VmemEstimateTarget target = { .memory_mib = 8192 };
   g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  profile->quantile = 0.95;
 
   /* Four equal weights: p95 needs 3.8 of 4, the 400; p70 needs 2.8, the 300. */
   g_autoptr(VmemEstimate) e = estimate (peaks, 4, &config, profile, &target);
   assert_int_equal (e->source, VMEM_SOURCE_PEERS);
+  assert_int_equal (e->kind, VMEM_START_FIRST);
   assert_close (e->quantile, 0.95);
   assert_close (e->quantile_mib, 400);
-  /* history: one day before NOW = 24 h of 72 h;
-   * confidence = 4/5 * (0.5 + 0.5 * 24/72) = 0.8 * 2/3 */
+  assert_close (e->base_mib, 400);
   assert_close (e->history_hours, 24);
-  assert_close (e->confidence, 0.8 * (2.0 / 3.0));
-  assert_close (e->effective_margin_pct, 15.0 / (0.8 * (2.0 / 3.0)));
-  assert_close (e->raw_mib, 400 * (1 + 0.15 / (0.8 * (2.0 / 3.0))));
+  assert_int_equal (e->calibration.scope, VMEM_CALIBRATION_NONE);
+  assert_close (e->effective_margin_pct, 15);
+  assert_close (e->raw_mib, 400 * 1.15);
   assert_int_equal (e->demand_mib, (guint64) ceil (e->raw_mib));
   assert_int_equal (e->clamps, 0);
   assert_int_equal (e->peers->len, 4);
@@ -167,16 +169,6 @@ test_quantile_margin_confidence (void **state)
   assert_close (e2->quantile_mib, 300);
   assert_close (e2->raw_mib, 300);
   assert_int_equal (e2->demand_mib, 300);
-
-  /* Full history: the history term is 1 and only the peer count is left. */
-  for (guint i = 0; i < 4; i++)
-    peaks[i].start_t -= 3 * DAY;
-  profile->margin_pct = 20;
-  g_autoptr(VmemEstimate) e3 = estimate (peaks, 4, &config, profile, &target);
-  assert_close (e3->history_hours, 96);
-  assert_close (e3->confidence, 0.8);
-  assert_close (e3->effective_margin_pct, 25);
-  assert_close (e3->raw_mib, 375);
 
   /* Without a profile the config's quantile and margin apply. */
   config.quantile = 0.7;
@@ -330,17 +322,24 @@ test_per_vcpu (void **state)
   VmemEstimateTarget target = { .vcpus = 4, .memory_mib = 8192 };
 
   g_autoptr(VmemEstimate) e = estimate (peaks, 2, &config, profile, &target);
-  assert_close (e->quantile_mib, 300);
+  /* 300 per vCPU, scaled to the target's 4. */
+  assert_close (e->quantile_mib, 1200);
   assert_close (e->raw_mib, 1200);
   assert_int_equal (e->vcpus, 4);
-  /* Peers still report their absolute level. */
+  /* Peers still report their absolute level, and the scaled one. */
   assert_close (find_peer (e, "b")->peak_mib, 900);
+  assert_close (find_peer (e, "b")->scaled_mib, 1200);
 
   profile->scale = VMEM_SCALE_ABSOLUTE;
   g_autoptr(VmemEstimate) abs = estimate (peaks, 2, &config, profile, &target);
   assert_close (abs->raw_mib, 900);
 }
 
+/* A first start leaves the domain's own history out; a restart leads
+ * with it, the peers as the prior, weighted by hours of history:
+ *   own: level 5000 over 120 h (its peak started 5 days before NOW);
+ *   prior: p90 of {100, 200} = 200, the peers' 120 h counting as 24 h;
+ *   base = 120/144 * 5000 + 24/144 * 200 = 4200. */
 static void
 test_exclude_self (void **state)
 {
@@ -354,13 +353,129 @@ test_exclude_self (void **state)
   VmemEstimateTarget target = { .uuid = "self", .exclude_self = TRUE };
 
   g_autoptr(VmemEstimate) out = estimate (peaks, 3, &config, NULL, &target);
+  assert_int_equal (out->source, VMEM_SOURCE_PEERS);
+  assert_int_equal (out->kind, VMEM_START_FIRST);
   assert_int_equal (out->peers->len, 2);
+  assert_close (out->own_level_mib, 0);
   assert_close (out->raw_mib, 200);
 
   target.exclude_self = FALSE;
   g_autoptr(VmemEstimate) in = estimate (peaks, 3, &config, NULL, &target);
-  assert_int_equal (in->peers->len, 3);
-  assert_close (in->raw_mib, 5000);
+  assert_int_equal (in->source, VMEM_SOURCE_OWN);
+  assert_int_equal (in->kind, VMEM_START_OWN);
+  /* The domain is never its own peer. */
+  assert_int_equal (in->peers->len, 2);
+  assert_close (in->own_level_mib, 5000);
+  assert_close (in->own_hours, 120);
+  assert_close (in->quantile_mib, 200);
+  assert_close (in->own_weight, 120.0 / 144.0);
+  assert_close (in->base_mib, 4200);
+  assert_close (in->raw_mib, 4200);
+  assert_non_null (strstr (in->reason, "own history"));
+
+  /* The prior weighs at most prior_hours: with 48 h, 120/168. */
+  config.prior_hours = 48;
+  g_autoptr(VmemEstimate) in48 = estimate (peaks, 3, &config, NULL, &target);
+  assert_close (in48->own_weight, 120.0 / 168.0);
+  assert_close (in48->base_mib, (120.0 * 5000 + 48.0 * 200) / 168.0);
+
+  /* No peers: the own level alone. */
+  g_autoptr(VmemEstimate) alone = estimate (peaks, 1, &config, NULL, &target);
+  assert_int_equal (alone->source, VMEM_SOURCE_OWN);
+  assert_close (alone->own_weight, 1);
+  assert_close (alone->raw_mib, 5000);
+}
+
+/* History counts from the first sample seen, not from the start of its
+ * interval: one sample at 05:59 and one at 06:00 are a minute, not an hour. */
+static void
+test_history_from_first_sample (void **state)
+{
+  VmemPeakObs peaks[] = { day_peak ("self", 0, 300), day_peak ("a", 4, 100) };
+  peaks[0].start_t = NOW - HOUR;
+  peaks[0].interval_s = HOUR;
+  peaks[0].first_t = NOW - 60;
+  VmemEstimatorConfig config = default_config ();
+  config.min_history_hours = 0.5;
+  VmemEstimateTarget target = { .uuid = "self" };
+
+  g_autoptr(VmemEstimate) e = estimate (peaks, 2, &config, NULL, &target);
+  assert_close (e->own_hours, 1.0 / 60);
+  /* Less than min_history_hours of its own: a first start. */
+  assert_int_equal (e->source, VMEM_SOURCE_PEERS);
+  peaks[0].first_t = 0;
+  g_autoptr(VmemEstimate) e2 = estimate (peaks, 2, &config, NULL, &target);
+  assert_close (e2->own_hours, 1);
+  assert_int_equal (e2->source, VMEM_SOURCE_OWN);
+}
+
+/* Peers of another size are compared by usage relative to their <memory>
+ * and scaled to the target's: a large VM is not sized from small ones. */
+static void
+test_relative_to_memory (void **state)
+{
+  VmemPeakObs peaks[] = { day_peak ("a", 4, 100), day_peak ("b", 4, 300) };
+  VmemEstimatorConfig config = default_config ();
+  config.margin_pct = 0;
+  g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
+  for (guint i = 0; i < 2; i++)
+    assert_true (vmem_workload_agg_add (agg, &peaks[i], NULL));
+  /* a uses 100 of 512 MiB, b 300 of 1024. */
+  vmem_workload_agg_set_memory (agg, "a", 512);
+  vmem_workload_agg_set_memory (agg, "b", 1024);
+  VmemEstimateTarget target = { .uuid = "big", .memory_mib = 8192 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) e = vmem_estimator_estimate (agg, NULL, &config, NULL, &target, NOW,
+                                                       &error);
+  assert_non_null (e);
+  assert_close (find_peer (e, "a")->scaled_mib, 100.0 / 512 * 8192);
+  assert_close (find_peer (e, "b")->scaled_mib, 300.0 / 1024 * 8192);
+  /* p90 of {1600, 2400} = 2400 */
+  assert_close (e->quantile_mib, 2400);
+  assert_close (e->raw_mib, 2400);
+
+  /* A peer of unknown size counts as it is. */
+  vmem_workload_agg_set_memory (agg, "b", 0);
+  g_autoptr(VmemEstimate) e2 = vmem_estimator_estimate (agg, NULL, &config, NULL, &target, NOW,
+                                                        &error);
+  assert_close (find_peer (e2, "b")->scaled_mib, 300);
+  assert_close (e2->quantile_mib, 1600);
+}
+
+/* The margin comes from the calibration once it has outcomes. */
+static void
+test_calibrated_margin (void **state)
+{
+  VmemPeakObs peaks[] = { day_peak ("a", 4, 100), day_peak ("b", 4, 200) };
+  VmemEstimatorConfig config = default_config ();
+  g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
+  for (guint i = 0; i < 2; i++)
+    assert_true (vmem_workload_agg_add (agg, &peaks[i], NULL));
+  g_autoptr(VmemCalibration) cal = vmem_calibration_new (100, 20, 0);
+  /* Scores 0.01 .. 1.00 for first starts of "w": at 5 % risk the rank is
+   * ceil(101 * 0.95) = 96, the score 0.96. */
+  for (int i = 1; i <= 100; i++)
+    assert_true (vmem_calibration_add (cal, "w", VMEM_START_FIRST, i / 100.0, FALSE, 0.05, NULL));
+  VmemEstimateTarget target = { .workload = "w", .memory_mib = 8192 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) e = vmem_estimator_estimate (agg, cal, &config, NULL, &target, NOW,
+                                                       &error);
+  assert_non_null (e);
+  assert_int_equal (e->calibration.scope, VMEM_CALIBRATION_WORKLOAD);
+  assert_int_equal (e->calibration.outcomes, 100);
+  assert_close (e->calibration.factor, 0.96);
+  assert_close (e->raw_mib, 200 * 0.96);
+  assert_close (e->effective_margin_pct, -4);
+  assert_non_null (strstr (e->reason, "calibrated to 5 % risk"));
+
+  /* A profile's risk: 10 % -> rank ceil(101 * 0.9) = 91. */
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  profile->risk_pct = 10;
+  profile->quantile = 0.9;
+  g_autoptr(VmemEstimate) e2 = vmem_estimator_estimate (agg, cal, &config, profile, &target, NOW,
+                                                        &error);
+  assert_close (e2->calibration.factor, 0.91);
+  assert_close (e2->raw_mib, 200 * 0.91);
 }
 
 static VmemEstimate *
@@ -368,7 +483,7 @@ agg_estimate (VmemWorkloadAgg *agg, const VmemEstimatorConfig *config, gint64 no
 {
   g_autoptr(GError) error = NULL;
   VmemEstimateTarget target = { .memory_mib = 1 << 20 };
-  VmemEstimate *e = vmem_estimator_estimate (agg, config, NULL, &target, now, &error);
+  VmemEstimate *e = vmem_estimator_estimate (agg, NULL, config, NULL, &target, now, &error);
   if (e == NULL)
     fail_msg ("estimate failed: %s", error->message);
   return e;
@@ -380,7 +495,7 @@ assert_same_estimate (const VmemEstimate *a, const VmemEstimate *b)
   assert_int_equal (a->source, b->source);
   assert_int_equal (a->demand_mib, b->demand_mib);
   assert_close (a->raw_mib, b->raw_mib);
-  assert_close (a->confidence, b->confidence);
+  assert_close (a->base_mib, b->base_mib);
   assert_int_equal (a->peers->len, b->peers->len);
   for (guint i = 0; i < a->peers->len; i++)
     {
@@ -571,7 +686,13 @@ test_json (void **state)
   assert_string_equal (json_object_get_string (json_object_object_get (first, "host")), "h1");
   assert_int_equal (json_object_get_int64 (json_object_object_get (first, "samples")), 10);
   assert_int_equal (json_object_array_length (json_object_object_get (j, "clamps")), 0);
-  assert_non_null (json_object_object_get (j, "confidence"));
+  json_object *cal = json_object_object_get (j, "calibration");
+  assert_non_null (cal);
+  assert_string_equal (json_object_get_string (json_object_object_get (cal, "scope")), "none");
+  assert_non_null (json_object_object_get (cal, "observed_pct"));
+  assert_non_null (json_object_object_get (j, "base_mib"));
+  assert_string_equal (json_object_get_string (json_object_object_get (j, "kind")),
+                       "first-start");
   assert_non_null (json_object_object_get (j, "effective_margin_pct"));
 }
 
@@ -581,12 +702,15 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_decay_weights),
     cmocka_unit_test (test_peer_quantile),
-    cmocka_unit_test (test_quantile_margin_confidence),
+    cmocka_unit_test (test_quantile_margin),
     cmocka_unit_test (test_peer_weights_in_quantile),
     cmocka_unit_test (test_clamps),
     cmocka_unit_test (test_fallback),
     cmocka_unit_test (test_per_vcpu),
     cmocka_unit_test (test_exclude_self),
+    cmocka_unit_test (test_history_from_first_sample),
+    cmocka_unit_test (test_relative_to_memory),
+    cmocka_unit_test (test_calibrated_margin),
     cmocka_unit_test (test_incremental_equals_batch),
     cmocka_unit_test (test_current_interval_replaced),
     cmocka_unit_test (test_bad_input),

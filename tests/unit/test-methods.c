@@ -13,6 +13,7 @@
 #include "vmem-daemon.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
+#include "vmem-profile.h"
 #include "vmem-store.h"
 #include "vmem-varlink.h"
 
@@ -760,6 +761,71 @@ test_profiles (void **state)
 }
 
 /* ---- 3. Assign, Explain ---------------------------------------------------- */
+
+/* A domain that has run before is sized from its own history first, its
+ * peers' as the prior, and explain says so.  The store holds ten hours of
+ * erp-1 (2 GiB) at 600 MiB and of a peer of 1 GiB, not defined here, at
+ * 150 MiB: scaled to erp-1's size, 300 MiB.  Both from the same hour:
+ * equal hours of history on each side, so the base is (600 + 300) / 2 =
+ * 450, +15 % (no outcomes yet) = 517.5. */
+static void
+test_explain_own_history (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 h0 = now - now % 3600 - 10 * 3600;
+  {
+    g_autoptr(VmemStore) store = vmem_store_open_sqlite (fx->database, &error);
+    assert_non_null (store);
+    g_autoptr(VmemProfile) p = vmem_profile_new ("erp");
+    p->match = g_strdup ("erp-*");
+    assert_true (vmem_store_profile_put (store, p, VMEM_STORE_PUT_CREATE, &error));
+    static const char *const uuids[] = { ERP_UUID, "6a1e2c3d-0000-4000-8000-0000000000ff" };
+    static const char *const names[] = { "erp-1", "erp-gone" };
+    for (guint k = 0; k < 2; k++)
+      {
+        VmemDomainRow d = {
+          .uuid = (char *) uuids[k], .name = (char *) names[k], .host = (char *) "testhost",
+          .workload = (char *) "erp", .memory_mib = k == 0 ? 2048 : 1024, .vcpus = 1,
+          .last_seen = now,
+          .first_seen = h0,
+        };
+        assert_true (vmem_store_domain_upsert (store, &d, &error));
+        for (gint64 t = h0; t < h0 + 10 * 3600; t += 3600)
+          {
+            VmemPeak peak = {
+              .uuid = (char *) uuids[k], .host = (char *) "testhost", .workload = (char *) "erp",
+              .interval_s = VMEM_STORE_HOUR, .start_t = t, .peak_mib = k == 0 ? 600 : 150,
+              .samples = 6, .guest_samples = 6, .vcpus = 1,
+            };
+            assert_true (vmem_store_samples_add (store, NULL, 0, &peak, 1, &error));
+            assert_null (error);
+          }
+      }
+  }
+  start (fx, make_config (fx));
+  wait_ready (fx);
+
+  g_autoptr(json_object) xd = call_ok (fx, "io.vmemd.Explain", "{\"domain\":\"erp-1\"}");
+  json_object *plan = jget (jget (xd, "explanation"), "plan");
+  assert_string_equal (jstr (plan, "source"), "own");
+  json_object *est = jget (plan, "estimate");
+  assert_string_equal (jstr (est, "kind"), "own");
+  assert_true (json_object_get_double (jget (est, "own_level_mib")) == 600);
+  assert_true (json_object_get_double (jget (est, "own_weight")) == 0.5);
+  assert_true (json_object_get_double (jget (est, "quantile_mib")) == 300);
+  assert_true (json_object_get_double (jget (est, "base_mib")) == 450);
+  assert_int_equal (jint (plan, "demand_mib"), 518);
+  /* The domain is not its own peer. */
+  json_object *peers = jarr (est, "peers");
+  assert_int_equal (json_object_array_length (peers), 1);
+  assert_string_equal (jstr (json_object_array_get_idx (peers, 0), "name"), "erp-gone");
+  assert_true (json_object_get_double (jget (json_object_array_get_idx (peers, 0), "memory_mib")) ==
+               1024);
+  assert_string_equal (jstr (jget (est, "calibration"), "scope"), "none");
+  assert_non_null (strstr (jstr (plan, "why"), "own history"));
+}
 
 static void
 test_assign_explain (void **state)
@@ -1910,6 +1976,7 @@ main (void)
 #endif
     cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_explain_own_history, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reservation_expiry, setup, teardown),
     cmocka_unit_test_setup_teardown (test_not_ready_refuse, setup, teardown),

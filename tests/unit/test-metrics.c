@@ -188,7 +188,7 @@ test_openmetrics (void **state)
   assert_line (text, "# TYPE vmemd_host_capacity_bytes gauge");
   assert_line (text, "# UNIT vmemd_host_capacity_bytes bytes");
   assert_line (text, "# UNIT vmemd_hook_request_duration_seconds seconds");
-  assert_line (text, "# UNIT vmemd_workload_confidence_ratio ratio");
+  assert_line (text, "# UNIT vmemd_workload_observed_risk_ratio ratio");
   assert_no_line_starting (text, "# UNIT vmemd_ready");
 
   /* The host. */
@@ -234,9 +234,9 @@ test_openmetrics (void **state)
   assert_no_line_starting (text, "vmemd_workload_history_seconds{workload=\"batch\"");
   assert_line (text, "vmemd_workload_margin_ratio{workload=\"erp\"} 0.15");
   assert_line (text, "vmemd_workload_effective_margin_ratio{workload=\"erp\"} 0.196");
-  assert_line (text, "vmemd_workload_confidence_ratio{workload=\"erp\"} 0.765625");
+  assert_line (text, "vmemd_workload_observed_risk_ratio{workload=\"erp\"} 0.765625");
   assert_no_line_starting (text, "vmemd_workload_margin_ratio{workload=\"web\"");
-  assert_no_line_starting (text, "vmemd_workload_confidence_ratio{workload=\"web\"");
+  assert_no_line_starting (text, "vmemd_workload_observed_risk_ratio{workload=\"web\"");
 }
 
 static void
@@ -278,7 +278,7 @@ test_json (void **state)
   g_autofree char *lines = samples_of (om);
   guint n_lines = count_lines_starting (lines, "vmemd_");
   guint n_samples = 0;
-  json_object *used = NULL, *confidence = NULL, *hooks = NULL;
+  json_object *used = NULL, *observed = NULL, *hooks = NULL;
   for (size_t i = 0; i < json_object_array_length (families); i++)
     {
       json_object *f = json_object_array_get_idx (families, i);
@@ -287,8 +287,8 @@ test_json (void **state)
       n_samples += json_object_array_length (samples);
       if (g_str_equal (name, "vmemd_domain_used_bytes"))
         used = f;
-      else if (g_str_equal (name, "vmemd_workload_confidence_ratio"))
-        confidence = f;
+      else if (g_str_equal (name, "vmemd_workload_observed_risk_ratio"))
+        observed = f;
       else if (g_str_equal (name, "vmemd_hook_requests"))
         hooks = f;
     }
@@ -306,8 +306,8 @@ test_json (void **state)
   assert_true (json_object_is_type (value, json_type_int));
   assert_int_equal (json_object_get_int64 (value), 8191475712);
 
-  assert_non_null (confidence);
-  json_object *c0 = json_object_array_get_idx (json_object_object_get (confidence, "samples"), 0);
+  assert_non_null (observed);
+  json_object *c0 = json_object_array_get_idx (json_object_object_get (observed, "samples"), 0);
   assert_true (json_object_get_double (json_object_object_get (c0, "value")) == 0.765625);
 
   assert_non_null (hooks);
@@ -349,7 +349,7 @@ test_values (void **state)
   w->history_hours = 1.0 / 3600;
   w->margin_pct = 10;
   w->effective_margin_pct = 100.0 / 3;
-  w->confidence = 0.3;
+  w->observed_risk = 0.3;
   g_autofree char *text = vmem_metrics_format (s, VMEM_METRICS_OPENMETRICS);
   assert_line (text, "vmemd_host_capacity_bytes 1125899906842624");
   assert_line (text, "vmemd_workload_estimate_bytes{workload=\"w\\nx\"} 1048576");
@@ -358,7 +358,7 @@ test_values (void **state)
   /* The shortest text that reads back as the same double. */
   assert_line (text,
                "vmemd_workload_effective_margin_ratio{workload=\"w\\nx\"} 0.33333333333333337");
-  assert_line (text, "vmemd_workload_confidence_ratio{workload=\"w\\nx\"} 0.3");
+  assert_line (text, "vmemd_workload_observed_risk_ratio{workload=\"w\\nx\"} 0.3");
 }
 
 static void
@@ -373,7 +373,7 @@ test_set_estimate (void **state)
   e->history_hours = 0.5;
   e->margin_pct = 15;
   e->effective_margin_pct = 59.6;
-  e->confidence = 0.25;
+  e->calibration.observed_pct = 25;
   g_autoptr(VmemMetricsSnapshot) s = vmem_metrics_snapshot_new ("x");
   VmemMetricsWorkload *w = vmem_metrics_snapshot_add_workload (s, "erp");
   vmem_metrics_workload_set_estimate (w, e);
@@ -385,7 +385,7 @@ test_set_estimate (void **state)
   assert_true (w->history_hours == 0.5);
   assert_true (w->margin_pct == 15);
   assert_true (w->effective_margin_pct == 59.6);
-  assert_true (w->confidence == 0.25);
+  assert_true (w->observed_risk == 0.25);
 
   /* Estimating failed: nothing of it is written. */
   VmemMetricsWorkload *none = vmem_metrics_snapshot_add_workload (s, "web");

@@ -111,7 +111,8 @@ test_defaults (void **state)
   assert_int_equal (p->floor_mib, 0);
   assert_int_equal (p->ceiling_mib, 0);
   assert_true (p->margin_pct == 15.0);
-  assert_true (p->quantile == 0.95);
+  assert_true (p->quantile == 0.90);
+  assert_true (p->risk_pct == 5.0);
   assert_true (p->buffer_pct == 20.0);
   assert_int_equal (p->mode, VMEM_MODE_BALLOON);
   assert_true (p->prealloc);
@@ -293,6 +294,17 @@ test_validate_ranges (void **state)
   p->quantile = 1.0;
   assert_valid (p);
 
+  p->risk_pct = 0.05;
+  assert_invalid (p, "risk", "out of range");
+  p->risk_pct = 51;
+  assert_invalid (p, "risk", "out of range");
+  p->risk_pct = NAN;
+  assert_invalid (p, "risk", NULL);
+  p->risk_pct = 0.1;
+  assert_valid (p);
+  p->risk_pct = 50;
+  assert_valid (p);
+
   p->buffer_pct = -1;
   assert_invalid (p, "buffer", "out of range");
   p->buffer_pct = 401;
@@ -434,7 +446,9 @@ test_json_form (void **state)
   assert_true (json_object_object_get_ex (obj, "prealloc", &v));
   assert_true (json_object_is_type (v, json_type_boolean));
   assert_true (json_object_object_get_ex (obj, "quantile", &v));
-  assert_string_equal (json_object_to_json_string (v), "0.95");
+  assert_string_equal (json_object_to_json_string (v), "0.9");
+  assert_true (json_object_object_get_ex (obj, "risk_pct", &v));
+  assert_string_equal (json_object_to_json_string (v), "5.0");
   assert_true (json_object_object_get_ex (obj, "margin_pct", &v));
   assert_string_equal (json_object_to_json_string (v), "15.0");
   assert_false (json_object_object_get_ex (obj, "match", NULL));

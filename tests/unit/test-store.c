@@ -799,27 +799,42 @@ test_newer_schema_refused (void **state)
 
 /* Rows every schema since version 1 can hold, written with plain SQL as an
  * old vmemd would have left them. */
-static const char old_rows[] =
-  "INSERT INTO profiles (name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile,"
-  "  buffer_pct, mode, prealloc, scale, priority, match, created, updated) VALUES"
-  "  ('erp', 2048, 1024, 8192, 15, 0.95, 20, 'balloon', 1, 'absolute', 50, 'erp-*',"
-  "   1700000000, 1700000100),"
-  "  ('pg', 0, 0, 0, 10, 0.99, 25, 'observe', 0, 'per-vcpu', 80, NULL, 1700000000, 1700000000);"
-  "INSERT INTO domains VALUES ('" UUID_A "', 'erp-1', 'hostA', 'erp', 4096, 2,"
-  "  1700000000, 1700003600);"
-  "INSERT INTO domains VALUES ('" UUID_B "', 'pg-1', 'hostB', 'pg', 8192, 4,"
-  "  1700000000, 1700003600);"
-  "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
-  "  usable_mib, quality, swap_in, major_fault, vcpus) VALUES"
-  "  ('" UUID_A "', 'hostA', 'erp', 1700000010, 1500, 1600, 4096, 2500, 2596, 'guest', 0, 0, 2);"
-  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 3600, 1699999200, 1500, 1, 1, 2);"
-  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 86400, 1699920000, 1500, 1, 1, 2);"
-  "INSERT INTO runs (uuid, host, workload, started, stopped, stop_reason, demand_mib) VALUES"
-  "  ('" UUID_A "', 'hostA', 'erp', 1700000000, 1700003000, 'stopped', 2048),"
-  "  ('" UUID_A "', 'hostA', 'erp', 1700003600, NULL, NULL, 2048);"
-  "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES"
-  "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}');"
-  "INSERT INTO hosts VALUES ('hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+#define OLD_ROWS \
+  "INSERT INTO profiles (name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile," \
+  "  buffer_pct, mode, prealloc, scale, priority, match, created, updated) VALUES" \
+  "  ('erp', 2048, 1024, 8192, 15, 0.95, 20, 'balloon', 1, 'absolute', 50, 'erp-*'," \
+  "   1700000000, 1700000100)," \
+  "  ('pg', 0, 0, 0, 10, 0.99, 25, 'observe', 0, 'per-vcpu', 80, NULL, 1700000000, 1700000000);" \
+  "INSERT INTO domains VALUES ('" UUID_A "', 'erp-1', 'hostA', 'erp', 4096, 2," \
+  "  1700000000, 1700003600);" \
+  "INSERT INTO domains VALUES ('" UUID_B "', 'pg-1', 'hostB', 'pg', 8192, 4," \
+  "  1700000000, 1700003600);" \
+  "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib," \
+  "  usable_mib, quality, swap_in, major_fault, vcpus) VALUES" \
+  "  ('" UUID_A "', 'hostA', 'erp', 1700000010, 1500, 1600, 4096, 2500, 2596, 'guest', 0, 0, 2);" \
+  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 3600, 1699999200, 1500, 1, 1, 2);" \
+  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 86400, 1699920000, 1500, 1, 1, 2);" \
+  "INSERT INTO runs (uuid, host, workload, started, stopped, stop_reason, demand_mib) VALUES" \
+  "  ('" UUID_A "', 'hostA', 'erp', 1700000000, 1700003000, 'stopped', 2048)," \
+  "  ('" UUID_A "', 'hostA', 'erp', 1700003600, NULL, NULL, 2048);" \
+  ""
+
+/* Rows as vmemd wrote them at schema @v: plans name their host and hosts
+ * are keyed by id from schema 5 on. */
+static const char *
+old_rows_at (int v)
+{
+  if (v < 5)
+    return OLD_ROWS
+      "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES"
+      "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}');"
+      "INSERT INTO hosts VALUES ('hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+  return OLD_ROWS
+    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host) VALUES"
+    "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}', 'hostA');"
+    "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)"
+    "  VALUES ('hostA', 'hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+}
 
 /* What a current store must read from old_rows, and that it can go on
  * writing to them. */
@@ -943,15 +958,13 @@ test_migrate_every_version (void **state)
       assert_no_error (error);
       assert_int_equal (vmem_store_schema_version (old), v);
       vmem_store_free (old);
-      raw_exec (target, old_rows);
+      raw_exec (target, old_rows_at (v));
       migrate_and_check (target, v);
     }
 }
 
-/* SQLite only: databases as earlier releases made them, kept as SQL
- * dumps: they catch a migration edited after it shipped, which the test
- * above cannot.  (PostgreSQL's first release has every migration up to
- * the current one; its dumps start with the next.) */
+/* Databases as earlier releases made them, kept as SQL dumps: they catch
+ * a migration edited after it shipped, which the test above cannot. */
 static void
 test_migrate_fixtures (void **state)
 {
@@ -1013,7 +1026,7 @@ test_failed_migration_rolls_back (void **state)
   VmemStore *old = store_open_at_version (target, 1, &error);
   assert_no_error (error);
   vmem_store_free (old);
-  raw_exec (target, old_rows);
+  raw_exec (target, old_rows_at (1));
   /* An object migration 2 wants to create is already there: its second
    * half fails after its first half (the new run columns) ran. */
   raw_exec (target, "CREATE INDEX runs_open ON runs(started)");
@@ -1058,6 +1071,7 @@ test_profile_crud (void **state)
   erp->match = g_strdup ("erp-*");
   erp->scale = VMEM_SCALE_PER_VCPU;
   erp->quantile = 0.9;
+  erp->risk_pct = 2.5;
   assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
   assert_no_error (error);
 
@@ -1067,6 +1081,7 @@ test_profile_crud (void **state)
   assert_string_equal (got->match, "erp-*");
   assert_int_equal (got->scale, VMEM_SCALE_PER_VCPU);
   assert_true (got->quantile == 0.9);
+  assert_true (got->risk_pct == 2.5);
   assert_true (got->created >= before);
   assert_int_equal (got->created, got->updated);
 
@@ -1666,6 +1681,77 @@ test_runs (void **state)
   assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs"), 3);
 }
 
+/* Outcomes of past starts: written, listed by end since a time, oldest
+ * first, pruned with the peaks; a bad one changes nothing. */
+static void
+test_outcomes (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 t0 = DAY0;
+
+  for (guint i = 0; i < 3; i++)
+    {
+      VmemOutcomeRow o = {
+        .uuid = i == 1 ? UUID_B : UUID_A,
+        .host = "hostA",
+        .workload = "erp",
+        .kind = i == 2 ? "first-start" : "own",
+        .start_t = t0 + 86400 * i,
+        .end_t = t0 + 86400 * (i + 1) - 60 * i,
+        .base_mib = 1000.5 + i,
+        .given_mib = 1100.25,
+        .peak_mib = 900 + 200 * i,
+        .risk = 0.05,
+        .censored = i == 1,
+      };
+      assert_true (vmem_store_outcome_add (f->store, &o, &error));
+      assert_no_error (error);
+    }
+  g_autoptr(GPtrArray) all = vmem_store_outcome_list (f->store, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (all->len, 3);
+  const VmemOutcomeRow *o1 = g_ptr_array_index (all, 1);
+  assert_string_equal (o1->uuid, UUID_B);
+  assert_string_equal (o1->host, "hostA");
+  assert_string_equal (o1->workload, "erp");
+  assert_string_equal (o1->kind, "own");
+  assert_int_equal (o1->start_t, t0 + 86400);
+  assert_int_equal (o1->end_t, t0 + 2 * 86400 - 60);
+  assert_true (o1->base_mib == 1001.5);
+  assert_true (o1->given_mib == 1100.25);
+  assert_true (o1->peak_mib == 1100);
+  assert_true (o1->risk == 0.05);
+  assert_true (o1->censored);
+  assert_string_equal (((const VmemOutcomeRow *) g_ptr_array_index (all, 2))->kind,
+                       "first-start");
+  g_autoptr(GPtrArray) late = vmem_store_outcome_list (f->store, t0 + 86400 + 1, &error);
+  assert_int_equal (late->len, 2);
+
+  VmemOutcomeRow bad = {
+    .uuid = UUID_A, .host = "hostA", .workload = "erp", .kind = "own", .base_mib = 0,
+    .risk = 0.05,
+  };
+  assert_false (vmem_store_outcome_add (f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  bad.base_mib = 1;
+  bad.kind = NULL;
+  assert_false (vmem_store_outcome_add (f->store, &bad, &error));
+  g_clear_error (&error);
+  g_autoptr(GPtrArray) still = vmem_store_outcome_list (f->store, 0, &error);
+  assert_int_equal (still->len, 3);
+
+  /* Kept as long as peaks: one day's retention at t0 + 3 days keeps the
+   * outcomes that ended at or after t0 + 2 days. */
+  assert_true (vmem_store_prune (f->store, t0 + 86400 * 3, 1, 1, &error));
+  assert_no_error (error);
+  g_autoptr(GPtrArray) kept = vmem_store_outcome_list (f->store, 0, &error);
+  assert_int_equal (kept->len, 1);
+  assert_string_equal (((const VmemOutcomeRow *) g_ptr_array_index (kept, 0))->kind,
+                       "first-start");
+}
+
 static void
 test_moves_and_history (void **state)
 {
@@ -2125,7 +2211,7 @@ test_migrate_host_id (void **state)
   VmemStore *old = vmem_store_sqlite_open_at_version (path, 4, &error);
   assert_no_error (error);
   vmem_store_free (old);
-  raw_exec (path, old_rows);
+  raw_exec (path, old_rows_at (4));
   /* The same sample twice, under the host's old name and a newer one. */
   raw_exec (path,
             "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib,"
@@ -2758,7 +2844,7 @@ make_fixture (const char *version, const char *path)
   sqlite3 *db = NULL;
   char *msg = NULL;
   sqlite3_open (path, &db);
-  if (sqlite3_exec (db, old_rows, NULL, NULL, &msg) != SQLITE_OK)
+  if (sqlite3_exec (db, old_rows_at (v), NULL, NULL, &msg) != SQLITE_OK)
     {
       g_printerr ("%s: %s\n", path, msg);
       return 1;
@@ -2788,7 +2874,7 @@ make_pg_fixture (const char *version, const char *conninfo)
       return 1;
     }
   vmem_store_free (store);
-  pg_raw_exec (conninfo, old_rows);
+  pg_raw_exec (conninfo, old_rows_at (v));
   return 0;
 }
 #endif
@@ -2802,9 +2888,9 @@ make_pg_fixture (const char *version, const char *conninfo)
     T (test_failed_migration_rolls_back), T (test_profile_crud), T (test_profile_invalid),         \
     T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
     T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
-    T (test_moves_and_history), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
-    T (test_batch_fails_midway), T (test_samples_idempotent), T (test_peers_across_hosts),       \
-    T (test_buffer_while_away)
+    T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts),                 \
+    T (test_locked_fails_fast), T (test_batch_fails_midway), T (test_samples_idempotent),         \
+    T (test_peers_across_hosts), T (test_buffer_while_away)
 
 static int
 run_sqlite (void)

@@ -42,7 +42,7 @@ class Metrics(unittest.TestCase):
         self.assertEqual(families["vmemd_hook_requests"], ("counter", ""))
         self.assertEqual(families["vmemd_hook_request_duration_seconds"], ("histogram", "seconds"))
         self.assertEqual(families["vmemd_host_capacity_bytes"], ("gauge", "bytes"))
-        self.assertEqual(families["vmemd_workload_confidence_ratio"], ("gauge", "ratio"))
+        self.assertEqual(families["vmemd_workload_observed_risk_ratio"], ("gauge", "ratio"))
         key = ("vmemd_domain_used_bytes", (("domain", 'web "blue"\\1'), ("workload", "web")))
         self.assertEqual(samples[key], 900 * 1048576)
         key = ("vmemd_hook_requests_total", (("op", "prepare"), ("result", "refused")))

@@ -41,6 +41,8 @@ typedef struct {
                            GError **error);
   GPtrArray *(*sample_list) (VmemStore *store, const char *uuid, gint64 since, guint limit,
                              GError **error);
+  gboolean (*outcome_add) (VmemStore *store, const VmemOutcomeRow *row, GError **error);
+  GPtrArray *(*outcome_list) (VmemStore *store, gint64 since, GError **error);
   gboolean (*host_heartbeat) (VmemStore *store, const VmemHostRow *row, GError **error);
   GPtrArray *(*host_list) (VmemStore *store, GError **error);
 } VmemStoreOps;

@@ -124,6 +124,15 @@ static const char *const migrations[] = {
   "DELETE FROM samples WHERE id NOT IN (SELECT MIN(id) FROM samples GROUP BY host, uuid, t);"
   "CREATE UNIQUE INDEX samples_key ON samples(host, uuid, t);"
   "CREATE INDEX peaks_host ON peaks(host);",
+  /* 6: the profile's risk, the target its margin is calibrated to, and the
+   * outcomes of past starts it is calibrated on. */
+  "ALTER TABLE profiles ADD COLUMN risk_pct REAL NOT NULL DEFAULT 5;"
+  "CREATE TABLE outcomes ("
+  "  id INTEGER PRIMARY KEY, uuid TEXT NOT NULL, host TEXT NOT NULL, workload TEXT NOT NULL,"
+  "  kind TEXT NOT NULL, start_t INTEGER NOT NULL, end_t INTEGER NOT NULL,"
+  "  base_mib REAL NOT NULL, given_mib REAL NOT NULL, peak_mib REAL NOT NULL,"
+  "  risk REAL NOT NULL, censored INTEGER NOT NULL);"
+  "CREATE INDEX outcomes_end ON outcomes(end_t);",
 };
 
 /* The one place where sqlite errors become GErrors: the path, what was
@@ -498,7 +507,7 @@ sq_schema_version (VmemStore *store)
 
 #define PROFILE_COLS                                                             \
   "name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile, buffer_pct, " \
-  "mode, prealloc, scale, priority, match, created, updated"
+  "mode, prealloc, scale, priority, match, created, updated, risk_pct"
 
 static VmemProfile *
 profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
@@ -515,6 +524,7 @@ profile_from_row (Sqlite *s, sqlite3_stmt *st, GError **error)
   p->match = col_text (st, 11);
   p->created = sqlite3_column_int64 (st, 12);
   p->updated = sqlite3_column_int64 (st, 13);
+  p->risk_pct = sqlite3_column_double (st, 14);
   /* The store is input too: a row changed behind vmemd's back is reported,
    * not used. */
   if (!vmem_mode_from_string ((const char *) sqlite3_column_text (st, 7), &p->mode, error) ||
@@ -599,12 +609,13 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
     }
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    "INSERT INTO profiles (" PROFILE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT(name) DO UPDATE SET demand_mib=excluded.demand_mib,"
     " floor_mib=excluded.floor_mib, ceiling_mib=excluded.ceiling_mib,"
     " margin_pct=excluded.margin_pct, quantile=excluded.quantile, buffer_pct=excluded.buffer_pct,"
     " mode=excluded.mode, prealloc=excluded.prealloc, scale=excluded.scale,"
-    " priority=excluded.priority, match=excluded.match, updated=excluded.updated",
+    " priority=excluded.priority, match=excluded.match, updated=excluded.updated,"
+    " risk_pct=excluded.risk_pct",
     error);
   if (st == NULL)
     return FALSE;
@@ -622,6 +633,7 @@ profile_write (Sqlite *s, const VmemProfile *p, VmemStorePut mode, gboolean *was
   bind_text (st, 12, p->match);
   sqlite3_bind_int64 (st, 13, created);
   sqlite3_bind_int64 (st, 14, now);
+  sqlite3_bind_double (st, 15, p->risk_pct);
   if (was_created != NULL)
     *was_created = !exists;
   return sq_run (s, st, "cannot write a profile", error);
@@ -1049,6 +1061,7 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **erro
     { "DELETE FROM samples WHERE t < ?", TRUE },
     { "DELETE FROM peaks WHERE start_t < ?", FALSE },
     { "DELETE FROM moves WHERE t < ?", FALSE },
+    { "DELETE FROM outcomes WHERE end_t < ?", FALSE },
     /* A domain's latest plan is what explain shows, however old. */
     { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
       FALSE },
@@ -1335,6 +1348,70 @@ sq_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GEr
   return g_steal_pointer (&out);
 }
 
+static gboolean
+sq_outcome_add (VmemStore *store, const VmemOutcomeRow *row, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "INSERT INTO outcomes (uuid, host, workload, kind, start_t, end_t, base_mib, given_mib,"
+    " peak_mib, risk, censored) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->uuid);
+  bind_text (st, 2, row->host);
+  bind_text (st, 3, row->workload);
+  bind_text (st, 4, row->kind);
+  sqlite3_bind_int64 (st, 5, row->start_t);
+  sqlite3_bind_int64 (st, 6, row->end_t);
+  sqlite3_bind_double (st, 7, row->base_mib);
+  sqlite3_bind_double (st, 8, row->given_mib);
+  sqlite3_bind_double (st, 9, row->peak_mib);
+  sqlite3_bind_double (st, 10, row->risk);
+  sqlite3_bind_int (st, 11, row->censored ? 1 : 0);
+  return sq_run (s, st, "cannot record an outcome", error);
+}
+
+static GPtrArray *
+sq_outcome_list (VmemStore *store, gint64 since, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  g_autoptr(sqlite3_stmt) st = sq_prepare (
+    s,
+    "SELECT uuid, host, workload, kind, start_t, end_t, base_mib, given_mib, peak_mib, risk,"
+    " censored FROM outcomes WHERE end_t >= ? ORDER BY end_t, id",
+    error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, since);
+  g_autoptr(GPtrArray) out =
+    g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_outcome_row_free);
+  int rc;
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      VmemOutcomeRow *o = g_new0 (VmemOutcomeRow, 1);
+      o->uuid = col_text (st, 0);
+      o->host = col_text (st, 1);
+      o->workload = col_text (st, 2);
+      o->kind = col_text (st, 3);
+      o->start_t = sqlite3_column_int64 (st, 4);
+      o->end_t = sqlite3_column_int64 (st, 5);
+      o->base_mib = sqlite3_column_double (st, 6);
+      o->given_mib = sqlite3_column_double (st, 7);
+      o->peak_mib = sqlite3_column_double (st, 8);
+      o->risk = sqlite3_column_double (st, 9);
+      o->censored = sqlite3_column_int (st, 10) != 0;
+      g_ptr_array_add (out, o);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read the outcomes");
+      return NULL;
+    }
+  return g_steal_pointer (&out);
+}
+
 static GPtrArray *
 sq_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GError **error)
 {
@@ -1466,6 +1543,8 @@ static const VmemStoreOps sqlite_ops = {
   .plan_list = sq_plan_list,
   .move_add = sq_move_add,
   .move_list = sq_move_list,
+  .outcome_add = sq_outcome_add,
+  .outcome_list = sq_outcome_list,
   .sample_list = sq_sample_list,
   .host_heartbeat = sq_host_heartbeat,
   .host_list = sq_host_list,

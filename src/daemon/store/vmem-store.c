@@ -398,6 +398,43 @@ vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **
 }
 
 void
+vmem_outcome_row_free (VmemOutcomeRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->uuid);
+  g_free (row->host);
+  g_free (row->workload);
+  g_free (row->kind);
+  g_free (row);
+}
+
+gboolean
+vmem_store_outcome_add (VmemStore *store, const VmemOutcomeRow *row, GError **error)
+{
+  if (!require ("outcome uuid", row->uuid, error) || !require ("outcome host", row->host, error) ||
+      !require ("outcome workload", row->workload, error) ||
+      !require ("outcome kind", row->kind, error))
+    return FALSE;
+  if (!isfinite (row->base_mib) || row->base_mib <= 0 || !isfinite (row->given_mib) ||
+      row->given_mib < 0 || !isfinite (row->peak_mib) || row->peak_mib < 0 ||
+      !isfinite (row->risk) || row->risk <= 0 || row->risk >= 1)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "outcome: base %g, given %g, peak %g MiB and risk %g are not valid",
+                   row->base_mib, row->given_mib, row->peak_mib, row->risk);
+      return FALSE;
+    }
+  return store->ops->outcome_add (store, row, error);
+}
+
+GPtrArray *
+vmem_store_outcome_list (VmemStore *store, gint64 since, GError **error)
+{
+  return store->ops->outcome_list (store, since, error);
+}
+
+void
 vmem_move_row_free (VmemMoveRow *row)
 {
   if (row == NULL)

@@ -140,6 +140,22 @@ typedef struct {
   char *reason;
 } VmemMoveRow;
 
+/* One checked estimate (vmem-demand.h VmemOutcome): what a start was given
+ * against what it then used, for the calibration of the margin. */
+typedef struct {
+  char *uuid;
+  char *host;
+  char *workload;
+  char *kind;       /* "own" or "first-start" */
+  gint64 start_t;
+  gint64 end_t;
+  double base_mib;
+  double given_mib;
+  double peak_mib;
+  double risk;      /* 0..1 */
+  gboolean censored;
+} VmemOutcomeRow;
+
 /* A raw sample as stored, for history. */
 typedef struct {
   gint64 t;
@@ -152,6 +168,8 @@ typedef struct {
 } VmemSampleRow;
 
 void vmem_move_row_free (VmemMoveRow *row);
+void vmem_outcome_row_free (VmemOutcomeRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemOutcomeRow, vmem_outcome_row_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemMoveRow, vmem_move_row_free)
 void vmem_domain_row_free (VmemDomainRow *row);
 void vmem_peak_free (VmemPeak *peak);
@@ -275,6 +293,11 @@ GPtrArray *vmem_store_move_list (VmemStore *store, const char *uuid, gint64 sinc
                                  GError **error);
 GPtrArray *vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
                                    GError **error);
+
+/* Outcomes of past starts, kept as long as peaks; the list holds those
+ * that ended at or after @since, oldest first, elements VmemOutcomeRow. */
+gboolean vmem_store_outcome_add (VmemStore *store, const VmemOutcomeRow *row, GError **error);
+GPtrArray *vmem_store_outcome_list (VmemStore *store, gint64 since, GError **error);
 
 /* Hosts sharing the store.  A heartbeat replaces the host's row (by id);
  * the list is sorted by name, then id, elements VmemHostRow. */
