@@ -19,4 +19,6 @@ dpkg
 python3
 util-linux
 mount
+postgresql
+postgresql-client
 LIST

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Several hosts on one PostgreSQL store: two private libvirtds, each in its
+own mount namespace with its own host_uuid and loopback address, two vmemds
+with their own host names on one PostgreSQL server.  A managed domain
+migrated live from host a to host b is admitted by b's hook against b's
+capacity (and refused, the domain running on at a, when b is too small),
+gets b's plan through the `migrate begin` XML, and both hosts' committed
+memory and reservations follow it."""
+
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import vmemtest  # noqa: E402
+from vmemtest import wait_for  # noqa: E402
+
+PREALLOC = r'"prealloc":true|prealloc=on'
+
+
+def actual_kib(host, name):
+    return host.dommemstat(name)["actual"]
+
+
+def domain(status, name):
+    return next((d for d in status["domains"] if d["name"] == name), None)
+
+
+class TwoHosts(vmemtest.ClusterTestCase):
+    """The harness itself: two hosts, apart, on one store."""
+
+    def test_two_hosts_apart_on_one_store(self):
+        a, b = self.a, self.b
+        a.start_vmemd()
+        b.start_vmemd()
+        # Each libvirtd is its own host, reachable on its own address.
+        uuids = {h.name: re.search(r"<uuid>([^<]+)</uuid>",
+                                   vmemtest.run("virsh", "-c", h.remote_uri, "capabilities").stdout).group(1)
+                 for h in (a, b)}
+        self.assertEqual(uuids, {"a": a.host_uuid, "b": b.host_uuid})
+        self.assertNotEqual(os.readlink(f"/proc/{a.vmemd.pid}/ns/mnt"),
+                            os.readlink(f"/proc/{b.vmemd.pid}/ns/mnt"))
+        # A domain defined on one is not seen on the other.
+        a.define_guest("only-a", memory_mib=128)
+        self.assertIn("only-a", a.domains())
+        self.assertNotIn("only-a", b.domains())
+        # Both daemons use the one PostgreSQL database, under their own names.
+        sa, sb = a.status(), b.status()
+        self.assertEqual((sa["store"], sb["store"]), ("postgres", "postgres"))
+        self.assertEqual((sa["host"], sb["host"]), ("host-a", "host-b"))
+        # A profile written through one host is in the store the other reads.
+        a.vmemctl("profile", "add", "shared", "--demand", "160M")
+        b.start_vmemd()
+        self.assertIn("shared", [p["name"] for p in b.vmemctl_json("profile", "list")])
+        a.vmemctl("profile", "remove", "shared", "--force")
+        a.virsh("undefine", "only-a")
+
+
+class Migration(vmemtest.ClusterTestCase):
+    """`virsh migrate --live` from a to b."""
+
+    def setUp(self):
+        for h in (self.a, self.b):
+            h.cleanup_domains()
+        self.a.start_vmemd()
+        self.a.vmemctl("profile", "remove", "mig", "--force", check=False)
+        self.a.vmemctl("profile", "add", "mig", "--demand", "192M")
+
+    def start_unstaged(self, name):
+        """A guest on a started before it was assigned (so that it runs
+        without preallocation and at its whole <memory>), then assigned:
+        the running instance carries the tag."""
+        a = self.a
+        a.define_guest(name, memory_mib=320, workload_mib=32, stats_period=2)
+        a.start_guest(name, wait=True)
+        self.assertNotRegex(a.qemu_cmdline(name), PREALLOC)
+        a.vmemctl("assign", name, "mig")
+        wait_for(lambda: "urn:vmemd" in a.domain_xml(name, inactive=False), timeout=10,
+                 what=f"the tag in {name}'s live XML")
+        wait_for(lambda: (domain(a.status(), name) or {}).get("managed"), timeout=15,
+                 what=f"{name} managed on a")
+
+    def migrate(self, name, check=True):
+        return vmemtest.run("virsh", "-c", vmemtest.URI, "migrate", "--live", "--verbose",
+                            "--timeout", "60", name, self.b.remote_uri, check=check, timeout=180)
+
+    def test_migrated_domain_gets_b_plan_and_memory_follows(self):
+        a, b = self.a, self.b
+        b.start_vmemd(admission__capacity="2000M")
+        self.start_unstaged("mig1")
+        wait_for(lambda: domain(a.status(), "mig1")["current_mib"] == 320, timeout=15,
+                 what="mig1 at 320 MiB on a")
+        committed_a = a.status()["committed_mib"]
+        self.assertGreaterEqual(committed_a, 320)
+        self.assertIsNone(domain(b.status(), "mig1"))
+        committed_b = b.status()["committed_mib"]
+        mark_b = b.log_mark()
+
+        self.migrate("mig1")
+
+        self.assertEqual(b.domstate("mig1"), "running")
+        self.assertEqual(a.domstate("mig1"), "shut off")
+        # b's hook admitted it against b's capacity and put b's plan into
+        # the incoming XML: QEMU on b preallocates.
+        b.wait_log("hook prepare begin", "mig1", "workload mig", since=mark_b)
+        b.wait_log("mig1", "preallocation staged in the incoming XML", since=mark_b)
+        self.assertRegex(b.qemu_cmdline("mig1"), PREALLOC)
+        self.assertIn("<allocation mode='immediate'/>", b.domain_xml("mig1", inactive=False))
+        # Once it runs on b, b sets its balloon target to the demand.
+        b.wait_log("balloon target of mig1 set to 192M", since=mark_b, timeout=30)
+        wait_for(lambda: abs(actual_kib(b, "mig1") - 192 * 1024) <= 8 * 1024, timeout=90, interval=1,
+                 what="mig1's balloon at 192 MiB on b")
+        # (A balloon that moves is a guest that kept running through the move.)
+
+        # Committed memory and reservations follow it: b counts it, a no more.
+        wait_for(lambda: (domain(b.status(), "mig1") or {}).get("state") == "running", timeout=15,
+                 what="mig1 running in b's status")
+        wait_for(lambda: b.status()["reservations"] == [], timeout=30,
+                 what="b's boot reservation of mig1 released")
+        wait_for(lambda: 190 <= b.status()["committed_mib"] - committed_b <= 330, timeout=30,
+                 what="b committing mig1")
+        wait_for(lambda: b.status()["committed_mib"] - committed_b <= 200, timeout=90, interval=1,
+                 what="b committing mig1 at its balloon of 192 MiB")
+        wait_for(lambda: domain(a.status(), "mig1")["state"] == "shut off", timeout=15,
+                 what="mig1 shut off in a's status")
+        wait_for(lambda: a.status()["committed_mib"] <= committed_a - 320, timeout=15,
+                 what="a no longer committing mig1")
+        self.assertEqual(a.status()["reservations"], [])
+        b.virsh("destroy", "mig1")
+
+    def test_migration_refused_when_b_is_too_small(self):
+        a, b = self.a, self.b
+        # mig2 preallocates its whole 320 MiB on b: more than b has.
+        b.start_vmemd(admission__capacity="256M")
+        self.start_unstaged("mig2")
+        committed_a = a.status()["committed_mib"]
+        mark_b = b.log_mark()
+
+        r = self.migrate("mig2", check=False)
+
+        self.assertNotEqual(r.rc, 0, r.stdout)
+        self.assertIn("not enough host memory to start mig2", r.stderr)
+        b.wait_log("not enough host memory to start mig2", since=mark_b)
+        # Nothing moved: it runs on a as before, b has no trace of it.
+        self.assertEqual(a.domstate("mig2"), "running")
+        self.assertNotIn("mig2", b.domains())
+        self.assertRegex(a.console("mig2"), r"vmem-guest: workload 32 MiB loaded")
+        self.assertEqual(domain(a.status(), "mig2")["state"], "running")
+        self.assertEqual(a.status()["committed_mib"], committed_a)
+        wait_for(lambda: b.status()["reservations"] == [], timeout=30,
+                 what="no reservation left on b")
+        self.assertIsNone(domain(b.status(), "mig2"))
+        a.virsh("destroy", "mig2")
+
+
+if __name__ == "__main__":
+    vmemtest.main()
