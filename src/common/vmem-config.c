@@ -8,6 +8,36 @@
 #include <string.h>
 #include <unistd.h>
 
+gboolean
+vmem_host_id_valid (const char *id)
+{
+  gsize n = id ? strlen (id) : 0;
+  if (n == 0 || n > VMEM_HOST_ID_MAX)
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isalnum (id[i]) && strchr ("._:-", id[i]) == NULL)
+      return FALSE;
+  return TRUE;
+}
+
+/* The machine's systemd id (machine-id(5)), stable across reboots and
+ * renames; a machine without one is known by its name. */
+static char *
+default_host_id (const char *host_name)
+{
+  const char *path = g_getenv ("VMEM_MACHINE_ID_FILE");
+  g_autofree char *contents = NULL;
+  if (path == NULL || *path == '\0')
+    path = "/etc/machine-id";
+  if (g_file_get_contents (path, &contents, NULL, NULL))
+    {
+      g_strstrip (contents);
+      if (vmem_host_id_valid (contents))
+        return g_steal_pointer (&contents);
+    }
+  return g_strdup (vmem_host_id_valid (host_name) ? host_name : "localhost");
+}
+
 VmemConfig *
 vmem_config_new_default (void)
 {
@@ -22,6 +52,7 @@ vmem_config_new_default (void)
   if (gethostname (host, sizeof host - 1) != 0 || host[0] == '\0')
     g_strlcpy (host, "localhost", sizeof host);
   c->host_name = g_strdup (host);
+  c->host_id = default_host_id (c->host_name);
   c->max_clients = 64;
   c->root_clients = 16;
   c->request_timeout = 10;
@@ -32,6 +63,7 @@ vmem_config_new_default (void)
   c->database = g_strdup (LOCALSTATEDIR "/lib/vmemd/vmemd.db");
   c->raw_retention_hours = 48;
   c->peak_retention_days = 90;
+  c->buffer_samples = 100000;
 
   c->hook_timeout_ms = 2000;
   c->fail_closed = FALSE;
@@ -69,6 +101,7 @@ vmem_config_free (VmemConfig *c)
   g_free (c->admin_group);
   g_free (c->log_level);
   g_free (c->host_name);
+  g_free (c->host_id);
   g_free (c->database);
   g_free (c->postgres);
   g_free (c->metrics_textfile);
@@ -141,6 +174,7 @@ typedef enum {
   KEY_UNCHECKED,
   KEY_BACKEND,
   KEY_LOGLEVEL,
+  KEY_HOST_ID,
 } KeyType;
 
 typedef struct {
@@ -161,6 +195,7 @@ static const KeyDef keys[] = {
   { "daemon", "stats_interval", KEY_UINT, OFF (stats_interval), 1, 3600 },
   { "daemon", "log_level", KEY_LOGLEVEL, OFF (log_level), 0, 0 },
   { "daemon", "host_name", KEY_STRING, OFF (host_name), 0, 0 },
+  { "daemon", "host_id", KEY_HOST_ID, OFF (host_id), 0, 0 },
   { "daemon", "max_clients", KEY_UINT, OFF (max_clients), 1, 4096 },
   { "daemon", "root_clients", KEY_UINT, OFF (root_clients), 1, 4096 },
   { "daemon", "request_timeout", KEY_UINT, OFF (request_timeout), 1, 3600 },
@@ -172,6 +207,7 @@ static const KeyDef keys[] = {
   { "store", "postgres", KEY_STRING, OFF (postgres), 0, 0 },
   { "store", "raw_retention_hours", KEY_UINT, OFF (raw_retention_hours), 1, 24 * 365 },
   { "store", "peak_retention_days", KEY_UINT, OFF (peak_retention_days), 1, 3650 },
+  { "store", "buffer_samples", KEY_UINT, OFF (buffer_samples), 0, 10000000 },
   { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), 100, 60000 },
   { "hook", "fail_closed", KEY_BOOL, OFF (fail_closed), 0, 0 },
   { "admission", "mode", KEY_ADMISSION, OFF (admission), 0, 0 },
@@ -356,6 +392,15 @@ apply_key (VmemConfig *c, GKeyFile *kf, const KeyDef *def, const char *path,
       else
         return fail (error, path, contents, def->group, def->key,
                      "'%s' is not one of admit, refuse", value);
+      return TRUE;
+
+    case KEY_HOST_ID:
+      if (!vmem_host_id_valid (value))
+        return fail (error, path, contents, def->group, def->key,
+                     "'%s' is not a host id: 1 to %d letters, digits and . _ : -", value,
+                     VMEM_HOST_ID_MAX);
+      g_free (*(char **) field);
+      *(char **) field = g_steal_pointer (&value);
       return TRUE;
 
     case KEY_BACKEND:

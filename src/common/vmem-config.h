@@ -42,7 +42,9 @@ typedef struct {
   char            *admin_group;     /* group allowed admin methods besides root, default vmemd */
   guint            stats_interval;  /* seconds, default 10 */
   char            *log_level;       /* error|warning|message|info|debug, default info */
-  char            *host_name;       /* default: gethostname() */
+  char            *host_name;       /* shown for the host; default: gethostname() */
+  char            *host_id;         /* the host in a shared store; default: /etc/machine-id,
+                                       else host_name */
   guint            max_clients;     /* default 64 */
   guint            root_clients;    /* more connections kept for root, default 16 */
   guint            request_timeout; /* seconds a client may take to send one request, default 10 */
@@ -57,6 +59,7 @@ typedef struct {
   char            *postgres;        /* libpq conninfo for the postgres backend */
   guint            raw_retention_hours;  /* default 48 */
   guint            peak_retention_days;  /* default 90 */
+  guint            buffer_samples;  /* samples kept while the store is unreachable, 100000 */
 
   /* [hook] */
   guint            hook_timeout_ms; /* default 2000 */
@@ -103,5 +106,10 @@ const char *vmem_config_default_path (void);
 const char *vmem_admission_to_string (VmemAdmission mode);
 const char *vmem_not_ready_to_string (VmemNotReady not_ready);
 const char *vmem_unchecked_to_string (VmemUnchecked unchecked);
+
+/* A host id ([daemon] host_id): 1 to VMEM_HOST_ID_MAX ASCII letters,
+ * digits and . _ : - */
+#define VMEM_HOST_ID_MAX 64
+gboolean vmem_host_id_valid (const char *id);
 
 G_END_DECLS

@@ -23,7 +23,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#define HEARTBEAT_S        30
 #define PRUNE_S            3600
 #define EXPIRE_CHECK_S     5
 /* A reservation taken this long before a full read began, of a domain the
@@ -51,6 +50,7 @@ struct _VmemDaemon {
   VmemMethods   *methods;
   GHashTable    *intents;     /* uuid -> Intent: what to do once a refresh is read */
   guint          heartbeat_id;
+  guint          heartbeat_interval; /* seconds, the stats interval when it was set */
   guint          prune_id;
   guint          expire_id;
   gint64         started_at;
@@ -298,7 +298,7 @@ record_domain (VmemDaemon *daemon, const VmemDomain *d)
   w->domain = (VmemDomainRow){
     .uuid = (char *) str (w, d->uuid),
     .name = (char *) str (w, d->name),
-    .host = (char *) str (w, daemon->config->host_name),
+    .host = (char *) str (w, daemon->config->host_id),
     .workload = (char *) str (w, workload),
     .memory_mib = d->memory_mib,
     .vcpus = d->vcpus,
@@ -429,6 +429,7 @@ on_staged (const char *uuid, const char *name, const VmemStagedPlan *sp, VmemSta
         StoreWrite *w = store_write_new (WRITE_PLAN, name);
         w->plan = (VmemPlanRow){
           .uuid = (char *) str (w, uuid),
+          .host = (char *) str (w, daemon->config->host_id),
           .workload = (char *) str (w, sp->workload),
           .t = sp->plan.time,
           .demand_mib = sp->plan.demand_mib,
@@ -816,7 +817,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
         {
           StoreWrite *w = store_write_new (WRITE_RUN_OPEN, name);
           w->uuid = g_strdup (uuid);
-          w->host_name = g_strdup (daemon->config->host_name);
+          w->host_name = g_strdup (daemon->config->host_id);
           w->workload = g_strdup (profile_for (daemon, e->domain)->name);
           w->t = now_s ();
           w->mib = e->staged_mib;
@@ -986,7 +987,7 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
       guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
       VmemSample smp = {
         .uuid = str (w, e->domain->uuid),
-        .host = str (w, daemon->config->host_name),
+        .host = str (w, daemon->config->host_id),
         .workload = str (w, p->name),
         .t = now,
         .used_mib = used,
@@ -1006,7 +1007,7 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
       const VmemPeakSample ps = {
         .uuid = e->domain->uuid,
         .domain = e->domain->name,
-        .host = daemon->config->host_name,
+        .host = daemon->config->host_id,
         .t = now,
         .used_mib = (double) used,
         .guest = guest,
@@ -1055,7 +1056,7 @@ moved_cb (const VmemControlMove *m, gpointer user_data)
   StoreWrite *w = store_write_new (WRITE_MOVE, m->name);
   w->move = (VmemMoveRow){
     .uuid = (char *) str (w, m->uuid),
-    .host = (char *) str (w, daemon->config->host_name),
+    .host = (char *) str (w, daemon->config->host_id),
     .workload = (char *) str (w, m->workload),
     .t = m->t,
     .action = (char *) str (w, m->action),
@@ -1092,15 +1093,40 @@ heartbeat (gpointer user_data)
   g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   StoreWrite *w = store_write_new (WRITE_HEARTBEAT, NULL);
   w->host = (VmemHostRow){
+    .id = (char *) str (w, daemon->config->host_id),
     .name = (char *) str (w, daemon->config->host_name),
-    .capacity_mib = host_total_mib (daemon),
+    .capacity_mib = capacity_cb (daemon),
     .reserved_mib = daemon->config->reserve_mib,
     .overcommit = 1.0,
     .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
                                                commitments->len, NULL),
+    .interval_s = daemon->heartbeat_interval,
     .heartbeat = now_s (),
   };
+  g_autoptr(GPtrArray) reservations = vmem_cache_reservations (daemon->cache);
+  for (guint i = 0; i < reservations->len; i++)
+    {
+      const VmemReservation *r = g_ptr_array_index (reservations, i);
+      w->host.reservations++;
+      w->host.reservations_mib += r->mib;
+    }
+  g_autoptr(GPtrArray) entries = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < entries->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (entries, i);
+      if (profile_for (daemon, e->domain) != NULL)
+        w->host.domains++;
+    }
   store_write (daemon, w);
+  /* Every stats interval, so that the other hosts see this one alive
+   * within a few of them; a reload may change it. */
+  if (daemon->heartbeat_interval != daemon->config->stats_interval)
+    {
+      g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
+      daemon->heartbeat_interval = daemon->config->stats_interval;
+      daemon->heartbeat_id = g_timeout_add_seconds (daemon->heartbeat_interval, heartbeat, daemon);
+      return G_SOURCE_REMOVE;
+    }
   return G_SOURCE_CONTINUE;
 }
 
@@ -1565,8 +1591,9 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   };
   daemon->collector = vmem_collector_new (daemon->virt, c->stats_interval, &collector_callbacks,
                                           daemon);
+  daemon->heartbeat_interval = c->stats_interval;
+  daemon->heartbeat_id = g_timeout_add_seconds (daemon->heartbeat_interval, heartbeat, daemon);
   heartbeat (daemon);
-  daemon->heartbeat_id = g_timeout_add_seconds (HEARTBEAT_S, heartbeat, daemon);
   prune (daemon);
   daemon->prune_id = g_timeout_add_seconds (PRUNE_S, prune, daemon);
   daemon->expire_id = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_reservations, daemon);
@@ -1592,6 +1619,7 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
   KEEP_STR (socket_path, "[daemon] socket");
   KEEP_STR (uri, "[daemon] uri");
   KEEP_STR (host_name, "[daemon] host_name");
+  KEEP_STR (host_id, "[daemon] host_id");
   KEEP_STR (database, "[store] database");
   KEEP_STR (postgres, "[store] postgres");
 #undef KEEP_STR

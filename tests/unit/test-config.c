@@ -100,6 +100,7 @@ assert_defaults (const VmemConfig *c)
   assert_string_equal (c->log_level, "info");
   assert_non_null (c->host_name);
   assert_true (c->host_name[0] != '\0');
+  assert_true (vmem_host_id_valid (c->host_id));
   assert_int_equal (c->max_clients, 64);
   assert_int_equal (c->root_clients, 16);
   assert_int_equal (c->request_timeout, 10);
@@ -112,6 +113,7 @@ assert_defaults (const VmemConfig *c)
   assert_null (c->postgres);
   assert_int_equal (c->raw_retention_hours, 48);
   assert_int_equal (c->peak_retention_days, 90);
+  assert_int_equal (c->buffer_samples, 100000);
 
   assert_int_equal (c->hook_timeout_ms, 2000);
   assert_false (c->fail_closed);
@@ -204,6 +206,7 @@ test_every_key (void **state)
     "stats_interval = 30\n"
     "log_level = debug\n"
     "host_name = node-7\n"
+    "host_id = rack2:node-7_a.b\n"
     "max_clients = 8\n"
     "root_clients = 2\n"
     "request_timeout = 3\n"
@@ -245,6 +248,7 @@ test_every_key (void **state)
   assert_int_equal (c->stats_interval, 30);
   assert_string_equal (c->log_level, "debug");
   assert_string_equal (c->host_name, "node-7");
+  assert_string_equal (c->host_id, "rack2:node-7_a.b");
   assert_int_equal (c->max_clients, 8);
   assert_int_equal (c->root_clients, 2);
   assert_int_equal (c->request_timeout, 3);
@@ -417,6 +421,14 @@ test_bad_values (void **state)
     { "daemon", "log_level", "verbose", "'verbose' is not one of" },
     { "daemon", "log_level", "INFO", "'INFO'" },
     { "daemon", "host_name", "", "must not be empty" },
+    { "daemon", "host_id", "", "is not a host id" },
+    { "daemon", "host_id", "node 7", "'node 7' is not a host id" },
+    { "daemon", "host_id", "node/7", "is not a host id" },
+    { "daemon", "host_id", "node,7", "is not a host id" },
+    { "daemon", "host_id",
+      "00000000001111111111222222222233333333334444444444555555555566666", "is not a host id" },
+    { "store", "buffer_samples", "10000001", "from 0 to 1e+07" },
+    { "store", "buffer_samples", "-1", "'-1'" },
     { "daemon", "max_clients", "0", "from 1 to 4096" },
     { "daemon", "max_clients", "4097", "from 1 to 4096" },
     { "daemon", "request_timeout", "0", "from 1 to 3600" },
@@ -589,10 +601,10 @@ test_env_path_loads (void **state)
 /* Every key of the table, as "group.key". */
 static const char *const all_keys[] = {
   "daemon.uri", "daemon.socket", "daemon.admin_group", "daemon.stats_interval",
-  "daemon.log_level", "daemon.host_name", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
+  "daemon.log_level", "daemon.host_name", "daemon.host_id", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
   "daemon.idle_timeout", "daemon.silent_timeout", "daemon.metrics_textfile",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
-  "store.peak_retention_days", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
+  "store.peak_retention_days", "store.buffer_samples", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",
@@ -603,6 +615,27 @@ static const char *const all_keys[] = {
 
 /* The shipped data/vmemd.conf loads as it is, names every key once, and
  * its commented-out values, once uncommented, load and are the defaults. */
+/* Without host_id the host is known by its machine id, else its name. */
+static void
+test_host_id_default (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *mid = g_build_filename (f->dir, "machine-id", NULL);
+  g_assert_true (g_file_set_contents (mid, "0123456789abcdef0123456789abcdef\n", -1, NULL));
+  g_setenv ("VMEM_MACHINE_ID_FILE", mid, TRUE);
+  g_autoptr(VmemConfig) c = load_ok (f, "[daemon]\nhost_name = node-7\n");
+  assert_string_equal (c->host_id, "0123456789abcdef0123456789abcdef");
+  assert_string_equal (c->host_name, "node-7");
+
+  g_assert_true (g_file_set_contents (mid, "", -1, NULL));
+  g_autoptr(VmemConfig) d = vmem_config_new_default ();
+  assert_string_equal (d->host_id, d->host_name);
+  g_unlink (mid);
+  g_autoptr(VmemConfig) e = vmem_config_new_default ();
+  assert_string_equal (e->host_id, e->host_name);
+  g_unsetenv ("VMEM_MACHINE_ID_FILE");
+}
+
 static void
 test_shipped_file (void **state)
 {
@@ -696,6 +729,7 @@ main (void)
     cmocka_unit_test (test_default_path_env),
     T (test_env_path_loads),
     T (test_shipped_file),
+    T (test_host_id_default),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include "vmem-store-private.h"
+#include "vmem-store-buffer.h"
 #include "vmem-error.h"
 
 #include <glib/gstdio.h>
@@ -883,6 +884,11 @@ check_old_rows (VmemStore *store)
   assert_no_error (error);
   assert_int_equal (hosts->len, 1);
   assert_int_equal (((VmemHostRow *) g_ptr_array_index (hosts, 0))->committed_mib, 6144);
+  /* Opened without a host id, a host keeps its name as its id, and a
+   * plan takes its domain's host. */
+  assert_string_equal (((VmemHostRow *) g_ptr_array_index (hosts, 0))->id, "hostA");
+  assert_string_equal (((VmemHostRow *) g_ptr_array_index (hosts, 0))->name, "hostA");
+  assert_string_equal (plan->host, "hostA");
 
   /* The columns later migrations added work on the old rows. */
   VmemSample s = sample (UUID_A, "erp", 1700003700, 3000, TRUE, 2);
@@ -1508,6 +1514,7 @@ test_prune (void **state)
   for (gint64 t = 1; t <= 3; t++)
     {
       VmemPlanRow p = { .uuid = UUID_A,
+                        .host = "hostA",
                         .workload = "erp",
                         .t = now - 95 * 86400 + t,
                         .demand_mib = 1000 + t,
@@ -1515,11 +1522,13 @@ test_prune (void **state)
       assert_true (vmem_store_plan_add (f->store, &p, &error));
     }
   VmemPlanRow other = {
-    .uuid = UUID_B, .workload = "erp", .t = now - 95 * 86400, .demand_mib = 7, .source = "peers"
+    .uuid = UUID_B, .host = "hostA", .workload = "erp", .t = now - 95 * 86400, .demand_mib = 7,
+    .source = "peers"
   };
   assert_true (vmem_store_plan_add (f->store, &other, &error));
   VmemPlanRow fresh = {
-    .uuid = UUID_B, .workload = "erp", .t = now, .demand_mib = 8, .source = "peers"
+    .uuid = UUID_B, .host = "hostA", .workload = "erp", .t = now, .demand_mib = 8,
+    .source = "peers"
   };
   assert_true (vmem_store_plan_add (f->store, &fresh, &error));
 
@@ -1724,6 +1733,7 @@ test_plans (void **state)
     {
       g_autofree char *reasons = g_strdup_printf ("{\"i\":%u}", i);
       VmemPlanRow p = { .uuid = UUID_A,
+                        .host = i ? "hostB" : "hostA",
                         .workload = "erp",
                         .t = times[i],
                         .demand_mib = 1000 + i,
@@ -1733,7 +1743,7 @@ test_plans (void **state)
       assert_no_error (error);
     }
   VmemPlanRow nojson = {
-    .uuid = UUID_B, .workload = "pg", .t = 5, .demand_mib = 1, .source = "floor"
+    .uuid = UUID_B, .host = "hostA", .workload = "pg", .t = 5, .demand_mib = 1, .source = "floor"
   };
   assert_true (vmem_store_plan_add (f->store, &nojson, &error));
 
@@ -1744,6 +1754,7 @@ test_plans (void **state)
   assert_string_equal (latest->source, "peers");
   assert_string_equal (latest->reasons_json, "{\"i\":2}");
   assert_string_equal (latest->workload, "erp");
+  assert_string_equal (latest->host, "hostB");
 
   g_autoptr(GPtrArray) two = vmem_store_plan_list (f->store, UUID_A, 2, &error);
   assert_int_equal (two->len, 2);
@@ -1751,53 +1762,379 @@ test_plans (void **state)
   g_autoptr(VmemPlanRow) b = vmem_store_plan_latest (f->store, UUID_B, &error);
   assert_null (b->reasons_json);
 
-  VmemPlanRow bad = { .uuid = UUID_A, .workload = "erp", .t = 1, .source = NULL };
+  VmemPlanRow bad = { .uuid = UUID_A, .host = "hostA", .workload = "erp", .t = 1, .source = NULL };
   assert_false (vmem_store_plan_add (f->store, &bad, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  VmemPlanRow nohost = { .uuid = UUID_A, .workload = "erp", .t = 1, .source = "manual" };
+  assert_false (vmem_store_plan_add (f->store, &nohost, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_contains (error->message, "plan host");
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM plans"), 4);
 }
 
+/* Hosts are keyed by id; a heartbeat replaces the host's row, name
+ * included; liveness is a few of the host's own intervals. */
 static void
 test_hosts (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  VmemHostRow b = { .name = "hostB",
+  VmemHostRow b = { .id = "b0b0b0b0",
+                    .name = "hostB",
                     .capacity_mib = 32768,
                     .reserved_mib = 1024,
                     .overcommit = 1.0,
                     .committed_mib = 100,
+                    .interval_s = 10,
                     .heartbeat = 10 };
-  VmemHostRow a = { .name = "hostA",
+  VmemHostRow a = { .id = "a0a0a0a0",
+                    .name = "hostA",
                     .capacity_mib = 65536,
                     .reserved_mib = 2048,
                     .overcommit = 1.5,
                     .committed_mib = 200,
+                    .reservations_mib = 150,
+                    .reservations = 2,
+                    .domains = 7,
+                    .interval_s = 30,
                     .heartbeat = 10 };
 
   assert_true (vmem_store_host_heartbeat (f->store, &b, &error));
   assert_true (vmem_store_host_heartbeat (f->store, &a, &error));
   b.committed_mib = 4096;
   b.heartbeat = 20;
+  b.name = "hostB-renamed";
   assert_true (vmem_store_host_heartbeat (f->store, &b, &error));
+  assert_no_error (error);
+  /* Two hosts of one name are two hosts. */
+  VmemHostRow twin = b;
+  twin.id = "c0c0c0c0";
+  twin.heartbeat = 5;
+  assert_true (vmem_store_host_heartbeat (f->store, &twin, &error));
   assert_no_error (error);
 
   g_autoptr(GPtrArray) hosts = vmem_store_host_list (f->store, &error);
   assert_no_error (error);
-  assert_int_equal (hosts->len, 2);
+  assert_int_equal (hosts->len, 3);
   const VmemHostRow *ha = g_ptr_array_index (hosts, 0);
   const VmemHostRow *hb = g_ptr_array_index (hosts, 1);
+  const VmemHostRow *hc = g_ptr_array_index (hosts, 2);
+  assert_string_equal (ha->id, "a0a0a0a0");
   assert_string_equal (ha->name, "hostA");
   assert_true (ha->overcommit == 1.5);
   assert_int_equal (ha->reserved_mib, 2048);
-  assert_string_equal (hb->name, "hostB");
+  assert_int_equal (ha->reservations_mib, 150);
+  assert_int_equal (ha->reservations, 2);
+  assert_int_equal (ha->domains, 7);
+  assert_int_equal (ha->interval_s, 30);
+  assert_string_equal (hb->id, "b0b0b0b0");
+  assert_string_equal (hb->name, "hostB-renamed");
   assert_int_equal (hb->committed_mib, 4096);
   assert_int_equal (hb->heartbeat, 20);
   assert_int_equal (hb->capacity_mib, 32768);
+  assert_string_equal (hc->id, "c0c0c0c0");
+  assert_int_equal (hc->heartbeat, 5);
 
-  VmemHostRow bad = { .name = "hostC", .overcommit = 0 };
+  /* Alive within VMEM_STORE_HOST_ALIVE_INTERVALS of its own interval. */
+  assert_true (vmem_store_host_alive (hb, 20));
+  assert_true (vmem_store_host_alive (hb, 20 + 3 * 10));
+  assert_false (vmem_store_host_alive (hb, 20 + 3 * 10 + 1));
+  assert_true (vmem_store_host_alive (ha, 10 + 3 * 30));
+  assert_false (vmem_store_host_alive (ha, 10 + 3 * 30 + 1));
+  /* A heartbeat from far in the future (a clock gone wrong) is not life. */
+  assert_false (vmem_store_host_alive (hb, 20 - 3 * 10 - 1));
+
+  VmemHostRow bad = { .id = "d0", .name = "hostC", .overcommit = 0, .interval_s = 10 };
   assert_false (vmem_store_host_heartbeat (f->store, &bad, &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_contains (error->message, "overcommit");
+  g_clear_error (&error);
+  const char *bad_ids[] = { "", "has space", "semi;colon", "x'y",
+                            "0123456789012345678901234567890123456789012345678901234567890123456789" };
+  for (guint i = 0; i < G_N_ELEMENTS (bad_ids); i++)
+    {
+      VmemHostRow r = a;
+      r.id = (char *) bad_ids[i];
+      assert_false (vmem_store_host_heartbeat (f->store, &r, &error));
+      assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
+    }
+  VmemHostRow noint = a;
+  noint.id = "e0";
+  noint.interval_s = 0;
+  assert_false (vmem_store_host_heartbeat (f->store, &noint, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM hosts"), 3);
+}
+
+/* ---- several hosts -------------------------------------------------------- */
+
+static gint64
+count_samples (Fixture *f)
+{
+  return raw_int (f->target, "SELECT count(*) FROM samples");
+}
+
+/* A batch written again (its commit lost with the connection, say) adds
+ * no sample; the same domain and time from another host is another
+ * sample. */
+static void
+test_samples_idempotent (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  VmemSample v[] = {
+    sample (UUID_A, "erp", DAY0 + 10, 1000, TRUE, 2),
+    sample (UUID_A, "erp", DAY0 + 20, 1500, TRUE, 2),
+    sample (UUID_B, "erp", DAY0 + 10, 700, FALSE, 4),
+  };
+  add_samples (f, v, G_N_ELEMENTS (v));
+  add_samples (f, v, G_N_ELEMENTS (v));
+  assert_int_equal (count_samples (f), 3);
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_A, 0, &error);
+  assert_no_error (error);
+
+  VmemSample other = v[0];
+  other.host = "hostB";
+  other.used_mib = 1100;
+  add_samples (f, &other, 1);
+  assert_int_equal (count_samples (f), 4);
+  g_autofree char *q = g_strdup_printf ("SELECT count(*) FROM samples WHERE uuid = '%s' AND t = %"
+                                        G_GINT64_FORMAT, UUID_A, DAY0 + 10);
+  assert_int_equal (raw_int (f->target, q), 2);
+  /* The first write of a key is kept, not replaced. */
+  g_autofree char *used = g_strdup_printf ("SELECT used_mib FROM samples WHERE uuid = '%s' AND t = %"
+                                           G_GINT64_FORMAT " AND host = 'hostA'",
+                                           UUID_A, DAY0 + 10);
+  assert_int_equal (raw_int (f->target, used), 1000);
+}
+
+/* The peers of a workload are every host's domains, each peak naming its
+ * host; a host that no longer beats keeps its peaks until they age out. */
+static void
+test_peers_across_hosts (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  const char *hosts[] = { "hostA", "hostB", "hostC" };
+  const char *uuids[] = { UUID_A, UUID_B, UUID_C };
+  for (guint h = 0; h < G_N_ELEMENTS (hosts); h++)
+    {
+      VmemHostRow row = { .id = (char *) hosts[h], .name = (char *) hosts[h],
+                          .capacity_mib = 4096, .overcommit = 1.0, .interval_s = 10,
+                          .heartbeat = DAY0 + 3600 };
+      assert_true (vmem_store_host_heartbeat (f->store, &row, &error));
+      assert_no_error (error);
+      VmemSample v = sample (uuids[h], "erp", DAY0 + 10 + h, 1000 + 100 * h, TRUE, 2);
+      v.host = hosts[h];
+      add_samples (f, &v, 1);
+    }
+  /* hostC stops beating; hostA and hostB go on. */
+  for (guint h = 0; h < 2; h++)
+    {
+      VmemHostRow row = { .id = (char *) hosts[h], .name = (char *) hosts[h],
+                          .capacity_mib = 4096, .overcommit = 1.0, .interval_s = 10,
+                          .heartbeat = DAY0 + 7200 };
+      assert_true (vmem_store_host_heartbeat (f->store, &row, &error));
+    }
+  g_autoptr(GPtrArray) list = vmem_store_host_list (f->store, &error);
+  assert_no_error (error);
+  assert_int_equal (list->len, 3);
+  assert_true (vmem_store_host_alive (g_ptr_array_index (list, 0), DAY0 + 7200));
+  assert_true (vmem_store_host_alive (g_ptr_array_index (list, 1), DAY0 + 7200));
+  assert_false (vmem_store_host_alive (g_ptr_array_index (list, 2), DAY0 + 7200));
+
+  g_autoptr(GPtrArray) peaks =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (peaks->len, 3);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < peaks->len; i++)
+    {
+      const VmemPeak *p = g_ptr_array_index (peaks, i);
+      g_hash_table_add (seen, p->host);
+    }
+  assert_int_equal (g_hash_table_size (seen), 3);
+
+  /* Retention, not liveness, removes the departed host's history. */
+  assert_true (vmem_store_prune (f->store, DAY0 + 7200, 48, 90, &error));
+  g_autoptr(GPtrArray) kept =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
+  assert_int_equal (kept->len, 3);
+  assert_true (vmem_store_prune (f->store, DAY0 + 91 * 86400, 48, 90, &error));
+  g_autoptr(GPtrArray) gone =
+               vmem_store_peaks_for_workload (f->store, "erp", VMEM_STORE_HOUR, 0, &error);
+  assert_int_equal (gone->len, 0);
+}
+
+/* Makes the store's database unreachable, or reachable again: on SQLite
+ * another connection holding the write lock (a call fails after the busy
+ * timeout), on PostgreSQL the database refusing connections and its
+ * sessions ended, as when the server goes away. */
+typedef struct {
+  sqlite3 *holder;
+  char *dbname;
+} Outage;
+
+static void
+outage_begin (Fixture *f, Outage *o)
+{
+  if (backend == BACKEND_SQLITE)
+    {
+      o->holder = sq_raw_open (f->target);
+      char *msg = NULL;
+      if (sqlite3_exec (o->holder, "BEGIN EXCLUSIVE", NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg ("cannot lock %s: %s", f->target, msg);
+      return;
+    }
+#if HAVE_LIBPQ
+  o->dbname = raw_text (f->target, "SELECT current_database()");
+  g_autofree char *off = g_strdup_printf ("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", o->dbname);
+  pg_raw_exec (pg_admin (), off);
+  g_autofree char *kill = g_strdup_printf (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s'",
+    o->dbname);
+  pg_raw_exec (pg_admin (), kill);
+#endif
+}
+
+static void
+outage_end (Fixture *f, Outage *o)
+{
+  if (o->holder != NULL)
+    {
+      sqlite3_exec (o->holder, "ROLLBACK", NULL, NULL, NULL);
+      sqlite3_close (o->holder);
+      o->holder = NULL;
+    }
+#if HAVE_LIBPQ
+  if (o->dbname != NULL)
+    {
+      g_autofree char *on =
+        g_strdup_printf ("ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", o->dbname);
+      pg_raw_exec (pg_admin (), on);
+      g_clear_pointer (&o->dbname, g_free);
+    }
+#endif
+}
+
+/* While the database cannot be reached, batches are kept in order within
+ * the bound (the oldest dropped and counted); once it can, they are all
+ * written, each sample once. */
+static void
+test_buffer_while_away (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (5);
+  VmemSample v[9];
+  for (guint i = 0; i < G_N_ELEMENTS (v); i++)
+    v[i] = sample (i % 2 ? UUID_B : UUID_A, "erp", DAY0 + 10 * (i + 1), 1000 + i, TRUE, 2);
+  g_autoptr(GArray) p01 = batch_peaks (v, 2);
+
+  assert_true (vmem_store_buffer_write (buf, f->store, v, 2, (VmemPeak *) p01->data, p01->len,
+                                        &error));
+  assert_no_error (error);
+  assert_int_equal (count_samples (f), 2);
+
+  Outage o = { 0 };
+  outage_begin (f, &o);
+  for (guint b = 1; b <= 3; b++)
+    {
+      g_autoptr(GArray) pk = batch_peaks (&v[2 * b], 2);
+      assert_false (vmem_store_buffer_write (buf, f->store, &v[2 * b], 2, (VmemPeak *) pk->data,
+                                             pk->len, &error));
+      assert_error (error, VMEM_ERROR_STORE);
+      g_clear_error (&error);
+    }
+  /* Six samples kept would pass the bound of five: the oldest batch went. */
+  assert_int_equal (vmem_store_buffer_pending (buf), 4);
+  assert_int_equal (vmem_store_buffer_dropped (buf), 2);
+  outage_end (f, &o);
+  assert_int_equal (count_samples (f), 2);
+
+  g_autoptr(GArray) p8 = batch_peaks (&v[8], 1);
+  assert_true (vmem_store_buffer_write (buf, f->store, &v[8], 1, (VmemPeak *) p8->data, p8->len,
+                                        &error));
+  assert_no_error (error);
+  assert_int_equal (vmem_store_buffer_pending (buf), 0);
+  assert_int_equal (count_samples (f), 7);
+  for (guint i = 0; i < G_N_ELEMENTS (v); i++)
+    {
+      g_autofree char *q = g_strdup_printf (
+        "SELECT count(*) FROM samples WHERE host = 'hostA' AND uuid = '%s' AND t = %"
+        G_GINT64_FORMAT, v[i].uuid, v[i].t);
+      assert_int_equal (raw_int (f->target, q), i == 2 || i == 3 ? 0 : 1);
+    }
+  /* The peaks of the last batch kept are the stored ones. */
+  g_autoptr(GPtrArray) latest = vmem_store_peaks_latest (f->store, 0, &error);
+  assert_no_error (error);
+  assert_true (latest->len > 0);
+
+  /* A batch written again adds nothing. */
+  assert_true (vmem_store_buffer_write (buf, f->store, v, 2, (VmemPeak *) p01->data, p01->len,
+                                        &error));
+  assert_int_equal (count_samples (f), 7);
+
+  /* Bad input is never kept: it would hold up every later batch. */
+  VmemSample bad = v[0];
+  bad.host = NULL;
+  assert_false (vmem_store_buffer_write (buf, f->store, &bad, 1, NULL, 0, &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  assert_int_equal (vmem_store_buffer_pending (buf), 0);
+  assert_int_equal (vmem_store_buffer_dropped (buf), 3);
+}
+
+/* SQLite: a database of schema 4 was this host's alone; opened for a host
+ * id, every row gets it, and samples that were one per host name become
+ * one per host. */
+static void
+test_migrate_host_id (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename (f->dir, "v4-host.db", NULL);
+
+  VmemStore *old = vmem_store_sqlite_open_at_version (path, 4, &error);
+  assert_no_error (error);
+  vmem_store_free (old);
+  raw_exec (path, old_rows);
+  /* The same sample twice, under the host's old name and a newer one. */
+  raw_exec (path,
+            "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib,"
+            "  available_mib, usable_mib, quality) VALUES"
+            "  ('" UUID_A "', 'hostA-renamed', 'erp', 1700000010, 1500, 1600, 4096, 2500,"
+            "   2596, 'guest');"
+            "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib,"
+            "  applied, reason) VALUES ('" UUID_A "', 'hostA', 'erp', 1700000100, 'grow',"
+            "  'balloon', 1024, 2048, 1, 'pressure');");
+
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite_as (path, "3d1219c7", &error);
+  assert_no_error (error);
+  assert_int_equal (vmem_store_schema_version (store), latest_version ());
+  static const char *const tables[] = { "domains", "samples", "peaks", "runs", "moves",
+                                        "plans" };
+  for (guint i = 0; i < G_N_ELEMENTS (tables); i++)
+    {
+      g_autofree char *q = g_strdup_printf (
+        "SELECT count(*) FROM %s WHERE host <> '3d1219c7'", tables[i]);
+      if (raw_int (path, q) != 0)
+        fail_msg ("%s: rows left with another host", tables[i]);
+    }
+  assert_int_equal (raw_int (path, "SELECT count(*) FROM samples"), 1);
+  g_autoptr(GPtrArray) hosts = vmem_store_host_list (store, &error);
+  assert_no_error (error);
+  assert_int_equal (hosts->len, 1);
+  const VmemHostRow *h = g_ptr_array_index (hosts, 0);
+  assert_string_equal (h->id, "3d1219c7");
+  assert_string_equal (h->name, "hostA");
+  assert_int_equal (h->committed_mib, 6144);
+  g_autoptr(VmemPlanRow) plan = vmem_store_plan_latest (store, UUID_A, &error);
+  assert_string_equal (plan->host, "3d1219c7");
+  /* The backup is the database as it was. */
+  g_autofree char *bak = g_strdup_printf ("%s.bak-v4", path);
+  assert_int_equal (raw_int (bak, "SELECT count(*) FROM samples"), 2);
 }
 
 /* ---- a locked database --------------------------------------------------- */
@@ -2415,7 +2752,8 @@ make_fixture (const char *version, const char *path)
     T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
     T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
     T (test_moves_and_history), T (test_plans), T (test_hosts), T (test_locked_fails_fast),        \
-    T (test_batch_fails_midway)
+    T (test_batch_fails_midway), T (test_samples_idempotent), T (test_peers_across_hosts),       \
+    T (test_buffer_while_away)
 
 static int
 run_sqlite (void)
@@ -2425,6 +2763,7 @@ run_sqlite (void)
     T (test_not_a_database),
     T (test_database_group_follows_directory),
     T (test_migrate_fixtures),
+    T (test_migrate_host_id),
     T (test_crash_mid_transaction),
   };
   backend = BACKEND_SQLITE;

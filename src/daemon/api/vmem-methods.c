@@ -690,6 +690,7 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
   json_object *s = json_object_new_object ();
   json_object_object_add (s, "version", json_object_new_string (VMEM_VERSION));
   json_object_object_add (s, "host", json_object_new_string (c->host_name));
+  json_object_object_add (s, "host_id", json_object_new_string (c->host_id));
   json_object_object_add (s, "uri", json_object_new_string (c->uri));
   json_object_object_add (s, "libvirt_connected",
                           json_object_new_boolean (vmem_virt_is_connected (m->ctx.virt)));

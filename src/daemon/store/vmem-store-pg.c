@@ -115,10 +115,36 @@ static const char *const migrations[] = {
   "CREATE INDEX moves_uuid ON moves(uuid, t);"
   "CREATE INDEX moves_t ON moves(t);"
   "CREATE INDEX samples_uuid ON samples(uuid, t);",
+
+  /* 5: several hosts, as in SQLite: hosts keyed by a stable id, the name
+   * kept for display, with what each has committed and reserved and how
+   * often it beats; plans name their host; a sample is kept once per host,
+   * domain and time.  Rows already here keep the host name they hold as
+   * their host's id: with several hosts this vmemd cannot tell whose id
+   * another host's name stands for. */
+  "CREATE TABLE hosts_v5 ("
+  "  id " TEXT " PRIMARY KEY NOT NULL, name " TEXT " NOT NULL, capacity_mib BIGINT NOT NULL,"
+  "  reserved_mib BIGINT NOT NULL, overcommit DOUBLE PRECISION NOT NULL DEFAULT 1.0,"
+  "  committed_mib BIGINT NOT NULL DEFAULT 0, reservations_mib BIGINT NOT NULL DEFAULT 0,"
+  "  reservations BIGINT NOT NULL DEFAULT 0, domains BIGINT NOT NULL DEFAULT 0,"
+  "  interval_s BIGINT NOT NULL DEFAULT 30, heartbeat BIGINT NOT NULL);"
+  "INSERT INTO hosts_v5 (id, name, capacity_mib, reserved_mib, overcommit, committed_mib,"
+  "  heartbeat)"
+  "  SELECT name, name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat"
+  "  FROM hosts;"
+  "DROP TABLE hosts;"
+  "ALTER TABLE hosts_v5 RENAME TO hosts;"
+  "ALTER TABLE hosts RENAME CONSTRAINT hosts_v5_pkey TO hosts_pkey;"
+  "ALTER TABLE plans ADD COLUMN host " TEXT " NOT NULL DEFAULT '';"
+  "UPDATE plans SET host = COALESCE((SELECT d.host FROM domains d WHERE d.uuid = plans.uuid),"
+  "  '');"
+  "DELETE FROM samples WHERE id NOT IN (SELECT MIN(id) FROM samples GROUP BY host, uuid, t);"
+  "CREATE UNIQUE INDEX samples_key ON samples(host, uuid, t);"
+  "CREATE INDEX peaks_host ON peaks(host);",
 };
 #undef TEXT
 
-G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == 4);
+G_STATIC_ASSERT (G_N_ELEMENTS (migrations) == 5);
 
 /* ---- parameters ------------------------------------------------------------ */
 
@@ -1008,7 +1034,8 @@ sample_write (Pg *pg, const VmemSample *x, GError **error)
   if (!pg_run (pg,
                "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib,"
                " available_mib, usable_mib, quality, swap_in, major_fault, vcpus)"
-               " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+               " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+               " ON CONFLICT (host, uuid, t) DO NOTHING",
                &s, "record a sample", error))
     return FALSE;
 
@@ -1313,11 +1340,12 @@ pg_plan_add (VmemStore *store, const VmemPlanRow *x, GError **error)
   p_int (&p, (gint64) x->demand_mib);
   p_text (&p, x->source);
   p_text (&p, x->reasons_json);
+  p_text (&p, x->host);
   if (!pg_ready (pg, error))
     return FALSE;
   return pg_run (pg,
-                 "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons)"
-                 " VALUES ($1,$2,$3,$4,$5,$6)",
+                 "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host)"
+                 " VALUES ($1,$2,$3,$4,$5,$6,$7)",
                  &p, "record a plan", error);
 }
 
@@ -1332,7 +1360,7 @@ plans_read (Pg *pg, const char *uuid, guint limit, GError **error)
   g_autofree char *what = g_strdup_printf ("read the plans of %s", uuid);
   g_autoptr(PGresult) r = pg_query (
     pg,
-    "SELECT uuid, workload, t, demand_mib, source, reasons FROM plans WHERE uuid = $1"
+    "SELECT uuid, workload, t, demand_mib, source, reasons, host FROM plans WHERE uuid = $1"
     " ORDER BY id DESC LIMIT $2",
     &p, what, error);
   if (r == NULL)
@@ -1347,6 +1375,7 @@ plans_read (Pg *pg, const char *uuid, guint limit, GError **error)
       x->demand_mib = (guint64) col_int (r, i, 3);
       x->source = col_text (r, i, 4);
       x->reasons_json = col_text (r, i, 5);
+      x->host = col_text (r, i, 6);
       g_ptr_array_add (out, x);
     }
   return g_steal_pointer (&out);
@@ -1478,21 +1507,29 @@ pg_host_heartbeat (VmemStore *store, const VmemHostRow *h, GError **error)
 {
   Pg *pg = (Pg *) store;
   g_auto(Params) p = { 0 };
+  p_text (&p, h->id);
   p_text (&p, h->name);
   p_int (&p, (gint64) h->capacity_mib);
   p_int (&p, (gint64) h->reserved_mib);
   p_double (&p, h->overcommit);
   p_int (&p, (gint64) h->committed_mib);
+  p_int (&p, (gint64) h->reservations_mib);
+  p_int (&p, h->reservations);
+  p_int (&p, h->domains);
+  p_int (&p, h->interval_s);
   p_int (&p, h->heartbeat);
   if (!pg_ready (pg, error))
     return FALSE;
   return pg_run (
     pg,
-    "INSERT INTO hosts (name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)"
-    " VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (name) DO UPDATE SET"
-    " capacity_mib=EXCLUDED.capacity_mib, reserved_mib=EXCLUDED.reserved_mib,"
-    " overcommit=EXCLUDED.overcommit, committed_mib=EXCLUDED.committed_mib,"
-    " heartbeat=EXCLUDED.heartbeat",
+    "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib,"
+    " reservations_mib, reservations, domains, interval_s, heartbeat)"
+    " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (id) DO UPDATE SET"
+    " name=EXCLUDED.name, capacity_mib=EXCLUDED.capacity_mib,"
+    " reserved_mib=EXCLUDED.reserved_mib, overcommit=EXCLUDED.overcommit,"
+    " committed_mib=EXCLUDED.committed_mib, reservations_mib=EXCLUDED.reservations_mib,"
+    " reservations=EXCLUDED.reservations, domains=EXCLUDED.domains,"
+    " interval_s=EXCLUDED.interval_s, heartbeat=EXCLUDED.heartbeat",
     &p, "record the host heartbeat", error);
 }
 
@@ -1504,8 +1541,8 @@ pg_host_list (VmemStore *store, GError **error)
     return NULL;
   g_autoptr(PGresult) r = pg_query (
     pg,
-    "SELECT name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat"
-    " FROM hosts ORDER BY name",
+    "SELECT id, name, capacity_mib, reserved_mib, overcommit, committed_mib, reservations_mib,"
+    " reservations, domains, interval_s, heartbeat FROM hosts ORDER BY name, id",
     NULL, "list hosts", error);
   if (r == NULL)
     return NULL;
@@ -1513,12 +1550,17 @@ pg_host_list (VmemStore *store, GError **error)
   for (int i = 0; i < PQntuples (r); i++)
     {
       VmemHostRow *h = g_new0 (VmemHostRow, 1);
-      h->name = col_text (r, i, 0);
-      h->capacity_mib = (guint64) col_int (r, i, 1);
-      h->reserved_mib = (guint64) col_int (r, i, 2);
-      h->overcommit = col_double (r, i, 3);
-      h->committed_mib = (guint64) col_int (r, i, 4);
-      h->heartbeat = col_int (r, i, 5);
+      h->id = col_text (r, i, 0);
+      h->name = col_text (r, i, 1);
+      h->capacity_mib = (guint64) col_int (r, i, 2);
+      h->reserved_mib = (guint64) col_int (r, i, 3);
+      h->overcommit = col_double (r, i, 4);
+      h->committed_mib = (guint64) col_int (r, i, 5);
+      h->reservations_mib = (guint64) col_int (r, i, 6);
+      h->reservations = (guint) col_int (r, i, 7);
+      h->domains = (guint) col_int (r, i, 8);
+      h->interval_s = (guint) col_int (r, i, 9);
+      h->heartbeat = col_int (r, i, 10);
       g_ptr_array_add (out, h);
     }
   return g_steal_pointer (&out);

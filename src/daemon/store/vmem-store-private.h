@@ -54,6 +54,8 @@ struct _VmemStore {
  * @version, so that a database of every earlier schema can be made and then
  * migrated by vmem_store_open_sqlite(). */
 VmemStore *vmem_store_sqlite_open_at_version (const char *path, int version, GError **error);
+VmemStore *vmem_store_sqlite_open_full (const char *path, int version, const char *host_id,
+                                        GError **error);
 int vmem_store_sqlite_latest_version (void);
 
 /* For the crash-safety test: when set, vmem_store_samples_add() calls it

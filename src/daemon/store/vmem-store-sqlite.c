@@ -27,6 +27,7 @@ typedef struct {
   VmemStore parent;
   sqlite3 *db;
   char *path;
+  char *host_id; /* given to the rows of an older schema; NULL: keep theirs */
   int version;
 } Sqlite;
 
@@ -93,6 +94,36 @@ static const char *const migrations[] = {
   "CREATE INDEX moves_uuid ON moves(uuid, t);"
   "CREATE INDEX moves_t ON moves(t);"
   "CREATE INDEX samples_uuid ON samples(uuid, t);",
+
+  /* 5: several hosts.  Hosts are keyed by a stable id ([daemon] host_id),
+   * the name kept for display, with what each has committed and reserved
+   * and how often it beats; plans name their host; a sample is kept once
+   * per host, domain and time, so that a batch written again adds
+   * nothing.  A database of an earlier schema was this host's alone:
+   * vmem_host_id() gives its rows this host's id. */
+  "CREATE TABLE hosts_v5 ("
+  "  id TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, capacity_mib INTEGER NOT NULL,"
+  "  reserved_mib INTEGER NOT NULL, overcommit REAL NOT NULL DEFAULT 1.0,"
+  "  committed_mib INTEGER NOT NULL DEFAULT 0, reservations_mib INTEGER NOT NULL DEFAULT 0,"
+  "  reservations INTEGER NOT NULL DEFAULT 0, domains INTEGER NOT NULL DEFAULT 0,"
+  "  interval_s INTEGER NOT NULL DEFAULT 30, heartbeat INTEGER NOT NULL);"
+  "INSERT OR IGNORE INTO hosts_v5 (id, name, capacity_mib, reserved_mib, overcommit,"
+  "  committed_mib, heartbeat)"
+  "  SELECT vmem_host_id(name), name, capacity_mib, reserved_mib, overcommit, committed_mib,"
+  "  heartbeat FROM hosts ORDER BY heartbeat DESC;"
+  "DROP TABLE hosts;"
+  "ALTER TABLE hosts_v5 RENAME TO hosts;"
+  "UPDATE domains SET host = vmem_host_id(host);"
+  "UPDATE samples SET host = vmem_host_id(host);"
+  "UPDATE peaks SET host = vmem_host_id(host);"
+  "UPDATE runs SET host = vmem_host_id(host);"
+  "UPDATE moves SET host = vmem_host_id(host);"
+  "ALTER TABLE plans ADD COLUMN host TEXT NOT NULL DEFAULT '';"
+  "UPDATE plans SET host = COALESCE((SELECT d.host FROM domains d WHERE d.uuid = plans.uuid),"
+  "  vmem_host_id(''));"
+  "DELETE FROM samples WHERE id NOT IN (SELECT MIN(id) FROM samples GROUP BY host, uuid, t);"
+  "CREATE UNIQUE INDEX samples_key ON samples(host, uuid, t);"
+  "CREATE INDEX peaks_host ON peaks(host);",
 };
 
 /* The one place where sqlite errors become GErrors: the path, what was
@@ -326,8 +357,26 @@ set_options (Sqlite *s, GError **error)
 
 static const VmemStoreOps sqlite_ops;
 
+/* vmem_host_id(HOST) in a migration: this host's id, or HOST itself when
+ * the store was opened without one. */
+static void
+sql_host_id (sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  Sqlite *s = sqlite3_user_data (ctx);
+  if (s->host_id != NULL)
+    sqlite3_result_text (ctx, s->host_id, -1, SQLITE_TRANSIENT);
+  else
+    sqlite3_result_value (ctx, argv[0]);
+}
+
 VmemStore *
 vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
+{
+  return vmem_store_sqlite_open_full (path, target, NULL, error);
+}
+
+VmemStore *
+vmem_store_sqlite_open_full (const char *path, int target, const char *host_id, GError **error)
 {
   const int latest = (int) G_N_ELEMENTS (migrations);
   g_return_val_if_fail (path != NULL, NULL);
@@ -347,6 +396,7 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
   s->parent.ops = &sqlite_ops;
   s->parent.startup_window_s = VMEM_STORE_STARTUP_WINDOW_S;
   s->path = g_strdup (path);
+  s->host_id = g_strdup (host_id);
   g_autoptr(VmemStore) store = &s->parent;
 
   /* No mutex of its own: the connection may move from the thread that
@@ -359,6 +409,12 @@ vmem_store_sqlite_open_at_version (const char *path, int target, GError **error)
     }
   sqlite3_extended_result_codes (s->db, 1);
   sqlite3_busy_timeout (s->db, BUSY_TIMEOUT_MS);
+  if (sqlite3_create_function (s->db, "vmem_host_id", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, s,
+                               sql_host_id, NULL, NULL) != SQLITE_OK)
+    {
+      sq_error (s, error, "cannot register vmem_host_id()");
+      return NULL;
+    }
 
   /* Everything up to here only read: a file that is not a database, not
    * vmemd's, or of a newer schema is refused as it was found. */
@@ -398,7 +454,13 @@ vmem_store_sqlite_latest_version (void)
 VmemStore *
 vmem_store_open_sqlite (const char *path, GError **error)
 {
-  return vmem_store_sqlite_open_at_version (path, vmem_store_sqlite_latest_version (), error);
+  return vmem_store_sqlite_open_full (path, vmem_store_sqlite_latest_version (), NULL, error);
+}
+
+VmemStore *
+vmem_store_open_sqlite_as (const char *path, const char *host_id, GError **error)
+{
+  return vmem_store_sqlite_open_full (path, vmem_store_sqlite_latest_version (), host_id, error);
 }
 
 static void
@@ -408,6 +470,7 @@ sq_free (VmemStore *store)
   if (s->db != NULL)
     sqlite3_close_v2 (s->db);
   g_free (s->path);
+  g_free (s->host_id);
   g_free (s);
 }
 
@@ -770,7 +833,8 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
   ss->sample = sq_prepare (
     s,
     "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
-    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(host, uuid, t) DO NOTHING",
     error);
   if (ss->sample == NULL)
     return FALSE;
@@ -1126,7 +1190,9 @@ sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
-    s, "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES (?,?,?,?,?,?)",
+    s,
+    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host)"
+    " VALUES (?,?,?,?,?,?,?)",
     error);
   if (st == NULL)
     return FALSE;
@@ -1136,6 +1202,7 @@ sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
   sqlite3_bind_int64 (st, 4, (gint64) row->demand_mib);
   bind_text (st, 5, row->source);
   bind_text (st, 6, row->reasons_json);
+  bind_text (st, 7, row->host);
   return sq_run (s, st, "cannot record a plan", error);
 }
 
@@ -1144,7 +1211,7 @@ plans_read (Sqlite *s, const char *uuid, guint limit, GError **error)
 {
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT uuid, workload, t, demand_mib, source, reasons FROM plans WHERE uuid = ?"
+    "SELECT uuid, workload, t, demand_mib, source, reasons, host FROM plans WHERE uuid = ?"
     " ORDER BY id DESC LIMIT ?",
     error);
   if (st == NULL)
@@ -1162,6 +1229,7 @@ plans_read (Sqlite *s, const char *uuid, guint limit, GError **error)
       p->demand_mib = (guint64) sqlite3_column_int64 (st, 3);
       p->source = col_text (st, 4);
       p->reasons_json = col_text (st, 5);
+      p->host = col_text (st, 6);
       g_ptr_array_add (out, p);
     }
   if (rc != SQLITE_DONE)
@@ -1304,19 +1372,27 @@ sq_host_heartbeat (VmemStore *store, const VmemHostRow *r, GError **error)
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "INSERT INTO hosts (name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)"
-    " VALUES (?,?,?,?,?,?) ON CONFLICT(name) DO UPDATE SET capacity_mib=excluded.capacity_mib,"
-    " reserved_mib=excluded.reserved_mib, overcommit=excluded.overcommit,"
-    " committed_mib=excluded.committed_mib, heartbeat=excluded.heartbeat",
+    "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib,"
+    " reservations_mib, reservations, domains, interval_s, heartbeat)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET name=excluded.name,"
+    " capacity_mib=excluded.capacity_mib, reserved_mib=excluded.reserved_mib,"
+    " overcommit=excluded.overcommit, committed_mib=excluded.committed_mib,"
+    " reservations_mib=excluded.reservations_mib, reservations=excluded.reservations,"
+    " domains=excluded.domains, interval_s=excluded.interval_s, heartbeat=excluded.heartbeat",
     error);
   if (st == NULL)
     return FALSE;
-  bind_text (st, 1, r->name);
-  sqlite3_bind_int64 (st, 2, (gint64) r->capacity_mib);
-  sqlite3_bind_int64 (st, 3, (gint64) r->reserved_mib);
-  sqlite3_bind_double (st, 4, r->overcommit);
-  sqlite3_bind_int64 (st, 5, (gint64) r->committed_mib);
-  sqlite3_bind_int64 (st, 6, r->heartbeat);
+  bind_text (st, 1, r->id);
+  bind_text (st, 2, r->name);
+  sqlite3_bind_int64 (st, 3, (gint64) r->capacity_mib);
+  sqlite3_bind_int64 (st, 4, (gint64) r->reserved_mib);
+  sqlite3_bind_double (st, 5, r->overcommit);
+  sqlite3_bind_int64 (st, 6, (gint64) r->committed_mib);
+  sqlite3_bind_int64 (st, 7, (gint64) r->reservations_mib);
+  sqlite3_bind_int64 (st, 8, r->reservations);
+  sqlite3_bind_int64 (st, 9, r->domains);
+  sqlite3_bind_int64 (st, 10, r->interval_s);
+  sqlite3_bind_int64 (st, 11, r->heartbeat);
   return sq_run (s, st, "cannot record the host heartbeat", error);
 }
 
@@ -1326,8 +1402,8 @@ sq_host_list (VmemStore *store, GError **error)
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat"
-    " FROM hosts ORDER BY name",
+    "SELECT id, name, capacity_mib, reserved_mib, overcommit, committed_mib, reservations_mib,"
+    " reservations, domains, interval_s, heartbeat FROM hosts ORDER BY name, id",
     error);
   if (st == NULL)
     return NULL;
@@ -1336,12 +1412,17 @@ sq_host_list (VmemStore *store, GError **error)
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       VmemHostRow *h = g_new0 (VmemHostRow, 1);
-      h->name = col_text (st, 0);
-      h->capacity_mib = (guint64) sqlite3_column_int64 (st, 1);
-      h->reserved_mib = (guint64) sqlite3_column_int64 (st, 2);
-      h->overcommit = sqlite3_column_double (st, 3);
-      h->committed_mib = (guint64) sqlite3_column_int64 (st, 4);
-      h->heartbeat = sqlite3_column_int64 (st, 5);
+      h->id = col_text (st, 0);
+      h->name = col_text (st, 1);
+      h->capacity_mib = (guint64) sqlite3_column_int64 (st, 2);
+      h->reserved_mib = (guint64) sqlite3_column_int64 (st, 3);
+      h->overcommit = sqlite3_column_double (st, 4);
+      h->committed_mib = (guint64) sqlite3_column_int64 (st, 5);
+      h->reservations_mib = (guint64) sqlite3_column_int64 (st, 6);
+      h->reservations = (guint) sqlite3_column_int64 (st, 7);
+      h->domains = (guint) sqlite3_column_int64 (st, 8);
+      h->interval_s = (guint) sqlite3_column_int64 (st, 9);
+      h->heartbeat = sqlite3_column_int64 (st, 10);
       g_ptr_array_add (out, h);
     }
   if (rc != SQLITE_DONE)

@@ -39,6 +39,7 @@ vmem_plan_row_free (VmemPlanRow *row)
   if (row == NULL)
     return;
   g_free (row->uuid);
+  g_free (row->host);
   g_free (row->workload);
   g_free (row->source);
   g_free (row->reasons_json);
@@ -50,6 +51,7 @@ vmem_host_row_free (VmemHostRow *row)
 {
   if (row == NULL)
     return;
+  g_free (row->id);
   g_free (row->name);
   g_free (row);
 }
@@ -125,7 +127,7 @@ vmem_store_open (const VmemConfig *config, GError **error)
     case VMEM_STORE_SQLITE:
       if (!require ("[store] database", config->database, error))
         return NULL;
-      return vmem_store_open_sqlite (config->database, error);
+      return vmem_store_open_sqlite_as (config->database, config->host_id, error);
     case VMEM_STORE_POSTGRES:
       if (!require ("[store] postgres", config->postgres, error))
         return NULL;
@@ -372,7 +374,7 @@ vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **e
 gboolean
 vmem_store_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
 {
-  if (!require ("plan uuid", row->uuid, error) ||
+  if (!require ("plan uuid", row->uuid, error) || !require ("plan host", row->host, error) ||
       !require ("plan workload", row->workload, error) ||
       !require ("plan source", row->source, error))
     return FALSE;
@@ -441,8 +443,21 @@ vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint 
 gboolean
 vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error)
 {
-  if (!require ("host name", row->name, error))
+  if (!require ("host id", row->id, error) || !require ("host name", row->name, error))
     return FALSE;
+  if (!vmem_host_id_valid (row->id))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "host id '%s': 1 to %d letters, digits and . _ : -", row->id,
+                   VMEM_HOST_ID_MAX);
+      return FALSE;
+    }
+  if (row->interval_s == 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
+                   "host %s: interval_s must be positive", row->id);
+      return FALSE;
+    }
   if (!isfinite (row->overcommit) || row->overcommit <= 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_INVALID_ARGUMENT,
@@ -456,4 +471,12 @@ GPtrArray *
 vmem_store_host_list (VmemStore *store, GError **error)
 {
   return store->ops->host_list (store, error);
+}
+
+gboolean
+vmem_store_host_alive (const VmemHostRow *row, gint64 now)
+{
+  g_return_val_if_fail (row != NULL, FALSE);
+  gint64 window = (gint64) VMEM_STORE_HOST_ALIVE_INTERVALS * MAX (row->interval_s, 1u);
+  return row->heartbeat <= now + window && now - row->heartbeat <= window;
 }

@@ -82,6 +82,7 @@ typedef struct {
 
 typedef struct {
   char *uuid;
+  char *host; /* the id of the host that staged it */
   char *workload;
   gint64 t;
   guint64 demand_mib;
@@ -89,14 +90,27 @@ typedef struct {
   char *reasons_json;
 } VmemPlanRow;
 
+/* A host sharing the store, as its last heartbeat wrote it: keyed by its
+ * id ([daemon] host_id), which every sample, peak, run, plan and move of
+ * the host carries; the name is for display. */
 typedef struct {
+  char *id;
   char *name;
-  guint64 capacity_mib;
-  guint64 reserved_mib;
+  guint64 capacity_mib;     /* what admission counts against, the reserve taken off */
+  guint64 reserved_mib;     /* [admission] reserve */
   double overcommit;
-  guint64 committed_mib;
+  guint64 committed_mib;    /* what admission counts as committed */
+  guint64 reservations_mib; /* boot reservations: starts admitted, not yet running */
+  guint reservations;
+  guint domains;            /* managed domains defined on the host */
+  guint interval_s;         /* seconds between its heartbeats */
   gint64 heartbeat;
 } VmemHostRow;
+
+/* A host is alive while its last heartbeat is at most this many of its
+ * intervals old. */
+#define VMEM_STORE_HOST_ALIVE_INTERVALS 3
+gboolean vmem_store_host_alive (const VmemHostRow *row, gint64 now);
 
 typedef struct {
   gint64 id;
@@ -161,6 +175,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemRun, vmem_run_free)
  * VMEM_ERROR_STORE within about a second, rather than waiting for it. */
 VmemStore *vmem_store_open (const VmemConfig *config, GError **error);
 VmemStore *vmem_store_open_sqlite (const char *path, GError **error);
+/* As vmem_store_open_sqlite(), for the host @host_id: a database of schema
+ * 4 or older was written by this host alone, so migrating it gives its
+ * rows this id (with NULL they keep the host name they hold). */
+VmemStore *vmem_store_open_sqlite_as (const char *path, const char *host_id, GError **error);
 /* A PostgreSQL database, by a libpq connection string (one with a
  * password is refused: libpq reads it from a password file).  Created
  * tables go to the first schema of the search path, migrated as the SQLite
@@ -205,7 +223,9 @@ VmemDomainRow *vmem_store_domain_get (VmemStore *store, const char *uuid, GError
 GPtrArray *vmem_store_domain_list (VmemStore *store, const char *workload /* NULL = all */,
                                    GError **error);
 
-/* One transaction: raw samples, their domains when not yet known, the
+/* One transaction: raw samples (a sample of the same host, domain and time
+ * as one stored is skipped, so a batch written again after an error that
+ * hid its commit adds nothing), their domains when not yet known, the
  * peaks given (each row replaced whole: the caller computed it; a domain
  * not yet known gets a row named by its uuid) and the peaks of each
  * domain's open run, which the store computes from the samples.  Every
@@ -256,7 +276,8 @@ GPtrArray *vmem_store_move_list (VmemStore *store, const char *uuid, gint64 sinc
 GPtrArray *vmem_store_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
                                    GError **error);
 
-/* Hosts sharing the store; the list is sorted by name, elements VmemHostRow. */
+/* Hosts sharing the store.  A heartbeat replaces the host's row (by id);
+ * the list is sorted by name, then id, elements VmemHostRow. */
 gboolean vmem_store_host_heartbeat (VmemStore *store, const VmemHostRow *row, GError **error);
 GPtrArray *vmem_store_host_list (VmemStore *store, GError **error);
 
