@@ -36,11 +36,15 @@ start_libvirtd () {
     return
   fi
   mkdir -p /run/libvirt /var/log/libvirt /var/lib/libvirt
-  pgrep -x virtlogd >/dev/null || virtlogd -d || die "cannot start virtlogd"
-  if ! pgrep -x libvirtd >/dev/null; then
+  # Judged by their sockets, not by process names: a libvirtd of another
+  # mount namespace (a test's private one) does not serve this host.
+  if [ ! -S /run/libvirt/virtlogd-sock ]; then
+    virtlogd -d || die "cannot start virtlogd"
+  fi
+  if ! virsh -c qemu:///system version >/dev/null 2>&1; then
     libvirtd -d || die "cannot start libvirtd"
   fi
-  for _ in $(seq 50); do
+  for _ in $(seq 150); do
     virsh -c qemu:///system version >/dev/null 2>&1 && return 0
     sleep 0.2
   done

@@ -51,6 +51,7 @@ static const OptSpec import_opts[] = { { "--replace", FALSE, NULL }, { NULL, FAL
 static const OptSpec unassign_opts[] = { { "--restore", FALSE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec explain_opts[] = { { "--workload", TRUE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec metrics_opts[] = { { "--format", TRUE, NULL }, { NULL, FALSE, NULL } };
+static const OptSpec place_opts[] = { { "--memory", TRUE, NULL }, { NULL, FALSE, NULL } };
 static const OptSpec history_opts[] = {
   { "--since", TRUE, NULL },
   { "--limit", TRUE, NULL },
@@ -136,6 +137,18 @@ static const HelpEntry help_entries[] = {
     "  memory and boot reservations; the daemon's collector cycles, hook calls and\n"
     "  their latency, store errors, stage jobs and controller moves.  In JSON (the\n"
     "  global option), the metric families and their samples.\n" },
+  { "hosts", "vmemctl hosts\n", "show the hosts sharing the store",
+    "  Each host's id and name, capacity (less its reserve), reserve, committed and\n"
+    "  free memory, boot reservations, managed domains, last heartbeat and whether\n"
+    "  it is alive (a heartbeat within three of its intervals), as its last\n"
+    "  heartbeat wrote them.\n" },
+  { "place", "vmemctl place WORKLOAD [--memory SIZE]\n",
+    "rank the live hosts for a new domain of a workload",
+    "  --memory SIZE  the new domain's <memory> (default: its demand)\n"
+    "  Estimates the workload's demand now, and what a new domain of it holds at\n"
+    "  boot by its profile's mode (balloon with prealloc: its whole <memory>;\n"
+    "  virtio-mem: the demand; observe: its <memory>), then ranks the live hosts:\n"
+    "  those where it fits first, the most room left first.\n" },
   { "replay", "vmemctl replay TRACE.csv [OPTIONS]\n", "run the estimator offline on a usage trace",
     "  Needs no daemon.  See vmemctl replay --help for its options.\n" },
   { "version", "vmemctl version\n", "print the versions of vmemctl and vmemd", NULL },
@@ -158,6 +171,8 @@ static const struct {
   { "status", "show the daemon, the host's memory and the domains" },
   { "explain DOMAIN | --workload WORKLOAD", "show what a domain gets, and why" },
   { "history DOMAIN [--since WHEN]", "show a domain's memory over time and its moves" },
+  { "hosts", "show the hosts sharing the store" },
+  { "place WORKLOAD [--memory SIZE]", "rank the live hosts for a new domain of a workload" },
   { "metrics [--format FORMAT]", "print vmemd's metrics for Prometheus" },
   { "replay TRACE.csv [OPTIONS]", "run the estimator offline on a trace" },
   { "version", "print the versions of vmemctl and vmemd" },
@@ -780,6 +795,8 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
     { "explain", VMEMCTL_CMD_EXPLAIN, explain_opts, "io.vmemd.Explain" },
     { "history", VMEMCTL_CMD_HISTORY, history_opts, "io.vmemd.History" },
     { "metrics", VMEMCTL_CMD_METRICS, metrics_opts, "io.vmemd.Metrics" },
+    { "hosts", VMEMCTL_CMD_HOSTS, no_opts, "io.vmemd.Hosts" },
+    { "place", VMEMCTL_CMD_PLACE, place_opts, "io.vmemd.Place" },
   };
   guint k;
   for (k = 0; k < G_N_ELEMENTS (cmds); k++)
@@ -904,6 +921,29 @@ vmemctl_request_parse (int argc, char **argv, GError **error)
                 return NULL;
               }
             json_object_object_add (req->params, "limit", json_object_new_int64 ((gint64) n));
+          }
+      }
+      break;
+    case VMEMCTL_CMD_HOSTS:
+      if (!want_positional (name, pos, 0, 0, "", error))
+        return NULL;
+      break;
+    case VMEMCTL_CMD_PLACE:
+      {
+        const char *memory = flag_value (hits, "--memory");
+        if (!want_positional (name, pos, 1, 1, "WORKLOAD", error))
+          return NULL;
+        req->params = params_with_string ("workload", g_ptr_array_index (pos, 0));
+        if (memory != NULL)
+          {
+            guint64 mib = 0;
+            g_autoptr(GError) local = NULL;
+            if (!vmem_size_parse (memory, &mib, &local) || mib == 0 || mib > G_MAXINT32)
+              {
+                usage (error, "place: --memory: '%s' is not a size from 1M to 2047T", memory);
+                return NULL;
+              }
+            json_object_object_add (req->params, "memory_mib", json_object_new_int64 ((gint64) mib));
           }
       }
       break;

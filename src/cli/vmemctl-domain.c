@@ -133,9 +133,13 @@ print_estimate (json_object *est, const char *self_uuid)
       json_object *p = json_object_array_get_idx (peers, i);
       const char *uuid = vmemctl_get_str (p, "uuid");
       const char *name = vmemctl_get_str (p, "name");
+      json_object *hn = NULL;
+      const char *host = json_object_object_get_ex (p, "host_name", &hn)
+                           ? json_object_get_string (hn)
+                           : vmemctl_get_str (p, "host");
       g_autofree char *level = fmt_size ((gint64) ceil (vmemctl_get_double (p, "peak_mib")));
       printf ("           %-24s %-16s %8s %5s %10s %7.2f%s\n", g_str_equal (name, "-") ? uuid : name,
-              vmemctl_get_str (p, "host"), vmemctl_get_str (p, "samples"),
+              host, vmemctl_get_str (p, "samples"),
               vmemctl_get_str (p, "vcpus"), level, vmemctl_get_double (p, "weight"),
               self_uuid && g_str_equal (uuid, self_uuid) ? "  (this domain's own history)" : "");
     }
@@ -199,6 +203,62 @@ print_explanation (json_object *x, gboolean domain)
         printf (" %s", json_object_get_string (json_object_array_get_idx (doms, i)));
       printf ("%s\n", json_object_array_length (doms) ? "" : " none");
     }
+}
+
+/* ---- hosts, place --------------------------------------------------------- */
+
+static void
+print_hosts (json_object *r, gboolean place)
+{
+  json_object *hosts = NULL;
+  json_object_object_get_ex (r, "hosts", &hosts);
+  size_t n = hosts && json_object_is_type (hosts, json_type_array) ? json_object_array_length (hosts) : 0;
+  gint64 now = vmemctl_get_i64 (r, "now");
+  if (place)
+    {
+      g_autofree char *demand = fmt_size (vmemctl_get_i64 (r, "demand_mib"));
+      g_autofree char *boot = fmt_size (vmemctl_get_i64 (r, "boot_mib"));
+      printf ("workload %s: demand %s (%s), %s at boot\n", vmemctl_get_str (r, "workload"),
+              demand, vmemctl_get_str (r, "source"), boot);
+      if (n == 0)
+        {
+          printf ("no live host\n");
+          return;
+        }
+      printf ("%-4s %-20s %-4s %9s %9s  %s\n", "RANK", "HOST", "FITS", "FREE", "ROOM", "ID");
+    }
+  else
+    printf ("%-20s %-5s %9s %9s %9s %9s %5s %7s %8s  %s\n", "HOST", "ALIVE", "CAPACITY",
+            "RESERVE", "COMMITTED", "FREE", "RESV", "DOMAINS", "BEAT", "ID");
+  for (size_t i = 0; i < n; i++)
+    {
+      json_object *h = json_object_array_get_idx (hosts, i);
+      g_autofree char *name = g_strdup_printf ("%s%s", vmemctl_get_str (h, "name"),
+                                               vmemctl_get_bool (h, "self") ? " *" : "");
+      g_autofree char *cap = fmt_size (vmemctl_get_i64 (h, "capacity_mib"));
+      g_autofree char *res = fmt_size (vmemctl_get_i64 (h, "reserve_mib"));
+      g_autofree char *com = fmt_size (vmemctl_get_i64 (h, "committed_mib"));
+      g_autofree char *fr = fmt_size (vmemctl_get_i64 (h, "free_mib"));
+      if (place)
+        {
+          gint64 room = vmemctl_get_i64 (h, "room_mib");
+          g_autofree char *rm = fmt_size (room < 0 ? -room : room);
+          g_autofree char *rms = g_strdup_printf ("%s%s", room < 0 ? "-" : "", rm);
+          printf ("%-4" G_GINT64_FORMAT " %-20s %-4s %9s %9s  %s\n", vmemctl_get_i64 (h, "rank"),
+                  name, vmemctl_get_bool (h, "fits") ? "yes" : "no", fr, rms,
+                  vmemctl_get_str (h, "id"));
+          continue;
+        }
+      g_autofree char *resv = g_strdup_printf ("%" G_GINT64_FORMAT,
+                                               vmemctl_get_i64 (h, "reservations"));
+      g_autofree char *beat = g_strdup_printf ("%" G_GINT64_FORMAT " s",
+                                               now - vmemctl_get_i64 (h, "heartbeat"));
+      printf ("%-20s %-5s %9s %9s %9s %9s %5s %7" G_GINT64_FORMAT " %8s  %s\n", name,
+              vmemctl_get_bool (h, "alive") ? "yes" : "NO", cap, res, com, fr, resv,
+              vmemctl_get_i64 (h, "domains"), beat, vmemctl_get_str (h, "id"));
+    }
+  if (!place)
+    printf ("(* this host; BEAT: time since its last heartbeat)\n");
 }
 
 /* ---- history ------------------------------------------------------------ */
@@ -348,6 +408,13 @@ vmemctl_domain_run (VmemctlRequest *req)
         vmemctl_print_json (r);
       else
         print_history (r);
+      break;
+    case VMEMCTL_CMD_HOSTS:
+    case VMEMCTL_CMD_PLACE:
+      if (req->json)
+        vmemctl_print_json (r);
+      else
+        print_hosts (r, req->command == VMEMCTL_CMD_PLACE);
       break;
     case VMEMCTL_CMD_METRICS:
       /* The daemon's text as it is: a scraper or promtool reads it. */

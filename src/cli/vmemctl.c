@@ -160,6 +160,8 @@ static const struct {
   { VMEMCTL_CMD_EXPLAIN, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_HISTORY, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_METRICS, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_HOSTS, TRUE, vmemctl_domain_run },
+  { VMEMCTL_CMD_PLACE, TRUE, vmemctl_domain_run },
   { VMEMCTL_CMD_REPLAY, FALSE, run_replay },
 };
 

@@ -532,6 +532,9 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
          "Boot reservations held: starts admitted and not yet running.", s->boot_reservations);
   gauge (w, "vmemd_host_boot_reserved_bytes", "bytes", "Memory held by boot reservations.",
          bytes (s->boot_reserved_mib));
+  gauge (w, "vmemd_store_samples_buffered", NULL,
+         "Samples kept in memory until the store can be written.",
+         (double) s->store_samples_buffered);
 
   /* Managed domains. */
   domain_gauge (w, s, "vmemd_domain_running", NULL, "1 while the managed domain runs.",
@@ -614,6 +617,10 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
   family (w, "vmemd_textfile_write_errors", TYPE_COUNTER, NULL,
           "Writes of the metrics textfile ([daemon] metrics_textfile) that failed.");
   sample (w, "_total", NULL, (double) c->textfile_errors);
+  family (w, "vmemd_store_samples_dropped", TYPE_COUNTER, NULL,
+          "Samples never written: the store could not be reached and [store] buffer_samples "
+          "were already kept.");
+  sample (w, "_total", NULL, (double) c->store_samples_dropped);
 }
 
 char *

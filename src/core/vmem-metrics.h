@@ -107,6 +107,7 @@ typedef struct {
   guint64              stages[VMEM_METRICS_N_STAGES];
   guint64              moves[VMEM_METRICS_N_MOVES][2];         /* [action][applied] */
   guint64              textfile_errors;
+  guint64              store_samples_dropped; /* never written: the buffer was full */
 } VmemMetricsCounters;
 
 /* One collector cycle that ended (@ok: read, else failed) after @seconds. */
@@ -165,6 +166,7 @@ typedef struct {
   guint64             committed_mib;
   guint               boot_reservations;
   guint64             boot_reserved_mib;
+  guint64             store_samples_buffered; /* kept until the store can be written */
   GPtrArray          *domains;           /* VmemMetricsDomain, in the order added */
   GPtrArray          *workloads;         /* VmemMetricsWorkload, in the order added */
   VmemMetricsCounters counters;

@@ -13,6 +13,7 @@
 #include "vmem-server.h"
 #include "vmem-stager.h"
 #include "vmem-store.h"
+#include "vmem-store-buffer.h"
 #include "vmem-textfile.h"
 #include "vmem-units.h"
 #include "vmem-varlink.h"
@@ -35,6 +36,8 @@
 struct _VmemDaemon {
   VmemConfig    *config;
   VmemStore     *store;       /* used only by store_worker once it runs */
+  VmemStoreBuffer *buffer;    /* samples not yet written; store_worker's too */
+  guint64        dropped_logged; /* buffer drops already warned about */
   VmemWorker    *store_worker;
   char          *store_backend;
   char          *store_location;
@@ -49,8 +52,11 @@ struct _VmemDaemon {
   VmemServer    *server;
   VmemMethods   *methods;
   GHashTable    *intents;     /* uuid -> Intent: what to do once a refresh is read */
+  GHashTable    *host_names;  /* host id -> name, this host's and, with a shared store,
+                                 the others' as their heartbeats last wrote them */
   guint          heartbeat_id;
   guint          heartbeat_interval; /* seconds, the stats interval when it was set */
+  gint64         sync_since;  /* other hosts' hourly peaks are read from here on */
   guint          prune_id;
   guint          expire_id;
   gint64         started_at;
@@ -149,6 +155,8 @@ typedef enum {
 typedef struct {
   WriteKind     kind;
   VmemMetricsCounters *counters; /* the daemon's, counting the write once it ends */
+  VmemStoreBuffer *buffer;       /* the daemon's, for samples */
+  guint64      *dropped_logged; /* the daemon's: drops already warned about */
   char         *about;     /* the domain's name, for the warning */
   GStringChunk *strings;
   GArray       *samples;   /* VmemSample */
@@ -198,8 +206,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
   switch (w->kind)
     {
     case WRITE_SAMPLES:
-      ok = vmem_store_samples_add (store, (const VmemSample *) w->samples->data, w->samples->len,
-                                   (const VmemPeak *) w->peaks->data, w->peaks->len, error);
+      ok = vmem_store_buffer_write (w->buffer, store, (const VmemSample *) w->samples->data,
+                                    w->samples->len, (const VmemPeak *) w->peaks->data,
+                                    w->peaks->len, error);
       break;
     case WRITE_DOMAIN:
       ok = vmem_store_domain_upsert (store, &w->domain, error);
@@ -220,6 +229,9 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_plan_add (store, &w->plan, error);
       break;
     case WRITE_HEARTBEAT:
+      /* Samples kept while the store was away go in when it is back, also
+       * with no domain running to bring a new batch. */
+      vmem_store_buffer_flush (w->buffer, store, NULL);
       ok = vmem_store_host_heartbeat (store, &w->host, error);
       break;
     case WRITE_PRUNE:
@@ -256,6 +268,15 @@ store_write_done (gpointer result, const GError *error, gpointer data)
 {
   StoreWrite *w = data;
   w->counters->store_writes[write_metrics[w->kind]]++;
+  guint64 dropped = vmem_store_buffer_dropped (w->buffer);
+  if (dropped > *w->dropped_logged)
+    {
+      *w->dropped_logged = dropped;
+      vmem_log_warning_limited ("store:dropped", WARN_EVERY_S,
+                                "%" G_GUINT64_FORMAT " samples dropped in all: the store could "
+                                "not be written and [store] buffer_samples were kept",
+                                dropped);
+    }
   if (error == NULL)
     return;
   w->counters->store_write_errors[write_metrics[w->kind]]++;
@@ -268,6 +289,8 @@ static void
 store_write (VmemDaemon *daemon, StoreWrite *w)
 {
   w->counters = &daemon->counters;
+  w->buffer = daemon->buffer;
+  w->dropped_logged = &daemon->dropped_logged;
   const VmemWorkerJob job = {
     .what = write_names[w->kind],
     .work = store_write_work,
@@ -1099,6 +1122,8 @@ collect_failed_cb (const GError *error, gpointer user_data)
 
 /* ---- timers ------------------------------------------------------------- */
 
+static void sync_others (VmemDaemon *daemon);
+
 static gboolean
 heartbeat (gpointer user_data)
 {
@@ -1133,6 +1158,7 @@ heartbeat (gpointer user_data)
         w->host.domains++;
     }
   store_write (daemon, w);
+  sync_others (daemon);
   /* Every stats interval, so that the other hosts see this one alive
    * within a few of them; a reload may change it. */
   if (daemon->heartbeat_interval != daemon->config->stats_interval)
@@ -1296,6 +1322,194 @@ peaks_reload_done (gpointer result, const GError *error, gpointer data)
   stage_workload (daemon, NULL, "estimator settings reloaded");
 }
 
+/* ---- other hosts, through a shared store ---------------------------------- */
+
+/* With a store other hosts write too, every heartbeat reads what they
+ * changed: the profiles (a profile set on another host re-stages this
+ * host's domains of it) and the hourly peaks of their domains since the
+ * hour of the last read (the hour still growing is read again, and
+ * replaces what was loaded of it), which join the estimates as this
+ * host's own do. */
+typedef struct {
+  VmemDaemon *daemon;
+  char       *host_id;
+  GPtrArray  *names;    /* workloads */
+  gint64      since;
+  gint64      now;
+  GPtrArray  *profiles; /* VmemProfile, the store's */
+  GPtrArray  *peaks;    /* WorkloadPeaks, hours only, other hosts' */
+  GPtrArray  *hosts;    /* VmemHostRow */
+} SyncJob;
+
+static void
+sync_job_free (SyncJob *j)
+{
+  g_free (j->host_id);
+  g_ptr_array_unref (j->names);
+  g_clear_pointer (&j->profiles, g_ptr_array_unref);
+  g_clear_pointer (&j->peaks, g_ptr_array_unref);
+  g_clear_pointer (&j->hosts, g_ptr_array_unref);
+  g_free (j);
+}
+
+static gpointer
+sync_work (gpointer state, gpointer data, GError **error)
+{
+  VmemStore *store = state;
+  SyncJob *j = data;
+  j->profiles = vmem_store_profile_list (store, error);
+  if (j->profiles == NULL)
+    return NULL;
+  j->hosts = vmem_store_host_list (store, error);
+  if (j->hosts == NULL)
+    return NULL;
+  j->peaks = g_ptr_array_new_with_free_func ((GDestroyNotify) workload_peaks_free);
+  for (guint i = 0; i < j->names->len; i++)
+    {
+      g_autoptr(GPtrArray) all = vmem_store_peaks_for_workload (
+        store, g_ptr_array_index (j->names, i), VMEM_STORE_HOUR, j->since, error);
+      if (all == NULL)
+        return NULL;
+      WorkloadPeaks *wp = g_new0 (WorkloadPeaks, 1);
+      wp->workload = g_strdup (g_ptr_array_index (j->names, i));
+      wp->hours = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_peak_free);
+      for (guint k = 0; k < all->len; k++)
+        {
+          VmemPeak *p = g_ptr_array_index (all, k);
+          if (g_strcmp0 (p->host, j->host_id) != 0)
+            g_ptr_array_add (wp->hours, g_ptr_array_steal_index_fast (all, k--));
+        }
+      g_ptr_array_add (j->peaks, wp);
+    }
+  return GINT_TO_POINTER (1);
+}
+
+/* The workloads whose profile differs between the daemon's and @list. */
+static GHashTable *
+profiles_changed (VmemDaemon *daemon, GPtrArray *list)
+{
+  GHashTable *changed = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+  for (guint i = 0; i < list->len; i++)
+    {
+      const VmemProfile *p = g_ptr_array_index (list, i);
+      const VmemProfile *old = g_hash_table_lookup (daemon->profiles, p->name);
+      g_hash_table_add (seen, p->name);
+      if (old != NULL)
+        {
+          json_object *a = vmem_profile_to_json (old);
+          json_object *b = vmem_profile_to_json (p);
+          gboolean same =
+            g_str_equal (json_object_to_json_string (a), json_object_to_json_string (b));
+          json_object_put (a);
+          json_object_put (b);
+          if (same)
+            continue;
+        }
+      g_hash_table_add (changed, g_strdup (p->name));
+    }
+  GHashTableIter it;
+  const char *name;
+  g_hash_table_iter_init (&it, daemon->profiles);
+  while (g_hash_table_iter_next (&it, (gpointer *) &name, NULL))
+    if (!g_hash_table_contains (seen, name))
+      g_hash_table_add (changed, g_strdup (name));
+  return changed;
+}
+
+static void
+sync_done (gpointer result, const GError *error, gpointer data)
+{
+  SyncJob *j = data;
+  VmemDaemon *daemon = j->daemon;
+  if (daemon->stopping)
+    return;
+  if (error != NULL)
+    {
+      vmem_log_warning_limited ("sync", WARN_EVERY_S,
+                                "cannot read the other hosts' profiles and peaks: %s",
+                                error->message);
+      return;
+    }
+  daemon->sync_since = j->now - j->now % VMEM_STORE_HOUR;
+  for (guint i = 0; i < j->hosts->len; i++)
+    {
+      const VmemHostRow *h = g_ptr_array_index (j->hosts, i);
+      if (!g_str_equal (h->id, daemon->config->host_id))
+        g_hash_table_replace (daemon->host_names, g_strdup (h->id), g_strdup (h->name));
+    }
+
+  g_autoptr(GHashTable) moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < j->peaks->len; i++)
+    {
+      WorkloadPeaks *wp = g_ptr_array_index (j->peaks, i);
+      for (guint k = 0; k < wp->hours->len; k++)
+        {
+          const VmemPeak *p = g_ptr_array_index (wp->hours, k);
+          const VmemPeakObs obs = {
+            .uuid = p->uuid,
+            .domain = p->domain,
+            .host = p->host,
+            .start_t = p->start_t,
+            .interval_s = VMEM_STORE_HOUR,
+            .peak_mib = (double) p->peak_mib,
+            .samples = p->samples,
+            .guest_samples = p->guest_samples,
+            .vcpus = p->vcpus,
+          };
+          g_autoptr(GError) local = NULL;
+          if (vmem_demand_load_peak (daemon->demand, wp->workload, &obs, &local))
+            g_hash_table_add (moved, g_strdup (wp->workload));
+          else
+            g_debug ("estimator: a peak of another host: %s", local->message);
+        }
+    }
+
+  g_autoptr(GHashTable) changed = profiles_changed (daemon, j->profiles);
+  if (g_hash_table_size (changed) > 0)
+    {
+      replace_profiles (daemon, g_steal_pointer (&j->profiles));
+      GHashTableIter it;
+      const char *name;
+      g_hash_table_iter_init (&it, changed);
+      while (g_hash_table_iter_next (&it, (gpointer *) &name, NULL))
+        {
+          g_message ("profile %s changed in the store (by another host)", name);
+          g_hash_table_remove (moved, name);
+          stage_workload (daemon, name, "profile changed on another host");
+        }
+    }
+  if (g_hash_table_size (moved) > 0)
+    restage_moved (daemon, moved);
+}
+
+static void
+sync_others (VmemDaemon *daemon)
+{
+  if (g_strcmp0 (daemon->store_backend, "postgres") != 0)
+    return;
+  SyncJob *j = g_new0 (SyncJob, 1);
+  j->daemon = daemon;
+  j->host_id = g_strdup (daemon->config->host_id);
+  j->now = now_s ();
+  j->since = daemon->sync_since;
+  j->names = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter it;
+  const char *name;
+  g_hash_table_iter_init (&it, daemon->profiles);
+  while (g_hash_table_iter_next (&it, (gpointer *) &name, NULL))
+    g_ptr_array_add (j->names, g_strdup (name));
+  const VmemWorkerJob job = {
+    .what = "read the other hosts' profiles and peaks",
+    .key = "sync",
+    .work = sync_work,
+    .done = sync_done,
+    .data = j,
+    .data_free = (GDestroyNotify) sync_job_free,
+  };
+  vmem_worker_submit (daemon->store_worker, &job);
+}
+
 /* ---- methods' calls up -------------------------------------------------- */
 
 static void
@@ -1397,6 +1611,8 @@ metrics_snapshot (VmemDaemon *daemon)
       vmem_metrics_workload_set_estimate (w, est);
     }
   s->counters = daemon->counters;
+  s->counters.store_samples_dropped = vmem_store_buffer_dropped (daemon->buffer);
+  s->store_samples_buffered = vmem_store_buffer_pending (daemon->buffer);
   return s;
 }
 
@@ -1513,6 +1729,11 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   if (peaks == NULL)
     return NULL;
   demand_fill (daemon, peaks);
+  daemon->sync_since = now_s () - now_s () % VMEM_STORE_HOUR;
+  daemon->host_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  g_hash_table_replace (daemon->host_names, g_strdup (daemon->config->host_id),
+                        g_strdup (daemon->config->host_name));
+  daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples);
   daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
 }
@@ -1574,6 +1795,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .start_ended = start_ended_cb,
     .capacity = capacity_cb,
     .counters = &daemon->counters,
+    .host_names = daemon->host_names,
     .metrics = metrics_cb,
     .user_data = daemon,
   };
@@ -1638,6 +1860,11 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
   KEEP_STR (database, "[store] database");
   KEEP_STR (postgres, "[store] postgres");
 #undef KEEP_STR
+  if (cur->buffer_samples != next->buffer_samples)
+    {
+      g_ptr_array_add (restart, g_strdup ("[store] buffer_samples"));
+      next->buffer_samples = cur->buffer_samples;
+    }
   if (cur->backend != next->backend)
     {
       g_ptr_array_add (restart, g_strdup ("[store] backend"));
@@ -1713,12 +1940,14 @@ vmem_daemon_free (VmemDaemon *daemon)
   /* Writes still queued are written before the store closes. */
   g_clear_pointer (&daemon->store_worker, vmem_worker_free);
   g_clear_pointer (&daemon->store, vmem_store_free);
+  g_clear_pointer (&daemon->buffer, vmem_store_buffer_free);
   /* Last of the parts: the jobs of an Assign or a profile write still in
    * flight on either worker finish through the methods. */
   g_clear_pointer (&daemon->methods, vmem_methods_free);
   g_clear_pointer (&daemon->demand, vmem_demand_free);
   g_clear_pointer (&daemon->cache, vmem_cache_free);
   g_clear_pointer (&daemon->intents, g_hash_table_unref);
+  g_clear_pointer (&daemon->host_names, g_hash_table_unref);
   g_clear_pointer (&daemon->profiles, g_hash_table_unref);
   g_free (daemon->store_backend);
   g_free (daemon->store_location);

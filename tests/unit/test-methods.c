@@ -11,6 +11,7 @@
 #include "vmem-daemon.h"
 #include "vmem-error.h"
 #include "vmem-log.h"
+#include "vmem-store.h"
 #include "vmem-varlink.h"
 
 #include <errno.h>
@@ -1568,6 +1569,99 @@ test_metrics (void **state)
   assert_false (g_file_test (textfile, G_FILE_TEST_EXISTS));
 }
 
+/* Hosts lists every host sharing the store, this one from its own
+ * heartbeat; Place ranks the live ones for a new domain of a workload by
+ * what it holds at boot. */
+static void
+test_hosts_place (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(GError) error = NULL;
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  {
+    g_autoptr(VmemStore) store = vmem_store_open_sqlite_as (fx->database, "host-self", &error);
+    if (store == NULL)
+      fail_msg ("%s", error->message);
+    const VmemHostRow rows[] = {
+      { .id = "host-big", .name = "big", .capacity_mib = 65536, .reserved_mib = 1024,
+        .overcommit = 1.0, .committed_mib = 1000, .interval_s = 10, .heartbeat = now },
+      { .id = "host-full", .name = "full", .capacity_mib = 4096, .reserved_mib = 1024,
+        .overcommit = 1.0, .committed_mib = 4000, .reservations_mib = 500, .reservations = 1,
+        .domains = 3, .interval_s = 10, .heartbeat = now },
+      { .id = "host-gone", .name = "gone", .capacity_mib = 999999, .reserved_mib = 0,
+        .overcommit = 1.0, .interval_s = 10, .heartbeat = now - 3600 },
+    };
+    for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+      if (!vmem_store_host_heartbeat (store, &rows[i], &error))
+        fail_msg ("%s", error->message);
+  }
+  VmemConfig *c = make_config (fx);
+  set_str (&c->host_id, "host-self");
+  start (fx, c);
+
+  g_autoptr(json_object) r = call_ok (fx, "io.vmemd.Hosts", NULL);
+  json_object *hosts = jarr (r, "hosts");
+  assert_int_equal (json_object_array_length (hosts), 4);
+  json_object *self = NULL, *gone = NULL, *full = NULL;
+  for (size_t i = 0; i < json_object_array_length (hosts); i++)
+    {
+      json_object *h = json_object_array_get_idx (hosts, i);
+      if (g_str_equal (jstr (h, "id"), "host-self"))
+        self = h;
+      else if (g_str_equal (jstr (h, "id"), "host-gone"))
+        gone = h;
+      else if (g_str_equal (jstr (h, "id"), "host-full"))
+        full = h;
+    }
+  assert_non_null (self);
+  assert_string_equal (jstr (self, "name"), "testhost");
+  assert_true (jbool (self, "self"));
+  assert_true (jbool (self, "alive"));
+  assert_int_equal (jint (self, "capacity_mib"), USABLE_MIB);
+  assert_int_equal (jint (self, "reserve_mib"), RESERVE_MIB);
+  assert_int_equal (jint (self, "interval_s"), 1);
+  assert_false (jbool (gone, "alive"));
+  assert_false (jbool (gone, "self"));
+  assert_int_equal (jint (full, "free_mib"), 96);
+  assert_int_equal (jint (full, "reservations"), 1);
+  assert_int_equal (jint (full, "reservations_mib"), 500);
+  assert_int_equal (jint (full, "domains"), 3);
+
+  /* Balloon with preallocation holds its whole <memory> at boot. */
+  profile_create (fx, "web", 2048);
+  g_autoptr(json_object) pl =
+    call_ok (fx, "io.vmemd.Place", "{\"workload\":\"web\",\"memory_mib\":3072}");
+  assert_int_equal (jint (pl, "demand_mib"), 2048);
+  assert_int_equal (jint (pl, "boot_mib"), 3072);
+  json_object *ranked = jarr (pl, "hosts");
+  assert_int_equal (json_object_array_length (ranked), 3); /* not the one gone */
+  json_object *first = json_object_array_get_idx (ranked, 0);
+  json_object *second = json_object_array_get_idx (ranked, 1);
+  json_object *last = json_object_array_get_idx (ranked, 2);
+  assert_string_equal (jstr (first, "id"), "host-big");
+  assert_true (jbool (first, "fits"));
+  assert_int_equal (jint (first, "room_mib"), 65536 - 1000 - 3072);
+  assert_int_equal (jint (first, "rank"), 1);
+  assert_string_equal (jstr (second, "id"), "host-self");
+  assert_int_equal (jint (second, "room_mib"), USABLE_MIB - 3072);
+  assert_string_equal (jstr (last, "id"), "host-full");
+  assert_false (jbool (last, "fits"));
+  assert_int_equal (jint (last, "room_mib"), 96 - 3072);
+
+  /* Without preallocation it boots at its demand. */
+  json_object_put (call_ok (fx, "io.vmemd.ProfileSet",
+                            "{\"profile\":{\"name\":\"web\",\"prealloc\":false}}"));
+  g_autoptr(json_object) lazy =
+    call_ok (fx, "io.vmemd.Place", "{\"workload\":\"web\",\"memory_mib\":3072}");
+  assert_int_equal (jint (lazy, "boot_mib"), 2048);
+
+  call_fails (fx, "io.vmemd.Place", "{\"workload\":\"nope\"}", VMEM_ERROR_NOT_FOUND, "nope");
+  call_fails (fx, "io.vmemd.Place", "{\"workload\":\"web\",\"memory_mib\":0}",
+              VMEM_ERROR_INVALID_ARGUMENT, "memory_mib");
+  call_fails (fx, "io.vmemd.Place", "{}", VMEM_ERROR_INVALID_ARGUMENT, "workload");
+  call_fails (fx, "io.vmemd.Hosts", "{\"x\":1}", VMEM_ERROR_INVALID_ARGUMENT, "x");
+}
+
 int
 main (void)
 {
@@ -1575,6 +1669,7 @@ main (void)
   vmem_log_setup (log_level ());
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_ping_status, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_hosts_place, setup, teardown),
     cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admission, setup, teardown),

@@ -977,6 +977,32 @@ test_migrate_fixtures (void **state)
     }
 }
 
+/* PostgreSQL only: its databases as earlier releases made them
+ * (pg-vN.sql, pg_dump --inserts), from schema 4, the first it shipped. */
+static void
+test_pg_migrate_fixtures (void **state)
+{
+  Fixture *f = *state;
+  const char *srcdir = g_getenv ("VMEM_TEST_SRCDIR");
+  if (srcdir == NULL)
+    fail_msg ("VMEM_TEST_SRCDIR is not set (run the tests with meson test)");
+
+  for (int v = 4; v < latest_version (); v++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *name = g_strdup_printf ("pg-v%d.sql", v);
+      g_autofree char *fixture = g_build_filename (srcdir, "data", "db", name, NULL);
+      g_autofree char *sql = NULL;
+      if (!g_file_get_contents (fixture, &sql, NULL, &error))
+        fail_msg ("every earlier schema needs a fixture: %s", error->message);
+      g_autofree char *dbname = g_strdup_printf ("fixture-v%d", v);
+      g_autofree char *target = fresh_target (f, dbname);
+      raw_exec (target, sql);
+      assert_int_equal (raw_int (target, "SELECT max(version) FROM public.schema_version"), v);
+      migrate_and_check (target, v);
+    }
+}
+
 static void
 test_failed_migration_rolls_back (void **state)
 {
@@ -2749,6 +2775,31 @@ make_fixture (const char *version, const char *path)
   return 0;
 }
 
+#if HAVE_LIBPQ
+/* The PostgreSQL database CONNINFO at schema N, with old_rows, for a
+ * pg_dump --inserts into tests/data/db/pg-vN.sql. */
+static int
+make_pg_fixture (const char *version, const char *conninfo)
+{
+  g_autoptr(GError) error = NULL;
+  int v = atoi (version);
+  if (v < 1 || v > vmem_store_pg_latest_version ())
+    {
+      g_printerr ("version must be 1..%d\n", vmem_store_pg_latest_version ());
+      return 1;
+    }
+  VmemStore *store = vmem_store_pg_open_at_version (conninfo, v, &error);
+  if (store == NULL)
+    {
+      g_printerr ("%s\n", error->message);
+      return 1;
+    }
+  vmem_store_free (store);
+  pg_raw_exec (conninfo, old_rows);
+  return 0;
+}
+#endif
+
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
 /* On both backends. */
@@ -2784,6 +2835,7 @@ run_pg (void)
   const struct CMUnitTest tests[] = {
     COMMON_TESTS,
     T (test_pg_concurrent_migration),
+    T (test_pg_migrate_fixtures),
     T (test_pg_connection_lost),
     T (test_pg_multi_host),
     T (test_pg_conninfo),
@@ -2814,13 +2866,18 @@ main (int argc, char **argv)
 {
   if (argc == 4 && g_str_equal (argv[1], "--make-fixture"))
     return make_fixture (argv[2], argv[3]);
+#if HAVE_LIBPQ
+  if (argc == 4 && g_str_equal (argv[1], "--make-pg-fixture"))
+    return make_pg_fixture (argv[2], argv[3]);
+#endif
   if (argc == 2 && g_str_equal (argv[1], "--backend=postgres"))
     return run_pg ();
   if (argc == 2 && g_str_equal (argv[1], "--backend=sqlite"))
     return run_sqlite ();
   if (argc != 1)
     {
-      g_printerr ("usage: test-store [--backend=sqlite|postgres | --make-fixture N PATH]\n");
+      g_printerr ("usage: test-store [--backend=sqlite|postgres | --make-fixture N PATH |"
+                  " --make-pg-fixture N CONNINFO]\n");
       return 2;
     }
   return run_sqlite ();

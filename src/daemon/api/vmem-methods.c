@@ -821,6 +821,29 @@ explain_done (gpointer result, const GError *error, gpointer data)
   vmem_call_reply (j->call, r);
 }
 
+/* Names each peer's host (peers carry its id) in a plan's reasons. */
+static json_object *
+name_peer_hosts (VmemMethods *m, json_object *plan)
+{
+  json_object *est = NULL, *peers = NULL;
+  if (m->ctx.host_names == NULL || !json_object_object_get_ex (plan, "estimate", &est) ||
+      !json_object_object_get_ex (est, "peers", &peers) ||
+      !json_object_is_type (peers, json_type_array))
+    return plan;
+  for (size_t i = 0; i < json_object_array_length (peers); i++)
+    {
+      json_object *peer = json_object_array_get_idx (peers, i);
+      json_object *id = NULL;
+      if (!json_object_object_get_ex (peer, "host", &id) ||
+          !json_object_is_type (id, json_type_string))
+        continue;
+      const char *name = g_hash_table_lookup (m->ctx.host_names, json_object_get_string (id));
+      if (name != NULL)
+        json_object_object_add (peer, "host_name", json_object_new_string (name));
+    }
+  return plan;
+}
+
 static void
 method_explain (VmemCall *call, json_object *params, gpointer user_data)
 {
@@ -877,7 +900,7 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
                                   json_object_new_string (d->workload ? "tag" : "name pattern"));
           json_object_object_add (x, "profile", vmem_profile_to_json (p));
           g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, d, m->ctx.user_data);
-          json_object_object_add (x, "plan", json_object_get (sp->reasons));
+          json_object_object_add (x, "plan", name_peer_hosts (m, json_object_get (sp->reasons)));
           ExplainJob *j = g_new0 (ExplainJob, 1);
           j->call = vmem_call_ref (call);
           j->x = g_steal_pointer (&x);
@@ -899,7 +922,7 @@ method_explain (VmemCall *call, json_object *params, gpointer user_data)
       json_object_object_add (x, "workload", json_object_new_string (p->name));
       json_object_object_add (x, "profile", vmem_profile_to_json (p));
       g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, NULL, m->ctx.user_data);
-      json_object_object_add (x, "plan", json_object_get (sp->reasons));
+      json_object_object_add (x, "plan", name_peer_hosts (m, json_object_get (sp->reasons)));
       json_object *doms = json_object_new_array ();
       g_autoptr(GPtrArray) entries = vmem_cache_list (m->ctx.cache);
       for (guint i = 0; i < entries->len; i++)
@@ -1031,6 +1054,197 @@ method_history (VmemCall *call, json_object *params, gpointer user_data)
   j->limit = (guint) limit;
   store_submit (m, "history", history_work, history_done, j, (GDestroyNotify) history_job_free,
                 NULL);
+}
+
+/* ---- Hosts, Place ------------------------------------------------------ */
+
+typedef struct {
+  VmemCall  *call;
+  VmemMethods *m;
+  char      *workload;
+  guint64    demand_mib;
+  guint64    boot_mib;
+  char      *source;
+  GPtrArray *hosts;
+} HostsJob;
+
+static void
+hosts_job_free (HostsJob *j)
+{
+  vmem_call_unref (j->call);
+  g_free (j->workload);
+  g_free (j->source);
+  g_clear_pointer (&j->hosts, g_ptr_array_unref);
+  g_free (j);
+}
+
+static gpointer
+hosts_work (gpointer state, gpointer data, GError **error)
+{
+  HostsJob *j = data;
+  j->hosts = vmem_store_host_list (state, error);
+  return j->hosts != NULL ? GINT_TO_POINTER (1) : NULL;
+}
+
+static guint64
+host_free_mib (const VmemHostRow *h)
+{
+  return h->capacity_mib > h->committed_mib ? h->capacity_mib - h->committed_mib : 0;
+}
+
+static json_object *
+host_json (VmemMethods *m, const VmemHostRow *h, gint64 now)
+{
+  json_object *o = json_object_new_object ();
+  json_object_object_add (o, "id", json_object_new_string (h->id));
+  json_object_object_add (o, "name", json_object_new_string (h->name));
+  json_object_object_add (o, "self", json_object_new_boolean (g_str_equal (h->id,
+                                                                           CONFIG (m)->host_id)));
+  json_object_object_add (o, "capacity_mib", json_object_new_int64 ((gint64) h->capacity_mib));
+  json_object_object_add (o, "reserve_mib", json_object_new_int64 ((gint64) h->reserved_mib));
+  json_object_object_add (o, "committed_mib", json_object_new_int64 ((gint64) h->committed_mib));
+  json_object_object_add (o, "free_mib", json_object_new_int64 ((gint64) host_free_mib (h)));
+  json_object_object_add (o, "reservations", json_object_new_int64 (h->reservations));
+  json_object_object_add (o, "reservations_mib",
+                          json_object_new_int64 ((gint64) h->reservations_mib));
+  json_object_object_add (o, "domains", json_object_new_int64 (h->domains));
+  json_object_object_add (o, "interval_s", json_object_new_int64 (h->interval_s));
+  json_object_object_add (o, "heartbeat", json_object_new_int64 (h->heartbeat));
+  json_object_object_add (o, "alive", json_object_new_boolean (vmem_store_host_alive (h, now)));
+  return o;
+}
+
+static void
+hosts_done (gpointer result, const GError *error, gpointer data)
+{
+  HostsJob *j = data;
+  if (error != NULL)
+    {
+      vmem_call_return_error (j->call, error);
+      return;
+    }
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  json_object *list = json_object_new_array ();
+  for (guint i = 0; i < j->hosts->len; i++)
+    json_object_array_add (list, host_json (j->m, g_ptr_array_index (j->hosts, i), now));
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "now", json_object_new_int64 (now));
+  json_object_object_add (r, "hosts", list);
+  vmem_call_reply (j->call, r);
+}
+
+static void
+method_hosts (VmemCall *call, json_object *params, gpointer user_data)
+{
+  VmemMethods *m = user_data;
+  CHECK_KEYS (call, params, "");
+  HostsJob *j = g_new0 (HostsJob, 1);
+  j->call = vmem_call_ref (call);
+  j->m = m;
+  store_submit (m, "hosts", hosts_work, hosts_done, j, (GDestroyNotify) hosts_job_free, NULL);
+}
+
+/* Fitting hosts first, the most room left first; then the others, the
+ * least short first. */
+static gint
+compare_places (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+  const VmemHostRow *ha = *(VmemHostRow *const *) a;
+  const VmemHostRow *hb = *(VmemHostRow *const *) b;
+  guint64 boot = *(const guint64 *) user_data;
+  gint64 ra = (gint64) host_free_mib (ha) - (gint64) boot;
+  gint64 rb = (gint64) host_free_mib (hb) - (gint64) boot;
+  if (ra != rb)
+    return ra > rb ? -1 : 1;
+  return strcmp (ha->id, hb->id);
+}
+
+static void
+place_done (gpointer result, const GError *error, gpointer data)
+{
+  HostsJob *j = data;
+  if (error != NULL)
+    {
+      vmem_call_return_error (j->call, error);
+      return;
+    }
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  g_autoptr(GPtrArray) live = g_ptr_array_new ();
+  for (guint i = 0; i < j->hosts->len; i++)
+    if (vmem_store_host_alive (g_ptr_array_index (j->hosts, i), now))
+      g_ptr_array_add (live, g_ptr_array_index (j->hosts, i));
+  g_ptr_array_sort_with_data (live, compare_places, &j->boot_mib);
+  json_object *list = json_object_new_array ();
+  for (guint i = 0; i < live->len; i++)
+    {
+      const VmemHostRow *h = g_ptr_array_index (live, i);
+      json_object *o = host_json (j->m, h, now);
+      guint64 free_mib = host_free_mib (h);
+      json_object_object_add (o, "rank", json_object_new_int64 (i + 1));
+      json_object_object_add (o, "fits", json_object_new_boolean (free_mib >= j->boot_mib));
+      json_object_object_add (o, "room_mib",
+                              json_object_new_int64 ((gint64) free_mib - (gint64) j->boot_mib));
+      json_object_array_add (list, o);
+    }
+  json_object *r = json_object_new_object ();
+  json_object_object_add (r, "workload", json_object_new_string (j->workload));
+  json_object_object_add (r, "demand_mib", json_object_new_int64 ((gint64) j->demand_mib));
+  json_object_object_add (r, "boot_mib", json_object_new_int64 ((gint64) j->boot_mib));
+  json_object_object_add (r, "source", json_object_new_string (j->source));
+  json_object_object_add (r, "hosts", list);
+  vmem_call_reply (j->call, r);
+}
+
+/* Where a new domain of a workload would go: its demand as estimated now,
+ * and what it holds at boot by its profile's mode (balloon with
+ * preallocation: its whole <memory>; virtio-mem: the demand; observe: its
+ * <memory> as defined), against each live host's free memory. */
+static void
+method_place (VmemCall *call, json_object *params, gpointer user_data)
+{
+  VmemMethods *m = user_data;
+  g_autoptr(GError) error = NULL;
+  const char *workload;
+  gint64 memory = 0;
+
+  CHECK_KEYS (call, params, "workload", "memory_mib");
+  if (!get_string (params, "workload", TRUE, &workload, &error) ||
+      !get_int (params, "memory_mib", 1, G_MAXINT32, &memory, &error))
+    {
+      vmem_call_return_error (call, error);
+      return;
+    }
+  const VmemProfile *p = g_hash_table_lookup (m->ctx.profiles, workload);
+  if (p == NULL)
+    {
+      g_set_error (&error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no profile named '%s'", workload);
+      vmem_call_return_error (call, error);
+      return;
+    }
+  g_autoptr(VmemStagedPlan) sp = m->ctx.plan (p, NULL, m->ctx.user_data);
+  HostsJob *j = g_new0 (HostsJob, 1);
+  j->call = vmem_call_ref (call);
+  j->m = m;
+  j->workload = g_strdup (p->name);
+  j->source = g_strdup (sp->source);
+  j->demand_mib = sp->plan.demand_mib;
+  guint64 mem = memory > 0 ? (guint64) memory : j->demand_mib;
+  if (mem < j->demand_mib)
+    mem = j->demand_mib;
+  switch (p->mode)
+    {
+    case VMEM_MODE_BALLOON:
+      j->boot_mib = p->prealloc ? mem : j->demand_mib;
+      break;
+    case VMEM_MODE_VIRTIO_MEM:
+      j->boot_mib = j->demand_mib;
+      break;
+    case VMEM_MODE_OBSERVE:
+    default:
+      j->boot_mib = mem;
+      break;
+    }
+  store_submit (m, "place", hosts_work, place_done, j, (GDestroyNotify) hosts_job_free, NULL);
 }
 
 /* ---- HookEvent -------------------------------------------------------- */
@@ -1391,6 +1605,8 @@ vmem_methods_register (VmemServer *s, const VmemMethodsContext *context)
   vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, m);
   vmem_server_add_method (s, "io.vmemd.History", VMEM_METHOD_ADMIN, method_history, m);
   vmem_server_add_method (s, "io.vmemd.Metrics", VMEM_METHOD_ADMIN, method_metrics, m);
+  vmem_server_add_method (s, "io.vmemd.Hosts", VMEM_METHOD_ADMIN, method_hosts, m);
+  vmem_server_add_method (s, "io.vmemd.Place", VMEM_METHOD_ADMIN, method_place, m);
   vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, m);
   return m;
 }

@@ -34,6 +34,7 @@ typedef struct {
   int                schema_version;
   gint64             started_at;
   VmemMetricsCounters *counters; /* the daemon's: HookEvent counts its calls here */
+  GHashTable        *host_names; /* host id -> name, of the hosts sharing the store */
 
   /* Calls up to the owner, on the main thread. */
   /* The plan for @domain's next start (@domain NULL: a new domain of the
