@@ -249,7 +249,8 @@ class Host:
     listen makes libvirtd accept qemu+tcp on that loopback address (auth
     none) and QEMU take incoming migrations there; host_uuid goes into
     libvirtd.conf; store is the [store] group of vmemd.conf (the SQLite
-    file in tmp by default)."""
+    file in tmp by default); host_name is vmemd's host_name and host_id
+    (the hosts of one machine share its /etc/machine-id)."""
 
     def __init__(self, name="", listen=None, host_uuid=None, own_namespace=False, store=None,
                  host_name=None, lock=True):
@@ -402,7 +403,7 @@ class Host:
         conf = {
             "daemon": {"uri": URI, "socket": self.socket, "log_level": "debug",
                        "stats_interval": "2", "request_timeout": "5",
-                       **({"host_name": self.host_name} if self.host_name else {})},
+                       **({"host_name": self.host_name, "host_id": self.host_name} if self.host_name else {})},
             "store": dict(self.store),
             "hook": {"timeout_ms": "2000"},
             "admission": {"mode": "enforce", "reserve": "0"},
