@@ -7,9 +7,11 @@
 #include "vmem-store.h"
 
 #include <glib-unix.h>
+#include <errno.h>
 #include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #if HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 #endif
@@ -77,6 +79,26 @@ on_watchdog (gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 #endif
+
+/* Every client holds a descriptor: up to max_clients + root_clients of
+ * them, which may be more than the usual soft limit of 1024.  Nothing here
+ * uses select(), so the soft limit goes up to the hard one; a server out
+ * of descriptors still pauses accepting rather than spin. */
+static void
+raise_fd_limit (void)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+    return;
+  rlim_t was = rl.rlim_cur;
+  rl.rlim_cur = rl.rlim_max;
+  if (setrlimit (RLIMIT_NOFILE, &rl) < 0)
+    g_warning ("cannot raise the open files limit from %llu: %s", (unsigned long long) was,
+               g_strerror (errno));
+  else
+    g_debug ("open files limit raised from %llu to %llu", (unsigned long long) was,
+             (unsigned long long) rl.rlim_cur);
+}
 
 int
 main (int argc, char **argv)
@@ -159,6 +181,7 @@ main (int argc, char **argv)
     }
   vmem_log_setup (config->log_level);
   app.log_level = g_steal_pointer (&log_level);
+  raise_fd_limit ();
 
   int listen_fd = -1;
 #if HAVE_LIBSYSTEMD

@@ -1276,7 +1276,7 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded)
     {
       WorkloadPeaks *wp = g_ptr_array_index (owned, i);
       GPtrArray *sets[] = { wp->hours, wp->days };
-      guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
+      const guint intervals[] = { VMEM_STORE_HOUR, VMEM_STORE_DAY };
       for (guint k = 0; k < G_N_ELEMENTS (sets); k++)
         for (guint j = 0; j < sets[k]->len; j++)
           {

@@ -35,6 +35,7 @@ import glob
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,34 @@ SRC = os.environ.get("VMEM_SRCDIR") or os.path.dirname(os.path.dirname(os.path.d
 VMEMD = os.environ.get("VMEMD", os.path.join(BUILD, "src/daemon/vmemd"))
 VMEMCTL = os.environ.get("VMEMCTL", os.path.join(BUILD, "src/cli/vmemctl"))
 HOOK = os.environ.get("VMEM_HOOK", os.path.join(BUILD, "hooks/vmem-hook"))
+# VMEM_E2E_BUILD: the binaries of another build directory (an
+# AddressSanitizer build, say) instead of those of the build running the
+# tests; the guest stays cached in the running build's directory.
+E2E_BUILD = os.environ.get("VMEM_E2E_BUILD", "")
+if E2E_BUILD:
+    VMEMD = os.path.join(E2E_BUILD, "src/daemon/vmemd")
+    VMEMCTL = os.path.join(E2E_BUILD, "src/cli/vmemctl")
+    HOOK = os.path.join(E2E_BUILD, "hooks/vmem-hook")
+
+# Sanitized binaries report every error and stop at the first one; the
+# reports are looked for in vmemd's output and the hook's log files when
+# the module ends, and any is a failure.
+SANITIZER_ENV = {
+    "ASAN_OPTIONS": "halt_on_error=1:abort_on_error=0:exitcode=99:detect_leaks=1:print_summary=1",
+    "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=99",
+    "LSAN_OPTIONS": f"suppressions={os.path.join(SRC, 'tools', 'lsan.supp')}:print_suppressions=0",
+}
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def sanitized(path):
+    """Whether the binary at path was built with AddressSanitizer or UBSan."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__ubsan_handle" in data
 
 # Where the hook built with this tree reads its configuration: libvirt
 # clears the hook's environment, so it cannot be pointed elsewhere.
@@ -276,6 +305,7 @@ class Host:
         self.vmemd_log = os.path.join(self.tmp, "vmemd.log")
         self.guest_dir = os.path.join(BUILD, "e2e-guest") if BUILD else os.path.join(self.tmp, "guest")
         self.vmemd = None
+        self.hook_sanitizer_dir = None
         self.config = {}
         self.keep = bool(os.environ.get("VMEM_E2E_KEEP"))
         self._mounted = []
@@ -363,7 +393,18 @@ class Host:
         shutil.rmtree(os.path.join(etc, "hooks"), ignore_errors=True)
         hooks = os.path.join(etc, "hooks", "qemu.d")
         os.makedirs(hooks)
-        os.symlink(os.path.abspath(HOOK), os.path.join(hooks, "50-vmemd"))
+        if sanitized(HOOK):
+            # libvirt clears a hook's environment: a wrapper gives the
+            # sanitized hook its options and a log file per process.
+            self.hook_sanitizer_dir = os.path.join(self.tmp, "hook-sanitizer")
+            os.makedirs(self.hook_sanitizer_dir)
+            opts = {k: f"{v}:log_path={self.hook_sanitizer_dir}/report" for k, v in SANITIZER_ENV.items()}
+            with open(os.path.join(hooks, "50-vmemd"), "w") as f:
+                f.write("#!/bin/sh\n" + "".join(f"export {k}='{v}'\n" for k, v in opts.items())
+                        + f"exec '{os.path.abspath(HOOK)}' \"$@\"\n")
+            os.chmod(os.path.join(hooks, "50-vmemd"), 0o755)
+        else:
+            os.symlink(os.path.abspath(HOOK), os.path.join(hooks, "50-vmemd"))
         # Guests read their kernel from the build tree: no confinement.
         qemu_conf = {"user": '"root"', "group": '"root"', "security_driver": '"none"'}
         libvirtd_conf = {"log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"'}
@@ -471,12 +512,13 @@ class Host:
         self.start_libvirtd()
 
     # -- vmemd -------------------------------------------------------------
-    def start_vmemd(self, config=None, fresh_store=False, wait_libvirt=True, **overrides):
+    def start_vmemd(self, config=None, fresh_store=False, wait_libvirt=True, nofile=None, **overrides):
         """(Re)starts vmemd in the foreground with a fresh vmemd.conf (see
         write_config for the overrides), appending its output to vmemd_log,
         and waits until `vmemctl status` answers and, with wait_libvirt,
         until it reports libvirt connected.  fresh_store deletes the
-        database first."""
+        database first.  nofile: vmemd's soft RLIMIT_NOFILE at exec (the
+        hard limit stays)."""
         self.stop_vmemd()
         conf = self.write_config(config, **overrides)
         if fresh_store:
@@ -488,9 +530,15 @@ class Host:
         with open(self.vmemd_log, "a") as log:
             log.write(f"==== e2e: starting vmemd --config {conf} ====\n")
             log.flush()
+            def preexec():
+                _die_with_parent()
+                if nofile is not None:
+                    resource.setrlimit(resource.RLIMIT_NOFILE,
+                                       (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+
             self.vmemd = subprocess.Popen([*self._ns, VMEMD, "--config", conf, "--foreground"],
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                          preexec_fn=_die_with_parent)
+                                          env=dict(os.environ, **SANITIZER_ENV), preexec_fn=preexec)
 
         def answers():
             if self.vmemd.poll() is not None:
@@ -690,6 +738,20 @@ class Host:
         for d in self.domains():
             self.virsh("destroy", d, check=False)
             self.virsh("undefine", d, "--managed-save", "--snapshots-metadata", check=False)
+
+    def sanitizer_reports(self):
+        """Sanitizer reports of vmemd (in its output) and of the hook run by
+        libvirtd (its log files), as text; empty when there are none."""
+        found = []
+        lines = self.log().splitlines()
+        for i, ln in enumerate(lines):
+            if SANITIZER_REPORT.search(ln):
+                found.append("vmemd: " + "\n".join(lines[i:i + 30]))
+        if self.hook_sanitizer_dir and os.path.isdir(self.hook_sanitizer_dir):
+            for name in sorted(os.listdir(self.hook_sanitizer_dir)):
+                with open(os.path.join(self.hook_sanitizer_dir, name), errors="replace") as f:
+                    found.append(f"hook ({name}): " + f.read())
+        return "\n".join(found)
 
     # -- teardown ----------------------------------------------------------
     def close(self, failed=False):
@@ -950,15 +1012,28 @@ def main():
         for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(s, signal.SIG_IGN)
         ok = not interrupted and bool(_results) and all(r.wasSuccessful() and not r.skipped for r in _results)
+        reports = ""
         if _host is not None:
+            _host.stop_vmemd()
+            reports = _host.sanitizer_reports()
+            if reports:
+                print(f"e2e: sanitizer reports:\n{reports}", file=sys.stderr)
+                ok = False
             _host.close(failed=not ok)
         if _cluster is not None:
+            for h in _cluster.hosts.values():
+                h.stop_vmemd()
+                if h.sanitizer_reports():
+                    print(f"e2e: sanitizer reports of host {h.name}:\n{h.sanitizer_reports()}", file=sys.stderr)
+                    ok = False
             _cluster.close(failed=not ok)
     passed = failed = 0
     for r in _results:
         test_errors = [e for e in r.errors if isinstance(e[0], unittest.TestCase)]
         failed += len(r.failures) + len(r.errors) + len(r.skipped) + len(r.unexpectedSuccesses)
         passed += r.testsRun - len(r.failures) - len(test_errors) - len(r.skipped) - len(r.unexpectedSuccesses)
+    if reports:
+        failed += 1
     if interrupted or not _results:
         # The test that was running when interrupted counted as run.
         passed -= 1 if interrupted else 0

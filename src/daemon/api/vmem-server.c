@@ -883,6 +883,31 @@ vmem_server_free (VmemServer *s)
   g_free (s);
 }
 
+/* getgrnam_r: the daemon has threads, and getgrnam's static result is
+ * shared by them all. */
+static gboolean
+group_gid (const char *group, gid_t *gid)
+{
+  long max = sysconf (_SC_GETGR_R_SIZE_MAX);
+  gsize len = max > 0 ? (gsize) max : 16384;
+  for (;;)
+    {
+      g_autofree char *buf = g_malloc (len);
+      struct group grp;
+      struct group *found = NULL;
+      int r = getgrnam_r (group, &grp, buf, len, &found);
+      if (r == ERANGE && len < 1024 * 1024)
+        {
+          len *= 2;
+          continue;
+        }
+      if (r != 0 || found == NULL)
+        return FALSE;
+      *gid = grp.gr_gid;
+      return TRUE;
+    }
+}
+
 void
 vmem_server_set_admin_group (VmemServer *s, const char *group)
 {
@@ -892,9 +917,9 @@ vmem_server_set_admin_group (VmemServer *s, const char *group)
   if (group == NULL)
     return;
   /* Resolved once: a lookup per call could block the main loop on NSS. */
-  struct group *gr = getgrnam (group);
-  if (gr != NULL)
-    s->admin_gid = gr->gr_gid;
+  gid_t gid;
+  if (group_gid (group, &gid))
+    s->admin_gid = gid;
   else
     g_info ("group %s does not exist: admin methods are for root only", group);
 }
@@ -981,11 +1006,10 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
     }
   strcpy (addr.sun_path, path);
 
-  struct group *gr = NULL;
+  gid_t gid = (gid_t) -1;
   if (group != NULL)
     {
-      gr = getgrnam (group);
-      if (gr == NULL)
+      if (!group_gid (group, &gid))
         g_info ("group %s does not exist: only root can use %s", group, path);
       vmem_server_set_admin_group (s, group);
     }
@@ -1036,6 +1060,7 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot bind %s: %s", path,
                    g_strerror (errno));
+      /* cppcheck-suppress resourceLeak ; vmem_autofd closes fd */
       return FALSE;
     }
   if (lstat (path, &st) == 0)
@@ -1044,16 +1069,18 @@ vmem_server_listen (VmemServer *s, const char *path, guint mode, const char *gro
       s->path_ino = st.st_ino;
     }
   s->path = g_strdup (path);
-  if (gr != NULL && chown (path, (uid_t) -1, gr->gr_gid) < 0)
+  if (gid != (gid_t) -1 && chown (path, (uid_t) -1, gid) < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot give %s to group %s: %s", path,
                    group, g_strerror (errno));
+      /* cppcheck-suppress resourceLeak ; vmem_autofd closes fd */
       return FALSE;
     }
   if (chmod (path, mode) < 0 || listen (fd, 128) < 0)
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "cannot listen on %s: %s", path,
                    g_strerror (errno));
+      /* cppcheck-suppress resourceLeak ; vmem_autofd closes fd */
       return FALSE;
     }
   s->listen_fd = g_steal_fd (&fd);

@@ -389,6 +389,14 @@ vmem_store_sqlite_open_full (const char *path, int target, const char *host_id, 
                    g_strerror (errno));
       return NULL;
     }
+  /* SQLite writes the database, its WAL and its shared memory file there:
+   * say so rather than "unable to open database file" later. */
+  if (access (dir, W_OK) < 0 && errno == EROFS)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE,
+                   "cannot use the store %s: %s is on a read-only filesystem", path, dir);
+      return NULL;
+    }
   if (!create_private_file (path, error))
     return NULL;
 
