@@ -6,7 +6,9 @@ with their own host names on one PostgreSQL server.  A managed domain
 migrated live from host a to host b is admitted by b's hook against b's
 capacity (and refused, the domain running on at a, when b is too small),
 gets b's plan through the `migrate begin` XML, and both hosts' committed
-memory and reservations follow it."""
+memory, reservations and runs follow it.  Through the store, a domain on b
+is staged from the real usage of its workload's running peer on a, and a
+profile changed on a re-stages it."""
 
 import os
 import re
@@ -109,7 +111,7 @@ class Migration(vmemtest.ClusterTestCase):
         self.assertIn("<allocation mode='immediate'/>", b.domain_xml("mig1", inactive=False))
         # Once it runs on b, b sets its balloon target to the demand.
         b.wait_log("balloon target of mig1 set to 192M", since=mark_b, timeout=30)
-        wait_for(lambda: abs(actual_kib(b, "mig1") - 192 * 1024) <= 8 * 1024, timeout=90, interval=1,
+        wait_for(lambda: abs(actual_kib(b, "mig1") - 192 * 1024) <= 8 * 1024, timeout=180, interval=1,
                  what="mig1's balloon at 192 MiB on b")
         # (A balloon that moves is a guest that kept running through the move.)
 
@@ -120,14 +122,21 @@ class Migration(vmemtest.ClusterTestCase):
                  what="b's boot reservation of mig1 released")
         wait_for(lambda: 190 <= b.status()["committed_mib"] - committed_b <= 330, timeout=30,
                  what="b committing mig1")
-        wait_for(lambda: b.status()["committed_mib"] - committed_b <= 200, timeout=90, interval=1,
+        wait_for(lambda: b.status()["committed_mib"] - committed_b <= 200, timeout=180, interval=1,
                  what="b committing mig1 at its balloon of 192 MiB")
-        wait_for(lambda: domain(a.status(), "mig1")["state"] == "shut off", timeout=15,
+        wait_for(lambda: domain(a.status(), "mig1")["state"] == "shut-off", timeout=15,
                  what="mig1 shut off in a's status")
         wait_for(lambda: a.status()["committed_mib"] <= committed_a - 320, timeout=15,
                  what="a no longer committing mig1")
         self.assertEqual(a.status()["reservations"], [])
+        # In the store, the run on b is open under b's plan; a's stop of
+        # its side of the move leaves it open.
+        uuid = b.virsh("domuuid", "mig1").stdout.strip()
+        runs = lambda: self.cluster.psql(None, "SELECT host, coalesce(stop_reason, 'open'), demand_mib FROM runs"
+                                               f" WHERE uuid = '{uuid}' ORDER BY id").split()
+        wait_for(lambda: runs() == ["host-b|open|192"], timeout=20, what="mig1's open run on host-b")
         b.virsh("destroy", "mig1")
+        wait_for(lambda: runs() == ["host-b|stopped|192"], timeout=20, what="mig1's run on host-b closed")
 
     def test_migration_refused_when_b_is_too_small(self):
         a, b = self.a, self.b
@@ -152,6 +161,65 @@ class Migration(vmemtest.ClusterTestCase):
                  what="no reservation left on b")
         self.assertIsNone(domain(b.status(), "mig2"))
         a.virsh("destroy", "mig2")
+
+
+def current_mib(xml):
+    m = re.search(r"<currentMemory unit='KiB'>(\d+)</currentMemory>", xml)
+    return int(m.group(1)) // 1024 if m else None
+
+
+class SharedStore(vmemtest.ClusterTestCase):
+    """What the hosts learn from each other through the store."""
+
+    def setUp(self):
+        a, b = self.a, self.b
+        for h in (a, b):
+            h.cleanup_domains()
+        # No minimum history, so that a few minutes of a peer count.
+        a.start_vmemd(estimator__min_history_hours="0")
+        for name, demand in (("wpeer", "448M"), ("wprof", "160M")):
+            a.vmemctl("profile", "remove", name, "--force", check=False)
+            a.vmemctl("profile", "add", name, "--demand", demand)
+        b.start_vmemd(estimator__min_history_hours="0")
+
+    def staged(self, h, name, mib, timeout=30):
+        return wait_for(lambda: current_mib(h.dumpxml(name)) == mib and "vmemd-plan" in h.dumpxml(name),
+                        timeout=timeout, what=f"{name} staged at {mib} MiB on {h.name}")
+
+    def test_b_stages_from_the_usage_of_a_running_peer_on_a(self):
+        a, b = self.a, self.b
+        a.define_guest("wpeer-a", memory_mib=512, workload_mib=128, stats_period=2)
+        a.vmemctl("assign", "wpeer-a", "wpeer")
+        self.staged(a, "wpeer-a", 448)
+        a.start_guest("wpeer-a", wait=True)
+        b.define_guest("wpeer-b", memory_mib=512)
+        b.vmemctl("assign", "wpeer-b", "wpeer")
+
+        def staged_from_peers():
+            x = b.vmemctl_json("explain", "wpeer-b")
+            return x if (x["plan"]["source"] == "peers" and x.get("staged", {}).get("source") == "peers"
+                         and x["staged"]["demand_mib"] > 128) else None
+
+        x = wait_for(staged_from_peers, timeout=240, interval=2,
+                     what="wpeer-b on b staged from wpeer-a's usage on a")
+        demand = x["staged"]["demand_mib"]
+        self.assertLess(demand, 448, "the demand comes from the peer, not the manual 448M")
+        peers = [(p["name"], p["host"]) for p in x["plan"]["estimate"]["peers"]]
+        self.assertEqual(peers, [("wpeer-a", a.status()["host"])])
+        self.assertEqual(current_mib(b.dumpxml("wpeer-b")), demand)
+        out = b.vmemctl("explain", "wpeer-b").stdout
+        self.assertIn("wpeer-a", out)
+        self.assertIn(a.status()["host"], out)
+        a.virsh("destroy", "wpeer-a")
+
+    def test_profile_changed_on_a_restages_on_b(self):
+        a, b = self.a, self.b
+        b.define_guest("wprof-b", memory_mib=512)
+        b.vmemctl("assign", "wprof-b", "wprof")
+        self.staged(b, "wprof-b", 160)
+        a.vmemctl("profile", "set", "wprof", "--demand", "224M")
+        self.staged(b, "wprof-b", 224, timeout=60)
+        self.assertEqual(b.vmemctl_json("explain", "wprof-b")["plan"]["demand_mib"], 224)
 
 
 if __name__ == "__main__":
