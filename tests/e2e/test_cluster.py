@@ -8,11 +8,13 @@ capacity (and refused, the domain running on at a, when b is too small),
 gets b's plan through the `migrate begin` XML, and both hosts' committed
 memory, reservations and runs follow it.  Through the store, a domain on b
 is staged from the real usage of its workload's running peer on a, and a
-profile changed on a re-stages it."""
+profile changed on a re-stages it; PostgreSQL stopped for 30 s loses no
+sample and blocks no start."""
 
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import vmemtest  # noqa: E402
@@ -169,7 +171,8 @@ def current_mib(xml):
 
 
 class SharedStore(vmemtest.ClusterTestCase):
-    """What the hosts learn from each other through the store."""
+    """What the hosts learn from each other through the store, and what
+    happens while it is away."""
 
     def setUp(self):
         a, b = self.a, self.b
@@ -177,7 +180,7 @@ class SharedStore(vmemtest.ClusterTestCase):
             h.cleanup_domains()
         # No minimum history, so that a few minutes of a peer count.
         a.start_vmemd(estimator__min_history_hours="0")
-        for name, demand in (("wpeer", "448M"), ("wprof", "160M")):
+        for name, demand in (("wpeer", "448M"), ("wprof", "160M"), ("wdown", "160M")):
             a.vmemctl("profile", "remove", name, "--force", check=False)
             a.vmemctl("profile", "add", name, "--demand", demand)
         b.start_vmemd(estimator__min_history_hours="0")
@@ -220,6 +223,60 @@ class SharedStore(vmemtest.ClusterTestCase):
         a.vmemctl("profile", "set", "wprof", "--demand", "224M")
         self.staged(b, "wprof-b", 224, timeout=60)
         self.assertEqual(b.vmemctl_json("explain", "wprof-b")["plan"]["demand_mib"], 224)
+
+    def test_database_away_loses_no_sample_and_blocks_no_start(self):
+        a, b = self.a, self.b
+        c = self.cluster
+        interval = int(a.config["daemon"]["stats_interval"])
+        a.define_guest("wdown-1", memory_mib=256, workload_mib=32, stats_period=2)
+        a.vmemctl("assign", "wdown-1", "wdown")
+        self.staged(a, "wdown-1", 160)
+        a.start_guest("wdown-1", wait=True)
+        uuid1 = a.virsh("domuuid", "wdown-1").stdout.strip()
+
+        def samples(uuid, since=0):
+            out = c.psql(None, f"SELECT t FROM samples WHERE uuid = '{uuid}' AND t >= {since} ORDER BY t")
+            return [int(t) for t in out.split()]
+
+        wait_for(lambda: len(samples(uuid1)) >= 2, timeout=60, what="wdown-1's samples in PostgreSQL")
+        a.define_guest("wdown-2", memory_mib=256, workload_mib=16, stats_period=2)
+        a.vmemctl("assign", "wdown-2", "wdown")
+        # (Staged from wdown-1's usage by now, or from the profile.)
+        wait_for(lambda: "vmemd-plan" in a.dumpxml("wdown-2"), timeout=30, what="wdown-2 staged on a")
+
+        mark = a.log_mark()
+        down = time.time()
+        c.pg_stop()
+        try:
+            time.sleep(5)
+            # A start while the database is away: vmemd answers the hook
+            # from memory, within its budget.
+            took = a.start_guest("wdown-2")
+            a.wait_log("start of wdown-2 admitted", since=mark)
+            self.assertEqual(a.log_lines("gave up waiting", since=mark), [])
+            self.assertLess(took, 30)
+            self.assertTrue(a.vmemd_running() and b.vmemd_running())
+            self.assertTrue(a.status()["libvirt_connected"])
+            time.sleep(max(0.0, down + 30 - time.time()))
+        finally:
+            c.pg_start()
+        up = time.time()
+        uuid2 = a.virsh("domuuid", "wdown-2").stdout.strip()
+        # Once it is back, what was collected meanwhile is written: no gap
+        # in the samples over the outage, and none written twice.
+        wait_for(lambda: (samples(uuid1) or [0])[-1] >= up + 2 * interval, timeout=120, interval=2,
+                 what="wdown-1's samples written again after the outage")
+        ts = samples(uuid1, since=int(down) - 4 * interval)
+        self.assertEqual(len(ts), len(set(ts)), f"a sample written twice: {ts}")
+        gaps = [t2 - t1 for t1, t2 in zip(ts, ts[1:])]
+        self.assertLessEqual(max(gaps), 3 * interval, f"samples lost over the outage: {ts}")
+        self.assertLessEqual(ts[0], down)
+        # The domain that started while the database was away has its
+        # samples from then too.
+        ts2 = samples(uuid2)
+        self.assertTrue(ts2 and ts2[0] < up, f"wdown-2's samples: {ts2}")
+        for d in ("wdown-1", "wdown-2"):
+            a.virsh("destroy", d)
 
 
 if __name__ == "__main__":
