@@ -6,6 +6,8 @@
  * thread of its own while this thread iterates the main loop; every wait
  * has a deadline that fails the test.  HookEvent is root's, as are the
  * children that drop to nobody: without uid 0 those tests fail. */
+#include "config.h"
+
 #include "vmem-cleanup.h"
 #include "vmem-config.h"
 #include "vmem-daemon.h"
@@ -530,7 +532,10 @@ static void
 lock_database (Fixture *fx)
 {
   char *err = NULL;
+  /* The daemon writes every stats interval (its heartbeat, samples):
+   * wait for a write in progress, as the shell would. */
   if (sqlite3_open_v2 (fx->database, &fx->lock, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_busy_timeout (fx->lock, 5000) != SQLITE_OK ||
       sqlite3_exec (fx->lock,
                     "BEGIN EXCLUSIVE; CREATE TABLE held_by_test (x);"
                     "INSERT INTO held_by_test VALUES (1);",
@@ -1662,6 +1667,114 @@ test_hosts_place (void **state)
   call_fails (fx, "io.vmemd.Hosts", "{\"x\":1}", VMEM_ERROR_INVALID_ARGUMENT, "x");
 }
 
+#if HAVE_LIBPQ
+static void
+psql_admin (const char *sql)
+{
+  const char *admin = g_getenv ("VMEM_TEST_PG");
+  if (admin == NULL || *admin == '\0')
+    fail_msg ("VMEM_TEST_PG is not set: start a server with tools/test-postgres "
+              "(HACKING.md) and run the tests again");
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+  g_autofree char *err = NULL;
+  const char *argv[] = { "psql", "-qX", "-v", "ON_ERROR_STOP=1", admin, "-c", sql, NULL };
+  if (!g_spawn_sync (NULL, (char **) argv, NULL, G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL,
+                     NULL, NULL, NULL, &err, &status, &error) ||
+      !g_spawn_check_wait_status (status, &error))
+    fail_msg ("psql %s: %s %s", sql, error->message, err ? err : "");
+}
+
+/* With a PostgreSQL store another host's writes reach this daemon within
+ * a heartbeat or two: its profile change (and the mirror re-read), the
+ * hourly peaks of its domains (peers of this host's estimates, named by
+ * the other host's name), and its heartbeat (in Hosts). */
+static void
+test_other_hosts_pg (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *db = g_strdup_printf ("vmem_methods_%d", (int) getpid ());
+  g_autofree char *drop = g_strdup_printf ("DROP DATABASE IF EXISTS %s", db);
+  g_autofree char *create = g_strdup_printf ("CREATE DATABASE %s", db);
+  psql_admin (drop);
+  psql_admin (create);
+  g_autofree char *conninfo = g_strdup_printf ("%s dbname=%s", g_getenv ("VMEM_TEST_PG"), db);
+
+  gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  gint64 hour = now - now % 3600;
+  g_autoptr(VmemStore) other = vmem_store_open_pg (conninfo, &error);
+  if (other == NULL)
+    fail_msg ("%s", error->message);
+  g_autoptr(VmemProfile) web = vmem_profile_new ("web");
+  web->demand_mib = 1024;
+  if (!vmem_store_profile_put (other, web, VMEM_STORE_PUT_CREATE, &error))
+    fail_msg ("%s", error->message);
+  VmemHostRow row = { .id = "host-other", .name = "other", .capacity_mib = 16384,
+                      .overcommit = 1.0, .interval_s = 1, .heartbeat = now };
+  if (!vmem_store_host_heartbeat (other, &row, &error))
+    fail_msg ("%s", error->message);
+  /* Eight hours of one peer, read when the daemon starts. */
+  for (gint64 h = 8; h >= 1; h--)
+    {
+      VmemPeak pk = { .uuid = "aaaaaaaa-0000-4000-8000-000000000001", .host = "host-other",
+                      .workload = "web", .interval_s = 3600, .start_t = hour - h * 3600,
+                      .peak_mib = 700, .samples = 360, .guest_samples = 360, .vcpus = 1 };
+      if (!vmem_store_samples_add (other, NULL, 0, &pk, 1, &error))
+        fail_msg ("%s", error->message);
+    }
+
+  VmemConfig *c = make_config (fx);
+  c->backend = VMEM_STORE_POSTGRES;
+  set_str (&c->postgres, conninfo);
+  set_str (&c->host_id, "host-self");
+  start (fx, c);
+  g_autoptr(json_object) first = call_ok (fx, "io.vmemd.Explain", "{\"workload\":\"web\"}");
+
+  /* Then the other host changes the profile and a second peer starts. */
+  web->demand_mib = 3072;
+  if (!vmem_store_profile_put (other, web, VMEM_STORE_PUT_UPDATE, &error))
+    fail_msg ("%s", error->message);
+  VmemPeak fresh = { .uuid = "aaaaaaaa-0000-4000-8000-000000000002", .host = "host-other",
+                     .workload = "web", .interval_s = 3600, .start_t = hour, .peak_mib = 900,
+                     .samples = 10, .guest_samples = 10, .vcpus = 1 };
+  if (!vmem_store_samples_add (other, NULL, 0, &fresh, 1, &error))
+    fail_msg ("%s", error->message);
+
+  gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
+  gboolean profile_seen = FALSE, peer_seen = FALSE;
+  while (!(profile_seen && peer_seen) && now_us () < deadline)
+    {
+      iterate_for (200);
+      g_autoptr(json_object) pr = call_ok (fx, "io.vmemd.ProfileGet", "{\"name\":\"web\"}");
+      profile_seen = jint (jget (pr, "profile"), "demand_mib") == 3072;
+      g_autoptr(json_object) x = call_ok (fx, "io.vmemd.Explain", "{\"workload\":\"web\"}");
+      json_object *peers = jarr (jget (jget (jget (x, "explanation"), "plan"), "estimate"),
+                                 "peers");
+      for (size_t i = 0; i < json_object_array_length (peers); i++)
+        {
+          json_object *p = json_object_array_get_idx (peers, i);
+          if (g_str_equal (jstr (p, "uuid"), fresh.uuid))
+            {
+              assert_string_equal (jstr (p, "host"), "host-other");
+              assert_string_equal (jstr (p, "host_name"), "other");
+              peer_seen = TRUE;
+            }
+        }
+    }
+  if (!profile_seen)
+    fail_msg ("the other host's profile change did not reach the daemon");
+  if (!peer_seen)
+    fail_msg ("the other host's new peer did not reach the daemon's estimate");
+
+  g_autoptr(json_object) hosts = call_ok (fx, "io.vmemd.Hosts", NULL);
+  assert_int_equal (json_object_array_length (jarr (hosts, "hosts")), 2);
+  stop (fx);
+  g_clear_pointer (&other, vmem_store_free);
+  psql_admin (drop);
+}
+#endif
+
 int
 main (void)
 {
@@ -1670,6 +1783,9 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup_teardown (test_ping_status, setup, teardown),
     cmocka_unit_test_setup_teardown (test_hosts_place, setup, teardown),
+#if HAVE_LIBPQ
+    cmocka_unit_test_setup_teardown (test_other_hosts_pg, setup, teardown),
+#endif
     cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admission, setup, teardown),

@@ -998,25 +998,15 @@ pg_domain_list (VmemStore *store, const char *workload, GError **error)
 
 /* ---- samples and peaks --------------------------------------------------------- */
 
+/* One round trip per sample and per peak: a writer over a network pays
+ * for each, so the statements of one row go together (the foreign keys
+ * are checked at the end of the statement, once its domain is there). */
 static gboolean
 sample_write (Pg *pg, const VmemSample *x, GError **error)
 {
   /* Samples reference their domain; one not seen yet gets a row named by
-   * its uuid until vmem_store_domain_upsert() tells its name. */
-  g_auto(Params) d = { 0 };
-  p_text (&d, x->uuid);
-  p_text (&d, x->host);
-  p_text (&d, x->workload);
-  p_int (&d, (int) x->vcpus);
-  p_int (&d, x->t);
-  if (!pg_run (pg,
-               "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
-               " VALUES ($1,$1,$2,$3,$4,$5,$5) ON CONFLICT (uuid) DO UPDATE SET"
-               " host=EXCLUDED.host, workload=EXCLUDED.workload,"
-               " last_seen=GREATEST(domains.last_seen, EXCLUDED.last_seen)",
-               &d, "record a domain", error))
-    return FALSE;
-
+   * its uuid until vmem_store_domain_upsert() tells its name.  A sample
+   * already stored (same host, domain and time) is left as it is. */
   g_auto(Params) s = { 0 };
   p_text (&s, x->uuid);
   p_text (&s, x->host);
@@ -1031,25 +1021,21 @@ sample_write (Pg *pg, const VmemSample *x, GError **error)
   p_int (&s, (gint64) x->swap_in);
   p_int (&s, (gint64) x->major_fault);
   p_int (&s, (int) x->vcpus);
-  if (!pg_run (pg,
-               "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib,"
-               " available_mib, usable_mib, quality, swap_in, major_fault, vcpus)"
-               " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
-               " ON CONFLICT (host, uuid, t) DO NOTHING",
-               &s, "record a sample", error))
-    return FALSE;
-
-  g_auto(Params) r = { 0 };
-  p_int (&r, (gint64) x->used_mib);
-  p_int (&r, x->t);
-  p_int (&r, pg->parent.startup_window_s);
-  p_text (&r, x->uuid);
+  p_int (&s, pg->parent.startup_window_s);
   return pg_run (pg,
-                 "UPDATE runs SET peak_mib=GREATEST(peak_mib, $1::bigint),"
-                 " startup_peak_mib=CASE WHEN $2::bigint - started <= $3::bigint"
-                 " THEN GREATEST(startup_peak_mib, $1::bigint) ELSE startup_peak_mib END"
-                 " WHERE uuid=$4 AND stopped IS NULL AND started <= $2::bigint",
-                 &r, "update a run's peaks", error);
+                 "WITH d AS (INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen,"
+                 "   last_seen) VALUES ($1,$1,$2,$3,$13,$4,$4) ON CONFLICT (uuid) DO UPDATE SET"
+                 "   host=EXCLUDED.host, workload=EXCLUDED.workload,"
+                 "   last_seen=GREATEST(domains.last_seen, EXCLUDED.last_seen) RETURNING 1),"
+                 " s AS (INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib,"
+                 "   current_mib, available_mib, usable_mib, quality, swap_in, major_fault, vcpus)"
+                 "   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)"
+                 "   ON CONFLICT (host, uuid, t) DO NOTHING RETURNING 1)"
+                 " UPDATE runs SET peak_mib=GREATEST(peak_mib, $5::bigint),"
+                 " startup_peak_mib=CASE WHEN $4::bigint - started <= $14::bigint"
+                 " THEN GREATEST(startup_peak_mib, $5::bigint) ELSE startup_peak_mib END"
+                 " WHERE uuid=$1 AND stopped IS NULL AND started <= $4::bigint",
+                 &s, "record a sample", error);
 }
 
 static gboolean
@@ -1057,20 +1043,8 @@ peak_write (Pg *pg, const VmemPeak *x, GError **error)
 {
   /* A peak's domain is usually known by now (its samples come first); one
    * that is not gets the same placeholder row, and a known one is left as
-   * its samples and upserts made it. */
-  g_auto(Params) d = { 0 };
-  p_text (&d, x->uuid);
-  p_text (&d, x->host);
-  p_text (&d, x->workload);
-  p_int (&d, (int) x->vcpus);
-  p_int (&d, x->start_t);
-  if (!pg_run (pg,
-               "INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen, last_seen)"
-               " VALUES ($1,$1,$2,$3,$4,$5,$5) ON CONFLICT (uuid) DO NOTHING",
-               &d, "record a domain", error))
-    return FALSE;
-
-  /* The caller computed the whole row: nothing of the old one is kept. */
+   * its samples and upserts made it.  The caller computed the whole row:
+   * nothing of the old one is kept. */
   g_auto(Params) p = { 0 };
   p_text (&p, x->uuid);
   p_text (&p, x->workload);
@@ -1082,7 +1056,10 @@ peak_write (Pg *pg, const VmemPeak *x, GError **error)
   p_int (&p, x->guest_samples);
   p_int (&p, x->vcpus);
   return pg_run (pg,
-                 "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+                 "WITH d AS (INSERT INTO domains (uuid, name, host, workload, vcpus, first_seen,"
+                 "   last_seen) VALUES ($1,$1,$3,$2,$9,$5,$5) ON CONFLICT (uuid) DO NOTHING"
+                 "   RETURNING 1)"
+                 " INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
                  " guest_samples, vcpus) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
                  " ON CONFLICT (uuid, interval_s, start_t) DO UPDATE SET"
                  " workload=EXCLUDED.workload, host=EXCLUDED.host, peak_mib=EXCLUDED.peak_mib,"
