@@ -124,7 +124,9 @@ in_root dpkg-query -W -f '${Conffiles}' vmemd | grep -q ' /etc/vmemd/vmemd.conf 
 for f in /usr/share/bash-completion/completions/vmemctl /usr/lib/systemd/catalog/vmemd.catalog \
          /usr/lib/sysusers.d/vmemd.conf /usr/lib/tmpfiles.d/vmemd.conf \
          /usr/share/man/man8/vmemctl.8.gz /usr/share/man/man5/vmemd.conf.5.gz \
-         /usr/share/vmemd/vmemd-grafana.json; do
+         /usr/share/vmemd/vmemd-grafana.json /usr/share/cockpit/vmemd/manifest.json \
+         /usr/share/cockpit/vmemd/index.html /usr/share/cockpit/vmemd/vmemd.js \
+         /usr/share/cockpit/vmemd/vmemd.css; do
   [ -e "$root$f" ] || fail "$f not installed"
 done
 in_root bash -c '. /usr/share/bash-completion/completions/vmemctl && complete -p vmemctl' \

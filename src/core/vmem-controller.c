@@ -533,6 +533,7 @@ vmem_controller_decide (const VmemControllerConfig *c,
   *out = (VmemControllerDecision){ 0 };
   out->action = VMEM_CONTROLLER_HOLD;
   out->from_mib = dom->target_mib;
+  out->counted_mib = dom->counted_mib;
   out->target_mib = dom->target_mib;
   out->max_mib = dom->memory_mib;
   if (profile->ceiling_mib != 0 && profile->ceiling_mib < out->max_mib)
@@ -632,6 +633,10 @@ vmem_controller_arbitrate (const VmemControllerConfig *c,
   for (gsize i = 0; i < n; i++)
     {
       VmemControllerDecision *d = &decisions[i];
+      /* A target granted earlier that the balloon has not reached yet is
+       * held all the same. */
+      if (d->counted_mib > 0 && d->from_mib > d->counted_mib)
+        room -= (double) (d->from_mib - d->counted_mib);
       if (!takes_part (d))
         continue;
       if (d->action == VMEM_CONTROLLER_SHRINK)

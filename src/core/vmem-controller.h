@@ -116,12 +116,18 @@ typedef struct {
   guint64     memory_mib;  /* <memory>: the upper bound */
   guint64     target_mib;  /* the balloon target in force: the one last set, else the actual size */
   guint64     actual_mib;  /* the balloon's actual size */
+  /* What the host's committed_mib counts for this domain (what the host
+   * holds for it: its balloon's actual size as last read).  When the
+   * target in force is above it (a grow on its way), arbitration charges
+   * the difference too.  0: committed_mib counts the target in force. */
+  guint64     counted_mib;
 } VmemControllerDomain;
 
 /* The host, as the daemon read it. */
 typedef struct {
   guint64  capacity_mib;      /* usable: MemTotal (or configured) minus reserve */
-  guint64  committed_mib;     /* every running domain's balloon target, plus boot reservations */
+  guint64  committed_mib;     /* what the host holds for the running domains (see
+                               * VmemControllerDomain.counted_mib), plus boot reservations */
   gboolean has_available;     /* mem_available_mib was read */
   guint64  mem_available_mib; /* /proc/meminfo MemAvailable */
   gboolean has_psi;           /* /proc/pressure/memory was read */
@@ -173,6 +179,7 @@ typedef struct {
   gboolean host_pressure; /* the host was under pressure */
   /* The figures behind it, also for arbitration. */
   guint64  from_mib;      /* the target in force */
+  guint64  counted_mib;   /* the domain's counted_mib */
   guint64  wish_mib;      /* the target before arbitration */
   guint64  need_mib;      /* used + buffer, within floor and max: shrinks stop here */
   guint64  max_mib;       /* <memory>, or the profile's ceiling when lower */
@@ -215,7 +222,11 @@ gboolean vmem_controller_host_pressure (const VmemControllerConfig *config,
  * the same fraction of its size within a priority, higher priorities a
  * larger one (weights 1 + priority, as Hyper-V's memory weight and
  * Proxmox's shares).  Over capacity with nothing growing, surplus is
- * reclaimed the same way.  No domain goes below its need.  Only HOLD, GROW
+ * reclaimed the same way.  The room counts, for every domain, the larger
+ * of its target in force and what the host holds for it (counted_mib): a
+ * grow granted earlier stays granted while its balloon gets there, so that
+ * the targets together never exceed capacity, and memory a shrink has not
+ * freed yet is not given away.  No domain goes below its need.  Only HOLD, GROW
  * and SHRINK decisions outside observe mode take part (a domain on hold
  * may be told to shrink).  Changed decisions get limited = TRUE and a
  * clause on their reason.  Deterministic: the same decisions give the

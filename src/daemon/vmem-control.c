@@ -208,6 +208,10 @@ vmem_control_cycle (VmemControl *c, VmemControlInput *in, gsize n,
         .memory_mib = dom->memory_mib,
         .target_mib = ds->state.sent_mib ? ds->state.sent_mib : actual,
         .actual_mib = actual,
+        /* What the host's committed figure counts for it (the cache's
+         * balloon size, vmem_cache_commitments()): a target set but not
+         * reached yet is charged on top. */
+        .counted_mib = dom->active ? dom->current_mib : 0,
       };
       vmem_controller_decide (&c->config, in[i].profile, &cd, ds->samples, ds->n_samples, host,
                               &ds->state, now, &decisions[i]);

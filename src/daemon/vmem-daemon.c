@@ -21,6 +21,7 @@
 #include "vmem-worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -68,6 +69,9 @@ struct _VmemDaemon {
   guint          textfile_id;       /* writes [daemon] metrics_textfile */
   guint          textfile_interval; /* its period, seconds */
   char          *textfile;          /* the file last written, removed at stop */
+  /* vmem_daemon_set_stats_source: told of every target set. */
+  void         (*source_moved) (const char *uuid, guint64 to_mib, gpointer data);
+  gpointer       source_data;
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -1084,6 +1088,9 @@ collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
   if (g_hash_table_size (moved) > 0)
     restage_moved (daemon, moved);
   count_cycle (daemon, TRUE);
+  /* A cycle allocates and frees a little per domain on this thread and
+   * the workers; glibc keeps what was freed in its arenas unless told. */
+  malloc_trim (0);
 }
 
 static void
@@ -1091,6 +1098,8 @@ moved_cb (const VmemControlMove *m, gpointer user_data)
 {
   VmemDaemon *daemon = user_data;
   vmem_metrics_move (&daemon->counters, m->action, m->applied);
+  if (daemon->source_moved != NULL && m->applied)
+    daemon->source_moved (m->uuid, m->to_mib, daemon->source_data);
   StoreWrite *w = store_write_new (WRITE_MOVE, m->name);
   w->move = (VmemMoveRow){
     .uuid = (char *) str (w, m->uuid),
@@ -1808,7 +1817,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     }
   else
     {
-      if (!vmem_server_listen (daemon->server, c->socket_path, 0660, c->admin_group, error))
+      if (!vmem_server_listen (daemon->server, c->socket_path, 0666, c->admin_group, error))
         return FALSE;
       g_message ("listening on %s", c->socket_path);
     }
@@ -1836,6 +1845,34 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   daemon->expire_id = g_timeout_add_seconds (EXPIRE_CHECK_S, expire_reservations, daemon);
   textfile_schedule (daemon);
   return TRUE;
+}
+
+void
+vmem_daemon_set_stats_source (VmemDaemon *daemon, VmemStatsSourceFunc source,
+                              void (*moved) (const char *uuid, guint64 to_mib, gpointer data),
+                              gpointer data)
+{
+  vmem_collector_set_source (daemon->collector, source, data);
+  daemon->source_moved = moved;
+  daemon->source_data = data;
+}
+
+gboolean
+vmem_daemon_collect_now (VmemDaemon *daemon)
+{
+  return vmem_collector_cycle_now (daemon->collector);
+}
+
+guint
+vmem_daemon_store_pending (VmemDaemon *daemon)
+{
+  return vmem_worker_pending (daemon->store_worker);
+}
+
+guint
+vmem_daemon_n_domains (VmemDaemon *daemon)
+{
+  return vmem_cache_is_ready (daemon->cache) ? vmem_cache_size (daemon->cache) : 0;
 }
 
 void

@@ -32,4 +32,23 @@ gboolean    vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error
  * Takes ownership of @config. */
 void        vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_needed);
 
+/* Replaces libvirt's statistics call by @source (VmemStatsSourceFunc of
+ * vmem-collector.h: the cycle's statistics and the time they stand for);
+ * after vmem_daemon_start.  @moved (may be NULL) is told each balloon or
+ * virtio-mem target the controller set, so that the source's guests can
+ * follow it.  bench/scale feeds the daemon a trace this way. */
+void        vmem_daemon_set_stats_source (VmemDaemon *daemon,
+                                          GPtrArray *(*source) (gint64 *now, gpointer data,
+                                                                GError **error),
+                                          void (*moved) (const char *uuid, guint64 to_mib,
+                                                         gpointer data),
+                                          gpointer data);
+/* Takes one collection cycle now; FALSE when one is running or libvirt is
+ * not connected. */
+gboolean    vmem_daemon_collect_now (VmemDaemon *daemon);
+/* Writes queued for the store and not yet done. */
+guint       vmem_daemon_store_pending (VmemDaemon *daemon);
+/* Domains known, once the first full read of libvirt's is done; 0 before. */
+guint       vmem_daemon_n_domains (VmemDaemon *daemon);
+
 G_END_DECLS

@@ -11,6 +11,8 @@ libvirt-clients
 qemu-system-x86
 dnsmasq-base
 busybox-static
+gcc
+libc6-dev
 cpio
 gzip
 xz-utils
@@ -21,4 +23,9 @@ util-linux
 mount
 postgresql
 postgresql-client
+cockpit-ws
+cockpit-bridge
+chromium
+python3-websocket
+passwd
 LIST

@@ -4,10 +4,12 @@
 as its workload grows, before the guest runs out; observe mode decides and
 records but moves nothing; a guest without a balloon driver is left alone;
 in virtio-mem mode memory is plugged into a growing guest and unplugged
-when it shrinks."""
+when it shrinks; two guests on a host too short for both share it by
+priority."""
 
 import os
 import re
+import signal
 import sys
 import time
 
@@ -150,6 +152,219 @@ class Controller(vmemtest.E2ETestCase):
                          and m["mode"] == "virtio-mem"], hist["moves"])
         self.assertNotIn("Out of memory", h.console("plug-1"))
         h.virsh("destroy", "plug-1")
+
+
+MIB = r"(\d+(?:\.\d+)?)([MG])"
+
+
+def mib(number, unit):
+    return float(number) * (1024 if unit == "G" else 1)
+
+
+def need_of(move):
+    """The need (used + buffer) a move's reason gives: what lies beyond the
+    buffer comes off the target in force, or used and buffer are said."""
+    f = re.search(MIB + " beyond the buffer", move["reason"])
+    if f:
+        return move["from_mib"] - mib(*f.groups())
+    f = re.search("keeps the buffer " + MIB + r" \(used " + MIB + r"\)", move["reason"])
+    return mib(*f.groups()[:2]) + mib(*f.groups()[2:]) if f else None
+
+
+def granted(move):
+    """The fraction of its grow a move was granted: 1 unless arbitration
+    cut it ("G of the A asked granted")."""
+    f = re.search(MIB + " of the " + MIB + r" asked granted", move["reason"])
+    return mib(*f.groups()[:2]) / mib(*f.groups()[2:]) if f else 1.0
+
+
+class Priority(vmemtest.E2ETestCase):
+    """Two guests of the same shape and schedule, priorities 90 and 10, on a
+    host whose capacity the operator lowers and raises (SIGHUP) around
+    them.  What a guest already holds stays its own; when both ask in the
+    same interval and the host is short, the higher priority is granted
+    the larger part of its ask; when the host is over capacity, the lower
+    priority's surplus goes first; nobody goes below its need."""
+
+    GUESTS = {"gold-1": "gold", "bronze-1": "bronze"}
+
+    def reload(self, capacity_mib):
+        """Writes the configuration with a new capacity and reloads it;
+        returns (sent, confirmed) in unix seconds."""
+        h = self.host
+        mark = h.log_mark()
+        h.write_config(admission__capacity=f"{capacity_mib}M", **self.settings)
+        sent = time.time()
+        os.kill(h.vmemd.pid, signal.SIGHUP)
+        h.wait_log("configuration reloaded", since=mark)
+        wait_for(lambda: h.status()["capacity_mib"] == capacity_mib, timeout=10,
+                 what=f"vmemd to count with a capacity of {capacity_mib} MiB")
+        self.capacities.append((sent, time.time(), capacity_mib))
+        return sent
+
+    def capacity_at(self, t):
+        """The capacity in force at t (both, in the window of a reload)."""
+        cap = self.capacities[0][2]
+        for sent, confirmed, c in self.capacities[1:]:
+            if t >= confirmed - 1:
+                cap = c
+            elif t >= sent - 1:
+                cap = max(cap, c)
+        return cap
+
+    def statuses(self):
+        s = self.host.status()
+        doms = {d["name"]: d for d in s["domains"] if d["name"] in self.GUESTS}
+        return s, doms
+
+    def moves(self):
+        out = {}
+        for name in self.GUESTS:
+            for m in self.host.vmemctl_json("history", name, "--since", "30m")["moves"]:
+                self.assertTrue(m["applied"], m)
+                out.setdefault(m["t"], {})[name] = m
+        return out
+
+    def test_host_short_shares_by_priority(self):
+        h = self.host
+        h.cleanup_domains()
+        # A buffer large for these guests: a guest short of it still has
+        # well over 100 MiB free, so that it can wait for memory without
+        # running out.  No shrink of its own during the test: what shrinks
+        # is reclaimed by arbitration.
+        self.settings = dict(controller__min_buffer="192M", controller__surplus_hold="900",
+                             controller__shrink_half_life="60")
+        self.capacities = [(0, 0, 4000)]
+        h.start_vmemd(admission__capacity="4000M", **self.settings)
+        h.vmemctl("profile", "add", "gold", "--demand", "256M", "--prealloc", "off",
+                  "--priority", "90", check=False)
+        h.vmemctl("profile", "add", "bronze", "--demand", "256M", "--prealloc", "off",
+                  "--priority", "10", check=False)
+        # The same schedule in both: 64 MiB at boot, 200 MiB at 75 s, none
+        # at 160 s.
+        for name, workload in self.GUESTS.items():
+            h.define_guest(name, memory_mib=768, workload_mib=64, stats_period=2,
+                           cmdline="vmem_schedule=200@75,0@160")
+            h.vmemctl("assign", name, workload)
+        for name in self.GUESTS:
+            wait_for(lambda: "<currentMemory unit='KiB'>262144</currentMemory>" in h.domain_xml(name),
+                     timeout=20, what=f"{name} staged at 256M")
+        for name in self.GUESTS:
+            h.start_guest(name)
+        for name in self.GUESTS:
+            h.wait_booted(name, timeout=120)
+
+        # 1. With room for both, each gets its buffer, and is left there.
+        def settled():
+            s, doms = self.statuses()
+            ok = len(doms) == 2 and all(
+                d.get("action") == "hold" and "keeps the buffer" in d.get("reason", "")
+                and d.get("current_mib") == d.get("target_mib") for d in doms.values())
+            return (s, doms) if ok else None
+
+        s, doms = wait_for(settled, timeout=60, interval=1, what="both guests settled at boot")
+        for name in self.GUESTS:
+            self.assertNotRegex(h.console(name), r"workload 200 MiB at",
+                                "the guests grew before the host was made short")
+        # 2. The capacity lowered: 32 MiB of room, less than either grow will ask.
+        self.reload(s["committed_mib"] + 32)
+
+        def both_short():
+            s, doms = self.statuses()
+            asks = {n: re.search(MIB + " of the " + MIB + r" asked granted", d.get("reason", ""))
+                    for n, d in doms.items()}
+            return (s, asks) if len(asks) == 2 and all(asks.values()) else None
+
+        wait_for(lambda: all(re.search(r"workload 200 MiB at", h.console(n)) for n in self.GUESTS),
+                 timeout=150, interval=1, what="both workloads at 200 MiB")
+        s, asks = wait_for(both_short, timeout=60, interval=1,
+                           what="both guests asking more than the host has")
+        # 3. The capacity raised by half of what both ask: in the next
+        # interval both ask, and the room is shared by priority.
+        asked = sum(mib(*a.groups()[2:]) for a in asks.values())
+        t_raise = self.reload(s["committed_mib"] + int(asked // 2))
+
+        def shared():
+            return [t for t, pair in self.moves().items()
+                    if t >= t_raise - 1 and len(pair) == 2
+                    and all(m["action"] == "grow" for m in pair.values())]
+
+        wait_for(shared, timeout=30, interval=1, what="both guests granted part of a grow at once")
+
+        # 4. Both workloads gone: each holds a surplus.  The capacity
+        # lowered below what they hold: the surplus is reclaimed, the lower
+        # priority's first, nobody below its need.
+        def surplus():
+            s, doms = self.statuses()
+            found = {n: re.search(MIB + " beyond the buffer", d.get("reason", ""))
+                     for n, d in doms.items()}
+            return (s, found) if len(found) == 2 and all(found.values()) else None
+
+        s, found = wait_for(surplus, timeout=180, interval=1, what="both guests holding a surplus")
+        total = sum(mib(*f.groups()) for f in found.values())
+        t_lower = self.reload(s["committed_mib"] - int(total // 2))
+
+        def reclaimed():
+            return [t for t, pair in self.moves().items()
+                    if t >= t_lower - 1 and len(pair) == 2
+                    and all("of the surplus reclaimed" in m["reason"] for m in pair.values())]
+
+        wait_for(reclaimed, timeout=30, interval=1, what="the surplus of both reclaimed at once")
+
+        # What the moves show, interval by interval.
+        moves = self.moves()
+        targets = {}
+        for t in sorted(moves):
+            for name, m in moves[t].items():
+                targets.setdefault(name, m["from_mib"])
+        for name in self.GUESTS:
+            self.assertIn(name, targets, f"no move of {name}: {moves}")
+        shared_short = 0
+        reclaims = 0
+        for t in sorted(moves):
+            pair = moves[t]
+            for name, m in pair.items():
+                self.assertEqual(m["from_mib"], targets[name], (t, m))
+                targets[name] = m["to_mib"]
+                # Nobody below its need: a shrink stops at what is beyond
+                # the buffer.
+                if m["action"] == "shrink":
+                    need = need_of(m)
+                    self.assertIsNotNone(need, m)
+                    self.assertGreaterEqual(m["to_mib"], need, m)
+            # Together they stay within what the host has for guests.
+            self.assertLessEqual(sum(targets.values()), self.capacity_at(t), (t, pair, targets))
+            if len(pair) < 2:
+                continue
+            g, b = pair["gold-1"], pair["bronze-1"]
+            if g["action"] == b["action"] == "grow" and any(
+                    "asked granted" in m["reason"] for m in pair.values()):
+                # Both asked, the host was short: the higher priority got
+                # the larger part of its ask.
+                shared_short += 1
+                print(f"\n  shared at {t}: gold granted {granted(g):.0%} of its ask, "
+                      f"bronze {granted(b):.0%}", file=sys.stderr)
+                self.assertGreater(granted(g), granted(b), pair)
+            if all("of the surplus reclaimed" in m["reason"] for m in pair.values()):
+                # The lower priority gave the larger part of its surplus.
+                reclaims += 1
+
+                def given(m):
+                    return (m["from_mib"] - m["to_mib"]) / (m["from_mib"] - need_of(m))
+
+                print(f"\n  reclaimed at {t}: bronze gave {given(b):.0%} of its surplus, "
+                      f"gold {given(g):.0%}", file=sys.stderr)
+                self.assertGreater(given(b), given(g), pair)
+        self.assertGreaterEqual(shared_short, 1, moves)
+        self.assertGreaterEqual(reclaims, 1, moves)
+        s, doms = self.statuses()
+        self.assertLessEqual(sum(d["target_mib"] for d in doms.values()), s["capacity_mib"], doms)
+        for name in self.GUESTS:
+            console = h.console(name)
+            self.assertNotIn("Out of memory", console)
+            self.assertNotIn("oom-kill", console)
+            self.assertNotIn("workload failed", console)
+            h.virsh("destroy", name)
 
 
 if __name__ == "__main__":

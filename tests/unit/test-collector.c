@@ -2,6 +2,7 @@
 /* The collector: its two pure rules, and real cycles against libvirt's
  * test driver (test:///default, in process: one running domain "test"). */
 #include "vmem-collector.h"
+#include "vmem-error.h"
 
 #include <dlfcn.h>
 
@@ -522,6 +523,107 @@ test_interval (void **state)
   WAIT_FOR_S (f->n_collected >= 1, 10);
 }
 
+/* A source set in place of libvirt: its statistics and its time reach the
+ * collected callback, at once and on the main context, and nothing is
+ * asked of libvirt (no stats periods to set); a source that fails is a
+ * failed cycle; a cycle running takes no other. */
+typedef struct {
+  Fixture *f;
+  guint    calls;
+  gboolean fail;
+  gboolean nested;  /* cycle_now from inside the source */
+} Source;
+
+static GPtrArray *
+source_cb (gint64 *now, gpointer data, GError **error)
+{
+  Source *src = data;
+  src->calls++;
+  if (src->fail)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the trace ended");
+      return NULL;
+    }
+  src->nested = vmem_collector_cycle_now (src->f->collector);
+  *now = 1700000000 + 10 * (gint64) src->calls;
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
+  for (guint i = 0; i < 2; i++)
+    {
+      VmemBalloonStats *st = g_new0 (VmemBalloonStats, 1);
+      st->uuid = g_strdup_printf ("5ca1ab1e-0000-4000-8000-00000000000%u", i);
+      st->name = g_strdup_printf ("replayed%u", i);
+      st->current_kib = 1024 * 1024;
+      st->usable_kib = 256 * 1024 * (i + 1);
+      st->last_update = *now;
+      st->has_guest = TRUE;
+      g_ptr_array_add (out, st);
+    }
+  return out;
+}
+
+static void
+test_source (void **state)
+{
+  Fixture *f = *state;
+  Source src = { .f = f };
+
+  WAIT_FOR_S (vmem_virt_is_connected (f->virt), 10);
+  f->want_next = uuids (TEST_UUID, NULL);
+  /* No tick within the test: every cycle is asked for. */
+  f->collector = vmem_collector_new (f->virt, 3600, &callbacks, f);
+  vmem_collector_set_source (f->collector, source_cb, &src);
+
+  assert_true (vmem_collector_cycle_now (f->collector));
+  assert_int_equal (src.calls, 1);
+  assert_false (src.nested);
+  assert_int_equal (f->n_collected, 1);
+  assert_int_equal (f->n_want, 0);
+  assert_int_equal (f->last_now, 1700000010);
+  assert_int_equal (f->last->len, 2);
+  const Seen *r1 = find_seen (f, "replayed1");
+  assert_non_null (r1);
+  assert_int_equal (r1->usable_kib, 512 * 1024);
+  assert_null (find_seen (f, "test"));
+
+  assert_true (vmem_collector_cycle_now (f->collector));
+  assert_int_equal (f->n_collected, 2);
+  assert_int_equal (f->last_now, 1700000020);
+
+  src.fail = TRUE;
+  assert_true (vmem_collector_cycle_now (f->collector));
+  assert_int_equal (f->n_failed, 1);
+  assert_int_equal (f->n_collected, 2);
+  assert_string_equal (f->failure, "the trace ended");
+
+  /* libvirt's statistics again once the source is unset. */
+  vmem_collector_set_source (f->collector, NULL, NULL);
+  assert_true (vmem_collector_cycle_now (f->collector));
+  WAIT_FOR_S (f->n_collected == 3, 10);
+  assert_int_equal (src.calls, 3);
+  assert_non_null (find_seen (f, "test"));
+}
+
+/* Without a connection no cycle is taken, from a source either. */
+static void
+test_source_disconnected (void **state)
+{
+  Fixture quiet = { 0 };
+  Source src = { .f = &quiet };
+  quiet.last = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
+
+  VmemVirt *nowhere = vmem_virt_new ("test:///nonexistent/vmemd-unit-test.xml", NULL, NULL);
+  vmem_virt_start (nowhere);
+  quiet.collector = vmem_collector_new (nowhere, 3600, &callbacks, &quiet);
+  vmem_collector_set_source (quiet.collector, source_cb, &src);
+  spin_ms (500);
+  assert_false (vmem_collector_cycle_now (quiet.collector));
+  assert_int_equal (src.calls, 0);
+  assert_int_equal (quiet.calls, 0);
+  vmem_virt_free (nowhere);
+  vmem_collector_free (quiet.collector);
+  g_ptr_array_unref (quiet.last);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
 int
@@ -540,6 +642,8 @@ main (void)
     T (test_no_cycle_disconnected),
     T (test_tick_while_virt_freed),
     T (test_interval),
+    T (test_source),
+    cmocka_unit_test (test_source_disconnected),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -1053,6 +1053,63 @@ test_arbitrate_order_independent (void **state)
   clear_all (b, 4);
 }
 
+static void
+test_arbitrate_counts_grows_on_their_way (void **state)
+{
+  VmemControllerConfig config;
+  vmem_controller_config_init (&config);
+  /* The host holds 9G of 10G: what it read of the balloons.  One domain
+   * was granted 5G last interval and its balloon is still at 4G: that 1G
+   * is granted already, so the other's ask finds no room. */
+  VmemControllerHost host = { .capacity_mib = 10 * GIB, .committed_mib = 9 * GIB };
+  VmemControllerDecision d[2] = {
+    wish (VMEM_CONTROLLER_HOLD, 5 * GIB, 5 * GIB, 5 * GIB, 90),
+    wish (VMEM_CONTROLLER_GROW, 4 * GIB, 5 * GIB, 5 * GIB, 10),
+  };
+  d[0].counted_mib = 4 * GIB;
+  d[1].counted_mib = 4 * GIB;
+
+  vmem_controller_arbitrate (&config, &host, d, 2);
+  assert_int_equal (d[0].target_mib, 5 * GIB);
+  assert_int_equal (d[1].target_mib, 4 * GIB);
+  assert_int_equal (d[1].action, VMEM_CONTROLLER_HOLD);
+  assert_false (d[1].send);
+  assert_contains (d[1].reason, "the host is short by 1G: 0M of the 1G asked granted (priority 10)");
+  clear_all (d, 2);
+
+  /* Half of it on its way: the other half is room. */
+  VmemControllerDecision e[2] = {
+    wish (VMEM_CONTROLLER_HOLD, 5 * GIB, 5 * GIB, 5 * GIB, 90),
+    wish (VMEM_CONTROLLER_GROW, 4 * GIB, 5 * GIB, 5 * GIB, 10),
+  };
+  e[0].counted_mib = 5 * GIB - 512;
+  e[1].counted_mib = 4 * GIB;
+  vmem_controller_arbitrate (&config, &host, e, 2);
+  assert_int_equal (e[1].target_mib, 4 * GIB + 512);
+  clear_all (e, 2);
+
+  /* A shrink the balloon has not made yet frees nothing before it is
+   * made: the host still holds the larger size. */
+  VmemControllerDecision f[2] = {
+    wish (VMEM_CONTROLLER_HOLD, 4 * GIB, 4 * GIB, 4 * GIB, 90),
+    wish (VMEM_CONTROLLER_GROW, 4 * GIB, 5 * GIB, 5 * GIB, 10),
+  };
+  f[0].counted_mib = 5 * GIB;
+  f[1].counted_mib = 4 * GIB;
+  vmem_controller_arbitrate (&config, &host, f, 2);
+  assert_int_equal (f[1].target_mib, 5 * GIB);
+  clear_all (f, 2);
+
+  /* Unknown (0): committed counts the targets, as before. */
+  VmemControllerDecision g[2] = {
+    wish (VMEM_CONTROLLER_HOLD, 5 * GIB, 5 * GIB, 5 * GIB, 90),
+    wish (VMEM_CONTROLLER_GROW, 4 * GIB, 5 * GIB, 5 * GIB, 10),
+  };
+  vmem_controller_arbitrate (&config, &host, g, 2);
+  assert_int_equal (g[1].target_mib, 5 * GIB);
+  clear_all (g, 2);
+}
+
 int
 main (void)
 {
@@ -1090,6 +1147,7 @@ main (void)
     cmocka_unit_test (test_arbitrate_over_capacity_never_below_need),
     cmocka_unit_test (test_arbitrate_skips_observe_and_idle),
     cmocka_unit_test (test_arbitrate_order_independent),
+    cmocka_unit_test (test_arbitrate_counts_grows_on_their_way),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "vmem-varlink.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <grp.h>
 #include <signal.h>
@@ -1120,25 +1121,34 @@ test_stop_while_connecting (void **state)
 
 /* ---- 7. Reload ------------------------------------------------------------ */
 
-/* Status from a child running as nobody with @group as its one
- * supplementary group: 0 answered, 1 permission denied, 2 other error. */
+/* @method with @params (JSON text, or NULL) from a child running as nobody
+ * with @group as its one supplementary group: 0 answered, 1 permission
+ * denied, 2 other error, 4 busy.  The error's message goes to *@message
+ * when @message is not NULL. */
 static int
-status_as_nobody (Fixture *fx, gid_t group)
+call_as_nobody (Fixture *fx, gid_t group, const char *method, const char *params, char **message)
 {
+  int fds[2];
+  assert_int_equal (pipe2 (fds, O_CLOEXEC), 0);
   pid_t pid = fork ();
   assert_true (pid >= 0);
   if (pid == 0)
     {
+      close (fds[0]);
       if (setgroups (1, &group) < 0 || setgid (65534) < 0 || setuid (65534) < 0)
         _exit (3);
       GError *error = NULL;
-      json_object *r = vmem_varlink_call (fx->socket_path, "io.vmemd.Status", NULL, 5000, &error);
+      json_object *p = params ? json_tokener_parse (params) : NULL;
+      json_object *r = vmem_varlink_call (fx->socket_path, method, p, 5000, &error);
       if (r != NULL)
         _exit (0);
+      if (write (fds[1], error->message, strlen (error->message)) < 0)
+        _exit (3);
       if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_PERMISSION_DENIED))
         _exit (1);
       _exit (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_BUSY) ? 4 : 2);
     }
+  close (fds[1]);
   gint64 deadline = now_us () + 10 * G_USEC_PER_SEC;
   int status = 0;
   for (;;)
@@ -1152,23 +1162,44 @@ status_as_nobody (Fixture *fx, gid_t group)
         {
           kill (pid, SIGKILL);
           waitpid (pid, &status, 0);
-          fail_msg ("the child's Status did not return within 10 s");
+          fail_msg ("the child's %s did not return within 10 s", method);
         }
       g_main_context_iteration (NULL, TRUE);
     }
+  char buf[1024];
+  ssize_t n = read (fds[0], buf, sizeof buf - 1);
+  close (fds[0]);
+  buf[n > 0 ? n : 0] = '\0';
+  if (message != NULL)
+    *message = g_strdup (buf);
   if (!WIFEXITED (status) || WEXITSTATUS (status) == 3)
     fail_msg ("the child could not become nobody (status %d)", status);
   return WEXITSTATUS (status);
 }
 
+/* Profile changes from nobody with @group: 0 allowed (the call reached the
+ * method: it answered, or refused the name as unknown), 1 denied. */
+static int
+change_as_nobody (Fixture *fx, gid_t group)
+{
+  g_autofree char *message = NULL;
+  int r = call_as_nobody (fx, group, "io.vmemd.ProfileDelete", "{\"name\":\"no-such\"}",
+                          &message);
+  if (r == 2 && strstr (message, "no-such") != NULL)
+    return 0;
+  if (r != 0 && r != 1)
+    fail_msg ("ProfileDelete as nobody: status %d: %s", r, message);
+  return r;
+}
+
 /* The same, again while the server still counts clients that have just
  * left (under a low max_clients). */
 static int
-status_as_nobody_when_room (Fixture *fx, gid_t group)
+change_as_nobody_when_room (Fixture *fx, gid_t group)
 {
   gint64 deadline = now_us () + 5 * G_USEC_PER_SEC;
   int r;
-  while ((r = status_as_nobody (fx, group)) == 4)
+  while ((r = change_as_nobody (fx, group)) == 4)
     {
       if (now_us () > deadline)
         fail_msg ("still too many clients after 5 s");
@@ -1234,8 +1265,7 @@ test_reload (void **state)
   g_autofree char *run = g_path_get_dirname (fx->socket_path);
   chmod (fx->dir, 0755);
   chmod (run, 0755);
-  chmod (fx->socket_path, 0666);
-  assert_int_equal (status_as_nobody (fx, gr->gr_gid), 1);
+  assert_int_equal (change_as_nobody (fx, gr->gr_gid), 1);
 
   /* A new socket needs a restart; the rest applies at once. */
   VmemConfig *c = make_config (fx);
@@ -1257,7 +1287,7 @@ test_reload (void **state)
   assert_int_equal (jint (s, "capacity_mib"), CAPACITY_MIB - 2048);
   assert_string_equal (jstr (s, "admission"), "warn");
   /* The admin group applies at once. */
-  assert_int_equal (status_as_nobody (fx, gr->gr_gid), 0);
+  assert_int_equal (change_as_nobody (fx, gr->gr_gid), 0);
 
   /* The client limits alone: no restart, and two clients hold the only
    * place and the one kept for root (this test runs as root). */
@@ -1287,16 +1317,108 @@ test_reload (void **state)
         fail_msg ("the closed client still counts after 5 s");
       iterate_for (50);
     }
-  assert_int_equal (status_as_nobody_when_room (fx, gr->gr_gid), 0);
+  assert_int_equal (change_as_nobody_when_room (fx, gr->gr_gid), 0);
 
   /* Back to the first settings: nothing needs a restart, and the admin
    * group is gone again. */
   vmem_daemon_reload (fx->daemon, make_config (fx), &restart);
   assert_null (restart);
-  assert_int_equal (status_as_nobody_when_room (fx, gr->gr_gid), 1);
+  assert_int_equal (change_as_nobody_when_room (fx, gr->gr_gid), 1);
   g_autoptr(json_object) s2 = status (fx);
   assert_string_equal (jstr (s2, "admission"), "enforce");
   assert_int_equal (jint (s2, "reserve_mib"), RESERVE_MIB);
+}
+
+/* Any local user reads; only root and the admin group change anything,
+ * and a refusal names the method and the group and changes nothing. */
+static void
+test_read_without_group (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  struct group *admin = getgrgid (0);
+  if (admin == NULL)
+    fail_msg ("no group 0 on this system");
+  g_autofree char *admin_name = g_strdup (admin->gr_name);
+  VmemConfig *c = make_config (fx);
+  set_str (&c->admin_group, admin_name);
+  start (fx, c);
+  wait_ready (fx);
+  profile_create (fx, "erp", 1536);
+  profile_create (fx, "web", 512);
+  json_object_put (call_ok (fx, "io.vmemd.Assign", "{\"domain\":\"erp-1\",\"workload\":\"erp\"}"));
+
+  /* The daemon's own socket is world-connectable. */
+  struct stat st;
+  assert_int_equal (stat (fx->socket_path, &st), 0);
+  if ((st.st_mode & 0777) != 0666)
+    fail_msg ("the socket's mode is %o, want 666", (unsigned) (st.st_mode & 0777));
+  g_autofree char *run = g_path_get_dirname (fx->socket_path);
+  chmod (fx->dir, 0755);
+  chmod (run, 0755);
+
+  static const struct {
+    const char *method, *params;
+  } reads[] = {
+    { "io.vmemd.Ping", NULL },
+    { "io.vmemd.Status", NULL },
+    { "io.vmemd.Explain", "{\"domain\":\"erp-1\"}" },
+    { "io.vmemd.Explain", "{\"workload\":\"erp\"}" },
+    { "io.vmemd.History", "{\"domain\":\"erp-1\"}" },
+    { "io.vmemd.ProfileList", NULL },
+    { "io.vmemd.ProfileGet", "{\"name\":\"erp\"}" },
+    { "io.vmemd.Metrics", NULL },
+    { "io.vmemd.Hosts", NULL },
+    { "io.vmemd.Place", "{\"workload\":\"erp\"}" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (reads); i++)
+    {
+      g_autofree char *message = NULL;
+      int r = call_as_nobody (fx, 65534, reads[i].method, reads[i].params, &message);
+      if (r != 0)
+        fail_msg ("%s as nobody: status %d: %s", reads[i].method, r, message);
+    }
+
+  static const char *const writes[][2] = {
+    { "io.vmemd.ProfileSet", "{\"create\":false,\"profile\":{\"name\":\"erp\",\"demand_mib\":4096}}" },
+    { "io.vmemd.ProfileSet", "{\"create\":true,\"profile\":{\"name\":\"new\",\"demand_mib\":256}}" },
+    { "io.vmemd.ProfileDelete", "{\"name\":\"web\"}" },
+    { "io.vmemd.ProfileImport", "{\"profiles\":[],\"replace\":true}" },
+    { "io.vmemd.Assign", "{\"domain\":\"web-1\",\"workload\":\"web\"}" },
+    { "io.vmemd.Unassign", "{\"domain\":\"erp-1\"}" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (writes); i++)
+    {
+      g_autofree char *message = NULL;
+      int r = call_as_nobody (fx, 65534, writes[i][0], writes[i][1], &message);
+      g_autofree char *want = g_strdup_printf ("%s is for root and members of group %s "
+                                               "(caller uid 65534 is neither)",
+                                               writes[i][0], admin_name);
+      if (r != 1 || g_strcmp0 (message, want) != 0)
+        fail_msg ("%s as nobody: status %d, message '%s'; want refused with '%s'", writes[i][0],
+                  r, message, want);
+    }
+  /* The hook's method stays root's. */
+  g_autofree char *hook_message = NULL;
+  assert_int_equal (call_as_nobody (fx, 65534, "io.vmemd.HookEvent",
+                                    "{\"name\":\"erp-1\",\"op\":\"release\",\"subop\":\"end\"}",
+                                    &hook_message),
+                    1);
+  assert_non_null (strstr (hook_message, "root only"));
+
+  /* Nothing changed. */
+  g_autoptr(json_object) erp = call_ok (fx, "io.vmemd.ProfileGet", "{\"name\":\"erp\"}");
+  assert_int_equal (jint (jget (erp, "profile"), "demand_mib"), 1536);
+  json_object_put (call_ok (fx, "io.vmemd.ProfileGet", "{\"name\":\"web\"}"));
+  call_fails (fx, "io.vmemd.ProfileGet", "{\"name\":\"new\"}", VMEM_ERROR_NOT_FOUND, "new");
+  g_autoptr(json_object) s = status (fx);
+  json_object *d = find_named (jarr (s, "domains"), "erp-1");
+  assert_true (jbool (d, "managed"));
+  assert_string_equal (jstr (d, "workload"), "erp");
+  assert_false (jbool (find_named (jarr (s, "domains"), "web-1"), "managed"));
+
+  /* In the admin group, the same change goes through. */
+  assert_int_equal (change_as_nobody (fx, 0), 0);
 }
 
 /* ---- 12. Metrics ----------------------------------------------------------- */
@@ -1796,6 +1918,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stop_with_write_in_flight, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stop_while_connecting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reload, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_read_without_group, setup, teardown),
     cmocka_unit_test_setup_teardown (test_metrics, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -5,6 +5,7 @@
 #include "vmem-stager.h"
 #include "vmem-cleanup.h"
 
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,39 @@
 #include <cmocka.h>
 
 #include "virt-helpers.h"
+
+/* ---- a change between the stager's read and its define ------------------ */
+
+/* This test defines virDomainGetXMLDesc itself (the stager links against
+ * it): it calls libvirt's and then, once when armed, changes the domain as
+ * another client would right after the stager read it. */
+enum { RACE_NONE, RACE_UNDEFINE, RACE_EDIT };
+static gint race;
+
+char *
+virDomainGetXMLDesc (virDomainPtr dom, unsigned int flags)
+{
+  typedef char *(*XmlFunc) (virDomainPtr, unsigned int);
+  static XmlFunc real;
+
+  if (real == NULL)
+    real = (XmlFunc) dlsym (RTLD_NEXT, "virDomainGetXMLDesc");
+  g_assert_nonnull (real);
+  char *xml = real (dom, flags);
+  /* The worker thread: no cmocka assertions here. */
+  int what = g_atomic_int_exchange (&race, RACE_NONE);
+  if (xml != NULL && what == RACE_UNDEFINE)
+    g_assert_cmpint (virDomainUndefine (dom), ==, 0);
+  else if (xml != NULL && what == RACE_EDIT)
+    {
+      g_autoptr(GString) edited = g_string_new (xml);
+      g_assert_cmpuint (g_string_replace (edited, "</name>", "</name><description>EDITED</description>", 1), ==, 1);
+      virDomainPtr d = virDomainDefineXML (virDomainGetConnect (dom), edited->str);
+      g_assert_nonnull (d);
+      virDomainFree (d);
+    }
+  return xml;
+}
 
 /* Domains of node.xml. */
 #define ERP_1         "11111111-1111-4111-8111-000000000001" /* tagged erp, shut off */
@@ -432,6 +466,41 @@ test_unknown_gone (void **state)
   assert_true (g_error_matches (s->error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND));
 }
 
+static void
+test_undefined_while_staging_stays_gone (void **state)
+{
+  Fixture *f = *state;
+
+  g_atomic_int_set (&race, RACE_UNDEFINE);
+  const Staged *s = stage (f, ERP_1, erp_plan (2048), "defined");
+  assert_outcome (s, VMEM_STAGE_GONE);
+  assert_int_equal (g_atomic_int_get (&race), RACE_NONE);
+  /* Not brought back by the stager's define. */
+  g_autoptr(GError) error = NULL;
+  g_autofree char *xml = virt_call (f->virt, inactive_xml_work, (gpointer) ERP_1, &error);
+  assert_null (xml);
+  assert_true (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND));
+}
+
+static void
+test_edited_while_staging_keeps_edit (void **state)
+{
+  Fixture *f = *state;
+
+  g_atomic_int_set (&race, RACE_EDIT);
+  const Staged *s = stage (f, ERP_1, erp_plan (2048), "defined");
+  assert_outcome (s, VMEM_STAGE_SKIPPED);
+  assert_non_null (strstr (s->error->message, "changed while being staged"));
+  g_autofree char *xml = inactive_xml (f->virt, ERP_1);
+  assert_contains (xml, "<description>EDITED");
+  assert_null (strstr (xml, VMEM_XML_NS_PLAN));
+  /* Staged on the next pass, the edit kept. */
+  assert_outcome (stage (f, ERP_1, erp_plan (2048), "again"), VMEM_STAGE_STAGED);
+  g_autofree char *after = inactive_xml (f->virt, ERP_1);
+  assert_contains (after, "<description>EDITED");
+  assert_contains (after, VMEM_XML_NS_PLAN);
+}
+
 /* ---- one pending stage per domain ----------------------------------------- */
 
 static void
@@ -557,6 +626,8 @@ main (void)
     T (test_name_plan_skips_tagged),
     T (test_transient_skipped),
     T (test_unknown_gone),
+    T (test_undefined_while_staging_stays_gone),
+    T (test_edited_while_staging_keeps_edit),
     T (test_coalesce),
     T (test_own_define),
     T (test_stage_while_virt_freed),

@@ -1594,19 +1594,19 @@ vmem_methods_register (VmemServer *s, const VmemMethodsContext *context)
 
   vmem_server_add_interface (s, VMEM_VARLINK_INTERFACE, text);
   vmem_server_add_method (s, "io.vmemd.Ping", 0, method_ping, m);
-  vmem_server_add_method (s, "io.vmemd.ProfileList", VMEM_METHOD_ADMIN, method_profile_list, m);
-  vmem_server_add_method (s, "io.vmemd.ProfileGet", VMEM_METHOD_ADMIN, method_profile_get, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileList", 0, method_profile_list, m);
+  vmem_server_add_method (s, "io.vmemd.ProfileGet", 0, method_profile_get, m);
   vmem_server_add_method (s, "io.vmemd.ProfileSet", VMEM_METHOD_ADMIN, method_profile_set, m);
   vmem_server_add_method (s, "io.vmemd.ProfileDelete", VMEM_METHOD_ADMIN, method_profile_delete, m);
   vmem_server_add_method (s, "io.vmemd.ProfileImport", VMEM_METHOD_ADMIN, method_profile_import, m);
   vmem_server_add_method (s, "io.vmemd.Assign", VMEM_METHOD_ADMIN, method_assign, m);
   vmem_server_add_method (s, "io.vmemd.Unassign", VMEM_METHOD_ADMIN, method_unassign, m);
-  vmem_server_add_method (s, "io.vmemd.Status", VMEM_METHOD_ADMIN, method_status, m);
-  vmem_server_add_method (s, "io.vmemd.Explain", VMEM_METHOD_ADMIN, method_explain, m);
-  vmem_server_add_method (s, "io.vmemd.History", VMEM_METHOD_ADMIN, method_history, m);
-  vmem_server_add_method (s, "io.vmemd.Metrics", VMEM_METHOD_ADMIN, method_metrics, m);
-  vmem_server_add_method (s, "io.vmemd.Hosts", VMEM_METHOD_ADMIN, method_hosts, m);
-  vmem_server_add_method (s, "io.vmemd.Place", VMEM_METHOD_ADMIN, method_place, m);
+  vmem_server_add_method (s, "io.vmemd.Status", 0, method_status, m);
+  vmem_server_add_method (s, "io.vmemd.Explain", 0, method_explain, m);
+  vmem_server_add_method (s, "io.vmemd.History", 0, method_history, m);
+  vmem_server_add_method (s, "io.vmemd.Metrics", 0, method_metrics, m);
+  vmem_server_add_method (s, "io.vmemd.Hosts", 0, method_hosts, m);
+  vmem_server_add_method (s, "io.vmemd.Place", 0, method_place, m);
   vmem_server_add_method (s, "io.vmemd.HookEvent", VMEM_METHOD_ROOT, method_hook_event, m);
   return m;
 }

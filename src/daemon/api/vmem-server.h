@@ -45,6 +45,7 @@ typedef struct _VmemServer VmemServer;
 typedef struct _VmemCall   VmemCall;
 
 typedef enum {
+  /* No flag: any user who can connect (the socket is world-connectable). */
   VMEM_METHOD_ADMIN = 1 << 0, /* uid 0, or the admin group as primary or supplementary group */
   VMEM_METHOD_ROOT  = 1 << 1, /* uid 0 only */
 } VmemMethodFlags;

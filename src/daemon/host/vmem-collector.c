@@ -12,6 +12,8 @@ struct _VmemCollector {
   guint                  timer_id;
   gboolean               busy;
   gint64                 cycle_started; /* monotonic µs */
+  VmemStatsSourceFunc    source;        /* NULL: libvirt */
+  gpointer               source_data;
 };
 
 void
@@ -147,13 +149,40 @@ collect_done (gpointer result, const GError *error, gpointer data)
     c->callbacks.collected (stats, g_get_real_time () / G_USEC_PER_SEC, c->user_data);
 }
 
-static gboolean
-tick (gpointer user_data)
+/* A cycle from the source set in place of libvirt: read and handed up at
+ * once, on the main context. */
+static void
+cycle_from_source (VmemCollector *c)
 {
-  VmemCollector *c = user_data;
+  g_autoptr(GError) error = NULL;
+  gint64 now = 0;
 
+  c->busy = TRUE;
+  c->cycle_started = g_get_monotonic_time ();
+  g_autoptr(GPtrArray) stats = c->source (&now, c->source_data, &error);
+  c->busy = FALSE;
+  if (stats == NULL)
+    {
+      if (error == NULL)
+        g_set_error (&error, VMEM_ERROR, VMEM_ERROR_FAILED, "the statistics source gave nothing");
+      if (c->callbacks.failed != NULL)
+        c->callbacks.failed (error, c->user_data);
+      return;
+    }
+  if (c->callbacks.collected != NULL)
+    c->callbacks.collected (stats, now, c->user_data);
+}
+
+gboolean
+vmem_collector_cycle_now (VmemCollector *c)
+{
   if (c->busy || !vmem_virt_is_connected (c->virt))
-    return G_SOURCE_CONTINUE;
+    return FALSE;
+  if (c->source != NULL)
+    {
+      cycle_from_source (c);
+      return TRUE;
+    }
   CollectJob *j = g_new0 (CollectJob, 1);
   j->c = c;
   if (c->callbacks.want_period != NULL)
@@ -162,7 +191,21 @@ tick (gpointer user_data)
   c->cycle_started = g_get_monotonic_time ();
   vmem_virt_submit (c->virt, "collect", "collect", collect_work, collect_done, j,
                     (GDestroyNotify) collect_job_free, (GDestroyNotify) g_ptr_array_unref);
+  return TRUE;
+}
+
+static gboolean
+tick (gpointer user_data)
+{
+  vmem_collector_cycle_now (user_data);
   return G_SOURCE_CONTINUE;
+}
+
+void
+vmem_collector_set_source (VmemCollector *c, VmemStatsSourceFunc source, gpointer data)
+{
+  c->source = source;
+  c->source_data = data;
 }
 
 VmemCollector *

@@ -28,6 +28,20 @@ typedef struct {
  * previous cycle has finished. */
 VmemCollector *vmem_collector_new (VmemVirt *virt, guint interval,
                                    const VmemCollectorCallbacks *callbacks, gpointer user_data);
+
+/* Where a cycle's statistics come from.  By default one
+ * virConnectGetAllDomainStats call on the libvirt worker, read at the
+ * current time.  A source set here replaces it: it runs on the main context
+ * and returns the cycle's statistics (VmemBalloonStats, transfer full) and
+ * sets *@now to the time (unix seconds) they stand for, or sets @error;
+ * want_period is not asked (nothing is asked of libvirt).  NULL sets
+ * libvirt back.  bench/scale replays a usage trace through it. */
+typedef GPtrArray *(*VmemStatsSourceFunc) (gint64 *now, gpointer data, GError **error);
+void           vmem_collector_set_source (VmemCollector *collector, VmemStatsSourceFunc source,
+                                          gpointer data);
+/* Takes one cycle at once, unless one is running; FALSE when it could not
+ * (a cycle running, or libvirt not connected). */
+gboolean       vmem_collector_cycle_now (VmemCollector *collector);
 void           vmem_collector_free (VmemCollector *collector);
 void           vmem_collector_set_interval (VmemCollector *collector, guint seconds);
 guint          vmem_collector_get_interval (VmemCollector *collector);

@@ -96,6 +96,43 @@ defer_if_held (VmemStager *s, const char *uuid)
 /* A stage job's result: the outcome, offset so that none is NULL. */
 #define OUTCOME(o) GINT_TO_POINTER ((o) + 1)
 
+/* Worker thread.  FALSE, with *outcome and @error set, when the domain
+ * @uuid is gone, no longer persistent, or its definition is no longer
+ * @xml. */
+static gboolean
+still_as_read (virConnectPtr conn, const char *uuid, const char *xml, VmemStageOutcome *outcome,
+               GError **error)
+{
+  g_autoptr(virDomain) dom = vmem_virt_lookup (conn, uuid, error);
+  if (dom == NULL)
+    {
+      *outcome = VMEM_STAGE_GONE;
+      return FALSE;
+    }
+  if (virDomainIsPersistent (dom) != 1)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "it was undefined while being staged (now transient)");
+      *outcome = VMEM_STAGE_SKIPPED;
+      return FALSE;
+    }
+  g_autofree char *now = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+  if (now == NULL)
+    {
+      vmem_virt_set_error (error, VMEM_ERROR_UNAVAILABLE, "cannot read the definition again");
+      *outcome = VMEM_STAGE_FAILED;
+      return FALSE;
+    }
+  if (!g_str_equal (now, xml))
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_UNMANAGEABLE,
+                   "its definition changed while being staged; the change stages it again");
+      *outcome = VMEM_STAGE_SKIPPED;
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* Worker thread. */
 static gpointer
 stage_work (virConnectPtr conn, gpointer data, GError **error)
@@ -153,6 +190,12 @@ stage_work (virConnectPtr conn, gpointer data, GError **error)
 
   if (defer_if_held (s, j->uuid))
     return OUTCOME (VMEM_STAGE_DEFERRED);
+  /* Undefined or edited since it was read, defining now would bring the
+   * domain back or lose the edit: read it again, as close to the define as
+   * can be.  An edit's own DEFINED event stages it anew. */
+  VmemStageOutcome gone_or_changed;
+  if (!still_as_read (conn, j->uuid, xml, &gone_or_changed, error))
+    return gone_or_changed == VMEM_STAGE_SKIPPED ? OUTCOME (gone_or_changed) : NULL;
   /* Remembered before the define: its DEFINED event may be dispatched
    * before this job's result. */
   VmemDomain *mine = vmem_domain_new_from_xml (next, NULL);

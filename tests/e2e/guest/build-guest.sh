@@ -7,7 +7,10 @@
 #                  (kernel command line) into a tmpfs, reports on the serial
 #                  console, then follows vmem_schedule=MIB@SECONDS,... if
 #                  given (the workload resized to MIB MiB at SECONDS after
-#                  boot, each step reported) and idles.
+#                  boot, each step reported) and idles.  Before the
+#                  workload, vmem_touch_mib=N runs vmem-touch N (a static
+#                  program built here from vmem-touch.c): it touches N MiB
+#                  and prints how long that took.
 # Idempotent: a DIR built by this same script is left as it is.
 set -euo pipefail
 out=${1:?usage: build-guest.sh DIR}
@@ -19,14 +22,15 @@ command -v flock >/dev/null || { echo "build-guest: flock not found (util-linux)
 exec 9>"$out/.lock"
 flock 9
 
-# The cache is valid for this script's exact content: editing the init or
-# the module list rebuilds.
-stamp=$(sha256sum "${BASH_SOURCE[0]}" | cut -d' ' -f1)
+# The cache is valid for this script's and vmem-touch.c's exact content:
+# editing the init, the module list or the program rebuilds.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+stamp=$(cat "${BASH_SOURCE[0]}" "$here/vmem-touch.c" | sha256sum | cut -d' ' -f1)
 if [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.gz" ] && [ "$(cat "$out/stamp" 2>/dev/null)" = "$stamp" ]; then
   exit 0
 fi
 
-for tool in apt-get apt-cache dpkg cpio gzip xz sha256sum; do
+for tool in apt-get apt-cache dpkg cpio gzip xz sha256sum cc; do
   command -v "$tool" >/dev/null || { echo "build-guest: $tool not found (see tests/e2e/host-deps.sh)" >&2; exit 1; }
 done
 
@@ -66,6 +70,8 @@ fi
 root=$work/root
 mkdir -p "$root"/{bin,proc,sys,dev,mnt,lib/modules}
 cp "$busybox" "$root/bin/busybox"
+cc -static -O2 -o "$root/bin/vmem-touch" "$here/vmem-touch.c" ||
+  { echo "build-guest: cannot build vmem-touch statically (gcc and libc6-dev)" >&2; exit 1; }
 
 # Load order matters: each module needs the ones before it.  virtio_mem is
 # optional (not every kernel has it).
@@ -100,6 +106,11 @@ for m in $modules; do
   [ -f /lib/modules/\$m.ko ] && insmod /lib/modules/\$m.ko
 done
 echo "vmem-guest: modules loaded"
+# vmem_touch_mib=N: touch N MiB right after boot, timed by the guest.
+touch_mib=\$(sed -n 's/.*vmem_touch_mib=\([0-9]*\).*/\1/p' /proc/cmdline)
+if [ -n "\$touch_mib" ]; then
+  /bin/vmem-touch "\$touch_mib" || echo "vmem-guest: touch failed"
+fi
 mib=\$(sed -n 's/.*vmem_workload_mib=\([0-9]*\).*/\1/p' /proc/cmdline)
 mib=\${mib:-0}
 mount -t tmpfs -o size=95% tmpfs /mnt

@@ -1,0 +1,259 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""What the hook costs: `virsh start` of a managed domain on a real libvirtd
+with vmemd's hook against an empty hook, and the hook alone (exec to exit,
+vmemd answering) against /bin/true.  Prints figures, not pass or fail.
+
+    sudo python3 bench/hook.py --build BUILD [--starts 50] [--runs 500]
+
+It runs in the end-to-end suite's private host (tests/e2e/vmemtest.py: a
+private libvirtd in a mount namespace, TCG guests; it waits for any other
+end-to-end run on the machine to finish first).
+"""
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--build", default=os.environ.get("VMEM_BUILDDIR", "build"),
+                   help="the meson build directory (default: build)")
+    p.add_argument("--starts", type=int, default=50,
+                   help="virsh starts with each hook (default: 50, at least 50)")
+    p.add_argument("--runs", type=int, default=500,
+                   help="runs of the hook alone and of /bin/true (default: 500, at least 500)")
+    a = p.parse_args()
+    if a.starts < 50 or a.runs < 500:
+        p.error("--starts is at least 50 and --runs at least 500: fewer say nothing of a p99")
+    return a
+
+
+def configure_environment(build):
+    """What the harness needs to find the build, before it is imported."""
+    build = os.path.abspath(build)
+    intro = os.path.join(build, "meson-info", "intro-buildoptions.json")
+    try:
+        with open(intro) as f:
+            opts = {o["name"]: o["value"] for o in json.load(f)}
+    except OSError as e:
+        sys.exit(f"bench/hook: {build} is not a meson build directory ({e})")
+    sysconfdir = os.path.join(opts["prefix"], opts["sysconfdir"])
+    os.environ.setdefault("VMEM_BUILDDIR", build)
+    os.environ.setdefault("VMEM_SRCDIR", SRC)
+    os.environ.setdefault("VMEM_SYSCONFDIR", sysconfdir)
+    os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    sys.path.insert(0, os.path.join(SRC, "tests", "e2e"))
+
+
+def percentile(sorted_values, q):
+    """Nearest rank."""
+    n = len(sorted_values)
+    k = max(0, min(n - 1, int(-(-q * n // 100)) - 1))
+    return sorted_values[k]
+
+
+def summary(values):
+    v = sorted(values)
+    return {"n": len(v), "p50": percentile(v, 50), "p95": percentile(v, 95),
+            "p99": percentile(v, 99), "mean": sum(v) / len(v)}
+
+
+def mean_diff_ci(a, b):
+    """The difference of the means of @a and @b and the half-width of its
+    95 % confidence interval (normal approximation): whether a difference
+    stands out of the noise."""
+    def var(v, m):
+        return sum((x - m) ** 2 for x in v) / (len(v) - 1)
+    ma, mb = sum(a) / len(a), sum(b) / len(b)
+    return ma - mb, 1.96 * (var(a, ma) / len(a) + var(b, mb) / len(b)) ** 0.5
+
+
+def print_table(title, unit, rows, base_name):
+    print(f"\n{title}\n")
+    print(f"| {'':<24} | {'n':>5} | {'p50 ' + unit:>10} | {'p95 ' + unit:>10} | {'p99 ' + unit:>10} | {'mean ' + unit:>10} |")
+    print(f"|{'-' * 26}|{'-' * 7}:|{'-' * 11}:|{'-' * 11}:|{'-' * 11}:|{'-' * 11}:|")
+    for name, s in rows:
+        print(f"| {name:<24} | {s['n']:>5} | {s['p50']:>10.2f} | {s['p95']:>10.2f} | {s['p99']:>10.2f} | {s['mean']:>10.2f} |")
+    base = dict(rows)[base_name]
+    for name, s in rows:
+        if name == base_name:
+            continue
+        print(f"| {name + ' − ' + base_name:<24} |       | {s['p50'] - base['p50']:>+10.2f} | "
+              f"{s['p95'] - base['p95']:>+10.2f} | {s['p99'] - base['p99']:>+10.2f} | {s['mean'] - base['mean']:>+10.2f} |")
+        print(f"| {name + ' / ' + base_name:<24} |       | {s['p50'] / base['p50']:>9.2f}× | "
+              f"{s['p95'] / base['p95']:>9.2f}× | {s['p99'] / base['p99']:>9.2f}× | {s['mean'] / base['mean']:>9.2f}× |")
+
+
+def linkage(path):
+    """'static' or 'dynamic', from the ELF program headers (PT_INTERP)."""
+    r = subprocess.run(["readelf", "-lW", path], capture_output=True, text=True)
+    if r.returncode != 0:
+        return "unknown"
+    return "dynamic" if "INTERP" in r.stdout else "static"
+
+
+def spawn_time(argv, stdin_path, stderr_fd, devnull):
+    """Seconds from posix_spawn to the child's exit, and its status."""
+    fd = os.open(stdin_path, os.O_RDONLY)
+    try:
+        actions = [(os.POSIX_SPAWN_DUP2, fd, 0), (os.POSIX_SPAWN_DUP2, devnull, 1),
+                   (os.POSIX_SPAWN_DUP2, stderr_fd, 2)]
+        t0 = time.perf_counter_ns()
+        pid = os.posix_spawn(argv[0], argv, {}, file_actions=actions)
+        _, status = os.waitpid(pid, 0)
+        t1 = time.perf_counter_ns()
+    finally:
+        os.close(fd)
+    return (t1 - t0) / 1e6, os.waitstatus_to_exitcode(status)
+
+
+def bench_exec(h, vmemtest, name, runs):
+    """The hook alone, as libvirt runs it for prepare begin, against
+    /bin/true on the same input, interleaved in random order."""
+    xml_path = os.path.join(h.tmp, f"{name}.live.xml")
+    with open(xml_path, "w") as f:
+        f.write(h.domain_xml(name, inactive=False, secure=True))
+    err_path = os.path.join(h.tmp, "hook-bench.stderr")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    err_fd = os.open(err_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    hook = [os.path.abspath(vmemtest.HOOK), name, "prepare", "begin", "-"]
+    true = ["/bin/true", name, "prepare", "begin", "-"]
+    times = {"vmem-hook": [], "/bin/true": []}
+    calls = len(h.log_lines("hook", name, "prepare"))
+    try:
+        for argv in (hook, true):  # warm the page cache
+            spawn_time(argv, xml_path, devnull, devnull)
+        for _ in range(runs):
+            pair = [("vmem-hook", hook), ("/bin/true", true)]
+            random.shuffle(pair)
+            for label, argv in pair:
+                ms, rc = spawn_time(argv, xml_path, err_fd, devnull)
+                if rc != 0:
+                    raise AssertionError(f"{label} exited with {rc}: {open(err_path).read()[-2000:]}")
+                times[label].append(ms)
+    finally:
+        os.close(devnull)
+        os.close(err_fd)
+    # Every run must have been answered by vmemd: the hook says on
+    # standard error when it goes ahead without it.
+    with open(err_path) as f:
+        said = f.read()
+    if "without vmemd" in said or "did not answer" in said:
+        raise AssertionError(f"the hook did not get vmemd's answer:\n{said[-2000:]}")
+    vmemtest.wait_for(lambda: len(h.log_lines("hook", name, "prepare")) >= calls + runs + 1,
+                      timeout=30, what=f"vmemd to log {runs + 1} prepare calls")
+    return xml_path, times
+
+
+def set_hook(path):
+    """Points the private libvirtd's qemu.d/50-vmemd at @path (libvirt reads
+    the directory at every hook call)."""
+    link = "/etc/libvirt/hooks/qemu.d/50-vmemd"
+    tmp = link + ".new"
+    try:
+        os.remove(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(path, tmp)
+    os.rename(tmp, link)
+
+
+def empty_hook(h):
+    """A static executable that exits 0 at once: the least a hook can cost."""
+    src = os.path.join(h.tmp, "empty-hook.c")
+    exe = os.path.join(h.tmp, "empty-hook")
+    with open(src, "w") as f:
+        f.write("int main (void) { return 0; }\n")
+    r = subprocess.run(["cc", "-O2", "-static", "-o", exe, src], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"cannot build the empty hook (install gcc and libc6-dev): {r.stderr}")
+    return exe
+
+
+def bench_start(h, vmemtest, name, starts):
+    """virsh start with vmemd's hook and with an empty one, interleaved in
+    random order; the guest is destroyed after each start."""
+    empty = empty_hook(h)
+    hooks = {"vmem-hook": os.path.abspath(vmemtest.HOOK), "empty hook": empty}
+    times = {k: [] for k in hooks}
+    try:
+        for _ in range(starts):
+            order = list(hooks)
+            random.shuffle(order)
+            for label in order:
+                set_hook(hooks[label])
+                mark = h.log_mark()
+                times[label].append(h.start_guest(name) * 1000)
+                if label == "vmem-hook":
+                    h.wait_log("hook", name, "started", since=mark, timeout=10)
+                h.virsh("destroy", name)
+    finally:
+        set_hook(hooks["vmem-hook"])
+    return times
+
+
+def main():
+    args = parse_args()
+    configure_environment(args.build)
+    import vmemtest
+
+    vmemtest.enter_namespace()
+    h = vmemtest.host()
+    ok = False
+    try:
+        h.start_vmemd()
+        name = "bench-hook"
+        h.vmemctl("profile", "add", "bench", "--demand", "96M")
+        h.define_guest(name, memory_mib=192, workload_mib=0, stats_period=2)
+        h.vmemctl("assign", name, "bench")
+        # One start so that the domain's live XML (as libvirt hands it to
+        # the hook) exists and vmemd has seen the domain run.
+        h.start_guest(name, wait=True)
+        h.virsh("destroy", name)
+
+        hook = os.path.abspath(vmemtest.HOOK)
+        print(f"hook: {hook} (linked: {linkage(hook)}); /bin/true (linked: {linkage('/bin/true')}); "
+              f"guests type='{vmemtest.DOMAIN_TYPE}'")
+        xml_path, exec_times = bench_exec(h, vmemtest, name, args.runs)
+        print(f"domain XML on standard input: {os.path.getsize(xml_path)} bytes (virsh dumpxml --security-info)")
+        print_table("Hook alone: exec to exit, `prepare begin` answered by vmemd "
+                    "(interleaved in random order)", "ms",
+                    [(k, summary(v)) for k, v in exec_times.items()], "/bin/true")
+
+        start_times = bench_start(h, vmemtest, name, args.starts)
+        print_table("`virsh start` of a managed domain, destroyed after each start "
+                    "(interleaved in random order; the empty hook is a static `return 0`)", "ms",
+                    [(k, summary(v)) for k, v in start_times.items()], "empty hook")
+
+        for what, times, base in (("exec → exit", exec_times, "/bin/true"),
+                                  ("virsh start", start_times, "empty hook")):
+            d, ci = mean_diff_ci(times["vmem-hook"], times[base])
+            print(f"\n{what}: vmem-hook − {base}, difference of the means: {d:+.2f} ms ± {ci:.2f} ms (95 %)")
+        e = {k: summary(v) for k, v in exec_times.items()}
+        s = {k: summary(v) for k, v in start_times.items()}
+        ratio = e["vmem-hook"]["p50"] / e["/bin/true"]["p50"]
+        added = s["vmem-hook"]["p99"] - s["empty hook"]["p99"]
+        _, noise = mean_diff_ci(start_times["vmem-hook"], start_times["empty hook"])
+        print("\nAgainst the targets:")
+        print(f"  exec → reply within 1.3× of /bin/true at p50: {ratio:.2f}× "
+              f"({'met' if ratio < 1.3 else 'not met'})")
+        # A difference inside the noise of the starts shows nothing.
+        verdict = ("met" if added + noise < 5 else
+                   "not met" if added - noise >= 5 else
+                   f"not resolved: the starts' noise, ±{noise:.0f} ms, is larger than the target")
+        print(f"  under 5 ms added to virsh start at p99: {added:+.1f} ms ({verdict})")
+        ok = True
+    finally:
+        h.close(failed=not ok)
+
+
+if __name__ == "__main__":
+    main()
