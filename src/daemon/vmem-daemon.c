@@ -224,7 +224,7 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_run_open (store, w->uuid, w->host_name, w->workload, w->t, w->mib, error) >= 0;
       break;
     case WRITE_RUN_CLOSE:
-      ok = vmem_store_run_close (store, w->uuid, w->t, w->reason, error);
+      ok = vmem_store_run_close (store, w->uuid, w->host_name, w->t, w->reason, error);
       /* A stop of a domain vmemd never saw start is not an error. */
       if (!ok && g_error_matches (*error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
         {
@@ -535,6 +535,7 @@ typedef enum {
   INTENT_STAGE_DEFINED = 1 << 0, /* a DEFINED event: stage unless it was our own define */
   INTENT_STAGE = 1 << 1,         /* stage */
   INTENT_STARTED = 1 << 2,       /* it started: end its start, set its balloon target */
+  INTENT_RUN_OPEN = 1 << 3,      /* it started unknown (migrated in): open its run once read */
 } IntentFlags;
 
 typedef struct {
@@ -575,6 +576,19 @@ apply_live_target (VmemDaemon *daemon, const VmemDomain *d)
   if (sp->plan.demand_mib < d->memory_mib)
     vmem_stager_set_live_target (daemon->stager, d->uuid, target);
   vmem_control_started (daemon->control, d->uuid, target, now_s ());
+}
+
+/* The run of @d, a managed domain that started, opens in the store. */
+static void
+open_run (VmemDaemon *daemon, const VmemProfile *p, const VmemDomain *d, guint64 demand_mib)
+{
+  StoreWrite *w = store_write_new (WRITE_RUN_OPEN, d->name);
+  w->uuid = g_strdup (d->uuid);
+  w->host_name = g_strdup (daemon->config->host_id);
+  w->workload = g_strdup (p->name);
+  w->t = now_s ();
+  w->mib = demand_mib;
+  store_write (daemon, w);
 }
 
 typedef struct {
@@ -635,6 +649,14 @@ refresh_done (gpointer result, const GError *error, gpointer data)
     {
       start_over (daemon, r->uuid, "start ended");
       apply_live_target (daemon, dom);
+    }
+  /* A domain that arrived running (an incoming migration) has its run
+   * here, under the plan it runs with on this host. */
+  const VmemProfile *p = profile_for (daemon, dom);
+  if ((flags & INTENT_RUN_OPEN) && dom->active && p != NULL)
+    {
+      g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, dom);
+      open_run (daemon, p, dom, MIN (sp->plan.demand_mib, dom->memory_mib));
     }
   if (flags & (INTENT_STAGE | INTENT_STAGE_DEFINED))
     stage (daemon, r->uuid, why ? why : "refresh");
@@ -876,16 +898,10 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
     case VIR_DOMAIN_EVENT_STARTED:
       if (e != NULL && profile_for (daemon, e->domain) != NULL)
         {
-          StoreWrite *w = store_write_new (WRITE_RUN_OPEN, name);
-          w->uuid = g_strdup (uuid);
-          w->host_name = g_strdup (daemon->config->host_id);
-          w->workload = g_strdup (profile_for (daemon, e->domain)->name);
-          w->t = now_s ();
-          w->mib = e->staged_mib;
-          store_write (daemon, w);
+          open_run (daemon, profile_for (daemon, e->domain), e->domain, e->staged_mib);
           track_outcome (daemon, e->domain);
         }
-      refresh (daemon, uuid, INTENT_STARTED, NULL);
+      refresh (daemon, uuid, INTENT_STARTED | (e == NULL ? INTENT_RUN_OPEN : 0), NULL);
       break;
     case VIR_DOMAIN_EVENT_STOPPED:
       start_over (daemon, uuid, "stopped");
@@ -895,6 +911,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
+        w->host_name = g_strdup (daemon->config->host_id);
         w->t = now_s ();
         w->reason = g_strdup ("stopped");
         store_write (daemon, w);

@@ -21,6 +21,8 @@ dpkg
 python3
 util-linux
 mount
+postgresql
+postgresql-client
 cockpit-ws
 cockpit-bridge
 chromium

@@ -30,8 +30,9 @@ A test module looks like:
 """
 
 import ctypes
-import json
 import fcntl
+import glob
+import json
 import os
 import re
 import resource
@@ -42,6 +43,7 @@ import sys
 import tempfile
 import time
 import unittest
+import uuid
 
 BUILD = os.environ.get("VMEM_BUILDDIR", "")
 SRC = os.environ.get("VMEM_SRCDIR") or os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -83,6 +85,10 @@ VMEM_CONFDIR = os.path.join(os.environ.get("VMEM_SYSCONFDIR", "/etc"), "vmemd")
 PRIVATE_DIRS = ["/etc/libvirt", "/run/libvirt", "/var/lib/libvirt", "/var/log/libvirt",
                 "/var/cache/libvirt", VMEM_CONFDIR]
 URI = "qemu:///system"
+# The port of the hosts of a cluster (qemu+tcp), each on its own loopback
+# address; not libvirt's default, so that a libvirtd of the machine that
+# listens on every address cannot be in the way.
+LIBVIRT_TCP_PORT = 16519
 
 # Linux guests hang early under nested KVM on some machines, so guests run
 # under TCG unless told otherwise.
@@ -92,6 +98,7 @@ DOMAIN_TYPE = os.environ.get("VMEM_E2E_DOMAIN_TYPE", "qemu")
 # What must be installed, and in which Debian package it comes.
 REQUIRED_TOOLS = {
     "unshare": "util-linux",
+    "nsenter": "util-linux",
     "mount": "mount",
     "libvirtd": "libvirt-daemon",
     "virtlogd": "libvirt-daemon",
@@ -260,27 +267,46 @@ def _die_with_parent():
 
 
 class Host:
-    """The private host: libvirtd, virtlogd, vmemd, their files and guests.
+    """A private host: libvirtd, virtlogd, vmemd, their files and guests.
 
     Attributes: tmp (this run's scratch directory), socket (vmemd's socket),
     database, vmemd_log, config (the last vmemd.conf as a dict of dicts),
-    config_path, guest_dir (vmlinuz and initrd.gz)."""
+    config_path, guest_dir (vmlinuz and initrd.gz).
 
-    def __init__(self):
+    The module's host (host()) lives in the test process's own mount
+    namespace.  A cluster (cluster()) adds hosts with own_namespace: their
+    libvirtd, virtlogd, vmemd, hook and virsh run in a mount namespace of
+    their own (entered with nsenter), so that each host has its own
+    /etc/libvirt, /run/libvirt, ... and vmemd configuration directory.
+    listen makes libvirtd accept qemu+tcp on that loopback address (auth
+    none) and QEMU take incoming migrations there; host_uuid goes into
+    libvirtd.conf; store is the [store] group of vmemd.conf (the SQLite
+    file in tmp by default); host_name is vmemd's host_name and host_id
+    (the hosts of one machine share its /etc/machine-id)."""
+
+    def __init__(self, name="", listen=None, host_uuid=None, own_namespace=False, store=None,
+                 host_name=None, lock=True):
         # One private host at a time on a machine: two would share the
         # configuration directory the hook reads and the machine's CPUs.
-        # The lock goes with the process.
-        self._lock = open(os.path.join(tempfile.gettempdir(), "vmem-e2e.lock"), "w")
-        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        # The lock goes with the process; the hosts of one cluster share it.
+        self._lock = None
+        if lock:
+            self._lock = open(os.path.join(tempfile.gettempdir(), "vmem-e2e.lock"), "w")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
         self.locked_at = time.monotonic()
-        self.tmp = tempfile.mkdtemp(prefix="vmem-e2e-")
+        self.name = name
+        self.tmp = tempfile.mkdtemp(prefix=f"vmem-e2e-{name + '-' if name else ''}")
         os.chmod(self.tmp, 0o755)
+        self.listen = listen
+        self.host_uuid = host_uuid
+        self.remote_uri = f"qemu+tcp://{listen}:{LIBVIRT_TCP_PORT}/system" if listen else None
         self.libvirtd_pidfile = os.path.join(self.tmp, "libvirtd.pid")
         self.virtlogd_pidfile = os.path.join(self.tmp, "virtlogd.pid")
         self.socket = os.path.join(self.tmp, "vmemd", "io.vmemd")
         self.database = os.path.join(self.tmp, "vmemd", "vmemd.db")
+        self.store = dict(store) if store else {"database": self.database}
+        self.host_name = host_name
         self.vmemd_log = os.path.join(self.tmp, "vmemd.log")
-        self.config_path = os.path.join(VMEM_CONFDIR, "vmemd.conf")
         self.guest_dir = os.path.join(BUILD, "e2e-guest") if BUILD else os.path.join(self.tmp, "guest")
         self.vmemd = None
         self.hook_sanitizer_dir = None
@@ -288,8 +314,13 @@ class Host:
         self.keep = bool(os.environ.get("VMEM_E2E_KEEP"))
         self._mounted = []
         self._closed = False
+        self._holder = None
+        self._ns = []
         open(self.vmemd_log, "w").close()
         try:
+            if own_namespace:
+                self._enter_own_namespace()
+            self.config_path = self.private_path(os.path.join(VMEM_CONFDIR, "vmemd.conf"))
             self._mount()
             self.write_config()
             self.build_guest()
@@ -297,9 +328,50 @@ class Host:
         except BaseException:
             self.close(failed=True)
             raise
-        print(f"e2e: private libvirtd in {self.tmp}; guests type='{DOMAIN_TYPE}'"
+        where = f" listening on {self.remote_uri}" if self.remote_uri else ""
+        print(f"e2e: private libvirtd{' ' + name if name else ''} in {self.tmp}{where}; guests "
+              f"type='{DOMAIN_TYPE}'"
               f"{' (/dev/kvm present, not used)' if KVM_PRESENT and DOMAIN_TYPE != 'kvm' else ''}",
               file=sys.stderr)
+
+    def _enter_own_namespace(self):
+        """Starts a process that holds a new mount namespace for this host;
+        every command of the host runs in it through nsenter."""
+        self._holder = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sleep", "infinity"],
+                                        stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        mine = os.readlink("/proc/self/ns/mnt")
+
+        def entered():
+            if self._holder.poll() is not None:
+                raise RuntimeError(f"unshare exited with status {self._holder.returncode}")
+            # unshare execs sleep once it has made the namespace.
+            with open(f"/proc/{self._holder.pid}/comm") as f:
+                if f.read().strip() != "sleep":
+                    return False
+            return os.readlink(f"/proc/{self._holder.pid}/ns/mnt") != mine
+
+        try:
+            wait_for(entered, timeout=10, interval=0.05, what="a private mount namespace")
+        except RuntimeError as e:
+            raise AssertionError(str(e)) from None
+        self._ns = ["nsenter", f"--mount=/proc/{self._holder.pid}/ns/mnt", "--"]
+
+    def private_path(self, path):
+        """Where this test process sees path as this host's processes see
+        it: a host in its own namespace has its private directories in tmp."""
+        if not self._ns:
+            return path
+        for d in PRIVATE_DIRS:
+            if path == d or path.startswith(d + "/"):
+                return self._private_source(d) + path[len(d):]
+        return path
+
+    def _private_source(self, d):
+        return os.path.join(self.tmp, "etc-libvirt" if d == "/etc/libvirt" else d.strip("/").replace("/", "-"))
+
+    def cmd(self, *args, **kwargs):
+        """run() in this host's mount namespace."""
+        return run(*self._ns, *args, **kwargs)
 
     # -- files -------------------------------------------------------------
     @staticmethod
@@ -318,6 +390,8 @@ class Host:
         etc = os.path.join(self.tmp, "etc-libvirt")
         # No domain, network or filter definitions, no autostart, no hooks
         # of the host's: the private libvirtd starts empty.
+        # (A host in its own namespace copies the module host's copy,
+        # whose settings it overrides.)
         shutil.copytree("/etc/libvirt", etc, symlinks=True,
                         ignore=shutil.ignore_patterns("*.xml", "autostart"))
         shutil.rmtree(os.path.join(etc, "hooks"), ignore_errors=True)
@@ -336,20 +410,33 @@ class Host:
         else:
             os.symlink(os.path.abspath(HOOK), os.path.join(hooks, "50-vmemd"))
         # Guests read their kernel from the build tree: no confinement.
-        self._set_conf_keys(os.path.join(etc, "qemu.conf"),
-                            {"user": '"root"', "group": '"root"', "security_driver": '"none"'})
-        self._set_conf_keys(os.path.join(etc, "libvirtd.conf"),
-                            {"log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"'})
+        qemu_conf = {"user": '"root"', "group": '"root"', "security_driver": '"none"'}
+        libvirtd_conf = {"log_outputs": '"3:file:/var/log/libvirt/libvirtd.log"'}
+        if self.listen:
+            # qemu+tcp without authentication, on a loopback address only;
+            # incoming migrations on the same address.
+            libvirtd_conf.update({"listen_tls": "0", "listen_tcp": "1", "auth_tcp": '"none"',
+                                  "listen_addr": f'"{self.listen}"', "tcp_port": f'"{LIBVIRT_TCP_PORT}"'})
+            qemu_conf.update({"migration_address": f'"{self.listen}"', "migration_host": f'"{self.listen}"'})
+        if self.host_uuid:
+            libvirtd_conf["host_uuid"] = f'"{self.host_uuid}"'
+        if self.listen:
+            # Two libvirtds on one machine number their domains alike, and
+            # a domain's cgroup is named by number and name: without
+            # cgroups, a domain that moves between them never meets itself.
+            qemu_conf["cgroup_controllers"] = "[ ]"
+        self._set_conf_keys(os.path.join(etc, "qemu.conf"), qemu_conf)
+        self._set_conf_keys(os.path.join(etc, "libvirtd.conf"), libvirtd_conf)
         for d in PRIVATE_DIRS:
-            src = etc if d == "/etc/libvirt" else os.path.join(self.tmp, d.strip("/").replace("/", "-"))
+            src = self._private_source(d)
             os.makedirs(src, exist_ok=True)
-            if not os.path.isdir(d):
+            if not self._ns and not os.path.isdir(d):
                 # The mount point has to exist.  It is left in place at
                 # close: removing it would detach the same mount from any
                 # other run's namespace (rmdir of a mount point in another
                 # namespace succeeds and unmounts it there).
                 os.makedirs(d)
-            run("mount", "--bind", src, d)
+            self.cmd("mount", "--bind", src, d)
             self._mounted.append(d)
 
     def write_config(self, config=None, **overrides):
@@ -360,8 +447,9 @@ class Host:
         harness defaults."""
         conf = {
             "daemon": {"uri": URI, "socket": self.socket, "log_level": "debug",
-                       "stats_interval": "2", "request_timeout": "5"},
-            "store": {"database": self.database},
+                       "stats_interval": "2", "request_timeout": "5",
+                       **({"host_name": self.host_name, "host_id": self.host_name} if self.host_name else {})},
+            "store": dict(self.store),
             "hook": {"timeout_ms": "2000"},
             "admission": {"mode": "enforce", "reserve": "0"},
             # Test guests are small: a buffer sized for them, so that the
@@ -396,13 +484,13 @@ class Host:
     # -- libvirtd ----------------------------------------------------------
     def start_libvirtd(self):
         if _pid_from(self.virtlogd_pidfile) is None or not _alive(_pid_from(self.virtlogd_pidfile)):
-            run(_tool("virtlogd"), "-d", "-p", self.virtlogd_pidfile)
-        run(_tool("libvirtd"), "-d", "-p", self.libvirtd_pidfile)
+            self.cmd(_tool("virtlogd"), "-d", "-p", self.virtlogd_pidfile)
+        self.cmd(_tool("libvirtd"), "-d", "-p", self.libvirtd_pidfile, *(["--listen"] if self.listen else []))
         last = None
 
         def answers():
             nonlocal last
-            last = run("virsh", "-c", URI, "version", check=False, timeout=30)
+            last = self.cmd("virsh", "-c", URI, "version", check=False, timeout=30)
             return last.returncode == 0
 
         try:
@@ -411,6 +499,9 @@ class Host:
             raise AssertionError("the private libvirtd does not answer on qemu:///system: "
                                  f"{last.stderr.strip() if last else ''} (is libvirt-daemon-driver-qemu "
                                  f"installed? see {self.tmp}/var-log-libvirt/libvirtd.log)") from None
+        if self.remote_uri:
+            wait_for(lambda: run("virsh", "-c", self.remote_uri, "version", check=False, timeout=30).rc == 0,
+                     timeout=30, interval=0.25, what=f"libvirtd to answer on {self.remote_uri}")
 
     def stop_libvirtd(self):
         kill_pid(_pid_from(self.libvirtd_pidfile), timeout=20)
@@ -449,7 +540,7 @@ class Host:
                     resource.setrlimit(resource.RLIMIT_NOFILE,
                                        (nofile, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 
-            self.vmemd = subprocess.Popen([VMEMD, "--config", conf, "--foreground"],
+            self.vmemd = subprocess.Popen([*self._ns, VMEMD, "--config", conf, "--foreground"],
                                           stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                           env=dict(os.environ, **SANITIZER_ENV), preexec_fn=preexec)
 
@@ -533,7 +624,7 @@ class Host:
 
     def virsh(self, *args, check=True, timeout=120):
         """virsh -c qemu:///system ARGS -> Result, against the private libvirtd."""
-        return run("virsh", "-c", URI, *args, check=check, timeout=timeout)
+        return self.cmd("virsh", "-c", URI, *args, check=check, timeout=timeout)
 
     def domain_xml(self, name, inactive=True, secure=True):
         """virsh dumpxml: the persistent definition by default, with secrets."""
@@ -628,7 +719,7 @@ class Host:
         return elapsed
 
     def qemu_pid(self, name):
-        pid = _pid_from(f"/run/libvirt/qemu/{name}.pid")
+        pid = _pid_from(self.private_path(f"/run/libvirt/qemu/{name}.pid"))
         if pid is None:
             raise AssertionError(f"{name} has no QEMU process")
         return pid
@@ -683,14 +774,18 @@ class Host:
                 pass
             self.stop_libvirtd()
         # Guests left by a libvirtd that did not answer.
-        qemu_run = "/run/libvirt/qemu"
+        qemu_run = self.private_path("/run/libvirt/qemu")
         if os.path.isdir(qemu_run):
             for f in os.listdir(qemu_run):
                 if f.endswith(".pid"):
                     kill_pid(_pid_from(os.path.join(qemu_run, f)))
         kill_pid(_pid_from(self.virtlogd_pidfile))
         for d in reversed(self._mounted):
-            subprocess.run(["umount", "-l", d], capture_output=True)
+            subprocess.run([*self._ns, "umount", "-l", d], capture_output=True)
+        if self._holder is not None:
+            # The namespace goes with its last process.
+            self._holder.kill()
+            self._holder.wait()
         if failed or self.keep:
             print(f"e2e: logs kept in {self.tmp} (vmemd.log, var-log-libvirt/, *.console)", file=sys.stderr)
         else:
@@ -713,6 +808,111 @@ def host():
             _host_error = e
             raise
     return _host
+
+
+class Cluster:
+    """Two hosts on one PostgreSQL store: a (the test process's own mount
+    namespace, libvirtd on qemu+tcp://127.0.0.2) and b (a mount namespace
+    of its own, qemu+tcp://127.0.0.3), each with its own host_uuid and
+    vmemd host name, so that a domain can be migrated live between them.
+    The PostgreSQL server is Debian's, started by tools/test-postgres with
+    its data in a scratch directory; postgres is the libpq connection
+    string both vmemds use, pg_dir that directory."""
+
+    ADDRESSES = {"a": "127.0.0.2", "b": "127.0.0.3"}
+
+    def __init__(self):
+        self.hosts = {}
+        self.pg_dir = None
+        self._closed = False
+        try:
+            self._lock = open(os.path.join(tempfile.gettempdir(), "vmem-e2e.lock"), "w")
+            fcntl.flock(self._lock, fcntl.LOCK_EX)
+            self.pg_dir = tempfile.mkdtemp(prefix="vmem-e2e-pg-")
+            self.postgres = self._start_postgres()
+            store = {"backend": "postgres", "postgres": self.postgres}
+            for name, addr in self.ADDRESSES.items():
+                self.hosts[name] = Host(name, listen=addr, host_uuid=str(uuid.uuid4()),
+                                        own_namespace=name != "a", store=store,
+                                        host_name=f"host-{name}", lock=False)
+        except BaseException:
+            self.close(failed=True)
+            raise
+        self.a, self.b = self.hosts["a"], self.hosts["b"]
+
+    # -- PostgreSQL --------------------------------------------------------
+    def _start_postgres(self):
+        if shutil.which("psql") is None:
+            raise AssertionError("psql not found: install the Debian package postgresql-client")
+        out = run("bash", os.path.join(SRC, "tools/test-postgres"), "start", self.pg_dir, timeout=120).stdout
+        env = dict(re.findall(r"^export (\w+)='([^']*)'$", out, re.M))
+        admin = env.get("VMEM_TEST_PG")
+        if not admin:
+            raise AssertionError(f"tools/test-postgres printed no connection string: {out!r}")
+        self.psql(admin, "CREATE DATABASE vmemd")
+        return admin.replace("dbname=postgres", "dbname=vmemd")
+
+    @staticmethod
+    def _pg_bindir():
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"),
+                       key=lambda p: [int(x) if x.isdigit() else 0 for x in p.split("/")[4].split(".")])
+        if not found:
+            raise AssertionError("no PostgreSQL server in /usr/lib/postgresql: install the Debian package postgresql")
+        return os.path.dirname(found[-1])
+
+    def psql(self, conninfo, sql):
+        """Runs sql through psql on conninfo (the vmemd database by default)
+        and returns its unaligned, tuples-only output."""
+        return run("psql", "-X", "-v", "ON_ERROR_STOP=1", "-At", "-d", conninfo or self.postgres,
+                   "-c", sql, timeout=60).stdout
+
+    def pg_stop(self):
+        """Stops the PostgreSQL server (fast shutdown: connections are cut)."""
+        run("runuser", "-u", "postgres", "--", os.path.join(self._pg_bindir(), "pg_ctl"), "-D",
+            os.path.join(self.pg_dir, "data"), "-m", "fast", "-w", "-t", "60", "stop", timeout=90)
+
+    def pg_start(self):
+        """Starts it again, as tools/test-postgres does."""
+        d = self.pg_dir
+        run("runuser", "-u", "postgres", "--", os.path.join(self._pg_bindir(), "pg_ctl"), "-D",
+            os.path.join(d, "data"), "-l", os.path.join(d, "server.log"), "-w", "-t", "60",
+            "-o", f"-k {d}/run -c listen_addresses='' -c fsync=off -c max_connections=200", "start",
+            timeout=90)
+
+    # -- teardown ----------------------------------------------------------
+    def close(self, failed=False):
+        if self._closed:
+            return
+        self._closed = True
+        for h in reversed(list(self.hosts.values())):
+            h.close(failed=failed)
+        if self.pg_dir is not None:
+            if (failed or os.environ.get("VMEM_E2E_KEEP")) and self.hosts:
+                keep = next(iter(self.hosts.values())).tmp
+                try:
+                    shutil.copy(os.path.join(self.pg_dir, "server.log"), os.path.join(keep, "postgres.log"))
+                except OSError:
+                    pass
+            subprocess.run(["bash", os.path.join(SRC, "tools/test-postgres"), "stop", self.pg_dir],
+                           capture_output=True)
+
+
+_cluster = None
+_cluster_error = None
+
+
+def cluster():
+    """The one Cluster of this process, started on first use."""
+    global _cluster, _cluster_error
+    if _cluster_error is not None:
+        raise AssertionError(f"the test cluster could not be set up: {_cluster_error}")
+    if _cluster is None:
+        try:
+            _cluster = Cluster()
+        except Exception as e:
+            _cluster_error = e
+            raise
+    return _cluster
 
 
 class E2ETestCase(unittest.TestCase):
@@ -742,6 +942,41 @@ class E2ETestCase(unittest.TestCase):
             print(f"\n---- vmemd log during {self.id()} ({len(lines)} lines, last 80) ----", file=sys.stderr)
             print("\n".join(lines[-80:]) or "(empty)", file=sys.stderr)
             print("---- end of vmemd log ----", file=sys.stderr)
+        return result
+
+
+class ClusterTestCase(unittest.TestCase):
+    """Base class of two-host tests: self.cluster, self.a and self.b.  After
+    each class the guests of both are removed and both vmemds stopped; a
+    failing test prints what each vmemd logged while it ran."""
+
+    cluster = a = b = None
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.cluster = cluster()
+        cls.a, cls.b = cls.cluster.a, cls.cluster.b
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.cluster is not None:
+            for h in (cls.b, cls.a):
+                h.stop_vmemd()
+                h.cleanup_domains()
+
+    def run(self, result=None):
+        hosts = [h for h in (self.a, self.b) if h is not None]
+        marks = [h.log_mark() for h in hosts]
+        bad_before = len(result.failures) + len(result.errors) if result is not None else 0
+        result = super().run(result)
+        if result is not None and len(result.failures) + len(result.errors) > bad_before:
+            for h, mark in zip(hosts, marks):
+                lines = h.log(mark).splitlines()
+                print(f"\n---- vmemd log of host {h.name} during {self.id()} ({len(lines)} lines, last 60) ----",
+                      file=sys.stderr)
+                print("\n".join(lines[-60:]) or "(empty)", file=sys.stderr)
+            print("---- end of vmemd logs ----", file=sys.stderr)
         return result
 
 
@@ -789,6 +1024,13 @@ def main():
                 print(f"e2e: sanitizer reports:\n{reports}", file=sys.stderr)
                 ok = False
             _host.close(failed=not ok)
+        if _cluster is not None:
+            for h in _cluster.hosts.values():
+                h.stop_vmemd()
+                if h.sanitizer_reports():
+                    print(f"e2e: sanitizer reports of host {h.name}:\n{h.sanitizer_reports()}", file=sys.stderr)
+                    ok = False
+            _cluster.close(failed=not ok)
     passed = failed = 0
     for r in _results:
         test_errors = [e for e in r.errors if isinstance(e[0], unittest.TestCase)]

@@ -1616,9 +1616,9 @@ test_runs (void **state)
   };
   add_samples (f, v, G_N_ELEMENTS (v));
 
-  assert_true (vmem_store_run_close (f->store, UUID_A, t0 + 3000, "stopped", &error));
+  assert_true (vmem_store_run_close (f->store, UUID_A, "hostA", t0 + 3000, "stopped", &error));
   assert_no_error (error);
-  assert_false (vmem_store_run_close (f->store, UUID_A, t0 + 3001, "stopped", &error));
+  assert_false (vmem_store_run_close (f->store, UUID_A, "hostA", t0 + 3001, "stopped", &error));
   assert_error (error, VMEM_ERROR_NOT_FOUND);
   g_clear_error (&error);
 
@@ -1639,6 +1639,10 @@ test_runs (void **state)
   gint64 id3 = vmem_store_run_open (f->store, UUID_A, "hostB", "erp", t0 + 9000, 512, &error);
   assert_true (id3 > id2);
   assert_no_error (error);
+  /* A stop on hostA (the domain migrated to hostB) leaves hostB's run open. */
+  assert_false (vmem_store_run_close (f->store, UUID_A, "hostA", t0 + 9100, "stopped", &error));
+  assert_error (error, VMEM_ERROR_NOT_FOUND);
+  g_clear_error (&error);
 
   g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, UUID_A, 0, &error);
   assert_no_error (error);
@@ -1673,7 +1677,10 @@ test_runs (void **state)
   g_autoptr(GPtrArray) none = vmem_store_run_list (f->store, UUID_B, 0, &error);
   assert_int_equal (none->len, 0);
 
-  assert_false (vmem_store_run_close (f->store, UUID_A, t0 + 9999, "", &error));
+  assert_false (vmem_store_run_close (f->store, UUID_A, "hostB", t0 + 9999, "", &error));
+  assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+  assert_false (vmem_store_run_close (f->store, UUID_A, NULL, t0 + 9999, "stopped", &error));
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   g_clear_error (&error);
   assert_int_equal (vmem_store_run_open (f->store, UUID_A, "hostA", NULL, t0, 0, &error), -1);

@@ -1258,26 +1258,28 @@ pg_run_open (VmemStore *store, const char *uuid, const char *host, const char *w
 }
 
 static gboolean
-pg_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
-              GError **error)
+pg_run_close (VmemStore *store, const char *uuid, const char *host, gint64 stopped,
+              const char *reason, GError **error)
 {
   Pg *pg = (Pg *) store;
   g_auto(Params) p = { 0 };
   p_text (&p, uuid);
   p_int (&p, stopped);
   p_text (&p, reason);
+  p_text (&p, host);
   if (!pg_ready (pg, error))
     return FALSE;
+  /* Only this host's run: a domain migrated away runs on elsewhere. */
   g_autoptr(PGresult) r =
                pg_query (pg,
                          "UPDATE runs SET stopped = GREATEST(started, $2::bigint), stop_reason = $3"
-                         " WHERE uuid = $1 AND stopped IS NULL",
+                         " WHERE uuid = $1 AND host = $4 AND stopped IS NULL",
                          &p, "close a run", error);
   if (r == NULL)
     return FALSE;
   if (changed (r) == 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no open run for %s", uuid);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no open run for %s on %s", uuid, host);
       return FALSE;
     }
   return TRUE;

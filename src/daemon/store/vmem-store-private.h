@@ -30,8 +30,8 @@ typedef struct {
   gboolean (*prune) (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error);
   gint64 (*run_open) (VmemStore *store, const char *uuid, const char *host, const char *workload,
                       gint64 started, guint64 demand_mib, GError **error);
-  gboolean (*run_close) (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
-                         GError **error);
+  gboolean (*run_close) (VmemStore *store, const char *uuid, const char *host, gint64 stopped,
+                         const char *reason, GError **error);
   GPtrArray *(*run_list) (VmemStore *store, const char *uuid, guint limit, GError **error);
   gboolean (*plan_add) (VmemStore *store, const VmemPlanRow *row, GError **error);
   VmemPlanRow *(*plan_latest) (VmemStore *store, const char *uuid, GError **error);

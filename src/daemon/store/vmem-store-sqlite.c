@@ -1142,25 +1142,27 @@ sq_run_open (VmemStore *store, const char *uuid, const char *host, const char *w
 }
 
 static gboolean
-sq_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
-              GError **error)
+sq_run_close (VmemStore *store, const char *uuid, const char *host, gint64 stopped,
+              const char *reason, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
+  /* Only this host's run: a domain migrated away runs on elsewhere. */
   g_autoptr(sqlite3_stmt) st =
                sq_prepare (s,
                            "UPDATE runs SET stopped = max(started, ?2), stop_reason = ?3"
-                           " WHERE uuid = ?1 AND stopped IS NULL",
+                           " WHERE uuid = ?1 AND host = ?4 AND stopped IS NULL",
                            error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, uuid);
   sqlite3_bind_int64 (st, 2, stopped);
   bind_text (st, 3, reason);
+  bind_text (st, 4, host);
   if (!sq_run (s, st, "cannot close a run", error))
     return FALSE;
   if (sqlite3_changes (s->db) == 0)
     {
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no open run for %s", uuid);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND, "no open run for %s on %s", uuid, host);
       return FALSE;
     }
   return TRUE;

@@ -355,12 +355,13 @@ vmem_store_run_open (VmemStore *store, const char *uuid, const char *host, const
 }
 
 gboolean
-vmem_store_run_close (VmemStore *store, const char *uuid, gint64 stopped, const char *reason,
-                      GError **error)
+vmem_store_run_close (VmemStore *store, const char *uuid, const char *host, gint64 stopped,
+                      const char *reason, GError **error)
 {
-  if (!require ("run uuid", uuid, error) || !require ("stop reason", reason, error))
+  if (!require ("run uuid", uuid, error) || !require ("run host", host, error) ||
+      !require ("stop reason", reason, error))
     return FALSE;
-  return store->ops->run_close (store, uuid, stopped, reason, error);
+  return store->ops->run_close (store, uuid, host, stopped, reason, error);
 }
 
 GPtrArray *

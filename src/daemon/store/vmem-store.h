@@ -269,14 +269,15 @@ gboolean vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint 
                            GError **error);
 
 /* Runs: one row per start..stop.  Opening closes a dangling run of the same
- * domain as 'lost' and returns the new run's id, or -1.  Closing without an
- * open run is NOT_FOUND.  Lists are newest first, at most @limit (0 = all),
+ * domain as 'lost' and returns the new run's id, or -1.  Closing closes
+ * @host's open run only (a domain migrated away runs on at another host);
+ * without one it is NOT_FOUND.  Lists are newest first, at most @limit (0 = all),
  * elements VmemRun. */
 gint64 vmem_store_run_open (VmemStore *store, const char *uuid, const char *host,
                             const char *workload, gint64 started, guint64 demand_mib,
                             GError **error);
-gboolean vmem_store_run_close (VmemStore *store, const char *uuid, gint64 stopped,
-                               const char *reason, GError **error);
+gboolean vmem_store_run_close (VmemStore *store, const char *uuid, const char *host,
+                               gint64 stopped, const char *reason, GError **error);
 GPtrArray *vmem_store_run_list (VmemStore *store, const char *uuid, guint limit, GError **error);
 
 /* Plans as staged.  latest is NOT_FOUND when none; lists are newest first,
