@@ -13,6 +13,7 @@ import pwd
 import shutil
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import browser  # noqa: E402
@@ -347,6 +348,34 @@ class CockpitPage(vmemtest.E2ETestCase):
         self.shot("reader-refused")
         self.assertEqual(h.vmemctl_json("profile", "show", "db"), before)
         self.assertEqual(self.profile_rows()["db"]["demand_mib"], "192 MiB")
+
+    def test_3a_hosts_of_a_shared_store(self):
+        """Another host's heartbeat in the store, as a host sharing it
+        writes one, brings the Hosts tab with what `vmemctl hosts` says."""
+        h = self.host
+        b = self.browser
+        self.login(ADMIN)
+        now = int(time.time())
+        run("sqlite3", h.database,
+            "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib,"
+            " reservations_mib, reservations, domains, interval_s, heartbeat)"
+            f" VALUES ('cp-peer-host', 'peer', 8192, 512, 1.0, 3072, 0, 0, 2, 3600, {now})")
+        try:
+            listed = h.vmemctl_json("hosts")["hosts"]
+            self.assertIn("cp-peer-host", [x["id"] for x in listed])
+            b.js("probeHosts().then(() => { render(); return true; })")
+            self.assertFalse(b.js("document.getElementById('tab-hosts').hidden"))
+            self.open("hosts")
+            rows = b.js("""Object.fromEntries(Array.from(document.querySelectorAll('#hosts tbody tr[data-name]'))
+                          .map(tr => [tr.dataset.name, Array.from(tr.querySelectorAll('td')).map(td => td.textContent)]))""")
+            self.assertEqual(sorted(rows), sorted(x["id"] for x in listed))
+            for x in listed:
+                self.assertEqual(rows[x["id"]][1:4], [mib(x["capacity_mib"]), mib(x["committed_mib"]), mib(x["free_mib"])],
+                                 f"host {x['id']}")
+            self.assertEqual(rows["cp-peer-host"][0], "peer (cp-peer-host)")
+            self.shot("hosts")
+        finally:
+            run("sqlite3", h.database, "DELETE FROM hosts WHERE id = 'cp-peer-host'")
 
     def test_4_no_script_errors(self):
         errors = self.browser.console_errors()
