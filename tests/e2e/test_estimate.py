@@ -89,8 +89,10 @@ class Estimate(vmemtest.E2ETestCase):
         small = wait_for(lambda: level("own-small", 150), timeout=120, interval=2,
                          what="own-small's ~150 MiB seen")
         self.assertLess(small["own_level_mib"], big["own_level_mib"] - 100)
-        # Let a few more samples in, then stop the big one: it is restaged
-        # for its next start.
+        # Let its own history grow to 18 s or more (five times the peers'
+        # 3.6 s), then stop the big one: it is restaged for its next start.
+        wait_for(lambda: h.vmemctl_json("explain", "own-big")["plan"]["estimate"].get("own_hours", 0) >= 0.005,
+                 timeout=60, interval=2, what="own-big's own history of 18 s")
         h.virsh("destroy", "own-big")
 
         def restaged():
