@@ -79,12 +79,16 @@ ok "built $(basename "$deb") in $((SECONDS - t0)) s"
 
 step "package: lintian"
 # lintian warns on stderr when run as root; its findings go to stdout.
-if ! lintian --fail-on error,warning --display-level '>=warning' --show-overrides \
+# Overridden tags (debian/vmemd.lintian-overrides says why each is) do not
+# fail the check; lintian counts them when it is asked to show them, so
+# they are listed by a second run.
+if ! lintian --fail-on error,warning --display-level '>=warning' \
      "$work"/vmemd_*.changes >"$work/lintian.log" 2>"$work/lintian.err"; then
   cat "$work/lintian.log" "$work/lintian.err" >&2
   fail "lintian reports errors or warnings"
 fi
-sed 's/^/    /' "$work/lintian.log"
+lintian --display-level '>=warning' --show-overrides --no-tag-display-limit \
+  "$work"/vmemd_*.changes 2>/dev/null | grep '^O: ' | sed 's/^/    overridden: /' || true
 ok "lintian: no error or warning"
 
 # --- a clean root -----------------------------------------------------------
