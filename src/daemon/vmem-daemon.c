@@ -172,7 +172,7 @@ typedef struct {
   VmemHostRow   host;
   VmemMoveRow   move;
   VmemOutcomeRow outcome;
-  char         *uuid, *host_name, *workload, *reason;
+  char         *uuid, *host_id, *workload, *reason;
   gint64        t;
   guint64       mib;
   guint         raw_hours, peak_days;
@@ -197,7 +197,7 @@ store_write_free (StoreWrite *w)
   g_clear_pointer (&w->samples, g_array_unref);
   g_clear_pointer (&w->peaks, g_array_unref);
   g_free (w->uuid);
-  g_free (w->host_name);
+  g_free (w->host_id);
   g_free (w->workload);
   g_free (w->reason);
   g_free (w);
@@ -221,10 +221,10 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_domain_upsert (store, &w->domain, error);
       break;
     case WRITE_RUN_OPEN:
-      ok = vmem_store_run_open (store, w->uuid, w->host_name, w->workload, w->t, w->mib, error) >= 0;
+      ok = vmem_store_run_open (store, w->uuid, w->host_id, w->workload, w->t, w->mib, error) >= 0;
       break;
     case WRITE_RUN_CLOSE:
-      ok = vmem_store_run_close (store, w->uuid, w->host_name, w->t, w->reason, error);
+      ok = vmem_store_run_close (store, w->uuid, w->host_id, w->t, w->reason, error);
       /* A stop of a domain vmemd never saw start is not an error. */
       if (!ok && g_error_matches (*error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
         {
@@ -584,7 +584,7 @@ open_run (VmemDaemon *daemon, const VmemProfile *p, const VmemDomain *d, guint64
 {
   StoreWrite *w = store_write_new (WRITE_RUN_OPEN, d->name);
   w->uuid = g_strdup (d->uuid);
-  w->host_name = g_strdup (daemon->config->host_id);
+  w->host_id = g_strdup (daemon->config->host_id);
   w->workload = g_strdup (p->name);
   w->t = now_s ();
   w->mib = demand_mib;
@@ -911,7 +911,7 @@ on_domain_event (const char *uuid, const char *name, int event, int detail, gpoi
       {
         StoreWrite *w = store_write_new (WRITE_RUN_CLOSE, name);
         w->uuid = g_strdup (uuid);
-        w->host_name = g_strdup (daemon->config->host_id);
+        w->host_id = g_strdup (daemon->config->host_id);
         w->t = now_s ();
         w->reason = g_strdup ("stopped");
         store_write (daemon, w);
@@ -1326,6 +1326,23 @@ peaks_load_new (VmemDaemon *daemon)
   return l;
 }
 
+/* A stored peak as the estimator takes it (borrowing its strings). */
+static VmemPeakObs
+peak_obs (const VmemPeak *p, guint interval_s)
+{
+  return (VmemPeakObs){
+    .uuid = p->uuid,
+    .domain = p->domain,
+    .host = p->host,
+    .start_t = p->start_t,
+    .interval_s = interval_s,
+    .peak_mib = (double) p->peak_mib,
+    .samples = p->samples,
+    .guest_samples = p->guest_samples,
+    .vcpus = p->vcpus,
+  };
+}
+
 /* Rebuilds the demand from loaded peaks (transfer full) and outcomes. */
 static void
 demand_fill (VmemDaemon *daemon, GPtrArray *loaded, GPtrArray *outcomes)
@@ -1358,18 +1375,7 @@ demand_fill (VmemDaemon *daemon, GPtrArray *loaded, GPtrArray *outcomes)
       for (guint k = 0; k < G_N_ELEMENTS (sets); k++)
         for (guint j = 0; j < sets[k]->len; j++)
           {
-            const VmemPeak *p = g_ptr_array_index (sets[k], j);
-            const VmemPeakObs obs = {
-              .uuid = p->uuid,
-              .domain = p->domain,
-              .host = p->host,
-              .start_t = p->start_t,
-              .interval_s = intervals[k],
-              .peak_mib = (double) p->peak_mib,
-              .samples = p->samples,
-              .guest_samples = p->guest_samples,
-              .vcpus = p->vcpus,
-            };
+            const VmemPeakObs obs = peak_obs (g_ptr_array_index (sets[k], j), intervals[k]);
             g_clear_error (&error);
             if (vmem_demand_load_peak (daemon->demand, wp->workload, &obs, &error))
               total += k == 0;
@@ -1572,18 +1578,7 @@ sync_done (gpointer result, const GError *error, gpointer data)
       WorkloadPeaks *wp = g_ptr_array_index (j->peaks, i);
       for (guint k = 0; k < wp->hours->len; k++)
         {
-          const VmemPeak *p = g_ptr_array_index (wp->hours, k);
-          const VmemPeakObs obs = {
-            .uuid = p->uuid,
-            .domain = p->domain,
-            .host = p->host,
-            .start_t = p->start_t,
-            .interval_s = VMEM_STORE_HOUR,
-            .peak_mib = (double) p->peak_mib,
-            .samples = p->samples,
-            .guest_samples = p->guest_samples,
-            .vcpus = p->vcpus,
-          };
+          const VmemPeakObs obs = peak_obs (g_ptr_array_index (wp->hours, k), VMEM_STORE_HOUR);
           g_autoptr(GError) local = NULL;
           if (vmem_demand_load_peak (daemon->demand, wp->workload, &obs, &local))
             g_hash_table_add (moved, g_strdup (wp->workload));
