@@ -62,6 +62,8 @@ vmem_config_new_default (void)
   c->backend = VMEM_STORE_SQLITE;
   c->database = g_strdup (LOCALSTATEDIR "/lib/vmemd/vmemd.db");
   c->raw_retention_hours = 48;
+  c->raw_full_hours = 6;
+  c->raw_thinned_seconds = 300;
   c->peak_retention_days = 90;
   c->buffer_samples = 100000;
 
@@ -207,6 +209,8 @@ static const KeyDef keys[] = {
   { "store", "database", KEY_PATH, OFF (database), 0, 0 },
   { "store", "postgres", KEY_STRING, OFF (postgres), 0, 0 },
   { "store", "raw_retention_hours", KEY_UINT, OFF (raw_retention_hours), 1, 24 * 365 },
+  { "store", "raw_full_hours", KEY_UINT, OFF (raw_full_hours), 0, 24 * 365 },
+  { "store", "raw_thinned_seconds", KEY_UINT, OFF (raw_thinned_seconds), 0, 86400 },
   { "store", "peak_retention_days", KEY_UINT, OFF (peak_retention_days), 1, 3650 },
   { "store", "buffer_samples", KEY_UINT, OFF (buffer_samples), 0, 10000000 },
   { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), 100, 60000 },

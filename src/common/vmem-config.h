@@ -58,6 +58,8 @@ typedef struct {
   char            *database;        /* sqlite path, default /var/lib/vmemd/vmemd.db */
   char            *postgres;        /* libpq conninfo for the postgres backend */
   guint            raw_retention_hours;  /* default 48 */
+  guint            raw_full_hours;       /* every sample kept this long, default 6 */
+  guint            raw_thinned_seconds;  /* then one per domain per this many s, 300 */
   guint            peak_retention_days;  /* default 90 */
   guint            buffer_samples;  /* samples kept while the store is unreachable, 100000 */
 

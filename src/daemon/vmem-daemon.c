@@ -175,7 +175,7 @@ typedef struct {
   char         *uuid, *host_id, *workload, *reason;
   gint64        t;
   guint64       mib;
-  guint         raw_hours, peak_days;
+  guint         raw_hours, full_hours, thinned_s, peak_days;
 } StoreWrite;
 
 static const char *
@@ -242,7 +242,8 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_host_heartbeat (store, &w->host, error);
       break;
     case WRITE_PRUNE:
-      ok = vmem_store_prune (store, w->t, w->raw_hours, w->peak_days, error);
+      ok = vmem_store_prune (store, w->t, w->raw_hours, w->full_hours, w->thinned_s,
+                             w->peak_days, error);
       break;
     case WRITE_MOVE:
       ok = vmem_store_move_add (store, &w->move, error);
@@ -1237,6 +1238,8 @@ prune (gpointer user_data)
   StoreWrite *w = store_write_new (WRITE_PRUNE, NULL);
   w->t = now_s ();
   w->raw_hours = daemon->config->raw_retention_hours;
+  w->full_hours = daemon->config->raw_full_hours;
+  w->thinned_s = daemon->config->raw_thinned_seconds;
   w->peak_days = daemon->config->peak_retention_days;
   store_write (daemon, w);
   return G_SOURCE_CONTINUE;

@@ -112,6 +112,8 @@ assert_defaults (const VmemConfig *c)
   assert_string_equal (c->database, LOCALSTATEDIR "/lib/vmemd/vmemd.db");
   assert_null (c->postgres);
   assert_int_equal (c->raw_retention_hours, 48);
+  assert_int_equal (c->raw_full_hours, 6);
+  assert_int_equal (c->raw_thinned_seconds, 300);
   assert_int_equal (c->peak_retention_days, 90);
   assert_int_equal (c->buffer_samples, 100000);
 
@@ -220,6 +222,8 @@ test_every_key (void **state)
     "database = /srv/vmemd.db\n"
     "postgres = host=db dbname=vmemd user=vmemd\n"
     "raw_retention_hours = 12\n"
+    "raw_full_hours = 2\n"
+    "raw_thinned_seconds = 60\n"
     "peak_retention_days = 400\n"
     "\n"
     "[hook]\n"
@@ -261,6 +265,8 @@ test_every_key (void **state)
   assert_string_equal (c->database, "/srv/vmemd.db");
   assert_string_equal (c->postgres, "host=db dbname=vmemd user=vmemd");
   assert_int_equal (c->raw_retention_hours, 12);
+  assert_int_equal (c->raw_full_hours, 2);
+  assert_int_equal (c->raw_thinned_seconds, 60);
   assert_int_equal (c->peak_retention_days, 400);
   assert_int_equal (c->hook_timeout_ms, 500);
   assert_true (c->fail_closed);
@@ -445,6 +451,9 @@ test_bad_values (void **state)
     { "store", "database", "./vmemd.db", "not an absolute path" },
     { "store", "postgres", "", "must not be empty" },
     { "store", "raw_retention_hours", "0", "from 1 to 8760" },
+    { "store", "raw_full_hours", "8761", "from 0 to 8760" },
+    { "store", "raw_thinned_seconds", "86401", "from 0 to 86400" },
+    { "store", "raw_thinned_seconds", "-5", "'-5'" },
     { "store", "peak_retention_days", "3651", "from 1 to 3650" },
     { "hook", "timeout_ms", "99", "from 100 to 60000" },
     { "hook", "timeout_ms", "60001", "from 100 to 60000" },
@@ -607,7 +616,7 @@ static const char *const all_keys[] = {
   "daemon.log_level", "daemon.host_name", "daemon.host_id", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
   "daemon.idle_timeout", "daemon.silent_timeout", "daemon.metrics_textfile",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
-  "store.peak_retention_days", "store.buffer_samples", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
+  "store.raw_full_hours", "store.raw_thinned_seconds", "store.peak_retention_days", "store.buffer_samples", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",

@@ -27,7 +27,17 @@ typedef struct {
   GPtrArray *(*peaks_for_workload) (VmemStore *store, const char *workload, guint interval_s,
                                     gint64 since, GError **error);
   GPtrArray *(*peaks_latest) (VmemStore *store, gint64 since, GError **error);
-  gboolean (*prune) (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error);
+  /* Deletes samples before @raw_before and peaks (moves, outcomes, plans
+   * but each domain's latest) before @peak_before; when @thin_s > 0, of
+   * the samples between @raw_before and @thin_before keeps per domain and
+   * per @thin_s seconds (aligned to multiples of it) only the one of the
+   * highest used_mib, the earliest of equals. */
+  gboolean (*prune) (VmemStore *store, gint64 raw_before, gint64 thin_before, guint thin_s,
+                     gint64 peak_before, GError **error);
+  /* The id of @text in the key table of @kind, added when missing, in the
+   * transaction under way (see vmem_store_key()). */
+  gboolean (*key_fetch) (VmemStore *store, int kind, const char *text, gint64 *id,
+                         GError **error);
   gint64 (*run_open) (VmemStore *store, const char *uuid, const char *host, const char *workload,
                       gint64 started, guint64 demand_mib, GError **error);
   gboolean (*run_close) (VmemStore *store, const char *uuid, const char *host, gint64 stopped,
@@ -47,10 +57,29 @@ typedef struct {
   GPtrArray *(*host_list) (VmemStore *store, GError **error);
 } VmemStoreOps;
 
+/* Samples and peaks name their domain, host and workload by an integer
+ * id, each kept in its own table (domain_ids, host_ids, workload_ids)
+ * and never deleted, so that an id once committed stays right. */
+typedef enum {
+  VMEM_STORE_KEY_DOMAIN,
+  VMEM_STORE_KEY_HOST,
+  VMEM_STORE_KEY_WORKLOAD,
+  VMEM_STORE_N_KEYS,
+} VmemStoreKey;
+
 struct _VmemStore {
   const VmemStoreOps *ops;
   guint startup_window_s;
+  GHashTable *keys[VMEM_STORE_N_KEYS]; /* text -> id, as read or added */
 };
+
+/* The id of @text in the key table of @kind: from memory, else through
+ * ops->key_fetch.  Called inside a write transaction; when that
+ * transaction does not commit, vmem_store_keys_forget() drops what it
+ * added, since an id it created may not exist. */
+gboolean vmem_store_key (VmemStore *store, VmemStoreKey kind, const char *text, gint64 *id,
+                         GError **error);
+void vmem_store_keys_forget (VmemStore *store);
 
 /* For the tests: open (creating or migrating) a SQLite database at exactly
  * @version, so that a database of every earlier schema can be made and then

@@ -133,6 +133,47 @@ static const char *const migrations[] = {
   "  base_mib REAL NOT NULL, given_mib REAL NOT NULL, peak_mib REAL NOT NULL,"
   "  risk REAL NOT NULL, censored INTEGER NOT NULL);"
   "CREATE INDEX outcomes_end ON outcomes(end_t);",
+  /* 7: compact samples and peaks.  Their domain, host and workload are
+   * integer ids, each kept in its own table; a sample holds only what
+   * the history reads, keyed by domain, time and host (the reads of a
+   * domain's history and retention's deletes take that key, no other
+   * index); the domains stay in `domains`.  Every sample and peak is
+   * kept; a sample's workload, vCPUs, swap-in and major faults, which
+   * nothing read back, are not. */
+  "CREATE TABLE domain_ids (id INTEGER PRIMARY KEY, uuid TEXT NOT NULL);"
+  "CREATE UNIQUE INDEX domain_ids_uuid ON domain_ids(uuid);"
+  "CREATE TABLE host_ids (id INTEGER PRIMARY KEY, host TEXT NOT NULL);"
+  "CREATE UNIQUE INDEX host_ids_host ON host_ids(host);"
+  "CREATE TABLE workload_ids (id INTEGER PRIMARY KEY, name TEXT NOT NULL);"
+  "CREATE UNIQUE INDEX workload_ids_name ON workload_ids(name);"
+  "INSERT INTO domain_ids (uuid) SELECT uuid FROM domains UNION SELECT uuid FROM samples"
+  "  UNION SELECT uuid FROM peaks;"
+  "INSERT INTO host_ids (host) SELECT host FROM samples UNION SELECT host FROM peaks;"
+  "INSERT INTO workload_ids (name) SELECT DISTINCT workload FROM peaks;"
+  "CREATE TABLE samples_v7 ("
+  "  domain_id INTEGER NOT NULL REFERENCES domain_ids(id), t INTEGER NOT NULL,"
+  "  host_id INTEGER NOT NULL REFERENCES host_ids(id), used_mib INTEGER NOT NULL,"
+  "  current_mib INTEGER NOT NULL, available_mib INTEGER NOT NULL,"
+  "  usable_mib INTEGER NOT NULL, rss_mib INTEGER NOT NULL, guest INTEGER NOT NULL,"
+  "  PRIMARY KEY (domain_id, t, host_id)) WITHOUT ROWID;"
+  "INSERT INTO samples_v7 SELECT d.id, s.t, h.id, s.used_mib, s.current_mib, s.available_mib,"
+  "  s.usable_mib, s.rss_mib, s.quality = 'guest' FROM samples s"
+  "  JOIN domain_ids d ON d.uuid = s.uuid JOIN host_ids h ON h.host = s.host;"
+  "DROP TABLE samples;"
+  "ALTER TABLE samples_v7 RENAME TO samples;"
+  "CREATE TABLE peaks_v7 ("
+  "  domain_id INTEGER NOT NULL REFERENCES domain_ids(id), interval_s INTEGER NOT NULL,"
+  "  start_t INTEGER NOT NULL, host_id INTEGER NOT NULL REFERENCES host_ids(id),"
+  "  workload_id INTEGER NOT NULL REFERENCES workload_ids(id), peak_mib INTEGER NOT NULL,"
+  "  samples INTEGER NOT NULL, guest_samples INTEGER NOT NULL, vcpus INTEGER NOT NULL,"
+  "  PRIMARY KEY (domain_id, interval_s, start_t)) WITHOUT ROWID;"
+  "INSERT INTO peaks_v7 SELECT d.id, p.interval_s, p.start_t, h.id, w.id, p.peak_mib, p.samples,"
+  "  p.guest_samples, p.vcpus FROM peaks p JOIN domain_ids d ON d.uuid = p.uuid"
+  "  JOIN host_ids h ON h.host = p.host JOIN workload_ids w ON w.name = p.workload;"
+  "DROP TABLE peaks;"
+  "ALTER TABLE peaks_v7 RENAME TO peaks;"
+  "CREATE INDEX peaks_workload ON peaks(workload_id, interval_s, start_t);"
+  "CREATE INDEX peaks_start ON peaks(start_t);",
 };
 
 /* The one place where sqlite errors become GErrors: the path, what was
@@ -852,9 +893,9 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
     return FALSE;
   ss->sample = sq_prepare (
     s,
-    "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib,"
-    " usable_mib, quality, swap_in, major_fault, vcpus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-    " ON CONFLICT(host, uuid, t) DO NOTHING",
+    "INSERT INTO samples (domain_id, t, host_id, used_mib, current_mib, available_mib,"
+    " usable_mib, rss_mib, guest) VALUES (?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT(domain_id, t, host_id) DO NOTHING",
     error);
   if (ss->sample == NULL)
     return FALSE;
@@ -880,12 +921,12 @@ sample_statements_prepare (Sqlite *s, SampleStatements *ss, GError **error)
   /* The caller computed the whole row: nothing of the old one is kept. */
   ss->peak =
     sq_prepare (s,
-                "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
-                " guest_samples, vcpus) VALUES (?,?,?,?,?,?,?,?,?)"
-                " ON CONFLICT(uuid, interval_s, start_t) DO UPDATE SET"
-                " workload=excluded.workload, host=excluded.host, peak_mib=excluded.peak_mib,"
-                " samples=excluded.samples, guest_samples=excluded.guest_samples,"
-                " vcpus=excluded.vcpus",
+                "INSERT INTO peaks (domain_id, interval_s, start_t, host_id, workload_id, peak_mib,"
+                " samples, guest_samples, vcpus) VALUES (?,?,?,?,?,?,?,?,?)"
+                " ON CONFLICT(domain_id, interval_s, start_t) DO UPDATE SET"
+                " host_id=excluded.host_id, workload_id=excluded.workload_id,"
+                " peak_mib=excluded.peak_mib, samples=excluded.samples,"
+                " guest_samples=excluded.guest_samples, vcpus=excluded.vcpus",
                 error);
   return ss->peak != NULL;
 }
@@ -901,19 +942,19 @@ sample_write (Sqlite *s, SampleStatements *ss, const VmemSample *x, GError **err
   if (!sq_run (s, ss->domain, "cannot record a domain", error))
     return FALSE;
 
-  bind_text (ss->sample, 1, x->uuid);
-  bind_text (ss->sample, 2, x->host);
-  bind_text (ss->sample, 3, x->workload);
-  sqlite3_bind_int64 (ss->sample, 4, x->t);
-  sqlite3_bind_int64 (ss->sample, 5, (gint64) x->used_mib);
-  sqlite3_bind_int64 (ss->sample, 6, (gint64) x->rss_mib);
-  sqlite3_bind_int64 (ss->sample, 7, (gint64) x->current_mib);
-  sqlite3_bind_int64 (ss->sample, 8, (gint64) x->available_mib);
-  sqlite3_bind_int64 (ss->sample, 9, (gint64) x->usable_mib);
-  bind_text (ss->sample, 10, x->guest_quality ? "guest" : "rss");
-  sqlite3_bind_int64 (ss->sample, 11, (gint64) x->swap_in);
-  sqlite3_bind_int64 (ss->sample, 12, (gint64) x->major_fault);
-  sqlite3_bind_int (ss->sample, 13, (int) x->vcpus);
+  gint64 domain_id, host_id;
+  if (!vmem_store_key (&s->parent, VMEM_STORE_KEY_DOMAIN, x->uuid, &domain_id, error) ||
+      !vmem_store_key (&s->parent, VMEM_STORE_KEY_HOST, x->host, &host_id, error))
+    return FALSE;
+  sqlite3_bind_int64 (ss->sample, 1, domain_id);
+  sqlite3_bind_int64 (ss->sample, 2, x->t);
+  sqlite3_bind_int64 (ss->sample, 3, host_id);
+  sqlite3_bind_int64 (ss->sample, 4, (gint64) x->used_mib);
+  sqlite3_bind_int64 (ss->sample, 5, (gint64) x->current_mib);
+  sqlite3_bind_int64 (ss->sample, 6, (gint64) x->available_mib);
+  sqlite3_bind_int64 (ss->sample, 7, (gint64) x->usable_mib);
+  sqlite3_bind_int64 (ss->sample, 8, (gint64) x->rss_mib);
+  sqlite3_bind_int (ss->sample, 9, x->guest_quality ? 1 : 0);
   if (!sq_run (s, ss->sample, "cannot record a sample", error))
     return FALSE;
 
@@ -935,11 +976,16 @@ peak_write (Sqlite *s, SampleStatements *ss, const VmemPeak *p, GError **error)
   if (!sq_run (s, ss->peak_domain, "cannot record a domain", error))
     return FALSE;
 
-  bind_text (ss->peak, 1, p->uuid);
-  bind_text (ss->peak, 2, p->workload);
-  bind_text (ss->peak, 3, p->host);
-  sqlite3_bind_int (ss->peak, 4, (int) p->interval_s);
-  sqlite3_bind_int64 (ss->peak, 5, p->start_t);
+  gint64 domain_id, host_id, workload_id;
+  if (!vmem_store_key (&s->parent, VMEM_STORE_KEY_DOMAIN, p->uuid, &domain_id, error) ||
+      !vmem_store_key (&s->parent, VMEM_STORE_KEY_HOST, p->host, &host_id, error) ||
+      !vmem_store_key (&s->parent, VMEM_STORE_KEY_WORKLOAD, p->workload, &workload_id, error))
+    return FALSE;
+  sqlite3_bind_int64 (ss->peak, 1, domain_id);
+  sqlite3_bind_int (ss->peak, 2, (int) p->interval_s);
+  sqlite3_bind_int64 (ss->peak, 3, p->start_t);
+  sqlite3_bind_int64 (ss->peak, 4, host_id);
+  sqlite3_bind_int64 (ss->peak, 5, workload_id);
   sqlite3_bind_int64 (ss->peak, 6, (gint64) p->peak_mib);
   sqlite3_bind_int64 (ss->peak, 7, p->samples);
   sqlite3_bind_int64 (ss->peak, 8, p->guest_samples);
@@ -979,9 +1025,14 @@ sq_samples_add (VmemStore *store, const VmemSample *v, guint n, const VmemPeak *
   return tx_end (s, ok, error);
 }
 
-#define PEAK_COLS                                                                       \
-  "p.uuid, d.name, p.host, p.workload, p.interval_s, p.start_t, p.peak_mib, p.samples," \
+#define PEAK_COLS                                                                      \
+  "di.uuid, d.name, hi.host, wi.name, p.interval_s, p.start_t, p.peak_mib, p.samples," \
   " p.guest_samples, p.vcpus"
+/* The peaks p with their domain's, host's and workload's names. */
+#define PEAK_FROM                                                                     \
+  " FROM peaks p JOIN domain_ids di ON di.id = p.domain_id"                           \
+  " JOIN host_ids hi ON hi.id = p.host_id JOIN workload_ids wi ON wi.id = p.workload_id" \
+  " LEFT JOIN domains d ON d.uuid = di.uuid"
 
 /* Steps @st, a SELECT of PEAK_COLS, to the end. */
 static GPtrArray *
@@ -1019,8 +1070,9 @@ sq_peaks_for_workload (VmemStore *store, const char *workload, guint interval_s,
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT " PEAK_COLS " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
-    " WHERE p.workload = ? AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, p.uuid",
+    "SELECT " PEAK_COLS PEAK_FROM
+    " WHERE p.workload_id = (SELECT id FROM workload_ids WHERE name = ?)"
+    " AND p.interval_s = ? AND p.start_t >= ? ORDER BY p.start_t, di.uuid",
     error);
   if (st == NULL)
     return NULL;
@@ -1035,14 +1087,14 @@ static GPtrArray *
 sq_peaks_latest (VmemStore *store, gint64 since, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  /* The inner max() is a lookup in the primary key (uuid, interval_s,
-   * start_t); the outer range uses peaks_start. */
+  /* The inner max() is a lookup in the primary key (domain_id,
+   * interval_s, start_t); the outer range uses peaks_start. */
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT " PEAK_COLS " FROM peaks p LEFT JOIN domains d ON d.uuid = p.uuid"
+    "SELECT " PEAK_COLS PEAK_FROM
     " WHERE p.start_t >= ?1 AND p.start_t = (SELECT max(q.start_t) FROM peaks q"
-    "  WHERE q.uuid = p.uuid AND q.interval_s = p.interval_s)"
-    " ORDER BY p.uuid, p.interval_s",
+    "  WHERE q.domain_id = p.domain_id AND q.interval_s = p.interval_s)"
+    " ORDER BY di.uuid, p.interval_s",
     error);
   if (st == NULL)
     return NULL;
@@ -1051,20 +1103,28 @@ sq_peaks_latest (VmemStore *store, gint64 since, GError **error)
 }
 
 static gboolean
-sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **error)
+sq_prune (VmemStore *store, gint64 raw_before, gint64 thin_before, guint thin_s,
+          gint64 peak_before, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
+  enum { RAW, THIN, PEAK };
+  /* Samples are reached through their key, one domain after another. */
   static const struct {
     const char *sql;
-    gboolean raw;
+    int before;
   } steps[] = {
-    { "DELETE FROM samples WHERE t < ?", TRUE },
-    { "DELETE FROM peaks WHERE start_t < ?", FALSE },
-    { "DELETE FROM moves WHERE t < ?", FALSE },
-    { "DELETE FROM outcomes WHERE end_t < ?", FALSE },
+    { "DELETE FROM samples WHERE domain_id IN (SELECT id FROM domain_ids) AND t < ?1", RAW },
+    { "DELETE FROM samples WHERE (domain_id, t, host_id) IN (SELECT domain_id, t, host_id FROM"
+      " (SELECT domain_id, t, host_id, row_number() OVER (PARTITION BY domain_id, t / ?3"
+      "   ORDER BY used_mib DESC, t, host_id) AS n FROM samples"
+      "  WHERE domain_id IN (SELECT id FROM domain_ids) AND t >= ?2 AND t < ?1) WHERE n > 1)",
+      THIN },
+    { "DELETE FROM peaks WHERE start_t < ?1", PEAK },
+    { "DELETE FROM moves WHERE t < ?1", PEAK },
+    { "DELETE FROM outcomes WHERE end_t < ?1", PEAK },
     /* A domain's latest plan is what explain shows, however old. */
-    { "DELETE FROM plans WHERE t < ? AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
-      FALSE },
+    { "DELETE FROM plans WHERE t < ?1 AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
+      PEAK },
   };
   gboolean ok = TRUE;
 
@@ -1072,15 +1132,61 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 peak_before, GError **erro
     return FALSE;
   for (guint i = 0; ok && i < G_N_ELEMENTS (steps); i++)
     {
+      if (steps[i].before == THIN && thin_s == 0)
+        continue;
       g_autoptr(sqlite3_stmt) st = sq_prepare (s, steps[i].sql, error);
       ok = st != NULL;
       if (ok)
         {
-          sqlite3_bind_int64 (st, 1, steps[i].raw ? raw_before : peak_before);
+          sqlite3_bind_int64 (st, 1, steps[i].before == RAW    ? raw_before
+                                     : steps[i].before == THIN ? thin_before
+                                                               : peak_before);
+          if (steps[i].before == THIN)
+            {
+              sqlite3_bind_int64 (st, 2, raw_before);
+              sqlite3_bind_int64 (st, 3, thin_s);
+            }
           ok = sq_run (s, st, "cannot delete old rows", error);
         }
     }
   return tx_end (s, ok, error);
+}
+
+static gboolean
+sq_key_fetch (VmemStore *store, int kind, const char *text, gint64 *id, GError **error)
+{
+  Sqlite *s = (Sqlite *) store;
+  static const char *const select[] = {
+    [VMEM_STORE_KEY_DOMAIN] = "SELECT id FROM domain_ids WHERE uuid = ?",
+    [VMEM_STORE_KEY_HOST] = "SELECT id FROM host_ids WHERE host = ?",
+    [VMEM_STORE_KEY_WORKLOAD] = "SELECT id FROM workload_ids WHERE name = ?",
+  };
+  static const char *const insert[] = {
+    [VMEM_STORE_KEY_DOMAIN] = "INSERT INTO domain_ids (uuid) VALUES (?)",
+    [VMEM_STORE_KEY_HOST] = "INSERT INTO host_ids (host) VALUES (?)",
+    [VMEM_STORE_KEY_WORKLOAD] = "INSERT INTO workload_ids (name) VALUES (?)",
+  };
+  g_autoptr(sqlite3_stmt) st = sq_prepare (s, select[kind], error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, text);
+  int rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    {
+      *id = sqlite3_column_int64 (st, 0);
+      return TRUE;
+    }
+  if (rc != SQLITE_DONE)
+    return sq_error (s, error, "cannot read the id of %s", text);
+  /* Within the write transaction: nobody else adds it meanwhile. */
+  g_autoptr(sqlite3_stmt) ins = sq_prepare (s, insert[kind], error);
+  if (ins == NULL)
+    return FALSE;
+  bind_text (ins, 1, text);
+  if (!sq_run (s, ins, "cannot record an id", error))
+    return FALSE;
+  *id = sqlite3_last_insert_rowid (s->db);
+  return TRUE;
 }
 
 /* ---- runs ---------------------------------------------------------------- */
@@ -1421,8 +1527,8 @@ sq_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit, G
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
     "SELECT * FROM (SELECT t, used_mib, current_mib, available_mib, usable_mib, rss_mib,"
-    " quality, id FROM samples WHERE uuid = ? AND t >= ? ORDER BY t DESC, id DESC LIMIT ?)"
-    " ORDER BY t, id",
+    " guest, host_id FROM samples WHERE domain_id = (SELECT id FROM domain_ids WHERE uuid = ?)"
+    " AND t >= ? ORDER BY t DESC, host_id DESC LIMIT ?) ORDER BY t, host_id",
     error);
   if (st == NULL)
     return NULL;
@@ -1440,7 +1546,7 @@ sq_sample_list (VmemStore *store, const char *uuid, gint64 since, guint limit, G
       r->available_mib = (guint64) sqlite3_column_int64 (st, 3);
       r->usable_mib = (guint64) sqlite3_column_int64 (st, 4);
       r->rss_mib = (guint64) sqlite3_column_int64 (st, 5);
-      r->guest_quality = g_strcmp0 ((const char *) sqlite3_column_text (st, 6), "guest") == 0;
+      r->guest_quality = sqlite3_column_int (st, 6) != 0;
       g_ptr_array_add (out, r);
     }
   if (rc != SQLITE_DONE)
@@ -1548,6 +1654,7 @@ static const VmemStoreOps sqlite_ops = {
   .outcome_add = sq_outcome_add,
   .outcome_list = sq_outcome_list,
   .sample_list = sq_sample_list,
+  .key_fetch = sq_key_fetch,
   .host_heartbeat = sq_host_heartbeat,
   .host_list = sq_host_list,
 };

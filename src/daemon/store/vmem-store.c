@@ -180,8 +180,37 @@ vmem_store_pg_check_conninfo (const char *conninfo, GError **error)
 void
 vmem_store_free (VmemStore *store)
 {
-  if (store != NULL)
-    store->ops->free (store);
+  if (store == NULL)
+    return;
+  for (int k = 0; k < VMEM_STORE_N_KEYS; k++)
+    g_clear_pointer (&store->keys[k], g_hash_table_unref);
+  store->ops->free (store);
+}
+
+gboolean
+vmem_store_key (VmemStore *store, VmemStoreKey kind, const char *text, gint64 *id,
+                GError **error)
+{
+  gpointer value;
+  if (store->keys[kind] == NULL)
+    store->keys[kind] = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  if (g_hash_table_lookup_extended (store->keys[kind], text, NULL, &value))
+    {
+      *id = GPOINTER_TO_SIZE (value);
+      return TRUE;
+    }
+  if (!store->ops->key_fetch (store, kind, text, id, error))
+    return FALSE;
+  g_hash_table_insert (store->keys[kind], g_strdup (text), GSIZE_TO_POINTER ((gsize) *id));
+  return TRUE;
+}
+
+void
+vmem_store_keys_forget (VmemStore *store)
+{
+  for (int k = 0; k < VMEM_STORE_N_KEYS; k++)
+    if (store->keys[k] != NULL)
+      g_hash_table_remove_all (store->keys[k]);
 }
 
 int
@@ -317,8 +346,12 @@ vmem_store_samples_add (VmemStore *store, const VmemSample *samples, guint n, co
         g_prefix_error (error, "peaks[%u]: ", i);
         return FALSE;
       }
-  return (n == 0 && n_peaks == 0) ||
-         store->ops->samples_add (store, samples, n, peaks, n_peaks, error);
+  if (n == 0 && n_peaks == 0)
+    return TRUE;
+  if (store->ops->samples_add (store, samples, n, peaks, n_peaks, error))
+    return TRUE;
+  vmem_store_keys_forget (store);
+  return FALSE;
 }
 
 GPtrArray *
@@ -338,9 +371,23 @@ vmem_store_peaks_latest (VmemStore *store, gint64 since, GError **error)
 }
 
 gboolean
-vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days, GError **error)
+vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint full_hours,
+                  guint thinned_s, guint peak_days, GError **error)
 {
-  return store->ops->prune (store, now - (gint64) raw_hours * 3600,
+  const gint64 raw_before = now - (gint64) raw_hours * 3600;
+  gint64 thin_before = 0;
+  if (full_hours >= raw_hours)
+    thinned_s = 0;
+  if (thinned_s > 0)
+    {
+      /* Whole periods only: one still filling is thinned once it is
+       * all past (thinning it earlier would give the same rows). */
+      thin_before = now - (gint64) full_hours * 3600;
+      thin_before -= thin_before % thinned_s;
+      if (thin_before <= raw_before)
+        thinned_s = 0;
+    }
+  return store->ops->prune (store, raw_before, thin_before, thinned_s,
                             now - (gint64) peak_days * 86400, error);
 }
 

@@ -263,10 +263,15 @@ GPtrArray *vmem_store_peaks_for_workload (VmemStore *store, const char *workload
  * current hour and day go on from what was stored instead of being
  * replaced by the samples taken since.  Elements are VmemPeak. */
 GPtrArray *vmem_store_peaks_latest (VmemStore *store, gint64 since, GError **error);
-/* Deletes raw samples older than @raw_hours and peaks (and plans other
- * than each domain's latest) older than @peak_days. */
-gboolean vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint peak_days,
-                           GError **error);
+/* Retention.  Every raw sample is kept @full_hours; older ones, up to
+ * @raw_hours, are thinned to one per domain and per @thinned_s seconds
+ * (periods aligned to multiples of it): the sample of the highest
+ * used_mib in its period, the earliest of equals, whole as it was taken.
+ * Samples older than @raw_hours go, and peaks, moves, outcomes (and plans
+ * other than each domain's latest) older than @peak_days.  @thinned_s 0,
+ * or @full_hours at or above @raw_hours, thins nothing. */
+gboolean vmem_store_prune (VmemStore *store, gint64 now, guint raw_hours, guint full_hours,
+                           guint thinned_s, guint peak_days, GError **error);
 
 /* Runs: one row per start..stop.  Opening closes a dangling run of the same
  * domain as 'lost' and returns the new run's id, or -1.  Closing closes
