@@ -459,6 +459,134 @@ table_bytes (const char *db, GHashTable *out, GError **error)
   return TRUE;
 }
 
+/* Rows of the samples table, and of them those at or after @since. */
+static gboolean
+sample_rows (const char *db, gint64 since, guint64 *all, guint64 *recent, GError **error)
+{
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  gboolean ok = sqlite3_open_v2 (db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+                sqlite3_prepare_v2 (h, "SELECT count(*), count(*) FILTER (WHERE t >= ?) FROM samples",
+                                    -1, &st, NULL) == SQLITE_OK;
+  if (ok)
+    {
+      sqlite3_bind_int64 (st, 1, since);
+      ok = sqlite3_step (st) == SQLITE_ROW;
+    }
+  if (ok)
+    {
+      *all = (guint64) sqlite3_column_int64 (st, 0);
+      *recent = (guint64) sqlite3_column_int64 (st, 1);
+    }
+  else
+    g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "counting samples in %s: %s", db,
+                 sqlite3_errmsg (h));
+  sqlite3_finalize (st);
+  sqlite3_close (h);
+  return ok;
+}
+
+/* Retention as vmemd runs it every hour, with the simulated clock: the
+ * daemon's own hourly run goes by the wall clock, which the simulation
+ * outruns.  Returns the seconds it took. */
+static double
+retention (const char *db, const VmemConfig *defaults, gint64 now, GError **error)
+{
+  gint64 t = g_get_monotonic_time ();
+  g_autoptr(VmemStore) store = vmem_store_open_sqlite (db, error);
+  if (store == NULL ||
+      !vmem_store_prune (store, now, defaults->raw_retention_hours, defaults->raw_full_hours,
+                         defaults->raw_thinned_seconds, defaults->peak_retention_days, error))
+    return -1;
+  return (double) (g_get_monotonic_time () - t) / 1e6;
+}
+
+/* The database after the run, by table, and projected to 90 days at
+ * retention's steady state.  Samples: the rows retention keeps for good
+ * (raw_full_hours of every sample, then one per raw_thinned_seconds up to
+ * raw_retention_hours), at the bytes per row measured.  Every other table
+ * (peaks, moves, runs, plans, outcomes, ...) grows for the 90 days at
+ * the rate measured over the later half of the run: the first hour's
+ * one-off moves, the balloons coming down after the start, are not
+ * counted again every day.  The earlier projection, every table's growth
+ * over the whole run taken as repeating, is printed beside it. */
+static gboolean
+db_figures (const char *db, GHashTable *tables, GPtrArray *hourly, GArray *retention_s,
+            const VmemConfig *d, guint n, guint interval, guint hours, gint64 now,
+            guint64 file_bytes, GError **error)
+{
+  guint64 rows = 0, full_rows = 0;
+  if (!sample_rows (db, now - (gint64) d->raw_full_hours * 3600, &rows, &full_rows, error))
+    return FALSE;
+  const double mib = 1048576.0, horizon_h = 90.0 * 24;
+  g_autoptr(GList) names = g_list_sort (g_hash_table_get_keys (tables), (GCompareFunc) strcmp);
+  /* The later half of the run, from its second hour on. */
+  guint from_h = MAX (1u, hours / 2);
+  gboolean late = hours >= 2;
+  GHashTable *at_from = late ? g_ptr_array_index (hourly, from_h - 1) : NULL;
+
+  double samples = 0;
+  for (GList *l = names; l; l = l->next)
+    if (g_str_equal (l->data, "samples"))
+      samples = (double) *(guint64 *) g_hash_table_lookup (tables, l->data);
+  double kept_h = MIN ((double) d->raw_full_hours, (double) d->raw_retention_hours);
+  double steady_rows =
+    (double) n * (kept_h * 3600 / interval +
+                  (d->raw_thinned_seconds > 0 && d->raw_retention_hours > d->raw_full_hours
+                     ? (double) (d->raw_retention_hours - d->raw_full_hours) * 3600 /
+                         d->raw_thinned_seconds
+                     : 0));
+  if (d->raw_thinned_seconds == 0 || d->raw_full_hours >= d->raw_retention_hours)
+    steady_rows = (double) n * d->raw_retention_hours * 3600 / interval;
+  double per_row = rows > 0 ? samples / (double) rows : 0;
+  double retention_p50 = pct (retention_s, 50), retention_max = pct (retention_s, 100);
+
+  printf ("\nDatabase (SQLite) after %u simulated hours: %.1f MiB (file and WAL); retention "
+          "as vmemd runs it every hour (raw_full_hours = %u, raw_thinned_seconds = %u, "
+          "raw_retention_hours = %u, peak_retention_days = %u), p50 %.0f ms, max %.0f ms, "
+          "n = %u\n",
+          hours, (double) file_bytes / mib, d->raw_full_hours, d->raw_thinned_seconds,
+          d->raw_retention_hours, d->peak_retention_days, retention_p50 * 1000,
+          retention_max * 1000, retention_s->len);
+  printf ("  samples: %" G_GUINT64_FORMAT " rows (%" G_GUINT64_FORMAT " of the last %u h, "
+          "every one), %.1f bytes a row with the key\n",
+          rows, full_rows, d->raw_full_hours, per_row);
+  printf ("  %-14s %10s %14s %14s %14s\n", "table", "now MiB", "late MiB/day", "90 d MiB",
+          "90 d (whole-run rate)");
+  double total = 0, naive = 0;
+  for (GList *l = names; l; l = l->next)
+    {
+      const char *name = l->data;
+      double b = (double) *(guint64 *) g_hash_table_lookup (tables, name);
+      double projected, whole;
+      char rate[32] = "-";
+      if (g_str_equal (name, "samples"))
+        {
+          projected = per_row * steady_rows;
+          whole = b * MAX (1.0, (double) d->raw_retention_hours / hours);
+        }
+      else
+        {
+          guint64 *before = at_from ? g_hash_table_lookup (at_from, name) : NULL;
+          double per_h = late ? (b - (before ? (double) *before : 0)) / (hours - from_h) : b / hours;
+          if (per_h < 0)
+            per_h = 0;
+          projected = b + per_h * (horizon_h - hours);
+          whole = b * horizon_h / hours;
+          g_snprintf (rate, sizeof rate, "%.2f", per_h * 24 / mib);
+        }
+      total += projected;
+      naive += whole;
+      printf ("  %-14s %10.1f %14s %14.1f %14.1f\n", name, b / mib, rate, projected / mib,
+              whole / mib);
+    }
+  printf ("  projected to 90 days: %.1f MiB at steady state%s (target: under 500 MiB); "
+          "%.1f MiB taking the whole run's growth as repeating\n",
+          total / mib, late ? "" : " (one hour: no later half; --hours 2 or more)",
+          naive / mib);
+  return TRUE;
+}
+
 /* ---- the run ------------------------------------------------------------- */
 
 static gboolean
@@ -574,7 +702,6 @@ main (int argc, char **argv)
    * them all: the replayed domains' <memory> add up to terabytes. */
   config->capacity_mib = 64ull * 1024 * 1024;
   config->reserve_mib = 0;
-  guint config_raw_hours = config->raw_retention_hours;
   g_autoptr(VmemDaemon) daemon = vmem_daemon_new (config, &error);
   if (daemon == NULL || !vmem_daemon_start (daemon, -1, &error))
     {
@@ -601,6 +728,12 @@ main (int argc, char **argv)
   GThread *hook = g_thread_new ("hook", hook_thread, &hooker);
 
   guint cycles = hours * 3600 / interval;
+  const guint per_hour = 3600 / interval;
+  g_autoptr(VmemConfig) defaults = vmem_config_new_default ();
+  /* Each simulated hour's tables, after that hour's retention. */
+  g_autoptr(GPtrArray) hourly = g_ptr_array_new_with_free_func ((GDestroyNotify) g_hash_table_unref);
+  g_autoptr(GArray) retention_s = g_array_new (FALSE, FALSE, sizeof (double));
+  double measure_cpu = 0, measure_wall = 0;
   g_autoptr(GArray) cpu = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr(GArray) rss = g_array_new (FALSE, FALSE, sizeof (double));
   double p0 = process_cpu_s ();
@@ -629,12 +762,36 @@ main (int argc, char **argv)
           g_array_append_val (rss, r);
           fprintf (stderr, "\r%u/%u cycles", c + 1, cycles);
         }
+      if ((c + 1) % per_hour == 0)
+        {
+          while (vmem_daemon_store_pending (daemon) > 0)
+            g_main_context_iteration (NULL, TRUE);
+          double rs = retention (db, defaults, fleet.t0 + (gint64) (c + 1) * interval, &error);
+          if (rs < 0)
+            {
+              fprintf (stderr, "bench-scale: retention: %s\n", error->message);
+              return 1;
+            }
+          g_array_append_val (retention_s, rs);
+          /* Measuring the tables is the benchmark's, not the daemon's. */
+          double m_cpu = process_cpu_s ();
+          gint64 m_wall = g_get_monotonic_time ();
+          GHashTable *snap = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+          g_ptr_array_add (hourly, snap);
+          if (!table_bytes (db, snap, &error))
+            {
+              fprintf (stderr, "bench-scale: %s\n", error->message);
+              return 1;
+            }
+          measure_cpu += process_cpu_s () - m_cpu;
+          measure_wall += (double) (g_get_monotonic_time () - m_wall) / 1e6;
+        }
     }
   fprintf (stderr, "\n");
   while (vmem_daemon_store_pending (daemon) > 0)
     g_main_context_iteration (NULL, TRUE);
-  double wall = (double) (g_get_monotonic_time () - w0) / 1e6;
-  double proc = process_cpu_s () - p0;
+  double wall = (double) (g_get_monotonic_time () - w0) / 1e6 - measure_wall;
+  double proc = process_cpu_s () - p0 - measure_cpu;
   g_atomic_int_set (&hooker.stop, 1);
   g_thread_join (hook);
   double rss_end = (double) status_kib ("VmRSS:") / 1024.0;
@@ -667,32 +824,12 @@ main (int argc, char **argv)
           "(target: under 30 MiB)\n",
           rss_end, rss_max, hwm);
 
-  double samples = 0, other = 0;
-  GHashTableIter it;
-  gpointer k, v;
-  g_hash_table_iter_init (&it, tables);
-  while (g_hash_table_iter_next (&it, &k, &v))
+  if (!db_figures (db, tables, hourly, retention_s, defaults, n, interval, hours,
+                   fleet.t0 + (gint64) cycles * interval, db_day1, &error))
     {
-      guint64 b = *(guint64 *) v;
-      if (g_str_equal (k, "samples"))
-        samples += (double) b;
-      else
-        other += (double) b;
+      fprintf (stderr, "bench-scale: %s\n", error->message);
+      return 1;
     }
-  printf ("\nDatabase (SQLite) after %u simulated hours: %.1f MiB; by table:", hours,
-          (double) db_day1 / 1048576.0);
-  g_hash_table_iter_init (&it, tables);
-  while (g_hash_table_iter_next (&it, &k, &v))
-    printf (" %s %.1f MiB;", (const char *) k, (double) *(guint64 *) v / 1048576.0);
-  printf ("\n");
-  /* Raw samples are kept [store] raw_retention_hours, peaks
-   * peak_retention_days; the rest (moves, plans, runs) is counted as
-   * growing for the whole 90 days, an upper bound. */
-  double raw_h = MIN ((double) config_raw_hours, 90.0 * 24);
-  double projected = samples * (raw_h > hours ? raw_h / hours : 1.0) + other * (90.0 * 24 / hours);
-  printf ("  projected to 90 days: %.1f MiB (samples for raw_retention_hours = %u h, everything "
-          "else growing for 90 days) (target: under 500 MiB)\n",
-          projected / 1048576.0, config_raw_hours);
   printf ("  hook calls answered: %u (%u while a cycle ran), failed: %u%s%s\n", hooker.all_ms->len,
           hooker.cycle_ms->len, hooker.failed, hooker.first_error ? " — " : "",
           hooker.first_error ? hooker.first_error : "");

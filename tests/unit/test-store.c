@@ -880,6 +880,30 @@ check_old_rows (VmemStore *store)
   assert_int_equal (pk->peak_mib, 1500);
   assert_int_equal (pk->start_t, 1699999200);
 
+  g_autoptr(GPtrArray) daily =
+               vmem_store_peaks_for_workload (store, "erp", VMEM_STORE_DAY, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (daily->len, 1);
+  const VmemPeak *dk = g_ptr_array_index (daily, 0);
+  assert_string_equal (dk->uuid, UUID_A);
+  assert_string_equal (dk->host, "hostA");
+  assert_int_equal (dk->start_t, 1699920000);
+  assert_int_equal (dk->peak_mib, 1500);
+  assert_int_equal (dk->guest_samples, 1);
+
+  /* The raw sample, every figure the history reads. */
+  g_autoptr(GPtrArray) history = vmem_store_sample_list (store, UUID_A, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (history->len, 1);
+  const VmemSampleRow *sr = g_ptr_array_index (history, 0);
+  assert_int_equal (sr->t, 1700000010);
+  assert_int_equal (sr->used_mib, 1500);
+  assert_int_equal (sr->rss_mib, 1600);
+  assert_int_equal (sr->current_mib, 4096);
+  assert_int_equal (sr->available_mib, 2500);
+  assert_int_equal (sr->usable_mib, 2596);
+  assert_true (sr->guest_quality);
+
   g_autoptr(GPtrArray) runs = vmem_store_run_list (store, UUID_A, 0, &error);
   assert_no_error (error);
   assert_int_equal (runs->len, 2);
@@ -913,6 +937,10 @@ check_old_rows (VmemStore *store)
   assert_no_error (error);
   assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 3000);
   assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->startup_peak_mib, 3000);
+  g_autoptr(GPtrArray) history2 = vmem_store_sample_list (store, UUID_A, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (history2->len, 2);
+  assert_int_equal (((VmemSampleRow *) g_ptr_array_index (history2, 1))->used_mib, 3000);
 }
 
 static void
@@ -1548,6 +1576,181 @@ test_peaks_latest (void **state)
   g_autoptr(GPtrArray) none = vmem_store_peaks_latest (f->store, DAY0 + 86400, &error);
   assert_no_error (error);
   assert_int_equal (none->len, 0);
+}
+
+/* Samples of one domain as constructed for the thinning test, with the
+ * host each came from (0 = hostA, 1 = hostB: ids in that order). */
+typedef struct {
+  VmemSample s;
+  int host;
+} Taken;
+
+/* What thinning at @before with @period must leave of @all, computed
+ * here by the rule: every sample at or after @before, and of those before
+ * it one per @period, the highest used_mib, then the earliest, then the
+ * first host.  Sorted by time, then host, as vmem_store_sample_list(). */
+static GArray *
+thinned (const GArray *all, gint64 before, gint64 since, guint period)
+{
+  GArray *out = g_array_new (FALSE, FALSE, sizeof (Taken));
+  for (guint i = 0; i < all->len; i++)
+    {
+      const Taken *x = &g_array_index (all, Taken, i);
+      if (x->s.t < since)
+        continue;
+      gboolean keep = TRUE;
+      for (guint j = 0; keep && x->s.t < before && j < all->len; j++)
+        {
+          const Taken *y = &g_array_index (all, Taken, j);
+          if (j == i || y->s.t < since || y->s.t / period != x->s.t / period)
+            continue;
+          if (y->s.used_mib > x->s.used_mib ||
+              (y->s.used_mib == x->s.used_mib &&
+               (y->s.t < x->s.t || (y->s.t == x->s.t && y->host < x->host))))
+            keep = FALSE;
+        }
+      if (keep)
+        g_array_append_val (out, *x);
+    }
+  for (guint i = 1; i < out->len; i++)
+    for (guint j = i; j > 0; j--)
+      {
+        Taken *a = &g_array_index (out, Taken, j - 1), *b = &g_array_index (out, Taken, j);
+        if (a->s.t < b->s.t || (a->s.t == b->s.t && a->host < b->host))
+          break;
+        Taken tmp = *a;
+        *a = *b;
+        *b = tmp;
+      }
+  return out;
+}
+
+static void
+assert_history (Fixture *f, const char *uuid, const GArray *want)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) got = vmem_store_sample_list (f->store, uuid, 0, 0, &error);
+  assert_no_error (error);
+  if (got->len != want->len)
+    fail_msg ("%s: %u samples kept, want %u", uuid, got->len, want->len);
+  for (guint i = 0; i < want->len; i++)
+    {
+      const VmemSample *w = &g_array_index (want, Taken, i).s;
+      const VmemSampleRow *r = g_ptr_array_index (got, i);
+      if (r->t != w->t || r->used_mib != w->used_mib || r->current_mib != w->current_mib ||
+          r->available_mib != w->available_mib || r->usable_mib != w->usable_mib ||
+          r->rss_mib != w->rss_mib || r->guest_quality != w->guest_quality)
+        fail_msg ("%s: sample %u: got t %" G_GINT64_FORMAT " used %" G_GUINT64_FORMAT
+                  " rss %" G_GUINT64_FORMAT ", want t %" G_GINT64_FORMAT " used %"
+                  G_GUINT64_FORMAT " rss %" G_GUINT64_FORMAT,
+                  uuid, i, r->t, r->used_mib, r->rss_mib, w->t, w->used_mib, w->rss_mib);
+    }
+}
+
+/* Past raw_full_hours each domain keeps one sample per period, the one
+ * of the highest used memory, whole; a domain's peak over whole periods
+ * is unchanged; thinning again changes nothing. */
+static void
+test_thinning (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) a = g_array_new (FALSE, FALSE, sizeof (Taken));
+  g_autoptr(GArray) b = g_array_new (FALSE, FALSE, sizeof (Taken));
+  g_autoptr(GArray) batch = g_array_new (FALSE, FALSE, sizeof (VmemSample));
+  const guint period = 300;
+
+  /* Three hours at 10 s: A's use moves with ties inside periods, B's is
+   * flat (the earliest of each period stays); a sample of A from hostB
+   * at the same time as hostA's, once where it is the period's highest,
+   * once among the samples kept whole. */
+  for (guint i = 0; i < 3 * 360; i++)
+    {
+      gint64 t = DAY0 + 10 * (gint64) i;
+      Taken x = { sample (UUID_A, "erp", t, 1000 + (i * 37) % 50, i % 3 != 0, 2), 0 };
+      x.s.rss_mib = 2000 + i; /* tells apart samples of equal use */
+      Taken y = { sample (UUID_B, "pg", t, 700, i % 2 == 0, 4), 0 };
+      y.s.rss_mib = 3000 + i;
+      g_array_append_val (a, x);
+      g_array_append_val (b, y);
+    }
+  Taken other = { sample (UUID_A, "erp", DAY0 + 40, 5000, TRUE, 2), 1 };
+  other.s.host = "hostB";
+  other.s.rss_mib = 9999;
+  Taken late = { sample (UUID_A, "erp", DAY0 + 10 * 1070, 1001, FALSE, 2), 1 };
+  late.s.host = "hostB";
+  g_array_append_val (a, other);
+  g_array_append_val (a, late);
+  /* hostA writes first, so that it has the lower host id. */
+  for (guint i = 0; i < 3 * 360; i++)
+    {
+      g_array_append_val (batch, g_array_index (a, Taken, i).s);
+      g_array_append_val (batch, g_array_index (b, Taken, i).s);
+    }
+  add_samples (f, (VmemSample *) batch->data, batch->len);
+  add_samples (f, &other.s, 1);
+  add_samples (f, &late.s, 1);
+  gint64 peaks_before = raw_int (f->target, "SELECT count(*) FROM peaks");
+
+  /* Nothing is thinned with a period of 0, or with every sample kept
+   * as long as samples are kept at all. */
+  gint64 now = DAY0 + 3 * 3600 + 100;
+  assert_true (vmem_store_prune (f->store, now, 48, 1, 0, 90, &error));
+  assert_true (vmem_store_prune (f->store, now, 48, 48, period, 90, &error));
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 2 * 3 * 360 + 2);
+
+  /* Kept whole for the last hour: thinned before DAY0 + 2 h + 0 s. */
+  assert_true (vmem_store_prune (f->store, now, 48, 1, period, 90, &error));
+  assert_no_error (error);
+  gint64 before = now - 3600 - (now - 3600) % period;
+  assert_int_equal (before, DAY0 + 7200);
+  g_autoptr(GArray) want_a = thinned (a, before, 0, period);
+  g_autoptr(GArray) want_b = thinned (b, before, 0, period);
+  assert_history (f, UUID_A, want_a);
+  assert_history (f, UUID_B, want_b);
+  /* 24 periods thinned to one sample each (hostB's 5000 in A's first),
+   * an hour whole (A also has hostB's sample there). */
+  assert_int_equal (want_a->len, 24 + 360 + 1);
+  assert_int_equal (g_array_index (want_a, Taken, 0).s.used_mib, 5000);
+  assert_int_equal (g_array_index (want_a, Taken, 0).s.rss_mib, 9999);
+  assert_int_equal (want_b->len, 24 + 360);
+  assert_int_equal (g_array_index (want_b, Taken, 1).s.t, DAY0 + period);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM peaks"), peaks_before);
+
+  /* The largest use of every whole period is still there. */
+  for (gint64 p = DAY0; p < before; p += period)
+    {
+      guint64 max_all = 0, max_kept = 0;
+      for (guint i = 0; i < a->len; i++)
+        if (g_array_index (a, Taken, i).s.t / period == p / period)
+          max_all = MAX (max_all, g_array_index (a, Taken, i).s.used_mib);
+      for (guint i = 0; i < want_a->len; i++)
+        if (g_array_index (want_a, Taken, i).s.t / period == p / period)
+          max_kept = MAX (max_kept, g_array_index (want_a, Taken, i).s.used_mib);
+      assert_int_equal (max_kept, max_all);
+    }
+
+  /* Again at the same time: nothing changes.  Half an hour later: the
+   * same as thinning the samples as taken at that time. */
+  assert_true (vmem_store_prune (f->store, now, 48, 1, period, 90, &error));
+  assert_history (f, UUID_A, want_a);
+  assert_true (vmem_store_prune (f->store, now + 1800, 48, 1, period, 90, &error));
+  g_autoptr(GArray) want_a2 = thinned (a, before + 1800, 0, period);
+  g_autoptr(GArray) want_b2 = thinned (b, before + 1800, 0, period);
+  assert_history (f, UUID_A, want_a2);
+  assert_history (f, UUID_B, want_b2);
+
+  /* Retention still ends the oldest: at DAY0 + 4 h with 3 h kept, those
+   * before DAY0 + 1 h go, the rest is thinned up to DAY0 + 3 h. */
+  assert_true (vmem_store_prune (f->store, DAY0 + 4 * 3600, 3, 1, period, 90, &error));
+  g_autoptr(GArray) want_a3 = thinned (a, DAY0 + 3 * 3600, DAY0 + 3600, period);
+  g_autoptr(GArray) want_b3 = thinned (b, DAY0 + 3 * 3600, DAY0 + 3600, period);
+  assert_int_equal (want_b3->len, 24);
+  assert_history (f, UUID_A, want_a3);
+  assert_history (f, UUID_B, want_b3);
+  assert_true (vmem_store_prune (f->store, DAY0 + 4 * 3600, 1, 0, period, 90, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 0);
 }
 
 static void
@@ -2393,10 +2596,32 @@ test_batch_fails_midway (void **state)
   assert_no_error (error);
   assert_int_equal (a->last_seen, DAY0 + 10);
 
-  /* The store goes on: without the trigger the same batch is written. */
+  /* The store goes on: without the trigger the same batch is written.
+   * The ids the failed batch gave C and its workload went with it: a
+   * domain and a workload written first now may take those numbers, and
+   * each sample and peak still names its own. */
   raw_exec (f->target, DIALECT ("DROP TRIGGER boom", "DROP TRIGGER boom ON peaks"));
+  VmemSample d = sample ("44444444-4444-4444-4444-444444444444", "fourth", DAY0 + 20, 444, TRUE, 1);
+  add_samples (f, &d, 1);
   add_batch (f, batch, G_N_ELEMENTS (batch), (VmemPeak *) peaks->data, peaks->len);
-  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 4);
+  g_autoptr(GPtrArray) c_samples = vmem_store_sample_list (f->store, UUID_C, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (c_samples->len, 1);
+  assert_int_equal (((VmemSampleRow *) g_ptr_array_index (c_samples, 0))->used_mib, 500);
+  g_autoptr(GPtrArray) d_samples =
+    vmem_store_sample_list (f->store, "44444444-4444-4444-4444-444444444444", 0, 0, &error);
+  assert_int_equal (d_samples->len, 1);
+  assert_int_equal (((VmemSampleRow *) g_ptr_array_index (d_samples, 0))->used_mib, 444);
+  g_autoptr(GPtrArray) other_peaks =
+    vmem_store_peaks_for_workload (f->store, "other", VMEM_STORE_HOUR, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (other_peaks->len, 1);
+  assert_string_equal (((VmemPeak *) g_ptr_array_index (other_peaks, 0))->uuid, UUID_C);
+  g_autoptr(GPtrArray) fourth_peaks =
+    vmem_store_peaks_for_workload (f->store, "fourth", VMEM_STORE_HOUR, 0, &error);
+  assert_int_equal (fourth_peaks->len, 1);
+  assert_int_equal (((VmemPeak *) g_ptr_array_index (fourth_peaks, 0))->peak_mib, 444);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 5);
   g_autoptr(GPtrArray) runs2 = vmem_store_run_list (f->store, UUID_B, 0, &error);
   assert_int_equal (((VmemRun *) g_ptr_array_index (runs2, 0))->peak_mib, 4000);
 }
@@ -2905,7 +3130,8 @@ make_pg_fixture (const char *version, const char *conninfo)
     T (test_newer_schema_refused), T (test_migrate_every_version),                                 \
     T (test_failed_migration_rolls_back), T (test_profile_crud), T (test_profile_invalid),         \
     T (test_profile_import), T (test_profile_import_all_or_nothing), T (test_domains),             \
-    T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
+    T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_thinning),        \
+    T (test_runs),                  \
     T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts),                 \
     T (test_locked_fails_fast), T (test_batch_fails_midway), T (test_samples_idempotent),         \
     T (test_peers_across_hosts), T (test_buffer_while_away)
