@@ -362,11 +362,16 @@ static const char peers_sql_pg[] =
   "INSERT INTO domains (uuid, name, host, workload, first_seen, last_seen)"
   "  SELECT 'peer-' || i, 'peer-' || i, 'bench-peer-host-' || (i %% 10), 'peers', %1$lld, %2$lld"
   "  FROM generate_series(1, %3$u) i;"
-  "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+  "INSERT INTO domain_ids (uuid) SELECT 'peer-' || i FROM generate_series(1, %3$u) i;"
+  "INSERT INTO host_ids (host) SELECT 'bench-peer-host-' || i FROM generate_series(0, 9) i;"
+  "INSERT INTO workload_ids (name) VALUES ('peers');"
+  "INSERT INTO peaks (domain_id, host_id, workload_id, interval_s, start_t, peak_mib, samples,"
   "  guest_samples, vcpus)"
-  "  SELECT 'peer-' || i, 'peers', 'bench-peer-host-' || (i %% 10), 3600, %1$lld + h * 3600,"
+  "  SELECT d.id, (SELECT id FROM host_ids WHERE host = 'bench-peer-host-' || (i %% 10)),"
+  "    (SELECT id FROM workload_ids WHERE name = 'peers'), 3600, %1$lld + h * 3600,"
   "    1024 + (i * 37 + h * 11) %% 3072, 360, 360, 2"
-  "  FROM generate_series(1, %3$u) i, generate_series(0, %4$u - 1) h;"
+  "  FROM generate_series(1, %3$u) i JOIN domain_ids d ON d.uuid = 'peer-' || i,"
+  "    generate_series(0, %4$u - 1) h;"
   "ANALYZE";
 
 static const char peers_sql_sqlite[] =
@@ -374,12 +379,19 @@ static const char peers_sql_sqlite[] =
   "INSERT INTO domains (uuid, name, host, workload, first_seen, last_seen)"
   "  SELECT 'peer-' || i, 'peer-' || i, 'bench-peer-host-' || (i %% 10), 'peers', %1$lld, %2$lld"
   "  FROM i;"
+  "WITH RECURSIVE i(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM i WHERE i < %3$u)"
+  "INSERT INTO domain_ids (uuid) SELECT 'peer-' || i FROM i;"
+  "WITH RECURSIVE i(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM i WHERE i < 9)"
+  "INSERT INTO host_ids (host) SELECT 'bench-peer-host-' || i FROM i;"
+  "INSERT INTO workload_ids (name) VALUES ('peers');"
   "WITH RECURSIVE i(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM i WHERE i < %3$u),"
   "  h(h) AS (SELECT 0 UNION ALL SELECT h + 1 FROM h WHERE h < %4$u - 1)"
-  "INSERT INTO peaks (uuid, workload, host, interval_s, start_t, peak_mib, samples,"
+  "INSERT INTO peaks (domain_id, host_id, workload_id, interval_s, start_t, peak_mib, samples,"
   "  guest_samples, vcpus)"
-  "  SELECT 'peer-' || i, 'peers', 'bench-peer-host-' || (i %% 10), 3600, %1$lld + h * 3600,"
-  "    1024 + (i * 37 + h * 11) %% 3072, 360, 360, 2 FROM i, h;"
+  "  SELECT d.id, (SELECT id FROM host_ids WHERE host = 'bench-peer-host-' || (i %% 10)),"
+  "    (SELECT id FROM workload_ids WHERE name = 'peers'), 3600, %1$lld + h * 3600,"
+  "    1024 + (i * 37 + h * 11) %% 3072, 360, 360, 2"
+  "  FROM i JOIN domain_ids d ON d.uuid = 'peer-' || i, h;"
   "ANALYZE";
 
 /* ---- main -------------------------------------------------------------------- */

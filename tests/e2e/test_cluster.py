@@ -235,7 +235,8 @@ class SharedStore(vmemtest.ClusterTestCase):
         uuid1 = a.virsh("domuuid", "wdown-1").stdout.strip()
 
         def samples(uuid, since=0):
-            out = c.psql(None, f"SELECT t FROM samples WHERE uuid = '{uuid}' AND t >= {since} ORDER BY t")
+            out = c.psql(None, "SELECT t FROM samples s JOIN domain_ids d ON d.id = s.domain_id"
+                         f" WHERE d.uuid = '{uuid}' AND t >= {since} ORDER BY t")
             return [int(t) for t in out.split()]
 
         wait_for(lambda: len(samples(uuid1)) >= 2, timeout=60, what="wdown-1's samples in PostgreSQL")

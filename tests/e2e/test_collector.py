@@ -23,11 +23,11 @@ class Collector(vmemtest.E2ETestCase):
         uuid = self.host.virsh("domuuid", name).stdout.strip()
         db = sqlite3.connect(f"file:{self.host.database}?mode=ro", uri=True)
         try:
-            rows = db.execute("SELECT used_mib, quality FROM samples WHERE uuid = ? ORDER BY t DESC LIMIT 3",
-                              (uuid,)).fetchall()
+            rows = db.execute("SELECT used_mib, guest FROM samples s JOIN domain_ids d ON d.id = s.domain_id"
+                              " WHERE d.uuid = ? ORDER BY t DESC LIMIT 3", (uuid,)).fetchall()
         finally:
             db.close()
-        if len(rows) < 3 or any(q != "guest" for _, q in rows):
+        if len(rows) < 3 or any(g != 1 for _, g in rows):
             return None
         used = [u for u, _ in rows]
         # Settled: the last three samples agree within 4 MiB.
@@ -52,9 +52,10 @@ class Collector(vmemtest.E2ETestCase):
         uuid = h.virsh("domuuid", "unmanaged").stdout.strip()
         db = sqlite3.connect(f"file:{h.database}?mode=ro", uri=True)
         try:
-            n = db.execute("SELECT COUNT(*) FROM samples WHERE uuid = ?", (uuid,)).fetchone()[0]
-            peaks = db.execute("SELECT COUNT(*) FROM peaks WHERE workload = 'coll' AND interval_s = 3600"
-                               ).fetchone()[0]
+            n = db.execute("SELECT COUNT(*) FROM samples s JOIN domain_ids d ON d.id = s.domain_id"
+                           " WHERE d.uuid = ?", (uuid,)).fetchone()[0]
+            peaks = db.execute("SELECT COUNT(*) FROM peaks p JOIN workload_ids w ON w.id = p.workload_id"
+                               " WHERE w.name = 'coll' AND p.interval_s = 3600").fetchone()[0]
         finally:
             db.close()
         self.assertEqual(n, 0, "unmanaged domains are not sampled")
