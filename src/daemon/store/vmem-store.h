@@ -292,8 +292,10 @@ VmemPlanRow *vmem_store_plan_latest (VmemStore *store, const char *uuid, GError 
 GPtrArray *vmem_store_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error);
 
 /* Controller moves, and a domain's history: moves and raw samples at or
- * after @since, oldest first, at most @limit (0 = all; the newest are
- * kept), elements VmemMoveRow and VmemSampleRow. */
+ * after @since (as retention left them: older than its full window, one
+ * per thinning period; see vmem_store_prune()), oldest first, at most
+ * @limit (0 = all; the newest are kept), elements VmemMoveRow and
+ * VmemSampleRow. */
 gboolean vmem_store_move_add (VmemStore *store, const VmemMoveRow *row, GError **error);
 GPtrArray *vmem_store_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit,
                                  GError **error);
