@@ -1751,6 +1751,19 @@ test_thinning (void **state)
   assert_true (vmem_store_prune (f->store, DAY0 + 4 * 3600, 1, 0, period, 90, &error));
   assert_no_error (error);
   assert_int_equal (raw_int (f->target, "SELECT count(*) FROM samples"), 0);
+
+  /* A domain's history and retention's deletes go through the key. */
+  static const char *const queries[] = {
+    "SELECT t FROM samples WHERE domain_id = (SELECT id FROM domain_ids WHERE uuid = 'x')"
+    " AND t >= 0 ORDER BY t DESC, host_id DESC LIMIT 5",
+    "DELETE FROM samples WHERE domain_id IN (SELECT id FROM domain_ids) AND t < 5",
+  };
+  for (guint i = 0; i < G_N_ELEMENTS (queries); i++)
+    {
+      g_autofree char *plan = raw_plan (f->target, queries[i]);
+      if (strstr (plan, DIALECT ("USING PRIMARY KEY", "samples_pkey")) == NULL)
+        fail_msg ("%s: not through the key: %s", queries[i], plan);
+    }
 }
 
 static void
