@@ -19,6 +19,7 @@
 #include "vmem-varlink.h"
 
 #include <glib/gstdio.h>
+#include <libvirt/libvirt.h>
 #include <malloc.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -78,6 +79,38 @@ status_kib (const char *field)
     return 0;
   const char *p = strstr (s, field);
   return p ? g_ascii_strtoull (p + strlen (field), NULL, 10) : 0;
+}
+
+/* ---- the process's memory ------------------------------------------------ */
+
+/* What the process holds at one point: RSS, and the heap as glibc's
+ * allocator counts it over all its arenas. */
+typedef struct {
+  double rss_mib;
+  double in_use_mib; /* allocated and not freed */
+  double held_mib;   /* freed, kept in the arenas */
+  double mmap_mib;   /* large blocks, mapped on their own */
+} Mem;
+
+static Mem
+mem_now (void)
+{
+  struct mallinfo2 mi = mallinfo2 ();
+  return (Mem){
+    .rss_mib = (double) status_kib ("VmRSS:") / 1024.0,
+    .in_use_mib = (double) (mi.uordblks + mi.hblkhd) / 1048576.0,
+    .held_mib = (double) mi.fordblks / 1048576.0,
+    .mmap_mib = (double) mi.hblkhd / 1048576.0,
+  };
+}
+
+/* Starts the high-water mark (VmHWM) again from the RSS of now. */
+static void
+reset_hwm (void)
+{
+  FILE *f = fopen ("/proc/self/clear_refs", "w");
+  if (f == NULL || fputs ("5", f) < 0 || fclose (f) != 0)
+    g_error ("cannot reset the high-water mark through /proc/self/clear_refs");
 }
 
 static int
@@ -227,18 +260,39 @@ domain_xml (const Guest *g)
                           g->name, g->uuid, g->ceiling_mib, g->ceiling_mib, g->vcpus);
 }
 
-/* libvirt's test driver reads the domains from a file: all running. */
-static gboolean
-write_node (Fleet *f, const char *path, GError **error)
+/* libvirt's test driver, shared by every connection of the process to
+ * test:///default: the benchmark defines and starts the fleet in it, and
+ * keeps its connection open to the end, so that the driver and its
+ * domains are there, the same, before the daemon starts and after it has
+ * gone: the process's memory then is the baseline the daemon's is
+ * measured against.  (Any other test:/// URI gives each connection a
+ * driver of its own.)  The driver's own "test" domain stays unmanaged. */
+static virConnectPtr
+fill_test_driver (Fleet *f, GError **error)
 {
-  g_autoptr(GString) s = g_string_new ("<node>\n");
+  virConnectPtr conn = virConnectOpen ("test:///default");
+  if (conn == NULL)
+    {
+      g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "libvirt's test driver: %s",
+                   virGetLastErrorMessage ());
+      return NULL;
+    }
   for (guint k = 0; k < f->n; k++)
     {
       g_autofree char *x = domain_xml (&f->guests[k]);
-      g_string_append (s, x);
+      virDomainPtr dom = virDomainDefineXML (conn, x);
+      if (dom == NULL || virDomainCreate (dom) < 0)
+        {
+          g_set_error (error, G_FILE_ERROR, G_FILE_ERROR_FAILED, "defining %s in the test driver: %s",
+                       f->guests[k].name, virGetLastErrorMessage ());
+          if (dom != NULL)
+            virDomainFree (dom);
+          virConnectClose (conn);
+          return NULL;
+        }
+      virDomainFree (dom);
     }
-  g_string_append (s, "</node>\n");
-  return g_file_set_contents (path, s->str, (gssize) s->len, error);
+  return conn;
 }
 
 /* ---- the statistics source ---------------------------------------------- */
@@ -357,6 +411,8 @@ bench_estimate (const Fleet *f, guint peers, guint days)
   VmemEstimatorConfig ec;
   vmem_estimator_config_init (&ec);
   g_autoptr(GError) error = NULL;
+  malloc_trim (0);
+  Mem m0 = mem_now ();
   g_autoptr(VmemDemand) d = vmem_demand_new (&ec, &error);
   g_assert_no_error (error);
   gint64 start = vmem_peak_start (f->t0, VMEM_PEAK_HOUR);
@@ -389,6 +445,8 @@ bench_estimate (const Fleet *f, guint peers, guint days)
           loaded++;
         }
     }
+  Mem m1 = mem_now ();
+  double per_peak = (m1.in_use_mib - m0.in_use_mib) * 1048576.0 / loaded;
   g_autoptr(VmemProfile) profile = vmem_profile_new ("w00");
   g_autoptr(GArray) us = g_array_new (FALSE, FALSE, sizeof (double));
   for (guint i = 0; i < 1000; i++)
@@ -411,6 +469,10 @@ bench_estimate (const Fleet *f, guint peers, guint days)
           peers, days, loaded, us->len);
   printf ("  p50 %.1f µs   p99 %.1f µs   max %.1f µs   (target: under 1 ms)\n", pct (us, 50),
           pct (us, 99), pct (us, 100));
+  printf ("  the %u hourly peaks held in memory: %.1f MiB of heap, %.0f bytes a peak; for %u "
+          "domains that is %.1f MiB after 24 h, %.1f MiB after 90 days of peaks\n",
+          loaded, m1.in_use_mib - m0.in_use_mib, per_peak, f->n, per_peak * f->n * 24 / 1048576.0,
+          per_peak * f->n * 24 * 90 / 1048576.0);
 }
 
 /* ---- the database ------------------------------------------------------- */
@@ -542,25 +604,30 @@ main (int argc, char **argv)
       fprintf (stderr, "bench-scale: no work directory: %s\n", error ? error->message : keep);
       return 1;
     }
-  g_autofree char *node = g_build_filename (dir, "node.xml", NULL);
   g_autofree char *db = g_build_filename (dir, "vmemd.db", NULL);
   g_autofree char *sock = g_build_filename (dir, "io.vmemd", NULL);
   /* Nothing of an earlier run is overwritten: --keep takes a new directory. */
-  if (g_file_test (db, G_FILE_TEST_EXISTS) || g_file_test (node, G_FILE_TEST_EXISTS))
+  if (g_file_test (db, G_FILE_TEST_EXISTS))
     {
-      fprintf (stderr, "bench-scale: %s already holds a run (vmemd.db or node.xml); give --keep "
+      fprintf (stderr, "bench-scale: %s already holds a run (vmemd.db); give --keep "
                        "a new directory\n", dir);
       return 1;
     }
-  if (!write_node (&fleet, node, &error) || !add_profiles (db, workloads, &error))
+  virConnectPtr driver = NULL;
+  if (!add_profiles (db, workloads, &error) || (driver = fill_test_driver (&fleet, &error)) == NULL)
     {
       fprintf (stderr, "bench-scale: %s\n", error->message);
       return 1;
     }
+  /* The baseline: this process with the test driver holding the domains
+   * and the replayed usage, before the daemon starts. */
+  malloc_trim (0);
+  Mem base = mem_now ();
+  reset_hwm ();
 
   VmemConfig *config = vmem_config_new_default ();
   g_free (config->uri);
-  config->uri = g_strconcat ("test://", node, NULL);
+  config->uri = g_strdup ("test:///default");
   g_free (config->socket_path);
   config->socket_path = g_strdup (sock);
   g_free (config->database);
@@ -591,6 +658,7 @@ main (int argc, char **argv)
       return 1;
     }
   vmem_daemon_set_stats_source (daemon, source, moved, &fleet);
+  Mem started = mem_now ();
 
   Hooker hooker = {
     .fleet = &fleet,
@@ -637,12 +705,19 @@ main (int argc, char **argv)
   double proc = process_cpu_s () - p0;
   g_atomic_int_set (&hooker.stop, 1);
   g_thread_join (hook);
-  double rss_end = (double) status_kib ("VmRSS:") / 1024.0;
+  Mem end = mem_now ();
   double hwm = (double) status_kib ("VmHWM:") / 1024.0;
+  sqlite3_int64 sql_now = 0, sql_high = 0;
+  sqlite3_status64 (SQLITE_STATUS_MEMORY_USED, &sql_now, &sql_high, 0);
   double cpu50 = pct (cpu, 50), cpu99 = pct (cpu, 99), cpumax = pct (cpu, 100);
   double rss_max = pct (rss, 100);
 
   vmem_daemon_free (g_steal_pointer (&daemon));
+  /* What is left without the daemon: the test driver, grown by the
+   * daemon's defines and balloon moves, and the benchmark's own. */
+  drain ();
+  malloc_trim (0);
+  Mem after = mem_now ();
   db_day1 = db_bytes (db);
 
   g_autoptr(GHashTable) tables = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
@@ -660,12 +735,36 @@ main (int argc, char **argv)
   printf ("  whole process, all threads (store, libvirt worker, hook calls' server side): "
           "%.2f ms CPU per cycle; %.0f s wall for %u simulated hours\n",
           proc * 1000 / cycles, wall, hours);
-  printf ("\nMemory of the process: the daemon, libvirt's test driver holding the %u domains "
-          "(in a real host libvirtd holds them) and this benchmark's %.2f MiB of replayed usage:\n",
-          n, (double) n * fleet.steps * sizeof (guint32) / 1048576.0);
-  printf ("  RSS at the end %.1f MiB, highest hourly %.1f MiB, high-water mark %.1f MiB "
-          "(target: under 30 MiB)\n",
-          rss_end, rss_max, hwm);
+  /* The daemon's share: the process less the baseline, less what the
+   * test driver grew by in the run (its heap in use once the daemon is
+   * gone, against the baseline's). */
+  double grown = MAX (0.0, after.in_use_mib - base.in_use_mib);
+  printf ("\nMemory (MiB).  Baseline: this process before the daemon starts, libvirt's test driver "
+          "holding the %u domains (in a real host libvirtd holds them) and %.2f MiB of replayed "
+          "usage; the test driver grew by %.2f MiB of heap in the run (the daemon's defines and "
+          "balloon moves; measured once the daemon is gone):\n",
+          n, (double) n * fleet.steps * sizeof (guint32) / 1048576.0, grown);
+  printf ("  %-34s %9s %9s %9s %9s\n", "", "RSS", "heap used", "heap free", "mmapped");
+  const struct {
+    const char *what;
+    const Mem *m;
+  } rows[] = { { "baseline", &base },
+               { "daemon started, domains known", &started },
+               { "end of the run", &end },
+               { "daemon freed (driver and bench)", &after } };
+  for (guint i = 0; i < G_N_ELEMENTS (rows); i++)
+    printf ("  %-34s %9.1f %9.1f %9.1f %9.1f\n", rows[i].what, rows[i].m->rss_mib,
+            rows[i].m->in_use_mib, rows[i].m->held_mib, rows[i].m->mmap_mib);
+  printf ("  process RSS at the end %.1f, highest hourly %.1f, high-water mark since the baseline "
+          "%.1f\n",
+          end.rss_mib, rss_max, hwm);
+  printf ("  the daemon: RSS %.1f MiB at the end, high-water mark %.1f MiB (process − baseline − "
+          "the driver's growth) (target: under 30 MiB)\n",
+          end.rss_mib - base.rss_mib - grown, hwm - base.rss_mib - grown);
+  printf ("  of it: heap in use %.1f, heap freed and kept by the allocator %.1f; SQLite's own "
+          "%.1f (high-water mark %.1f)\n",
+          end.in_use_mib - base.in_use_mib - grown, end.held_mib - base.held_mib,
+          (double) sql_now / 1048576.0, (double) sql_high / 1048576.0);
 
   double samples = 0, other = 0;
   GHashTableIter it;
@@ -708,7 +807,8 @@ main (int argc, char **argv)
     {
       g_autofree char *wal = g_strconcat (db, "-wal", NULL);
       g_autofree char *shm = g_strconcat (db, "-shm", NULL);
-      g_unlink (db), g_unlink (wal), g_unlink (shm), g_unlink (node), g_rmdir (dir);
+      g_unlink (db), g_unlink (wal), g_unlink (shm), g_rmdir (dir);
     }
+  virConnectClose (driver);
   return 0;
 }
