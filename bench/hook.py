@@ -129,21 +129,31 @@ class ProcWatch:
     """libvirtd's children as the kernel saw them: .children maps a pid to
     {"parent", "fork", "exec", "exit" (monotonic ns), "exe"}."""
 
-    def __init__(self, root):
+    def __init__(self, root, path):
         self.root = root
-        self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--proc-events", str(root)],
-                                     stdout=subprocess.PIPE, text=True)
-        if self.proc.stdout.readline().strip() != "ready":
-            raise AssertionError("cannot listen to the kernel's process events (root, CONFIG_PROC_EVENTS)")
+        self.path = path
+        # A file, not a pipe: the listener must never wait for its reader,
+        # or the kernel drops events while it waits.
+        with open(path, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--proc-events", str(root)],
+                                         stdout=out)
+        ready = lambda: open(path).read().startswith("ready\n")
+        deadline = time.monotonic() + 30
+        while not ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("cannot listen to the kernel's process events (root, CONFIG_PROC_EVENTS)")
+            time.sleep(0.05)
         self.children = {}
         self.lost = 0
 
     def stop(self):
         self.proc.terminate()
-        out, _ = self.proc.communicate(timeout=30)
+        self.proc.wait(timeout=30)
+        with open(self.path) as f:
+            out = f.read()
         # The last piece is empty, or a line cut short by the terminate
         # (after the last start).
-        for line in out.split("\n")[:-1]:
+        for line in out.split("\n")[1:-1]:
             w = line.split(maxsplit=3)
             if w[0] == "lost":
                 self.lost += 1
@@ -302,7 +312,7 @@ def bench_start(h, vmemtest, name, starts):
     hooks = {"vmem-hook": os.path.abspath(vmemtest.HOOK), "empty hook": empty}
     times = {k: [] for k in hooks}
     windows = {k: [] for k in hooks}
-    watch = ProcWatch(vmemtest._pid_from(h.libvirtd_pidfile))
+    watch = ProcWatch(vmemtest._pid_from(h.libvirtd_pidfile), os.path.join(h.tmp, "proc-events.txt"))
     try:
         for _ in range(starts):
             order = list(hooks)
