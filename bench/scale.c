@@ -870,13 +870,14 @@ main (int argc, char **argv)
           "%.2f ms CPU per cycle; %.0f s wall for %u simulated hours\n",
           proc * 1000 / cycles, wall, hours);
   /* The daemon's share: the process less the baseline, less what the
-   * test driver grew by in the run (its heap in use once the daemon is
-   * gone, against the baseline's). */
+   * test driver and the benchmark's records grew by in the run (the heap
+   * in use once the daemon is gone, against the baseline's). */
   double grown = MAX (0.0, after.in_use_mib - base.in_use_mib);
   printf ("\nMemory (MiB).  Baseline: this process before the daemon starts, libvirt's test driver "
           "holding the %u domains (in a real host libvirtd holds them) and %.2f MiB of replayed "
-          "usage; the test driver grew by %.2f MiB of heap in the run (the daemon's defines and "
-          "balloon moves; measured once the daemon is gone):\n",
+          "usage; the test driver (the daemon's defines and balloon moves) and the benchmark's "
+          "records (the hook calls' latencies) grew by %.2f MiB of heap in the run (measured once "
+          "the daemon is gone):\n",
           n, (double) n * fleet.steps * sizeof (guint32) / 1048576.0, grown);
   printf ("  %-34s %9s %9s %9s %9s\n", "", "RSS", "heap used", "heap free", "mmapped");
   const struct {
