@@ -142,6 +142,13 @@ print_estimate (json_object *est)
                                                                         : "pooled",
                 vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"),
                 vmemctl_get_str (cal, "rank"), vmemctl_get_double (cal, "level") * 100, raw);
+      else if (cal != NULL && vmemctl_get_i64 (cal, "needed") > 0)
+        printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
+                "%g %% risk with %g %% confidence (%s needed) = %s\n",
+                vmemctl_get_double (est, "margin_pct"), vmemctl_get_str (cal, "outcomes"),
+                vmemctl_get_double (cal, "risk") * 100,
+                vmemctl_get_double (cal, "confidence") * 100, vmemctl_get_str (cal, "needed"),
+                raw);
       else
         printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
                 "%g %% risk = %s\n", vmemctl_get_double (est, "margin_pct"),

@@ -266,6 +266,7 @@ vmem_calibration_margin (const VmemCalibration *cal, const char *workload, VmemS
   /* Enough outcomes for a rank at the risk itself; at an adapted level
    * below it the rank may run past them, and the highest is taken. */
   guint need = vmem_calibration_needed (risk, cal->delta);
+  out->needed = need;
   out->level = CLAMP (risk + cal->adjust[kind], 0.0, risk);
   const Workload *w = workload != NULL ? g_hash_table_lookup (cal->workloads, workload) : NULL;
   const Ring *own = w != NULL ? &w->ring[kind] : NULL;
@@ -312,6 +313,7 @@ vmem_calibration_result_to_json (const VmemCalibrationResult *r)
   json_object_object_add (o, "confidence", new_double (r->confidence));
   json_object_object_add (o, "level", new_double (r->level));
   json_object_object_add (o, "rank", json_object_new_int64 (r->rank));
+  json_object_object_add (o, "needed", json_object_new_int64 (r->needed));
   json_object_object_add (o, "outcomes", json_object_new_int64 (r->outcomes));
   json_object_object_add (o, "workload_outcomes", json_object_new_int64 (r->workload_outcomes));
   json_object_object_add (o, "under", json_object_new_int64 (r->under));

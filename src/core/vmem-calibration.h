@@ -76,6 +76,7 @@ typedef struct {
   double               confidence;    /* 1 - delta: how sure the risk is an upper bound */
   double               level;         /* the risk the rank was taken at, adapted (<= risk) */
   guint                rank;          /* the factor is the rank-th smallest of `outcomes` scores */
+  guint                needed;        /* outcomes a rank at the risk needs (pooled) */
   guint                outcomes;      /* in the scope's window */
   guint                workload_outcomes; /* the workload's own, of this kind */
   guint                under;         /* of `outcomes`, starts that needed more than they got */

@@ -76,6 +76,7 @@ test_conformal_rank (void **state)
   assert_false (vmem_calibration_margin (cal, "w", VMEM_START_OWN, 0.05, &r));
   assert_int_equal (r.scope, VMEM_CALIBRATION_NONE);
   assert_int_equal (r.outcomes, 44);
+  assert_int_equal (r.needed, 45);
   assert_close (r.confidence, 0.9);
   /* ... but enough for 10 % (22 needed), and for min_outcomes (30): the
    * workload's own, rank 43 of 44 (exact). */

@@ -694,6 +694,7 @@ test_json (void **state)
   assert_non_null (json_object_object_get (cal, "observed_pct"));
   assert_non_null (json_object_object_get (cal, "confidence"));
   assert_non_null (json_object_object_get (cal, "rank"));
+  assert_non_null (json_object_object_get (cal, "needed"));
   assert_non_null (json_object_object_get (cal, "level"));
   assert_non_null (json_object_object_get (j, "base_mib"));
   assert_string_equal (json_object_get_string (json_object_object_get (j, "kind")),

@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <grp.h>
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -824,6 +825,10 @@ test_explain_own_history (void **state)
   assert_true (json_object_get_double (jget (json_object_array_get_idx (peers, 0), "memory_mib")) ==
                1024);
   assert_string_equal (jstr (jget (est, "calibration"), "scope"), "none");
+  /* No outcomes yet: a rank at 5 % risk with 90 % confidence needs 45. */
+  assert_int_equal (jint (jget (est, "calibration"), "needed"), 45);
+  assert_true (fabs (json_object_get_double (jget (jget (est, "calibration"), "confidence")) - 0.9) <
+               1e-9);
   assert_non_null (strstr (jstr (plan, "why"), "own history"));
 }
 
