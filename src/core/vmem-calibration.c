@@ -219,7 +219,10 @@ vmem_calibration_needed (double risk, double delta)
   if (delta >= 1)
     return 1;
   /* The least n with (1 - risk)^n <= delta: the rank n exists. */
-  guint n = (guint) MAX (ceil (log (delta) / log1p (-risk) - 1e-9), 1.0);
+  double least = ceil (log (delta) / log1p (-risk) - 1e-9);
+  if (!(least < G_MAXUINT / 2))
+    return G_MAXUINT;
+  guint n = (guint) MAX (least, 1.0);
   while (n > 1 && vmem_calibration_pac_rank (n - 1, risk, delta) <= n - 1)
     n--;
   while (vmem_calibration_pac_rank (n, risk, delta) > n)

@@ -60,6 +60,9 @@ test_pac_rank (void **state)
   assert_int_equal (vmem_calibration_needed (0.10, 0.1), 22);
   assert_int_equal (vmem_calibration_needed (0.05, 0.05), 59);
   assert_int_equal (vmem_calibration_needed (0.01, 0.1), 230);
+  /* More than can ever be kept: none. */
+  assert_int_equal (vmem_calibration_needed (1e-12, 0.1), G_MAXUINT);
+  assert_int_equal (vmem_calibration_needed (0, 0.1), G_MAXUINT);
 }
 
 /* The factor is the PAC rank's score; pooled while the workload has too
