@@ -267,10 +267,11 @@ class SharedStore(vmemtest.ClusterTestCase):
             self.assertTrue(a.vmemd_running() and b.vmemd_running())
             self.assertTrue(a.status()["libvirt_connected"])
             # A whole life while it is away: defined and assigned (a plan),
-            # started (a run opened), moved by the controller (its default
-            # buffer of 512M is more than the guest has), stopped (the run
-            # closed).  None of it may be lost or written twice.
-            a.define_guest("wdown-3", memory_mib=256, workload_mib=16, stats_period=2)
+            # started (a run opened), moved by the controller (its workload
+            # leaves less than its buffer free at the staged size: a grow),
+            # stopped (the run closed).  None of it may be lost or written
+            # twice.
+            a.define_guest("wdown-3", memory_mib=256, workload_mib=40, stats_period=2)
             a.vmemctl("assign", "wdown-3", "wdown")
             wait_for(lambda: "vmemd-plan" in a.dumpxml("wdown-3"), timeout=30, what="wdown-3 staged on a")
             a.start_guest("wdown-3")
