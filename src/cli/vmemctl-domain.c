@@ -25,6 +25,12 @@ print_status (json_object *s)
           vmemctl_get_bool (s, "libvirt_connected") ? "connected" : "NOT connected");
   printf ("store:     %s %s, schema %s\n", vmemctl_get_str (s, "store"),
           vmemctl_get_str (s, "database"), vmemctl_get_str (s, "schema_version"));
+  json_object *waiting = NULL;
+  if (json_object_object_get_ex (s, "store_waiting", &waiting) &&
+      (vmemctl_get_i64 (waiting, "samples") > 0 || vmemctl_get_i64 (waiting, "writes") > 0))
+    printf ("           waiting: %s samples, %s other writes (the store cannot be written; "
+            "they go in, in order, once it can)\n",
+            vmemctl_get_str (waiting, "samples"), vmemctl_get_str (waiting, "writes"));
   printf ("memory:    %s usable (reserve %s), %s committed; admission %s\n", cap, res, com,
           vmemctl_get_str (s, "admission"));
   /* Until vmemd has read every domain once it cannot know what is
@@ -132,13 +138,23 @@ print_estimate (json_object *est)
       json_object *cal = NULL;
       json_object_object_get_ex (est, "calibration", &cal);
       if (cal != NULL && !g_str_equal (vmemctl_get_str (cal, "scope"), "none"))
-        printf ("Margin:    %+.1f %%, calibrated to %g %% risk on %s %s outcomes of %s starts "
-                "(%.1f %% under-provisioned) = %s\n",
+        printf ("Margin:    %+.1f %%, calibrated to at most %g %% risk with %g %% confidence "
+                "on %s %s outcomes of %s starts (%.1f %% under-provisioned): rank %s of them "
+                "at level %g %% = %s\n",
                 vmemctl_get_double (est, "effective_margin_pct"),
-                vmemctl_get_double (cal, "risk") * 100, vmemctl_get_str (cal, "outcomes"),
+                vmemctl_get_double (cal, "risk") * 100,
+                vmemctl_get_double (cal, "confidence") * 100, vmemctl_get_str (cal, "outcomes"),
                 g_str_equal (vmemctl_get_str (cal, "scope"), "workload") ? "of the workload's"
                                                                         : "pooled",
-                vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"), raw);
+                vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"),
+                vmemctl_get_str (cal, "rank"), vmemctl_get_double (cal, "level") * 100, raw);
+      else if (cal != NULL && vmemctl_get_i64 (cal, "needed") > 0)
+        printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
+                "%g %% risk with %g %% confidence (%s needed) = %s\n",
+                vmemctl_get_double (est, "margin_pct"), vmemctl_get_str (cal, "outcomes"),
+                vmemctl_get_double (cal, "risk") * 100,
+                vmemctl_get_double (cal, "confidence") * 100, vmemctl_get_str (cal, "needed"),
+                raw);
       else
         printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
                 "%g %% risk = %s\n", vmemctl_get_double (est, "margin_pct"),

@@ -66,6 +66,7 @@ vmem_config_new_default (void)
   c->raw_thinned_seconds = 300;
   c->peak_retention_days = 90;
   c->buffer_samples = 100000;
+  c->buffer_writes = 10000;
 
   c->hook_timeout_ms = 2000;
   c->fail_closed = FALSE;
@@ -213,6 +214,7 @@ static const KeyDef keys[] = {
   { "store", "raw_thinned_seconds", KEY_UINT, OFF (raw_thinned_seconds), 0, 86400 },
   { "store", "peak_retention_days", KEY_UINT, OFF (peak_retention_days), 1, 3650 },
   { "store", "buffer_samples", KEY_UINT, OFF (buffer_samples), 0, 10000000 },
+  { "store", "buffer_writes", KEY_UINT, OFF (buffer_writes), 0, 1000000 },
   { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), 100, 60000 },
   { "hook", "fail_closed", KEY_BOOL, OFF (fail_closed), 0, 0 },
   { "admission", "mode", KEY_ADMISSION, OFF (admission), 0, 0 },

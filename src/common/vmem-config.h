@@ -62,6 +62,7 @@ typedef struct {
   guint            raw_thinned_seconds;  /* then one per domain per this many s, 300 */
   guint            peak_retention_days;  /* default 90 */
   guint            buffer_samples;  /* samples kept while the store is unreachable, 100000 */
+  guint            buffer_writes;   /* other writes kept meanwhile (runs, plans...), 10000 */
 
   /* [hook] */
   guint            hook_timeout_ms; /* default 2000 */
