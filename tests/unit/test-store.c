@@ -2563,7 +2563,7 @@ life_check (Fixture *f, Life *l)
     }
   assert_int_equal (mine, 1);
 
-  g_autofree char *sq = g_strdup_printf ("SELECT count(*) FROM samples WHERE uuid = '%s'",
+  g_autofree char *sq = g_strdup_printf ("SELECT count(*) FROM " SAMPLES_NAMED " WHERE uuid = '%s'",
                                          l->domain.uuid);
   assert_int_equal (raw_int (f->target, sq), 2);
 }
