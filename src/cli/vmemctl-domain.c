@@ -25,6 +25,12 @@ print_status (json_object *s)
           vmemctl_get_bool (s, "libvirt_connected") ? "connected" : "NOT connected");
   printf ("store:     %s %s, schema %s\n", vmemctl_get_str (s, "store"),
           vmemctl_get_str (s, "database"), vmemctl_get_str (s, "schema_version"));
+  json_object *waiting = NULL;
+  if (json_object_object_get_ex (s, "store_waiting", &waiting) &&
+      (vmemctl_get_i64 (waiting, "samples") > 0 || vmemctl_get_i64 (waiting, "writes") > 0))
+    printf ("           waiting: %s samples, %s other writes (the store cannot be written; "
+            "they go in, in order, once it can)\n",
+            vmemctl_get_str (waiting, "samples"), vmemctl_get_str (waiting, "writes"));
   printf ("memory:    %s usable (reserve %s), %s committed; admission %s\n", cap, res, com,
           vmemctl_get_str (s, "admission"));
   /* Until vmemd has read every domain once it cannot know what is

@@ -64,6 +64,7 @@ vmem_config_new_default (void)
   c->raw_retention_hours = 48;
   c->peak_retention_days = 90;
   c->buffer_samples = 100000;
+  c->buffer_writes = 10000;
 
   c->hook_timeout_ms = 2000;
   c->fail_closed = FALSE;
@@ -209,6 +210,7 @@ static const KeyDef keys[] = {
   { "store", "raw_retention_hours", KEY_UINT, OFF (raw_retention_hours), 1, 24 * 365 },
   { "store", "peak_retention_days", KEY_UINT, OFF (peak_retention_days), 1, 3650 },
   { "store", "buffer_samples", KEY_UINT, OFF (buffer_samples), 0, 10000000 },
+  { "store", "buffer_writes", KEY_UINT, OFF (buffer_writes), 0, 1000000 },
   { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), 100, 60000 },
   { "hook", "fail_closed", KEY_BOOL, OFF (fail_closed), 0, 0 },
   { "admission", "mode", KEY_ADMISSION, OFF (admission), 0, 0 },

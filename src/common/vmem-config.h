@@ -60,6 +60,7 @@ typedef struct {
   guint            raw_retention_hours;  /* default 48 */
   guint            peak_retention_days;  /* default 90 */
   guint            buffer_samples;  /* samples kept while the store is unreachable, 100000 */
+  guint            buffer_writes;   /* other writes kept meanwhile (runs, plans...), 10000 */
 
   /* [hook] */
   guint            hook_timeout_ms; /* default 2000 */

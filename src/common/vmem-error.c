@@ -20,6 +20,8 @@ static const struct {
   { VMEM_ERROR_STORE, "io.vmemd.StoreError" },
   { VMEM_ERROR_CONFIG, "io.vmemd.ConfigError" },
   { VMEM_ERROR_BUSY, "io.vmemd.Busy" },
+  /* After VMEM_ERROR_STORE: a client reads StoreError back as that. */
+  { VMEM_ERROR_STORE_UNAVAILABLE, "io.vmemd.StoreError" },
 };
 
 const char *

@@ -24,6 +24,12 @@ typedef enum {
   VMEM_ERROR_STORE,             /* io.vmemd.StoreError */
   VMEM_ERROR_CONFIG,            /* bad configuration */
   VMEM_ERROR_BUSY,              /* io.vmemd.Busy: domain is starting, try later */
+  /* io.vmemd.StoreError as VMEM_ERROR_STORE, from which it differs only
+   * in what a caller may do: the database could not be reached or written
+   * for now (connection lost or refused, locked, full, a standby), and the
+   * same call may succeed later.  VMEM_ERROR_STORE is a failure that
+   * trying again would repeat (a constraint violated, bad data). */
+  VMEM_ERROR_STORE_UNAVAILABLE,
 } VmemErrorCode;
 
 GQuark       vmem_error_quark (void);

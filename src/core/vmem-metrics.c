@@ -536,6 +536,10 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
   gauge (w, "vmemd_store_samples_buffered", NULL,
          "Samples kept in memory until the store can be written.",
          (double) s->store_samples_buffered);
+  gauge (w, "vmemd_store_writes_buffered", NULL,
+         "Other writes (domains, runs opened and closed, plans, moves, outcomes) kept in memory "
+         "until the store can be written, to be written in their order.",
+         (double) s->store_writes_buffered);
 
   /* Managed domains. */
   domain_gauge (w, s, "vmemd_domain_running", NULL, "1 while the managed domain runs.",
@@ -622,6 +626,10 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
           "Samples never written: the store could not be reached and [store] buffer_samples "
           "were already kept.");
   sample (w, "_total", NULL, (double) c->store_samples_dropped);
+  family (w, "vmemd_store_writes_dropped", TYPE_COUNTER, NULL,
+          "Other writes never written: the store could not be reached and [store] "
+          "buffer_writes were already kept, or the store refused them for good.");
+  sample (w, "_total", NULL, (double) c->store_writes_dropped);
 }
 
 char *

@@ -109,6 +109,8 @@ typedef struct {
   guint64              moves[VMEM_METRICS_N_MOVES][2];         /* [action][applied] */
   guint64              textfile_errors;
   guint64              store_samples_dropped; /* never written: the buffer was full */
+  guint64              store_writes_dropped;  /* other writes never written: the bound
+                                                 or a kept write the store refused */
 } VmemMetricsCounters;
 
 /* One collector cycle that ended (@ok: read, else failed) after @seconds. */
@@ -168,6 +170,7 @@ typedef struct {
   guint               boot_reservations;
   guint64             boot_reserved_mib;
   guint64             store_samples_buffered; /* kept until the store can be written */
+  guint64             store_writes_buffered;  /* other writes (runs, plans, ...) kept so */
   GPtrArray          *domains;           /* VmemMetricsDomain, in the order added */
   GPtrArray          *workloads;         /* VmemMetricsWorkload, in the order added */
   VmemMetricsCounters counters;

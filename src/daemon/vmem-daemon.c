@@ -38,7 +38,8 @@ struct _VmemDaemon {
   VmemConfig    *config;
   VmemStore     *store;       /* used only by store_worker once it runs */
   VmemStoreBuffer *buffer;    /* samples not yet written; store_worker's too */
-  guint64        dropped_logged; /* buffer drops already warned about */
+  guint64        dropped_logged; /* buffer drops already warned about: samples */
+  guint64        writes_dropped_logged; /* and other writes */
   VmemWorker    *store_worker;
   char          *store_backend;
   char          *store_location;
@@ -163,6 +164,7 @@ typedef struct {
   VmemMetricsCounters *counters; /* the daemon's, counting the write once it ends */
   VmemStoreBuffer *buffer;       /* the daemon's, for samples */
   guint64      *dropped_logged; /* the daemon's: drops already warned about */
+  guint64      *writes_dropped_logged;
   char         *about;     /* the domain's name, for the warning */
   GStringChunk *strings;
   GArray       *samples;   /* VmemSample */
@@ -217,14 +219,18 @@ store_write_work (gpointer state, gpointer data, GError **error)
                                     w->samples->len, (const VmemPeak *) w->peaks->data,
                                     w->peaks->len, error);
       break;
+    /* These are kept while the store cannot be reached, and written in
+     * their order once it can (vmem-store-buffer.h). */
     case WRITE_DOMAIN:
-      ok = vmem_store_domain_upsert (store, &w->domain, error);
+      ok = vmem_store_buffer_domain_upsert (w->buffer, store, &w->domain, error);
       break;
     case WRITE_RUN_OPEN:
-      ok = vmem_store_run_open (store, w->uuid, w->host_id, w->workload, w->t, w->mib, error) >= 0;
+      ok = vmem_store_buffer_run_open (w->buffer, store, w->uuid, w->host_id, w->workload, w->t,
+                                       w->mib, error);
       break;
     case WRITE_RUN_CLOSE:
-      ok = vmem_store_run_close (store, w->uuid, w->host_id, w->t, w->reason, error);
+      ok = vmem_store_buffer_run_close (w->buffer, store, w->uuid, w->host_id, w->t, w->reason,
+                                        error);
       /* A stop of a domain vmemd never saw start is not an error. */
       if (!ok && g_error_matches (*error, VMEM_ERROR, VMEM_ERROR_NOT_FOUND))
         {
@@ -233,11 +239,13 @@ store_write_work (gpointer state, gpointer data, GError **error)
         }
       break;
     case WRITE_PLAN:
-      ok = vmem_store_plan_add (store, &w->plan, error);
+      ok = vmem_store_buffer_plan_add (w->buffer, store, &w->plan, error);
       break;
+    /* Heartbeats and prunes are not kept: the next heartbeat replaces the
+     * host's row whole, the next prune deletes what this one would have. */
     case WRITE_HEARTBEAT:
-      /* Samples kept while the store was away go in when it is back, also
-       * with no domain running to bring a new batch. */
+      /* Writes kept while the store was away go in when it is back, also
+       * with nothing new to write behind them. */
       vmem_store_buffer_flush (w->buffer, store, NULL);
       ok = vmem_store_host_heartbeat (store, &w->host, error);
       break;
@@ -245,10 +253,10 @@ store_write_work (gpointer state, gpointer data, GError **error)
       ok = vmem_store_prune (store, w->t, w->raw_hours, w->peak_days, error);
       break;
     case WRITE_MOVE:
-      ok = vmem_store_move_add (store, &w->move, error);
+      ok = vmem_store_buffer_move_add (w->buffer, store, &w->move, error);
       break;
     case WRITE_OUTCOME:
-      ok = vmem_store_outcome_add (store, &w->outcome, error);
+      ok = vmem_store_buffer_outcome_add (w->buffer, store, &w->outcome, error);
       break;
     }
   return ok ? GINT_TO_POINTER (1) : NULL;
@@ -288,10 +296,29 @@ store_write_done (gpointer result, const GError *error, gpointer data)
                                 "not be written and [store] buffer_samples were kept",
                                 dropped);
     }
+  guint64 writes_dropped = vmem_store_buffer_dropped_writes (w->buffer);
+  if (writes_dropped > *w->writes_dropped_logged)
+    {
+      *w->writes_dropped_logged = writes_dropped;
+      vmem_log_warning_limited ("store:writes-dropped", WARN_EVERY_S,
+                                "%" G_GUINT64_FORMAT " writes (runs, plans, moves, ...) dropped in "
+                                "all: the store could not be written and [store] buffer_writes "
+                                "were kept, or it refused them",
+                                writes_dropped);
+    }
   if (error == NULL)
     return;
   w->counters->store_write_errors[write_metrics[w->kind]]++;
   g_autofree char *key = g_strdup_printf ("store:%d:%s", w->kind, w->about ? w->about : "");
+  if (g_error_matches (error, VMEM_ERROR, VMEM_ERROR_STORE_UNAVAILABLE) &&
+      w->kind != WRITE_HEARTBEAT && w->kind != WRITE_PRUNE)
+    {
+      vmem_log_warning_limited (key, WARN_EVERY_S,
+                                "cannot %s%s%s now, kept to be written once the store can be: %s",
+                                write_names[w->kind], w->about ? " " : "",
+                                w->about ? w->about : "", error->message);
+      return;
+    }
   vmem_log_warning_limited (key, WARN_EVERY_S, "cannot %s%s%s: %s", write_names[w->kind],
                             w->about ? " " : "", w->about ? w->about : "", error->message);
 }
@@ -302,6 +329,7 @@ store_write (VmemDaemon *daemon, StoreWrite *w)
   w->counters = &daemon->counters;
   w->buffer = daemon->buffer;
   w->dropped_logged = &daemon->dropped_logged;
+  w->writes_dropped_logged = &daemon->writes_dropped_logged;
   const VmemWorkerJob job = {
     .what = write_names[w->kind],
     .work = store_write_work,
@@ -1735,6 +1763,8 @@ metrics_snapshot (VmemDaemon *daemon)
   s->counters = daemon->counters;
   s->counters.store_samples_dropped = vmem_store_buffer_dropped (daemon->buffer);
   s->store_samples_buffered = vmem_store_buffer_pending (daemon->buffer);
+  s->counters.store_writes_dropped = vmem_store_buffer_dropped_writes (daemon->buffer);
+  s->store_writes_buffered = vmem_store_buffer_pending_writes (daemon->buffer);
   return s;
 }
 
@@ -1858,7 +1888,8 @@ vmem_daemon_new (VmemConfig *config, GError **error)
   daemon->host_names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   g_hash_table_replace (daemon->host_names, g_strdup (daemon->config->host_id),
                         g_strdup (daemon->config->host_name));
-  daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples);
+  daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples,
+                                         daemon->config->buffer_writes);
   daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
   return g_steal_pointer (&daemon);
 }
@@ -1921,6 +1952,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .capacity = capacity_cb,
     .counters = &daemon->counters,
     .host_names = daemon->host_names,
+    .buffer = daemon->buffer,
     .metrics = metrics_cb,
     .user_data = daemon,
   };
@@ -2017,6 +2049,11 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
     {
       g_ptr_array_add (restart, g_strdup ("[store] buffer_samples"));
       next->buffer_samples = cur->buffer_samples;
+    }
+  if (cur->buffer_writes != next->buffer_writes)
+    {
+      g_ptr_array_add (restart, g_strdup ("[store] buffer_writes"));
+      next->buffer_writes = cur->buffer_writes;
     }
   if (cur->backend != next->backend)
     {

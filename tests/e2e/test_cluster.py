@@ -9,7 +9,9 @@ gets b's plan through the `migrate begin` XML, and both hosts' committed
 memory, reservations and runs follow it.  Through the store, a domain on b
 is staged from the real usage of its workload's running peer on a, and a
 profile changed on a re-stages it; PostgreSQL stopped for 30 s loses no
-sample and blocks no start."""
+sample and blocks no start, and a domain defined, staged, started, moved and
+stopped while it is away has its plans, its run (opened and closed) and its
+moves in the store afterwards, each exactly once."""
 
 import os
 import re
@@ -224,7 +226,7 @@ class SharedStore(vmemtest.ClusterTestCase):
         self.staged(b, "wprof-b", 224, timeout=60)
         self.assertEqual(b.vmemctl_json("explain", "wprof-b")["plan"]["demand_mib"], 224)
 
-    def test_database_away_loses_no_sample_and_blocks_no_start(self):
+    def test_database_away_loses_no_write_and_blocks_no_start(self):
         a, b = self.a, self.b
         c = self.cluster
         interval = int(a.config["daemon"]["stats_interval"])
@@ -245,6 +247,13 @@ class SharedStore(vmemtest.ClusterTestCase):
         wait_for(lambda: "vmemd-plan" in a.dumpxml("wdown-2"), timeout=30, what="wdown-2 staged on a")
 
         mark = a.log_mark()
+
+        def moves_logged():
+            """The controller's decisions for wdown-3 in the log: (action,
+            from, to), oldest first."""
+            return [m.groups() for m in (re.search(r"(?:would )?(grow|shrink|stuck) wdown-3 from (\S+) to (\S+)", ln)
+                                          for ln in a.log_lines("wdown-3 from", since=mark)) if m]
+
         down = time.time()
         c.pg_stop()
         try:
@@ -257,11 +266,55 @@ class SharedStore(vmemtest.ClusterTestCase):
             self.assertLess(took, 30)
             self.assertTrue(a.vmemd_running() and b.vmemd_running())
             self.assertTrue(a.status()["libvirt_connected"])
+            # A whole life while it is away: defined and assigned (a plan),
+            # started (a run opened), moved by the controller (its workload
+            # leaves less than its buffer free at the staged size: a grow),
+            # stopped (the run closed).  None of it may be lost or written
+            # twice.
+            a.define_guest("wdown-3", memory_mib=256, workload_mib=40, stats_period=2)
+            a.vmemctl("assign", "wdown-3", "wdown")
+            wait_for(lambda: "vmemd-plan" in a.dumpxml("wdown-3"), timeout=30, what="wdown-3 staged on a")
+            a.start_guest("wdown-3")
+            wait_for(lambda: moves_logged(), timeout=240, interval=2, what="a move of wdown-3 decided")
+            a.virsh("destroy", "wdown-3")
+            wait_for(lambda: (domain(a.status(), "wdown-3") or {}).get("state") == "shut-off", timeout=30,
+                     what="wdown-3 seen stopped")
+            waiting = a.status()["store_waiting"]
+            self.assertGreater(waiting["writes"], 0, f"no write waits for the store: {waiting}")
+            self.assertIn("other writes (the store cannot be written", a.vmemctl("status").stdout)
             time.sleep(max(0.0, down + 30 - time.time()))
         finally:
             c.pg_start()
         up = time.time()
         uuid2 = a.virsh("domuuid", "wdown-2").stdout.strip()
+        uuid3 = a.virsh("domuuid", "wdown-3").stdout.strip()
+        host_a = a.status()["host_id"]
+
+        # Once it is back, wdown-3's writes go in, in order: its run opened
+        # then closed (a close before the open would leave it open), once.
+        def runs3():
+            return c.psql(None, "SELECT host || '|' || coalesce(stop_reason, 'open') FROM runs"
+                                f" WHERE uuid = '{uuid3}'").split()
+        wait_for(lambda: runs3() and "open" not in runs3()[0], timeout=120, interval=2,
+                 what="wdown-3's run written and closed after the outage")
+        wait_for(lambda: a.status()["store_waiting"] == {"samples": 0, "writes": 0}, timeout=60,
+                 what="no write left waiting")
+        runs = runs3()
+        self.assertEqual(len(runs), 1, f"wdown-3's runs: {runs}")
+        self.assertTrue(runs[0].startswith(host_a + "|") and not runs[0].endswith("|lost"), runs)
+        # Each plan staged and each move decided while away, exactly once.
+        staged = a.log_lines("staged wdown-3 for its next start", since=mark)
+        plans = c.psql(None, "SELECT t || '|' || demand_mib || '|' || source FROM plans"
+                             f" WHERE uuid = '{uuid3}' ORDER BY id").split()
+        self.assertTrue(staged)
+        self.assertEqual(len(plans), len(staged), f"plans {plans} for staged {staged}")
+        moves = c.psql(None, "SELECT action || '|' || from_mib || '|' || to_mib || '|' || applied"
+                             f" FROM moves WHERE uuid = '{uuid3}' ORDER BY id").split()
+        decided = moves_logged()
+        self.assertEqual(len(moves), len(decided), f"moves {moves} for decisions {decided}")
+        self.assertEqual([m.split("|")[0] for m in moves], [d[0] for d in decided])
+        metrics = a.vmemctl("metrics").stdout
+        self.assertIn("vmemd_store_writes_dropped_total 0", metrics)
         # Once it is back, what was collected meanwhile is written: no gap
         # in the samples over the outage, and none written twice.
         wait_for(lambda: (samples(uuid1) or [0])[-1] >= up + 2 * interval, timeout=120, interval=2,
@@ -277,6 +330,7 @@ class SharedStore(vmemtest.ClusterTestCase):
         self.assertTrue(ts2 and ts2[0] < up, f"wdown-2's samples: {ts2}")
         for d in ("wdown-1", "wdown-2"):
             a.virsh("destroy", d)
+        a.virsh("undefine", "wdown-3")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ assert_defaults (const VmemConfig *c)
   assert_int_equal (c->raw_retention_hours, 48);
   assert_int_equal (c->peak_retention_days, 90);
   assert_int_equal (c->buffer_samples, 100000);
+  assert_int_equal (c->buffer_writes, 10000);
 
   assert_int_equal (c->hook_timeout_ms, 2000);
   assert_false (c->fail_closed);
@@ -432,6 +433,8 @@ test_bad_values (void **state)
       "00000000001111111111222222222233333333334444444444555555555566666", "is not a host id" },
     { "store", "buffer_samples", "10000001", "from 0 to 1e+07" },
     { "store", "buffer_samples", "-1", "'-1'" },
+    { "store", "buffer_writes", "1000001", "from 0 to 1e+06" },
+    { "store", "buffer_writes", "x", "'x'" },
     { "daemon", "max_clients", "0", "from 1 to 4096" },
     { "daemon", "max_clients", "4097", "from 1 to 4096" },
     { "daemon", "request_timeout", "0", "from 1 to 3600" },
@@ -607,7 +610,7 @@ static const char *const all_keys[] = {
   "daemon.log_level", "daemon.host_name", "daemon.host_id", "daemon.max_clients", "daemon.root_clients", "daemon.request_timeout",
   "daemon.idle_timeout", "daemon.silent_timeout", "daemon.metrics_textfile",
   "store.backend", "store.database", "store.postgres", "store.raw_retention_hours",
-  "store.peak_retention_days", "store.buffer_samples", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
+  "store.peak_retention_days", "store.buffer_samples", "store.buffer_writes", "hook.timeout_ms", "hook.fail_closed", "admission.mode",
   "admission.reserve", "admission.capacity", "admission.not_ready", "admission.unchecked",
   "admission.reservation_timeout", "estimator.half_life_hours", "estimator.quantile",
   "estimator.margin_pct", "estimator.min_peers", "estimator.min_history_hours",

@@ -152,6 +152,7 @@ test_moves_stages_writes (void **state)
   c.store_write_errors[VMEM_METRICS_WRITE_RUN_CLOSE] = 2;
   c.textfile_errors = 5;
   c.store_samples_dropped = 11;
+  c.store_writes_dropped = 4;
 
   g_autofree char *text = format_counters (&c, VMEM_METRICS_OPENMETRICS);
   assert_line (text, "vmemd_controller_moves_total{action=\"grow\",applied=\"true\"} 2");
@@ -167,6 +168,7 @@ test_moves_stages_writes (void **state)
   assert_line (text, "vmemd_store_write_errors_total{write=\"samples\"} 0");
   assert_line (text, "vmemd_textfile_write_errors_total 5");
   assert_line (text, "vmemd_store_samples_dropped_total 11");
+  assert_line (text, "vmemd_store_writes_dropped_total 4");
 }
 
 /* ---- the two text forms ---------------------------------------------------- */

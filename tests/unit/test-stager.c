@@ -67,6 +67,7 @@ typedef struct {
   VmemStageOutcome outcome;
   GError          *error;
   guint64          demand_mib;
+  char            *reasons; /* the plan's reasons as the callback got them, JSON text */
 } Staged;
 
 static void
@@ -75,6 +76,7 @@ staged_free (Staged *s)
   g_free (s->uuid);
   g_free (s->name);
   g_free (s->why);
+  g_free (s->reasons);
   g_clear_error (&s->error);
   g_free (s);
 }
@@ -101,6 +103,7 @@ on_staged (const char *uuid, const char *name, const VmemStagedPlan *plan,
   s->outcome = outcome;
   s->error = error ? g_error_copy (error) : NULL;
   s->demand_mib = plan->plan.demand_mib;
+  s->reasons = g_strdup (json_object_to_json_string_ext (plan->reasons, JSON_C_TO_STRING_PLAIN));
   g_ptr_array_add (f->staged, s);
   if (f->restage)
     {
@@ -501,6 +504,45 @@ test_edited_while_staging_keeps_edit (void **state)
   assert_contains (after, VMEM_XML_NS_PLAN);
 }
 
+/* The reasons wait in the queue as text: the callback gets the same
+ * reasons, to the byte once written out, whatever they hold. */
+static void
+test_reasons_reach_callback_unchanged (void **state)
+{
+  Fixture *f = *state;
+
+  VmemStagedPlan *sp = erp_plan (2048);
+  json_object *r = sp->reasons;
+  json_object_object_add (r, "why", json_object_new_string ("p99 of 2 peers / \"own\" \u00e9 \t"));
+  json_object_object_add (r, "unclamped_mib", json_object_new_int64 (G_GINT64_CONSTANT (1) << 40));
+  json_object *est = json_object_new_object ();
+  json_object_object_add (est, "quantile", json_object_new_double (0.99));
+  json_object_object_add (est, "margin_pct", json_object_new_double (1.0 / 3.0));
+  json_object_object_add (est, "reason", NULL);
+  json_object *peers = json_object_new_array ();
+  for (guint i = 0; i < 3; i++)
+    {
+      json_object *p = json_object_new_object ();
+      json_object_object_add (p, "uuid", json_object_new_string (WEB_1));
+      json_object_object_add (p, "peak_mib", json_object_new_double (1e-7 + i));
+      json_object_object_add (p, "samples", json_object_new_int64 (-(gint64) i));
+      json_object_array_add (peers, p);
+    }
+  json_object_object_add (est, "peers", peers);
+  json_object_object_add (r, "estimate", est);
+  json_object_object_add (r, "clamps", json_object_new_array ());
+  json_object_object_add (r, "prealloc", json_object_new_boolean (TRUE));
+  g_autofree char *want = g_strdup (json_object_to_json_string_ext (r, JSON_C_TO_STRING_PLAIN));
+
+  const Staged *s = stage (f, ERP_1, sp, "defined");
+  assert_outcome (s, VMEM_STAGE_STAGED);
+  assert_string_equal (s->reasons, want);
+  /* Unchanged, and skipped: the same for every outcome. */
+  s = stage (f, ERP_1, erp_plan (2048), "again");
+  assert_outcome (s, VMEM_STAGE_UNCHANGED);
+  assert_string_equal (s->reasons, "{}");
+}
+
 /* ---- one pending stage per domain ----------------------------------------- */
 
 static void
@@ -628,6 +670,7 @@ main (void)
     T (test_unknown_gone),
     T (test_undefined_while_staging_stays_gone),
     T (test_edited_while_staging_keeps_edit),
+    T (test_reasons_reach_callback_unchanged),
     T (test_coalesce),
     T (test_own_define),
     T (test_stage_while_virt_freed),

@@ -2146,7 +2146,7 @@ test_buffer_while_away (void **state)
 {
   Fixture *f = *state;
   g_autoptr(GError) error = NULL;
-  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (5);
+  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (5, 100);
   VmemSample v[9];
   for (guint i = 0; i < G_N_ELEMENTS (v); i++)
     v[i] = sample (i % 2 ? UUID_B : UUID_A, "erp", DAY0 + 10 * (i + 1), 1000 + i, TRUE, 2);
@@ -2164,7 +2164,7 @@ test_buffer_while_away (void **state)
       g_autoptr(GArray) pk = batch_peaks (&v[2 * b], 2);
       assert_false (vmem_store_buffer_write (buf, f->store, &v[2 * b], 2, (VmemPeak *) pk->data,
                                              pk->len, &error));
-      assert_error (error, VMEM_ERROR_STORE);
+      assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
       g_clear_error (&error);
     }
   /* Six samples kept would pass the bound of five: the oldest batch went. */
@@ -2203,6 +2203,334 @@ test_buffer_while_away (void **state)
   assert_error (error, VMEM_ERROR_INVALID_ARGUMENT);
   assert_int_equal (vmem_store_buffer_pending (buf), 0);
   assert_int_equal (vmem_store_buffer_dropped (buf), 3);
+}
+
+/* What a domain's start and stop write, in the daemon's order: its row,
+ * its plan, the run opened, a batch of samples, two moves, the run closed,
+ * the outcome. */
+typedef struct {
+  VmemDomainRow domain;
+  VmemPlanRow plan;
+  VmemSample samples[2];
+  GArray *peaks;
+  VmemMoveRow moves[2];
+  VmemOutcomeRow outcome;
+  gint64 started, stopped;
+} Life;
+
+static void
+life_init (Life *l, const char *uuid, gint64 t0)
+{
+  *l = (Life){
+    .domain = { .uuid = (char *) uuid, .name = (char *) "web1", .host = (char *) "hostA",
+                .workload = (char *) "erp", .memory_mib = 4096, .vcpus = 2, .last_seen = t0 },
+    .plan = { .uuid = (char *) uuid, .host = (char *) "hostA", .workload = (char *) "erp",
+              .t = t0, .demand_mib = 1500, .source = (char *) "peers",
+              .reasons_json = (char *) "{\"peers\":3}" },
+    .samples = { sample (uuid, "erp", t0 + 20, 1300, TRUE, 2),
+                 sample (uuid, "erp", t0 + 30, 1700, TRUE, 2) },
+    .outcome = { .uuid = (char *) uuid, .host = (char *) "hostA", .workload = (char *) "erp",
+                 .kind = (char *) "own", .start_t = t0 + 1, .end_t = t0 + 900, .base_mib = 1400.5,
+                 .given_mib = 1500, .peak_mib = 1700, .risk = 0.05 },
+    .started = t0 + 1,
+    .stopped = t0 + 900,
+  };
+  l->peaks = batch_peaks (l->samples, 2);
+  for (guint i = 0; i < 2; i++)
+    l->moves[i] = (VmemMoveRow){ .uuid = (char *) uuid, .host = (char *) "hostA",
+                                 .workload = (char *) "erp", .t = t0 + 40 + i,
+                                 .action = (char *) (i ? "shrink" : "grow"),
+                                 .mode = (char *) "balloon", .from_mib = 1500 + 300 * i,
+                                 .to_mib = 1800 - 100 * i, .applied = TRUE,
+                                 .reason = (char *) (i ? "surplus" : "pressure") };
+}
+
+/* Writes @l through @buf; each call's result is checked against @away:
+ * kept (VMEM_ERROR_STORE_UNAVAILABLE) or written. */
+static void
+life_write (Life *l, VmemStoreBuffer *buf, VmemStore *store, gboolean away)
+{
+  gboolean ok[8];
+  GError *errors[8] = { NULL };
+  guint n = 0;
+  ok[n] = vmem_store_buffer_domain_upsert (buf, store, &l->domain, &errors[n]), n++;
+  ok[n] = vmem_store_buffer_plan_add (buf, store, &l->plan, &errors[n]), n++;
+  ok[n] = vmem_store_buffer_run_open (buf, store, l->domain.uuid, "hostA", "erp", l->started,
+                                      l->plan.demand_mib, &errors[n]), n++;
+  ok[n] = vmem_store_buffer_write (buf, store, l->samples, 2, (VmemPeak *) l->peaks->data,
+                                   l->peaks->len, &errors[n]), n++;
+  for (guint i = 0; i < 2; i++)
+    ok[n] = vmem_store_buffer_move_add (buf, store, &l->moves[i], &errors[n]), n++;
+  ok[n] = vmem_store_buffer_run_close (buf, store, l->domain.uuid, "hostA", l->stopped,
+                                       "stopped", &errors[n]), n++;
+  ok[n] = vmem_store_buffer_outcome_add (buf, store, &l->outcome, &errors[n]), n++;
+  for (guint i = 0; i < n; i++)
+    {
+      if (away)
+        {
+          assert_false (ok[i]);
+          assert_error (errors[i], VMEM_ERROR_STORE_UNAVAILABLE);
+        }
+      else
+        {
+          assert_no_error (errors[i]);
+          assert_true (ok[i]);
+        }
+      g_clear_error (&errors[i]);
+    }
+}
+
+/* Everything @l wrote is in the store exactly once, as written: one
+ * closed run that the samples raised (so it was open when they were
+ * written), its plan, both moves in order, the outcome. */
+static void
+life_check (Fixture *f, Life *l)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemDomainRow) d = vmem_store_domain_get (f->store, l->domain.uuid, &error);
+  assert_no_error (error);
+  assert_string_equal (d->name, "web1");
+  assert_int_equal (d->memory_mib, 4096);
+
+  g_autoptr(GPtrArray) runs = vmem_store_run_list (f->store, l->domain.uuid, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (runs->len, 1);
+  const VmemRun *r = g_ptr_array_index (runs, 0);
+  assert_int_equal (r->started, l->started);
+  assert_int_equal (r->stopped, l->stopped);
+  assert_string_equal (r->stop_reason, "stopped");
+  assert_int_equal (r->demand_mib, 1500);
+  assert_int_equal (r->startup_peak_mib, 1700);
+  assert_int_equal (r->peak_mib, 1700);
+
+  g_autoptr(GPtrArray) plans = vmem_store_plan_list (f->store, l->domain.uuid, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (plans->len, 1);
+  const VmemPlanRow *p = g_ptr_array_index (plans, 0);
+  assert_int_equal (p->demand_mib, 1500);
+  assert_string_equal (p->reasons_json, "{\"peers\":3}");
+
+  g_autoptr(GPtrArray) moves = vmem_store_move_list (f->store, l->domain.uuid, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (moves->len, 2);
+  assert_string_equal (((VmemMoveRow *) g_ptr_array_index (moves, 0))->action, "grow");
+  assert_string_equal (((VmemMoveRow *) g_ptr_array_index (moves, 1))->action, "shrink");
+  g_autofree char *q = g_strdup_printf ("SELECT count(*) FROM moves WHERE uuid = '%s'"
+                                        " AND id < (SELECT min(id) FROM moves WHERE uuid = '%s'"
+                                        " AND action = 'shrink')",
+                                        l->domain.uuid, l->domain.uuid);
+  assert_int_equal (raw_int (f->target, q), 1);
+
+  g_autoptr(GPtrArray) outcomes = vmem_store_outcome_list (f->store, 0, &error);
+  assert_no_error (error);
+  guint mine = 0;
+  for (guint i = 0; i < outcomes->len; i++)
+    {
+      const VmemOutcomeRow *o = g_ptr_array_index (outcomes, i);
+      if (g_str_equal (o->uuid, l->domain.uuid))
+        {
+          mine++;
+          assert_true (o->base_mib == 1400.5);
+          assert_int_equal (o->end_t, l->stopped);
+        }
+    }
+  assert_int_equal (mine, 1);
+
+  g_autofree char *sq = g_strdup_printf ("SELECT count(*) FROM samples WHERE uuid = '%s'",
+                                         l->domain.uuid);
+  assert_int_equal (raw_int (f->target, sq), 2);
+}
+
+/* A domain started and stopped while the database cannot be reached: its
+ * row, plan, run (opened, raised by its samples, closed), moves and
+ * outcome are kept in order, and once the database is back they are all
+ * there exactly once, before the writes made after. */
+static void
+test_writes_kept_while_away (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (100, 100);
+  Life l;
+  life_init (&l, UUID_A, DAY0);
+
+  Outage o = { 0 };
+  outage_begin (f, &o);
+  life_write (&l, buf, f->store, TRUE);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 7);
+  assert_int_equal (vmem_store_buffer_pending (buf), 2);
+  outage_end (f, &o);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM plans"), 0);
+
+  /* The next write goes in after them: the domain's next start, written
+   * through, finds its first run closed rather than closing it as lost. */
+  assert_true (vmem_store_buffer_run_open (buf, f->store, UUID_A, "hostA", "erp", DAY0 + 1000,
+                                           1500, &error));
+  assert_no_error (error);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 0);
+  assert_int_equal (vmem_store_buffer_pending (buf), 0);
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs WHERE stop_reason = 'lost'"),
+                    0);
+  assert_true (vmem_store_run_close (f->store, UUID_A, "hostA", DAY0 + 1000, "stopped", &error));
+  assert_no_error (error);
+  g_autofree char *second = g_strdup_printf ("DELETE FROM runs WHERE started = %" G_GINT64_FORMAT,
+                                             (gint64) DAY0 + 1000);
+  raw_exec (f->target, second);
+  life_check (f, &l);
+
+  /* Kept writes are flushed by a flush alone too (the heartbeat's). */
+  Life l2;
+  life_init (&l2, UUID_B, DAY0 + 5000);
+  outage_begin (f, &o);
+  life_write (&l2, buf, f->store, TRUE);
+  assert_false (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
+  g_clear_error (&error);
+  outage_end (f, &o);
+  assert_true (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_no_error (error);
+  life_check (f, &l2);
+  g_array_unref (l.peaks);
+  g_array_unref (l2.peaks);
+}
+
+/* Each write made twice, as when an error hid the first one's commit and
+ * it is made again, is stored once. */
+static void
+test_writes_idempotent (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (100, 100);
+  Life l;
+  life_init (&l, UUID_A, DAY0);
+
+  assert_true (vmem_store_domain_upsert (f->store, &l.domain, &error));
+  for (guint k = 0; k < 2; k++)
+    assert_true (vmem_store_plan_add (f->store, &l.plan, &error));
+  gint64 id1 = vmem_store_run_open (f->store, UUID_A, "hostA", "erp", l.started, 1500, &error);
+  gint64 id2 = vmem_store_run_open (f->store, UUID_A, "hostA", "erp", l.started, 1500, &error);
+  assert_no_error (error);
+  assert_true (id1 > 0);
+  assert_int_equal (id1, id2);
+  for (guint k = 0; k < 2; k++)
+    {
+      assert_true (vmem_store_samples_add (f->store, l.samples, 2, (VmemPeak *) l.peaks->data,
+                                           l.peaks->len, &error));
+      for (guint i = 0; i < 2; i++)
+        assert_true (vmem_store_move_add (f->store, &l.moves[i], &error));
+    }
+  assert_no_error (error);
+  assert_true (vmem_store_run_close (f->store, UUID_A, "hostA", l.stopped, "stopped", &error));
+  /* Once kept, a stop whose run is closed already is done, not dropped. */
+  Outage o = { 0 };
+  outage_begin (f, &o);
+  assert_false (vmem_store_buffer_run_close (buf, f->store, UUID_A, "hostA", l.stopped, "stopped",
+                                             &error));
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
+  g_clear_error (&error);
+  outage_end (f, &o);
+  assert_true (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_no_error (error);
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 0);
+  for (guint k = 0; k < 2; k++)
+    assert_true (vmem_store_outcome_add (f->store, &l.outcome, &error));
+  assert_no_error (error);
+  life_check (f, &l);
+
+  /* Rows that differ in any column are all kept. */
+  VmemPlanRow p2 = l.plan;
+  p2.reasons_json = NULL;
+  VmemMoveRow m2 = l.moves[0];
+  m2.applied = FALSE;
+  VmemOutcomeRow o2 = l.outcome;
+  o2.censored = TRUE;
+  assert_true (vmem_store_plan_add (f->store, &p2, &error));
+  assert_true (vmem_store_plan_add (f->store, &p2, &error));
+  assert_true (vmem_store_move_add (f->store, &m2, &error));
+  assert_true (vmem_store_outcome_add (f->store, &o2, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM plans"), 2);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM moves"), 3);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM outcomes"), 2);
+  g_array_unref (l.peaks);
+}
+
+/* A write the store refuses for good (here a constraint the database was
+ * given) is dropped and counted, never kept or tried again: the writes
+ * behind it go in.  Beyond the bound the oldest kept write is dropped. */
+static void
+test_writes_refused_not_kept (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemStoreBuffer) buf = vmem_store_buffer_new (100, 3);
+  if (backend == BACKEND_SQLITE)
+    raw_exec (f->target, "CREATE TRIGGER refuse BEFORE INSERT ON moves WHEN NEW.reason = 'bad'"
+                         " BEGIN SELECT RAISE(ABORT, 'refused by a constraint'); END");
+  else
+    raw_exec (f->target, "ALTER TABLE moves ADD CONSTRAINT refuse CHECK (reason <> 'bad')");
+  Life l;
+  life_init (&l, UUID_A, DAY0);
+  VmemMoveRow bad = l.moves[0];
+  bad.reason = "bad";
+
+  /* Written through: the error says so, nothing is kept. */
+  assert_false (vmem_store_buffer_move_add (buf, f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_STORE);
+  g_clear_error (&error);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 0);
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 1);
+
+  /* Kept while away, then refused: dropped once, the next one written. */
+  Outage o = { 0 };
+  outage_begin (f, &o);
+  assert_false (vmem_store_buffer_move_add (buf, f->store, &bad, &error));
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
+  g_clear_error (&error);
+  assert_false (vmem_store_buffer_move_add (buf, f->store, &l.moves[0], &error));
+  g_clear_error (&error);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 2);
+  outage_end (f, &o);
+  assert_true (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_no_error (error);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 0);
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 2);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM moves"), 1);
+  /* Not tried again. */
+  assert_true (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 2);
+
+  /* Bound of three: the fourth kept drops the oldest (the plan). */
+  outage_begin (f, &o);
+  assert_false (vmem_store_buffer_plan_add (buf, f->store, &l.plan, &error));
+  g_clear_error (&error);
+  assert_false (vmem_store_buffer_run_open (buf, f->store, UUID_A, "hostA", "erp", l.started,
+                                            1500, &error));
+  g_clear_error (&error);
+  /* Samples count against their own bound, not this one. */
+  assert_false (vmem_store_buffer_write (buf, f->store, l.samples, 2,
+                                         (VmemPeak *) l.peaks->data, l.peaks->len, &error));
+  g_clear_error (&error);
+  assert_false (vmem_store_buffer_move_add (buf, f->store, &l.moves[1], &error));
+  g_clear_error (&error);
+  assert_false (vmem_store_buffer_run_close (buf, f->store, UUID_A, "hostA", l.stopped,
+                                             "stopped", &error));
+  g_clear_error (&error);
+  assert_int_equal (vmem_store_buffer_pending_writes (buf), 3);
+  assert_int_equal (vmem_store_buffer_pending (buf), 2);
+  assert_int_equal (vmem_store_buffer_dropped_writes (buf), 3);
+  outage_end (f, &o);
+  assert_true (vmem_store_buffer_flush (buf, f->store, &error));
+  assert_no_error (error);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM plans"), 0);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM runs WHERE stop_reason = 'stopped'"
+                                        " AND startup_peak_mib = 1700"),
+                    1);
+  assert_int_equal (raw_int (f->target, "SELECT count(*) FROM moves"), 2);
+  g_array_unref (l.peaks);
 }
 
 /* SQLite: a database of schema 4 was this host's alone; opened for a host
@@ -2295,7 +2623,7 @@ test_locked_fails_fast (void **state)
                                         peaks->len, &error);
   gint64 waited_ms = (g_get_monotonic_time () - t0) / 1000;
   assert_false (ok);
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   assert_contains (error->message, target_name (f));
   assert_contains (error->message, DIALECT ("locked", "lock timeout"));
   /* It did wait for the lock, and not for long. */
@@ -2528,7 +2856,7 @@ test_pg_connection_lost (void **state)
   /* Lost while idle, between two calls. */
   assert_int_equal (terminate_store_sessions (dbname), 1);
   assert_false (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   assert_contains (error->message, target_name (f));
   g_clear_error (&error);
   assert_true (vmem_store_profile_put (f->store, erp, VMEM_STORE_PUT_CREATE, &error));
@@ -2549,7 +2877,7 @@ test_pg_connection_lost (void **state)
   assert_false (vmem_store_samples_add (f->store, v, G_N_ELEMENTS (v), (VmemPeak *) peaks->data,
                                         peaks->len, &error));
   assert_int_equal (GPOINTER_TO_INT (g_thread_join (killer)), 1);
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   assert_not_contains (error->message, "lock timeout");
   g_clear_error (&error);
   PQclear (pg_raw_query (other, "ROLLBACK"));
@@ -2614,11 +2942,11 @@ test_pg_multi_host (void **state)
   assert_int_equal (terminate_store_sessions (dbname), 1);
   g_autoptr(VmemProfile) b = profile ("b", 2);
   assert_false (vmem_store_profile_put (f->store, b, VMEM_STORE_PUT_CREATE, &error));
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   g_clear_error (&error);
   /* No writable host: the call fails rather than write to a standby. */
   assert_false (vmem_store_profile_put (f->store, b, VMEM_STORE_PUT_CREATE, &error));
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   assert_contains (error->message, "cannot reconnect");
   assert_contains (error->message, "read-only");
   g_clear_error (&error);
@@ -2639,7 +2967,7 @@ test_pg_multi_host (void **state)
   g_autofree char *nowhere = conninfo_with (f->target, "host", none);
   g_autoptr(VmemStore) store = vmem_store_open_pg (nowhere, &error);
   assert_null (store);
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   assert_contains (error->message, "cannot connect");
   assert_contains (error->message, none);
 }
@@ -2702,7 +3030,7 @@ test_pg_conninfo (void **state)
   g_autofree char *nowhere = conninfo_with (f->target, "host", dead);
   g_autoptr(VmemStore) none = vmem_store_open_pg (nowhere, &error);
   assert_null (none);
-  assert_error (error, VMEM_ERROR_STORE);
+  assert_error (error, VMEM_ERROR_STORE_UNAVAILABLE);
   g_autofree char *want = g_strdup_printf ("postgres (host=%s", dead);
   assert_contains (error->message, want);
   assert_contains (error->message, "cannot connect");
@@ -2897,7 +3225,8 @@ make_pg_fixture (const char *version, const char *conninfo)
     T (test_samples_peaks), T (test_peaks_latest), T (test_prune), T (test_runs),                  \
     T (test_moves_and_history), T (test_outcomes), T (test_plans), T (test_hosts),                 \
     T (test_locked_fails_fast), T (test_batch_fails_midway), T (test_samples_idempotent),         \
-    T (test_peers_across_hosts), T (test_buffer_while_away)
+    T (test_peers_across_hosts), T (test_buffer_while_away), T (test_writes_kept_while_away),    \
+    T (test_writes_idempotent), T (test_writes_refused_not_kept)
 
 static int
 run_sqlite (void)

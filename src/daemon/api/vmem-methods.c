@@ -698,6 +698,16 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
   json_object_object_add (s, "store", json_object_new_string (m->ctx.store_backend));
   json_object_object_add (s, "database", json_object_new_string (m->ctx.store_location));
   json_object_object_add (s, "schema_version", json_object_new_int (m->ctx.schema_version));
+  if (m->ctx.buffer != NULL)
+    {
+      /* Kept while the store cannot be written, to be written when it can. */
+      json_object *waiting = json_object_new_object ();
+      json_object_object_add (waiting, "samples",
+                              json_object_new_int64 (vmem_store_buffer_pending (m->ctx.buffer)));
+      json_object_object_add (waiting, "writes", json_object_new_int64 (
+                                vmem_store_buffer_pending_writes (m->ctx.buffer)));
+      json_object_object_add (s, "store_waiting", waiting);
+    }
   json_object_object_add (s, "started", json_object_new_int64 (m->ctx.started_at));
   json_object_object_add (s, "admission", json_object_new_string (vmem_admission_to_string (c->admission)));
   json_object_object_add (s, "capacity_mib", json_object_new_int64 ((gint64) m->ctx.capacity (m->ctx.user_data)));

@@ -18,6 +18,7 @@
 #include "vmem-planner.h"
 #include "vmem-server.h"
 #include "vmem-virt.h"
+#include "vmem-store-buffer.h"
 #include "vmem-worker.h"
 
 G_BEGIN_DECLS
@@ -35,6 +36,7 @@ typedef struct {
   gint64             started_at;
   VmemMetricsCounters *counters; /* the daemon's: HookEvent counts its calls here */
   GHashTable        *host_names; /* host id -> name, of the hosts sharing the store */
+  VmemStoreBuffer   *buffer;     /* writes waiting for the store; its counters only */
 
   /* Calls up to the owner, on the main thread. */
   /* The plan for @domain's next start (@domain NULL: a new domain of the

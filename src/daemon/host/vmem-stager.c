@@ -62,6 +62,7 @@ typedef struct {
   char           *uuid;
   char           *why;
   VmemStagedPlan *sp;
+  char           *reasons; /* sp's reasons as JSON text while the job waits */
   char           *name;
   gboolean        completed;
 } StageJob;
@@ -74,6 +75,7 @@ stage_job_free (StageJob *j)
   g_free (j->uuid);
   g_free (j->why);
   g_free (j->name);
+  g_free (j->reasons);
   vmem_staged_plan_free (j->sp);
   g_free (j);
 }
@@ -233,6 +235,9 @@ stage_done (gpointer result, const GError *error, gpointer data)
   else
     outcome = VMEM_STAGE_FAILED;
 
+  if (j->reasons != NULL)
+    j->sp->reasons = json_tokener_parse (j->reasons);
+  g_clear_pointer (&j->reasons, g_free);
   if (s->callbacks.staged != NULL)
     s->callbacks.staged (j->uuid, j->name ? j->name : j->uuid, j->sp, outcome, error, j->why,
                          s->user_data);
@@ -248,6 +253,16 @@ vmem_stager_stage (VmemStager *s, const char *uuid, VmemStagedPlan *plan, const 
   j->uuid = g_strdup (uuid);
   j->why = g_strdup (why);
   j->sp = plan;
+  /* A start stages every managed domain at once, and a plan's reasons
+   * list each peer of its workload: as a json-c tree they take several
+   * times the memory of their text, so the text waits in the queue and
+   * the tree is made again when the outcome is reported. */
+  if (plan->reasons != NULL)
+    {
+      j->reasons = g_strdup (json_object_to_json_string_ext (plan->reasons, JSON_C_TO_STRING_PLAIN));
+      json_object_put (plan->reasons);
+      plan->reasons = NULL;
+    }
   g_autofree char *key = g_strconcat ("stage:", uuid, NULL);
   vmem_virt_submit (s->virt, "stage", key, stage_work, stage_done, j,
                     (GDestroyNotify) stage_job_free, NULL);

@@ -266,6 +266,21 @@ session_lost (const char *sqlstate)
           g_str_equal (sqlstate, "25006"));
 }
 
+/* Whether the same call may succeed later: the session is lost (above),
+ * a lock was not had in time (55P03) or a transaction lost a race (40001,
+ * 40P01), the server ran out of disk, memory or connections (class 53),
+ * a statement was cancelled (57014), or the server failed to read or
+ * write its files (class 58).  Anything else (a constraint violated, bad
+ * data, SQL the schema does not fit) would fail again. */
+static gboolean
+may_pass_later (const char *sqlstate)
+{
+  return sqlstate == NULL || session_lost (sqlstate) || g_str_equal (sqlstate, "55P03") ||
+         g_str_equal (sqlstate, "40001") || g_str_equal (sqlstate, "40P01") ||
+         g_str_has_prefix (sqlstate, "53") || g_str_equal (sqlstate, "57014") ||
+         g_str_has_prefix (sqlstate, "58");
+}
+
 /* The one place where PostgreSQL errors become GErrors: the server, what
  * was being done, and the server's or libpq's message. */
 static gboolean pg_fail (Pg *pg, const PGresult *r, GError **error, const char *format, ...)
@@ -282,10 +297,14 @@ pg_fail (Pg *pg, const PGresult *r, GError **error, const char *format, ...)
   const char *sqlstate = r ? PQresultErrorField (r, PG_DIAG_SQLSTATE) : NULL;
   const char *primary = r ? PQresultErrorField (r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   g_autofree char *msg = one_line (primary ? primary : PQerrorMessage (pg->conn));
-  if (PQstatus (pg->conn) != CONNECTION_OK || session_lost (sqlstate))
+  gboolean lost = PQstatus (pg->conn) != CONNECTION_OK || session_lost (sqlstate);
+  if (lost)
     pg->broken = TRUE;
-  g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s: %s", pg->target, what,
-               *msg ? msg : "unknown error");
+  /* No SQLSTATE on a connection still there: libpq itself failed (out of
+   * memory), which may pass. */
+  g_set_error (error, VMEM_ERROR,
+               lost || may_pass_later (sqlstate) ? VMEM_ERROR_STORE_UNAVAILABLE : VMEM_ERROR_STORE,
+               "%s: %s: %s", pg->target, what, *msg ? msg : "unknown error");
   return FALSE;
 }
 
@@ -374,8 +393,8 @@ pg_ready (Pg *pg, GError **error)
         {
           pg->broken = TRUE;
           g_autofree char *msg = one_line (PQerrorMessage (pg->conn));
-          g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: cannot reconnect: %s", pg->target,
-                       msg);
+          g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE_UNAVAILABLE, "%s: cannot reconnect: %s",
+                       pg->target, msg);
           return FALSE;
         }
       pg->broken = FALSE;
@@ -588,7 +607,8 @@ vmem_store_pg_open_at_version (const char *conninfo, int target, GError **error)
   if (PQstatus (pg->conn) != CONNECTION_OK)
     {
       g_autofree char *msg = one_line (PQerrorMessage (pg->conn));
-      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: cannot connect: %s", pg->target, msg);
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE_UNAVAILABLE, "%s: cannot connect: %s",
+                   pg->target, msg);
       return NULL;
     }
   if (!session_setup (pg, error))
@@ -1223,6 +1243,22 @@ run_insert (Pg *pg, const char *uuid, const char *host, const char *workload, gi
                error))
     return -1;
 
+  /* Opened already: this is the same open again, after an error that hid
+   * its commit. */
+  g_auto(Params) s = { 0 };
+  p_text (&s, uuid);
+  p_text (&s, host);
+  p_int (&s, started);
+  g_autoptr(PGresult) same = pg_query (pg,
+                                        "SELECT id FROM runs WHERE uuid = $1 AND host = $2"
+                                        " AND started = $3 AND stopped IS NULL"
+                                        " ORDER BY id DESC LIMIT 1",
+                                        &s, "read the runs", error);
+  if (same == NULL)
+    return -1;
+  if (PQntuples (same) > 0)
+    return col_int (same, 0, 0);
+
   /* A run still open was never closed: vmemd was down when it stopped. */
   g_auto(Params) l = { 0 };
   p_text (&l, uuid);
@@ -1339,7 +1375,10 @@ pg_plan_add (VmemStore *store, const VmemPlanRow *x, GError **error)
     return FALSE;
   return pg_run (pg,
                  "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host)"
-                 " VALUES ($1,$2,$3,$4,$5,$6,$7)",
+                 " SELECT $1::text, $2::text, $3::bigint, $4::bigint, $5::text, $6::text,"
+                 " $7::text WHERE NOT EXISTS (SELECT 1 FROM plans WHERE uuid = $1"
+                 " AND workload = $2 AND t = $3 AND demand_mib = $4 AND source = $5"
+                 " AND reasons IS NOT DISTINCT FROM $6 AND host = $7)",
                  &p, "record a plan", error);
 }
 
@@ -1416,7 +1455,11 @@ pg_move_add (VmemStore *store, const VmemMoveRow *x, GError **error)
     return FALSE;
   return pg_run (pg,
                  "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib,"
-                 " applied, reason) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                 " applied, reason) SELECT $1::text, $2::text, $3::text, $4::bigint, $5::text,"
+                 " $6::text, $7::bigint, $8::bigint, $9::bigint, $10::text WHERE NOT EXISTS"
+                 " (SELECT 1 FROM moves WHERE uuid = $1 AND host = $2 AND workload = $3"
+                 " AND t = $4 AND action = $5 AND mode = $6 AND from_mib = $7 AND to_mib = $8"
+                 " AND applied = $9 AND reason = $10)",
                  &p, "record a move", error);
 }
 
@@ -1441,7 +1484,11 @@ pg_outcome_add (VmemStore *store, const VmemOutcomeRow *x, GError **error)
   return pg_run (pg,
                  "INSERT INTO outcomes (uuid, host, workload, kind, start_t, end_t, base_mib,"
                  " given_mib, peak_mib, risk, censored)"
-                 " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+                 " SELECT $1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint,"
+                 " $7::float8, $8::float8, $9::float8, $10::float8, $11::bigint WHERE NOT EXISTS"
+                 " (SELECT 1 FROM outcomes WHERE end_t = $6 AND uuid = $1 AND host = $2"
+                 " AND workload = $3 AND kind = $4 AND start_t = $5 AND base_mib = $7"
+                 " AND given_mib = $8 AND peak_mib = $9 AND risk = $10 AND censored = $11)",
                  &p, "record an outcome", error);
 }
 

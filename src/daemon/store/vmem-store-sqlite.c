@@ -135,6 +135,31 @@ static const char *const migrations[] = {
   "CREATE INDEX outcomes_end ON outcomes(end_t);",
 };
 
+/* The error code of sqlite's result @rc: VMEM_ERROR_STORE_UNAVAILABLE
+ * when the same call may succeed later (another connection holds the lock,
+ * the disk is full or failing, the file cannot be opened or written for
+ * now, memory ran out), else VMEM_ERROR_STORE (a constraint, a type, SQL
+ * the schema does not fit, a damaged file: trying again repeats it). */
+static VmemErrorCode
+sq_code (int rc)
+{
+  switch (rc & 0xff)
+    {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+    case SQLITE_FULL:
+    case SQLITE_IOERR:
+    case SQLITE_READONLY:
+    case SQLITE_CANTOPEN:
+    case SQLITE_NOMEM:
+    case SQLITE_PROTOCOL:
+    case SQLITE_INTERRUPT:
+      return VMEM_ERROR_STORE_UNAVAILABLE;
+    default:
+      return VMEM_ERROR_STORE;
+    }
+}
+
 /* The one place where sqlite errors become GErrors: the path, what was
  * being done, and sqlite's own message. */
 static gboolean sq_error (Sqlite *s, GError **error, const char *format, ...) G_GNUC_PRINTF (3, 4);
@@ -146,8 +171,8 @@ sq_error (Sqlite *s, GError **error, const char *format, ...)
   va_start (ap, format);
   g_autofree char *what = g_strdup_vprintf (format, ap);
   va_end (ap);
-  g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s: %s", s->path, what,
-               s->db ? sqlite3_errmsg (s->db) : "out of memory");
+  g_set_error (error, VMEM_ERROR, sq_code (s->db ? sqlite3_extended_errcode (s->db) : SQLITE_NOMEM),
+               "%s: %s: %s", s->path, what, s->db ? sqlite3_errmsg (s->db) : "out of memory");
   return FALSE;
 }
 
@@ -156,11 +181,12 @@ sq_exec (Sqlite *s, const char *sql, const char *what, GError **error)
 {
   g_autofree char *msg = NULL;
   char *m = NULL;
-  if (sqlite3_exec (s->db, sql, NULL, NULL, &m) == SQLITE_OK)
+  int rc = sqlite3_exec (s->db, sql, NULL, NULL, &m);
+  if (rc == SQLITE_OK)
     return TRUE;
   msg = g_strdup (m);
   sqlite3_free (m);
-  g_set_error (error, VMEM_ERROR, VMEM_ERROR_STORE, "%s: %s: %s", s->path, what,
+  g_set_error (error, VMEM_ERROR, sq_code (rc), "%s: %s: %s", s->path, what,
                msg ? msg : sqlite3_errmsg (s->db));
   return FALSE;
 }
@@ -1103,6 +1129,27 @@ run_insert (Sqlite *s, const char *uuid, const char *host, const char *workload,
   if (!sq_run (s, dom, "cannot record a domain", error))
     return -1;
 
+  /* Opened already: this is the same open again, after an error that hid
+   * its commit. */
+  g_autoptr(sqlite3_stmt) same =
+               sq_prepare (s,
+                           "SELECT id FROM runs WHERE uuid = ? AND host = ? AND started = ?"
+                           " AND stopped IS NULL ORDER BY id DESC LIMIT 1",
+                           error);
+  if (same == NULL)
+    return -1;
+  bind_text (same, 1, uuid);
+  bind_text (same, 2, host);
+  sqlite3_bind_int64 (same, 3, started);
+  int rc = sqlite3_step (same);
+  if (rc == SQLITE_ROW)
+    return sqlite3_column_int64 (same, 0);
+  if (rc != SQLITE_DONE)
+    {
+      sq_error (s, error, "cannot read the runs of %s", uuid);
+      return -1;
+    }
+
   /* A run still open was never closed: vmemd was down when it stopped. */
   g_autoptr(sqlite3_stmt) lost =
                sq_prepare (s,
@@ -1215,7 +1262,9 @@ sq_plan_add (VmemStore *store, const VmemPlanRow *row, GError **error)
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
     "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host)"
-    " VALUES (?,?,?,?,?,?,?)",
+    " SELECT ?1,?2,?3,?4,?5,?6,?7 WHERE NOT EXISTS (SELECT 1 FROM plans WHERE uuid = ?1"
+    " AND workload = ?2 AND t = ?3 AND demand_mib = ?4 AND source = ?5 AND reasons IS ?6"
+    " AND host = ?7)",
     error);
   if (st == NULL)
     return FALSE;
@@ -1292,7 +1341,9 @@ sq_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
     "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib, applied, reason)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?)",
+    " SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10 WHERE NOT EXISTS (SELECT 1 FROM moves WHERE"
+    " uuid = ?1 AND host = ?2 AND workload = ?3 AND t = ?4 AND action = ?5 AND mode = ?6"
+    " AND from_mib = ?7 AND to_mib = ?8 AND applied = ?9 AND reason = ?10)",
     error);
   if (st == NULL)
     return FALSE;
@@ -1357,7 +1408,10 @@ sq_outcome_add (VmemStore *store, const VmemOutcomeRow *row, GError **error)
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
     "INSERT INTO outcomes (uuid, host, workload, kind, start_t, end_t, base_mib, given_mib,"
-    " peak_mib, risk, censored) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+    " peak_mib, risk, censored) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11 WHERE NOT EXISTS"
+    " (SELECT 1 FROM outcomes WHERE end_t = ?6 AND uuid = ?1 AND host = ?2 AND workload = ?3"
+    " AND kind = ?4 AND start_t = ?5 AND base_mib = ?7 AND given_mib = ?8 AND peak_mib = ?9"
+    " AND risk = ?10 AND censored = ?11)",
     error);
   if (st == NULL)
     return FALSE;
