@@ -462,6 +462,7 @@ bench_estimate (const Fleet *f, guint peers, guint days)
   Mem m1 = mem_now ();
   g_autoptr(VmemProfile) profile = vmem_profile_new ("w00");
   g_autoptr(GArray) us = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) direct_us = g_array_new (FALSE, FALSE, sizeof (double));
   for (guint i = 0; i < 1000; i++)
     {
       const Guest *g = &f->guests[i % f->n];
@@ -476,12 +477,26 @@ bench_estimate (const Fleet *f, guint peers, guint days)
       if (e == NULL)
         g_error ("estimate: %s", error->message);
       g_array_append_val (us, c);
+      /* The baseline of the same run: every peer's histogram walked. */
+      c0 = thread_cpu_us ();
+      g_autoptr(VmemEstimate) direct = vmem_demand_estimate_direct (d, "w00", profile, &target,
+                                                                    end, &error);
+      c = thread_cpu_us () - c0;
+      if (direct == NULL)
+        g_error ("estimate: %s", error->message);
+      if (direct->value_mib != e->value_mib)
+        g_error ("estimate: %.17g, direct %.17g", e->value_mib, direct->value_mib);
+      g_array_append_val (direct_us, c);
     }
   printf ("\nEstimate for a workload with %u peers and %u days of hourly peaks (%u peaks; "
           "vmem_demand_estimate, thread CPU, n = %u):\n",
           peers, days, loaded, us->len);
   printf ("  p50 %.1f µs   p99 %.1f µs   max %.1f µs   (target: under 1 ms)\n", pct (us, 50),
           pct (us, 99), pct (us, 100));
+  printf ("  direct, every peer's histogram (the same estimates): p50 %.1f µs   p99 %.1f µs   "
+          "max %.1f µs; estimate / direct: p50 %.3f, p99 %.3f\n",
+          pct (direct_us, 50), pct (direct_us, 99), pct (direct_us, 100),
+          pct (us, 50) / pct (direct_us, 50), pct (us, 99) / pct (direct_us, 99));
   /* The aggregate keeps a decaying histogram per peer, not each peak. */
   double day_kib = (m_day.in_use_mib - m0.in_use_mib) * 1024.0;
   double all_kib = (m1.in_use_mib - m0.in_use_mib) * 1024.0;

@@ -402,9 +402,9 @@ vmem_demand_observe (VmemDemand *d, const char *workload, const VmemPeakSample *
   return agg_add (d, workload, &out[0], error);
 }
 
-VmemEstimate *
-vmem_demand_estimate (VmemDemand *d, const char *workload, const VmemProfile *profile,
-                      const VmemEstimateTarget *target, gint64 now, GError **error)
+static VmemEstimate *
+demand_estimate (VmemDemand *d, gboolean direct, const char *workload, const VmemProfile *profile,
+                 const VmemEstimateTarget *target, gint64 now, GError **error)
 {
   g_return_val_if_fail (d != NULL && target != NULL, NULL);
 
@@ -414,10 +414,26 @@ vmem_demand_estimate (VmemDemand *d, const char *workload, const VmemProfile *pr
   VmemEstimateTarget t = *target;
   t.workload = workload;
   VmemWorkloadAgg *agg = g_hash_table_lookup (d->workloads, workload);
-  if (agg != NULL)
-    return vmem_estimator_estimate (agg, d->cal, &d->config, profile, &t, now, error);
-  g_autoptr(VmemWorkloadAgg) empty = vmem_workload_agg_new (&d->config, NULL);
-  return vmem_estimator_estimate (empty, d->cal, &d->config, profile, &t, now, error);
+  g_autoptr(VmemWorkloadAgg) empty = NULL;
+  if (agg == NULL)
+    agg = empty = vmem_workload_agg_new (&d->config, NULL);
+  if (direct)
+    return vmem_estimator_estimate_direct (agg, d->cal, &d->config, profile, &t, now, error);
+  return vmem_estimator_estimate (agg, d->cal, &d->config, profile, &t, now, error);
+}
+
+VmemEstimate *
+vmem_demand_estimate (VmemDemand *d, const char *workload, const VmemProfile *profile,
+                      const VmemEstimateTarget *target, gint64 now, GError **error)
+{
+  return demand_estimate (d, FALSE, workload, profile, target, now, error);
+}
+
+VmemEstimate *
+vmem_demand_estimate_direct (VmemDemand *d, const char *workload, const VmemProfile *profile,
+                             const VmemEstimateTarget *target, gint64 now, GError **error)
+{
+  return demand_estimate (d, TRUE, workload, profile, target, now, error);
 }
 
 void

@@ -69,6 +69,15 @@ VmemEstimate *vmem_demand_estimate (VmemDemand               *d,
                                     gint64                    now,
                                     GError                  **error);
 
+/* The same through vmem_estimator_estimate_direct(): the reference the
+ * cached path is tested and measured against. */
+VmemEstimate *vmem_demand_estimate_direct (VmemDemand               *d,
+                                           const char               *workload,
+                                           const VmemProfile        *profile,
+                                           const VmemEstimateTarget *target,
+                                           gint64                    now,
+                                           GError                  **error);
+
 /* A domain's <memory> in MiB (0 = unknown), by which its peers compare
  * their levels with its own (vmem-estimator.h). */
 void vmem_demand_set_memory (VmemDemand *d,

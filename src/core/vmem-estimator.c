@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-estimator.h"
 #include "vmem-error.h"
+#include "vmem-rank.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -36,6 +38,16 @@ typedef struct {
   int     n;
   double *w;
   double *vmax;
+  /* What an estimate reads of it, kept until its peaks, <memory> or
+   * vCPUs change (then it is dirty, and refreshed at the next estimate). */
+  gboolean     dirty;
+  gboolean     active;    /* it has peaks of some weight */
+  double       total;     /* peer_total() */
+  double       level;     /* hist_quantile() at the aggregate's cached quantile */
+  VmemRankNode by_first;  /* key: first_t */
+  VmemRankNode by_level;  /* key: its level */
+  VmemRankNode by_rel;    /* key: its level / <memory>; only when <memory> is known */
+  VmemRankNode by_vcpu;   /* key: its level per vCPU */
 } Peer;
 
 struct _VmemWorkloadAgg {
@@ -44,6 +56,16 @@ struct _VmemWorkloadAgg {
   gboolean    have_ref;
   gint64      ref_t;
   GHashTable *peers;   /* uuid -> Peer */
+  /* The active peers in order of each key, weighted by their totals: an
+   * estimate finds the prior's quantile and the oldest history in
+   * O(log peers) instead of walking every peer's histogram. */
+  double      cache_q;     /* the peer quantile of the cached levels; < 0: none yet */
+  GPtrArray  *dirty;       /* Peer * to refresh */
+  VmemRankSet by_first;
+  VmemRankSet by_level;
+  VmemRankSet by_rel;
+  VmemRankSet by_vcpu;
+  guint64     walks;       /* cached estimates that walked every peer all the same */
 };
 
 static const char *const source_names[] = {
@@ -132,6 +154,8 @@ vmem_workload_agg_new (const VmemEstimatorConfig *config, GError **error)
   agg->half_life_s = config->half_life_hours * 3600.0;
   agg->rss_weight = config->rss_weight;
   agg->peers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, peer_free);
+  agg->cache_q = -1;
+  agg->dirty = g_ptr_array_new ();
   return agg;
 }
 
@@ -141,7 +165,63 @@ vmem_workload_agg_free (VmemWorkloadAgg *agg)
   if (agg == NULL)
     return;
   g_hash_table_destroy (agg->peers);
+  g_ptr_array_unref (agg->dirty);
   g_free (agg);
+}
+
+static void
+mark_dirty (VmemWorkloadAgg *agg, Peer *p)
+{
+  if (!p->dirty)
+    {
+      p->dirty = TRUE;
+      g_ptr_array_add (agg->dirty, p);
+    }
+}
+
+static void
+mark_all_dirty (VmemWorkloadAgg *agg)
+{
+  GHashTableIter iter;
+  gpointer value;
+  g_hash_table_iter_init (&iter, agg->peers);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    mark_dirty (agg, value);
+}
+
+static void
+unlink_peer (VmemWorkloadAgg *agg, Peer *p)
+{
+  if (p->by_first.linked)
+    vmem_rank_remove (&agg->by_first, &p->by_first);
+  if (p->by_level.linked)
+    vmem_rank_remove (&agg->by_level, &p->by_level);
+  if (p->by_rel.linked)
+    vmem_rank_remove (&agg->by_rel, &p->by_rel);
+  if (p->by_vcpu.linked)
+    vmem_rank_remove (&agg->by_vcpu, &p->by_vcpu);
+}
+
+static void
+link_node (VmemRankSet *set, VmemRankNode *node, const Peer *p, double key)
+{
+  node->key = key;
+  node->weight = p->total;
+  node->id = p->uuid;
+  vmem_rank_insert (set, node);
+}
+
+/* Links an active peer with its cached values. */
+static void
+link_peer (VmemWorkloadAgg *agg, Peer *p)
+{
+  link_node (&agg->by_first, &p->by_first, p, (double) p->first_t);
+  link_node (&agg->by_level, &p->by_level, p, p->level);
+  /* The same expressions as scale_level(), so that the key times the
+   * target's size is the scaled level to the last bit. */
+  link_node (&agg->by_vcpu, &p->by_vcpu, p, p->level / MAX (p->vcpus, 1));
+  if (p->memory_mib > 0)
+    link_node (&agg->by_rel, &p->by_rel, p, p->level / p->memory_mib);
 }
 
 guint
@@ -165,13 +245,27 @@ vmem_workload_agg_set_memory (VmemWorkloadAgg *agg, const char *uuid, double mem
       p->first_t = G_MAXINT64;
       g_hash_table_insert (agg->peers, p->uuid, p);
     }
+  if (p->memory_mib != memory_mib)
+    mark_dirty (agg, p);
   p->memory_mib = memory_mib;
 }
 
 gboolean
 vmem_workload_agg_remove_peer (VmemWorkloadAgg *agg, const char *uuid)
 {
+  Peer *p = g_hash_table_lookup (agg->peers, uuid);
+  if (p == NULL)
+    return FALSE;
+  if (p->dirty)
+    g_ptr_array_remove_fast (agg->dirty, p);
+  unlink_peer (agg, p);
   return g_hash_table_remove (agg->peers, uuid);
+}
+
+guint64
+vmem_workload_agg_walks (const VmemWorkloadAgg *agg)
+{
+  return agg->walks;
 }
 
 static int
@@ -228,6 +322,8 @@ agg_rebase (VmemWorkloadAgg *agg, gint64 new_ref)
       p->last_weight *= factor;
     }
   agg->ref_t = new_ref;
+  /* The totals changed, and a quantile may round differently. */
+  mark_all_dirty (agg);
 }
 
 static double
@@ -334,6 +430,7 @@ vmem_workload_agg_add (VmemWorkloadAgg *agg, const VmemPeakObs *obs, GError **er
       p->last_weight = w;
       p->last_samples = MAX (obs->samples, 1);
     }
+  mark_dirty (agg, p);
   return TRUE;
 }
 
@@ -545,13 +642,146 @@ scale_level (const VmemEstimate *e, const Peer *p, double level, const VmemEstim
   return level;
 }
 
-VmemEstimate *
-vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
-                         const VmemEstimatorConfig *config, const VmemProfile *profile,
-                         const VmemEstimateTarget *target, gint64 now, GError **error)
+/* Brings the cached totals and levels of the changed peers up to date,
+ * at the peer quantile @q. */
+static void
+agg_refresh (VmemWorkloadAgg *agg, double q)
 {
-  g_return_val_if_fail (agg != NULL && config != NULL && target != NULL, NULL);
+  if (q != agg->cache_q)
+    {
+      agg->cache_q = q;
+      mark_all_dirty (agg);
+    }
+  for (guint i = 0; i < agg->dirty->len; i++)
+    {
+      Peer *p = g_ptr_array_index (agg->dirty, i);
+      unlink_peer (agg, p);
+      p->dirty = FALSE;
+      p->total = peer_total (p);
+      p->active = p->n > 0 && p->total > 0;
+      if (!p->active)
+        continue;
+      p->level = hist_quantile (p->w, p->vmax, p->n, q);
+      link_peer (agg, p);
+    }
+  g_ptr_array_set_size (agg->dirty, 0);
+}
 
+/* The peers' quantile from the ordered levels, @self unlinked: what
+ * levels_quantile() gives over every peer's scaled level, found in
+ * O(log n).  FALSE when it cannot be told apart from it without walking
+ * every peer: the peers mix known and unknown sizes (their scaled levels
+ * do not keep one order), or the quantile falls so close to the edge of
+ * a level that the rounding of the sums could decide it. */
+static gboolean
+quantile_indexed (VmemWorkloadAgg *agg, const VmemEstimate *e, const VmemEstimateTarget *target,
+                  guint n, double *out)
+{
+  const VmemRankSet *set;
+  double factor = 1.0;
+  gboolean scaled = TRUE;
+  if (e->scale == VMEM_SCALE_PER_VCPU)
+    {
+      set = &agg->by_vcpu;
+      factor = e->vcpus;
+    }
+  else if (target->memory_mib > 0 && vmem_rank_count (&agg->by_rel) == n)
+    {
+      set = &agg->by_rel;
+      factor = target->memory_mib;
+    }
+  else if (target->memory_mib <= 0 || vmem_rank_count (&agg->by_rel) == 0)
+    {
+      set = &agg->by_level;
+      scaled = FALSE;
+    }
+  else
+    return FALSE;
+  if (n == 0 || vmem_rank_count (set) != n)
+    return FALSE;
+
+  /* Scaling by a positive factor keeps the order (equal keys may become
+   * equal levels, never the other way round), so the first level at
+   * which the weights reach the quantile is the same.  The sums here are
+   * added in the tree's shape, levels_quantile()'s in order: each may be
+   * off the exact sum by the rounding of n additions.  Past a margin that
+   * covers both, they decide alike. */
+  double total = vmem_rank_total (set);
+  double amount = e->quantile * total * (1.0 - 1e-12);
+  double before = 0;
+  const VmemRankNode *x = vmem_rank_search (set, amount, &before);
+  if (x == NULL)
+    return FALSE;
+  double margin = 3.0 * (n + 4) * DBL_EPSILON * total;
+  if (before + x->weight - amount <= margin || amount - before <= margin)
+    return FALSE;
+  *out = scaled ? x->key * factor : x->key;
+  return TRUE;
+}
+
+static VmemEstimatePeer *
+estimate_peer_new (const VmemEstimate *e, const Peer *p, double level, double total,
+                   const VmemEstimateTarget *target, double to_now)
+{
+  VmemEstimatePeer *ep = g_new0 (VmemEstimatePeer, 1);
+  ep->uuid = g_strdup (p->uuid);
+  ep->name = g_strdup (p->name);
+  ep->host = g_strdup (p->host);
+  ep->samples = p->samples;
+  ep->intervals = p->intervals;
+  ep->vcpus = p->vcpus;
+  ep->memory_mib = p->memory_mib;
+  ep->peak_mib = level;
+  ep->scaled_mib = scale_level (e, p, level, target);
+  ep->weight = total * to_now;
+  return ep;
+}
+
+/* The peers' levels, scaled, and the oldest history, from every peer's
+ * histogram.  The own domain is never a peer: *own gets it when it has
+ * peaks and is not left out. */
+static GArray *
+levels_direct (const VmemWorkloadAgg *agg, VmemEstimate *e, const VmemEstimateTarget *target,
+               const VmemEstimatorConfig *config, double to_now, gboolean list,
+               const Peer **own, gint64 *oldest)
+{
+  GArray *levels = g_array_new (FALSE, FALSE, sizeof (Level));
+  GHashTableIter iter;
+  gpointer value;
+
+  *own = NULL;
+  *oldest = G_MAXINT64;
+  g_hash_table_iter_init (&iter, agg->peers);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Peer *p = value;
+      double total = peer_total (p);
+      if (p->n == 0 || total <= 0)
+        continue;
+      if (target->uuid != NULL && g_str_equal (p->uuid, target->uuid))
+        {
+          /* A first start never reads the domain's own peaks. */
+          if (!target->exclude_self)
+            *own = p;
+          continue;
+        }
+      double level = hist_quantile (p->w, p->vmax, p->n, config->peer_quantile);
+      if (list)
+        g_ptr_array_add (e->peers, estimate_peer_new (e, p, level, total, target, to_now));
+      /* Relative weights suffice for the quantile and do not underflow
+       * however long ago the last peak was. */
+      Level l = { scale_level (e, p, level, target), total };
+      g_array_append_val (levels, l);
+      *oldest = MIN (*oldest, p->first_t);
+    }
+  return levels;
+}
+
+static VmemEstimate *
+estimate (VmemWorkloadAgg *agg, gboolean direct, const VmemCalibration *cal,
+          const VmemEstimatorConfig *config, const VmemProfile *profile,
+          const VmemEstimateTarget *target, gint64 now, GError **error)
+{
   if (!vmem_estimator_config_validate (config, error))
     return NULL;
   if (!isfinite (target->memory_mib) || target->memory_mib < 0)
@@ -573,54 +803,81 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
 
   /* Weights are stored relative to ref_t; this brings them to @now. */
   double to_now = agg->have_ref ? exp2 ((double) (agg->ref_t - now) / agg->half_life_s) : 0;
-  g_autoptr(GArray) levels = g_array_new (FALSE, FALSE, sizeof (Level));
   gint64 oldest = G_MAXINT64;
   const Peer *own = NULL;
-  GHashTableIter iter;
-  gpointer value;
+  double own_level = 0;
+  guint n;
+  gboolean have_quantile = FALSE;
+  double quantile_mib = 0;
 
-  g_hash_table_iter_init (&iter, agg->peers);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
+  if (direct)
     {
-      Peer *p = value;
-      double total = peer_total (p);
-      if (p->n == 0 || total <= 0)
-        continue;
-      if (target->uuid != NULL && g_str_equal (p->uuid, target->uuid))
+      g_autoptr(GArray) levels = levels_direct (agg, e, target, config, to_now, TRUE, &own,
+                                                &oldest);
+      n = levels->len;
+      if (n > 0)
         {
-          /* A first start never reads the domain's own peaks. */
-          if (!target->exclude_self)
-            own = p;
-          continue;
+          quantile_mib = levels_quantile (levels, e->quantile);
+          have_quantile = TRUE;
         }
-
-      VmemEstimatePeer *ep = g_new0 (VmemEstimatePeer, 1);
-      ep->uuid = g_strdup (p->uuid);
-      ep->name = g_strdup (p->name);
-      ep->host = g_strdup (p->host);
-      ep->samples = p->samples;
-      ep->intervals = p->intervals;
-      ep->vcpus = p->vcpus;
-      ep->memory_mib = p->memory_mib;
-      ep->peak_mib = hist_quantile (p->w, p->vmax, p->n, config->peer_quantile);
-      ep->scaled_mib = scale_level (e, p, ep->peak_mib, target);
-      ep->weight = total * to_now;
-      g_ptr_array_add (e->peers, ep);
-
-      /* Relative weights suffice for the quantile and do not underflow
-       * however long ago the last peak was. */
-      Level l = { ep->scaled_mib, total };
-      g_array_append_val (levels, l);
-      oldest = MIN (oldest, p->first_t);
+      if (own != NULL)
+        own_level = hist_quantile (own->w, own->vmax, own->n, config->peer_quantile);
+    }
+  else
+    {
+      agg_refresh (agg, config->peer_quantile);
+      Peer *self = target->uuid != NULL ? g_hash_table_lookup (agg->peers, target->uuid) : NULL;
+      if (self != NULL && !self->active)
+        self = NULL;
+      if (self != NULL && !target->exclude_self)
+        {
+          own = self;
+          own_level = self->level;
+        }
+      if (!target->no_peer_list)
+        {
+          GHashTableIter iter;
+          gpointer value;
+          g_hash_table_iter_init (&iter, agg->peers);
+          while (g_hash_table_iter_next (&iter, NULL, &value))
+            {
+              const Peer *p = value;
+              if (p->active && p != self)
+                g_ptr_array_add (e->peers,
+                                 estimate_peer_new (e, p, p->level, p->total, target, to_now));
+            }
+        }
+      /* The domain is never its own peer: out of the order while the
+       * peers' figures are read, back in after. */
+      if (self != NULL)
+        unlink_peer (agg, self);
+      n = vmem_rank_count (&agg->by_first);
+      if (n > 0)
+        {
+          oldest = (gint64) vmem_rank_first (&agg->by_first)->key;
+          have_quantile = quantile_indexed (agg, e, target, n, &quantile_mib);
+        }
+      if (self != NULL)
+        link_peer (agg, self);
+      if (n > 0 && !have_quantile)
+        {
+          agg->walks++;
+          const Peer *ignored;
+          gint64 ignored_t;
+          g_autoptr(GArray) levels = levels_direct (agg, e, target, config, to_now, FALSE,
+                                                    &ignored, &ignored_t);
+          quantile_mib = levels_quantile (levels, e->quantile);
+          have_quantile = TRUE;
+        }
     }
   g_ptr_array_sort (e->peers, peer_cmp_desc);
+  e->n_peers = n;
 
-  guint n = levels->len;
   e->history_hours = n > 0 ? MAX (0.0, (double) (now - oldest) / 3600.0) : 0.0;
   if (own != NULL)
     {
       e->own_hours = MAX (0.0, (double) (now - own->first_t) / 3600.0);
-      e->own_level_mib = hist_quantile (own->w, own->vmax, own->n, config->peer_quantile);
+      e->own_level_mib = own_level;
     }
   guint min_peers = MAX (config->min_peers, 1);
   gboolean peers_ok = n >= min_peers && e->history_hours >= config->min_history_hours;
@@ -647,7 +904,8 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
   double prior_w = 0;
   if (peers_ok)
     {
-      e->quantile_mib = levels_quantile (levels, e->quantile);
+      g_assert (have_quantile);
+      e->quantile_mib = quantile_mib;
       prior_w = MIN (e->history_hours, config->prior_hours);
     }
   if (own_ok)
@@ -705,6 +963,27 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
                                  per, e->history_hours, margin);
   apply_clamps (e, profile, target);
   return g_steal_pointer (&e);
+}
+
+VmemEstimate *
+vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
+                         const VmemEstimatorConfig *config, const VmemProfile *profile,
+                         const VmemEstimateTarget *target, gint64 now, GError **error)
+{
+  g_return_val_if_fail (agg != NULL && config != NULL && target != NULL, NULL);
+
+  /* The caches are the aggregate's own business: reading refreshes them. */
+  return estimate ((VmemWorkloadAgg *) agg, FALSE, cal, config, profile, target, now, error);
+}
+
+VmemEstimate *
+vmem_estimator_estimate_direct (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
+                                const VmemEstimatorConfig *config, const VmemProfile *profile,
+                                const VmemEstimateTarget *target, gint64 now, GError **error)
+{
+  g_return_val_if_fail (agg != NULL && config != NULL && target != NULL, NULL);
+
+  return estimate ((VmemWorkloadAgg *) agg, TRUE, cal, config, profile, target, now, error);
 }
 
 VmemEstimate *

@@ -89,6 +89,8 @@ typedef struct {
   gboolean    exclude_self;  /* leave the domain's own history out: size it as a first start */
   guint       vcpus;         /* for scale = per-vcpu; 0 counted as 1 */
   double      memory_mib;    /* its <memory>; 0 = unknown (no clamp) */
+  gboolean    no_peer_list;  /* leave VmemEstimate.peers empty (n_peers still counts them):
+                              * the one part of an estimate that grows with the peers */
 } VmemEstimateTarget;
 
 typedef struct {
@@ -109,7 +111,9 @@ typedef struct {
   double              value_mib;     /* the answer before rounding */
   VmemEstimateSource  source;
   char               *reason;        /* one sentence saying why this source */
-  GPtrArray          *peers;         /* VmemEstimatePeer (not the domain), highest level first */
+  GPtrArray          *peers;         /* VmemEstimatePeer (not the domain), highest level first;
+                                      * empty when the target asked for no list */
+  guint               n_peers;       /* the peers with history (not the domain) */
   double              quantile;      /* the quantile of the peers' scaled levels */
   double              quantile_mib;  /* its value: the prior, scaled to the target */
   double              margin_pct;    /* the configured margin (used without calibration) */
@@ -145,7 +149,19 @@ json_object *vmem_estimate_to_json (const VmemEstimate *estimate);
  * of peaks per peer.  Adding a peak is O(1); a query walks the buckets of
  * each peer, never the peaks themselves.  Bucket width is 2 %: a quantile
  * is the highest peak seen in the bucket where it falls, so it is exact
- * when peaks differ by more than that. */
+ * when peaks differ by more than that.
+ *
+ * Each peer's level and total weight are cached, and the peers kept in
+ * order of their levels (absolute, relative to <memory>, per vCPU) and of
+ * their first sample, with the weights of every prefix: an estimate
+ * refreshes the peers whose peaks, <memory> or vCPUs changed since the
+ * last one (walking their buckets), then finds the prior's quantile, the
+ * peers' count and oldest history in O(log peers), the domain itself left
+ * out.  Its results are those of vmem_estimator_estimate_direct() to the
+ * last bit; it walks every peer (as that does) only when the peers mix
+ * known and unknown <memory>, or when the quantile falls within rounding
+ * of a level's edge.  Not for use from two threads at once, estimates
+ * included (they refresh the caches). */
 typedef struct _VmemWorkloadAgg VmemWorkloadAgg;
 
 /* The half-life and rss_weight of @config are fixed here: an estimate
@@ -168,6 +184,9 @@ void     vmem_workload_agg_set_memory (VmemWorkloadAgg *agg, const char *uuid, d
 /* Forgets a peer (a domain that was undefined or moved to another workload). */
 gboolean vmem_workload_agg_remove_peer (VmemWorkloadAgg *agg, const char *uuid);
 guint    vmem_workload_agg_n_peers (const VmemWorkloadAgg *agg);
+/* How many estimates (vmem_estimator_estimate()) found the peers' quantile
+ * by walking every peer, not in their order (see above). */
+guint64  vmem_workload_agg_walks (const VmemWorkloadAgg *agg);
 
 /* The weighted @q quantile of all peers' peaks pooled together (the
  * reference estimator of the benchmarks).  Returns FALSE when there are no
@@ -191,6 +210,17 @@ VmemEstimate *vmem_estimator_estimate (const VmemWorkloadAgg     *agg,
                                        const VmemEstimateTarget  *target,
                                        gint64                     now,
                                        GError                   **error);
+
+/* The same, computed from every peer's histogram without the caches,
+ * always with the list of peers: the reference the cached path is tested
+ * and measured against.  O(peers x buckets). */
+VmemEstimate *vmem_estimator_estimate_direct (const VmemWorkloadAgg     *agg,
+                                              const VmemCalibration     *cal,
+                                              const VmemEstimatorConfig *config,
+                                              const VmemProfile         *profile,
+                                              const VmemEstimateTarget  *target,
+                                              gint64                     now,
+                                              GError                   **error);
 
 /* The same from a list of peaks (VmemPeakObs *), building the aggregate
  * on the way: for one-off estimates and tests. */

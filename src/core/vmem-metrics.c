@@ -155,7 +155,7 @@ vmem_metrics_workload_set_estimate (VmemMetricsWorkload *w, const VmemEstimate *
     return;
   w->source = e->source;
   w->estimate_mib = e->demand_mib;
-  w->peers = e->peers != NULL ? e->peers->len : 0;
+  w->peers = e->n_peers;
   w->history_hours = e->history_hours;
   w->margin_pct = e->margin_pct;
   w->effective_margin_pct = e->effective_margin_pct;

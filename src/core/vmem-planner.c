@@ -51,7 +51,7 @@ vmem_planner_plan (const VmemProfile *p, const VmemDomain *d, const VmemEstimate
       if (est->clamps & VMEM_CLAMP_DOMAIN_MEMORY)
         json_object_array_add (clamps, json_object_new_string ("lowered to the domain's <memory>"));
       json_object_object_add (r, "estimate", vmem_estimate_to_json (est));
-      sp->plan.peers = est->peers ? est->peers->len : 0;
+      sp->plan.peers = est->n_peers;
     }
   if (demand == 0)
     {

@@ -169,6 +169,7 @@ replay_estimate (VmemReplay *r, Domain *d, GError **error)
     .exclude_self = r->first_start,
     .vcpus = d->vcpus,
     .memory_mib = memory_mib,
+    .no_peer_list = TRUE,
   };
   vmem_demand_set_memory (r->demand, d->workload->name, d->name, memory_mib);
   g_autoptr(VmemEstimate) e = vmem_demand_estimate (r->demand, d->workload->name, NULL, &target,
@@ -178,7 +179,7 @@ replay_estimate (VmemReplay *r, Domain *d, GError **error)
   /* Its outcome, complete a day later, calibrates the starts after it. */
   if (!vmem_demand_start (r->demand, d->workload->name, d->name, e, r->day, error))
     return FALSE;
-  c->peers = e->peers->len;
+  c->peers = e->n_peers;
   c->own = e->source == VMEM_SOURCE_OWN;
   c->estimate_kib[VMEM_REPLAY_VMEMD] = mib_to_kib_ceil (e->value_mib);
   c->source[VMEM_REPLAY_VMEMD] = vmem_estimate_source_to_string (e->source);

@@ -686,6 +686,77 @@ test_outcomes (void **state)
   assert_int_equal (r.outcomes, 3);
 }
 
+/* The daemon's way through the aggregate, with the estimates it asks for
+ * in between: samples every 10 minutes of 30 domains in two workloads
+ * (each domain's hourly peak replaced as it grows), <memory> set and
+ * changed, domains forgotten and coming back; restarts, first starts and
+ * new domains estimated with and without the list of peers, each equal to
+ * the direct computation to the last bit. */
+static void
+test_cached_equals_direct (void **state)
+{
+  VmemEstimatorConfig config = config_no_min_history ();
+  config.half_life_hours = 2;   /* 10 days are 120 half-lives: rebased */
+  g_autoptr(VmemDemand) d = vmem_demand_new (&config, NULL);
+  g_autoptr(GRand) r = g_rand_new_with_seed (11);
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  char uuids[30][8];
+  guint checks = 0;
+
+  for (guint i = 0; i < G_N_ELEMENTS (uuids); i++)
+    g_snprintf (uuids[i], sizeof uuids[i], "d%02u", i);
+  for (gint64 t = T0; t < T0 + 10 * DAY; t += 600)
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (uuids); i++)
+        {
+          const char *workload = i % 3 == 0 ? "db" : "web";
+          VmemPeakSample s = sample (uuids[i], t, 200 + 50 * (i % 7) +
+                                                    g_rand_double_range (r, 0, 400));
+          s.guest = g_rand_int_range (r, 0, 4) != 0;
+          s.vcpus = 1 + i % 4;
+          VmemPeakObs out[2];
+          observe (d, NULL, workload, s, out);
+        }
+      guint k = g_rand_int_range (r, 0, G_N_ELEMENTS (uuids));
+      const char *workload = k % 3 == 0 ? "db" : "web";
+      if (g_rand_int_range (r, 0, 20) == 0)
+        vmem_demand_set_memory (d, workload, uuids[k], 1024.0 * g_rand_int_range (r, 1, 9));
+      if (g_rand_int_range (r, 0, 100) == 0)
+        vmem_demand_forget_domain (d, uuids[k]);
+      if (g_rand_int_range (r, 0, 3) != 0)
+        continue;
+      int who = g_rand_int_range (r, 0, 3);
+      profile->scale = g_rand_boolean (r) ? VMEM_SCALE_PER_VCPU : VMEM_SCALE_ABSOLUTE;
+      VmemEstimateTarget target = {
+        .uuid = who == 0 ? "a-new-one" : uuids[k],
+        .exclude_self = who == 2,
+        .vcpus = g_rand_int_range (r, 0, 5),
+        .memory_mib = 1024.0 * g_rand_int_range (r, 0, 9),
+        .no_peer_list = g_rand_boolean (r),
+      };
+      gint64 now = t + g_rand_int_range (r, 0, 600);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(VmemEstimate) direct = vmem_demand_estimate_direct (d, workload, profile,
+                                                                    &target, now, &error);
+      g_autoptr(VmemEstimate) cached = vmem_demand_estimate (d, workload, profile, &target, now,
+                                                             &error);
+      assert_non_null (direct);
+      assert_non_null (cached);
+      assert_int_equal (cached->source, direct->source);
+      assert_int_equal (cached->demand_mib, direct->demand_mib);
+      assert_int_equal (cached->n_peers, direct->peers->len);
+      assert_int_equal (cached->peers->len, target.no_peer_list ? 0 : direct->peers->len);
+      assert_string_equal (cached->reason, direct->reason);
+      const double a[] = { cached->value_mib, cached->quantile_mib, cached->base_mib,
+                           cached->history_hours, cached->own_level_mib, cached->own_weight };
+      const double b[] = { direct->value_mib, direct->quantile_mib, direct->base_mib,
+                           direct->history_hours, direct->own_level_mib, direct->own_weight };
+      assert_memory_equal (a, b, sizeof a);
+      checks++;
+    }
+  assert_true (checks > 300);
+}
+
 int
 main (void)
 {
@@ -699,6 +770,7 @@ main (void)
     cmocka_unit_test (test_reset),
     cmocka_unit_test (test_load_peak_bad),
     cmocka_unit_test (test_outcomes),
+    cmocka_unit_test (test_cached_equals_direct),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -569,6 +569,275 @@ test_incremental_equals_batch (void **state)
   assert_same_estimate (c, d);
 }
 
+/* ---- the cached path against the direct computation ---------------------- */
+
+static void
+assert_bits (double got, double want, const char *what, guint seed)
+{
+  if (memcmp (&got, &want, sizeof got) != 0)
+    fail_msg ("%s: cached %.17g, direct %.17g (seed %u)", what, got, want, seed);
+}
+
+/* Every figure of @cached is @direct's to the last bit; its list of peers
+ * too, unless it was asked for none. */
+static void
+assert_identical (const VmemEstimate *cached, const VmemEstimate *direct, gboolean listed,
+                  guint seed)
+{
+  assert_int_equal (cached->source, direct->source);
+  assert_int_equal (cached->demand_mib, direct->demand_mib);
+  assert_string_equal (cached->reason, direct->reason);
+  assert_int_equal (cached->kind, direct->kind);
+  assert_int_equal (cached->scale, direct->scale);
+  assert_int_equal (cached->vcpus, direct->vcpus);
+  assert_int_equal (cached->clamps, direct->clamps);
+  assert_int_equal (cached->n_peers, direct->n_peers);
+  assert_int_equal (direct->n_peers, direct->peers->len);
+  assert_bits (cached->value_mib, direct->value_mib, "value_mib", seed);
+  assert_bits (cached->quantile, direct->quantile, "quantile", seed);
+  assert_bits (cached->quantile_mib, direct->quantile_mib, "quantile_mib", seed);
+  assert_bits (cached->margin_pct, direct->margin_pct, "margin_pct", seed);
+  assert_bits (cached->effective_margin_pct, direct->effective_margin_pct, "effective margin",
+               seed);
+  assert_bits (cached->history_hours, direct->history_hours, "history_hours", seed);
+  assert_bits (cached->own_level_mib, direct->own_level_mib, "own_level_mib", seed);
+  assert_bits (cached->own_hours, direct->own_hours, "own_hours", seed);
+  assert_bits (cached->own_weight, direct->own_weight, "own_weight", seed);
+  assert_bits (cached->base_mib, direct->base_mib, "base_mib", seed);
+  assert_bits (cached->raw_mib, direct->raw_mib, "raw_mib", seed);
+  if (!listed)
+    {
+      assert_int_equal (cached->peers->len, 0);
+      return;
+    }
+  assert_int_equal (cached->peers->len, direct->peers->len);
+  for (guint i = 0; i < cached->peers->len; i++)
+    {
+      const VmemEstimatePeer *a = g_ptr_array_index (cached->peers, i);
+      const VmemEstimatePeer *b = g_ptr_array_index (direct->peers, i);
+      assert_string_equal (a->uuid, b->uuid);
+      assert_string_equal (a->name, b->name);
+      assert_string_equal (a->host, b->host);
+      assert_int_equal (a->samples, b->samples);
+      assert_int_equal (a->intervals, b->intervals);
+      assert_int_equal (a->vcpus, b->vcpus);
+      assert_bits (a->memory_mib, b->memory_mib, "peer memory_mib", seed);
+      assert_bits (a->peak_mib, b->peak_mib, "peer peak_mib", seed);
+      assert_bits (a->scaled_mib, b->scaled_mib, "peer scaled_mib", seed);
+      assert_bits (a->weight, b->weight, "peer weight", seed);
+    }
+  g_autoptr(json_object) ja = vmem_estimate_to_json (cached);
+  g_autoptr(json_object) jb = vmem_estimate_to_json (direct);
+  assert_string_equal (json_object_to_json_string (ja), json_object_to_json_string (jb));
+}
+
+static void
+check_both (VmemWorkloadAgg *agg, const VmemEstimatorConfig *config, const VmemProfile *profile,
+            const VmemEstimateTarget *target, gint64 now, guint seed)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VmemEstimate) direct = vmem_estimator_estimate_direct (agg, NULL, config, profile,
+                                                                   target, now, &error);
+  assert_non_null (direct);
+  g_autoptr(VmemEstimate) cached = vmem_estimator_estimate (agg, NULL, config, profile, target,
+                                                            now, &error);
+  assert_non_null (cached);
+  assert_identical (cached, direct, !target->no_peer_list, seed);
+}
+
+static VmemPeakObs
+hour_peak (const char *uuid, gint64 start_t, double peak_mib, guint vcpus)
+{
+  VmemPeakObs o = {
+    .uuid = uuid, .domain = uuid, .host = "h1", .start_t = start_t, .interval_s = HOUR,
+    .peak_mib = peak_mib, .samples = 360, .guest_samples = 360, .vcpus = vcpus,
+  };
+  return o;
+}
+
+/* Constructed cases: ties in levels and in weights, the quantile right on
+ * the edge between two levels, the oldest peer being the domain itself,
+ * sizes per vCPU, a peer removed, and peers of known and unknown
+ * <memory> mixed (which walks every peer). */
+static void
+test_cached_equals_direct (void **state)
+{
+  VmemEstimatorConfig config = default_config ();
+  config.min_history_hours = 1;
+  g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
+  g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+  static const char *const uuids[] = { "p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8",
+                                       "p9" };
+  /* Ten peers of one peak each at the same time: equal weights, so that
+   * the 90 % quantile falls exactly on the edge of the ninth level; two
+   * pairs of equal levels.  p0 started first. */
+  for (guint i = 0; i < G_N_ELEMENTS (uuids); i++)
+    {
+      double level = 1000 + 100 * (i / 2 == 1 || i / 2 == 3 ? (i / 2) * 2 : i);
+      VmemPeakObs o = hour_peak (uuids[i], NOW - 2 * DAY, level, 1 + i % 4);
+      assert_true (vmem_workload_agg_add (agg, &o, NULL));
+      if (i == 0)
+        {
+          VmemPeakObs older = hour_peak ("p0", NOW - 3 * DAY, level, 1);
+          assert_true (vmem_workload_agg_add (agg, &older, NULL));
+        }
+    }
+  static const double quantiles[] = { 0.5, 0.8, 0.9, 0.95, 1.0 };
+  for (guint qi = 0; qi < G_N_ELEMENTS (quantiles); qi++)
+    for (int scale = 0; scale < 2; scale++)
+      for (int who = 0; who < 3; who++)
+        for (int listed = 0; listed < 2; listed++)
+          {
+            profile->quantile = quantiles[qi];
+            profile->scale = scale ? VMEM_SCALE_PER_VCPU : VMEM_SCALE_ABSOLUTE;
+            VmemEstimateTarget t = {
+              .uuid = who == 0 ? NULL : "p0",    /* p0: the oldest, its own */
+              .exclude_self = who == 2,          /* a first start of p0 */
+              .vcpus = 3,
+              .memory_mib = 4096,
+              .no_peer_list = !listed,
+            };
+            check_both (agg, &config, profile, &t, NOW, 0);
+          }
+  /* Every <memory> known: relative levels. */
+  for (guint i = 0; i < G_N_ELEMENTS (uuids); i++)
+    vmem_workload_agg_set_memory (agg, uuids[i], 1024.0 * (1 + i % 3));
+  profile->scale = VMEM_SCALE_ABSOLUTE;
+  for (guint qi = 0; qi < G_N_ELEMENTS (quantiles); qi++)
+    {
+      profile->quantile = quantiles[qi];
+      VmemEstimateTarget t = { .uuid = "p3", .vcpus = 2, .memory_mib = 3000 };
+      check_both (agg, &config, profile, &t, NOW, 0);
+      t.memory_mib = 0;   /* unknown: absolute levels */
+      check_both (agg, &config, profile, &t, NOW, 0);
+    }
+  assert_int_equal (vmem_workload_agg_walks (agg), 0);
+
+  /* The oldest peer removed; one peak replaced by a higher one. */
+  assert_true (vmem_workload_agg_remove_peer (agg, "p0"));
+  VmemPeakObs grown = hour_peak ("p5", NOW - 2 * DAY, 9000, 2);
+  assert_true (vmem_workload_agg_add (agg, &grown, NULL));
+  VmemEstimateTarget t = { .uuid = "p9", .vcpus = 2, .memory_mib = 3000 };
+  check_both (agg, &config, profile, &t, NOW, 0);
+  assert_int_equal (vmem_workload_agg_walks (agg), 0);
+
+  /* One peer's <memory> unknown: a mix, walked (the domain itself does
+   * not count). */
+  vmem_workload_agg_set_memory (agg, "p9", 0);
+  check_both (agg, &config, profile, &t, NOW, 0);
+  assert_int_equal (vmem_workload_agg_walks (agg), 0);
+  t.uuid = "p8";
+  check_both (agg, &config, profile, &t, NOW, 0);
+  assert_int_equal (vmem_workload_agg_walks (agg), 1);
+  /* Another peer quantile in the config: every level again. */
+  config.peer_quantile = 0.5;
+  t.uuid = "p7";
+  vmem_workload_agg_set_memory (agg, "p9", 512);
+  check_both (agg, &config, profile, &t, NOW, 0);
+  assert_int_equal (vmem_workload_agg_walks (agg), 1);
+}
+
+/* Random histories: peaks added in any order (replacing the current
+ * interval's now and then), <memory> set and changed, peers removed, the
+ * weights rebased over many half-lives, and estimates of both kinds of
+ * start in between, each compared with the direct computation. */
+static void
+test_cached_equals_direct_random (void **state)
+{
+  static const double peer_quantiles[] = { 0.99, 0.9, 0.5, 1.0 };
+  static const double quantiles[] = { 0.9, 0.5, 0.95, 0.99, 1.0, 0.73 };
+  guint checks = 0, listed_checks = 0, first_starts = 0, own_starts = 0, walks_uniform = 0;
+
+  for (guint seed = 1; seed <= 40; seed++)
+    {
+      g_autoptr(GRand) r = g_rand_new_with_seed (seed);
+      VmemEstimatorConfig config = default_config ();
+      config.half_life_hours = g_rand_double_range (r, 0.25, 48);
+      config.min_history_hours = g_rand_double_range (r, 0, 12);
+      config.rss_weight = g_rand_double (r);
+      g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
+      g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
+      /* 0: every <memory> known, 1: none, 2: mixed. */
+      int memory_mode = seed % 3;
+      guint n_uuids = 2 + g_rand_int_range (r, 0, seed < 30 ? 40 : 300);
+      g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func (g_free);
+      for (guint i = 0; i < n_uuids; i++)
+        g_ptr_array_add (uuids, g_strdup_printf ("dom-%u", i));
+      gint64 t0 = NOW - 90 * DAY;
+      gint64 latest = t0;
+      guint ops = 300 + g_rand_int_range (r, 0, 900);
+
+      for (guint op = 0; op < ops; op++)
+        {
+          const char *uuid = g_ptr_array_index (uuids, g_rand_int_range (r, 0, n_uuids));
+          double dice = g_rand_double (r);
+          if (dice < 0.65)
+            {
+              gint64 start = t0 + (gint64) g_rand_int_range (r, 0, 90 * 24) * HOUR;
+              /* Few distinct sizes now and then: equal levels. */
+              double peak = g_rand_boolean (r)
+                              ? exp (g_rand_double_range (r, log (50), log (16000)))
+                              : 256.0 * g_rand_int_range (r, 1, 5);
+              VmemPeakObs o = hour_peak (uuid, start, peak, g_rand_int_range (r, 0, 9));
+              o.samples = g_rand_int_range (r, 0, 361);
+              o.guest_samples = o.samples > 0 ? g_rand_int_range (r, 0, o.samples + 1) : 0;
+              if (g_rand_int_range (r, 0, 4) == 0)
+                o.first_t = start + g_rand_int_range (r, 0, HOUR);
+              assert_true (vmem_workload_agg_add (agg, &o, NULL));
+              /* The current interval grows: the same start again. */
+              if (g_rand_int_range (r, 0, 5) == 0)
+                {
+                  o.peak_mib *= 1.5;
+                  o.samples += 10;
+                  assert_true (vmem_workload_agg_add (agg, &o, NULL));
+                }
+              latest = MAX (latest, start + HOUR);
+              if (memory_mode == 0)
+                vmem_workload_agg_set_memory (agg, uuid, 1024.0 * (1 + g_str_hash (uuid) % 16));
+              else if (memory_mode == 2 && g_rand_boolean (r))
+                vmem_workload_agg_set_memory (agg, uuid, g_rand_boolean (r)
+                                                           ? 0 : g_rand_double_range (r, 512, 65536));
+            }
+          else if (dice < 0.70)
+            {
+              vmem_workload_agg_remove_peer (agg, uuid);
+              if (memory_mode == 0)
+                vmem_workload_agg_set_memory (agg, uuid, 1024.0 * (1 + g_str_hash (uuid) % 16));
+            }
+          else
+            {
+              VmemEstimatorConfig c = config;
+              /* Mostly the default; now and then another (every level anew). */
+              c.peer_quantile = peer_quantiles[g_rand_int_range (r, 0, 8) < 6
+                                                 ? 0 : g_rand_int_range (r, 1, 4)];
+              profile->quantile = quantiles[g_rand_int_range (r, 0, G_N_ELEMENTS (quantiles))];
+              profile->scale = g_rand_boolean (r) ? VMEM_SCALE_PER_VCPU : VMEM_SCALE_ABSOLUTE;
+              int who = g_rand_int_range (r, 0, 4);
+              VmemEstimateTarget t = {
+                .uuid = who == 0 ? NULL : who == 1 ? "new-domain" : uuid,
+                .exclude_self = who == 3,
+                .vcpus = g_rand_int_range (r, 0, 9),
+                .memory_mib = memory_mode == 1 && g_rand_boolean (r)
+                                ? 0 : g_rand_double_range (r, 256, 32768),
+                .no_peer_list = g_rand_boolean (r),
+              };
+              gint64 now = latest + g_rand_int_range (r, 0, 30 * DAY);
+              check_both (agg, &c, g_rand_int_range (r, 0, 5) == 0 ? NULL : profile, &t, now,
+                          seed);
+              checks++;
+              listed_checks += !t.no_peer_list;
+              first_starts += who == 3;
+              own_starts += who == 2;
+            }
+        }
+      if (memory_mode != 2)
+        walks_uniform += vmem_workload_agg_walks (agg);
+    }
+  /* The cases were there, and the order answered all but the mixed ones. */
+  assert_true (checks > 3000 && listed_checks > 1000 && first_starts > 500 && own_starts > 500);
+  assert_int_equal (walks_uniform, 0);
+}
+
 /* The current interval's peak grows as samples arrive: adding it again
  * replaces it. */
 static void
@@ -718,6 +987,8 @@ main (void)
     cmocka_unit_test (test_relative_to_memory),
     cmocka_unit_test (test_calibrated_margin),
     cmocka_unit_test (test_incremental_equals_batch),
+    cmocka_unit_test (test_cached_equals_direct),
+    cmocka_unit_test (test_cached_equals_direct_random),
     cmocka_unit_test (test_current_interval_replaced),
     cmocka_unit_test (test_bad_input),
     cmocka_unit_test (test_json),
