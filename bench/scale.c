@@ -736,8 +736,8 @@ main (int argc, char **argv)
   printf ("  p50 %.2f ms   p99 %.2f ms   max %.2f ms   (target: p99 under 50 ms)\n", cpu50 / 1000,
           cpu99 / 1000, cpumax / 1000);
   printf ("  slices per cycle p50 %.0f, p99 %.0f; longest slice of a cycle (wall) p50 %.2f ms, "
-          "p99 %.2f ms, max %.2f ms; malloc_trim (its own slice) p50 %.2f ms, p99 %.2f ms, "
-          "max %.2f ms\n",
+          "p99 %.2f ms, max %.2f ms; malloc_trim (on its own thread, wall) p50 %.2f ms, "
+          "p99 %.2f ms, max %.2f ms\n",
           pct (slices, 50), pct (slices, 99), pct (longest, 50) / 1000, pct (longest, 99) / 1000,
           pct (longest, 100) / 1000, pct (trim, 50) / 1000, pct (trim, 99) / 1000,
           pct (trim, 100) / 1000);
