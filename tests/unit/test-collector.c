@@ -652,11 +652,11 @@ test_skipped_while_handling (void **state)
   f->collector = vmem_collector_new (f->virt, 1, &callbacks, f);
   assert_true (vmem_collector_is_busy (f->collector));
   assert_false (vmem_collector_cycle_now (f->collector));
-  spin_ms (2500);
+  /* Ticks come every second (at whole seconds: the first within two). */
+  WAIT_FOR_S (vmem_collector_skipped (f->collector) >= 2, 10);
   assert_int_equal (f->n_collected + f->n_failed, 0);
   assert_int_equal (f->n_want, 0);
   guint64 skipped = vmem_collector_skipped (f->collector);
-  assert_true (skipped >= 2 && skipped <= 3);
 
   f->handling = FALSE;
   WAIT_FOR_S (f->n_collected >= 1, 10);
