@@ -205,6 +205,8 @@ main (int argc, char **argv)
       "Adaptation of the calibration's level per outcome", "S" },
     { "min-outcomes", 0, 0, G_OPTION_ARG_INT, &min_outcomes,
       "A workload's own outcomes before they are used alone", "N" },
+    { "delta", 0, 0, G_OPTION_ARG_DOUBLE, &config.calibration_delta,
+      "The chance allowed that the risk is not an upper bound (1 - confidence)", "D" },
     { NULL },
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new ("TRACE.csv[.gz]");
@@ -250,11 +252,13 @@ main (int argc, char **argv)
   printf ("trace: %s\n", argv[1]);
   printf ("vmemd defaults: half-life %g h, each domain's level the p%g of its hourly peaks, "
           "prior the p%g of the peers' levels relative to <memory>, weighing at most %g h "
-          "against the domain's own history; margin calibrated to %g %% risk (window %u, "
-          "pooled under %u outcomes), %g %% before there are outcomes\n",
+          "against the domain's own history; margin calibrated to at most %g %% risk with %g %% "
+          "confidence (window %u, pooled under %u outcomes, adaptation step %g), %g %% before "
+          "there are outcomes\n",
           config.half_life_hours, config.peer_quantile * 100, config.quantile * 100,
-          config.prior_hours, config.risk_pct, config.calibration_window,
-          config.calibration_min, config.margin_pct);
+          config.prior_hours, config.risk_pct, 100 * (1 - config.calibration_delta),
+          config.calibration_window, config.calibration_min, config.calibration_step,
+          config.margin_pct);
   printf ("fixed: %.1f %% of <memory> (chosen on the first half: the least with at most "
           "%g %% under-provisioned)\n", fixed * 100, TARGET_UNDER_PCT);
   printf ("first half: starts before %" G_GINT64_FORMAT "; \"@5\": rescaled by one global "

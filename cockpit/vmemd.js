@@ -368,8 +368,11 @@ function renderWorkloads() {
         const plan = x.plan || {};
         const est = plan.estimate || null;
         const peers = est && est.peers ? est.peers.length : 0;
+        const c = est ? est.calibration : null;
         const cal = est && plan.source === "peers" && est.margin_pct !== undefined
-            ? `margin ${est.margin_pct}% \u2192 ${(+est.effective_margin_pct).toFixed(1)}% (confidence ${(+est.confidence).toFixed(2)})`
+            ? (c && c.scope !== "none"
+               ? `margin ${(+est.effective_margin_pct).toFixed(1)}%: risk \u2264 ${+(c.risk * 100).toFixed(2)}% with ${+(c.confidence * 100).toFixed(1)}% confidence, ${c.outcomes} outcomes`
+               : `margin ${est.margin_pct}%: too few outcomes to calibrate`)
             : "-";
         const del = el("button", { class: "danger", "data-action": "delete" }, "Delete");
         del.addEventListener("click", () => {

@@ -132,13 +132,23 @@ print_estimate (json_object *est)
       json_object *cal = NULL;
       json_object_object_get_ex (est, "calibration", &cal);
       if (cal != NULL && !g_str_equal (vmemctl_get_str (cal, "scope"), "none"))
-        printf ("Margin:    %+.1f %%, calibrated to %g %% risk on %s %s outcomes of %s starts "
-                "(%.1f %% under-provisioned) = %s\n",
+        printf ("Margin:    %+.1f %%, calibrated to at most %g %% risk with %g %% confidence "
+                "on %s %s outcomes of %s starts (%.1f %% under-provisioned): rank %s of them "
+                "at level %g %% = %s\n",
                 vmemctl_get_double (est, "effective_margin_pct"),
-                vmemctl_get_double (cal, "risk") * 100, vmemctl_get_str (cal, "outcomes"),
+                vmemctl_get_double (cal, "risk") * 100,
+                vmemctl_get_double (cal, "confidence") * 100, vmemctl_get_str (cal, "outcomes"),
                 g_str_equal (vmemctl_get_str (cal, "scope"), "workload") ? "of the workload's"
                                                                         : "pooled",
-                vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"), raw);
+                vmemctl_get_str (cal, "kind"), vmemctl_get_double (cal, "observed_pct"),
+                vmemctl_get_str (cal, "rank"), vmemctl_get_double (cal, "level") * 100, raw);
+      else if (cal != NULL && vmemctl_get_i64 (cal, "needed") > 0)
+        printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
+                "%g %% risk with %g %% confidence (%s needed) = %s\n",
+                vmemctl_get_double (est, "margin_pct"), vmemctl_get_str (cal, "outcomes"),
+                vmemctl_get_double (cal, "risk") * 100,
+                vmemctl_get_double (cal, "confidence") * 100, vmemctl_get_str (cal, "needed"),
+                raw);
       else
         printf ("Margin:    %g %%, as configured: %s outcomes, too few to calibrate to "
                 "%g %% risk = %s\n", vmemctl_get_double (est, "margin_pct"),

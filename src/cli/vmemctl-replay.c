@@ -113,8 +113,8 @@ vmemctl_replay_main (int argc, char **argv)
     { "margin", 0, 0, G_OPTION_ARG_STRING, &margin,
       "Margin in percent until there are outcomes to calibrate it (default 15)", "PCT" },
     { "risk", 0, 0, G_OPTION_ARG_STRING, &risk,
-      "Share of starts allowed to need more than they were given, in percent, "
-      "the target the margin is calibrated to (default 5)", "PCT" },
+      "Share of starts allowed to need more than they were given, in percent: "
+      "an upper bound the margin is calibrated to hold with 90 % confidence (default 5)", "PCT" },
     { "estimator", 0, 0, G_OPTION_ARG_STRING, &estimator_name,
       "vmemd (default), vpa (Kubernetes VPA: p90 of daily peaks +15 %), vpa-upper "
       "(VPA's upper bound) or static (the domain's memory)", "NAME" },

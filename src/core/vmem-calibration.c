@@ -7,6 +7,7 @@
 #include <string.h>
 
 #define POOL_WINDOWS 8
+#define DEFAULT_DELTA 0.1
 
 typedef struct {
   double   score;
@@ -30,7 +31,8 @@ struct _VmemCalibration {
   guint       window;
   guint       min_outcomes;
   double      step;
-  double      adjust[VMEM_START_N_KINDS]; /* added to the risk: the adapted level */
+  double      delta;
+  double      adjust[VMEM_START_N_KINDS]; /* added to the risk: the adapted level; <= 0 */
   GHashTable *workloads;  /* name -> Workload */
   Ring        pool[VMEM_START_N_KINDS];
 };
@@ -78,7 +80,7 @@ workload_free (gpointer data)
 }
 
 VmemCalibration *
-vmem_calibration_new (guint window, guint min_outcomes, double step)
+vmem_calibration_new (guint window, guint min_outcomes, double step, double delta)
 {
   g_return_val_if_fail (window >= 1, NULL);
 
@@ -86,6 +88,7 @@ vmem_calibration_new (guint window, guint min_outcomes, double step)
   cal->window = window;
   cal->min_outcomes = min_outcomes;
   cal->step = isfinite (step) && step > 0 ? step : 0;
+  cal->delta = isfinite (delta) && delta > 0 && delta < 1 ? delta : DEFAULT_DELTA;
   cal->workloads = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, workload_free);
   for (guint k = 0; k < VMEM_START_N_KINDS; k++)
     ring_init (&cal->pool[k], window * POOL_WINDOWS);
@@ -164,11 +167,13 @@ vmem_calibration_add (VmemCalibration *cal, const char *workload, VmemStartKind 
     }
   ring_push (&w->ring[kind], score, under);
   ring_push (&cal->pool[kind], score, under);
-  /* Bounded, so that a long run of one kind of error cannot push the
-   * level where it takes as long to come back. */
+  /* One-sided adaptive conformal inference: the level never rises above
+   * the risk (the PAC rank is the least safe one used), and falls while
+   * misses run above the risk.  Bounded below, so that a long run of
+   * misses cannot push the level where it takes as long to come back. */
   double miss = risk - (under ? 1.0 : 0.0);
-  cal->adjust[kind] = CLAMP (cal->adjust[kind] + cal->step * miss, -1.0, 1.0);
-  w->adjust[kind] = CLAMP (w->adjust[kind] + cal->step * miss, -1.0, 1.0);
+  cal->adjust[kind] = CLAMP (cal->adjust[kind] + cal->step * miss, -1.0, 0.0);
+  w->adjust[kind] = CLAMP (w->adjust[kind] + cal->step * miss, -1.0, 0.0);
   return TRUE;
 }
 
@@ -179,16 +184,54 @@ double_cmp (const void *a, const void *b)
   return (x > y) - (x < y);
 }
 
-/* Outcomes needed for a finite conformal quantile at @risk: with n
- * scores the rank is ceil((n + 1)(1 - risk)), which must be at most n. */
-static guint
-needed_for (double risk)
+guint
+vmem_calibration_pac_rank (guint n, double level, double delta)
 {
-  return (guint) ceil ((1.0 - risk) / risk - 1e-9);
+  if (n == 0 || !isfinite (level) || level <= 0 || !isfinite (delta) || delta <= 0)
+    return n + 1;
+  if (level >= 1 || delta >= 1)
+    return 1;
+  /* X ~ Binomial(n, p), p = 1 - level: walk the upper tail down from
+   * P(X = n) = p^n, with P(X = j - 1) = P(X = j) * j / (n - j + 1) * (1 - p) / p,
+   * in logarithms (p^n underflows for large n), while the tail
+   * P(X >= k) stays within delta. */
+  double lp = log1p (-level), lq = log (level);
+  double lpmf = n * lp, tail = 0;
+  guint k = n + 1;
+  while (k > 1)
+    {
+      guint j = k - 1;  /* P(X = j) is exp (lpmf) */
+      double pmf = exp (lpmf);
+      if (tail + pmf > delta)
+        break;
+      tail += pmf;
+      k = j;
+      lpmf += log ((double) j) - log ((double) (n - j + 1)) + lq - lp;
+    }
+  return k;
+}
+
+guint
+vmem_calibration_needed (double risk, double delta)
+{
+  if (!isfinite (risk) || risk <= 0 || risk >= 1 || !isfinite (delta) || delta <= 0)
+    return G_MAXUINT;
+  if (delta >= 1)
+    return 1;
+  /* The least n with (1 - risk)^n <= delta: the rank n exists. */
+  double least = ceil (log (delta) / log1p (-risk) - 1e-9);
+  if (!(least < G_MAXUINT / 2))
+    return G_MAXUINT;
+  guint n = (guint) MAX (least, 1.0);
+  while (n > 1 && vmem_calibration_pac_rank (n - 1, risk, delta) <= n - 1)
+    n--;
+  while (vmem_calibration_pac_rank (n, risk, delta) > n)
+    n++;
+  return n;
 }
 
 static void
-from_ring (const Ring *r, double level, VmemCalibrationResult *out)
+from_ring (const Ring *r, double level, double delta, VmemCalibrationResult *out)
 {
   g_autofree double *s = g_new (double, MAX (r->len, 1));
   guint under = 0;
@@ -198,8 +241,11 @@ from_ring (const Ring *r, double level, VmemCalibrationResult *out)
       under += r->v[i].under ? 1 : 0;
     }
   qsort (s, r->len, sizeof (double), double_cmp);
-  guint rank = (guint) ceil ((r->len + 1) * (1.0 - level) - 1e-9);
+  /* Below the risk (the adapted level) there may be no rank with the
+   * confidence: the highest score is taken. */
+  guint rank = vmem_calibration_pac_rank (r->len, level, delta);
   rank = CLAMP (rank, 1, r->len);
+  out->rank = rank;
   out->outcomes = r->len;
   out->under = under;
   out->observed_pct = r->len > 0 ? 100.0 * under / r->len : 0;
@@ -216,27 +262,30 @@ vmem_calibration_margin (const VmemCalibration *cal, const char *workload, VmemS
   memset (out, 0, sizeof *out);
   out->kind = kind;
   out->risk = risk;
+  out->confidence = 1.0 - cal->delta;
   if (!isfinite (risk) || risk <= 0 || risk >= 1)
     return FALSE;
 
-  guint need = MAX (needed_for (risk), 1);
-  /* At a level of 0 or below the highest score is taken. */
-  out->level = CLAMP (risk + cal->adjust[kind], 0.0, 0.5);
+  /* Enough outcomes for a rank at the risk itself; at an adapted level
+   * below it the rank may run past them, and the highest is taken. */
+  guint need = vmem_calibration_needed (risk, cal->delta);
+  out->needed = need;
+  out->level = CLAMP (risk + cal->adjust[kind], 0.0, risk);
   const Workload *w = workload != NULL ? g_hash_table_lookup (cal->workloads, workload) : NULL;
   const Ring *own = w != NULL ? &w->ring[kind] : NULL;
   out->workload_outcomes = own != NULL ? own->len : 0;
   if (own != NULL && own->len >= MAX (need, cal->min_outcomes))
     {
       out->scope = VMEM_CALIBRATION_WORKLOAD;
-      out->level = CLAMP (risk + w->adjust[kind], 0.0, 0.5);
-      from_ring (own, out->level, out);
+      out->level = CLAMP (risk + w->adjust[kind], 0.0, risk);
+      from_ring (own, out->level, cal->delta, out);
       return TRUE;
     }
   const Ring *pool = &cal->pool[kind];
   if (pool->len >= need)
     {
       out->scope = VMEM_CALIBRATION_POOLED;
-      from_ring (pool, out->level, out);
+      from_ring (pool, out->level, cal->delta, out);
       return TRUE;
     }
   out->scope = VMEM_CALIBRATION_NONE;
@@ -264,7 +313,10 @@ vmem_calibration_result_to_json (const VmemCalibrationResult *r)
                           json_object_new_string (vmem_calibration_scope_to_string (r->scope)));
   json_object_object_add (o, "kind", json_object_new_string (vmem_start_kind_to_string (r->kind)));
   json_object_object_add (o, "risk", new_double (r->risk));
+  json_object_object_add (o, "confidence", new_double (r->confidence));
   json_object_object_add (o, "level", new_double (r->level));
+  json_object_object_add (o, "rank", json_object_new_int64 (r->rank));
+  json_object_object_add (o, "needed", json_object_new_int64 (r->needed));
   json_object_object_add (o, "outcomes", json_object_new_int64 (r->outcomes));
   json_object_object_add (o, "workload_outcomes", json_object_new_int64 (r->workload_outcomes));
   json_object_object_add (o, "under", json_object_new_int64 (r->under));

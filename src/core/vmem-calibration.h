@@ -7,22 +7,45 @@
  * Every estimate that sized a start is later checked against what the
  * domain then used (its outcome); the outcome's score is that use over the
  * estimate before its margin (the base).  The margin factor for the next
- * start is the split-conformal quantile of the scores seen so far: the
- * ceil((n + 1)(1 - risk))-th smallest of n, so that a new start whose score
- * is exchangeable with them is above it with probability at most risk.
+ * start is the k-th smallest of the n scores kept, with k chosen so that
+ * the risk is an upper bound held with a stated confidence 1 - delta:
+ * training-conditional ("PAC") split conformal prediction (Vovk, 2012,
+ * "Conditional validity of inductive conformal predictors", Proposition
+ * 2a; Angelopoulos and Bates, 2021, "A gentle introduction to conformal
+ * prediction and distribution-free uncertainty quantification", on the
+ * calibration set's size: given the n scores, the coverage of the k-th
+ * smallest is distributed as Beta(k, n + 1 - k)).  For n exchangeable scores and a new one, the
+ * probability that a new start is above the k-th smallest, given the n,
+ * is at most the risk except with probability delta over the n:
+ *
+ *   k = the least k with  P(Binomial(n, 1 - risk) >= k) <= delta,
+ *
+ * i.e. BinomialCDF(k - 1; n, 1 - risk) >= 1 - delta.  The rank exists
+ * (k <= n) once (1 - risk)^n <= delta: 45 outcomes at 5 % risk and
+ * delta 0.1.  The plain marginal rank ceil((n + 1)(1 - risk)) holds the
+ * risk only on average over calibration sets, so about half of them
+ * land above it.
+ *
  * Only the latest `window` outcomes of a workload count, so that a step
  * change in usage is followed.  Scores drift (they are not exchangeable
- * across a month of real use), so the level is adapted online as adaptive
- * conformal inference does (Gibbs and Candes, 2021): after each outcome,
- * level += step * (risk - under), so that the rate of under-provisioned
- * starts itself is driven to the risk; the adjustment is kept per kind of
- * start, across workloads.
+ * across a month of real use), and the guarantee above assumes they are;
+ * so the level is also adapted online as adaptive conformal inference does
+ * (Gibbs and Candes, 2021), one-sided: after each outcome
+ * level += step * (risk - under), but never above the risk.  While misses
+ * stay under the risk the level stays at the risk and the rank is the PAC
+ * one; when they run above it, the level falls and the rank rises.  Since
+ * level(t+1) - level(t) <= step * (risk - under(t)), the rate over T
+ * outcomes is at most risk + (risk - level(T+1)) / (step * T) for any
+ * sequence of scores (as long as the level stays above its floor, -1): the
+ * long-run rate is held at or under the risk, never driven up to it.  The
+ * adjustment is kept per kind of start, across workloads, and per workload.
  *
  * Scores are kept per workload and per kind of start (own history, or
  * peers only: their scores differ).  While a workload has fewer than
- * `min_outcomes` of a kind (or too few for the risk: 1/risk - 1), the
- * scores of every workload of that kind are pooled; with too few of those
- * as well there is no calibration and the caller keeps its fixed margin. */
+ * `min_outcomes` of a kind, or too few for a rank at the risk and
+ * confidence, the scores of every workload of that kind are pooled; with
+ * too few of those as well there is no calibration and the caller keeps its
+ * fixed margin. */
 
 #include <glib.h>
 #include <json-c/json.h>
@@ -50,7 +73,10 @@ typedef struct {
   VmemCalibrationScope scope;
   VmemStartKind        kind;
   double               risk;          /* the target */
-  double               level;         /* the risk the quantile was taken at, adapted */
+  double               confidence;    /* 1 - delta: how sure the risk is an upper bound */
+  double               level;         /* the risk the rank was taken at, adapted (<= risk) */
+  guint                rank;          /* the factor is the rank-th smallest of `outcomes` scores */
+  guint                needed;        /* outcomes a rank at the risk needs (pooled) */
   guint                outcomes;      /* in the scope's window */
   guint                workload_outcomes; /* the workload's own, of this kind */
   guint                under;         /* of `outcomes`, starts that needed more than they got */
@@ -64,8 +90,20 @@ typedef struct _VmemCalibration VmemCalibration;
 
 /* @window: outcomes kept per workload and kind (>= 1); the pool keeps
  * window * 8.  @min_outcomes: a workload's own outcomes needed before they
- * are used alone.  @step: the adaptation of the level per outcome (0: none). */
-VmemCalibration *vmem_calibration_new (guint window, guint min_outcomes, double step);
+ * are used alone.  @step: the adaptation of the level per outcome (0: none).
+ * @delta: the chance allowed that the risk is not an upper bound for a
+ * window of exchangeable outcomes (0 < delta < 1; else 0.1). */
+VmemCalibration *vmem_calibration_new (guint window, guint min_outcomes, double step,
+                                       double delta);
+
+/* The rank k (1-based) of the factor among @n sorted scores at @level and
+ * @delta: the least k with P(Binomial(n, 1 - level) >= k) <= delta; n + 1
+ * when there is none (too few scores, or level <= 0). */
+guint vmem_calibration_pac_rank (guint n, double level, double delta);
+
+/* The least number of scores with a rank at @risk and @delta:
+ * the least n with (1 - risk)^n <= delta. */
+guint vmem_calibration_needed (double risk, double delta);
 void             vmem_calibration_free (VmemCalibration *cal);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemCalibration, vmem_calibration_free)
 

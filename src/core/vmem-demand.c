@@ -55,7 +55,7 @@ vmem_demand_new (const VmemEstimatorConfig *config, GError **error)
   d->days = vmem_peak_tracker_new (VMEM_PEAK_DAY);
   d->memory = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   d->cal = vmem_calibration_new (config->calibration_window, config->calibration_min,
-                                 config->calibration_step);
+                                 config->calibration_step, config->calibration_delta);
   d->pending = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, pending_free);
   d->done = g_ptr_array_new_with_free_func (pending_free);
   return d;
@@ -92,7 +92,7 @@ vmem_demand_reset (VmemDemand *d, const VmemEstimatorConfig *config, GError **er
   /* The outcomes were measured against the old settings' estimates. */
   vmem_calibration_free (d->cal);
   d->cal = vmem_calibration_new (config->calibration_window, config->calibration_min,
-                                 config->calibration_step);
+                                 config->calibration_step, config->calibration_delta);
   g_hash_table_remove_all (d->pending);
   return TRUE;
 }

@@ -72,6 +72,7 @@ vmem_estimator_config_init (VmemEstimatorConfig *config)
   config->calibration_window = 200;
   config->calibration_min = 20;
   config->calibration_step = 0.005;
+  config->calibration_delta = 0.1;
 }
 
 static gboolean
@@ -102,7 +103,8 @@ vmem_estimator_config_validate (const VmemEstimatorConfig *c, GError **error)
       !check_range ("prior_hours", c->prior_hours, 0, 24.0 * 365, error) ||
       !check_range ("calibration_window", c->calibration_window, 1, 100000, error) ||
       !check_range ("calibration_min", c->calibration_min, 0, 100000, error) ||
-      !check_range ("calibration_step", c->calibration_step, 0, 0.5, error))
+      !check_range ("calibration_step", c->calibration_step, 0, 0.5, error) ||
+      !check_range ("calibration_delta", c->calibration_delta, 0.001, 0.5, error))
     return FALSE;
   return TRUE;
 }
@@ -675,11 +677,14 @@ vmem_estimator_estimate (const VmemWorkloadAgg *agg, const VmemCalibration *cal,
 
   g_autofree char *margin = NULL;
   if (e->calibration.scope != VMEM_CALIBRATION_NONE)
-    margin = g_strdup_printf ("margin %+.1f %% calibrated to %g %% risk on %u %s outcomes "
-                              "(%.1f %% of them under-provisioned)",
-                              e->effective_margin_pct, risk * 100, e->calibration.outcomes,
+    margin = g_strdup_printf ("margin %+.1f %% calibrated to at most %g %% risk with %g %% "
+                              "confidence on %u %s outcomes (rank %u at level %g %%; "
+                              "%.1f %% of them under-provisioned)",
+                              e->effective_margin_pct, risk * 100,
+                              e->calibration.confidence * 100, e->calibration.outcomes,
                               e->calibration.scope == VMEM_CALIBRATION_WORKLOAD
                                 ? "of the workload's" : "pooled",
+                              e->calibration.rank, e->calibration.level * 100,
                               e->calibration.observed_pct);
   else
     margin = g_strdup_printf ("margin %g %% (too few outcomes to calibrate to %g %% risk)",

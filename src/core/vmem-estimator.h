@@ -24,7 +24,8 @@
  *     prior_hours of the domain's own); a domain without history of its
  *     own is sized from the prior alone (a first start);
  *  4. the margin: base * factor, where the factor is calibrated to the
- *     profile's risk from the outcomes of past starts (vmem-calibration.h),
+ *     profile's risk from the outcomes of past starts, as an upper bound
+ *     held with confidence 1 - calibration_delta (vmem-calibration.h),
  *     or, while there are too few outcomes, 1 + the profile's margin;
  *  5. clamps: profile floor, profile ceiling, the domain's <memory>.
  * With no own history of min_history_hours and fewer than min_peers peers
@@ -72,6 +73,7 @@ typedef struct {
   guint  calibration_window; /* outcomes kept per workload and kind of start; default 200 */
   guint  calibration_min;    /* a workload's own outcomes before they are used alone; default 20 */
   double calibration_step;   /* adaptation of the calibration's level per outcome; default 0.005 */
+  double calibration_delta;  /* the chance allowed that the risk is not an upper bound; default 0.1 */
 } VmemEstimatorConfig;
 
 void     vmem_estimator_config_init (VmemEstimatorConfig *config);
@@ -133,8 +135,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemEstimate, vmem_estimate_free)
  *  "kind":"own","quantile":..,"quantile_mib":..,"margin_pct":..,
  *  "effective_margin_pct":..,"history_hours":..,"own_level_mib":..,
  *  "own_hours":..,"own_weight":..,"base_mib":..,"calibration":{"scope",
- *  "kind","risk","outcomes","workload_outcomes","under","observed_pct",
- *  "factor"},"scale":..,"vcpus":..,"raw_mib":..,"clamps":["ceiling",..],
+ *  "kind","risk","confidence","level","rank","outcomes","workload_outcomes",
+ *  "under","observed_pct","factor"},"scale":..,"vcpus":..,"raw_mib":..,"clamps":["ceiling",..],
  *  "time":..,"peers":[{"uuid","name","host","samples","intervals","vcpus",
  *  "memory_mib","peak_mib","scaled_mib","weight"},..]} */
 json_object *vmem_estimate_to_json (const VmemEstimate *estimate);

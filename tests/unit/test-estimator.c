@@ -451,9 +451,9 @@ test_calibrated_margin (void **state)
   g_autoptr(VmemWorkloadAgg) agg = vmem_workload_agg_new (&config, NULL);
   for (guint i = 0; i < 2; i++)
     assert_true (vmem_workload_agg_add (agg, &peaks[i], NULL));
-  g_autoptr(VmemCalibration) cal = vmem_calibration_new (100, 20, 0);
-  /* Scores 0.01 .. 1.00 for first starts of "w": at 5 % risk the rank is
-   * ceil(101 * 0.95) = 96, the score 0.96. */
+  g_autoptr(VmemCalibration) cal = vmem_calibration_new (100, 20, 0, 0.1);
+  /* Scores 0.01 .. 1.00 for first starts of "w": at 5 % risk and 90 %
+   * confidence the rank is 99 (vmem-calibration.h), the score 0.99. */
   for (int i = 1; i <= 100; i++)
     assert_true (vmem_calibration_add (cal, "w", VMEM_START_FIRST, i / 100.0, FALSE, 0.05, NULL));
   VmemEstimateTarget target = { .workload = "w", .memory_mib = 8192 };
@@ -463,19 +463,21 @@ test_calibrated_margin (void **state)
   assert_non_null (e);
   assert_int_equal (e->calibration.scope, VMEM_CALIBRATION_WORKLOAD);
   assert_int_equal (e->calibration.outcomes, 100);
-  assert_close (e->calibration.factor, 0.96);
-  assert_close (e->raw_mib, 200 * 0.96);
-  assert_close (e->effective_margin_pct, -4);
-  assert_non_null (strstr (e->reason, "calibrated to 5 % risk"));
+  assert_int_equal (e->calibration.rank, 99);
+  assert_close (e->calibration.factor, 0.99);
+  assert_close (e->raw_mib, 200 * 0.99);
+  assert_close (e->effective_margin_pct, -1);
+  assert_non_null (strstr (e->reason, "calibrated to at most 5 % risk with 90 % confidence"));
+  assert_non_null (strstr (e->reason, "rank 99 at level 5 %"));
 
-  /* A profile's risk: 10 % -> rank ceil(101 * 0.9) = 91. */
+  /* A profile's risk: 10 % -> rank 95. */
   g_autoptr(VmemProfile) profile = vmem_profile_new ("w");
   profile->risk_pct = 10;
   profile->quantile = 0.9;
   g_autoptr(VmemEstimate) e2 = vmem_estimator_estimate (agg, cal, &config, profile, &target, NOW,
                                                         &error);
-  assert_close (e2->calibration.factor, 0.91);
-  assert_close (e2->raw_mib, 200 * 0.91);
+  assert_close (e2->calibration.factor, 0.95);
+  assert_close (e2->raw_mib, 200 * 0.95);
 }
 
 static VmemEstimate *
@@ -690,6 +692,10 @@ test_json (void **state)
   assert_non_null (cal);
   assert_string_equal (json_object_get_string (json_object_object_get (cal, "scope")), "none");
   assert_non_null (json_object_object_get (cal, "observed_pct"));
+  assert_non_null (json_object_object_get (cal, "confidence"));
+  assert_non_null (json_object_object_get (cal, "rank"));
+  assert_non_null (json_object_object_get (cal, "needed"));
+  assert_non_null (json_object_object_get (cal, "level"));
   assert_non_null (json_object_object_get (j, "base_mib"));
   assert_string_equal (json_object_get_string (json_object_object_get (j, "kind")),
                        "first-start");

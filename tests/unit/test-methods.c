@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <grp.h>
+#include <math.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -763,16 +764,14 @@ test_profiles (void **state)
 
 /* ---- 3. Assign, Explain ---------------------------------------------------- */
 
-/* A domain that has run before is sized from its own history first, its
- * peers' as the prior, and explain says so.  The store holds ten hours of
- * erp-1 (2 GiB) at 600 MiB and of a peer of 1 GiB, not defined here, at
- * 150 MiB: scaled to erp-1's size, 300 MiB.  Both from the same hour:
- * equal hours of history on each side, so the base is (600 + 300) / 2 =
- * 450, +15 % (no outcomes yet) = 517.5. */
+static char *vmemctl_run (Fixture *fx, const char *const *args, int *status);
+
+/* The store for the explain tests: ten hours of erp-1 (2 GiB) at 600 MiB
+ * and of a peer of 1 GiB, not defined here, at 150 MiB, and @outcomes
+ * outcomes of erp-1's past starts. */
 static void
-test_explain_own_history (void **state)
+seed_erp (Fixture *fx, guint outcomes)
 {
-  Fixture *fx = *state;
   g_autoptr(GError) error = NULL;
   gint64 now = g_get_real_time () / G_USEC_PER_SEC;
   gint64 h0 = now - now % 3600 - 10 * 3600;
@@ -804,7 +803,31 @@ test_explain_own_history (void **state)
             assert_null (error);
           }
       }
+    /* Outcomes of erp-1's earlier starts: used / base 0.51 .. in steps of
+     * 0.01, none of them under-provisioned. */
+    for (guint i = 1; i <= outcomes; i++)
+      {
+        VmemOutcomeRow o = {
+          .uuid = (char *) ERP_UUID, .host = (char *) "testhost", .workload = (char *) "erp",
+          .kind = (char *) "own", .start_t = h0 + i * 60, .end_t = h0 + i * 60 + 3600,
+          .base_mib = 100, .given_mib = 200, .peak_mib = 50 + i, .risk = 0.05,
+        };
+        assert_true (vmem_store_outcome_add (store, &o, &error));
+      }
   }
+}
+
+/* A domain that has run before is sized from its own history first, its
+ * peers' as the prior, and explain says so.  The store holds ten hours of
+ * erp-1 (2 GiB) at 600 MiB and of a peer of 1 GiB, not defined here, at
+ * 150 MiB: scaled to erp-1's size, 300 MiB.  Both from the same hour:
+ * equal hours of history on each side, so the base is (600 + 300) / 2 =
+ * 450, +15 % (no outcomes yet) = 517.5. */
+static void
+test_explain_own_history (void **state)
+{
+  Fixture *fx = *state;
+  seed_erp (fx, 0);
   start (fx, make_config (fx));
   wait_ready (fx);
 
@@ -825,7 +848,49 @@ test_explain_own_history (void **state)
   assert_true (json_object_get_double (jget (json_object_array_get_idx (peers, 0), "memory_mib")) ==
                1024);
   assert_string_equal (jstr (jget (est, "calibration"), "scope"), "none");
+  /* No outcomes yet: a rank at 5 % risk with 90 % confidence needs 45. */
+  assert_int_equal (jint (jget (est, "calibration"), "needed"), 45);
+  assert_true (fabs (json_object_get_double (jget (jget (est, "calibration"), "confidence")) - 0.9) <
+               1e-9);
   assert_non_null (strstr (jstr (plan, "why"), "own history"));
+}
+
+/* With 100 outcomes of its own (used / base 0.51 .. 1.50, none under) the
+ * workload's margin is calibrated: rank 99 of 100 at 5 % risk with 90 %
+ * confidence (vmem-calibration.h), the score 1.49, so the base of 450 MiB
+ * becomes 670.5; explain shows it, in JSON and as vmemctl prints it. */
+static void
+test_explain_calibrated (void **state)
+{
+  Fixture *fx = *state;
+  seed_erp (fx, 100);
+  start (fx, make_config (fx));
+  wait_ready (fx);
+
+  g_autoptr(json_object) xd = call_ok (fx, "io.vmemd.Explain", "{\"domain\":\"erp-1\"}");
+  json_object *plan = jget (jget (xd, "explanation"), "plan");
+  json_object *est = jget (plan, "estimate");
+  json_object *cal = jget (est, "calibration");
+  assert_string_equal (jstr (cal, "scope"), "workload");
+  assert_string_equal (jstr (cal, "kind"), "own");
+  assert_int_equal (jint (cal, "outcomes"), 100);
+  assert_int_equal (jint (cal, "under"), 0);
+  assert_int_equal (jint (cal, "rank"), 99);
+  assert_int_equal (jint (cal, "needed"), 45);
+  assert_true (fabs (json_object_get_double (jget (cal, "confidence")) - 0.9) < 1e-9);
+  assert_true (fabs (json_object_get_double (jget (cal, "level")) - 0.05) < 1e-9);
+  assert_true (fabs (json_object_get_double (jget (cal, "factor")) - 1.49) < 1e-9);
+  assert_true (json_object_get_double (jget (est, "base_mib")) == 450);
+  assert_int_equal (jint (plan, "demand_mib"), 671);
+
+  int code = -1;
+  g_autofree char *out =
+    vmemctl_run (fx, (const char *const[]){ "explain", "erp-1", NULL }, &code);
+  assert_int_equal (code, 0);
+  if (strstr (out, "Margin:    +49.0 %, calibrated to at most 5 % risk with 90 % confidence on "
+                   "100 of the workload's outcomes of own starts (0.0 % under-provisioned): "
+                   "rank 99 of them at level 5 % = 671M\n") == NULL)
+    fail_msg ("explain printed:\n%s", out);
 }
 
 static void
@@ -2246,6 +2311,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
     cmocka_unit_test_setup_teardown (test_explain_own_history, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_explain_calibrated, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reservation_expiry, setup, teardown),
     cmocka_unit_test_setup_teardown (test_not_ready_refuse, setup, teardown),
