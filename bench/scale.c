@@ -50,8 +50,7 @@ typedef struct {
   guint interval;
   guint cycle;
   GHashTable *by_uuid;  /* uuid -> Guest */
-  double source_cpu_us; /* the last source call's CPU, left out of the cycle's */
-  gint in_cycle;        /* atomic: a cycle runs on the main thread */
+  gint in_cycle;        /* atomic: the daemon handles a cycle's statistics */
 } Fleet;
 
 static double
@@ -305,7 +304,6 @@ static GPtrArray *
 source (gint64 *now, gpointer data, GError **error)
 {
   Fleet *f = data;
-  double t = thread_cpu_us ();
   *now = f->t0 + (gint64) f->cycle * f->interval;
   guint step = MIN ((guint) ((*now - f->t0) / TRACE_STEP_S), f->steps - 1);
   f->cycle++;
@@ -337,7 +335,9 @@ source (gint64 *now, gpointer data, GError **error)
       s->has_guest = TRUE;
       g_ptr_array_add (out, s);
     }
-  f->source_cpu_us = thread_cpu_us () - t;
+  /* The statistics are read: the daemon handles them from now until the
+   * cycle ends. */
+  g_atomic_int_set (&f->in_cycle, 1);
   return out;
 }
 
@@ -356,11 +356,58 @@ typedef struct {
   Fleet *fleet;
   const char *socket;
   gint stop;
-  GArray *all_ms;   /* every call */
-  GArray *cycle_ms; /* calls sent while a cycle ran */
+  GArray *all_ms;     /* every call */
+  GArray *cycle_ms;   /* calls sent or answered while a cycle's statistics were handled */
+  GArray *outside_ms; /* the others: the baseline */
   guint failed;
   char *first_error;
+  /* The daemon's own figures for the prepare calls, receipt to reply
+   * (vmemd_hook_request_duration_seconds{op="prepare"}), read at the end. */
+  double served_count, served_sum, served_fast; /* fast: within its 0.5 ms bucket */
+  gint done;
 } Hooker;
+
+/* The sample of @family named @name (the family's name and a suffix) with
+ * op="prepare" and, if not NULL, le=@le, in a Metrics reply. */
+static double
+metric (json_object *reply, const char *family, const char *name, const char *le)
+{
+  json_object *families = NULL, *samples = NULL;
+  if (!json_object_object_get_ex (reply, "families", &families))
+    return -1;
+  for (size_t i = 0; i < json_object_array_length (families); i++)
+    {
+      json_object *f = json_object_array_get_idx (families, i), *n = NULL;
+      if (!json_object_object_get_ex (f, "name", &n) ||
+          g_strcmp0 (json_object_get_string (n), family) != 0 ||
+          !json_object_object_get_ex (f, "samples", &samples))
+        continue;
+      for (size_t k = 0; k < json_object_array_length (samples); k++)
+        {
+          json_object *smp = json_object_array_get_idx (samples, k), *sn = NULL, *labels = NULL,
+                      *op = NULL, *l = NULL, *v = NULL;
+          if (!json_object_object_get_ex (smp, "name", &sn) ||
+              g_strcmp0 (json_object_get_string (sn), name) != 0 ||
+              !json_object_object_get_ex (smp, "labels", &labels) ||
+              !json_object_object_get_ex (labels, "op", &op) ||
+              g_strcmp0 (json_object_get_string (op), "prepare") != 0)
+            continue;
+          if (le != NULL && (!json_object_object_get_ex (labels, "le", &l) ||
+                             g_strcmp0 (json_object_get_string (l), le) != 0))
+            continue;
+          if (json_object_object_get_ex (smp, "value", &v))
+            return json_object_get_double (v);
+        }
+    }
+  return -1;
+}
+
+static double
+load_average (void)
+{
+  double l[1] = { -1 };
+  return getloadavg (l, 1) == 1 ? l[0] : -1;
+}
 
 static gpointer
 hook_thread (gpointer data)
@@ -392,11 +439,27 @@ hook_thread (gpointer data)
       else
         {
           g_array_append_val (h->all_ms, ms);
-          if (during)
-            g_array_append_val (h->cycle_ms, ms);
+          g_array_append_val (during ? h->cycle_ms : h->outside_ms, ms);
         }
       g_usleep (2000);
     }
+  g_autoptr(GError) error = NULL;
+  g_autoptr(json_object) params = json_object_new_object ();
+  json_object_object_add (params, "format", json_object_new_string ("json"));
+  g_autoptr(json_object) reply = vmem_varlink_call_sized (
+    h->socket, "io.vmemd.Metrics", params, 10000, VMEM_VARLINK_MAX_ROOT_MESSAGE, &error);
+  if (reply != NULL)
+    {
+      const char *fam = "vmemd_hook_request_duration_seconds";
+      h->served_count = metric (reply, fam, "vmemd_hook_request_duration_seconds_count", NULL);
+      h->served_sum = metric (reply, fam, "vmemd_hook_request_duration_seconds_sum", NULL);
+      h->served_fast =
+        metric (reply, fam, "vmemd_hook_request_duration_seconds_bucket", "0.0005");
+    }
+  else
+    g_printerr ("bench-scale: cannot read the daemon's metrics: %s\n", error->message);
+  g_atomic_int_set (&h->done, 1);
+  g_main_context_wakeup (NULL);
   return NULL;
 }
 
@@ -927,7 +990,9 @@ main (int argc, char **argv)
     .socket = sock,
     .all_ms = g_array_new (FALSE, FALSE, sizeof (double)),
     .cycle_ms = g_array_new (FALSE, FALSE, sizeof (double)),
+    .outside_ms = g_array_new (FALSE, FALSE, sizeof (double)),
   };
+  double load0 = load_average ();
   GThread *hook = g_thread_new ("hook", hook_thread, &hooker);
 
   guint cycles = hours * 3600 / interval;
@@ -938,6 +1003,9 @@ main (int argc, char **argv)
   g_autoptr(GArray) retention_s = g_array_new (FALSE, FALSE, sizeof (double));
   double measure_cpu = 0, measure_wall = 0;
   g_autoptr(GArray) cpu = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) slices = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) longest = g_array_new (FALSE, FALSE, sizeof (double));
+  g_autoptr(GArray) trim = g_array_new (FALSE, FALSE, sizeof (double));
   g_autoptr(GArray) rss = g_array_new (FALSE, FALSE, sizeof (double));
   double p0 = process_cpu_s ();
   gint64 w0 = g_get_monotonic_time ();
@@ -947,17 +1015,23 @@ main (int argc, char **argv)
       /* The store has the interval to write a cycle: the next waits for it. */
       while (vmem_daemon_store_pending (daemon) > 0)
         g_main_context_iteration (NULL, TRUE);
-      g_atomic_int_set (&fleet.in_cycle, 1);
-      double c0 = thread_cpu_us ();
-      gboolean ran = vmem_daemon_collect_now (daemon);
-      double used = thread_cpu_us () - c0 - fleet.source_cpu_us;
-      g_atomic_int_set (&fleet.in_cycle, 0);
-      if (!ran)
+      if (!vmem_daemon_collect_now (daemon))
         {
           fprintf (stderr, "bench-scale: vmemd took no cycle (libvirt not connected?)\n");
           return 1;
         }
-      g_array_append_val (cpu, used);
+      /* The source reads on its own thread, then the daemon handles the
+       * statistics in slices on this one, answering the hook between. */
+      while (vmem_daemon_cycle_running (daemon))
+        g_main_context_iteration (NULL, TRUE);
+      g_atomic_int_set (&fleet.in_cycle, 0);
+      VmemDaemonCycleFigures fig;
+      vmem_daemon_last_cycle (daemon, &fig);
+      double n_slices = fig.slices;
+      g_array_append_val (cpu, fig.cpu_us);
+      g_array_append_val (slices, n_slices);
+      g_array_append_val (longest, fig.longest_slice_us);
+      g_array_append_val (trim, fig.trim_us);
       drain ();
       if (c % 360 == 359)
         {
@@ -995,7 +1069,11 @@ main (int argc, char **argv)
     g_main_context_iteration (NULL, TRUE);
   double wall = (double) (g_get_monotonic_time () - w0) / 1e6 - measure_wall;
   double proc = process_cpu_s () - p0 - measure_cpu;
+  double load1 = load_average ();
   g_atomic_int_set (&hooker.stop, 1);
+  /* Its last call reads the daemon's metrics: the main loop answers it. */
+  while (!g_atomic_int_get (&hooker.done))
+    g_main_context_iteration (NULL, TRUE);
   g_thread_join (hook);
   Mem end = mem_now ();
   double hwm = (double) status_kib ("VmHWM:") / 1024.0;
@@ -1026,11 +1104,17 @@ main (int argc, char **argv)
   malloc_trim (0);
   db_day1 = db_bytes (db);
 
-  printf ("\nCollector + controller cycle, main thread CPU (the source's own time left out), "
-          "n = %u cycles:\n",
+  printf ("\nCollector + controller cycle, main thread CPU of its slices (the hook's calls "
+          "between them and the source's own thread left out), n = %u cycles:\n",
           cpu->len);
   printf ("  p50 %.2f ms   p99 %.2f ms   max %.2f ms   (target: p99 under 50 ms)\n", cpu50 / 1000,
           cpu99 / 1000, cpumax / 1000);
+  printf ("  slices per cycle p50 %.0f, p99 %.0f; longest slice of a cycle (wall) p50 %.2f ms, "
+          "p99 %.2f ms, max %.2f ms; malloc_trim (on its own thread, wall) p50 %.2f ms, "
+          "p99 %.2f ms, max %.2f ms\n",
+          pct (slices, 50), pct (slices, 99), pct (longest, 50) / 1000, pct (longest, 99) / 1000,
+          pct (longest, 100) / 1000, pct (trim, 50) / 1000, pct (trim, 99) / 1000,
+          pct (trim, 100) / 1000);
   printf ("  whole process, all threads (store, libvirt worker, hook calls' server side): "
           "%.2f ms CPU per cycle; %.0f s wall for %u simulated hours\n",
           proc * 1000 / cycles, wall, hours);
@@ -1082,12 +1166,29 @@ main (int argc, char **argv)
   printf ("  hook calls answered: %u (%u while a cycle ran), failed: %u%s%s\n", hooker.all_ms->len,
           hooker.cycle_ms->len, hooker.failed, hooker.first_error ? " — " : "",
           hooker.first_error ? hooker.first_error : "");
-  printf ("\nHook answer (HookEvent prepare over the socket, from another thread):\n");
-  printf ("  all calls:               p50 %.2f ms   p99 %.2f ms   n = %u\n",
-          pct (hooker.all_ms, 50), pct (hooker.all_ms, 99), hooker.all_ms->len);
-  printf (
-    "  sent while a cycle ran:  p50 %.2f ms   p99 %.2f ms   n = %u   (target: p99 under 2 ms)\n",
-    pct (hooker.cycle_ms, 50), pct (hooker.cycle_ms, 99), hooker.cycle_ms->len);
+  double in50 = pct (hooker.cycle_ms, 50), in95 = pct (hooker.cycle_ms, 95),
+         in99 = pct (hooker.cycle_ms, 99);
+  double out50 = pct (hooker.outside_ms, 50), out95 = pct (hooker.outside_ms, 95),
+         out99 = pct (hooker.outside_ms, 99);
+  printf ("\nHook answer (HookEvent prepare over the socket, from another thread, one call every "
+          "2 ms plus its answer; load average %.2f at the start, %.2f at the end):\n",
+          load0, load1);
+  printf ("  outside cycles (baseline):          p50 %.2f ms   p95 %.2f ms   p99 %.2f ms   "
+          "n = %u\n",
+          out50, out95, out99, hooker.outside_ms->len);
+  printf ("  while a cycle's statistics were handled: p50 %.2f ms   p95 %.2f ms   p99 %.2f ms   "
+          "n = %u   (target: p99 under 2 ms)\n",
+          in50, in95, in99, hooker.cycle_ms->len);
+  printf ("  during / outside: p50 %.2f×, p95 %.2f×, p99 %.2f× (p99 %+.2f ms)\n",
+          out50 > 0 ? in50 / out50 : 0, out95 > 0 ? in95 / out95 : 0,
+          out99 > 0 ? in99 / out99 : 0, in99 - out99);
+  printf ("  all calls: p50 %.2f ms   p99 %.2f ms   n = %u\n", pct (hooker.all_ms, 50),
+          pct (hooker.all_ms, 99), hooker.all_ms->len);
+  if (hooker.served_count > 0)
+    printf ("  the daemon's own handling (receipt to reply, vmemd_hook_request_duration_seconds"
+            "{op=\"prepare\"}): mean %.1f µs, %.2f %% within 0.5 ms, n = %.0f\n",
+            hooker.served_sum / hooker.served_count * 1e6,
+            100.0 * hooker.served_fast / hooker.served_count, hooker.served_count);
 
   bench_estimate (&fleet, peers, days);
   if (keep == NULL)

@@ -589,6 +589,9 @@ write_all (Writer *w, const VmemMetricsSnapshot *s)
   /* What the daemon did since it started. */
   counter_by (w, "vmemd_collector_cycles", "Collector cycles: statistics read, or failed.",
               "result", (const char *const[]){ "read", "failed" }, 2, c->collector_cycles);
+  family (w, "vmemd_collector_cycles_skipped", TYPE_COUNTER, NULL,
+          "Collector cycles skipped: due while the one before had not finished.");
+  sample (w, "_total", NULL, (double) c->collector_skipped);
   family (w, "vmemd_collector_cycle_duration_seconds", TYPE_HISTOGRAM, "seconds",
           "Time of a collector cycle, from its statistics call to its samples handled.");
   histogram (w, NULL, NULL, cycle_bounds, G_N_ELEMENTS (cycle_bounds), &c->collector_cycle);

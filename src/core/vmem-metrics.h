@@ -99,6 +99,7 @@ typedef enum {
 /* The daemon's counters since it started.  Zeroed is empty. */
 typedef struct {
   guint64              collector_cycles[2];   /* [0] read, [1] failed */
+  guint64              collector_skipped;     /* due while the one before ran */
   VmemMetricsHistogram collector_cycle;       /* seconds, from the stats call queued to the
                                                  samples handled */
   guint64              hook_requests[VMEM_METRICS_N_HOOK_OPS][VMEM_METRICS_N_HOOK_RESULTS];

@@ -39,8 +39,11 @@ typedef struct {
   void (*moved) (const VmemControlMove *move, gpointer user_data);
 } VmemControlCallbacks;
 
-VmemControl *vmem_control_new (VmemStager *stager, const VmemControlCallbacks *callbacks,
-                               gpointer user_data);
+/* Domains are looked up in @cache by uuid at each step of a cycle: one
+ * that stopped, went or started again since its sample was taken is left
+ * out of what remains of the cycle. */
+VmemControl *vmem_control_new (VmemStager *stager, VmemCache *cache,
+                               const VmemControlCallbacks *callbacks, gpointer user_data);
 void         vmem_control_free (VmemControl *control);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemControl, vmem_control_free)
 
@@ -51,16 +54,36 @@ gboolean vmem_control_configure (VmemControl *control, const VmemConfig *config,
 
 /* One guest sample of a managed running domain, this cycle. */
 typedef struct {
-  VmemCacheEntry       *entry;
-  const VmemProfile    *profile;
-  VmemControllerSample  sample;
-  gint64                reported_t; /* when the guest's figures were taken (unix s) */
+  const char          *uuid;         /* copied by the cycle */
+  gint64               active_since; /* the cache entry's when the sample was taken */
+  const VmemProfile   *profile;      /* must outlive the cycle */
+  VmemControllerSample sample;
+  gint64               reported_t;   /* when the guest's figures were taken (unix s) */
 } VmemControlInput;
 
-/* Decides and acts for this cycle's @inputs at @now (unix seconds);
- * @host as read (capacity, committed, pressure).  Fills each entry's
- * action, reason and target for status. */
-void vmem_control_cycle (VmemControl *control, VmemControlInput *inputs, gsize n,
+/* One cycle of decisions and moves, run in steps so that the main loop
+ * can do other work (answer the hook) between them: each domain's
+ * decision, the host-level arbitration over all of them, each domain's
+ * move.  The controller's settings are those when the cycle began. */
+typedef struct _VmemControlCycle VmemControlCycle;
+
+/* A cycle over @inputs (copied) at @now (unix seconds), @host as read
+ * (capacity, committed, pressure).  Nothing is decided until it runs. */
+VmemControlCycle *vmem_control_cycle_new (VmemControl *control, const VmemControlInput *inputs,
+                                          gsize n, const VmemControllerHost *host, gint64 now);
+/* Runs @cycle until it is done or the monotonic clock passes @deadline
+ * (µs; 0: to the end), at least one step per call; the arbitration is one
+ * step.  Fills each entry's action, reason and target for status.  TRUE
+ * once done. */
+gboolean          vmem_control_cycle_run (VmemControlCycle *cycle, gint64 deadline);
+/* Steps run so far. */
+guint             vmem_control_cycle_steps (VmemControlCycle *cycle);
+/* A cycle freed before it is done makes no further move. */
+void              vmem_control_cycle_free (VmemControlCycle *cycle);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemControlCycle, vmem_control_cycle_free)
+
+/* A whole cycle at once. */
+void vmem_control_cycle (VmemControl *control, const VmemControlInput *inputs, gsize n,
                          const VmemControllerHost *host, gint64 now);
 
 /* The domain started and its target was set to @target_mib: its state

@@ -21,8 +21,10 @@
 #include "vmem-worker.h"
 
 #include <errno.h>
+#include <gio/gio.h>
 #include <malloc.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PRUNE_S            3600
@@ -33,6 +35,9 @@
  * hook runs), or holds the read up until it ends. */
 #define RECONCILE_GRACE_S  5
 #define WARN_EVERY_S       300
+
+typedef struct _Cycle Cycle;
+typedef struct _TrimJob TrimJob;
 
 struct _VmemDaemon {
   VmemConfig    *config;
@@ -70,6 +75,10 @@ struct _VmemDaemon {
   guint          textfile_id;       /* writes [daemon] metrics_textfile */
   guint          textfile_interval; /* its period, seconds */
   char          *textfile;          /* the file last written, removed at stop */
+  Cycle         *cycle;             /* the collector's cycle being handled, or NULL */
+  guint          cycle_id;          /* its slices' source */
+  TrimJob       *trim_job;          /* its malloc_trim, while it runs */
+  VmemDaemonCycleFigures last_cycle;
   /* vmem_daemon_set_stats_source: told of every target set. */
   void         (*source_moved) (const char *uuid, guint64 to_mib, gpointer data);
   gpointer       source_data;
@@ -131,10 +140,14 @@ capacity_cb (gpointer user_data)
   return total > daemon->config->reserve_mib ? total - daemon->config->reserve_mib : 0;
 }
 
+static void cycle_finish (VmemDaemon *daemon);
+
 static void
 replace_profiles (VmemDaemon *daemon, GPtrArray *list /* transfer full */)
 {
   g_autoptr(GPtrArray) owned = list;
+  /* The running cycle holds the profiles it began with. */
+  cycle_finish (daemon);
   g_hash_table_remove_all (daemon->profiles);
   for (guint i = 0; i < owned->len; i++)
     {
@@ -450,28 +463,34 @@ stage_workload (VmemDaemon *daemon, const char *workload, const char *why)
     }
 }
 
-/* Re-stages the shut-off domains of the workloads in @workloads (a set of
- * names) whose estimate moved beyond the hysteresis since they were
- * staged: one pass over the cache whatever the number of workloads. */
+/* Re-stages @e, shut off, when it belongs to one of @workloads (a set of
+ * names) and its estimate moved beyond the hysteresis since it was
+ * staged. */
+static void
+restage_one (VmemDaemon *daemon, const VmemCacheEntry *e, GHashTable *workloads)
+{
+  const VmemConfig *c = daemon->config;
+  const VmemDomain *d = e->domain;
+  if (d->active || e->staged_mib == 0 || vmem_cache_is_starting (daemon->cache, d->uuid))
+    return;
+  const VmemProfile *p = profile_for (daemon, d);
+  if (p == NULL || !g_hash_table_contains (workloads, p->name))
+    return;
+  g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
+  if (vmem_planner_moved (e->staged_mib, sp->plan.demand_mib, c->hysteresis_pct,
+                          c->hysteresis_mib))
+    vmem_stager_stage (daemon->stager, d->uuid, g_steal_pointer (&sp), "estimate moved");
+}
+
+/* Re-stages the shut-off domains of the workloads in @workloads whose
+ * estimate moved: one pass over the cache whatever the number of
+ * workloads. */
 static void
 restage_moved (VmemDaemon *daemon, GHashTable *workloads)
 {
-  const VmemConfig *c = daemon->config;
   g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
   for (guint i = 0; i < list->len; i++)
-    {
-      const VmemCacheEntry *e = g_ptr_array_index (list, i);
-      const VmemDomain *d = e->domain;
-      if (d->active || e->staged_mib == 0 || vmem_cache_is_starting (daemon->cache, d->uuid))
-        continue;
-      const VmemProfile *p = profile_for (daemon, d);
-      if (p == NULL || !g_hash_table_contains (workloads, p->name))
-        continue;
-      g_autoptr(VmemStagedPlan) sp = plan_for (daemon, p, d);
-      if (vmem_planner_moved (e->staged_mib, sp->plan.demand_mib, c->hysteresis_pct,
-                              c->hysteresis_mib))
-        vmem_stager_stage (daemon->stager, d->uuid, g_steal_pointer (&sp), "estimate moved");
-    }
+    restage_one (daemon, g_ptr_array_index (list, i), workloads);
 }
 
 static VmemMetricsStage
@@ -1030,145 +1049,431 @@ count_cycle (VmemDaemon *daemon, gboolean ok)
                                 (double) (g_get_monotonic_time () - began) / G_USEC_PER_SEC);
 }
 
-static void
-collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
-{
-  VmemDaemon *daemon = user_data;
-  gint64 mono = g_get_monotonic_time ();
-  guint interval = vmem_collector_get_interval (daemon->collector);
-  StoreWrite *w = store_write_new (WRITE_SAMPLES, NULL);
-  w->samples = g_array_new (FALSE, TRUE, sizeof (VmemSample));
-  w->peaks = g_array_new (FALSE, TRUE, sizeof (VmemPeak));
-  g_autoptr(GHashTable) moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_autoptr(GArray) inputs = g_array_new (FALSE, TRUE, sizeof (VmemControlInput));
+/* A cycle's statistics are handled in slices of at most about SLICE_US of
+ * the main loop, at a priority below the server's and the workers'
+ * sources, SLICE_GAP_MS apart: a hook call that arrives while a cycle
+ * runs waits for one slice at most, not for the cycle, and on a busy host
+ * the gaps keep this thread from being scheduled as a CPU hog, which
+ * waits for the processor longest.  The cycle stays one cycle: the statistics
+ * of one read, the profiles and settings of when it began (a change of
+ * either first finishes it at once), each domain acted on only while it
+ * still runs the run its sample came from. */
+#define SLICE_US     500
+#define SLICE_GAP_MS 1
 
-  if (daemon->stopping)
+typedef enum {
+  CYCLE_SAMPLES, /* samples, peaks and the controller's inputs, per domain */
+  CYCLE_CONTROL, /* the controller's decisions, arbitration and moves */
+  CYCLE_RESTAGE, /* shut-off domains whose estimate moved */
+  CYCLE_TRIM,    /* malloc_trim, on a thread of its own */
+  CYCLE_TRIMMING, /* waiting for it */
+  CYCLE_DONE,
+} CyclePhase;
+
+struct _Cycle {
+  GPtrArray        *stats;   /* VmemBalloonStats */
+  gint64            now;     /* unix seconds the statistics stand for */
+  gint64            mono;    /* when they came, monotonic µs */
+  guint             interval;
+  guint             next;    /* the next of stats, or of restage */
+  StoreWrite       *w;       /* samples and peaks, written once all are taken */
+  GHashTable       *moved;   /* workloads whose peaks moved */
+  GArray           *inputs;  /* VmemControlInput; uuids point into stats */
+  VmemControlCycle *control;
+  GPtrArray        *restage; /* uuids of shut-off domains to look at */
+  CyclePhase        phase;
+  VmemDaemonCycleFigures figures;
+};
+
+static double
+thread_cpu_us (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_THREAD_CPUTIME_ID, &ts);
+  return (double) ts.tv_sec * 1e6 + (double) ts.tv_nsec / 1e3;
+}
+
+static void
+cycle_free (Cycle *cy)
+{
+  if (cy == NULL)
+    return;
+  g_clear_pointer (&cy->control, vmem_control_cycle_free);
+  if (cy->w != NULL)
+    store_write_free (cy->w);
+  g_clear_pointer (&cy->stats, g_ptr_array_unref);
+  g_clear_pointer (&cy->moved, g_hash_table_unref);
+  g_clear_pointer (&cy->inputs, g_array_unref);
+  g_clear_pointer (&cy->restage, g_ptr_array_unref);
+  g_free (cy);
+}
+
+/* One domain's statistics: its sample and peaks, and its input to the
+ * controller. */
+static void
+cycle_sample (VmemDaemon *daemon, Cycle *cy, const VmemBalloonStats *s)
+{
+  StoreWrite *w = cy->w;
+  gint64 now = cy->now;
+  VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, s->uuid);
+  if (e == NULL)
+    return;
+  /* The cache's balloon size is what admission control counts. */
+  vmem_cache_set_balloon (daemon->cache, s->uuid, s->current_kib / 1024);
+  const VmemProfile *p = profile_for (daemon, e->domain);
+  if (p == NULL)
+    return;
+  gboolean guest = FALSE;
+  guint64 used = vmem_collector_used_mib (s, now, cy->interval, &guest);
+  if (e->domain->active)
     {
-      store_write_free (w);
+      /* The controller sees every cycle of a running domain, also a
+       * guest that does not report (it is then left alone). */
+      VmemControlInput in = {
+        .uuid = s->uuid,
+        .active_since = e->active_since,
+        .profile = p,
+        .sample = {
+          .t = now,
+          .fresh = guest,
+          /* The balloon's actual size less MemAvailable: with
+           * autodeflate an inflated balloon stays in MemTotal.  (In
+           * virtio-mem form VmemControl counts from the memory it
+           * gave the guest instead.) */
+          .used_mib = used,
+          .available_mib = s->usable_kib / 1024,
+          .total_mib = s->available_kib / 1024,
+          .actual_mib = s->current_kib / 1024,
+          .swap_in_kib = s->swap_in_kib,
+          .major_fault = s->major_fault,
+        },
+        .reported_t = s->last_update,
+      };
+      g_array_append_val (cy->inputs, in);
+      if (guest)
+        {
+          e->seen_t = now;
+          e->used_mib = in.sample.used_mib;
+          e->available_mib = in.sample.available_mib;
+          e->guest_quality = TRUE;
+        }
+    }
+  if (!vmem_collector_keep_sample (guest, e->active_since, cy->mono))
+    return;
+  guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
+  gboolean swapped = e->swap_in_seen && s->swap_in_kib > e->swap_in_kib;
+  e->swap_in_kib = s->swap_in_kib;
+  e->swap_in_seen = TRUE;
+  VmemSample smp = {
+    .uuid = str (w, e->domain->uuid),
+    .host = str (w, daemon->config->host_id),
+    .workload = str (w, p->name),
+    .t = now,
+    .used_mib = used,
+    .rss_mib = s->rss_kib / 1024,
+    .current_mib = s->current_kib / 1024,
+    .available_mib = s->available_kib / 1024,
+    .usable_mib = s->usable_kib / 1024,
+    .guest_quality = guest,
+    .swap_in = s->swap_in_kib,
+    .major_fault = s->major_fault,
+    .vcpus = vcpus,
+  };
+  g_array_append_val (w->samples, smp);
+
+  /* Peaks are made here, once: the store writes them as they are and
+   * the estimator's aggregates are fed the same. */
+  const VmemPeakSample ps = {
+    .uuid = e->domain->uuid,
+    .domain = e->domain->name,
+    .host = daemon->config->host_id,
+    .t = now,
+    .used_mib = (double) used,
+    .guest = guest,
+    .vcpus = vcpus,
+    /* MemAvailable under 2 % of MemTotal, or swapping in: the guest
+     * is short, and what it uses is only a lower bound of what it
+     * needs. */
+    .squeezed = (guest && s->has_guest && s->usable_kib * 50 < s->available_kib) || swapped,
+  };
+  VmemPeakObs out[2];
+  g_autoptr(GError) error = NULL;
+  if (!vmem_demand_observe (daemon->demand, p->name, &ps, out, &error))
+    {
+      vmem_log_warning_limited (e->domain->uuid, WARN_EVERY_S,
+                                "cannot take the sample of %s into its peaks: %s",
+                                e->domain->name, error->message);
       return;
     }
-  for (guint i = 0; i < stats->len; i++)
+  for (guint k = 0; k < G_N_ELEMENTS (out); k++)
     {
-      const VmemBalloonStats *s = g_ptr_array_index (stats, i);
-      VmemCacheEntry *e = vmem_cache_lookup (daemon->cache, s->uuid);
-      if (e == NULL)
-        continue;
-      /* The cache's balloon size is what admission control counts. */
-      vmem_cache_set_balloon (daemon->cache, s->uuid, s->current_kib / 1024);
-      const VmemProfile *p = profile_for (daemon, e->domain);
-      if (p == NULL)
-        continue;
-      gboolean guest = FALSE;
-      guint64 used = vmem_collector_used_mib (s, now, interval, &guest);
-      if (e->domain->active)
-        {
-          /* The controller sees every cycle of a running domain, also a
-           * guest that does not report (it is then left alone). */
-          VmemControlInput in = {
-            .entry = e,
-            .profile = p,
-            .sample = {
-              .t = now,
-              .fresh = guest,
-              /* The balloon's actual size less MemAvailable: with
-               * autodeflate an inflated balloon stays in MemTotal.  (In
-               * virtio-mem form VmemControl counts from the memory it
-               * gave the guest instead.) */
-              .used_mib = used,
-              .available_mib = s->usable_kib / 1024,
-              .total_mib = s->available_kib / 1024,
-              .actual_mib = s->current_kib / 1024,
-              .swap_in_kib = s->swap_in_kib,
-              .major_fault = s->major_fault,
-            },
-            .reported_t = s->last_update,
-          };
-          g_array_append_val (inputs, in);
-          if (guest)
-            {
-              e->seen_t = now;
-              e->used_mib = in.sample.used_mib;
-              e->available_mib = in.sample.available_mib;
-              e->guest_quality = TRUE;
-            }
-        }
-      if (!vmem_collector_keep_sample (guest, e->active_since, mono))
-        continue;
-      guint vcpus = s->vcpus ? s->vcpus : e->domain->vcpus;
-      gboolean swapped = e->swap_in_seen && s->swap_in_kib > e->swap_in_kib;
-      e->swap_in_kib = s->swap_in_kib;
-      e->swap_in_seen = TRUE;
-      VmemSample smp = {
-        .uuid = str (w, e->domain->uuid),
-        .host = str (w, daemon->config->host_id),
-        .workload = str (w, p->name),
-        .t = now,
-        .used_mib = used,
-        .rss_mib = s->rss_kib / 1024,
-        .current_mib = s->current_kib / 1024,
-        .available_mib = s->available_kib / 1024,
-        .usable_mib = s->usable_kib / 1024,
-        .guest_quality = guest,
-        .swap_in = s->swap_in_kib,
-        .major_fault = s->major_fault,
-        .vcpus = vcpus,
-      };
-      g_array_append_val (w->samples, smp);
-
-      /* Peaks are made here, once: the store writes them as they are and
-       * the estimator's aggregates are fed the same. */
-      const VmemPeakSample ps = {
-        .uuid = e->domain->uuid,
-        .domain = e->domain->name,
-        .host = daemon->config->host_id,
-        .t = now,
-        .used_mib = (double) used,
-        .guest = guest,
-        .vcpus = vcpus,
-        /* MemAvailable under 2 % of MemTotal, or swapping in: the guest
-         * is short, and what it uses is only a lower bound of what it
-         * needs. */
-        .squeezed = (guest && s->has_guest && s->usable_kib * 50 < s->available_kib) || swapped,
-      };
-      VmemPeakObs out[2];
-      g_autoptr(GError) error = NULL;
-      if (!vmem_demand_observe (daemon->demand, p->name, &ps, out, &error))
-        {
-          vmem_log_warning_limited (e->domain->uuid, WARN_EVERY_S,
-                                    "cannot take the sample of %s into its peaks: %s",
-                                    e->domain->name, error->message);
-          continue;
-        }
-      for (guint k = 0; k < G_N_ELEMENTS (out); k++)
-        {
-          VmemPeak row = peak_row (w, p->name, &out[k]);
-          g_array_append_val (w->peaks, row);
-        }
-      g_hash_table_add (moved, g_strdup (p->name));
+      VmemPeak row = peak_row (w, p->name, &out[k]);
+      g_array_append_val (w->peaks, row);
     }
+  g_hash_table_add (cy->moved, g_strdup (p->name));
+}
+
+/* Every sample taken: they go to the store in one write, and the
+ * controller's cycle begins on them. */
+static void
+cycle_samples_done (VmemDaemon *daemon, Cycle *cy)
+{
+  StoreWrite *w = g_steal_pointer (&cy->w);
   if (w->samples->len == 0)
     store_write_free (w);
   else
     store_write (daemon, w);
   /* Starts whose 24 h are over are checked now, not at the next estimate. */
-  vmem_demand_settle (daemon->demand, now);
+  vmem_demand_settle (daemon->demand, cy->now);
   record_outcomes (daemon);
 
-  if (inputs->len > 0)
+  if (cy->inputs->len > 0)
     {
       VmemControllerHost host;
       controller_host (daemon, &host);
-      vmem_control_cycle (daemon->control, (VmemControlInput *) inputs->data, inputs->len, &host,
-                          now);
+      cy->control = vmem_control_cycle_new (daemon->control,
+                                            (const VmemControlInput *) cy->inputs->data,
+                                            cy->inputs->len, &host, cy->now);
     }
+}
 
-  /* Peers' new peaks may move the estimate of domains staged earlier. */
-  if (g_hash_table_size (moved) > 0)
-    restage_moved (daemon, moved);
-  count_cycle (daemon, TRUE);
-  /* A cycle allocates and frees a little per domain on this thread and
-   * the workers; glibc keeps what was freed in its arenas unless told. */
+/* The shut-off domains of the workloads whose peaks moved, to look at
+ * one by one: one pass over the cache whatever the number of workloads. */
+static GPtrArray *
+restage_candidates (VmemDaemon *daemon, GHashTable *workloads)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func (g_free);
+  if (g_hash_table_size (workloads) == 0)
+    return out;
+  g_autoptr(GPtrArray) list = vmem_cache_list (daemon->cache);
+  for (guint i = 0; i < list->len; i++)
+    {
+      const VmemCacheEntry *e = g_ptr_array_index (list, i);
+      if (!e->domain->active && e->staged_mib > 0)
+        g_ptr_array_add (out, g_strdup (e->domain->uuid));
+    }
+  return out;
+}
+
+/* malloc_trim on a thread of its own; the cycle ends when it is done. */
+struct _TrimJob {
+  VmemDaemon *daemon; /* NULL once the daemon stops or the cycle ended without it */
+  gint64      started;
+};
+
+static void
+trim_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
   malloc_trim (0);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void cycle_end (VmemDaemon *daemon);
+
+static void
+trim_done (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  TrimJob *j = g_task_get_task_data (G_TASK (result));
+  VmemDaemon *daemon = j->daemon;
+  if (daemon == NULL)
+    return;
+  daemon->trim_job = NULL;
+  Cycle *cy = daemon->cycle;
+  cy->figures.trim_us = (double) (g_get_monotonic_time () - j->started);
+  cy->phase = CYCLE_DONE;
+  cycle_end (daemon);
+}
+
+static void
+trim_begin (VmemDaemon *daemon)
+{
+  TrimJob *j = g_new0 (TrimJob, 1);
+  j->daemon = daemon;
+  j->started = g_get_monotonic_time ();
+  daemon->trim_job = j;
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, trim_done, NULL);
+  g_task_set_task_data (task, j, g_free);
+  g_task_run_in_thread (task, trim_thread);
+}
+
+/* Runs @cy until it is done (TRUE) or the monotonic clock passes
+ * @deadline (µs; 0: to the end). */
+static gboolean
+cycle_step (VmemDaemon *daemon, Cycle *cy, gint64 deadline)
+{
+  gboolean worked = FALSE;
+#define OVER() (deadline != 0 && g_get_monotonic_time () >= deadline)
+  for (;;)
+    switch (cy->phase)
+      {
+      case CYCLE_SAMPLES:
+        while (cy->next < cy->stats->len)
+          {
+            cycle_sample (daemon, cy, g_ptr_array_index (cy->stats, cy->next++));
+            worked = TRUE;
+            if (OVER ())
+              return FALSE;
+          }
+        cycle_samples_done (daemon, cy);
+        cy->phase = CYCLE_CONTROL;
+        if (OVER ())
+          return FALSE;
+        break;
+      case CYCLE_CONTROL:
+        if (cy->control != NULL)
+          {
+            gboolean done = vmem_control_cycle_run (cy->control, deadline);
+            worked = TRUE;
+            if (!done)
+              return FALSE;
+          }
+        /* Peers' new peaks may move the estimate of domains staged
+         * earlier. */
+        cy->restage = restage_candidates (daemon, cy->moved);
+        cy->next = 0;
+        cy->phase = CYCLE_RESTAGE;
+        if (OVER ())
+          return FALSE;
+        break;
+      case CYCLE_RESTAGE:
+        while (cy->next < cy->restage->len)
+          {
+            VmemCacheEntry *e =
+              vmem_cache_lookup (daemon->cache, g_ptr_array_index (cy->restage, cy->next++));
+            if (e != NULL)
+              restage_one (daemon, e, cy->moved);
+            worked = TRUE;
+            if (OVER ())
+              return FALSE;
+          }
+        cy->phase = CYCLE_TRIM;
+        /* The trim is a slice of its own. */
+        if (deadline != 0 && worked)
+          return FALSE;
+        break;
+      case CYCLE_TRIM:
+        /* A cycle allocates and frees a little per domain on this
+         * thread and the workers; glibc keeps what was freed in its
+         * arenas unless told.  The trim walks every arena and gives
+         * back page by page: milliseconds, during which this thread
+         * answers the hook. */
+        if (deadline == 0)
+          {
+            gint64 t0 = g_get_monotonic_time ();
+            malloc_trim (0);
+            cy->figures.trim_us = (double) (g_get_monotonic_time () - t0);
+            cy->phase = CYCLE_DONE;
+            break;
+          }
+        trim_begin (daemon);
+        cy->phase = CYCLE_TRIMMING;
+        return FALSE;
+      case CYCLE_TRIMMING:
+        /* trim_done ends the cycle; nothing of it is left here. */
+        if (deadline == 0)
+          {
+            cy->phase = CYCLE_DONE;
+            break;
+          }
+        return FALSE;
+      case CYCLE_DONE:
+      default:
+        return TRUE;
+      }
+#undef OVER
+}
+
+static void
+cycle_end (VmemDaemon *daemon)
+{
+  Cycle *cy = g_steal_pointer (&daemon->cycle);
+  /* Ended at once while its trim ran: the trim ends without it. */
+  if (daemon->trim_job != NULL)
+    g_steal_pointer (&daemon->trim_job)->daemon = NULL;
+  g_clear_handle_id (&daemon->cycle_id, g_source_remove);
+  cy->figures.control_steps = cy->control ? vmem_control_cycle_steps (cy->control) : 0;
+  daemon->last_cycle = cy->figures;
+  count_cycle (daemon, TRUE);
+  cycle_free (cy);
+}
+
+/* Runs the cycle's next slice, or (@deadline 0) the rest of it. */
+static gboolean
+cycle_run (VmemDaemon *daemon, gint64 deadline)
+{
+  Cycle *cy = daemon->cycle;
+  double c0 = thread_cpu_us ();
+  gint64 t0 = g_get_monotonic_time ();
+  gboolean done = cycle_step (daemon, cy, deadline);
+  double wall = (double) (g_get_monotonic_time () - t0);
+  cy->figures.cpu_us += thread_cpu_us () - c0;
+  cy->figures.slices++;
+  cy->figures.longest_slice_us = MAX (cy->figures.longest_slice_us, wall);
+  if (done)
+    cycle_end (daemon);
+  return done;
+}
+
+static gboolean
+cycle_slice (gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  if (cycle_run (daemon, g_get_monotonic_time () + SLICE_US))
+    return G_SOURCE_REMOVE; /* cycle_end removed the source already */
+  if (daemon->cycle->phase == CYCLE_TRIMMING)
+    {
+      /* Nothing to do here until the trim is done. */
+      daemon->cycle_id = 0;
+      return G_SOURCE_REMOVE;
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* What the running cycle rests on is about to change (profiles, settings,
+ * the estimator's aggregates): the cycle ends first, on what it began
+ * with. */
+static void
+cycle_finish (VmemDaemon *daemon)
+{
+  if (daemon->cycle == NULL)
+    return;
+  daemon->cycle->figures.finished_at_once = TRUE;
+  cycle_run (daemon, 0);
+}
+
+static gboolean
+cycle_handling_cb (gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+  return daemon->cycle != NULL;
+}
+
+static void
+collected_cb (GPtrArray *stats, gint64 now, gpointer user_data)
+{
+  VmemDaemon *daemon = user_data;
+
+  /* The collector starts no cycle while one is handled. */
+  g_return_if_fail (daemon->cycle == NULL);
+  if (daemon->stopping)
+    return;
+  Cycle *cy = g_new0 (Cycle, 1);
+  cy->stats = g_ptr_array_ref (stats);
+  cy->now = now;
+  cy->mono = g_get_monotonic_time ();
+  cy->interval = vmem_collector_get_interval (daemon->collector);
+  cy->w = store_write_new (WRITE_SAMPLES, NULL);
+  cy->w->samples = g_array_new (FALSE, TRUE, sizeof (VmemSample));
+  cy->w->peaks = g_array_new (FALSE, TRUE, sizeof (VmemPeak));
+  cy->moved = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  cy->inputs = g_array_new (FALSE, TRUE, sizeof (VmemControlInput));
+  daemon->cycle = cy;
+  GSource *src = g_timeout_source_new (SLICE_GAP_MS);
+  g_source_set_priority (src, G_PRIORITY_LOW);
+  g_source_set_callback (src, cycle_slice, daemon, NULL);
+  g_source_set_name (src, "vmemd cycle");
+  daemon->cycle_id = g_source_attach (src, NULL);
+  g_source_unref (src);
 }
 
 static void
@@ -1482,6 +1787,8 @@ peaks_reload_done (gpointer result, const GError *error, gpointer data)
       g_warning ("cannot reload the peaks; estimates keep the old settings: %s", error->message);
       return;
     }
+  /* The running cycle feeds the aggregates about to be rebuilt. */
+  cycle_finish (daemon);
   demand_fill (daemon, result, l->outcomes);
   stage_workload (daemon, NULL, "estimator settings reloaded");
 }
@@ -1764,6 +2071,7 @@ metrics_snapshot (VmemDaemon *daemon)
       vmem_metrics_workload_set_estimate (w, est);
     }
   s->counters = daemon->counters;
+  s->counters.collector_skipped = vmem_collector_skipped (daemon->collector);
   s->counters.store_samples_dropped = vmem_store_buffer_dropped (daemon->buffer);
   s->store_samples_buffered = vmem_store_buffer_pending (daemon->buffer);
   s->counters.store_writes_dropped = vmem_store_buffer_dropped_writes (daemon->buffer);
@@ -1928,7 +2236,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
   const VmemStagerCallbacks stager_callbacks = { .staged = on_staged };
   daemon->stager = vmem_stager_new (daemon->virt, &stager_callbacks, daemon);
   const VmemControlCallbacks control_callbacks = { .moved = moved_cb };
-  daemon->control = vmem_control_new (daemon->stager, &control_callbacks, daemon);
+  daemon->control = vmem_control_new (daemon->stager, daemon->cache, &control_callbacks, daemon);
   if (!vmem_control_configure (daemon->control, c, error))
     {
       g_prefix_error (error, "[controller]: ");
@@ -1985,6 +2293,7 @@ vmem_daemon_start (VmemDaemon *daemon, int listen_fd, GError **error)
     .want_period = want_period_cb,
     .collected = collected_cb,
     .failed = collect_failed_cb,
+    .handling = cycle_handling_cb,
   };
   daemon->collector = vmem_collector_new (daemon->virt, c->stats_interval, &collector_callbacks,
                                           daemon);
@@ -2014,6 +2323,18 @@ vmem_daemon_collect_now (VmemDaemon *daemon)
   return vmem_collector_cycle_now (daemon->collector);
 }
 
+gboolean
+vmem_daemon_cycle_running (VmemDaemon *daemon)
+{
+  return vmem_collector_is_busy (daemon->collector);
+}
+
+void
+vmem_daemon_last_cycle (VmemDaemon *daemon, VmemDaemonCycleFigures *figures)
+{
+  *figures = daemon->last_cycle;
+}
+
 guint
 vmem_daemon_store_pending (VmemDaemon *daemon)
 {
@@ -2032,6 +2353,9 @@ vmem_daemon_reload (VmemDaemon *daemon, VmemConfig *config, char **restart_neede
   g_autoptr(VmemConfig) next = config;
   const VmemConfig *cur = daemon->config;
   g_autoptr(GPtrArray) restart = g_ptr_array_new_with_free_func (g_free);
+
+  /* The running cycle ends on the settings it began with. */
+  cycle_finish (daemon);
 
   /* These stay as they are until a restart; everything else applies. */
 #define KEEP_STR(field, key)                                         \
@@ -2119,6 +2443,12 @@ vmem_daemon_free (VmemDaemon *daemon)
   if (daemon == NULL)
     return;
   daemon->stopping = TRUE;
+  /* A cycle cut by the stop makes no further move and writes nothing it
+   * had not written, as a cycle whose statistics come after the stop. */
+  g_clear_handle_id (&daemon->cycle_id, g_source_remove);
+  if (daemon->trim_job != NULL)
+    g_steal_pointer (&daemon->trim_job)->daemon = NULL;
+  g_clear_pointer (&daemon->cycle, cycle_free);
   g_clear_handle_id (&daemon->heartbeat_id, g_source_remove);
   g_clear_handle_id (&daemon->prune_id, g_source_remove);
   g_clear_handle_id (&daemon->expire_id, g_source_remove);

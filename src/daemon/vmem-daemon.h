@@ -44,8 +44,23 @@ void        vmem_daemon_set_stats_source (VmemDaemon *daemon,
                                                          gpointer data),
                                           gpointer data);
 /* Takes one collection cycle now; FALSE when one is running or libvirt is
- * not connected. */
+ * not connected.  The cycle's statistics are handled in slices on the main
+ * loop, between which it answers its clients. */
 gboolean    vmem_daemon_collect_now (VmemDaemon *daemon);
+/* Whether a collection cycle is running: its statistics being read or
+ * handled. */
+gboolean    vmem_daemon_cycle_running (VmemDaemon *daemon);
+
+/* The handling of the last collection cycle that ended (zero before one). */
+typedef struct {
+  double   cpu_us;           /* main thread CPU, all its slices */
+  guint    slices;           /* main loop dispatches it took */
+  double   longest_slice_us; /* wall time */
+  double   trim_us;          /* malloc_trim's wall time, on a thread of its own */
+  guint    control_steps;    /* the controller's: decisions, arbitration, moves */
+  gboolean finished_at_once; /* a change of profiles or settings ended it at once */
+} VmemDaemonCycleFigures;
+void        vmem_daemon_last_cycle (VmemDaemon *daemon, VmemDaemonCycleFigures *figures);
 /* Writes queued for the store and not yet done. */
 guint       vmem_daemon_store_pending (VmemDaemon *daemon);
 /* Domains known, once the first full read of libvirt's is done; 0 before. */

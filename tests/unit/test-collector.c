@@ -212,6 +212,8 @@ typedef struct {
   gint64         last_now;
   guint          n_failed;
   char          *failure;
+  gboolean       handling;       /* what the handling callback answers */
+  guint          n_handling;
 } Fixture;
 
 static GPtrArray *
@@ -255,10 +257,19 @@ failed_cb (const GError *error, gpointer user_data)
   f->failure = g_strdup (error->message);
 }
 
+static gboolean
+handling_cb (gpointer user_data)
+{
+  Fixture *f = user_data;
+  f->n_handling++;
+  return f->handling;
+}
+
 static const VmemCollectorCallbacks callbacks = {
   .want_period = want_period_cb,
   .collected = collected_cb,
   .failed = failed_cb,
+  .handling = handling_cb,
 };
 
 static int
@@ -523,29 +534,32 @@ test_interval (void **state)
   WAIT_FOR_S (f->n_collected >= 1, 10);
 }
 
-/* A source set in place of libvirt: its statistics and its time reach the
- * collected callback, at once and on the main context, and nothing is
- * asked of libvirt (no stats periods to set); a source that fails is a
- * failed cycle; a cycle running takes no other. */
+/* A source set in place of libvirt: it runs on a thread of its own, as
+ * libvirt's call runs on the libvirt worker; its statistics and its time
+ * reach the collected callback on the main context, and nothing is asked
+ * of libvirt (no stats periods to set); a source that fails is a failed
+ * cycle; a cycle running takes no other. */
 typedef struct {
   Fixture *f;
-  guint    calls;
-  gboolean fail;
-  gboolean nested;  /* cycle_now from inside the source */
+  GThread *main_thread;
+  gint     calls;
+  gint     fail;
+  gint     on_main;  /* the source ran on the main thread */
 } Source;
 
 static GPtrArray *
 source_cb (gint64 *now, gpointer data, GError **error)
 {
   Source *src = data;
-  src->calls++;
-  if (src->fail)
+  gint calls = g_atomic_int_add (&src->calls, 1) + 1;
+  if (g_thread_self () == src->main_thread)
+    g_atomic_int_set (&src->on_main, 1);
+  if (g_atomic_int_get (&src->fail))
     {
       g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "the trace ended");
       return NULL;
     }
-  src->nested = vmem_collector_cycle_now (src->f->collector);
-  *now = 1700000000 + 10 * (gint64) src->calls;
+  *now = 1700000000 + 10 * (gint64) calls;
   GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
   for (guint i = 0; i < 2; i++)
     {
@@ -565,7 +579,7 @@ static void
 test_source (void **state)
 {
   Fixture *f = *state;
-  Source src = { .f = f };
+  Source src = { .f = f, .main_thread = g_thread_self () };
 
   WAIT_FOR_S (vmem_virt_is_connected (f->virt), 10);
   f->want_next = uuids (TEST_UUID, NULL);
@@ -574,9 +588,13 @@ test_source (void **state)
   vmem_collector_set_source (f->collector, source_cb, &src);
 
   assert_true (vmem_collector_cycle_now (f->collector));
-  assert_int_equal (src.calls, 1);
-  assert_false (src.nested);
-  assert_int_equal (f->n_collected, 1);
+  /* One at a time: the read is out. */
+  assert_true (vmem_collector_is_busy (f->collector));
+  assert_false (vmem_collector_cycle_now (f->collector));
+  WAIT_FOR_S (f->n_collected == 1, 10);
+  assert_false (vmem_collector_is_busy (f->collector));
+  assert_int_equal (g_atomic_int_get (&src.calls), 1);
+  assert_int_equal (g_atomic_int_get (&src.on_main), 0);
   assert_int_equal (f->n_want, 0);
   assert_int_equal (f->last_now, 1700000010);
   assert_int_equal (f->last->len, 2);
@@ -586,12 +604,12 @@ test_source (void **state)
   assert_null (find_seen (f, "test"));
 
   assert_true (vmem_collector_cycle_now (f->collector));
-  assert_int_equal (f->n_collected, 2);
+  WAIT_FOR_S (f->n_collected == 2, 10);
   assert_int_equal (f->last_now, 1700000020);
 
-  src.fail = TRUE;
+  g_atomic_int_set (&src.fail, 1);
   assert_true (vmem_collector_cycle_now (f->collector));
-  assert_int_equal (f->n_failed, 1);
+  WAIT_FOR_S (f->n_failed == 1, 10);
   assert_int_equal (f->n_collected, 2);
   assert_string_equal (f->failure, "the trace ended");
 
@@ -599,8 +617,50 @@ test_source (void **state)
   vmem_collector_set_source (f->collector, NULL, NULL);
   assert_true (vmem_collector_cycle_now (f->collector));
   WAIT_FOR_S (f->n_collected == 3, 10);
-  assert_int_equal (src.calls, 3);
+  assert_int_equal (g_atomic_int_get (&src.calls), 3);
   assert_non_null (find_seen (f, "test"));
+  assert_int_equal (vmem_collector_skipped (f->collector), 0);
+}
+
+/* Freed while its source's read is out: the read ends without it. */
+static void
+test_source_freed_while_reading (void **state)
+{
+  Fixture *f = *state;
+  Source src = { .f = f, .main_thread = g_thread_self () };
+
+  WAIT_FOR_S (vmem_virt_is_connected (f->virt), 10);
+  f->collector = vmem_collector_new (f->virt, 3600, &callbacks, f);
+  vmem_collector_set_source (f->collector, source_cb, &src);
+  assert_true (vmem_collector_cycle_now (f->collector));
+  g_clear_pointer (&f->collector, vmem_collector_free);
+  WAIT_FOR_S (g_atomic_int_get (&src.calls) == 1, 10);
+  spin_ms (200);
+  assert_int_equal (f->n_collected + f->n_failed, 0);
+}
+
+/* While the owner still handles the last cycle's statistics no cycle
+ * starts: one that falls due is skipped and counted; once it is done the
+ * next tick takes one. */
+static void
+test_skipped_while_handling (void **state)
+{
+  Fixture *f = *state;
+
+  WAIT_FOR_S (vmem_virt_is_connected (f->virt), 10);
+  f->handling = TRUE;
+  f->collector = vmem_collector_new (f->virt, 1, &callbacks, f);
+  assert_true (vmem_collector_is_busy (f->collector));
+  assert_false (vmem_collector_cycle_now (f->collector));
+  /* Ticks come every second (at whole seconds: the first within two). */
+  WAIT_FOR_S (vmem_collector_skipped (f->collector) >= 2, 10);
+  assert_int_equal (f->n_collected + f->n_failed, 0);
+  assert_int_equal (f->n_want, 0);
+  guint64 skipped = vmem_collector_skipped (f->collector);
+
+  f->handling = FALSE;
+  WAIT_FOR_S (f->n_collected >= 1, 10);
+  assert_int_equal (vmem_collector_skipped (f->collector), skipped);
 }
 
 /* Without a connection no cycle is taken, from a source either. */
@@ -608,7 +668,7 @@ static void
 test_source_disconnected (void **state)
 {
   Fixture quiet = { 0 };
-  Source src = { .f = &quiet };
+  Source src = { .f = &quiet, .main_thread = g_thread_self () };
   quiet.last = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
 
   VmemVirt *nowhere = vmem_virt_new ("test:///nonexistent/vmemd-unit-test.xml", NULL, NULL);
@@ -617,7 +677,7 @@ test_source_disconnected (void **state)
   vmem_collector_set_source (quiet.collector, source_cb, &src);
   spin_ms (500);
   assert_false (vmem_collector_cycle_now (quiet.collector));
-  assert_int_equal (src.calls, 0);
+  assert_int_equal (g_atomic_int_get (&src.calls), 0);
   assert_int_equal (quiet.calls, 0);
   vmem_virt_free (nowhere);
   vmem_collector_free (quiet.collector);
@@ -643,6 +703,8 @@ main (void)
     T (test_tick_while_virt_freed),
     T (test_interval),
     T (test_source),
+    T (test_source_freed_while_reading),
+    T (test_skipped_while_handling),
     cmocka_unit_test (test_source_disconnected),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "vmem-cleanup.h"
+#include "vmem-collector.h"
 #include "vmem-config.h"
 #include "vmem-daemon.h"
 #include "vmem-error.h"
@@ -1381,6 +1382,274 @@ hold_connection (Fixture *fx)
     }
 }
 
+/* ---- the collector's cycle, in slices ------------------------------------ */
+
+/* Enough managed running domains for a cycle to take many slices. */
+#define SLICED_DOMAINS 1000
+
+typedef struct {
+  gint64 t;        /* the time the next statistics stand for */
+  gint   in_cycle; /* set once the statistics are read, cleared by the test */
+  gint   reads;
+} SlicedSource;
+
+static char *
+sliced_uuid (guint i)
+{
+  return g_strdup_printf ("5ca1ab1e-0000-4000-8000-%012x", i);
+}
+
+static GPtrArray *
+sliced_source (gint64 *now, gpointer data, GError **error)
+{
+  SlicedSource *src = data;
+  *now = src->t;
+  src->t += 10;
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_balloon_stats_free);
+  for (guint i = 0; i < SLICED_DOMAINS; i++)
+    {
+      VmemBalloonStats *st = g_new0 (VmemBalloonStats, 1);
+      st->uuid = sliced_uuid (i);
+      st->name = g_strdup_printf ("s-%04u", i);
+      st->current_kib = 1024 * 1024;
+      st->maximum_kib = 1024 * 1024;
+      st->available_kib = 1024 * 1024;
+      st->usable_kib = (guint64) (600 - i % 500) * 1024;
+      st->unused_kib = st->usable_kib;
+      st->rss_kib = 600 * 1024;
+      st->last_update = *now;
+      st->vcpus = 1;
+      st->has_guest = TRUE;
+      g_ptr_array_add (out, st);
+    }
+  g_atomic_int_inc (&src->reads);
+  g_atomic_int_set (&src->in_cycle, 1);
+  return out;
+}
+
+/* A daemon with SLICED_DOMAINS running domains s-NNNN of 1 GiB, all of
+ * workload s, fed by @src.  The workload observes: every decision is
+ * made and recorded, and no definition is rewritten (defining a thousand
+ * domains in libvirt's test driver takes minutes). */
+static void
+start_sliced (Fixture *fx, SlicedSource *src)
+{
+  g_autoptr(GString) node = g_string_new ("<node>\n");
+  for (guint i = 0; i < SLICED_DOMAINS; i++)
+    {
+      g_autofree char *uuid = sliced_uuid (i);
+      g_string_append_printf (node,
+                              "<domain type='test'><name>s-%04u</name><uuid>%s</uuid>"
+                              "<memory unit='MiB'>1024</memory>"
+                              "<currentMemory unit='MiB'>1024</currentMemory><vcpu>1</vcpu>"
+                              "<os><type arch='x86_64'>hvm</type></os>"
+                              "<devices><memballoon model='virtio'/></devices></domain>\n",
+                              i, uuid);
+    }
+  g_string_append (node, "</node>\n");
+  g_autoptr(GError) error = NULL;
+  if (!g_file_set_contents (fx->node_xml, node->str, (gssize) node->len, &error))
+    fail_msg ("%s", error->message);
+  VmemConfig *c = make_config (fx);
+  c->stats_interval = 3600; /* the test takes the cycles */
+  c->capacity_mib = 4 * 1024 * 1024;
+  start (fx, c);
+  json_object_put (call_ok (fx, "io.vmemd.ProfileSet",
+                            "{\"create\":true,\"profile\":{\"name\":\"s\",\"match\":\"s-*\","
+                            "\"mode\":\"observe\"}}"));
+  gint64 until = now_us () + 120 * G_USEC_PER_SEC;
+  while (vmem_daemon_n_domains (fx->daemon) < SLICED_DOMAINS && now_us () < until)
+    g_main_context_iteration (NULL, TRUE);
+  assert_int_equal (vmem_daemon_n_domains (fx->daemon), SLICED_DOMAINS);
+  src->t = 1700000000;
+  vmem_daemon_set_stats_source (fx->daemon, sliced_source, NULL, src);
+}
+
+/* Takes a cycle and runs the main loop until the daemon handles its
+ * statistics, then @slices more iterations (a slice each at most). */
+static void
+cycle_into (Fixture *fx, SlicedSource *src, guint slices)
+{
+  g_atomic_int_set (&src->in_cycle, 0);
+  assert_true (vmem_daemon_collect_now (fx->daemon));
+  while (!g_atomic_int_get (&src->in_cycle))
+    g_main_context_iteration (NULL, TRUE);
+  for (guint i = 0; i < slices; i++)
+    g_main_context_iteration (NULL, FALSE);
+  /* SLICED_DOMAINS take many more slices than that. */
+  assert_true (vmem_daemon_cycle_running (fx->daemon));
+}
+
+static void
+cycle_to_end (Fixture *fx, SlicedSource *src)
+{
+  while (vmem_daemon_cycle_running (fx->daemon))
+    g_main_context_iteration (NULL, TRUE);
+  g_atomic_int_set (&src->in_cycle, 0);
+}
+
+static gint64
+samples_at (Fixture *fx, gint64 t)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  gint64 n = -1;
+  if (sqlite3_open_v2 (fx->database, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2 (db, "SELECT count(*) FROM samples WHERE t = ?", -1, &st, NULL) ==
+        SQLITE_OK &&
+      sqlite3_bind_int64 (st, 1, t) == SQLITE_OK && sqlite3_step (st) == SQLITE_ROW)
+    n = sqlite3_column_int64 (st, 0);
+  if (n < 0)
+    fail_msg ("cannot count the samples in %s: %s", fx->database, sqlite3_errmsg (db));
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  return n;
+}
+
+typedef struct {
+  const char   *socket;
+  SlicedSource *src;
+  gint          stop;
+  gint          inside;  /* calls sent and answered while a cycle was handled */
+  gint          answered;
+  char         *error;
+  gint          finished;
+} HookLoop;
+
+static gpointer
+hook_loop (gpointer data)
+{
+  HookLoop *h = data;
+  g_autofree char *xml = domain_xml ("probe", "5ca1ab1e-ffff-4000-8000-000000000001", 64, NULL);
+  while (!g_atomic_int_get (&h->stop))
+    {
+      g_autoptr(json_object) p =
+        hook_params ("prepare", "begin", "probe", "5ca1ab1e-ffff-4000-8000-000000000001", xml);
+      gboolean before = g_atomic_int_get (&h->src->in_cycle);
+      g_autoptr(GError) error = NULL;
+      g_autoptr(json_object) r =
+        vmem_varlink_call (h->socket, "io.vmemd.HookEvent", p, CALL_TIMEOUT_MS, &error);
+      gboolean after = g_atomic_int_get (&h->src->in_cycle);
+      if (r == NULL)
+        {
+          if (h->error == NULL)
+            h->error = g_strdup (error->message);
+          break;
+        }
+      g_atomic_int_inc (&h->answered);
+      if (before && after)
+        g_atomic_int_inc (&h->inside);
+    }
+  g_atomic_int_set (&h->finished, 1);
+  g_main_context_wakeup (NULL);
+  return NULL;
+}
+
+/* The main loop answers the hook between the slices of a cycle: calls
+ * are sent and answered while the same cycle is being handled; the cycle
+ * takes many slices, none of them long, and writes every sample. */
+static void
+test_cycle_in_slices (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  SlicedSource src = { 0 };
+  start_sliced (fx, &src);
+
+  HookLoop h = { .socket = fx->socket_path, .src = &src };
+  GThread *t = g_thread_new ("hook", hook_loop, &h);
+  VmemDaemonCycleFigures fig = { 0 };
+  gint64 first = src.t;
+  guint k = 0;
+  for (; k < 10 && g_atomic_int_get (&h.inside) == 0 && h.error == NULL; k++)
+    {
+      g_atomic_int_set (&src.in_cycle, 0);
+      assert_true (vmem_daemon_collect_now (fx->daemon));
+      /* One at a time. */
+      assert_false (vmem_daemon_collect_now (fx->daemon));
+      cycle_to_end (fx, &src);
+      vmem_daemon_last_cycle (fx->daemon, &fig);
+      assert_true (fig.slices >= 4);
+      assert_true (fig.control_steps >= 2 * SLICED_DOMAINS);
+      assert_false (fig.finished_at_once);
+    }
+  g_atomic_int_set (&h.stop, 1);
+  /* Its last call is answered by this main loop. */
+  while (!g_atomic_int_get (&h.finished))
+    g_main_context_iteration (NULL, TRUE);
+  g_thread_join (t);
+  if (h.error != NULL)
+    fail_msg ("HookEvent failed: %s", h.error);
+  print_message ("%d hook calls answered, %d of them sent and answered within one cycle; "
+                 "last cycle: %u slices, %.1f ms CPU, longest slice %.2f ms\n",
+                 g_atomic_int_get (&h.answered), g_atomic_int_get (&h.inside), fig.slices,
+                 fig.cpu_us / 1000, fig.longest_slice_us / 1000);
+  assert_true (g_atomic_int_get (&h.inside) > 0);
+  /* Every sample of every cycle is written (the writes queued end before
+   * the store closes). */
+  stop (fx);
+  for (guint i = 0; i < k; i++)
+    assert_int_equal (samples_at (fx, first + 10 * (gint64) i), SLICED_DOMAINS);
+}
+
+/* A reload while a cycle is handled ends the cycle first, at once, on the
+ * settings it began with (as a profile change or rebuilt estimator
+ * aggregates do); every sample of both cycles is written. */
+static void
+test_cycle_reload_midway (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  SlicedSource src = { 0 };
+  start_sliced (fx, &src);
+  VmemDaemonCycleFigures fig;
+
+  gint64 first = src.t;
+  cycle_into (fx, &src, 3);
+  VmemConfig *c = make_config (fx);
+  c->stats_interval = 3600;
+  c->capacity_mib = 4 * 1024 * 1024;
+  c->min_buffer_mib = 128;
+  vmem_daemon_reload (fx->daemon, c, NULL);
+  assert_false (vmem_daemon_cycle_running (fx->daemon));
+  vmem_daemon_last_cycle (fx->daemon, &fig);
+  assert_true (fig.finished_at_once);
+  assert_true (fig.control_steps >= 2 * SLICED_DOMAINS);
+
+  /* The next cycle runs in slices again, with the new settings. */
+  gint64 second = src.t;
+  assert_true (vmem_daemon_collect_now (fx->daemon));
+  cycle_to_end (fx, &src);
+  vmem_daemon_last_cycle (fx->daemon, &fig);
+  assert_false (fig.finished_at_once);
+  assert_true (fig.slices >= 4);
+  g_atomic_int_set (&src.in_cycle, 0);
+  stop (fx);
+  assert_int_equal (samples_at (fx, first), SLICED_DOMAINS);
+  assert_int_equal (samples_at (fx, second), SLICED_DOMAINS);
+}
+
+/* Stopped while a cycle's samples are being taken: the cycle is dropped
+ * (nothing of it written, no move), the cycles before are all there, and
+ * nothing is left running. */
+static void
+test_cycle_stop_midway (void **state)
+{
+  Fixture *fx = *state;
+  require_root ();
+  SlicedSource src = { 0 };
+  start_sliced (fx, &src);
+
+  gint64 first = src.t;
+  assert_true (vmem_daemon_collect_now (fx->daemon));
+  cycle_to_end (fx, &src);
+  gint64 second = src.t;
+  cycle_into (fx, &src, 2);
+  stop (fx);
+  assert_int_equal (samples_at (fx, first), SLICED_DOMAINS);
+  assert_int_equal (samples_at (fx, second), 0);
+}
+
 static void
 test_reload (void **state)
 {
@@ -2051,6 +2320,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_stop_with_write_in_flight, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stop_while_connecting, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reload, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cycle_in_slices, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cycle_reload_midway, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_cycle_stop_midway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_read_without_group, setup, teardown),
     cmocka_unit_test_setup_teardown (test_metrics, setup, teardown),
   };

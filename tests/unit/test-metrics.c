@@ -84,6 +84,7 @@ test_histogram (void **state)
   vmem_metrics_collector_cycle (&c, FALSE, 11);    /* above the last bound */
   vmem_metrics_collector_cycle (&c, TRUE, NAN);    /* counted as 0 */
   vmem_metrics_collector_cycle (&c, TRUE, -1);
+  c.collector_skipped = 2;
 
   assert_int_equal (c.collector_cycles[0], 4);
   assert_int_equal (c.collector_cycles[1], 1);
@@ -95,6 +96,7 @@ test_histogram (void **state)
   g_autofree char *text = format_counters (&c, VMEM_METRICS_OPENMETRICS);
   assert_line (text, "vmemd_collector_cycles_total{result=\"read\"} 4");
   assert_line (text, "vmemd_collector_cycles_total{result=\"failed\"} 1");
+  assert_line (text, "vmemd_collector_cycles_skipped_total 2");
   /* Buckets are cumulative, +Inf is the count. */
   assert_line (text, "vmemd_collector_cycle_duration_seconds_bucket{le=\"0.005\"} 3");
   assert_line (text, "vmemd_collector_cycle_duration_seconds_bucket{le=\"0.01\"} 4");

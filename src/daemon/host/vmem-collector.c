@@ -2,6 +2,7 @@
 #include "vmem-collector.h"
 #include "vmem-error.h"
 
+#include <gio/gio.h>
 #include <string.h>
 
 struct _VmemCollector {
@@ -10,10 +11,12 @@ struct _VmemCollector {
   gpointer               user_data;
   guint                  interval;
   guint                  timer_id;
-  gboolean               busy;
+  gboolean               busy;          /* the statistics call is out */
+  guint64                skipped;
   gint64                 cycle_started; /* monotonic µs */
   VmemStatsSourceFunc    source;        /* NULL: libvirt */
   gpointer               source_data;
+  struct SourceJob      *source_job;    /* the source's read in flight */
 };
 
 void
@@ -149,34 +152,85 @@ collect_done (gpointer result, const GError *error, gpointer data)
     c->callbacks.collected (stats, g_get_real_time () / G_USEC_PER_SEC, c->user_data);
 }
 
-/* A cycle from the source set in place of libvirt: read and handed up at
- * once, on the main context. */
-static void
-cycle_from_source (VmemCollector *c)
-{
-  g_autoptr(GError) error = NULL;
-  gint64 now = 0;
+/* A cycle from the source set in place of libvirt: read on a thread of its
+ * own, as libvirt's call is read on the libvirt worker, and handed up on
+ * the main context. */
+typedef struct SourceJob {
+  VmemCollector      *c; /* NULL once the collector is freed */
+  VmemStatsSourceFunc source;
+  gpointer            data;
+  gint64              now;
+} SourceJob;
 
-  c->busy = TRUE;
-  c->cycle_started = g_get_monotonic_time ();
-  g_autoptr(GPtrArray) stats = c->source (&now, c->source_data, &error);
-  c->busy = FALSE;
+static void
+source_thread (GTask *task, gpointer object, gpointer task_data, GCancellable *cancellable)
+{
+  SourceJob *j = task_data;
+  GError *error = NULL;
+  GPtrArray *stats = j->source (&j->now, j->data, &error);
   if (stats == NULL)
     {
       if (error == NULL)
         g_set_error (&error, VMEM_ERROR, VMEM_ERROR_FAILED, "the statistics source gave nothing");
+      g_task_return_error (task, error);
+    }
+  else
+    g_task_return_pointer (task, stats, (GDestroyNotify) g_ptr_array_unref);
+}
+
+static void
+source_done (GObject *object, GAsyncResult *result, gpointer user_data)
+{
+  SourceJob *j = g_task_get_task_data (G_TASK (result));
+  VmemCollector *c = j->c;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) stats = g_task_propagate_pointer (G_TASK (result), &error);
+
+  if (c == NULL)
+    return;
+  c->source_job = NULL;
+  c->busy = FALSE;
+  if (stats == NULL)
+    {
       if (c->callbacks.failed != NULL)
         c->callbacks.failed (error, c->user_data);
       return;
     }
   if (c->callbacks.collected != NULL)
-    c->callbacks.collected (stats, now, c->user_data);
+    c->callbacks.collected (stats, j->now, c->user_data);
+}
+
+static void
+cycle_from_source (VmemCollector *c)
+{
+  SourceJob *j = g_new0 (SourceJob, 1);
+  j->c = c;
+  j->source = c->source;
+  j->data = c->source_data;
+  c->busy = TRUE;
+  c->cycle_started = g_get_monotonic_time ();
+  c->source_job = j;
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, source_done, NULL);
+  g_task_set_task_data (task, j, g_free);
+  g_task_run_in_thread (task, source_thread);
+}
+
+gboolean
+vmem_collector_is_busy (VmemCollector *c)
+{
+  return c->busy || (c->callbacks.handling != NULL && c->callbacks.handling (c->user_data));
+}
+
+guint64
+vmem_collector_skipped (VmemCollector *c)
+{
+  return c->skipped;
 }
 
 gboolean
 vmem_collector_cycle_now (VmemCollector *c)
 {
-  if (c->busy || !vmem_virt_is_connected (c->virt))
+  if (vmem_collector_is_busy (c) || !vmem_virt_is_connected (c->virt))
     return FALSE;
   if (c->source != NULL)
     {
@@ -197,7 +251,11 @@ vmem_collector_cycle_now (VmemCollector *c)
 static gboolean
 tick (gpointer user_data)
 {
-  vmem_collector_cycle_now (user_data);
+  VmemCollector *c = user_data;
+  if (vmem_collector_is_busy (c))
+    c->skipped++;
+  else
+    vmem_collector_cycle_now (c);
   return G_SOURCE_CONTINUE;
 }
 
@@ -249,5 +307,8 @@ vmem_collector_free (VmemCollector *c)
   if (c == NULL)
     return;
   g_clear_handle_id (&c->timer_id, g_source_remove);
+  /* A source's read still in flight ends without it. */
+  if (c->source_job != NULL)
+    c->source_job->c = NULL;
   g_free (c);
 }

@@ -22,17 +22,21 @@ typedef struct {
   void (*collected) (GPtrArray *stats, gint64 now, gpointer user_data);
   /* Main context: a cycle failed. */
   void (*failed) (const GError *error, gpointer user_data);
+  /* Main context: whether the owner is still handling the last cycle's
+   * statistics (it may take them in steps); may be NULL (never). */
+  gboolean (*handling) (gpointer user_data);
 } VmemCollectorCallbacks;
 
 /* Takes one cycle every @interval seconds, while @virt is connected and the
- * previous cycle has finished. */
+ * previous cycle has finished: its statistics read and handled.  A cycle
+ * due while the previous one has not finished is skipped, and counted. */
 VmemCollector *vmem_collector_new (VmemVirt *virt, guint interval,
                                    const VmemCollectorCallbacks *callbacks, gpointer user_data);
 
 /* Where a cycle's statistics come from.  By default one
  * virConnectGetAllDomainStats call on the libvirt worker, read at the
- * current time.  A source set here replaces it: it runs on the main context
- * and returns the cycle's statistics (VmemBalloonStats, transfer full) and
+ * current time.  A source set here replaces it: it runs on a thread of its
+ * own (one call at a time, never during a cycle's handling) and returns the cycle's statistics (VmemBalloonStats, transfer full) and
  * sets *@now to the time (unix seconds) they stand for, or sets @error;
  * want_period is not asked (nothing is asked of libvirt).  NULL sets
  * libvirt back.  bench/scale replays a usage trace through it. */
@@ -42,6 +46,11 @@ void           vmem_collector_set_source (VmemCollector *collector, VmemStatsSou
 /* Takes one cycle at once, unless one is running; FALSE when it could not
  * (a cycle running, or libvirt not connected). */
 gboolean       vmem_collector_cycle_now (VmemCollector *collector);
+/* Whether a cycle is running: its statistics being read or handled. */
+gboolean       vmem_collector_is_busy (VmemCollector *collector);
+/* Cycles that fell due while the one before had not finished, and were
+ * skipped. */
+guint64        vmem_collector_skipped (VmemCollector *collector);
 void           vmem_collector_free (VmemCollector *collector);
 void           vmem_collector_set_interval (VmemCollector *collector, guint seconds);
 guint          vmem_collector_get_interval (VmemCollector *collector);
