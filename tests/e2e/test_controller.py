@@ -240,11 +240,11 @@ class Priority(vmemtest.E2ETestCase):
                   "--priority", "90", check=False)
         h.vmemctl("profile", "add", "bronze", "--demand", "256M", "--prealloc", "off",
                   "--priority", "10", check=False)
-        # The same schedule in both: 64 MiB at boot, 200 MiB at 150 s, none
-        # at 250 s.
+        # The same schedule in both: 64 MiB at boot, 200 MiB once the host
+        # has been made short (the go), none 100 s later.
         for name, workload in self.GUESTS.items():
             h.define_guest(name, memory_mib=768, workload_mib=64, stats_period=2,
-                           cmdline="vmem_schedule=200@150,0@250")
+                           cmdline="vmem_schedule=200@0,0@100", go_port=True)
             h.vmemctl("assign", name, workload)
         for name in self.GUESTS:
             wait_for(lambda: "<currentMemory unit='KiB'>262144</currentMemory>" in h.domain_xml(name),
@@ -265,22 +265,27 @@ class Priority(vmemtest.E2ETestCase):
         # A guest's balloon and its reports lag the controller's moves under
         # TCG: give both guests time to come to rest.
         s, doms = wait_for(settled, timeout=180, interval=1, what="both guests settled at boot")
+        # 2. The capacity lowered: 32 MiB of room, less than either grow
+        # will ask; then both workloads grow.
+        self.reload(s["committed_mib"] + 32)
         for name in self.GUESTS:
             self.assertNotRegex(h.console(name), r"workload 200 MiB at",
                                 "the guests grew before the host was made short")
-        # 2. The capacity lowered: 32 MiB of room, less than either grow will ask.
-        self.reload(s["committed_mib"] + 32)
+            h.go(name)
 
+        # Both short with nothing granted: the 32 MiB of room gone, both
+        # balloons at rest and both asking in every interval.
         def both_short():
             s, doms = self.statuses()
             asks = {n: re.search(MIB + " of the " + MIB + r" asked granted", d.get("reason", ""))
                     for n, d in doms.items()}
-            return (s, asks) if len(asks) == 2 and all(asks.values()) else None
+            return (s, asks) if len(asks) == 2 and all(
+                a and mib(*a.groups()[:2]) == 0 for a in asks.values()) else None
 
         wait_for(lambda: all(re.search(r"workload 200 MiB at", h.console(n)) for n in self.GUESTS),
                  timeout=240, interval=1, what="both workloads at 200 MiB")
         s, asks = wait_for(both_short, timeout=60, interval=1,
-                           what="both guests asking more than the host has")
+                           what="both guests asking more than the host has, nothing granted")
         # 3. The capacity raised by half of what both ask: in the next
         # interval both ask, and the room is shared by priority.
         asked = sum(mib(*a.groups()[2:]) for a in asks.values())

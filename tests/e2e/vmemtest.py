@@ -38,6 +38,7 @@ import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -647,18 +648,27 @@ class Host:
         run("bash", os.path.join(SRC, "tests/e2e/guest/build-guest.sh"), self.guest_dir, timeout=600)
 
     def define_guest(self, name, memory_mib=256, current_mib=None, workload_mib=0, vcpus=1,
-                     stats_period=None, extra_devices="", extra_xml="", metadata="", cmdline=""):
+                     stats_period=None, extra_devices="", extra_xml="", metadata="", cmdline="",
+                     go_port=False):
         """Defines a diskless, networkless guest booting the test kernel
         directly, its serial console going to console_path(name).  Its init
         writes workload_mib MiB into a tmpfs, then idles.  stats_period adds
         an explicit virtio memballoon with guest statistics (otherwise
         libvirt's default balloon, without statistics).  extra_devices goes
         inside <devices>, extra_xml inside <domain>, metadata inside
-        <metadata>; cmdline is appended to the kernel command line."""
+        <metadata>; cmdline is appended to the kernel command line.
+        go_port adds a second serial port on a Unix socket (go_path(name))
+        and vmem_schedule_wait=1: the guest's vmem_schedule then counts from
+        go(name), not from boot."""
         balloon = ""
         if stats_period is not None:
             balloon = f"<memballoon model='virtio'><stats period='{stats_period}'/></memballoon>"
         meta = f"<metadata>{metadata}</metadata>" if metadata else ""
+        go = ""
+        if go_port:
+            go = (f"<serial type='unix'><source mode='bind' path='{self.go_path(name)}'/>"
+                  "<target port='1'/></serial>")
+            cmdline = f"{cmdline} vmem_schedule_wait=1"
         xml = f"""<domain type='{DOMAIN_TYPE}'>
   <name>{name}</name>
   <memory unit='MiB'>{memory_mib}</memory>
@@ -676,6 +686,7 @@ class Host:
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
     <serial type='file'><source path='{self.console_path(name)}'/><target port='0'/></serial>
+    {go}
     {balloon}
     {extra_devices}
   </devices>
@@ -691,6 +702,27 @@ class Host:
             pass
         self.virsh("define", path)
         return name
+
+    def go_path(self, name):
+        return os.path.join(self.tmp, f"{name}.go")
+
+    def go(self, name, timeout=30):
+        """Starts the schedule of a guest defined with go_port: a line on
+        its second serial port, sent again each second until its console
+        says the schedule started (a line sent before the guest's init
+        opened the port is lost).  Returns the guest's uptime at the go."""
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(self.go_path(name))
+            while True:
+                s.sendall(b"go\n")
+                m = re.search(r"vmem-guest: schedule started at (\d+) s", self.console(name))
+                if m:
+                    return int(m.group(1))
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{name}: no 'schedule started' on its console {timeout} s "
+                                         "after the go was sent")
+                time.sleep(1)
 
     def console_path(self, name):
         return os.path.join(self.tmp, f"{name}.console")

@@ -7,7 +7,10 @@
 #                  (kernel command line) into a tmpfs, reports on the serial
 #                  console, then follows vmem_schedule=MIB@SECONDS,... if
 #                  given (the workload resized to MIB MiB at SECONDS after
-#                  boot, each step reported) and idles.  Before the
+#                  boot, each step reported) and idles; with
+#                  vmem_schedule_wait=1 the schedule waits for the line "go" on
+#                  the second serial port (ttyS1) and counts its SECONDS
+#                  from that line.  Before the
 #                  workload, vmem_touch_mib=N runs vmem-touch N (a static
 #                  program built here from vmem-touch.c): it touches N MiB
 #                  and prints how long that took.
@@ -122,9 +125,27 @@ echo "vmem-guest: workload \$mib MiB loaded"
 # A workload that changes size on a schedule: vmem_schedule=400@60,150@180
 # resizes it to 400 MiB 60 s after boot, then to 150 MiB at 180 s.
 schedule=\$(sed -n 's/.*vmem_schedule=\([0-9@,]*\).*/\1/p' /proc/cmdline)
+# vmem_schedule_wait=1: the schedule's clock starts at the line "go" read
+# from ttyS1 (the host's go), not at boot.
+base=0
+if [ -n "\$schedule" ] && grep -q vmem_schedule_wait=1 /proc/cmdline; then
+  # No modem control (a port with nobody connected reads as hung up), no
+  # echo; the port stays open, and only the line "go" counts.
+  stty -F /dev/ttyS1 clocal -echo 2>/dev/null
+  exec 3</dev/ttyS1
+  echo "vmem-guest: schedule waits for a line on ttyS1"
+  go=
+  until [ "\$go" = go ]; do
+    read -r go <&3 || sleep 1
+    go=\$(echo "\$go" | tr -d '\r')
+  done
+  exec 3<&-
+  base=\$(cut -d. -f1 /proc/uptime)
+  echo "vmem-guest: schedule started at \$base s"
+fi
 for step in \$(echo "\$schedule" | tr ',' ' '); do
   size=\${step%@*}
-  at=\${step#*@}
+  at=\$((\${step#*@} + base))
   now=\$(cut -d. -f1 /proc/uptime)
   [ "\$at" -gt "\$now" ] && sleep \$((at - now))
   if [ "\$size" -ge "\$mib" ]; then
