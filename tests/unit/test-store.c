@@ -799,7 +799,8 @@ test_newer_schema_refused (void **state)
 
 /* Rows every schema since version 1 can hold, written with plain SQL as an
  * old vmemd would have left them. */
-#define OLD_ROWS \
+#define OLD_ROWS OLD_HEAD OLD_SAMPLES_PEAKS OLD_RUNS
+#define OLD_HEAD \
   "INSERT INTO profiles (name, demand_mib, floor_mib, ceiling_mib, margin_pct, quantile," \
   "  buffer_pct, mode, prealloc, scale, priority, match, created, updated) VALUES" \
   "  ('erp', 2048, 1024, 8192, 15, 0.95, 20, 'balloon', 1, 'absolute', 50, 'erp-*'," \
@@ -808,32 +809,69 @@ test_newer_schema_refused (void **state)
   "INSERT INTO domains VALUES ('" UUID_A "', 'erp-1', 'hostA', 'erp', 4096, 2," \
   "  1700000000, 1700003600);" \
   "INSERT INTO domains VALUES ('" UUID_B "', 'pg-1', 'hostB', 'pg', 8192, 4," \
-  "  1700000000, 1700003600);" \
+  "  1700000000, 1700003600);"
+
+/* The same samples and peaks before and from schema 7 (integer ids). */
+#define OLD_SAMPLES_PEAKS \
   "INSERT INTO samples (uuid, host, workload, t, used_mib, rss_mib, current_mib, available_mib," \
   "  usable_mib, quality, swap_in, major_fault, vcpus) VALUES" \
   "  ('" UUID_A "', 'hostA', 'erp', 1700000010, 1500, 1600, 4096, 2500, 2596, 'guest', 0, 0, 2);" \
   "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 3600, 1699999200, 1500, 1, 1, 2);" \
-  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 86400, 1699920000, 1500, 1, 1, 2);" \
+  "INSERT INTO peaks VALUES ('" UUID_A "', 'erp', 'hostA', 86400, 1699920000, 1500, 1, 1, 2);"
+#define OLD_SAMPLES_PEAKS_V7 \
+  "INSERT INTO domain_ids (uuid) VALUES ('" UUID_A "'), ('" UUID_B "');" \
+  "INSERT INTO host_ids (host) VALUES ('hostA');" \
+  "INSERT INTO workload_ids (name) VALUES ('erp');" \
+  "INSERT INTO samples SELECT d.id, 1700000010, h.id, 1500, 4096, 2500, 2596, 1600, 1" \
+  "  FROM domain_ids d, host_ids h WHERE d.uuid = '" UUID_A "' AND h.host = 'hostA';" \
+  "INSERT INTO peaks SELECT d.id, x.i, x.s, h.id, w.id, 1500, 1, 1, 2" \
+  "  FROM domain_ids d, host_ids h, workload_ids w," \
+  "  (SELECT 3600 AS i, 1699999200 AS s UNION ALL SELECT 86400, 1699920000) x" \
+  "  WHERE d.uuid = '" UUID_A "' AND h.host = 'hostA' AND w.name = 'erp';"
+#define OLD_RUNS \
   "INSERT INTO runs (uuid, host, workload, started, stopped, stop_reason, demand_mib) VALUES" \
   "  ('" UUID_A "', 'hostA', 'erp', 1700000000, 1700003000, 'stopped', 2048)," \
   "  ('" UUID_A "', 'hostA', 'erp', 1700003600, NULL, NULL, 2048);" \
   ""
 
+/* Moves, from schema 4 on: two of one domain at the same time that differ
+ * only in their reason, one not applied, one of a host and workload that
+ * no sample or peak names. */
+#define OLD_MOVES \
+  "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib, applied, reason)" \
+  "  VALUES ('" UUID_A "', 'hostA', 'erp', 1700001000, 'shrink', 'balloon', 4096, 3584, 1," \
+  "   'shrink 4096M -> 3584M: 1100M beyond the buffer')," \
+  "  ('" UUID_A "', 'hostA', 'erp', 1700001000, 'shrink', 'balloon', 4096, 3584, 1," \
+  "   'shrink 4096M -> 3584M: again')," \
+  "  ('" UUID_A "', 'hostA', 'erp', 1700002000, 'grow', 'balloon', 3584, 4096, 0," \
+  "   'grow 3584M -> 4096M: swapping')," \
+  "  ('" UUID_B "', 'hostB', 'pg', 1700001500, 'shrink', 'observe', 8192, 7168, 0," \
+  "   'observe only');"
+
 /* Rows as vmemd wrote them at schema @v: plans name their host and hosts
- * are keyed by id from schema 5 on. */
+ * are keyed by id from schema 5 on; moves exist from schema 4 on. */
 static const char *
 old_rows_at (int v)
 {
-  if (v < 5)
+#define PLANS_HOSTS_V5 \
+  "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host) VALUES" \
+  "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}', 'hostA');" \
+  "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)" \
+  "  VALUES ('hostA', 'hostA', 65536, 1024, 1.0, 6144, 1700003600);"
+  if (v < 4)
     return OLD_ROWS
       "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES"
       "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}');"
       "INSERT INTO hosts VALUES ('hostA', 65536, 1024, 1.0, 6144, 1700003600);";
-  return OLD_ROWS
-    "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons, host) VALUES"
-    "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}', 'hostA');"
-    "INSERT INTO hosts (id, name, capacity_mib, reserved_mib, overcommit, committed_mib, heartbeat)"
-    "  VALUES ('hostA', 'hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+  if (v < 5)
+    return OLD_ROWS OLD_MOVES
+      "INSERT INTO plans (uuid, workload, t, demand_mib, source, reasons) VALUES"
+      "  ('" UUID_A "', 'erp', 1700003500, 2048, 'manual', '{\"source\":\"manual\"}');"
+      "INSERT INTO hosts VALUES ('hostA', 65536, 1024, 1.0, 6144, 1700003600);";
+  if (v < 7)
+    return OLD_ROWS OLD_MOVES PLANS_HOSTS_V5;
+  return OLD_HEAD OLD_SAMPLES_PEAKS_V7 OLD_RUNS OLD_MOVES PLANS_HOSTS_V5;
+#undef PLANS_HOSTS_V5
 }
 
 /* What a current store must read from old_rows, and that it can go on
