@@ -1617,8 +1617,10 @@ pg_move_add (VmemStore *store, const VmemMoveRow *x, GError **error)
     VmemStoreKey kind;
     const char *text;
   } keys[] = {
-    { VMEM_STORE_KEY_DOMAIN, x->uuid },   { VMEM_STORE_KEY_HOST, x->host },
-    { VMEM_STORE_KEY_WORKLOAD, x->workload }, { VMEM_STORE_KEY_WORD, x->action },
+    { VMEM_STORE_KEY_DOMAIN, x->uuid },
+    { VMEM_STORE_KEY_HOST, x->host },
+    { VMEM_STORE_KEY_WORKLOAD, x->workload },
+    { VMEM_STORE_KEY_WORD, x->action },
     { VMEM_STORE_KEY_WORD, x->mode },
   };
   gboolean ok = TRUE;

@@ -1500,8 +1500,10 @@ sq_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
     VmemStoreKey kind;
     const char *text;
   } keys[] = {
-    { VMEM_STORE_KEY_DOMAIN, row->uuid },   { VMEM_STORE_KEY_HOST, row->host },
-    { VMEM_STORE_KEY_WORKLOAD, row->workload }, { VMEM_STORE_KEY_WORD, row->action },
+    { VMEM_STORE_KEY_DOMAIN, row->uuid },
+    { VMEM_STORE_KEY_HOST, row->host },
+    { VMEM_STORE_KEY_WORKLOAD, row->workload },
+    { VMEM_STORE_KEY_WORD, row->action },
     { VMEM_STORE_KEY_WORD, row->mode },
   };
   g_autoptr(sqlite3_stmt) same = NULL, next = NULL, add = NULL, because = NULL;
@@ -1513,23 +1515,24 @@ sq_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
   ok = TRUE;
   for (guint i = 0; ok && i < G_N_ELEMENTS (keys); i++)
     ok = vmem_store_key (store, keys[i].kind, keys[i].text, &ids[i], error);
-  if (ok)
-    ok = (same = sq_prepare (
-            s,
-            "SELECT 1 FROM moves m LEFT JOIN move_reasons r ON r.domain_id = m.domain_id"
-            " AND r.t = m.t AND r.seq = m.seq WHERE m.domain_id = ?1 AND m.t = ?2"
-            " AND m.host_id = ?3 AND m.workload_id = ?4 AND m.action_id = ?5"
-            " AND m.mode_id = ?6 AND m.from_mib = ?7 AND m.to_mib = ?8 AND m.applied = ?9"
-            " AND (r.reason IS NULL OR r.reason = ?10)",
-            error)) != NULL &&
-         (next = sq_prepare (s,
-                             "SELECT COALESCE(max(seq) + 1, 0) FROM moves"
-                             " WHERE domain_id = ?1 AND t = ?2",
-                             error)) != NULL &&
-         (add = sq_prepare (s, "INSERT INTO moves VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-                            error)) != NULL &&
-         (because = sq_prepare (s, "INSERT INTO move_reasons VALUES (?1,?2,?3,?4)", error)) !=
-           NULL;
+  /* The same move, its reason equal or no longer kept. */
+  ok = ok && (same = sq_prepare (s,
+                                 "SELECT 1 FROM moves m LEFT JOIN move_reasons r"
+                                 " ON r.domain_id = m.domain_id AND r.t = m.t AND r.seq = m.seq"
+                                 " WHERE m.domain_id = ?1 AND m.t = ?2 AND m.host_id = ?3"
+                                 " AND m.workload_id = ?4 AND m.action_id = ?5 AND m.mode_id = ?6"
+                                 " AND m.from_mib = ?7 AND m.to_mib = ?8 AND m.applied = ?9"
+                                 " AND (r.reason IS NULL OR r.reason = ?10)",
+                                 error)) != NULL;
+  /* Its rank among the domain's moves of that second. */
+  ok = ok && (next = sq_prepare (s,
+                                 "SELECT COALESCE(max(seq) + 1, 0) FROM moves"
+                                 " WHERE domain_id = ?1 AND t = ?2",
+                                 error)) != NULL;
+  ok = ok && (add = sq_prepare (s, "INSERT INTO moves VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                                error)) != NULL;
+  ok = ok &&
+       (because = sq_prepare (s, "INSERT INTO move_reasons VALUES (?1,?2,?3,?4)", error)) != NULL;
   if (ok)
     {
       sqlite3_bind_int64 (same, 1, ids[0]);
