@@ -754,7 +754,8 @@ retention (const char *db, const VmemConfig *defaults, gint64 now, GError **erro
  * retention's steady state.  Samples: the rows retention keeps for good
  * (raw_full_hours of every sample, then one per raw_thinned_seconds up to
  * raw_retention_hours), at the bytes per row measured.  Every other table
- * (peaks, moves, runs, plans, outcomes, ...) grows for the 90 days at
+ * (peaks, moves, runs, plans, outcomes, ...) grows for the 90 days, the
+ * moves' reasons (move_reasons) for raw_retention_hours, at
  * the rate measured over the later half of the run: the first hour's
  * one-off moves, the balloons coming down after the start, are not
  * counted again every day.  The earlier projection, every table's growth
@@ -820,8 +821,13 @@ db_figures (const char *db, GHashTable *tables, GPtrArray *hourly, GArray *reten
           double per_h = late ? (b - (before ? (double) *before : 0)) / (hours - from_h) : b / hours;
           if (per_h < 0)
             per_h = 0;
-          projected = b + per_h * (horizon_h - hours);
-          whole = b * horizon_h / hours;
+          /* The moves' reasons are kept raw_retention_hours: they grow
+           * until then, and stay there. */
+          double kept = g_str_equal (name, "move_reasons")
+                          ? MIN (horizon_h, (double) d->raw_retention_hours)
+                          : horizon_h;
+          projected = b + per_h * MAX (0.0, kept - hours);
+          whole = b * kept / hours;
           g_snprintf (rate, sizeof rate, "%.2f", per_h * 24 / mib);
         }
       total += projected;

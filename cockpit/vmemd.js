@@ -355,7 +355,8 @@ function renderDomain(name) {
         $("#moves tbody").replaceChildren(...h.moves.slice().reverse().map(m =>
             el("tr", {}, el("td", {}, fmtTime(m.t)), el("td", {}, m.action),
                el("td", { class: "num" }, mib(m.from_mib)), el("td", { class: "num" }, mib(m.to_mib)),
-               el("td", {}, m.applied ? "yes" : "no"), el("td", { class: "reason" }, m.reason))));
+               el("td", {}, m.applied ? "yes" : "no"), el("td", { class: "reason" },
+                  m.reason === null ? "(reason no longer kept)" : m.reason))));
     }, ex => { $("#domain-chart").textContent = errorText(ex) });
 }
 

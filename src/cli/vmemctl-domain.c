@@ -391,8 +391,12 @@ print_history (json_object *h)
       g_autofree char *t = fmt_time (vmemctl_get_i64 (m, "t"));
       g_autofree char *from = fmt_size (vmemctl_get_i64 (m, "from_mib"));
       g_autofree char *to = fmt_size (vmemctl_get_i64 (m, "to_mib"));
+      json_object *reason = NULL;
+      json_object_object_get_ex (m, "reason", &reason);
       printf ("%-19s %-8s %8s %8s %-7s %s\n", t, vmemctl_get_str (m, "action"), from, to,
-              vmemctl_get_bool (m, "applied") ? "yes" : "no", vmemctl_get_str (m, "reason"));
+              vmemctl_get_bool (m, "applied") ? "yes" : "no",
+              reason ? json_object_get_string (reason)
+                     : "(reason no longer kept: older than raw_retention_hours)");
     }
 }
 

@@ -309,8 +309,10 @@ class SharedStore(vmemtest.ClusterTestCase):
                              f" WHERE uuid = '{uuid3}' ORDER BY id").split()
         self.assertTrue(staged)
         self.assertEqual(len(plans), len(staged), f"plans {plans} for staged {staged}")
-        moves = c.psql(None, "SELECT action || '|' || from_mib || '|' || to_mib || '|' || applied"
-                             f" FROM moves WHERE uuid = '{uuid3}' ORDER BY id").split()
+        moves = c.psql(None, "SELECT w.word || '|' || m.from_mib || '|' || m.to_mib || '|' || m.applied"
+                             " FROM moves m JOIN domain_ids d ON d.id = m.domain_id"
+                             " JOIN move_words w ON w.id = m.action_id"
+                             f" WHERE d.uuid = '{uuid3}' ORDER BY m.t, m.seq").split()
         decided = moves_logged()
         self.assertEqual(len(moves), len(decided), f"moves {moves} for decisions {decided}")
         self.assertEqual([m.split("|")[0] for m in moves], [d[0] for d in decided])

@@ -893,6 +893,59 @@ test_explain_calibrated (void **state)
     fail_msg ("explain printed:\n%s", out);
 }
 
+/* A move older than raw_retention_hours keeps its figures in History and
+ * has no reason: null in JSON, and vmemctl says it is no longer kept. */
+static void
+test_history_reason_dropped (void **state)
+{
+  Fixture *fx = *state;
+  g_autoptr(GError) error = NULL;
+  const gint64 now = g_get_real_time () / G_USEC_PER_SEC;
+  {
+    g_autoptr(VmemStore) store = vmem_store_open_sqlite (fx->database, &error);
+    assert_non_null (store);
+    VmemDomainRow d = { .uuid = (char *) ERP_UUID, .name = (char *) "erp-1",
+                        .host = (char *) "testhost", .workload = (char *) "erp",
+                        .memory_mib = 2048, .vcpus = 1, .first_seen = now - 4 * 86400,
+                        .last_seen = now };
+    assert_true (vmem_store_domain_upsert (store, &d, &error));
+    const gint64 ages[] = { 3 * 86400, 3600 };
+    for (guint i = 0; i < G_N_ELEMENTS (ages); i++)
+      {
+        VmemMoveRow m = { (char *) ERP_UUID, (char *) "testhost", (char *) "erp",
+                          now - ages[i], (char *) "shrink", (char *) "balloon", 2048 - 64 * i,
+                          1984 - 64 * i, TRUE, (char *) "beyond the buffer" };
+        assert_true (vmem_store_move_add (store, &m, &error));
+      }
+    assert_true (vmem_store_prune (store, now, 48, 6, 300, 90, &error));
+    assert_null (error);
+  }
+  start (fx, make_config (fx));
+  wait_ready (fx);
+
+  g_autofree char *params =
+    g_strdup_printf ("{\"domain\":\"erp-1\",\"since\":%" G_GINT64_FORMAT "}", now - 4 * 86400);
+  g_autoptr(json_object) h = call_ok (fx, "io.vmemd.History", params);
+  json_object *moves = jarr (h, "moves");
+  assert_int_equal (json_object_array_length (moves), 2);
+  json_object *old = json_object_array_get_idx (moves, 0);
+  assert_int_equal (jint (old, "from_mib"), 2048);
+  assert_int_equal (jint (old, "to_mib"), 1984);
+  json_object *reason = NULL;
+  assert_true (json_object_object_get_ex (old, "reason", &reason));
+  assert_null (reason);
+  assert_string_equal (jstr (json_object_array_get_idx (moves, 1), "reason"),
+                       "beyond the buffer");
+
+  int code = -1;
+  g_autofree char *out = vmemctl_run (
+    fx, (const char *const[]){ "history", "erp-1", "--since", "4d", NULL }, &code);
+  assert_int_equal (code, 0);
+  if (strstr (out, "(reason no longer kept: older than raw_retention_hours)\n") == NULL ||
+      strstr (out, "beyond the buffer\n") == NULL)
+    fail_msg ("history printed:\n%s", out);
+}
+
 static void
 test_assign_explain (void **state)
 {
@@ -2311,6 +2364,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_profiles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_assign_explain, setup, teardown),
     cmocka_unit_test_setup_teardown (test_explain_own_history, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_history_reason_dropped, setup, teardown),
     cmocka_unit_test_setup_teardown (test_explain_calibrated, setup, teardown),
     cmocka_unit_test_setup_teardown (test_admission, setup, teardown),
     cmocka_unit_test_setup_teardown (test_reservation_expiry, setup, teardown),

@@ -1006,7 +1006,8 @@ history_done (gpointer result, const GError *error, gpointer data)
       json_object_object_add (o, "from_mib", json_object_new_int64 ((gint64) m->from_mib));
       json_object_object_add (o, "to_mib", json_object_new_int64 ((gint64) m->to_mib));
       json_object_object_add (o, "applied", json_object_new_boolean (m->applied));
-      json_object_object_add (o, "reason", json_object_new_string (m->reason));
+      /* null once retention has dropped it (raw_retention_hours). */
+      json_object_object_add (o, "reason", m->reason ? json_object_new_string (m->reason) : NULL);
       json_object_array_add (moves, o);
     }
   json_object *samples = json_object_new_array ();

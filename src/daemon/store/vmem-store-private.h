@@ -57,13 +57,15 @@ typedef struct {
   GPtrArray *(*host_list) (VmemStore *store, GError **error);
 } VmemStoreOps;
 
-/* Samples and peaks name their domain, host and workload by an integer
- * id, each kept in its own table (domain_ids, host_ids, workload_ids)
+/* Samples, peaks and moves name their domain, host and workload by an
+ * integer id, each kept in its own table (domain_ids, host_ids,
+ * workload_ids; a move's action and mode in move_words)
  * and never deleted, so that an id once committed stays right. */
 typedef enum {
   VMEM_STORE_KEY_DOMAIN,
   VMEM_STORE_KEY_HOST,
   VMEM_STORE_KEY_WORKLOAD,
+  VMEM_STORE_KEY_WORD, /* a move's action or mode, in move_words */
   VMEM_STORE_N_KEYS,
 } VmemStoreKey;
 

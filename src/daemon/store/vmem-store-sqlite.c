@@ -174,6 +174,46 @@ static const char *const migrations[] = {
   "ALTER TABLE peaks_v7 RENAME TO peaks;"
   "CREATE INDEX peaks_workload ON peaks(workload_id, interval_s, start_t);"
   "CREATE INDEX peaks_start ON peaks(start_t);",
+  /* 8: compact moves.  A move names its domain, host and workload by the
+   * ids of schema 7, its action and mode by the id of the word in
+   * move_words, and is keyed by domain, time and its rank among the
+   * domain's moves of that second (the order they were written in): the
+   * history's read and retention's delete take that key, no other index.
+   * Its reason sentence is kept apart under the same key, so that
+   * retention can drop it sooner than the move's figures.  Every move is
+   * kept, with its reason. */
+  "CREATE TABLE move_words (id INTEGER PRIMARY KEY, word TEXT NOT NULL);"
+  "CREATE UNIQUE INDEX move_words_word ON move_words(word);"
+  "INSERT INTO domain_ids (uuid) SELECT DISTINCT uuid FROM moves"
+  "  WHERE uuid NOT IN (SELECT uuid FROM domain_ids);"
+  "INSERT INTO host_ids (host) SELECT DISTINCT host FROM moves"
+  "  WHERE host NOT IN (SELECT host FROM host_ids);"
+  "INSERT INTO workload_ids (name) SELECT DISTINCT workload FROM moves"
+  "  WHERE workload NOT IN (SELECT name FROM workload_ids);"
+  "INSERT INTO move_words (word) SELECT action FROM moves UNION SELECT mode FROM moves;"
+  "CREATE TABLE moves_v8 ("
+  "  domain_id INTEGER NOT NULL REFERENCES domain_ids(id), t INTEGER NOT NULL,"
+  "  seq INTEGER NOT NULL, host_id INTEGER NOT NULL REFERENCES host_ids(id),"
+  "  workload_id INTEGER NOT NULL REFERENCES workload_ids(id),"
+  "  action_id INTEGER NOT NULL REFERENCES move_words(id),"
+  "  mode_id INTEGER NOT NULL REFERENCES move_words(id), from_mib INTEGER NOT NULL,"
+  "  to_mib INTEGER NOT NULL, applied INTEGER NOT NULL,"
+  "  PRIMARY KEY (domain_id, t, seq)) WITHOUT ROWID;"
+  "CREATE TABLE move_reasons ("
+  "  domain_id INTEGER NOT NULL, t INTEGER NOT NULL, seq INTEGER NOT NULL,"
+  "  reason TEXT NOT NULL, PRIMARY KEY (domain_id, t, seq)) WITHOUT ROWID;"
+  "CREATE TEMP TABLE moves_ranked AS SELECT d.id AS domain_id, m.t, row_number() OVER"
+  "  (PARTITION BY m.uuid, m.t ORDER BY m.id) - 1 AS seq, m.id AS old_id FROM moves m"
+  "  JOIN domain_ids d ON d.uuid = m.uuid;"
+  "INSERT INTO moves_v8 SELECT r.domain_id, r.t, r.seq, h.id, w.id, a.id, o.id, m.from_mib,"
+  "  m.to_mib, m.applied FROM moves m JOIN moves_ranked r ON r.old_id = m.id"
+  "  JOIN host_ids h ON h.host = m.host JOIN workload_ids w ON w.name = m.workload"
+  "  JOIN move_words a ON a.word = m.action JOIN move_words o ON o.word = m.mode;"
+  "INSERT INTO move_reasons SELECT r.domain_id, r.t, r.seq, m.reason FROM moves m"
+  "  JOIN moves_ranked r ON r.old_id = m.id;"
+  "DROP TABLE moves_ranked;"
+  "DROP TABLE moves;"
+  "ALTER TABLE moves_v8 RENAME TO moves;",
 };
 
 /* The error code of sqlite's result @rc: VMEM_ERROR_STORE_UNAVAILABLE
@@ -1133,7 +1173,7 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 thin_before, guint thin_s,
           gint64 peak_before, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  enum { RAW, THIN, PEAK };
+  enum { RAW, THIN, PEAK, REASON };
   /* Samples are reached through their key, one domain after another. */
   static const struct {
     const char *sql;
@@ -1146,7 +1186,11 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 thin_before, guint thin_s,
       "  WHERE domain_id IN (SELECT id FROM domain_ids) AND t >= ?2 AND t < ?1) WHERE n > 1)",
       THIN },
     { "DELETE FROM peaks WHERE start_t < ?1", PEAK },
-    { "DELETE FROM moves WHERE t < ?1", PEAK },
+    /* A move's reason goes with the raw samples (or with its move, if
+     * that goes first), its figures with the peaks. */
+    { "DELETE FROM move_reasons WHERE domain_id IN (SELECT id FROM domain_ids) AND t < ?1",
+      REASON },
+    { "DELETE FROM moves WHERE domain_id IN (SELECT id FROM domain_ids) AND t < ?1", PEAK },
     { "DELETE FROM outcomes WHERE end_t < ?1", PEAK },
     /* A domain's latest plan is what explain shows, however old. */
     { "DELETE FROM plans WHERE t < ?1 AND id NOT IN (SELECT max(id) FROM plans GROUP BY uuid)",
@@ -1166,7 +1210,9 @@ sq_prune (VmemStore *store, gint64 raw_before, gint64 thin_before, guint thin_s,
         {
           sqlite3_bind_int64 (st, 1, steps[i].before == RAW    ? raw_before
                                      : steps[i].before == THIN ? thin_before
-                                                               : peak_before);
+                                     : steps[i].before == REASON
+                                       ? MAX (raw_before, peak_before)
+                                       : peak_before);
           if (steps[i].before == THIN)
             {
               sqlite3_bind_int64 (st, 2, raw_before);
@@ -1186,11 +1232,13 @@ sq_key_fetch (VmemStore *store, int kind, const char *text, gint64 *id, GError *
     [VMEM_STORE_KEY_DOMAIN] = "SELECT id FROM domain_ids WHERE uuid = ?",
     [VMEM_STORE_KEY_HOST] = "SELECT id FROM host_ids WHERE host = ?",
     [VMEM_STORE_KEY_WORKLOAD] = "SELECT id FROM workload_ids WHERE name = ?",
+    [VMEM_STORE_KEY_WORD] = "SELECT id FROM move_words WHERE word = ?",
   };
   static const char *const insert[] = {
     [VMEM_STORE_KEY_DOMAIN] = "INSERT INTO domain_ids (uuid) VALUES (?)",
     [VMEM_STORE_KEY_HOST] = "INSERT INTO host_ids (host) VALUES (?)",
     [VMEM_STORE_KEY_WORKLOAD] = "INSERT INTO workload_ids (name) VALUES (?)",
+    [VMEM_STORE_KEY_WORD] = "INSERT INTO move_words (word) VALUES (?)",
   };
   g_autoptr(sqlite3_stmt) st = sq_prepare (s, select[kind], error);
   if (st == NULL)
@@ -1440,42 +1488,108 @@ sq_plan_list (VmemStore *store, const char *uuid, guint limit, GError **error)
 
 /* ---- moves and history ------------------------------------------------------ */
 
+/* A move equal to a stored one in every figure, and in its reason while
+ * that is kept, is the same move written again (VmemStoreBuffer writes a
+ * batch again when its commit was not seen): it adds nothing. */
 static gboolean
 sq_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
-  g_autoptr(sqlite3_stmt) st = sq_prepare (
-    s,
-    "INSERT INTO moves (uuid, host, workload, t, action, mode, from_mib, to_mib, applied, reason)"
-    " SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10 WHERE NOT EXISTS (SELECT 1 FROM moves WHERE"
-    " uuid = ?1 AND host = ?2 AND workload = ?3 AND t = ?4 AND action = ?5 AND mode = ?6"
-    " AND from_mib = ?7 AND to_mib = ?8 AND applied = ?9 AND reason = ?10)",
-    error);
-  if (st == NULL)
+  gint64 ids[5];
+  const struct {
+    VmemStoreKey kind;
+    const char *text;
+  } keys[] = {
+    { VMEM_STORE_KEY_DOMAIN, row->uuid },
+    { VMEM_STORE_KEY_HOST, row->host },
+    { VMEM_STORE_KEY_WORKLOAD, row->workload },
+    { VMEM_STORE_KEY_WORD, row->action },
+    { VMEM_STORE_KEY_WORD, row->mode },
+  };
+  g_autoptr(sqlite3_stmt) same = NULL, next = NULL, add = NULL, because = NULL;
+  gboolean ok, found = FALSE;
+  gint64 seq = 0;
+
+  if (!tx_begin (s, error))
     return FALSE;
-  bind_text (st, 1, row->uuid);
-  bind_text (st, 2, row->host);
-  bind_text (st, 3, row->workload);
-  sqlite3_bind_int64 (st, 4, row->t);
-  bind_text (st, 5, row->action);
-  bind_text (st, 6, row->mode);
-  sqlite3_bind_int64 (st, 7, (gint64) row->from_mib);
-  sqlite3_bind_int64 (st, 8, (gint64) row->to_mib);
-  sqlite3_bind_int (st, 9, row->applied ? 1 : 0);
-  bind_text (st, 10, row->reason);
-  return sq_run (s, st, "cannot record a move", error);
+  ok = TRUE;
+  for (guint i = 0; ok && i < G_N_ELEMENTS (keys); i++)
+    ok = vmem_store_key (store, keys[i].kind, keys[i].text, &ids[i], error);
+  /* The same move, its reason equal or no longer kept. */
+  ok = ok && (same = sq_prepare (s,
+                                 "SELECT 1 FROM moves m LEFT JOIN move_reasons r"
+                                 " ON r.domain_id = m.domain_id AND r.t = m.t AND r.seq = m.seq"
+                                 " WHERE m.domain_id = ?1 AND m.t = ?2 AND m.host_id = ?3"
+                                 " AND m.workload_id = ?4 AND m.action_id = ?5 AND m.mode_id = ?6"
+                                 " AND m.from_mib = ?7 AND m.to_mib = ?8 AND m.applied = ?9"
+                                 " AND (r.reason IS NULL OR r.reason = ?10)",
+                                 error)) != NULL;
+  /* Its rank among the domain's moves of that second. */
+  ok = ok && (next = sq_prepare (s,
+                                 "SELECT COALESCE(max(seq) + 1, 0) FROM moves"
+                                 " WHERE domain_id = ?1 AND t = ?2",
+                                 error)) != NULL;
+  ok = ok && (add = sq_prepare (s, "INSERT INTO moves VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                                error)) != NULL;
+  ok = ok &&
+       (because = sq_prepare (s, "INSERT INTO move_reasons VALUES (?1,?2,?3,?4)", error)) != NULL;
+  if (ok)
+    {
+      sqlite3_bind_int64 (same, 1, ids[0]);
+      sqlite3_bind_int64 (same, 2, row->t);
+      for (guint i = 1; i < G_N_ELEMENTS (ids); i++)
+        sqlite3_bind_int64 (same, (int) i + 2, ids[i]);
+      sqlite3_bind_int64 (same, 7, (gint64) row->from_mib);
+      sqlite3_bind_int64 (same, 8, (gint64) row->to_mib);
+      sqlite3_bind_int (same, 9, row->applied ? 1 : 0);
+      bind_text (same, 10, row->reason);
+      int rc = sqlite3_step (same);
+      found = rc == SQLITE_ROW;
+      ok = rc == SQLITE_ROW || rc == SQLITE_DONE || sq_error (s, error, "cannot read the moves");
+    }
+  if (ok && !found)
+    {
+      sqlite3_bind_int64 (next, 1, ids[0]);
+      sqlite3_bind_int64 (next, 2, row->t);
+      ok = sqlite3_step (next) == SQLITE_ROW || sq_error (s, error, "cannot read the moves");
+      if (ok)
+        seq = sqlite3_column_int64 (next, 0);
+    }
+  if (ok && !found)
+    {
+      sqlite3_bind_int64 (add, 1, ids[0]);
+      sqlite3_bind_int64 (add, 2, row->t);
+      sqlite3_bind_int64 (add, 3, seq);
+      for (guint i = 1; i < G_N_ELEMENTS (ids); i++)
+        sqlite3_bind_int64 (add, (int) i + 3, ids[i]);
+      sqlite3_bind_int64 (add, 8, (gint64) row->from_mib);
+      sqlite3_bind_int64 (add, 9, (gint64) row->to_mib);
+      sqlite3_bind_int (add, 10, row->applied ? 1 : 0);
+      sqlite3_bind_int64 (because, 1, ids[0]);
+      sqlite3_bind_int64 (because, 2, row->t);
+      sqlite3_bind_int64 (because, 3, seq);
+      bind_text (because, 4, row->reason);
+      ok = sq_run (s, add, "cannot record a move", error) &&
+           sq_run (s, because, "cannot record a move's reason", error);
+    }
+  return tx_end (s, ok, error);
 }
 
-/* The newest @limit rows at or after @since, returned oldest first. */
+/* The newest @limit rows at or after @since, returned oldest first; a
+ * move whose reason retention has dropped has none. */
 static GPtrArray *
 sq_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GError **error)
 {
   Sqlite *s = (Sqlite *) store;
   g_autoptr(sqlite3_stmt) st = sq_prepare (
     s,
-    "SELECT * FROM (SELECT uuid, host, workload, t, action, mode, from_mib, to_mib, applied,"
-    " reason, id FROM moves WHERE uuid = ? AND t >= ? ORDER BY t DESC, id DESC LIMIT ?)"
-    " ORDER BY t, id",
+    "SELECT * FROM (SELECT h.host, w.name, m.t, a.word, o.word, m.from_mib, m.to_mib,"
+    " m.applied, r.reason, m.seq FROM moves m JOIN host_ids h ON h.id = m.host_id"
+    " JOIN workload_ids w ON w.id = m.workload_id JOIN move_words a ON a.id = m.action_id"
+    " JOIN move_words o ON o.id = m.mode_id LEFT JOIN move_reasons r"
+    " ON r.domain_id = m.domain_id AND r.t = m.t AND r.seq = m.seq"
+    " WHERE m.domain_id = (SELECT id FROM domain_ids WHERE uuid = ?) AND m.t >= ?"
+    " ORDER BY m.t DESC, m.seq DESC LIMIT ?) ORDER BY t, seq",
     error);
   if (st == NULL)
     return NULL;
@@ -1487,16 +1601,16 @@ sq_move_list (VmemStore *store, const char *uuid, gint64 since, guint limit, GEr
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)
     {
       VmemMoveRow *m = g_new0 (VmemMoveRow, 1);
-      m->uuid = col_text (st, 0);
-      m->host = col_text (st, 1);
-      m->workload = col_text (st, 2);
-      m->t = sqlite3_column_int64 (st, 3);
-      m->action = col_text (st, 4);
-      m->mode = col_text (st, 5);
-      m->from_mib = (guint64) sqlite3_column_int64 (st, 6);
-      m->to_mib = (guint64) sqlite3_column_int64 (st, 7);
-      m->applied = sqlite3_column_int (st, 8) != 0;
-      m->reason = col_text (st, 9);
+      m->uuid = g_strdup (uuid);
+      m->host = col_text (st, 0);
+      m->workload = col_text (st, 1);
+      m->t = sqlite3_column_int64 (st, 2);
+      m->action = col_text (st, 3);
+      m->mode = col_text (st, 4);
+      m->from_mib = (guint64) sqlite3_column_int64 (st, 5);
+      m->to_mib = (guint64) sqlite3_column_int64 (st, 6);
+      m->applied = sqlite3_column_int (st, 7) != 0;
+      m->reason = col_text (st, 8);
       g_ptr_array_add (out, m);
     }
   if (rc != SQLITE_DONE)

@@ -504,7 +504,10 @@ vmem_store_move_add (VmemStore *store, const VmemMoveRow *row, GError **error)
       !require ("move action", row->action, error) || !require ("move mode", row->mode, error) ||
       !require ("move reason", row->reason, error))
     return FALSE;
-  return store->ops->move_add (store, row, error);
+  if (store->ops->move_add (store, row, error))
+    return TRUE;
+  vmem_store_keys_forget (store);
+  return FALSE;
 }
 
 GPtrArray *
