@@ -3277,6 +3277,77 @@ open_racing (const char *target, guint n, PGconn *holder)
   assert_int_equal (raw_int (target, "SELECT max(version) FROM schema_version"), latest_version ());
 }
 
+typedef struct {
+  VmemStore *store;
+  const char *host;
+  guint n;
+  guint failed;
+} MoveWriter;
+
+static gpointer
+move_writer_run (gpointer data)
+{
+  MoveWriter *w = data;
+  for (guint i = 0; i < w->n; i++)
+    {
+      g_autofree char *reason = g_strdup_printf ("%s %u", w->host, i);
+      const VmemMoveRow row = { UUID_A, (char *) w->host, "erp", DAY0, "grow", "balloon",
+                                1024, 1024 + i, TRUE, reason };
+      g_autoptr(GError) error = NULL;
+      if (!vmem_store_move_add (w->store, &row, &error))
+        {
+          if (w->failed++ == 0)
+            g_printerr ("# %s: move %u: %s\n", w->host, i, error->message);
+        }
+    }
+  return NULL;
+}
+
+/* Two hosts writing moves of the same domain in the same second (as in a
+ * migration), at once: every move is kept, none collides with another on
+ * the key, and each host's keep their order. */
+static void
+test_pg_moves_racing (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *target = fresh_target (f, "moves");
+  const guint n = 150;
+  MoveWriter w[2] = { { .host = "hostA", .n = n }, { .host = "hostB", .n = n } };
+  GThread *t[2];
+
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      w[i].store = vmem_store_open_pg (target, &error);
+      assert_no_error (error);
+    }
+  for (guint i = 0; i < 2; i++)
+    t[i] = g_thread_new ("mover", move_writer_run, &w[i]);
+  for (guint i = 0; i < 2; i++)
+    g_thread_join (t[i]);
+  assert_int_equal (w[0].failed, 0);
+  assert_int_equal (w[1].failed, 0);
+
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) out = vmem_store_move_list (w[0].store, UUID_A, 0, 0, &error);
+  assert_no_error (error);
+  assert_int_equal (out->len, 2 * n);
+  guint next[2] = { 0, 0 };
+  for (guint i = 0; i < out->len; i++)
+    {
+      const VmemMoveRow *m = g_ptr_array_index (out, i);
+      guint h = g_str_equal (m->host, "hostA") ? 0 : 1;
+      g_autofree char *want = g_strdup_printf ("%s %u", w[h].host, next[h]);
+      assert_string_equal (m->reason, want);
+      assert_int_equal (m->to_mib, 1024 + next[h]);
+      next[h]++;
+    }
+  assert_int_equal (next[0], n);
+  assert_int_equal (next[1], n);
+  for (guint i = 0; i < 2; i++)
+    vmem_store_free (w[i].store);
+}
+
 /* Hosts upgrading at once: each migration takes an advisory lock, so one
  * migrates while the others wait, then find the work done. */
 static void
@@ -3746,6 +3817,7 @@ run_pg (void)
     T (test_pg_migrate_fixtures),
     T (test_pg_connection_lost),
     T (test_pg_multi_host),
+    T (test_pg_moves_racing),
     T (test_pg_conninfo),
   };
   /* A missing server is a failure, never a skip. */

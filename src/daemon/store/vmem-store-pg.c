@@ -1640,7 +1640,15 @@ pg_move_add (VmemStore *store, const VmemMoveRow *x, GError **error)
       p_int (&p, (gint64) x->to_mib);
       p_int (&p, x->applied ? 1 : 0);
       p_text (&p, x->reason);
-      ok = pg_run (
+      /* Two hosts may write a move of the same domain in the same second
+       * (a migration): the next seq is taken under the domain's lock, so
+       * that neither write collides with the other on the key. */
+      g_auto(Params) lock = { 0 };
+      p_int (&lock, VMEM_STORE_PG_MOVE_LOCK);
+      p_int (&lock, ids[0]);
+      ok = pg_run (pg, "SELECT pg_advisory_xact_lock($1::integer, $2::integer)", &lock,
+                   "take the domain's move lock", error);
+      ok = ok && pg_run (
         pg,
         "WITH n AS (SELECT COALESCE(max(seq) + 1, 0)::integer AS seq FROM moves"
         "   WHERE domain_id = $1::integer AND t = $2::bigint),"

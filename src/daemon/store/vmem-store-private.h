@@ -107,3 +107,6 @@ gboolean vmem_store_pg_check_conninfo (const char *conninfo, GError **error);
 /* The key of the advisory lock each migration transaction takes, so that
  * one host migrates while the others wait (and then find it done). */
 #define VMEM_STORE_PG_MIGRATION_LOCK G_GINT64_CONSTANT (0x766d656d64) /* "vmemd" */
+/* The class of the per-domain advisory locks that order the moves of a
+ * domain written from several hosts (the first key of the two-key form). */
+#define VMEM_STORE_PG_MOVE_LOCK 0x766d6d76 /* "vmmv" */
