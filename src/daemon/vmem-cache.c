@@ -265,3 +265,58 @@ vmem_cache_commitments (VmemCache *cache)
       }
   return out;
 }
+
+/* @v added to *@sum; FALSE (and *@sum left) when it would pass G_MAXUINT64. */
+static gboolean
+add_checked (guint64 *sum, guint64 v)
+{
+  if (*sum > G_MAXUINT64 - v)
+    return FALSE;
+  *sum += v;
+  return TRUE;
+}
+
+/* What @e (NULL: no domain) and @r (NULL: no reservation) of one uuid
+ * commit, as vmem_admission_committed() counts their VmemCommitment. */
+static guint64
+committed_one (const VmemCacheEntry *e, const VmemReservation *r)
+{
+  guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+  return MAX (running, r != NULL ? r->mib : 0);
+}
+
+guint64
+vmem_cache_committed (VmemCache *cache, const char *except_uuid)
+{
+  /* Every running domain at its balloon size, then each reservation
+   * raising its domain's figure to what it reserves (or counted alone):
+   * the sum of MAX (running, reserved) per uuid.  The sums are exact
+   * unless they pass G_MAXUINT64, where the array's saturated sum is the
+   * answer. */
+  guint64 sum = 0;
+  gboolean exact = TRUE;
+  GHashTableIter it;
+  VmemCacheEntry *e;
+  VmemReservation *r;
+
+  g_hash_table_iter_init (&it, cache->domains);
+  while (exact && g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
+    if (e->domain->active)
+      exact = add_checked (&sum, e->domain->current_mib);
+  g_hash_table_iter_init (&it, cache->reservations);
+  while (exact && g_hash_table_iter_next (&it, NULL, (gpointer *) &r))
+    {
+      e = g_hash_table_lookup (cache->domains, r->uuid);
+      guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+      exact = add_checked (&sum, r->mib > running ? r->mib - running : 0);
+    }
+  if (exact)
+    {
+      if (except_uuid != NULL)
+        sum -= committed_one (g_hash_table_lookup (cache->domains, except_uuid),
+                              g_hash_table_lookup (cache->reservations, except_uuid));
+      return sum;
+    }
+  g_autoptr(GArray) c = vmem_cache_commitments (cache);
+  return vmem_admission_committed ((const VmemCommitment *) c->data, c->len, except_uuid);
+}

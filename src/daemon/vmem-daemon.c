@@ -1005,13 +1005,11 @@ want_period_cb (gpointer user_data)
 static void
 controller_host (VmemDaemon *daemon, VmemControllerHost *host)
 {
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   VmemHostMem mem;
   gboolean read = read_host_memory (daemon, &mem);
   *host = (VmemControllerHost){
     .capacity_mib = capacity_cb (daemon),
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL),
+    .committed_mib = vmem_cache_committed (daemon->cache, NULL),
   };
   if (read)
     {
@@ -1522,7 +1520,6 @@ heartbeat (gpointer user_data)
   VmemDaemon *daemon = user_data;
   VmemHostMem mem;
   read_host_memory (daemon, &mem);
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   StoreWrite *w = store_write_new (WRITE_HEARTBEAT, NULL);
   w->host = (VmemHostRow){
     .id = (char *) str (w, daemon->config->host_id),
@@ -1530,8 +1527,7 @@ heartbeat (gpointer user_data)
     .capacity_mib = capacity_cb (daemon),
     .reserved_mib = daemon->config->reserve_mib,
     .overcommit = 1.0,
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL),
+    .committed_mib = vmem_cache_committed (daemon->cache, NULL),
     .interval_s = daemon->heartbeat_interval,
     .heartbeat = now_s (),
   };
@@ -2010,9 +2006,7 @@ metrics_snapshot (VmemDaemon *daemon)
   s->libvirt_connected = daemon->virt != NULL && vmem_virt_is_connected (daemon->virt);
   s->capacity_mib = capacity_cb (daemon);
   s->reserve_mib = daemon->config->reserve_mib;
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
-  s->committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL);
+  s->committed_mib = vmem_cache_committed (daemon->cache, NULL);
   g_autoptr(GPtrArray) reservations = vmem_cache_reservations (daemon->cache);
   for (guint i = 0; i < reservations->len; i++)
     {

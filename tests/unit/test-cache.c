@@ -368,6 +368,96 @@ test_commitments_after_remove (void **state)
   assert_int_equal (g_array_index (c, VmemCommitment, 0).reserved_mib, 4096);
 }
 
+/* vmem_cache_committed() is the sum of vmem_cache_commitments(), with and
+ * without each uuid left out, whatever the mix of running, shut-off,
+ * starting and removed domains. */
+static void
+assert_committed_matches (VmemCache *cache, guint n)
+{
+  g_autoptr(GArray) c = vmem_cache_commitments (cache);
+  const VmemCommitment *cv = (const VmemCommitment *) c->data;
+  assert_int_equal (vmem_cache_committed (cache, NULL),
+                    vmem_admission_committed (cv, c->len, NULL));
+  assert_int_equal (vmem_cache_committed (cache, "not-a-known-uuid"),
+                    vmem_admission_committed (cv, c->len, "not-a-known-uuid"));
+  for (guint i = 0; i < n; i++)
+    {
+      char uuid[37];
+      g_snprintf (uuid, sizeof uuid, "22222222-2222-4222-8222-%012x", i);
+      assert_int_equal (vmem_cache_committed (cache, uuid),
+                        vmem_admission_committed (cv, c->len, uuid));
+    }
+}
+
+static void
+test_committed_is_the_commitments_sum (void **state)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (7);
+  for (guint round = 0; round < 50; round++)
+    {
+      g_autoptr(VmemCache) cache = vmem_cache_new ();
+      const guint n = 40;
+      for (guint i = 0; i < n; i++)
+        {
+          char uuid[37], name[16];
+          g_snprintf (uuid, sizeof uuid, "22222222-2222-4222-8222-%012x", i);
+          g_snprintf (name, sizeof name, "d%u", i);
+          guint what = (guint) g_rand_int_range (rand, 0, 6);
+          guint64 balloon = (guint64) g_rand_int_range (rand, 1, 16384);
+          guint64 reserve = (guint64) g_rand_int_range (rand, 0, 16384);
+          switch (what)
+            {
+            case 0: /* running */
+              vmem_cache_update (cache, domain (uuid, name, TRUE, balloon), 0);
+              break;
+            case 1: /* shut off */
+              vmem_cache_update (cache, domain (uuid, name, FALSE, balloon), 0);
+              break;
+            case 2: /* shut off, starting */
+              vmem_cache_update (cache, domain (uuid, name, FALSE, balloon), 0);
+              vmem_cache_reserve (cache, uuid, name, reserve, 0);
+              break;
+            case 3: /* running, its reservation still held (above or below its balloon) */
+              vmem_cache_update (cache, domain (uuid, name, TRUE, balloon), 0);
+              vmem_cache_reserve (cache, uuid, name, reserve, 0);
+              break;
+            case 4: /* starting, not seen by the cache */
+              vmem_cache_reserve (cache, uuid, name, reserve, 0);
+              break;
+            default: /* starting, then removed from the cache */
+              vmem_cache_update (cache, domain (uuid, name, TRUE, balloon), 0);
+              vmem_cache_reserve (cache, uuid, name, reserve, 0);
+              vmem_cache_remove (cache, uuid);
+              break;
+            }
+        }
+      assert_committed_matches (cache, n);
+    }
+}
+
+/* Past G_MAXUINT64 the sum saturates, as vmem_admission_committed()'s
+ * does, and leaving the large one out gives the exact rest. */
+static void
+test_committed_saturates (void **state)
+{
+  g_autoptr(VmemCache) cache = vmem_cache_new ();
+  vmem_cache_update (cache, domain ("22222222-2222-4222-8222-000000000000", "big", TRUE,
+                                    G_MAXUINT64 - 10), 0);
+  vmem_cache_update (cache, domain ("22222222-2222-4222-8222-000000000001", "small", TRUE, 20), 0);
+  vmem_cache_reserve (cache, "22222222-2222-4222-8222-000000000002", "new", 5, 0);
+  assert_int_equal (vmem_cache_committed (cache, NULL), G_MAXUINT64);
+  assert_int_equal (vmem_cache_committed (cache, "22222222-2222-4222-8222-000000000000"), 25);
+  assert_committed_matches (cache, 3);
+
+  /* A reservation above a huge balloon: saturated in the second pass. */
+  g_autoptr(VmemCache) c2 = vmem_cache_new ();
+  vmem_cache_update (c2, domain ("22222222-2222-4222-8222-000000000000", "big", TRUE,
+                                 G_MAXUINT64 - 10), 0);
+  vmem_cache_reserve (c2, "22222222-2222-4222-8222-000000000001", "new", 100, 0);
+  assert_int_equal (vmem_cache_committed (c2, NULL), G_MAXUINT64);
+  assert_committed_matches (c2, 2);
+}
+
 int
 main (void)
 {
@@ -383,6 +473,8 @@ main (void)
     cmocka_unit_test (test_commitments),
     cmocka_unit_test (test_commitments_starting_counts_max),
     cmocka_unit_test (test_commitments_after_remove),
+    cmocka_unit_test (test_committed_is_the_commitments_sum),
+    cmocka_unit_test (test_committed_saturates),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
