@@ -3,11 +3,62 @@
 
 #include <string.h>
 
+/* A sum of guint64 terms that cannot overflow: 128 bits. */
+typedef struct {
+  guint64 hi, lo;
+} Sum;
+
 struct _VmemCache {
   GHashTable *domains;      /* uuid -> VmemCacheEntry */
   GHashTable *reservations; /* uuid -> VmemReservation */
   gboolean    ready;
+  /* What admission counts (vmem_cache_commitments()), kept as the cache
+   * changes: per uuid, MAX (its running balloon, its reservation). */
+  Sum         committed;
 };
+
+static void
+sum_add (Sum *s, guint64 v)
+{
+  s->lo += v;
+  if (s->lo < v)
+    s->hi++;
+}
+
+static void
+sum_sub (Sum *s, guint64 v)
+{
+  if (s->lo < v)
+    s->hi--;
+  s->lo -= v;
+}
+
+/* What the domain and reservation of @uuid commit, as
+ * vmem_admission_committed() counts their VmemCommitment. */
+static guint64
+committed_by (VmemCache *cache, const char *uuid)
+{
+  const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, uuid);
+  const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
+  guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+  return MAX (running, r != NULL ? r->mib : 0);
+}
+
+/* Around every change of @uuid's domain or reservation: takes its share
+ * out of the sum before, and puts the new one in after. */
+static guint64
+uncommit (VmemCache *cache, const char *uuid)
+{
+  guint64 v = committed_by (cache, uuid);
+  sum_sub (&cache->committed, v);
+  return v;
+}
+
+static void
+recommit (VmemCache *cache, const char *uuid)
+{
+  sum_add (&cache->committed, committed_by (cache, uuid));
+}
 
 static void
 entry_free (VmemCacheEntry *e)
@@ -53,6 +104,7 @@ vmem_cache_update (VmemCache *cache, VmemDomain *domain, gint64 now)
 {
   g_return_val_if_fail (domain != NULL && domain->uuid != NULL, NULL);
 
+  uncommit (cache, domain->uuid);
   VmemCacheEntry *e = g_hash_table_lookup (cache->domains, domain->uuid);
   if (e == NULL)
     {
@@ -74,6 +126,7 @@ vmem_cache_update (VmemCache *cache, VmemDomain *domain, gint64 now)
     }
   else if (e->active_since == 0)
     e->active_since = now;
+  recommit (cache, domain->uuid);
   return e;
 }
 
@@ -90,7 +143,14 @@ vmem_cache_replace_all (VmemCache *cache, GPtrArray *domains, gint64 now)
   g_hash_table_iter_init (&it, cache->domains);
   while (g_hash_table_iter_next (&it, (gpointer *) &uuid, NULL))
     if (!g_hash_table_contains (seen, uuid))
-      g_hash_table_iter_remove (&it);
+      {
+        uncommit (cache, uuid);
+        /* Its reservation, if any, stays charged (after the key is gone). */
+        const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
+        if (r != NULL)
+          sum_add (&cache->committed, r->mib);
+        g_hash_table_iter_remove (&it);
+      }
   g_hash_table_remove_all (seen);
 
   g_ptr_array_set_free_func (list, NULL);
@@ -102,7 +162,12 @@ vmem_cache_replace_all (VmemCache *cache, GPtrArray *domains, gint64 now)
 gboolean
 vmem_cache_remove (VmemCache *cache, const char *uuid)
 {
-  return g_hash_table_remove (cache->domains, uuid);
+  if (uuid == NULL || !g_hash_table_contains (cache->domains, uuid))
+    return FALSE;
+  uncommit (cache, uuid);
+  g_hash_table_remove (cache->domains, uuid);
+  recommit (cache, uuid);
+  return TRUE;
 }
 
 gboolean
@@ -165,8 +230,17 @@ void
 vmem_cache_set_balloon (VmemCache *cache, const char *uuid, guint64 current_mib)
 {
   VmemCacheEntry *e = vmem_cache_lookup (cache, uuid);
-  if (e != NULL && current_mib > 0)
-    e->domain->current_mib = current_mib;
+  if (e == NULL || current_mib == 0 || e->domain->current_mib == current_mib)
+    return;
+  if (!e->domain->active)
+    {
+      /* A shut-off domain's balloon counts for nothing. */
+      e->domain->current_mib = current_mib;
+      return;
+    }
+  uncommit (cache, uuid);
+  e->domain->current_mib = current_mib;
+  recommit (cache, uuid);
 }
 
 void
@@ -178,13 +252,20 @@ vmem_cache_reserve (VmemCache *cache, const char *uuid, const char *name, guint6
   r->name = g_strdup (name ? name : uuid);
   r->mib = mib;
   r->since = now;
+  uncommit (cache, uuid);
   g_hash_table_replace (cache->reservations, r->uuid, r);
+  recommit (cache, uuid);
 }
 
 gboolean
 vmem_cache_release (VmemCache *cache, const char *uuid)
 {
-  return uuid != NULL && g_hash_table_remove (cache->reservations, uuid);
+  if (uuid == NULL || !g_hash_table_contains (cache->reservations, uuid))
+    return FALSE;
+  uncommit (cache, uuid);
+  g_hash_table_remove (cache->reservations, uuid);
+  recommit (cache, uuid);
+  return TRUE;
 }
 
 gboolean
@@ -226,6 +307,11 @@ vmem_cache_expire (VmemCache *cache, gint64 now, gint64 timeout)
   while (g_hash_table_iter_next (&it, NULL, (gpointer *) &r))
     if (now - r->since >= timeout)
       {
+        /* Its domain, if any, keeps its running balloon. */
+        const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, r->uuid);
+        guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+        sum_sub (&cache->committed, MAX (running, r->mib));
+        sum_add (&cache->committed, running);
         g_hash_table_iter_steal (&it);
         g_ptr_array_add (out, r);
       }
@@ -266,57 +352,12 @@ vmem_cache_commitments (VmemCache *cache)
   return out;
 }
 
-/* @v added to *@sum; FALSE (and *@sum left) when it would pass G_MAXUINT64. */
-static gboolean
-add_checked (guint64 *sum, guint64 v)
-{
-  if (*sum > G_MAXUINT64 - v)
-    return FALSE;
-  *sum += v;
-  return TRUE;
-}
-
-/* What @e (NULL: no domain) and @r (NULL: no reservation) of one uuid
- * commit, as vmem_admission_committed() counts their VmemCommitment. */
-static guint64
-committed_one (const VmemCacheEntry *e, const VmemReservation *r)
-{
-  guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
-  return MAX (running, r != NULL ? r->mib : 0);
-}
-
 guint64
 vmem_cache_committed (VmemCache *cache, const char *except_uuid)
 {
-  /* Every running domain at its balloon size, then each reservation
-   * raising its domain's figure to what it reserves (or counted alone):
-   * the sum of MAX (running, reserved) per uuid.  The sums are exact
-   * unless they pass G_MAXUINT64, where the array's saturated sum is the
-   * answer. */
-  guint64 sum = 0;
-  gboolean exact = TRUE;
-  GHashTableIter it;
-  VmemCacheEntry *e;
-  VmemReservation *r;
-
-  g_hash_table_iter_init (&it, cache->domains);
-  while (exact && g_hash_table_iter_next (&it, NULL, (gpointer *) &e))
-    if (e->domain->active)
-      exact = add_checked (&sum, e->domain->current_mib);
-  g_hash_table_iter_init (&it, cache->reservations);
-  while (exact && g_hash_table_iter_next (&it, NULL, (gpointer *) &r))
-    {
-      e = g_hash_table_lookup (cache->domains, r->uuid);
-      guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
-      exact = add_checked (&sum, r->mib > running ? r->mib - running : 0);
-    }
-  if (exact)
-    {
-      if (except_uuid != NULL)
-        sum -= committed_one (g_hash_table_lookup (cache->domains, except_uuid),
-                              g_hash_table_lookup (cache->reservations, except_uuid));
-      return sum;
-    }
-  g_autoptr(GArray) c = vmem_cache_commitments (cache);
-  return vmem_admission_committed ((const VmemCommitment *) c->data, c->len, except_uuid);
+  Sum sum = cache->committed;
+  if (except_uuid != NULL)
+    sum_sub (&sum, committed_by (cache, except_uuid));
+  /* Saturated, as vmem_admission_committed() adds. */
+  return sum.hi > 0 ? G_MAXUINT64 : sum.lo;
 }

@@ -86,9 +86,9 @@ void            vmem_reservation_free (VmemReservation *r);
  * strings point into the cache until it changes. */
 GArray         *vmem_cache_commitments (VmemCache *cache);
 /* vmem_admission_committed() over vmem_cache_commitments() (@except_uuid
- * left out, NULL: none), without building the array: one pass over the
- * domains and one lookup per reservation, where the array takes a lookup
- * per domain.  The hook's prepare asks it at every start. */
+ * left out, NULL: none), without building the array: the sum is kept as
+ * the cache changes, so the hook's prepare, which asks it at every start,
+ * takes two lookups whatever the number of domains. */
 guint64         vmem_cache_committed (VmemCache *cache, const char *except_uuid);
 
 G_END_DECLS
