@@ -35,6 +35,9 @@
  * hook runs), or holds the read up until it ends. */
 #define RECONCILE_GRACE_S  5
 #define WARN_EVERY_S       300
+/* The store's thread runs this much nicer than the main loop (see
+ * vmem_daemon_new). */
+#define STORE_NICE         10
 
 typedef struct _Cycle Cycle;
 typedef struct _TrimJob TrimJob;
@@ -2195,7 +2198,11 @@ vmem_daemon_new (VmemConfig *config, GError **error)
                         g_strdup (daemon->config->host_name));
   daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples,
                                          daemon->config->buffer_writes);
-  daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
+  /* The store writes behind the main loop, a cycle's samples at once: at
+   * a lower priority, so that on a busy host the main loop, which answers
+   * the hook, gets the processor first, and the writes take what is left
+   * (they have the interval to finish, and are buffered past it). */
+  daemon->store_worker = vmem_worker_new_niced ("vmemd-store", STORE_NICE, daemon->store);
   return g_steal_pointer (&daemon);
 }
 
