@@ -46,12 +46,10 @@ committed_by (VmemCache *cache, const char *uuid)
 
 /* Around every change of @uuid's domain or reservation: takes its share
  * out of the sum before, and puts the new one in after. */
-static guint64
+static void
 uncommit (VmemCache *cache, const char *uuid)
 {
-  guint64 v = committed_by (cache, uuid);
-  sum_sub (&cache->committed, v);
-  return v;
+  sum_sub (&cache->committed, committed_by (cache, uuid));
 }
 
 static void
@@ -164,9 +162,13 @@ vmem_cache_remove (VmemCache *cache, const char *uuid)
 {
   if (uuid == NULL || !g_hash_table_contains (cache->domains, uuid))
     return FALSE;
+  /* @uuid may be the entry's own string: not read once it is gone.  Its
+   * reservation, if any, stays charged. */
+  const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
   uncommit (cache, uuid);
+  if (r != NULL)
+    sum_add (&cache->committed, r->mib);
   g_hash_table_remove (cache->domains, uuid);
-  recommit (cache, uuid);
   return TRUE;
 }
 
@@ -262,9 +264,13 @@ vmem_cache_release (VmemCache *cache, const char *uuid)
 {
   if (uuid == NULL || !g_hash_table_contains (cache->reservations, uuid))
     return FALSE;
+  /* @uuid may be the reservation's own string: not read once it is gone.
+   * Its domain, if running, stays charged at its balloon. */
+  const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, uuid);
   uncommit (cache, uuid);
+  if (e != NULL && e->domain->active)
+    sum_add (&cache->committed, e->domain->current_mib);
   g_hash_table_remove (cache->reservations, uuid);
-  recommit (cache, uuid);
   return TRUE;
 }
 

@@ -419,11 +419,20 @@ test_committed_is_the_commitments_sum (void **state)
         case 4: /* a start admitted */
           vmem_cache_reserve (cache, uuid, name, mib, step * SEC);
           break;
-        case 5: /* STARTED or STOPPED */
-          vmem_cache_release (cache, uuid);
+        case 5: /* STARTED or STOPPED, named by the reservation's own uuid */
+          {
+            g_autoptr(GPtrArray) held = vmem_cache_reservations (cache);
+            if (held->len > 0)
+              vmem_cache_release (
+                cache, ((VmemReservation *) g_ptr_array_index (held, i % held->len))->uuid);
+          }
           break;
-        case 6: /* undefined */
-          vmem_cache_remove (cache, uuid);
+        case 6: /* undefined, named by the domain's own uuid */
+          {
+            VmemCacheEntry *e = vmem_cache_lookup (cache, uuid);
+            if (e != NULL)
+              vmem_cache_remove (cache, e->domain->uuid);
+          }
           break;
         case 7: /* reservations older than a few steps expire */
           {
