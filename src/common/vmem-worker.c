@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-worker.h"
 
+#include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 typedef struct {
   VmemWorker    *worker;
   char          *what;
@@ -19,6 +23,7 @@ typedef struct {
 
 struct _VmemWorker {
   gpointer      state;
+  gint          nice;     /* added to the thread's nice value when it starts */
   GThread      *thread;
   GMainContext *context;
 
@@ -68,6 +73,17 @@ worker_main (gpointer user_data)
 {
   VmemWorker *worker = user_data;
 
+  if (worker->nice > 0)
+    {
+      /* Linux: a thread's nice value is its own, set by its thread id. */
+      id_t tid = (id_t) gettid ();
+      errno = 0;
+      int now = getpriority (PRIO_PROCESS, tid);
+      if ((now == -1 && errno != 0) ||
+          setpriority (PRIO_PROCESS, tid, MIN (now + worker->nice, 19)) != 0)
+        g_debug ("cannot lower a worker thread's priority: %s", g_strerror (errno));
+    }
+
   for (;;)
     {
       g_mutex_lock (&worker->lock);
@@ -108,8 +124,16 @@ worker_main (gpointer user_data)
 VmemWorker *
 vmem_worker_new (const char *thread_name, gpointer state)
 {
+  return vmem_worker_new_niced (thread_name, 0, state);
+}
+
+VmemWorker *
+vmem_worker_new_niced (const char *thread_name, gint nice, gpointer state)
+{
+  g_return_val_if_fail (nice >= 0, NULL);
   VmemWorker *worker = g_new0 (VmemWorker, 1);
   worker->state = state;
+  worker->nice = nice;
   worker->context = g_main_context_ref_thread_default ();
   g_mutex_init (&worker->lock);
   g_cond_init (&worker->cond);

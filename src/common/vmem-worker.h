@@ -36,6 +36,10 @@ typedef struct {
 
 /* Starts the thread.  @state is handed to every job's work function. */
 VmemWorker *vmem_worker_new (const char *thread_name, gpointer state);
+/* The same, its thread at @nice (0 to 19) above the nice value of the
+ * thread that starts it, at most 19: for background work that must not
+ * take the processor from the main loop when both want it. */
+VmemWorker *vmem_worker_new_niced (const char *thread_name, gint nice, gpointer state);
 /* Runs the jobs already queued, then stops the thread and runs their done
  * callbacks. */
 void        vmem_worker_free (VmemWorker *worker);

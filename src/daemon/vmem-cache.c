@@ -3,11 +3,60 @@
 
 #include <string.h>
 
+/* A sum of guint64 terms that cannot overflow: 128 bits. */
+typedef struct {
+  guint64 hi, lo;
+} Sum;
+
 struct _VmemCache {
   GHashTable *domains;      /* uuid -> VmemCacheEntry */
   GHashTable *reservations; /* uuid -> VmemReservation */
   gboolean    ready;
+  /* What admission counts (vmem_cache_commitments()), kept as the cache
+   * changes: per uuid, MAX (its running balloon, its reservation). */
+  Sum         committed;
 };
+
+static void
+sum_add (Sum *s, guint64 v)
+{
+  s->lo += v;
+  if (s->lo < v)
+    s->hi++;
+}
+
+static void
+sum_sub (Sum *s, guint64 v)
+{
+  if (s->lo < v)
+    s->hi--;
+  s->lo -= v;
+}
+
+/* What the domain and reservation of @uuid commit, as
+ * vmem_admission_committed() counts their VmemCommitment. */
+static guint64
+committed_by (VmemCache *cache, const char *uuid)
+{
+  const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, uuid);
+  const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
+  guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+  return MAX (running, r != NULL ? r->mib : 0);
+}
+
+/* Around every change of @uuid's domain or reservation: takes its share
+ * out of the sum before, and puts the new one in after. */
+static void
+uncommit (VmemCache *cache, const char *uuid)
+{
+  sum_sub (&cache->committed, committed_by (cache, uuid));
+}
+
+static void
+recommit (VmemCache *cache, const char *uuid)
+{
+  sum_add (&cache->committed, committed_by (cache, uuid));
+}
 
 static void
 entry_free (VmemCacheEntry *e)
@@ -53,6 +102,7 @@ vmem_cache_update (VmemCache *cache, VmemDomain *domain, gint64 now)
 {
   g_return_val_if_fail (domain != NULL && domain->uuid != NULL, NULL);
 
+  uncommit (cache, domain->uuid);
   VmemCacheEntry *e = g_hash_table_lookup (cache->domains, domain->uuid);
   if (e == NULL)
     {
@@ -74,6 +124,7 @@ vmem_cache_update (VmemCache *cache, VmemDomain *domain, gint64 now)
     }
   else if (e->active_since == 0)
     e->active_since = now;
+  recommit (cache, domain->uuid);
   return e;
 }
 
@@ -90,7 +141,14 @@ vmem_cache_replace_all (VmemCache *cache, GPtrArray *domains, gint64 now)
   g_hash_table_iter_init (&it, cache->domains);
   while (g_hash_table_iter_next (&it, (gpointer *) &uuid, NULL))
     if (!g_hash_table_contains (seen, uuid))
-      g_hash_table_iter_remove (&it);
+      {
+        uncommit (cache, uuid);
+        /* Its reservation, if any, stays charged (after the key is gone). */
+        const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
+        if (r != NULL)
+          sum_add (&cache->committed, r->mib);
+        g_hash_table_iter_remove (&it);
+      }
   g_hash_table_remove_all (seen);
 
   g_ptr_array_set_free_func (list, NULL);
@@ -102,7 +160,16 @@ vmem_cache_replace_all (VmemCache *cache, GPtrArray *domains, gint64 now)
 gboolean
 vmem_cache_remove (VmemCache *cache, const char *uuid)
 {
-  return g_hash_table_remove (cache->domains, uuid);
+  if (uuid == NULL || !g_hash_table_contains (cache->domains, uuid))
+    return FALSE;
+  /* @uuid may be the entry's own string: not read once it is gone.  Its
+   * reservation, if any, stays charged. */
+  const VmemReservation *r = g_hash_table_lookup (cache->reservations, uuid);
+  uncommit (cache, uuid);
+  if (r != NULL)
+    sum_add (&cache->committed, r->mib);
+  g_hash_table_remove (cache->domains, uuid);
+  return TRUE;
 }
 
 gboolean
@@ -165,8 +232,17 @@ void
 vmem_cache_set_balloon (VmemCache *cache, const char *uuid, guint64 current_mib)
 {
   VmemCacheEntry *e = vmem_cache_lookup (cache, uuid);
-  if (e != NULL && current_mib > 0)
-    e->domain->current_mib = current_mib;
+  if (e == NULL || current_mib == 0 || e->domain->current_mib == current_mib)
+    return;
+  if (!e->domain->active)
+    {
+      /* A shut-off domain's balloon counts for nothing. */
+      e->domain->current_mib = current_mib;
+      return;
+    }
+  uncommit (cache, uuid);
+  e->domain->current_mib = current_mib;
+  recommit (cache, uuid);
 }
 
 void
@@ -178,13 +254,24 @@ vmem_cache_reserve (VmemCache *cache, const char *uuid, const char *name, guint6
   r->name = g_strdup (name ? name : uuid);
   r->mib = mib;
   r->since = now;
+  uncommit (cache, uuid);
   g_hash_table_replace (cache->reservations, r->uuid, r);
+  recommit (cache, uuid);
 }
 
 gboolean
 vmem_cache_release (VmemCache *cache, const char *uuid)
 {
-  return uuid != NULL && g_hash_table_remove (cache->reservations, uuid);
+  if (uuid == NULL || !g_hash_table_contains (cache->reservations, uuid))
+    return FALSE;
+  /* @uuid may be the reservation's own string: not read once it is gone.
+   * Its domain, if running, stays charged at its balloon. */
+  const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, uuid);
+  uncommit (cache, uuid);
+  if (e != NULL && e->domain->active)
+    sum_add (&cache->committed, e->domain->current_mib);
+  g_hash_table_remove (cache->reservations, uuid);
+  return TRUE;
 }
 
 gboolean
@@ -226,6 +313,11 @@ vmem_cache_expire (VmemCache *cache, gint64 now, gint64 timeout)
   while (g_hash_table_iter_next (&it, NULL, (gpointer *) &r))
     if (now - r->since >= timeout)
       {
+        /* Its domain, if any, keeps its running balloon. */
+        const VmemCacheEntry *e = g_hash_table_lookup (cache->domains, r->uuid);
+        guint64 running = e != NULL && e->domain->active ? e->domain->current_mib : 0;
+        sum_sub (&cache->committed, MAX (running, r->mib));
+        sum_add (&cache->committed, running);
         g_hash_table_iter_steal (&it);
         g_ptr_array_add (out, r);
       }
@@ -264,4 +356,14 @@ vmem_cache_commitments (VmemCache *cache)
         g_array_append_val (out, c);
       }
   return out;
+}
+
+guint64
+vmem_cache_committed (VmemCache *cache, const char *except_uuid)
+{
+  Sum sum = cache->committed;
+  if (except_uuid != NULL)
+    sum_sub (&sum, committed_by (cache, except_uuid));
+  /* Saturated, as vmem_admission_committed() adds. */
+  return sum.hi > 0 ? G_MAXUINT64 : sum.lo;
 }

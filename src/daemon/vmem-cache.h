@@ -85,5 +85,10 @@ void            vmem_reservation_free (VmemReservation *r);
  * balloon size, and every reservation, one VmemCommitment per uuid.  The
  * strings point into the cache until it changes. */
 GArray         *vmem_cache_commitments (VmemCache *cache);
+/* vmem_admission_committed() over vmem_cache_commitments() (@except_uuid
+ * left out, NULL: none), without building the array: the sum is kept as
+ * the cache changes, so the hook's prepare, which asks it at every start,
+ * takes two lookups whatever the number of domains. */
+guint64         vmem_cache_committed (VmemCache *cache, const char *except_uuid);
 
 G_END_DECLS

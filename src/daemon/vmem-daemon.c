@@ -35,6 +35,9 @@
  * hook runs), or holds the read up until it ends. */
 #define RECONCILE_GRACE_S  5
 #define WARN_EVERY_S       300
+/* The store's thread runs this much nicer than the main loop (see
+ * vmem_daemon_new). */
+#define STORE_NICE         10
 
 typedef struct _Cycle Cycle;
 typedef struct _TrimJob TrimJob;
@@ -1005,13 +1008,11 @@ want_period_cb (gpointer user_data)
 static void
 controller_host (VmemDaemon *daemon, VmemControllerHost *host)
 {
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   VmemHostMem mem;
   gboolean read = read_host_memory (daemon, &mem);
   *host = (VmemControllerHost){
     .capacity_mib = capacity_cb (daemon),
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL),
+    .committed_mib = vmem_cache_committed (daemon->cache, NULL),
   };
   if (read)
     {
@@ -1522,7 +1523,6 @@ heartbeat (gpointer user_data)
   VmemDaemon *daemon = user_data;
   VmemHostMem mem;
   read_host_memory (daemon, &mem);
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
   StoreWrite *w = store_write_new (WRITE_HEARTBEAT, NULL);
   w->host = (VmemHostRow){
     .id = (char *) str (w, daemon->config->host_id),
@@ -1530,8 +1530,7 @@ heartbeat (gpointer user_data)
     .capacity_mib = capacity_cb (daemon),
     .reserved_mib = daemon->config->reserve_mib,
     .overcommit = 1.0,
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL),
+    .committed_mib = vmem_cache_committed (daemon->cache, NULL),
     .interval_s = daemon->heartbeat_interval,
     .heartbeat = now_s (),
   };
@@ -2010,9 +2009,7 @@ metrics_snapshot (VmemDaemon *daemon)
   s->libvirt_connected = daemon->virt != NULL && vmem_virt_is_connected (daemon->virt);
   s->capacity_mib = capacity_cb (daemon);
   s->reserve_mib = daemon->config->reserve_mib;
-  g_autoptr(GArray) commitments = vmem_cache_commitments (daemon->cache);
-  s->committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, NULL);
+  s->committed_mib = vmem_cache_committed (daemon->cache, NULL);
   g_autoptr(GPtrArray) reservations = vmem_cache_reservations (daemon->cache);
   for (guint i = 0; i < reservations->len; i++)
     {
@@ -2201,7 +2198,11 @@ vmem_daemon_new (VmemConfig *config, GError **error)
                         g_strdup (daemon->config->host_name));
   daemon->buffer = vmem_store_buffer_new (daemon->config->buffer_samples,
                                          daemon->config->buffer_writes);
-  daemon->store_worker = vmem_worker_new ("vmemd-store", daemon->store);
+  /* The store writes behind the main loop, a cycle's samples at once: at
+   * a lower priority, so that on a busy host the main loop, which answers
+   * the hook, gets the processor first, and the writes take what is left
+   * (they have the interval to finish, and are buffered past it). */
+  daemon->store_worker = vmem_worker_new_niced ("vmemd-store", STORE_NICE, daemon->store);
   return g_steal_pointer (&daemon);
 }
 

@@ -368,6 +368,122 @@ test_commitments_after_remove (void **state)
   assert_int_equal (g_array_index (c, VmemCommitment, 0).reserved_mib, 4096);
 }
 
+/* vmem_cache_committed() is the sum of vmem_cache_commitments(), with and
+ * without each uuid left out, whatever the mix of running, shut-off,
+ * starting and removed domains. */
+static void
+assert_committed_matches (VmemCache *cache, guint n)
+{
+  g_autoptr(GArray) c = vmem_cache_commitments (cache);
+  const VmemCommitment *cv = (const VmemCommitment *) c->data;
+  assert_int_equal (vmem_cache_committed (cache, NULL),
+                    vmem_admission_committed (cv, c->len, NULL));
+  assert_int_equal (vmem_cache_committed (cache, "not-a-known-uuid"),
+                    vmem_admission_committed (cv, c->len, "not-a-known-uuid"));
+  for (guint i = 0; i < n; i++)
+    {
+      char uuid[37];
+      g_snprintf (uuid, sizeof uuid, "22222222-2222-4222-8222-%012x", i);
+      assert_int_equal (vmem_cache_committed (cache, uuid),
+                        vmem_admission_committed (cv, c->len, uuid));
+    }
+}
+
+static void
+test_committed_is_the_commitments_sum (void **state)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed (7);
+  g_autoptr(VmemCache) cache = vmem_cache_new ();
+  const guint n = 24;
+  /* Every way the cache changes, at random, on a few uuids so that they
+   * meet: the sum kept must be the commitments' after each. */
+  for (guint step = 0; step < 4000; step++)
+    {
+      char uuid[37], name[16];
+      guint i = (guint) g_rand_int_range (rand, 0, (gint32) n);
+      g_snprintf (uuid, sizeof uuid, "22222222-2222-4222-8222-%012x", i);
+      g_snprintf (name, sizeof name, "d%u", i);
+      guint64 mib = (guint64) g_rand_int_range (rand, 0, 16384);
+      switch (g_rand_int_range (rand, 0, 9))
+        {
+        case 0: /* read running */
+          vmem_cache_update (cache, domain (uuid, name, TRUE, mib), step * SEC);
+          break;
+        case 1: /* read shut off */
+          vmem_cache_update (cache, domain (uuid, name, FALSE, mib), step * SEC);
+          break;
+        case 2:
+        case 3: /* the balloon moves (0: not read) */
+          vmem_cache_set_balloon (cache, uuid, mib);
+          break;
+        case 4: /* a start admitted */
+          vmem_cache_reserve (cache, uuid, name, mib, step * SEC);
+          break;
+        case 5: /* STARTED or STOPPED, named by the reservation's own uuid */
+          {
+            g_autoptr(GPtrArray) held = vmem_cache_reservations (cache);
+            if (held->len > 0)
+              vmem_cache_release (
+                cache, ((VmemReservation *) g_ptr_array_index (held, i % held->len))->uuid);
+          }
+          break;
+        case 6: /* undefined, named by the domain's own uuid */
+          {
+            VmemCacheEntry *e = vmem_cache_lookup (cache, uuid);
+            if (e != NULL)
+              vmem_cache_remove (cache, e->domain->uuid);
+          }
+          break;
+        case 7: /* reservations older than a few steps expire */
+          {
+            g_autoptr(GPtrArray) gone =
+              vmem_cache_expire (cache, step * SEC, (gint64) g_rand_int_range (rand, 1, 40) * SEC);
+          }
+          break;
+        default: /* a full read keeps about half the domains */
+          {
+            GPtrArray *list =
+              g_ptr_array_new_with_free_func ((GDestroyNotify) vmem_domain_free);
+            for (guint k = 0; k < n; k++)
+              if (g_rand_boolean (rand))
+                {
+                  char u[37], nm[16];
+                  g_snprintf (u, sizeof u, "22222222-2222-4222-8222-%012x", k);
+                  g_snprintf (nm, sizeof nm, "d%u", k);
+                  g_ptr_array_add (list, domain (u, nm, g_rand_boolean (rand),
+                                                 (guint64) g_rand_int_range (rand, 1, 16384)));
+                }
+            vmem_cache_replace_all (cache, list, step * SEC);
+          }
+          break;
+        }
+      assert_committed_matches (cache, n);
+    }
+}
+
+/* Past G_MAXUINT64 the sum saturates, as vmem_admission_committed()'s
+ * does, and leaving the large one out gives the exact rest. */
+static void
+test_committed_saturates (void **state)
+{
+  g_autoptr(VmemCache) cache = vmem_cache_new ();
+  vmem_cache_update (cache, domain ("22222222-2222-4222-8222-000000000000", "big", TRUE,
+                                    G_MAXUINT64 - 10), 0);
+  vmem_cache_update (cache, domain ("22222222-2222-4222-8222-000000000001", "small", TRUE, 20), 0);
+  vmem_cache_reserve (cache, "22222222-2222-4222-8222-000000000002", "new", 5, 0);
+  assert_int_equal (vmem_cache_committed (cache, NULL), G_MAXUINT64);
+  assert_int_equal (vmem_cache_committed (cache, "22222222-2222-4222-8222-000000000000"), 25);
+  assert_committed_matches (cache, 3);
+
+  /* A reservation above a huge balloon: saturated in the second pass. */
+  g_autoptr(VmemCache) c2 = vmem_cache_new ();
+  vmem_cache_update (c2, domain ("22222222-2222-4222-8222-000000000000", "big", TRUE,
+                                 G_MAXUINT64 - 10), 0);
+  vmem_cache_reserve (c2, "22222222-2222-4222-8222-000000000001", "new", 100, 0);
+  assert_int_equal (vmem_cache_committed (c2, NULL), G_MAXUINT64);
+  assert_committed_matches (c2, 2);
+}
+
 int
 main (void)
 {
@@ -383,6 +499,8 @@ main (void)
     cmocka_unit_test (test_commitments),
     cmocka_unit_test (test_commitments_starting_counts_max),
     cmocka_unit_test (test_commitments_after_remove),
+    cmocka_unit_test (test_committed_is_the_commitments_sum),
+    cmocka_unit_test (test_committed_saturates),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -11,6 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 static GThread *main_thread;
@@ -482,6 +485,51 @@ test_result_free_without_done (void **state)
   assert_int_equal (log->results_freed, 2);
 }
 
+/* The nice value of the thread that runs it, + 100 (0 is not a result). */
+static gpointer
+own_nice (gpointer state, gpointer data, GError **error)
+{
+  errno = 0;
+  int n = getpriority (PRIO_PROCESS, (id_t) gettid ());
+  if (n == -1 && errno != 0)
+    {
+      g_set_error (error, VMEM_ERROR, VMEM_ERROR_FAILED, "getpriority: %s", g_strerror (errno));
+      return NULL;
+    }
+  return GINT_TO_POINTER (n + 100);
+}
+
+/* A niced worker's thread runs that much nicer than the thread that made
+ * it, at most 19; the main thread and a plain worker keep theirs. */
+static void
+test_niced (void **state)
+{
+  errno = 0;
+  int base = getpriority (PRIO_PROCESS, (id_t) gettid ());
+  assert_false (base == -1 && errno != 0);
+  g_autoptr(GError) error = NULL;
+
+  VmemWorker *plain = vmem_worker_new ("test-plain", NULL);
+  gpointer r = vmem_worker_call (plain, own_nice, NULL, &error);
+  assert_no_error (error);
+  assert_int_equal (GPOINTER_TO_INT (r) - 100, base);
+  vmem_worker_free (plain);
+
+  VmemWorker *niced = vmem_worker_new_niced ("test-niced", 5, NULL);
+  r = vmem_worker_call (niced, own_nice, NULL, &error);
+  assert_no_error (error);
+  assert_int_equal (GPOINTER_TO_INT (r) - 100, MIN (base + 5, 19));
+  vmem_worker_free (niced);
+
+  VmemWorker *most = vmem_worker_new_niced ("test-most", 40, NULL);
+  r = vmem_worker_call (most, own_nice, NULL, &error);
+  assert_no_error (error);
+  assert_int_equal (GPOINTER_TO_INT (r) - 100, 19);
+  vmem_worker_free (most);
+
+  assert_int_equal (getpriority (PRIO_PROCESS, (id_t) gettid ()), base);
+}
+
 int
 main (void)
 {
@@ -494,6 +542,7 @@ main (void)
     cmocka_unit_test (test_call),
     cmocka_unit_test (test_free_runs_queued),
     cmocka_unit_test (test_result_free_without_done),
+    cmocka_unit_test (test_niced),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -684,9 +684,7 @@ method_status (VmemCall *call, json_object *params, gpointer user_data)
   VmemCache *cache = m->ctx.cache;
 
   CHECK_KEYS (call, params, "");
-  g_autoptr(GArray) commitments = vmem_cache_commitments (cache);
-  guint64 committed = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                                commitments->len, NULL);
+  guint64 committed = vmem_cache_committed (cache, NULL);
   json_object *s = json_object_new_object ();
   json_object_object_add (s, "version", json_object_new_string (VMEM_VERSION));
   json_object_object_add (s, "host", json_object_new_string (c->host_name));
@@ -1325,8 +1323,7 @@ admission_done (VmemMethods *m, const char *name, const char *workload, const ch
 }
 
 static VmemAdmissionRequest
-admission_request (VmemMethods *m, const char *uuid, const char *name, const char *workload,
-                   GArray *commitments)
+admission_request (VmemMethods *m, const char *uuid, const char *name, const char *workload)
 {
   const VmemConfig *c = CONFIG (m);
   return (VmemAdmissionRequest){
@@ -1335,8 +1332,7 @@ admission_request (VmemMethods *m, const char *uuid, const char *name, const cha
     .unchecked = c->unchecked,
     .ready = vmem_cache_is_ready (m->ctx.cache),
     .capacity_mib = m->ctx.capacity (m->ctx.user_data),
-    .committed_mib = vmem_admission_committed ((const VmemCommitment *) commitments->data,
-                                               commitments->len, uuid),
+    .committed_mib = vmem_cache_committed (m->ctx.cache, uuid),
     .name = name,
     .workload = workload,
   };
@@ -1350,8 +1346,7 @@ admission_request (VmemMethods *m, const char *uuid, const char *name, const cha
 static gboolean
 admit (VmemMethods *m, const VmemProfile *p, const VmemDomain *d, const char *id, char **message)
 {
-  g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
-  VmemAdmissionRequest req = admission_request (m, id, d->name, p->name, commitments);
+  VmemAdmissionRequest req = admission_request (m, id, d->name, p->name);
   req.memory_mib = d->memory_mib;
   req.current_mib = d->current_mib;
   req.prealloc = d->prealloc;
@@ -1370,8 +1365,7 @@ static gboolean
 admit_unchecked (VmemMethods *m, const VmemProfile *p, const VmemCacheEntry *e,
                  const char *domain, const char *uuid, const char *why, char **message)
 {
-  g_autoptr(GArray) commitments = vmem_cache_commitments (m->ctx.cache);
-  VmemAdmissionRequest req = admission_request (m, uuid, domain, p ? p->name : NULL, commitments);
+  VmemAdmissionRequest req = admission_request (m, uuid, domain, p ? p->name : NULL);
   req.unchecked_why = why;
   g_auto(VmemAdmissionDecision) out = { 0 };
   vmem_admission_decide (&req, &out);
