@@ -325,7 +325,7 @@ def bench_start(h, vmemtest, name, starts):
                 t1 = time.monotonic_ns()
                 windows[label].append((t0, t1))
                 if label == "vmem-hook":
-                    h.wait_log("hook", name, "started", since=mark, timeout=10)
+                    h.wait_log("hook prepare begin", name, since=mark, timeout=10)
                 h.virsh("destroy", name)
     finally:
         set_hook(hooks["vmem-hook"])
