@@ -16,6 +16,7 @@ import errno
 import json
 import os
 import random
+import re
 import socket
 import struct
 import subprocess
@@ -277,6 +278,45 @@ def bench_exec(h, vmemtest, name, runs):
     return xml_path, times
 
 
+def prepare_histogram(h):
+    """vmemd's own time on the prepare calls so far, from its metrics:
+    {"count", "sum" (seconds), "buckets": {le: cumulative count}}, from the
+    receipt of each call to its reply."""
+    out = {"count": 0, "sum": 0.0, "buckets": {}}
+    pat = re.compile(r'^vmemd_hook_request_duration_seconds_(count|sum|bucket)'
+                     r'\{([^}]*)\} (\S+)')
+    for line in h.vmemctl("metrics", "--format", "prometheus").stdout.splitlines():
+        m = pat.match(line)
+        if not m or 'op="prepare"' not in m.group(2):
+            continue
+        kind, labels, value = m.groups()
+        if kind == "bucket":
+            le = re.search(r'le="([^"]+)"', labels).group(1)
+            out["buckets"][le] = float(value)
+        else:
+            out[kind] = float(value)
+    return out
+
+
+def print_daemon_time(title, before, after):
+    """What vmemd took on the prepare calls between two snapshots."""
+    n = after["count"] - before["count"]
+    if n <= 0:
+        raise AssertionError(f"{title}: vmemd's metrics show no prepare call")
+    mean_ms = (after["sum"] - before["sum"]) / n * 1000
+    print(f"\n{title}: vmemd's own time per prepare call, receipt to reply "
+          f"(its metrics): n={n:.0f}, mean {mean_ms:.2f} ms")
+    shares = []
+    for le, c in after["buckets"].items():
+        if le == "+Inf":
+            continue
+        share = (c - before["buckets"].get(le, 0)) / n
+        shares.append(f"≤ {float(le) * 1000:g} ms {share:.0%}")
+        if share >= 1:
+            break
+    print("  " + ", ".join(shares))
+
+
 def set_hook(path):
     """Points the private libvirtd's qemu.d/50-vmemd at @path (libvirt reads
     the directory at every hook call)."""
@@ -387,13 +427,18 @@ def main():
         hook = os.path.abspath(vmemtest.HOOK)
         print(f"hook: {hook} (linked: {linkage(hook)}); /bin/true (linked: {linkage('/bin/true')}); "
               f"guests type='{vmemtest.DOMAIN_TYPE}'")
+        hist0 = prepare_histogram(h)
         xml_path, exec_times = bench_exec(h, vmemtest, name, args.runs)
+        hist1 = prepare_histogram(h)
         print(f"domain XML on standard input: {os.path.getsize(xml_path)} bytes (virsh dumpxml --security-info)")
         print_table("Hook alone: exec to exit, `prepare begin` answered by vmemd "
                     "(interleaved in random order)", "ms",
                     [(k, summary(v)) for k, v in exec_times.items()], "/bin/true")
 
+        print_daemon_time("Hook alone", hist0, hist1)
+
         start_times, start_runs, hooks = bench_start(h, vmemtest, name, args.starts)
+        print_daemon_time("virsh start with vmem-hook", hist1, prepare_histogram(h))
         print_table("`virsh start` of a managed domain, destroyed after each start "
                     "(interleaved in random order; the empty hook is a static `return 0`)", "ms",
                     [(k, summary(v)) for k, v in start_times.items()], "empty hook")
