@@ -24,13 +24,13 @@ G_BEGIN_DECLS
  *
  * Events vmemd does nothing with (vmem_hook_passes_on) return 0 before
  * anything is read, and leave standard input unread (libvirt ignores the
- * closed pipe).  Only the events that need vmemd's answer (vmem_hook_may_refuse) wait for
- * it: reading the XML and the call share one deadline, the config's hook
- * timeout (vmem_hook_short_ms of it while vmemd is known to be silent,
- * see VMEM_HOOK_SILENT_WINDOW_S).  Every other event is sent as a oneway
- * call within vmem_hook_short_ms and nothing is waited for.  A timer ends
- * the process at the deadline plus VMEM_HOOK_GRACE_MS whatever else
- * blocks. */
+ * closed pipe).  Only the events that need vmemd's answer
+ * (vmem_hook_may_refuse) wait for it: reading the XML and the call share
+ * one deadline, the config's hook timeout (vmem_hook_short_ms of it while
+ * vmemd is known to be silent, see VMEM_HOOK_SILENT_WINDOW_S).  The
+ * others passed on (stopped, release) are sent as oneway calls within
+ * vmem_hook_short_ms and nothing is waited for.  A timer ends the process at the deadline plus
+ * VMEM_HOOK_GRACE_MS whatever else blocks. */
 int vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd);
 
 /* Does vmemd do anything with this event?  prepare, migrate and restore

@@ -526,8 +526,8 @@ test_ignored_events_exit_at_once (void **state)
       g_auto(Run) r = { 0 };
       run_hook (fifo, ignored[i][0], ignored[i][1], NULL, &r);
       if (r.status != 0 || *r.out != '\0' || *r.err != '\0' || r.elapsed_ms >= 500)
-        fail_msg ("%s %s: exit %d after %" G_GINT64_FORMAT " ms, out '%s', err '%s'",
-                  ignored[i][0], ignored[i][1], r.status, r.elapsed_ms, r.out, r.err);
+        fail_msg ("%s %s: exit %d after %" G_GINT64_FORMAT " ms, out '%s', err '%s'", ignored[i][0],
+                  ignored[i][1], r.status, r.elapsed_ms, r.out, r.err);
     }
   /* An event vmemd acts on, the same way, does read the config. */
   g_auto(Run) stopped = { 0 };
