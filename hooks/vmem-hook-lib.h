@@ -22,14 +22,24 @@ G_BEGIN_DECLS
  * and one line on @err_fd when refusing, when vmemd warns, or when vmemd
  * could not be asked.  Returns the exit status.
  *
- * Only the events that need vmemd's answer (vmem_hook_may_refuse) wait for
- * it: reading the XML and the call share one deadline, the config's hook
- * timeout (vmem_hook_short_ms of it while vmemd is known to be silent,
- * see VMEM_HOOK_SILENT_WINDOW_S).  Every other event is sent as a oneway
- * call within vmem_hook_short_ms and nothing is waited for.  A timer ends
- * the process at the deadline plus VMEM_HOOK_GRACE_MS whatever else
- * blocks. */
+ * Events vmemd does nothing with (vmem_hook_passes_on) return 0 before
+ * anything is read, and leave standard input unread (libvirt ignores the
+ * closed pipe).  Only the events that need vmemd's answer
+ * (vmem_hook_may_refuse) wait for it: reading the XML and the call share
+ * one deadline, the config's hook timeout (vmem_hook_short_ms of it while
+ * vmemd is known to be silent, see VMEM_HOOK_SILENT_WINDOW_S).  The
+ * others passed on (stopped, release) are sent as oneway calls within
+ * vmem_hook_short_ms and nothing is waited for.  A timer ends the process at the deadline plus
+ * VMEM_HOOK_GRACE_MS whatever else blocks. */
 int vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd);
+
+/* Does vmemd do anything with this event?  prepare, migrate and restore
+ * begin (see vmem_hook_may_refuse), and stopped and release, whatever
+ * their subop (the end of a start's reservation).  vmemd only logs the
+ * others (start, started, reconnect, attach, ...): on those vmem_hook_run
+ * returns 0 at once, before it reads its configuration or standard input
+ * or connects.  Plain C, no allocation. */
+gboolean vmem_hook_passes_on (const char *op, const char *subop);
 
 /* Does this event wait for vmemd's answer, and may it stop what libvirt
  * is doing?  prepare begin (admission control), migrate begin and restore

@@ -443,8 +443,10 @@ test_silent_daemon_fail_closed (void **state)
   assert_one_line (r.err, "fail_closed");
   assert_in_time (&r, TIMEOUT_MS);
 
+  /* A notification is never refused, even when vmemd takes it and says
+   * nothing. */
   g_auto(Run) rc = { 0 };
-  run_hook (f->config, "reconnect", "begin", domain_xml, &rc);
+  run_hook (f->config, "stopped", "end", domain_xml, &rc);
   assert_int_equal (rc.status, 0);
   assert_in_time (&rc, TIMEOUT_MS);
 }
@@ -503,6 +505,64 @@ test_silent_daemon_costs_one_timeout (void **state)
   run_hook (f->config, "prepare", "begin", domain_xml, &again);
   assert_int_equal (again.status, 0);
   assert_true (again.elapsed_ms >= timeout_ms - 50);
+}
+
+/* The events vmemd only logs end before the hook reads anything: a config
+ * that would block (a FIFO with no writer: the backstop would end the
+ * hook after 600 ms with "out of time"), a standard input that never
+ * closes, no vmemd at all.  Nothing on standard output or error. */
+static void
+test_ignored_events_exit_at_once (void **state)
+{
+  Fixture *f = *state;
+  static const char *const ignored[][2] = {
+    { "start", "begin" },  { "started", "begin" }, { "reconnect", "begin" },
+    { "attach", "begin" }, { "prepare", "end" },   { "migrate", "end" },
+  };
+  g_autofree char *fifo = g_build_filename (f->dir, "stuck.conf", NULL);
+  assert_int_equal (mkfifo (fifo, 0600), 0);
+  for (gsize i = 0; i < G_N_ELEMENTS (ignored); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (fifo, ignored[i][0], ignored[i][1], NULL, &r);
+      if (r.status != 0 || *r.out != '\0' || *r.err != '\0' || r.elapsed_ms >= 500)
+        fail_msg ("%s %s: exit %d after %" G_GINT64_FORMAT " ms, out '%s', err '%s'", ignored[i][0],
+                  ignored[i][1], r.status, r.elapsed_ms, r.out, r.err);
+    }
+  /* An event vmemd acts on, the same way, does read the config. */
+  g_auto(Run) stopped = { 0 };
+  run_hook (fifo, "stopped", "end", NULL, &stopped);
+  g_unlink (fifo);
+  assert_int_equal (stopped.status, 0);
+  assert_one_line (stopped.err, "out of time");
+
+  /* With no vmemd on the configured socket, a notification says it went
+   * ahead without it; an ignored event never tried. */
+  g_auto(Run) alone = { 0 };
+  run_hook (f->config, "started", "begin", domain_xml, &alone);
+  assert_int_equal (alone.status, 0);
+  assert_string_equal (alone.err, "");
+  g_auto(Run) release = { 0 };
+  run_hook (f->config, "release", "end", domain_xml, &release);
+  assert_int_equal (release.status, 0);
+  assert_one_line (release.err, "goes ahead without vmemd");
+
+  /* A vmemd there is not called either. */
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  for (gsize i = 0; i < G_N_ELEMENTS (ignored); i++)
+    {
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, ignored[i][0], ignored[i][1], domain_xml, &r);
+      assert_int_equal (r.status, 0);
+      assert_string_equal (r.err, "");
+    }
+  g_auto(Run) prepare = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &prepare);
+  assert_int_equal (prepare.status, 0);
+  g_mutex_lock (&d->lock);
+  int calls = d->calls;
+  g_mutex_unlock (&d->lock);
+  assert_int_equal (calls, 1);
 }
 
 /* Notifications go oneway, with the domain and its uuid but no XML. */
@@ -590,10 +650,10 @@ test_refusal_exits_1_with_the_message (void **state)
     }
 
   /* An event that cannot be refused goes ahead anyway. */
-  g_auto(Run) started = { 0 };
-  run_hook (f->config, "started", "begin", domain_xml, &started);
-  assert_int_equal (started.status, 0);
-  assert_string_equal (started.out, "");
+  g_auto(Run) stopped = { 0 };
+  run_hook (f->config, "stopped", "end", domain_xml, &stopped);
+  assert_int_equal (stopped.status, 0);
+  assert_string_equal (stopped.out, "");
 }
 
 static void
@@ -808,6 +868,23 @@ test_xml_of_another_domain_is_not_sent (void **state)
 static void
 test_which_events (void **state)
 {
+  /* What vmemd acts on: admission, the XML of an incoming domain, the end
+   * of a start's reservation. */
+  assert_true (vmem_hook_passes_on ("prepare", "begin"));
+  assert_true (vmem_hook_passes_on ("migrate", "begin"));
+  assert_true (vmem_hook_passes_on ("restore", "begin"));
+  assert_true (vmem_hook_passes_on ("stopped", "end"));
+  assert_true (vmem_hook_passes_on ("release", "end"));
+  assert_true (vmem_hook_passes_on ("release", "-"));
+  /* What vmemd would only log. */
+  assert_false (vmem_hook_passes_on ("start", "begin"));
+  assert_false (vmem_hook_passes_on ("started", "begin"));
+  assert_false (vmem_hook_passes_on ("reconnect", "begin"));
+  assert_false (vmem_hook_passes_on ("attach", "begin"));
+  assert_false (vmem_hook_passes_on ("prepare", "end"));
+  assert_false (vmem_hook_passes_on ("migrate", "end"));
+  assert_false (vmem_hook_passes_on ("Prepare", "begin"));
+  assert_false (vmem_hook_passes_on ("", "begin"));
   assert_true (vmem_hook_may_refuse ("prepare", "begin"));
   assert_true (vmem_hook_may_refuse ("migrate", "begin"));
   assert_true (vmem_hook_may_refuse ("restore", "begin"));
@@ -1032,6 +1109,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_fail_closed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_costs_one_timeout, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_ignored_events_exit_at_once, setup, teardown),
     cmocka_unit_test_setup_teardown (test_notifications_are_oneway, setup, teardown),
     cmocka_unit_test_setup_teardown (test_hung_stdin_does_not_hang, setup, teardown),
     cmocka_unit_test_setup_teardown (test_refusal_exits_1_with_the_message, setup, teardown),
