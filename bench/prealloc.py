@@ -16,8 +16,9 @@ For each: the touch time the guest measures (vmem-touch, in the e2e guest's
 initramfs), how long `virsh start` takes, and the QEMU process's RSS and
 high-water mark (VmRSS, VmHWM in /proc/PID/status) right after `virsh
 start` returns and after the guest has settled.  Runs are interleaved (the
-order of the modes rotates every round); p50 and the number of runs are
-printed per figure, with ratios against lazy.
+order of the modes rotates every round); p50, the range (min-max) and the
+number of runs are printed per figure, with the ratio of each p50 to
+lazy's.
 
 Run as root, from the source tree, after building it:
 
@@ -154,6 +155,32 @@ FIGURES = (
 )
 
 
+def cell(vals, base_p50, fmt):
+    """One cell of a table: p50, the range [min-max], n and the ratio of the
+    p50 to the baseline's; "-" without runs."""
+    if not vals:
+        return "-"
+    p50 = statistics.median(vals)
+    ratio = f"{p50 / base_p50:.2f}x" if base_p50 > 0 else "-"
+    return f"{fmt.format(p50)} [{fmt.format(min(vals))}-{fmt.format(max(vals))}] ({len(vals)}) {ratio}"
+
+
+def table(results, mib):
+    """The lines of the markdown table of one size: a row per figure, a
+    column per mode."""
+    rows = []
+    for key, label, fmt in FIGURES:
+        base = [r[key] for r in results[(mib, BASELINE)]]
+        base_p50 = statistics.median(base) if base else 0
+        rows.append((label, [cell([r[key] for r in results[(mib, m)]], base_p50, fmt) for m in MODES]))
+    width = max([len(m) for m in MODES] + [len(c) for _, cells in rows for c in cells])
+    lines = [f"| {'figure':<18} |" + "".join(f" {m:>{width}} |" for m in MODES),
+             "|" + "-" * 20 + "|" + "".join("-" * (width + 1) + ":|" for _ in MODES)]
+    for label, cells in rows:
+        lines.append(f"| {label:<18} |" + "".join(f" {c:>{width}} |" for c in cells))
+    return lines
+
+
 def report(results, sizes, domain_type):
     print()
     print(f"Guests under {'KVM' if domain_type == 'kvm' else 'TCG'} (domain type {domain_type!r}).")
@@ -164,23 +191,9 @@ def report(results, sizes, domain_type):
     for mib in sizes:
         print()
         print(f"N = {mib} MiB touched (<memory> {mib + 512} MiB, plan's demand {mib + 256} MiB); "
-              "p50 (n), and the ratio to lazy")
-        header = f"| {'figure':<18} |" + "".join(f" {m:>22} |" for m in MODES)
-        print(header)
-        print("|" + "-" * 20 + "|" + "".join("-" * 23 + ":|" for _ in MODES))
-        for key, label, fmt in FIGURES:
-            base = [r[key] for r in results[(mib, BASELINE)]]
-            base_p50 = statistics.median(base) if base else 0
-            cells = []
-            for m in MODES:
-                vals = [r[key] for r in results[(mib, m)]]
-                if not vals:
-                    cells.append(f"{'-':>22}")
-                    continue
-                p50 = statistics.median(vals)
-                ratio = f"{p50 / base_p50:.2f}x" if base_p50 > 0 else "-"
-                cells.append(f"{fmt.format(p50) + f' ({len(vals)}) ' + ratio:>22}")
-            print(f"| {label:<18} |" + "".join(f" {c} |" for c in cells))
+              "p50 [min-max] (n), and the ratio of the p50 to lazy's")
+        for line in table(results, mib):
+            print(line)
 
 
 def main():
@@ -209,7 +222,7 @@ def main():
                     fig = one_run(h, vmemtest.wait_for, mib, mode, args.settle, r + 1)
                     results[(mib, mode)].append(fig)
                     print(f"prealloc: run {r + 1}/{args.runs} N={mib} {mode}: "
-                          + ", ".join(f"{k} {v:.1f}" for k, v in fig.items()), flush=True)
+                          + ", ".join(f"{k} {v:.2f}" for k, v in fig.items()), flush=True)
         ok = True
     except KeyboardInterrupt:
         print("prealloc: interrupted", file=sys.stderr)
