@@ -15,9 +15,12 @@ boot, started three ways on a real libvirtd with the real vmemd and hook:
 For each: the touch time the guest measures (vmem-touch, in the e2e guest's
 initramfs), how long `virsh start` takes, and the QEMU process's RSS and
 high-water mark (VmRSS, VmHWM in /proc/PID/status) right after `virsh
-start` returns and after the guest has settled.  Runs are interleaved (the
-order of the modes rotates every round); p50 and the number of runs are
-printed per figure, with ratios against lazy.
+start` returns, the lowest RSS seen (every 0.1 s) from then until the
+touch is reported, and the RSS and high-water mark after the guest has
+settled.  Runs are interleaved (the
+order of the modes rotates every round); p50, the range (min-max) and the
+number of runs are printed per figure, with the ratio of each p50 to
+lazy's.
 
 Run as root, from the source tree, after building it:
 
@@ -123,16 +126,28 @@ def one_run(h, wait_for, mib, mode, settle, run):
     start_s = h.start_guest(name)
     pid = h.qemu_pid(name)
     rss_boot, hwm_boot = proc_mem(pid)
-    line = wait_for(lambda: re.search(r"vmem-touch: (\d+) MiB touched in ([0-9.]+) ms|"
-                                      r"vmem-guest: touch failed", h.console(name)),
-                    timeout=300, interval=0.2, what=f"{name} to report its touch")
+    # The RSS is sampled while the guest boots and touches: whatever QEMU
+    # gives back before the touch is over (a balloon inflating, free pages
+    # reported) is memory the touch may fault in again.
+    rss_seen = [rss_boot]
+
+    def touch_reported():
+        rss_seen.append(proc_mem(pid)[0])
+        return re.search(r"vmem-touch: (\d+) MiB touched in ([0-9.]+) ms|vmem-guest: touch failed",
+                         h.console(name))
+
+    line = wait_for(touch_reported, timeout=300, interval=0.1, what=f"{name} to report its touch")
     if line.group(1) is None:
         raise AssertionError(f"{name}: the guest could not touch {mib} MiB:\n{h.console(name)[-2000:]}")
     touch_ms = float(line.group(2))
+    target = None
     if mode == "balloon":
-        # Settled: the balloon has brought the guest down to its plan.
-        wait_for(lambda: h.dommemstat(name)["actual"] <= demand * 1024, timeout=120, interval=0.5,
-                 what=f"{name}'s balloon at {demand} MiB")
+        # Settled: the balloon is where vmemd wants it.  That is the demand
+        # unless the controller has moved it since (a guest whose touch left
+        # it less free memory than its buffer is given more).
+        target = wait_for(lambda: balloon_at_target(h, name, demand), timeout=120, interval=0.5,
+                          what=f"{name}'s balloon at vmemd's target (the demand {demand} MiB or "
+                               "the controller's since)")
     time.sleep(settle)
     rss_settled, hwm_settled = proc_mem(pid)
     console = h.console(name)
@@ -140,8 +155,22 @@ def one_run(h, wait_for, mib, mode, settle, run):
         raise AssertionError(f"{name}: the guest ran out of memory:\n{console[-2000:]}")
     h.virsh("destroy", name)
     h.virsh("undefine", name)
-    return {"touch_ms": touch_ms, "start_s": start_s, "rss_boot": rss_boot, "hwm_boot": hwm_boot,
-            "rss_settled": rss_settled, "hwm_settled": hwm_settled}
+    fig = {"touch_ms": touch_ms, "start_s": start_s, "rss_boot": rss_boot, "hwm_boot": hwm_boot,
+           "rss_low": min(rss_seen), "rss_settled": rss_settled, "hwm_settled": hwm_settled}
+    if target is not None:
+        fig["balloon_mib"] = target
+    return fig
+
+
+def balloon_at_target(h, name, demand):
+    """The target in MiB once the balloon of a running guest has reached
+    it (within 1 MiB), else None: vmemd's last target (vmemctl status), or
+    the demand before the controller has set one."""
+    target = demand
+    for d in h.status()["domains"]:
+        if d["name"] == name and "target_mib" in d:
+            target = d["target_mib"]
+    return target if abs(h.dommemstat(name)["actual"] / 1024 - target) <= 1 else None
 
 
 FIGURES = (
@@ -149,9 +178,37 @@ FIGURES = (
     ("start_s", "virsh start s", "{:.2f}"),
     ("rss_boot", "RSS at boot MiB", "{:.0f}"),
     ("hwm_boot", "HWM at boot MiB", "{:.0f}"),
+    ("rss_low", "RSS low to touch MiB", "{:.0f}"),
     ("rss_settled", "RSS settled MiB", "{:.0f}"),
     ("hwm_settled", "HWM settled MiB", "{:.0f}"),
 )
+
+
+def cell(vals, base_p50, fmt):
+    """One cell of a table: p50, the range [min-max], n and the ratio of the
+    p50 to the baseline's; "-" without runs."""
+    if not vals:
+        return "-"
+    p50 = statistics.median(vals)
+    ratio = f"{p50 / base_p50:.2f}x" if base_p50 > 0 else "-"
+    return f"{fmt.format(p50)} [{fmt.format(min(vals))}-{fmt.format(max(vals))}] ({len(vals)}) {ratio}"
+
+
+def table(results, mib):
+    """The lines of the markdown table of one size: a row per figure, a
+    column per mode."""
+    rows = []
+    for key, label, fmt in FIGURES:
+        base = [r[key] for r in results[(mib, BASELINE)]]
+        base_p50 = statistics.median(base) if base else 0
+        rows.append((label, [cell([r[key] for r in results[(mib, m)]], base_p50, fmt) for m in MODES]))
+    lw = max(len(label) for label, _ in rows)
+    width = max([len(m) for m in MODES] + [len(c) for _, cells in rows for c in cells])
+    lines = [f"| {'figure':<{lw}} |" + "".join(f" {m:>{width}} |" for m in MODES),
+             "|" + "-" * (lw + 2) + "|" + "".join("-" * (width + 1) + ":|" for _ in MODES)]
+    for label, cells in rows:
+        lines.append(f"| {label:<{lw}} |" + "".join(f" {c:>{width}} |" for c in cells))
+    return lines
 
 
 def report(results, sizes, domain_type):
@@ -164,23 +221,9 @@ def report(results, sizes, domain_type):
     for mib in sizes:
         print()
         print(f"N = {mib} MiB touched (<memory> {mib + 512} MiB, plan's demand {mib + 256} MiB); "
-              "p50 (n), and the ratio to lazy")
-        header = f"| {'figure':<18} |" + "".join(f" {m:>22} |" for m in MODES)
-        print(header)
-        print("|" + "-" * 20 + "|" + "".join("-" * 23 + ":|" for _ in MODES))
-        for key, label, fmt in FIGURES:
-            base = [r[key] for r in results[(mib, BASELINE)]]
-            base_p50 = statistics.median(base) if base else 0
-            cells = []
-            for m in MODES:
-                vals = [r[key] for r in results[(mib, m)]]
-                if not vals:
-                    cells.append(f"{'-':>22}")
-                    continue
-                p50 = statistics.median(vals)
-                ratio = f"{p50 / base_p50:.2f}x" if base_p50 > 0 else "-"
-                cells.append(f"{fmt.format(p50) + f' ({len(vals)}) ' + ratio:>22}")
-            print(f"| {label:<18} |" + "".join(f" {c} |" for c in cells))
+              "p50 [min-max] (n), and the ratio of the p50 to lazy's")
+        for line in table(results, mib):
+            print(line)
 
 
 def main():
@@ -209,7 +252,7 @@ def main():
                     fig = one_run(h, vmemtest.wait_for, mib, mode, args.settle, r + 1)
                     results[(mib, mode)].append(fig)
                     print(f"prealloc: run {r + 1}/{args.runs} N={mib} {mode}: "
-                          + ", ".join(f"{k} {v:.1f}" for k, v in fig.items()), flush=True)
+                          + ", ".join(f"{k} {v:.2f}" for k, v in fig.items()), flush=True)
         ok = True
     except KeyboardInterrupt:
         print("prealloc: interrupted", file=sys.stderr)
