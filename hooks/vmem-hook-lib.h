@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #pragma once
 
-#include <glib.h>
+/* Plain C: the hook links only the C library (see vmem-hook-lib.c). */
+#include <stdbool.h>
 
-#include "vmem-varlink.h"
+#include "vmem-shared.h"
 
-G_BEGIN_DECLS
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /* Largest domain XML read from standard input; a larger one is not sent. */
 #define VMEM_HOOK_MAX_XML VMEM_VARLINK_MAX_XML
@@ -29,39 +32,55 @@ G_BEGIN_DECLS
  * one deadline, the config's hook timeout (vmem_hook_short_ms of it while
  * vmemd is known to be silent, see VMEM_HOOK_SILENT_WINDOW_S).  The
  * others passed on (stopped, release) are sent as oneway calls within
- * vmem_hook_short_ms and nothing is waited for.  A timer ends the process at the deadline plus
- * VMEM_HOOK_GRACE_MS whatever else blocks. */
+ * vmem_hook_short_ms and nothing is waited for.  A timer ends the process
+ * at the deadline plus VMEM_HOOK_GRACE_MS whatever else blocks.
+ *
+ * Of vmemd's configuration file the hook reads [daemon] socket, [hook]
+ * timeout_ms and [hook] fail_closed, checked as vmemd checks them; a file
+ * it cannot read or parse, or a bad value of one of those keys, makes it
+ * use the defaults of all three and log why.  The other keys are vmemd's
+ * to check. */
 int vmem_hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd);
+
+/* What the hook takes of vmemd's configuration file @path: *socket_path
+ * (free()), *timeout_ms and *fail_closed, the defaults where the file has
+ * none.  A missing file is the defaults.  Returns false with *error set
+ * (free()) when the file cannot be read or parsed or one of the three
+ * values is bad: then all three are the defaults. */
+bool vmem_hook_read_config (const char *path, char **socket_path, unsigned *timeout_ms,
+                            bool *fail_closed, char **error);
 
 /* Does vmemd do anything with this event?  prepare, migrate and restore
  * begin (see vmem_hook_may_refuse), and stopped and release, whatever
  * their subop (the end of a start's reservation).  vmemd only logs the
  * others (start, started, reconnect, attach, ...): on those vmem_hook_run
  * returns 0 at once, before it reads its configuration or standard input
- * or connects.  Plain C, no allocation. */
-gboolean vmem_hook_passes_on (const char *op, const char *subop);
+ * or connects. */
+bool vmem_hook_passes_on (const char *op, const char *subop);
 
 /* Does this event wait for vmemd's answer, and may it stop what libvirt
  * is doing?  prepare begin (admission control), migrate begin and restore
  * begin (libvirt uses the XML the hook prints; they start a domain too).
  * The others are notifications: failing them gains nothing, and failing
  * reconnect kills a running domain. */
-gboolean vmem_hook_may_refuse (const char *op, const char *subop);
+bool vmem_hook_may_refuse (const char *op, const char *subop);
 
 /* What a notification may take, and a call while vmemd is known to be
  * silent: a small fraction of the hook timeout. */
-guint vmem_hook_short_ms (guint timeout_ms);
+unsigned vmem_hook_short_ms (unsigned timeout_ms);
 
 /* Does libvirt use what the hook prints for this event? */
-gboolean vmem_hook_prints_xml (const char *op, const char *subop);
+bool vmem_hook_prints_xml (const char *op, const char *subop);
 
 /* Cheap scan for the domain's <uuid> (no XML parser in the hook); NULL when
- * there is none or it does not look like a UUID. */
+ * there is none or it does not look like a UUID.  Free with free(). */
 char *vmem_hook_find_uuid (const char *xml);
 
 /* Cheap scan for the domain's <name> (the first <name> element: libvirt
  * writes it first), its character references decoded; NULL when there is
- * none or it cannot be decoded. */
+ * none or it cannot be decoded.  Free with free(). */
 char *vmem_hook_find_name (const char *xml);
 
-G_END_DECLS
+#ifdef __cplusplus
+}
+#endif

@@ -45,7 +45,7 @@ vmem_config_new_default (void)
   char host[256] = "";
 
   c->uri = g_strdup ("qemu:///system");
-  c->socket_path = g_strdup (RUNSTATEDIR "/vmemd/io.vmemd");
+  c->socket_path = g_strdup (VMEM_DEFAULT_SOCKET);
   c->admin_group = g_strdup ("vmemd");
   c->stats_interval = 10;
   c->log_level = g_strdup ("info");
@@ -68,7 +68,7 @@ vmem_config_new_default (void)
   c->buffer_samples = 100000;
   c->buffer_writes = 10000;
 
-  c->hook_timeout_ms = 2000;
+  c->hook_timeout_ms = VMEM_HOOK_DEFAULT_TIMEOUT_MS;
   c->fail_closed = FALSE;
 
   c->admission = VMEM_ADMISSION_ENFORCE;
@@ -215,7 +215,8 @@ static const KeyDef keys[] = {
   { "store", "peak_retention_days", KEY_UINT, OFF (peak_retention_days), 1, 3650 },
   { "store", "buffer_samples", KEY_UINT, OFF (buffer_samples), 0, 10000000 },
   { "store", "buffer_writes", KEY_UINT, OFF (buffer_writes), 0, 1000000 },
-  { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), 100, 60000 },
+  { "hook", "timeout_ms", KEY_UINT, OFF (hook_timeout_ms), VMEM_HOOK_MIN_TIMEOUT_MS,
+    VMEM_HOOK_MAX_TIMEOUT_MS },
   { "hook", "fail_closed", KEY_BOOL, OFF (fail_closed), 0, 0 },
   { "admission", "mode", KEY_ADMISSION, OFF (admission), 0, 0 },
   { "admission", "reserve", KEY_SIZE, OFF (reserve_mib), 0, 0 },

@@ -3,6 +3,8 @@
 
 #include <glib.h>
 
+#include "vmem-shared.h"
+
 G_BEGIN_DECLS
 
 typedef enum {
@@ -94,7 +96,6 @@ typedef struct {
   guint            shrink_half_life;    /* seconds in which a surplus then halves, default 3600 */
 } VmemConfig;
 
-#define VMEM_CONFIG_DEFAULT_PATH SYSCONFDIR "/vmemd/vmemd.conf"
 
 VmemConfig *vmem_config_new_default (void);
 void        vmem_config_free (VmemConfig *config);

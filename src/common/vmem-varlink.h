@@ -10,17 +10,9 @@
 #include <glib.h>
 #include <json-c/json.h>
 
-G_BEGIN_DECLS
+#include "vmem-shared.h"
 
-#define VMEM_VARLINK_INTERFACE   "io.vmemd"
-#define VMEM_VARLINK_MAX_MESSAGE (1024 * 1024) /* bytes, NUL excluded */
-/* The largest domain XML vmemd takes anywhere: what the hook reads from
- * libvirt, what the XML reader parses and what one HookEvent carries. */
-#define VMEM_VARLINK_MAX_XML     (16 * 1024 * 1024)
-/* The message limit for root (the hook) in both directions: a HookEvent
- * with the largest domain XML, JSON-escaped (valid XML at most doubles:
- * quotes, backslashes, tabs and newlines), and its reply. */
-#define VMEM_VARLINK_MAX_ROOT_MESSAGE (2 * VMEM_VARLINK_MAX_XML + 64 * 1024)
+G_BEGIN_DECLS
 
 /* Incremental framing: feed bytes as they arrive, pop complete messages. */
 typedef struct _VmemVarlinkFramer VmemVarlinkFramer;
