@@ -165,6 +165,7 @@ buf_reserve (Buf *b, size_t more)
     cap *= 2;
   b->p = xrealloc (b->p, cap);
   b->cap = cap;
+  b->p[b->len] = '\0';
 }
 
 static void

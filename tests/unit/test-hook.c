@@ -3,6 +3,7 @@
  * here with plain POSIX sockets, and vmemctl ($VMEMCTL) on its error paths. */
 #include "vmem-hook-lib.h"
 #include "vmem-cleanup.h"
+#include "vmem-config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -722,6 +723,238 @@ test_daemon_error_reply_fails_open (void **state)
   assert_one_line (c.err, "root only");
 }
 
+/* --- the hook's own reader of vmemd.conf ---------------------------------------- */
+
+typedef struct {
+  const char *text;
+  gboolean ok;             /* the hook takes it */
+  const char *socket;      /* then these */
+  unsigned timeout_ms;
+  gboolean fail_closed;
+  const char *error;       /* otherwise its error holds this */
+} ConfigCase;
+
+static void
+test_config_reader (void **state)
+{
+  Fixture *f = *state;
+  static const ConfigCase cases[] = {
+    /* vmemd's other keys and sections are vmemd's to check. */
+    { "[daemon]\nsocket=/run/x.sock\nmystery=1\n[store]\nbackend=sqlite\n[hook]\ntimeout_ms=150\n"
+      "fail_closed=yes\n[nowhere]\nx=y\n",
+      TRUE, "/run/x.sock", 150, TRUE, NULL },
+    { "# only a comment\n\n   \n", TRUE, VMEM_DEFAULT_SOCKET, 2000, FALSE, NULL },
+    { "", TRUE, VMEM_DEFAULT_SOCKET, 2000, FALSE, NULL },
+    /* GKeyFile's escapes and white space, vmemd's strip. */
+    { "[daemon]\n  socket =  /run/a\\sb\\\\c\\t  \n", TRUE, "/run/a b\\c", 2000, FALSE, NULL },
+    /* The last value wins, across repeated sections too. */
+    { "[hook]\ntimeout_ms=300\n[daemon]\nsocket=/a\n[hook]\ntimeout_ms=400\nfail_closed=TRUE\n"
+      "fail_closed=0\n",
+      TRUE, "/a", 400, FALSE, NULL },
+    { "[hook]\r\ntimeout_ms=60000\r\nfail_closed=No\r\n", TRUE, VMEM_DEFAULT_SOCKET, 60000, FALSE,
+      NULL },
+    { "[hook]\ntimeout_ms=100\nfail_closed=1", TRUE, VMEM_DEFAULT_SOCKET, 100, TRUE, NULL },
+    { "[hook] \t\ntimeout_ms[de]=5\ntimeout_ms=2500\n", TRUE, VMEM_DEFAULT_SOCKET, 2500, FALSE,
+      NULL },
+    /* Not a key file: the defaults, and where. */
+    { "[hook]\nfail_closed=true\njust words\n", FALSE, NULL, 0, FALSE, ":3: line is not" },
+    { "fail_closed=true\n[hook]\n", FALSE, NULL, 0, FALSE, ":1: a key before" },
+    { "[hook\nfail_closed=true\n", FALSE, NULL, 0, FALSE, ":1: invalid group" },
+    { "[hook]x\n", FALSE, NULL, 0, FALSE, "invalid group" },
+    { "[hook]\nfail_closed=true\nfa]il=1\n", FALSE, NULL, 0, FALSE, ":3: invalid key" },
+    { "[hook]\nfail_closed=true\n=1\n", FALSE, NULL, 0, FALSE, ":3: line is not" },
+    { "[hook]\nfail_closed=true\n\xff\n", FALSE, NULL, 0, FALSE, "not a UTF-8 text file" },
+    /* A bad value of one of the three: all three are the defaults. */
+    { "[daemon]\nsocket=/s\n[hook]\nfail_closed=true\ntimeout_ms=99\n", FALSE, NULL, 0, FALSE,
+      ":5: [hook] timeout_ms: '99' is not a whole number from 100 to 60000" },
+    { "[hook]\ntimeout_ms=60001\n", FALSE, NULL, 0, FALSE, "not a whole number" },
+    { "[hook]\ntimeout_ms=+500\n", FALSE, NULL, 0, FALSE, "not a whole number" },
+    { "[hook]\ntimeout_ms=2 s\n", FALSE, NULL, 0, FALSE, "not a whole number" },
+    { "[hook]\ntimeout_ms=99999999999999999999999\n", FALSE, NULL, 0, FALSE,
+      "not a whole number" },
+    { "[hook]\ntimeout_ms=\n", FALSE, NULL, 0, FALSE, "not a whole number" },
+    { "[hook]\nfail_closed=maybe\n", FALSE, NULL, 0, FALSE, "'maybe' is not a boolean" },
+    { "[daemon]\nsocket=run/vmemd\n", FALSE, NULL, 0, FALSE, "is not an absolute path" },
+    { "[daemon]\nsocket=  \n", FALSE, NULL, 0, FALSE, "must not be empty" },
+    { "[daemon]\nsocket=/a\\qb\n", FALSE, NULL, 0, FALSE, "invalid escape sequence" },
+    { "[daemon]\nsocket=/a\\\n", FALSE, NULL, 0, FALSE, "escape character at end of line" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const ConfigCase *c = &cases[i];
+      assert_true (g_file_set_contents (f->config, c->text, -1, NULL));
+      char *socket = NULL, *error = NULL;
+      unsigned timeout_ms = 0;
+      bool fail_closed = false;
+      bool ok = vmem_hook_read_config (f->config, &socket, &timeout_ms, &fail_closed, &error);
+      if (ok != c->ok)
+        fail_msg ("case %zu: the hook %s it (%s)", i, ok ? "takes" : "refuses",
+                  error ? error : "no error");
+      if (ok)
+        {
+          assert_null (error);
+          assert_string_equal (socket, c->socket);
+          assert_int_equal (timeout_ms, c->timeout_ms);
+          assert_int_equal (fail_closed, c->fail_closed);
+        }
+      else
+        {
+          if (strstr (error, c->error) == NULL || !g_str_has_prefix (error, f->config))
+            fail_msg ("case %zu: '%s' lacks '%s'", i, error, c->error);
+          assert_string_equal (socket, VMEM_DEFAULT_SOCKET);
+          assert_int_equal (timeout_ms, VMEM_HOOK_DEFAULT_TIMEOUT_MS);
+          assert_false (fail_closed);
+        }
+
+      /* Whatever vmemd takes, the hook takes with the same values. */
+      g_autoptr(GError) daemon_error = NULL;
+      g_autoptr(VmemConfig) daemon = vmem_config_load (f->config, TRUE, &daemon_error);
+      if (daemon != NULL)
+        {
+          if (!ok)
+            fail_msg ("case %zu: vmemd takes it, the hook does not: %s", i, error);
+          assert_string_equal (socket, daemon->socket_path);
+          assert_int_equal (timeout_ms, daemon->hook_timeout_ms);
+          assert_int_equal (fail_closed, daemon->fail_closed);
+        }
+      free (socket);
+      free (error);
+    }
+
+  /* Missing: the defaults, no error.  Unreadable: the defaults, said. */
+  g_autofree char *missing = g_build_filename (f->dir, "missing.conf", NULL);
+  char *socket = NULL, *error = NULL;
+  unsigned timeout_ms = 0;
+  bool fail_closed = true;
+  assert_true (vmem_hook_read_config (missing, &socket, &timeout_ms, &fail_closed, &error));
+  assert_null (error);
+  assert_string_equal (socket, VMEM_DEFAULT_SOCKET);
+  assert_int_equal (timeout_ms, VMEM_HOOK_DEFAULT_TIMEOUT_MS);
+  assert_false (fail_closed);
+  free (socket);
+  assert_false (vmem_hook_read_config (f->dir, &socket, &timeout_ms, &fail_closed, &error));
+  if (strstr (error, "cannot read") == NULL)
+    fail_msg ("'%s'", error);
+  free (socket);
+  free (error);
+}
+
+/* The hook run with a config vmemd would refuse for another key still
+ * honours its own keys: here fail_closed, with no vmemd to ask. */
+static void
+test_config_other_keys_are_vmemds (void **state)
+{
+  Fixture *f = *state;
+  g_autofree char *text = g_strdup_printf ("[daemon]\nsocket=%s\nnot_a_key=1\n[hook]\n"
+                                           "timeout_ms=300\nfail_closed=true\n",
+                                           f->sock);
+  assert_true (g_file_set_contents (f->config, text, -1, NULL));
+  g_auto(Run) r = { 0 };
+  run_hook (f->config, "prepare", "begin", domain_xml, &r);
+  assert_int_equal (r.status, 1);
+  assert_one_line (r.err, "fail_closed is set");
+}
+
+/* --- the hook's JSON, both ways ---------------------------------------------------- */
+
+static void
+test_call_encodes_every_byte (void **state)
+{
+  Fixture *f = *state;
+  write_config (f, f->sock, 5000, FALSE);
+  g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, "{\"parameters\":{\"allow\":true}}");
+  /* Quotes, backslashes, every control character but NUL, slashes,
+   * non-ASCII: the call carries the XML exactly. */
+  g_autoptr(GString) xml = g_string_new ("<domain><name>vm1</name><description>\"\\/");
+  for (int c = 1; c < 0x20; c++)
+    g_string_append_c (xml, (char) c);
+  g_string_append (xml, "\x7f é 😀 &amp;</description></domain>");
+  char *argv[] = { (char *) hook_path (), (char *) "vm1", (char *) "prepare",
+                   (char *) "begin",      (char *) "a \"b\"\\c", NULL };
+  g_auto(Run) r = { 0 };
+  run_binary (argv, f->config, xml->str, xml->len, &r);
+  assert_int_equal (r.status, 0);
+  assert_string_equal (r.err, "");
+  g_autoptr(json_object) req = fake_daemon_request (d);
+  assert_non_null (req);
+  json_object *m = NULL, *p = NULL, *v = NULL;
+  assert_true (json_object_object_get_ex (req, "method", &m));
+  assert_string_equal (json_object_get_string (m), "io.vmemd.HookEvent");
+  assert_true (json_object_object_get_ex (req, "parameters", &p));
+  assert_true (json_object_object_get_ex (p, "xml", &v));
+  assert_string_equal (json_object_get_string (v), xml->str);
+  assert_true (json_object_object_get_ex (p, "extra", &v));
+  assert_string_equal (json_object_get_string (v), "a \"b\"\\c");
+  assert_false (json_object_object_get_ex (p, "uuid", &v));
+  assert_false (json_object_object_get_ex (req, "oneway", &v));
+}
+
+typedef struct {
+  const char *reply;
+  int status;        /* with fail_closed off */
+  const char *err;   /* in the one line on standard error; NULL: none */
+  const char *out;   /* what a restore prints */
+} ReplyCase;
+
+static void
+test_replies (void **state)
+{
+  Fixture *f = *state;
+  g_autoptr(GString) deep = g_string_new ("{\"parameters\":{\"allow\":true,\"x\":");
+  for (int i = 0; i < 40; i++)
+    g_string_append_c (deep, '[');
+  for (int i = 0; i < 40; i++)
+    g_string_append_c (deep, ']');
+  g_string_append (deep, "}}");
+  const ReplyCase cases[] = {
+    { "{\"parameters\":{\"allow\":true,\"xml\":\"<a>\\u00e9\\ud83d\\ude00\\\"\\\\\\/\\n</a>\"}}",
+      0, NULL, "<a>é😀\"\\/\n</a>" },
+    { " {\"parameters\" : { \"n\" : [1, -2.5e+3, 0.1E2, null, false, {}], \"allow\" : true } } \n",
+      0, NULL, "" },
+    { "{\"parameters\":{\"allow\":false,\"message\":\"no \\u00e9\"}}", 1, "no é", "" },
+    /* The last of a repeated member, as json-c. */
+    { "{\"parameters\":{\"allow\":true,\"allow\":false}}", 1, "vmemd refused", "" },
+    { "{\"parameters\":{\"allow\":true,\"message\":\"\\ud800 alone\"}}", 0, "\xef\xbf\xbd alone",
+      "" },
+    { "{\"parameters\":{\"allow\":\"yes\"}}", 0, "its reply has no allow field", "" },
+    { "{}", 0, "its reply has no allow field", "" },
+    { "{\"error\":\"org.varlink.service.InvalidParameter\",\"parameters\":{\"parameter\":\"xml\"}}",
+      0, "org.varlink.service.InvalidParameter: invalid parameter 'xml'", "" },
+    { "{\"error\":\"io.vmemd.X\"}", 0, "io.vmemd.X", "" },
+    { "{\"error\":5}", 0, "\"error\" is not an error name", "" },
+    { "{\"parameters\":[]}", 0, "\"parameters\" is not an object", "" },
+    { "{\"parameters\":{\"allow\":true},\"continues\":true}", 0, "\"continues\"", "" },
+    { "{\"parameters\":{\"allow\":true}} x", 0, "trailing data", "" },
+    { "[1]", 0, "array instead of a JSON object", "" },
+    { "{\"parameters\":{\"allow\":true}", 0, "truncated JSON", "" },
+    { "{\"parameters\":{\"allow\":tru}}", 0, "malformed message", "" },
+    { "{\"parameters\":{\"allow\":true,}}", 0, "malformed message", "" },
+    { "{\"parameters\":{\"allow\":true,\"x\":01}}", 0, "malformed message", "" },
+    { "{\"parameters\":{\"allow\":true,\"x\":\"a\tb\"}}", 0, "control character", "" },
+    { "{\"parameters\":{\"allow\":true,\"x\":\"\\x\"}}", 0, "invalid escape", "" },
+    { "{\"parameters\":{\"allow\":true,\"x\":\"\\u12\"}}", 0, "invalid \\u escape", "" },
+    { "{\"parameters\":{\"allow\":true,\"x\":\"\xff\"}}", 0, "not valid UTF-8", "" },
+    { "", 0, "malformed message: empty", "" },
+    { deep->str, 0, "nested too deep", "" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const ReplyCase *c = &cases[i];
+      g_autoptr(FakeDaemon) d = fake_daemon_new (f->dir, c->reply);
+      g_auto(Run) r = { 0 };
+      run_hook (f->config, "restore", "begin", domain_xml, &r);
+      if (r.status != c->status)
+        fail_msg ("reply %zu: exit %d, not %d (%s)", i, r.status, c->status, r.err);
+      assert_string_equal (r.out, c->out);
+      if (c->err == NULL)
+        assert_string_equal (r.err, "");
+      else
+        assert_one_line (r.err, c->err);
+    }
+}
+
 /* Sends @len bytes of XML padded with @pad; returns the request's
  * parameters, which always name the domain and its uuid. */
 static json_object *
@@ -1105,6 +1338,10 @@ main (void)
     cmocka_unit_test_setup_teardown (test_no_daemon_fail_closed_refuses_only_the_start, setup,
                                      teardown),
     cmocka_unit_test_setup_teardown (test_broken_config_uses_defaults, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_config_reader, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_config_other_keys_are_vmemds, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_call_encodes_every_byte, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_replies, setup, teardown),
     cmocka_unit_test_setup_teardown (test_stuck_config_is_cut_short, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_times_out_open, setup, teardown),
     cmocka_unit_test_setup_teardown (test_silent_daemon_fail_closed, setup, teardown),
