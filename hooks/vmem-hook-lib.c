@@ -86,8 +86,7 @@ backstop_disarm (void)
 }
 
 /* Out of memory: the answer decided up front, at once. */
-static void __attribute__ ((noreturn))
-no_memory (void)
+static void __attribute__ ((noreturn)) no_memory (void)
 {
   backstop_fire (0);
   _exit (backstop_status); /* not reached */
@@ -195,7 +194,7 @@ buf_steal (Buf *b)
   buf_reserve (b, 0);
   b->p[b->len] = '\0';
   char *p = b->p;
-  *b = (Buf) { 0 };
+  *b = (Buf){ 0 };
   return p;
 }
 
@@ -203,13 +202,15 @@ static void
 buf_clear (Buf *b)
 {
   free (b->p);
-  *b = (Buf) { 0 };
+  *b = (Buf){ 0 };
 }
 
+/* White space as GLib's g_ascii_isspace() has it, which vmemd's GKeyFile
+ * and g_strstrip() use: not the vertical tab. */
 static bool
 is_space (char c)
 {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f';
 }
 
 static bool
@@ -318,8 +319,7 @@ vmem_hook_may_refuse (const char *op, const char *subop)
 bool
 vmem_hook_passes_on (const char *op, const char *subop)
 {
-  return str_equal (op, "stopped") || str_equal (op, "release") ||
-         vmem_hook_may_refuse (op, subop);
+  return str_equal (op, "stopped") || str_equal (op, "release") || vmem_hook_may_refuse (op, subop);
 }
 
 unsigned
@@ -492,9 +492,12 @@ key_value_unescape (const char *v, const char **why)
           continue;
         }
       v++;
-      char c = *v == 's' ? ' ' : *v == 'n' ? '\n' : *v == 't' ? '\t' : *v == 'r' ? '\r'
-                                             : *v == '\\'                          ? '\\'
-                                                                                   : 0;
+      char c = *v == 's'    ? ' '
+               : *v == 'n'  ? '\n'
+               : *v == 't'  ? '\t'
+               : *v == 'r'  ? '\r'
+               : *v == '\\' ? '\\'
+                            : 0;
       if (c == 0)
         {
           *why = *v == '\0' ? "escape character at end of line" : "invalid escape sequence";
@@ -914,8 +917,7 @@ jparse_string (JParser *jp)
   while (jp->p < jp->end && *jp->p != '"')
     {
       const char *run = jp->p;
-      while (jp->p < jp->end && *jp->p != '"' && *jp->p != '\\' &&
-             (unsigned char) *jp->p >= 0x20)
+      while (jp->p < jp->end && *jp->p != '"' && *jp->p != '\\' && (unsigned char) *jp->p >= 0x20)
         jp->p++;
       buf_add (&s, run, (size_t) (jp->p - run));
       if (jp->p == jp->end || *jp->p == '"')
@@ -1032,7 +1034,7 @@ static JValue *
 jnew (JType type)
 {
   JValue *v = xrealloc (NULL, sizeof *v);
-  *v = (JValue) { .type = type };
+  *v = (JValue){ .type = type };
   return v;
 }
 
@@ -1104,8 +1106,9 @@ jparse_container (JParser *jp, int depth, bool object)
           jp->p++;
           return v;
         }
-      jp->error = jp->p == jp->end ? "truncated JSON" : object ? "expected ',' or '}'"
-                                                               : "expected ',' or ']'";
+      jp->error = jp->p == jp->end ? "truncated JSON"
+                  : object         ? "expected ',' or '}'"
+                                   : "expected ',' or ']'";
       goto bad;
     }
 
@@ -1179,8 +1182,7 @@ typedef struct {
   char *message;
 } CallError;
 
-static void
-call_fail (CallError *e, CallStatus status, const char *fmt, ...)
+static void call_fail (CallError *e, CallStatus status, const char *fmt, ...)
   __attribute__ ((format (printf, 3, 4)));
 
 static void
@@ -1413,7 +1415,7 @@ call (const char *path, const char *msg, size_t len, int timeout_ms, size_t max_
       if (n <= 0 && send_failed)
         {
           *e = send_error;
-          send_error = (CallError) { 0 };
+          send_error = (CallError){ 0 };
           goto out;
         }
       if (n < 0)
@@ -1434,8 +1436,7 @@ call (const char *path, const char *msg, size_t len, int timeout_ms, size_t max_
 
   size_t mlen = strlen (in.p); /* a NUL is known to end the message */
   if (mlen > max_message)
-    call_fail (e, CALL_FAILED, "bad reply from vmemd: message larger than %zu bytes",
-               max_message);
+    call_fail (e, CALL_FAILED, "bad reply from vmemd: message larger than %zu bytes", max_message);
   else if (mlen == 0)
     call_fail (e, CALL_FAILED, "bad reply from vmemd: malformed message: empty");
   else if (!utf8_valid (in.p, mlen))
@@ -1677,8 +1678,8 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, int64_t star
     refuse ? xasprintf ("vmem-hook: refusing to start %s: vmemd did not answer in %u ms and "
                         "fail_closed is set\n",
                         domain, budget_ms)
-           : xasprintf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n",
-                        op, subop, domain, budget_ms);
+           : xasprintf ("vmem-hook: %s %s of %s goes ahead without vmemd: no answer in %u ms\n", op,
+                        subop, domain, budget_ms);
   int64_t left_at_arm = (deadline - now_us ()) / 1000;
   backstop_arm ((int) (left_at_arm > 0 ? left_at_arm : 0) + VMEM_HOOK_GRACE_MS, refuse ? 1 : 0,
                 last_word);
@@ -1711,9 +1712,9 @@ hook_run (int argc, char **argv, int in_fd, int out_fd, int err_fd, int64_t star
 
   /* vmemd needs the XML only to answer. */
   size_t len = 0;
-  autofree char *msg = build_call (op, subop, extra, domain, uuid,
-                                   waits && xml_missing == NULL ? xml : NULL, !waits,
-                                   waits ? &xml_missing : &(char *) { NULL }, &len);
+  autofree char *msg =
+    build_call (op, subop, extra, domain, uuid, waits && xml_missing == NULL ? xml : NULL, !waits,
+                waits ? &xml_missing : &(char *){ NULL }, &len);
   if (waits && xml_missing != NULL)
     syslog (LOG_WARNING, "%s %s of %s: %s; not sent", op, subop, domain, xml_missing);
 

@@ -18,7 +18,7 @@
 #define VMEM_VARLINK_MAX_MESSAGE (1024 * 1024) /* bytes, NUL excluded */
 /* The largest domain XML vmemd takes anywhere: what the hook reads from
  * libvirt, what the XML reader parses and what one HookEvent carries. */
-#define VMEM_VARLINK_MAX_XML     (16 * 1024 * 1024)
+#define VMEM_VARLINK_MAX_XML (16 * 1024 * 1024)
 /* The message limit for root (the hook) in both directions: a HookEvent
  * with the largest domain XML, JSON-escaped (valid XML at most doubles:
  * quotes, backslashes, tabs and newlines), and its reply. */

@@ -747,6 +747,10 @@ test_config_reader (void **state)
     { "", TRUE, VMEM_DEFAULT_SOCKET, 2000, FALSE, NULL },
     /* GKeyFile's escapes and white space, vmemd's strip. */
     { "[daemon]\n  socket =  /run/a\\sb\\\\c\\t  \n", TRUE, "/run/a b\\c", 2000, FALSE, NULL },
+    /* GLib's white space has no vertical tab: a key "\vsocket" (which
+     * vmemd refuses as unknown), and a socket ending in one. */
+    { "[daemon]\n\vsocket=/a\n", TRUE, VMEM_DEFAULT_SOCKET, 2000, FALSE, NULL },
+    { "[daemon]\nsocket=/a\v\n", TRUE, "/a\v", 2000, FALSE, NULL },
     /* The last value wins, across repeated sections too. */
     { "[hook]\ntimeout_ms=300\n[daemon]\nsocket=/a\n[hook]\ntimeout_ms=400\nfail_closed=TRUE\n"
       "fail_closed=0\n",
