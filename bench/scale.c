@@ -356,10 +356,11 @@ moved (const char *uuid, guint64 to_mib, gpointer data)
 
 /* ---- the hook's calls, from another thread -------------------------------- */
 
-/* The floor: a server on a thread of the same process that answers every
- * call at once without reading it, the least any daemon can do here.  The
- * hook thread calls it right after each call to vmemd, so that both see
- * the same machine; what vmemd adds is its answer over the floor's. */
+/* A minimal server: a thread of the same process that answers every call
+ * at once without parsing it.  The hook thread calls it right after each
+ * call to vmemd, so that both see the same machine at the same moment: it
+ * is the baseline of what any server's answer waits for here (a thread
+ * woken from poll(), where vmemd's main loop may be running already). */
 typedef struct {
   int fd;
   gint stop;
@@ -425,7 +426,7 @@ typedef struct {
   GArray *all_ms;     /* every call */
   GArray *cycle_ms;   /* calls sent or answered while a cycle's statistics were handled */
   GArray *outside_ms; /* the others: the baseline */
-  GArray *floor_cycle_ms;   /* the floor's answers, the same way */
+  GArray *floor_cycle_ms;   /* the minimal server's answers, the same way */
   GArray *floor_outside_ms;
   guint failed;
   char *first_error;
@@ -510,7 +511,7 @@ hook_thread (gpointer data)
           g_array_append_val (during ? h->cycle_ms : h->outside_ms, ms);
         }
 
-      /* The same call to the floor. */
+      /* The same call to the minimal server. */
       g_autoptr(GError) floor_error = NULL;
       during = g_atomic_int_get (&h->fleet->in_cycle);
       t0 = g_get_monotonic_time ();
@@ -973,6 +974,8 @@ bench_config (const char *db, const char *sock)
 int
 main (int argc, char **argv)
 {
+  /* The allocator as vmemd's main() sets it, before any thread starts. */
+  vmem_daemon_tune_allocator ();
   guint n = 1000, workloads = 50, hours = 24, interval = 10, peers = 100, days = 90;
   g_autofree char *keep = NULL;
   const GOptionEntry entries[] = {
@@ -1285,18 +1288,18 @@ main (int argc, char **argv)
           out99 > 0 ? in99 / out99 : 0, in99 - out99);
   double f_in50 = pct (hooker.floor_cycle_ms, 50), f_in99 = pct (hooker.floor_cycle_ms, 99),
          f_out50 = pct (hooker.floor_outside_ms, 50), f_out99 = pct (hooker.floor_outside_ms, 99);
-  printf ("  the floor (the same call to a server on a thread of this process that answers at "
-          "once, called right after each):\n"
+  printf ("  a minimal server (the same call to a thread of this process that answers at once, "
+          "right after each):\n"
           "    outside cycles: p50 %.2f ms   p95 %.2f ms   p99 %.2f ms   n = %u\n"
           "    while a cycle's statistics were handled: p50 %.2f ms   p95 %.2f ms   p99 %.2f ms   "
           "n = %u\n",
           f_out50, pct (hooker.floor_outside_ms, 95), f_out99, hooker.floor_outside_ms->len,
           f_in50, pct (hooker.floor_cycle_ms, 95), f_in99, hooker.floor_cycle_ms->len);
-  printf ("  vmemd over the floor, while a cycle's statistics were handled: p50 %+.2f ms (%.2f×), "
-          "p99 %+.2f ms (%.2f×)%s\n",
+  printf ("  vmemd against the minimal server, while a cycle's statistics were handled: "
+          "p50 %+.2f ms (%.2f×), p99 %+.2f ms (%.2f×)%s\n",
           in50 - f_in50, f_in50 > 0 ? in50 / f_in50 : 0, in99 - f_in99,
           f_in99 > 0 ? in99 / f_in99 : 0,
-          f_in99 >= 2.0 ? "; the floor's own p99 is over the 2 ms target on this machine" : "");
+          f_in99 >= 2.0 ? "; the minimal server's own p99 is over 2 ms here" : "");
   printf ("  all calls: p50 %.2f ms   p99 %.2f ms   n = %u\n", pct (hooker.all_ms, 50),
           pct (hooker.all_ms, 99), hooker.all_ms->len);
   if (hooker.served_count > 0)
