@@ -423,6 +423,8 @@ typedef struct {
   const char *socket;
   const char *floor_socket;
   gint stop;
+  gint calls_done;   /* the thread made its last call (atomic) */
+  gint read_metrics; /* go on to read the daemon's metrics (atomic) */
   GArray *all_ms;     /* every call */
   GArray *cycle_ms;   /* calls sent or answered while a cycle's statistics were handled */
   GArray *outside_ms; /* the others: the baseline */
@@ -524,6 +526,11 @@ hook_thread (gpointer data)
         g_array_append_val (during ? h->floor_cycle_ms : h->floor_outside_ms, ms);
       g_usleep (2000);
     }
+  /* The daemon's memory is measured now; only then the metrics, whose
+   * reply (several MB of JSON) is the benchmark's, not the daemon's. */
+  g_atomic_int_set (&h->calls_done, 1);
+  while (!g_atomic_int_get (&h->read_metrics))
+    g_usleep (1000);
   g_autoptr(GError) error = NULL;
   g_autoptr(json_object) params = json_object_new_object ();
   json_object_object_add (params, "format", json_object_new_string ("json"));
@@ -974,8 +981,6 @@ bench_config (const char *db, const char *sock)
 int
 main (int argc, char **argv)
 {
-  /* The allocator as vmemd's main() sets it, before any thread starts. */
-  vmem_daemon_tune_allocator ();
   guint n = 1000, workloads = 50, hours = 24, interval = 10, peers = 100, days = 90;
   g_autofree char *keep = NULL;
   const GOptionEntry entries[] = {
@@ -1171,7 +1176,12 @@ main (int argc, char **argv)
   double proc = process_cpu_s () - p0 - measure_cpu;
   double load1 = load_average ();
   g_atomic_int_set (&hooker.stop, 1);
+  while (!g_atomic_int_get (&hooker.calls_done))
+    g_main_context_iteration (NULL, FALSE);
+  Mem end = mem_now ();
+  double hwm = (double) status_kib ("VmHWM:") / 1024.0;
   /* Its last call reads the daemon's metrics: the main loop answers it. */
+  g_atomic_int_set (&hooker.read_metrics, 1);
   while (!g_atomic_int_get (&hooker.done))
     g_main_context_iteration (NULL, TRUE);
   g_thread_join (hook);
@@ -1179,8 +1189,6 @@ main (int argc, char **argv)
   g_thread_join (floor_server_thread);
   close (floor_server.fd);
   g_unlink (floor_sock);
-  Mem end = mem_now ();
-  double hwm = (double) status_kib ("VmHWM:") / 1024.0;
   sqlite3_int64 sql_now = 0, sql_high = 0;
   sqlite3_status64 (SQLITE_STATUS_MEMORY_USED, &sql_now, &sql_high, 0);
   double cpu50 = pct (cpu, 50), cpu99 = pct (cpu, 99), cpumax = pct (cpu, 100);

@@ -121,7 +121,6 @@ main (int argc, char **argv)
     { NULL }
   };
 
-  vmem_daemon_tune_allocator ();
   setlocale (LC_ALL, "");
   g_autoptr(GOptionContext) ctx = g_option_context_new ("- workload-aware memory for libvirt guests");
   g_option_context_add_main_entries (ctx, entries, NULL);

@@ -1256,16 +1256,6 @@ restage_candidates (VmemDaemon *daemon, GHashTable *workloads)
   return out;
 }
 
-gboolean
-vmem_daemon_tune_allocator (void)
-{
-  const char *tunables = g_getenv ("GLIBC_TUNABLES");
-  if (g_getenv ("MALLOC_ARENA_MAX") != NULL ||
-      (tunables != NULL && strstr (tunables, "glibc.malloc.arena_max") != NULL))
-    return FALSE;
-  return mallopt (M_ARENA_MAX, 1) == 1;
-}
-
 /* malloc_trim on a thread of its own; the cycle ends when it is done. */
 struct _TrimJob {
   VmemDaemon *daemon; /* NULL once the daemon stops or the cycle ended without it */

@@ -17,16 +17,6 @@ typedef struct _VmemDaemon VmemDaemon;
 
 /* Opens the store and loads profiles and peaks.  Takes ownership of
  * @config. */
-/* The process's allocator as vmemd wants it; call first thing in main(),
- * before any thread starts.  One glibc malloc arena for all threads,
- * unless the environment chose (MALLOC_ARENA_MAX, or
- * glibc.malloc.arena_max in GLIBC_TUNABLES): the daemon's threads
- * allocate little at a time, and each thread's own arena kept what its
- * cycles freed, which malloc_trim() cannot give back (bench-scale, 1,000
- * domains: RSS 41 MiB with per-thread arenas, 23 MiB with one).  Returns
- * TRUE when it set the limit. */
-gboolean vmem_daemon_tune_allocator (void);
-
 VmemDaemon *vmem_daemon_new (VmemConfig *config, GError **error);
 void        vmem_daemon_free (VmemDaemon *daemon);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (VmemDaemon, vmem_daemon_free)

@@ -1,11 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "vmem-hostmem.h"
-#include "vmem-daemon.h"
-
-#include <malloc.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -87,56 +81,10 @@ test_read (void **state)
   g_rmdir (dir);
 }
 
-/* --- the allocator as vmemd sets it ------------------------------------------- */
-
-static gpointer
-allocate_on_a_thread (gpointer data)
-{
-  /* A thread's first allocation takes an arena of its own unless limited. */
-  for (int i = 0; i < 100; i++)
-    free (g_malloc (4096 + (gsize) i));
-  return NULL;
-}
-
-static guint
-arenas (void)
-{
-  char *text = NULL;
-  size_t len = 0;
-  FILE *f = open_memstream (&text, &len);
-  assert_non_null (f);
-  assert_int_equal (malloc_info (0, f), 0);
-  fclose (f);
-  guint n = 0;
-  for (const char *p = text; (p = strstr (p, "<heap nr=")) != NULL; p++)
-    n++;
-  free (text);
-  return n;
-}
-
-/* Runs first, before any thread of this process has allocated. */
-static void
-test_one_arena (void **state)
-{
-  /* The administrator's choice is left alone. */
-  g_setenv ("MALLOC_ARENA_MAX", "4", TRUE);
-  assert_false (vmem_daemon_tune_allocator ());
-  g_unsetenv ("MALLOC_ARENA_MAX");
-  g_setenv ("GLIBC_TUNABLES", "glibc.malloc.arena_max=4", TRUE);
-  assert_false (vmem_daemon_tune_allocator ());
-  g_unsetenv ("GLIBC_TUNABLES");
-
-  assert_true (vmem_daemon_tune_allocator ());
-  for (int t = 0; t < 4; t++)
-    g_thread_join (g_thread_new ("allocates", allocate_on_a_thread, NULL));
-  assert_int_equal (arenas (), 1);
-}
-
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_one_arena),
     cmocka_unit_test (test_meminfo),
     cmocka_unit_test (test_psi),
     cmocka_unit_test (test_read),
